@@ -1,0 +1,3 @@
+from pgherd.cli.main import main
+
+main()

@@ -1,0 +1,131 @@
+"""Talking to agents: the only way the CLI reaches a node.
+
+Plain ``http.client`` from the standard library: the CLI starts in a fraction of the time
+it takes with httpx (0.2 s of imports here), and ``cluster show`` should answer in well
+under half a second.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+
+from pgherd.config import NodeConfig
+from pgherd.errors import AgentError, AgentUnreachable, Refused
+from pgherd.model.status import NodeStatus, unreachable
+
+if TYPE_CHECKING:
+    from pgherd.model.doctor import NodeFacts
+
+T = TypeVar("T")
+
+
+class AgentClient:
+    def __init__(self, node: NodeConfig, token: str | None = None, timeout: float = 5.0) -> None:
+        self.node = node
+        self.token = token
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        timeout: float | None = None,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[int, Any]:
+        """Send one request; returns the HTTP status and the decoded JSON body."""
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if params:
+            path = f"{path}?{urlencode(params)}"
+        conn = http.client.HTTPConnection(
+            self.node.api_host, self.node.api_port, timeout=timeout or self.timeout
+        )
+        try:
+            conn.request(method, path, body=payload, headers=headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise AgentUnreachable(
+                f"the agent of {self.node.name} at {self.node.api_url} did not answer "
+                f"({type(exc).__name__}: {exc})",
+                f"is it running? start it with `pgherd agent run --node {self.node.name}`",
+            ) from None
+        finally:
+            conn.close()
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = {"error": raw.decode(errors="replace").strip()}
+        return response.status, data
+
+    def _request(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
+        status, data = self.request(method, path, timeout, **kw)
+        if status >= 400:
+            raise _error_from(self.node.name, status, data)
+        return data
+
+    def healthy(self, timeout: float = 2.0) -> tuple[bool, str]:
+        """Whether the node's PostgreSQL runs, as ``GET /health`` says, and its state."""
+        status, data = self.request("GET", "/health", timeout)
+        state = data.get("state", "?") if isinstance(data, dict) else "?"
+        return status == 200, str(state)
+
+    def status(self) -> NodeStatus:
+        return NodeStatus.model_validate(self._request("GET", "/status"))
+
+    def facts(self) -> NodeFacts:
+        from pgherd.model.doctor import NodeFacts
+
+        return NodeFacts.model_validate(self._request("GET", "/facts"))
+
+    def start_postgres(self, timeout: float = 90) -> NodeStatus:
+        return NodeStatus.model_validate(self._request("POST", "/postgres/start", timeout))
+
+    def stop_postgres(self, mode: str = "fast", timeout: float = 90) -> NodeStatus:
+        return NodeStatus.model_validate(
+            self._request("POST", "/postgres/stop", timeout, params={"mode": mode})
+        )
+
+    def restart_postgres(self, timeout: float = 150) -> NodeStatus:
+        return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+
+def _error_from(node: str, status: int, body: Any) -> Exception:
+    detail = body.get("detail", body) if isinstance(body, dict) else {}
+    if isinstance(detail, dict):
+        message, hint = detail.get("error"), detail.get("hint", "")
+    else:  # FastAPI's validation errors: a list of problems
+        message, hint = str(detail), ""
+    text = f"{node}: {message or f'HTTP {status}'}"
+    if status == 409:
+        return Refused(text, hint)
+    return AgentError(text, hint or f"HTTP {status} from the agent of {node}")
+
+
+def fan_out(nodes: Sequence[NodeConfig], call: Callable[[NodeConfig], T]) -> list[T]:
+    """``call`` for every node at once; results in the nodes' order."""
+    with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
+        return list(pool.map(call, nodes))
+
+
+def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStatus]:
+    """Every node's status; a node whose agent does not answer is marked unreachable."""
+
+    def one(node: NodeConfig) -> NodeStatus:
+        try:
+            return AgentClient(node, timeout=timeout).status()
+        except (AgentUnreachable, AgentError) as exc:
+            return unreachable(node.name, exc.message)
+
+    return fan_out(nodes, one)

@@ -1,0 +1,1 @@
+"""What people type: the ``pgherd`` command (Typer + rich)."""

@@ -1,0 +1,110 @@
+"""pgherd cluster show, pgherd connstr."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pgherd.api.client import statuses
+from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
+from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.model import cluster as cluster_model
+from pgherd.model.cluster import ClusterView, NodeRow
+from pgherd.pg import conninfo
+
+app = typer.Typer(help="The cluster as a whole.")
+
+
+@app.command()
+def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Every node: role, state, upstream, timeline, LSN and lag. Exits 3 when degraded."""
+    config = load_config(config_file)
+
+    def node_at(host: str | None, port: int | None) -> str | None:
+        node = config.node_at(host, port)
+        return node.name if node else (f"{host}:{port}" if host else None)
+
+    view = cluster_model.view(statuses(config.nodes), node_at)
+    if as_json:
+        print_json(view_json(config.cluster, view))
+    else:
+        console.print(view_table(config.cluster, view))
+        for problem in view.problems:
+            console.print(f"[yellow]![/] {problem}", soft_wrap=True)
+    if view.problems:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+def row_json(row: NodeRow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "role": str(row.role),
+        "state": row.state,
+        "primary": row.is_primary,
+        "upstream": row.upstream,
+        "timeline": row.timeline,
+        "lsn": str(row.lsn) if row.lsn else None,
+        "lag_bytes": row.lag_bytes,
+        "lag_seconds": row.lag_seconds,
+        "system_identifier": row.system_identifier,
+        "problem": row.problem,
+    }
+
+
+def view_json(name: str, view: ClusterView) -> dict[str, Any]:
+    return {
+        "cluster": name,
+        "health": str(view.health),
+        "primary": view.primary,
+        "system_identifier": view.system_identifier,
+        "problems": list(view.problems),
+        "nodes": [row_json(r) for r in view.rows],
+    }
+
+
+STATE_STYLE = {
+    "running": "green",
+    "streaming": "green",
+    "catchup": "yellow",
+    "not streaming": "red",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "stopped": "red",
+    "crashed": "red",
+    "unreachable": "red",
+}
+
+
+def view_table(name: str, view: ClusterView) -> Table:
+    table = Table(title=f"cluster {name} ({view.health})", title_justify="left")
+    for column in ("Node", "Role", "State", "Upstream", "TL", "LSN", "Lag", "Lag time"):
+        table.add_column(column, justify="right" if column.startswith("Lag") else "left")
+    for row in view.rows:
+        style = STATE_STYLE.get(row.state, "")
+        table.add_row(
+            f"* {row.name}" if row.is_primary else f"  {row.name}",
+            str(row.role),
+            f"[{style}]{row.state}[/]" if style else row.state,
+            row.upstream or "",
+            str(row.timeline) if row.timeline is not None else "-",
+            str(row.lsn) if row.lsn else "-",
+            human_bytes(row.lag_bytes),
+            human_seconds(row.lag_seconds),
+        )
+    return table
+
+
+def connstr(
+    node: NodeArg,
+    replication: Annotated[
+        bool, typer.Option("--replication", help="as the replication role (for pg_basebackup)")
+    ] = False,
+    config_file: ConfigOpt = None,
+) -> None:
+    """A libpq URI for NODE, for psql and scripts (the password comes from the passfile)."""
+    config = load_config(config_file)
+    target = config.node(node)
+    user = config.replication_user if replication else config.superuser
+    print(conninfo.uri(target.host, target.port, user, config.passfile))

@@ -1,0 +1,68 @@
+"""pgherd lab up|down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pgherd.cli.output import RichReporter, console, human_seconds
+from pgherd.lab import layout
+from pgherd.pg import conninfo
+
+app = typer.Typer(help="A whole cluster on this machine, for demos, tests and learning.")
+
+DirOpt = Annotated[
+    Path, typer.Option("--dir", help="directory that holds the lab (config, data, logs)")
+]
+
+
+@app.command()
+def up(
+    directory: DirOpt,
+    nodes: Annotated[int, typer.Option("--nodes", help="number of nodes")] = 3,
+    port_base: Annotated[
+        int,
+        typer.Option(
+            "--port-base",
+            help=f"first PostgreSQL port; agents' API ports start {layout.API_PORT_OFFSET} above",
+        ),
+    ] = layout.DEFAULT_PORT_BASE,
+    os_user: Annotated[
+        str, typer.Option("--os-user", help="OS user that runs PostgreSQL")
+    ] = "postgres",
+    pg_bin: Annotated[
+        Path | None, typer.Option("--pg-bin", help="directory of PostgreSQL's programs")
+    ] = None,
+) -> None:
+    """Create a cluster (one primary, the rest streaming standbys) and start it; on an
+    existing lab directory, start it again without re-initialising."""
+    from pgherd.lab import lifecycle
+
+    result = lifecycle.up(directory, nodes, port_base, os_user, pg_bin, RichReporter())
+    config = result.config
+    verb = "created" if result.created else "started"
+    console.print(
+        f"\nLab {verb} in {human_seconds(result.seconds)}: {len(config.nodes)} nodes, "
+        f"config {result.config_path}\n"
+    )
+    console.print(f"  export PGHERD_CONFIG={result.config_path}")
+    console.print("  pgherd cluster show")
+    for node in config.nodes:
+        uri = conninfo.uri(node.host, node.port, config.superuser, config.passfile)
+        console.print(f"  psql '{uri}'   # {node.name}", soft_wrap=True)
+    console.print(f"  pgherd lab down --dir {result.config_path.parent}")
+
+
+@app.command()
+def down(
+    directory: DirOpt,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="also delete the lab directory and its data")
+    ] = False,
+) -> None:
+    """Stop every agent and server of the lab (fast, clean shutdown)."""
+    from pgherd.lab import lifecycle
+
+    lifecycle.down(directory, purge, RichReporter())

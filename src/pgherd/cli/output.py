@@ -1,0 +1,81 @@
+"""How the CLI prints: rich for people, plain JSON for scripts, one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from pgherd.pg.basebackup import Progress as CopyProgress
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EXIT_ERROR = 1
+EXIT_DEGRADED = 3
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def error(text: str) -> None:
+    err_console.print(f"[bold red]error:[/] {text}", soft_wrap=True)
+
+
+class RichReporter:
+    """Steps as check-marked lines; copies as progress bars with size, rate and ETA."""
+
+    def step(self, text: str) -> None:
+        console.print(f"[green]✓[/] {text}", soft_wrap=True)
+
+    @contextlib.contextmanager
+    def progress(self, label: str) -> Iterator[Callable[[CopyProgress], None]]:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        with Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(label, total=None)
+
+            def update(p: CopyProgress) -> None:
+                bar.update(task, completed=p.done_bytes, total=p.total_bytes)
+
+            yield update
+
+
+def human_bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(size) < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
+def human_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"

@@ -1,0 +1,214 @@
+"""pgherd.yaml: the cluster's description, validated once into typed, frozen objects.
+
+Secrets are never in this file: it names a passfile (pgpass format, mode 0600) for the
+database roles and a token file for the agents' API, so the config itself can be shown,
+copied and kept under version control.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from pgherd.errors import ConfigError, UnknownNode
+
+CONFIG_ENV = "PGHERD_CONFIG"
+TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
+DEFAULT_CONFIG = Path("pgherd.yaml")
+
+# Node names become replication slot and application names: slot names allow only
+# lower-case letters, digits and underscores, so names are held to that from the start.
+NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path, got {str(path)!r}")
+    return path
+
+
+AbsPath = Annotated[Path, AfterValidator(_absolute)]
+SettingValue = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeConfig(_Strict):
+    """One PostgreSQL server and its agent.
+
+    ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
+    what pgherd keeps beside it: the socket directory, the server and agent logs.
+    """
+
+    name: NodeName
+    host: str = "127.0.0.1"
+    port: Port = 5432
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8008
+    data_dir: AbsPath
+    home: AbsPath | None = None
+    pg_bin: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _socket_fits(self) -> Self:
+        # A Unix socket path is limited to 107 bytes; ".s.PGSQL.65535" adds 15.
+        if len(str(self.socket_dir).encode()) + 15 > 107:
+            raise ValueError(
+                f"the path {self.socket_dir} is too long for a Unix socket; "
+                "use a shorter data_dir or home"
+            )
+        return self
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home or self.data_dir.parent
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home_dir / "run"
+
+    @property
+    def server_log(self) -> Path:
+        return self.home_dir / "postgresql.log"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.home_dir / "agent.log"
+
+    @property
+    def agent_pid_file(self) -> Path:
+        return self.home_dir / "agent.pid"
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+
+class ClusterConfig(_Strict):
+    cluster: NodeName
+    os_user: str = "postgres"
+    pg_bin: AbsPath | None = None
+    superuser: RoleName = "postgres"
+    replication_user: RoleName = "replicator"
+    passfile: AbsPath
+    api_token_file: AbsPath
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
+    nodes: tuple[NodeConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        _require_unique("node name", [n.name for n in self.nodes])
+        _require_unique("PostgreSQL address", [f"{n.host}:{n.port}" for n in self.nodes])
+        _require_unique("agent API address", [f"{n.api_host}:{n.api_port}" for n in self.nodes])
+        _require_unique("data directory", [str(n.data_dir) for n in self.nodes])
+        _require_unique("node home", [str(n.home_dir) for n in self.nodes])
+        for key in self.settings:
+            if not key.replace("_", "").replace(".", "").isalnum():
+                raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+        return self
+
+    def node(self, name: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise UnknownNode(name, self.node_names)
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    def node_at(self, host: str | None, port: int | None) -> NodeConfig | None:
+        """The node listening at host:port, as a standby's wal receiver reports its sender."""
+        for node in self.nodes:
+            if node.port == port and node.host == host:
+                return node
+        return None
+
+    def pg_bin_for(self, node: NodeConfig) -> Path | None:
+        return node.pg_bin or self.pg_bin
+
+
+def _require_unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"two nodes share the {what} {value}")
+        seen.add(value)
+
+
+def config_path(explicit: Path | None) -> Path:
+    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load(path: Path) -> ClusterConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file at {path}",
+            f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse(raw, source=str(path))
+
+
+def parse(raw: Any, source: str = "pgherd.yaml") -> ClusterConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return ClusterConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation error as ``where: what`` (one line)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "top level"
+    message = first["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more)" if more else ""
+    return f"{where}: {message}{suffix}"
+
+
+def dump(config: ClusterConfig) -> str:
+    data = config.model_dump(mode="json", exclude_defaults=False)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def read_token(config: ClusterConfig) -> str:
+    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
+    env = os.environ.get(TOKEN_ENV)
+    if env:
+        return env.strip()
+    try:
+        token = config.api_token_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the API token file {config.api_token_file}: {exc.strerror}",
+            f"run as a user that can read it, or set {TOKEN_ENV}",
+        ) from None
+    if not token:
+        raise ConfigError(f"the API token file {config.api_token_file} is empty")
+    return token

@@ -1,0 +1,150 @@
+"""``pgherd agent run``: one per node; owns its PostgreSQL and serves the HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from pgherd import config as config_mod
+from pgherd.api.app import create_app
+from pgherd.errors import PgherdError
+from pgherd.ha import facts as facts_mod
+from pgherd.ha import status as status_mod
+from pgherd.ha.supervisor import Supervisor
+from pgherd.model.doctor import NodeFacts
+from pgherd.model.status import NodeStatus, PgState
+from pgherd.physical.local_node import LocalNode
+
+log = logging.getLogger("pgherd.agent")
+
+PROCESS_NAME = b"pgherd-agent"  # what `ps -o comm` and /proc/PID/comm show
+WATCH_INTERVAL = 0.5
+
+
+class Agent:
+    def __init__(self, local: LocalNode, token: str) -> None:
+        self.local = local
+        self.token = token
+        self.supervisor = Supervisor(local.instance)
+        self._stop = threading.Event()
+        self._action_lock = threading.Lock()
+
+    # ---- AgentPort ---------------------------------------------------------------------
+
+    def status(self) -> NodeStatus:
+        sup = self.supervisor
+        return status_mod.collect(
+            self.local, sup.state(), sup.desired, sup.pid, sup.restarts, sup.last_error
+        )
+
+    def facts(self) -> NodeFacts:
+        return facts_mod.gather(self.local, self.supervisor.state() is PgState.RUNNING)
+
+    def start_postgres(self) -> None:
+        with self._action_lock:
+            log.info("starting postgres (asked through the API)")
+            self.supervisor.start()
+
+    def stop_postgres(self, mode: str) -> None:
+        with self._action_lock:
+            log.info("stopping postgres, %s mode (asked through the API)", mode)
+            self.supervisor.stop(mode)
+
+    def restart_postgres(self) -> None:
+        with self._action_lock:
+            log.info("restarting postgres (asked through the API)")
+            self.supervisor.restart()
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def boot(self) -> None:
+        """Adopt a running postmaster, or start one if the data directory holds a cluster."""
+        self.local.prepare_home()
+        if self.supervisor.adopt():
+            return
+        if not self.local.instance.exists:
+            log.warning("%s holds no cluster yet; waiting", self.local.node.data_dir)
+            return
+        try:
+            self.supervisor.start()
+        except PgherdError as exc:
+            log.exception("could not start postgres: %s", exc.one_line())
+
+    def watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            try:
+                sentence = self.supervisor.tick()
+            except Exception:
+                log.exception("watch step failed")
+                continue
+            if sentence:
+                log.warning("%s", sentence)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with self._action_lock:
+            self.supervisor.stop("fast")
+
+
+def set_process_name(name: bytes) -> None:
+    """Name this process (prctl PR_SET_NAME) so lab down and ps can tell agents apart."""
+    pr_set_name = 15
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_name, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def run(config_path: Path, node_name: str) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {node_name} %(levelname)s %(name)s: %(message)s",
+    )
+    config = config_mod.load(config_path)
+    local = LocalNode.open(config, node_name)
+    agent = Agent(local, config_mod.read_token(config))
+    set_process_name(PROCESS_NAME)
+    pid_file = local.node.agent_pid_file
+    local.prepare_home()
+    local.user.write_file(pid_file, f"{os.getpid()}\n", mode=0o644)
+    log.info(
+        "agent for %s: PostgreSQL %s in %s as OS user %s; API on %s",
+        node_name,
+        local.pgbin.version,
+        local.node.data_dir,
+        local.user.name,
+        local.node.api_url,
+    )
+    agent.boot()
+    watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
+    watcher.start()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
+        # a `finally` after server.run() could run: stop PostgreSQL here instead.
+        log.info("agent stopping: shutting postgres down")
+        agent.shutdown()
+        pid_file.unlink(missing_ok=True)
+        log.info("agent stopped")
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(agent, lifespan),
+            host=local.node.api_host,
+            port=local.node.api_port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    server.run()

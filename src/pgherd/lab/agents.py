@@ -1,0 +1,103 @@
+"""Agents as background processes on this machine: start, find, wait for, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pgherd.api.client import AgentClient
+from pgherd.config import NodeConfig
+from pgherd.errors import AgentUnreachable, PgherdError, TimedOut, last_lines
+from pgherd.pg import process
+
+AGENT_COMM = "pgherd-agent"
+
+
+def running_agent(node: NodeConfig) -> int | None:
+    """The PID of the node's agent if it runs (checked by name, so a reused PID is not it)."""
+    try:
+        pid = int(node.agent_pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if process.is_alive(pid) and process.command_name(pid) == AGENT_COMM:
+        return pid
+    return None
+
+
+def spawn(config_path: Path, node: NodeConfig) -> int:
+    """Start ``pgherd agent run`` for ``node`` detached from us; its output goes to its log."""
+    log_fd = os.open(node.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pgherd",
+                "agent",
+                "run",
+                "--node",
+                node.name,
+                "--config",
+                str(config_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log_fd)
+    return proc.pid
+
+
+def wait_healthy(node: NodeConfig, pid: int, timeout: float = 60) -> None:
+    """Wait until the agent answers and its PostgreSQL runs; fail early if the agent dies."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if not process.is_alive(pid):
+            process.reap(pid)
+            raise PgherdError(
+                f"the agent of {node.name} exited: {agent_log_tail(node)}",
+                f"see {node.agent_log} and {node.server_log}",
+            )
+        try:
+            ok, state = AgentClient(node).healthy()
+        except AgentUnreachable:
+            ok, state = False, "no answer"
+        if ok:
+            return
+        last = f"state {state}"
+        time.sleep(0.1)
+    raise TimedOut(
+        f"{node.name} was not healthy within {timeout:.0f} s ({last})",
+        f"see {node.agent_log} and {node.server_log}",
+    )
+
+
+def agent_log_tail(node: NodeConfig) -> str:
+    try:
+        return last_lines(node.agent_log.read_text(errors="replace"), 2)
+    except OSError:
+        return "(no log)"
+
+
+def stop(node: NodeConfig, timeout: float = 60) -> bool:
+    """SIGTERM the agent (it shuts PostgreSQL down first); SIGKILL after ``timeout``.
+
+    Returns True if an agent was running.
+    """
+    pid = running_agent(node)
+    if pid is None:
+        return False
+    process.signal_pid(pid, signal.SIGTERM)
+    if not process.wait_gone(pid, timeout):
+        process.signal_pid(pid, signal.SIGKILL)
+        process.wait_gone(pid, 5)
+    node.agent_pid_file.unlink(missing_ok=True)
+    return True

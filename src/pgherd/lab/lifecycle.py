@@ -1,0 +1,233 @@
+"""``pgherd lab up`` and ``pgherd lab down``: a whole cluster on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pgherd import config as config_mod
+from pgherd.api.client import AgentClient, fan_out, statuses
+from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.errors import PgherdError, Refused, TimedOut
+from pgherd.lab import agents, layout, ports
+from pgherd.model.status import PgState, Role
+from pgherd.pg import binaries, osuser, passfile, process
+from pgherd.pg.basebackup import Progress
+from pgherd.physical import bootstrap, clone
+from pgherd.physical.local_node import LocalNode
+
+CONFIG_NAME = "pgherd.yaml"
+
+
+class Reporter(Protocol):
+    def step(self, text: str) -> None: ...
+
+    def progress(
+        self, label: str
+    ) -> contextlib.AbstractContextManager[Callable[[Progress], None]]: ...
+
+
+class QuietReporter:
+    def step(self, text: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def progress(self, label: str) -> Iterator[Callable[[Progress], None]]:
+        yield lambda _p: None
+
+
+@dataclass(frozen=True)
+class LabUp:
+    config: ClusterConfig
+    config_path: Path
+    created: bool
+    seconds: float
+
+
+def up(
+    directory: Path,
+    nodes: int,
+    port_base: int,
+    os_user: str,
+    pg_bin: Path | None,
+    reporter: Reporter,
+) -> LabUp:
+    started = time.monotonic()
+    directory = directory.absolute()
+    config_path = directory / CONFIG_NAME
+    user = osuser.resolve(os_user)
+    if config_path.exists():
+        config = config_mod.load(config_path)
+        reporter.step(f"found the lab in {directory}; starting it")
+        _start_existing(config, config_path, reporter)
+        return LabUp(config, config_path, False, time.monotonic() - started)
+    if directory.exists() and any(directory.iterdir()):
+        raise Refused(
+            f"{directory} is not empty and holds no {CONFIG_NAME}",
+            "choose a new or empty directory for the lab",
+        )
+    osuser.require_reachable(directory.parent, user)
+    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin)
+    ports.require_free(layout.wanted_ports(config))
+    pgbin = binaries.find(pg_bin)
+    reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
+    _write_lab_files(config, config_path, user)
+    _create(config, config_path, reporter)
+    return LabUp(config, config_path, True, time.monotonic() - started)
+
+
+def _write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
+    user.make_dir(config_path.parent)
+    user.make_dir(config.passfile.parent)
+    passwords = {
+        config.superuser: passfile.generate_password(),
+        config.replication_user: passfile.generate_password(),
+    }
+    user.write_file(config.passfile, passfile.render(passwords))
+    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    user.write_file(config_path, config_mod.dump(config))
+
+
+def _create(config: ClusterConfig, config_path: Path, reporter: Reporter) -> None:
+    primary, *standbys = config.nodes
+    reporter.step(f"initdb {primary.name} (checksums on, scram-sha-256)")
+    local = LocalNode.open(config, primary.name)
+    bootstrap.init_primary(local)
+    _start_agent(config_path, primary, reporter)
+    bootstrap.create_replication_role(local)
+    reporter.step(f"created the replication role {config.replication_user!r} (REPLICATION LOGIN)")
+    for node in standbys:
+        _clone_and_start(config, config_path, primary, node, reporter)
+    _wait_streaming(config, reporter)
+
+
+def _clone_and_start(
+    config: ClusterConfig,
+    config_path: Path,
+    upstream: NodeConfig,
+    node: NodeConfig,
+    reporter: Reporter,
+) -> None:
+    upstream_status = AgentClient(upstream).status()
+    with reporter.progress(f"clone {node.name} from {upstream.name}") as on_progress:
+        result = clone.clone(config, node.name, upstream_status, False, on_progress)
+    reporter.step(
+        f"cloned {node.name} from {upstream.name}: {result.bytes_copied / 1e6:.0f} MB "
+        f"in {result.seconds:.1f} s (slot {result.slot!r})"
+    )
+    _start_agent(config_path, node, reporter)
+
+
+def _start_agent(config_path: Path, node: NodeConfig, reporter: Reporter) -> None:
+    pid = agents.running_agent(node)
+    if pid is None:
+        node.home_dir.mkdir(parents=True, exist_ok=True)
+        pid = agents.spawn(config_path, node)
+    agents.wait_healthy(node, pid)
+    reporter.step(f"{node.name}: agent on {node.api_url}, PostgreSQL on port {node.port}")
+
+
+def _start_existing(config: ClusterConfig, config_path: Path, reporter: Reporter) -> None:
+    to_start = [n for n in config.nodes if agents.running_agent(n) is None]
+    idle = [n for n in to_start if not LocalNode.open(config, n.name).instance.is_running]
+    ports.require_free([p for p in layout.wanted_ports(config) if _node_of(p, idle)])
+    initialized = [n for n in config.nodes if LocalNode.open(config, n.name).instance.exists]
+    if not initialized:
+        raise Refused(
+            f"no node of the lab in {config_path.parent} holds data",
+            f"remove the directory (pgherd lab down --dir {config_path.parent} --purge) "
+            "and create the lab again",
+        )
+    for node in initialized:
+        _start_agent(config_path, node, reporter)
+    primary = _primary_of(config)
+    for node in config.nodes:
+        if node not in initialized:
+            _clone_and_start(config, config_path, primary, node, reporter)
+    _wait_streaming(config, reporter)
+
+
+def _node_of(port: tuple[str, int, str], nodes: list[NodeConfig]) -> bool:
+    return any(port[2].startswith(n.name + " ") for n in nodes)
+
+
+def _primary_of(config: ClusterConfig) -> NodeConfig:
+    for status in statuses(config.nodes):
+        if status.role is Role.PRIMARY and status.state is PgState.RUNNING:
+            return config.node(status.name)
+    raise Refused("the lab has no running primary to clone missing nodes from")
+
+
+def _wait_streaming(config: ClusterConfig, reporter: Reporter, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    waiting: list[str] = []
+    while time.monotonic() < deadline:
+        waiting = [
+            s.name
+            for s in statuses(config.nodes)
+            if s.role is Role.STANDBY
+            and (s.wal_receiver is None or s.wal_receiver.status != "streaming")
+        ]
+        if not waiting:
+            reporter.step("every standby is streaming")
+            return
+        time.sleep(0.2)
+    raise TimedOut(
+        f"standbys not streaming after {timeout:.0f} s: {', '.join(waiting)}",
+        "see their postgresql.log; `pgherd doctor` explains common causes",
+    )
+
+
+def down(directory: Path, purge: bool, reporter: Reporter) -> None:
+    directory = directory.absolute()
+    config_path = directory / CONFIG_NAME
+    if not config_path.exists():
+        if purge and directory.exists() and not any(directory.iterdir()):
+            directory.rmdir()
+            return
+        raise Refused(f"no lab in {directory} (no {CONFIG_NAME})", "check --dir")
+    config = config_mod.load(config_path)
+    primaries = [n for n in config.nodes if not _is_standby(config, n)]
+    standbys = [n for n in config.nodes if n not in primaries]
+    # Standbys first: a primary's fast shutdown then has no walsenders to wait for.
+    for group in (standbys, primaries):
+        fan_out(group, lambda node: _stop_node(config, node, reporter))
+    left = [
+        n.name
+        for n in config.nodes
+        if agents.running_agent(n) is not None or process.running_postmaster(n.data_dir)
+    ]
+    if left:
+        raise PgherdError(f"still running after lab down: {', '.join(left)}", "see their logs")
+    if purge:
+        shutil.rmtree(directory)
+        reporter.step(f"removed {directory}")
+
+
+def _is_standby(config: ClusterConfig, node: NodeConfig) -> bool:
+    return LocalNode.open(config, node.name).instance.standby_configured
+
+
+def _stop_node(config: ClusterConfig, node: NodeConfig, reporter: Reporter) -> None:
+    had_agent = agents.stop(node)
+    instance = LocalNode.open(config, node.name).instance
+    pm = instance.postmaster()
+    if pm is not None:
+        try:
+            instance.stop("fast", timeout=60)
+        except PgherdError:
+            process.signal_pid(pm.pid, signal.SIGQUIT)
+            if not process.wait_gone(pm.pid, 10):
+                process.signal_pid(pm.pid, signal.SIGKILL)
+                process.wait_gone(pm.pid, 5)
+    what = "agent and PostgreSQL" if had_agent else "PostgreSQL"
+    reporter.step(
+        f"{node.name}: stopped {what}" if had_agent or pm else f"{node.name}: not running"
+    )

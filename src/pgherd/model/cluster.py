@@ -1,0 +1,153 @@
+"""The cluster as a whole, from every node's status: rows for ``cluster show`` and the
+problems that make it unhealthy. Pure functions of the statuses read once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pgherd.model.lsn import Lsn, lag_bytes
+from pgherd.model.status import NodeStatus, PgState, Role
+
+# Resolves an upstream's host and port (as a standby reports them) to a node name.
+NodeAt = Callable[[str | None, int | None], str | None]
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    name: str
+    role: Role
+    state: str  # PgState, or "streaming"/"not streaming" for a running standby
+    upstream: str | None
+    timeline: int | None
+    lsn: Lsn | None
+    lag_bytes: int | None
+    lag_seconds: float | None
+    system_identifier: str | None
+    problem: str | None
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role is Role.PRIMARY and self.state == PgState.RUNNING
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    rows: tuple[NodeRow, ...]
+    primary: str | None
+    system_identifier: str | None
+    problems: tuple[str, ...]
+
+    @property
+    def health(self) -> Health:
+        return Health.DEGRADED if self.problems else Health.HEALTHY
+
+
+def running_primaries(statuses: Sequence[NodeStatus]) -> list[NodeStatus]:
+    return [s for s in statuses if s.role is Role.PRIMARY and s.state is PgState.RUNNING]
+
+
+def cluster_identity(statuses: Sequence[NodeStatus]) -> str | None:
+    """The cluster's system identifier: its running primary's, else the most common one."""
+    primaries = running_primaries(statuses)
+    if len(primaries) == 1 and primaries[0].system_identifier:
+        return primaries[0].system_identifier
+    counts: dict[str, int] = {}
+    for status in statuses:
+        if status.system_identifier:
+            counts[status.system_identifier] = counts.get(status.system_identifier, 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else None
+
+
+def _replication_row_for(statuses: Sequence[NodeStatus], name: str) -> tuple[str, float | None]:
+    """The state and replay lag that any upstream reports for standby ``name``."""
+    for status in statuses:
+        for row in status.replication:
+            if row.application_name == name:
+                return row.state, row.replay_lag_s
+    return "", None
+
+
+def view(statuses: Sequence[NodeStatus], node_at: NodeAt) -> ClusterView:
+    primaries = running_primaries(statuses)
+    primary = primaries[0] if len(primaries) == 1 else None
+    identity = cluster_identity(statuses)
+    problems: list[str] = []
+    if not primaries:
+        problems.append("no running primary")
+    elif len(primaries) > 1:
+        names = ", ".join(p.name for p in primaries)
+        problems.append(f"more than one running primary: {names}")
+    rows = []
+    for status in statuses:
+        row = _row(status, statuses, primary, identity, node_at)
+        rows.append(row)
+        if row.problem:
+            problems.append(f"{row.name}: {row.problem}")
+    return ClusterView(
+        rows=tuple(rows),
+        primary=primary.name if primary else None,
+        system_identifier=identity,
+        problems=tuple(problems),
+    )
+
+
+def _row(
+    status: NodeStatus,
+    statuses: Sequence[NodeStatus],
+    primary: NodeStatus | None,
+    identity: str | None,
+    node_at: NodeAt,
+) -> NodeRow:
+    upstream = None
+    lag_b: int | None = None
+    lag_s: float | None = None
+    state = str(status.state)
+    problem = None
+    if status.state is PgState.UNREACHABLE:
+        problem = "agent unreachable"
+    elif status.state is not PgState.RUNNING:
+        problem = f"PostgreSQL is {status.state}"
+    if status.role is Role.STANDBY:
+        upstream = node_at(status.upstream_host, status.upstream_port)
+        if status.state is PgState.RUNNING:
+            streaming = (
+                status.wal_receiver is not None and status.wal_receiver.status == "streaming"
+            )
+            reported_state, lag_s = _replication_row_for(statuses, status.name)
+            state = "streaming" if streaming else "not streaming"
+            if not streaming:
+                problem = "standby is not streaming from its upstream"
+            if primary is not None:
+                lag_b = lag_bytes(primary.current_lsn, status.replay_lsn)
+                if lag_b == 0 and lag_s is None:
+                    lag_s = 0.0
+            if reported_state and reported_state != "streaming" and streaming:
+                state = reported_state  # e.g. "catchup" while it catches up
+    if (
+        identity is not None
+        and status.system_identifier is not None
+        and status.system_identifier != identity
+    ):
+        problem = (
+            f"system identifier {status.system_identifier} differs from the cluster's "
+            f"{identity}: its data is not a copy of this cluster's; re-clone it from the primary"
+        )
+    return NodeRow(
+        name=status.name,
+        role=status.role,
+        state=state,
+        upstream=upstream,
+        timeline=status.timeline,
+        lsn=status.position,
+        lag_bytes=lag_b,
+        lag_seconds=lag_s,
+        system_identifier=status.system_identifier,
+        problem=problem,
+    )

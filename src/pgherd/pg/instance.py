@@ -1,0 +1,219 @@
+"""One PostgreSQL data directory and the programs that act on it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut, last_lines
+from pgherd.pg import conf, controldata, hba, process
+from pgherd.pg.binaries import PgBin
+from pgherd.pg.osuser import OsUser
+from pgherd.pg.run import run
+
+STANDBY_SIGNAL = "standby.signal"
+RECOVERY_SIGNAL = "recovery.signal"
+
+
+@dataclass(frozen=True)
+class Instance:
+    data_dir: Path
+    pgbin: PgBin
+    user: OsUser
+    port: int
+    socket_dir: Path
+    log_file: Path
+    superuser: str = "postgres"
+
+    # ---- creating --------------------------------------------------------------------
+
+    def initdb(self, superuser_password: str, timeout: float = 120) -> None:
+        """A new cluster: data checksums, scram-sha-256 on TCP, peer locally, UTF-8."""
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise DataDirNotEmpty(
+                f"{self.data_dir} is not empty", "choose an empty directory or remove it first"
+            )
+        self.user.make_dir(self.data_dir)
+        pwfile = self.data_dir.parent / f".initdb-pw-{os.getpid()}"
+        self.user.write_file(pwfile, superuser_password + "\n")
+        try:
+            run(
+                [
+                    self.pgbin["initdb"],
+                    "-D",
+                    self.data_dir,
+                    "-U",
+                    self.superuser,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    "--data-checksums",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                self.user,
+                timeout=timeout,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def write_settings(self, node: str, settings: Mapping[str, conf.Setting]) -> None:
+        """Rewrite pgherd.conf and make sure postgresql.conf includes it."""
+        self.user.write_file(self.data_dir / conf.INCLUDE_FILE, conf.render(node, settings))
+        main = self.data_dir / "postgresql.conf"
+        text = main.read_text() if main.exists() else ""
+        updated = conf.with_include(text)
+        if updated != text:
+            self.user.write_file(main, updated)
+
+    def write_access(self, rules: list[hba.HbaRule], ident: list[str]) -> None:
+        hba_path = self.data_dir / "pg_hba.conf"
+        ident_path = self.data_dir / "pg_ident.conf"
+        lines = [rule.line() for rule in rules]
+        self.user.write_file(hba_path, hba.with_block(_read(hba_path), lines))
+        self.user.write_file(ident_path, hba.with_block(_read(ident_path), ident))
+
+    def set_standby(self, standby: bool) -> None:
+        signal_file = self.data_dir / STANDBY_SIGNAL
+        if standby:
+            self.user.write_file(signal_file, "")
+        else:
+            signal_file.unlink(missing_ok=True)
+
+    @property
+    def standby_configured(self) -> bool:
+        return (self.data_dir / STANDBY_SIGNAL).exists()
+
+    @property
+    def exists(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    # ---- running ---------------------------------------------------------------------
+
+    def postgres_argv(self) -> list[str]:
+        """The postmaster's command line, for an agent that runs it as its own child."""
+        return [str(self.pgbin["postgres"]), "-D", str(self.data_dir)]
+
+    def start(self, timeout: float = 60) -> None:
+        """Start with ``pg_ctl start -w`` (for use without an agent)."""
+        self._pg_ctl(
+            "start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), timeout=timeout
+        )
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        pm = self.postmaster()
+        if pm is None:
+            self._clear_stale_pid_file()
+            return
+        self._pg_ctl("stop", "-w", "-m", mode, "-t", str(int(timeout)), timeout=timeout)
+        process.wait_gone(pm.pid, timeout=5)
+
+    def restart(self, timeout: float = 60) -> None:
+        self.stop(timeout=timeout)
+        self.start(timeout=timeout)
+
+    def promote(self, timeout: float = 60) -> None:
+        self._pg_ctl("promote", "-w", "-t", str(int(timeout)), timeout=timeout)
+
+    def postmaster(self) -> process.PostmasterPid | None:
+        return process.running_postmaster(self.data_dir)
+
+    @property
+    def is_running(self) -> bool:
+        return self.postmaster() is not None
+
+    def wait_ready(self, timeout: float = 60, check_alive: int | None = None) -> None:
+        """Wait until the server accepts connections (postmaster.pid says ready/standby)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pm = process.read_postmaster_pid(self.data_dir)
+            if pm is not None and pm.status in ("ready", "standby") and process.is_alive(pm.pid):
+                return
+            if check_alive is not None and not process.is_alive(check_alive):
+                raise CommandFailed("postgres", 1, self.log_tail(), "see the server log")
+            time.sleep(0.05)
+        raise TimedOut(
+            f"PostgreSQL in {self.data_dir} was not ready within {timeout:.0f} s",
+            f"see {self.log_file}",
+        )
+
+    def _clear_stale_pid_file(self) -> None:
+        """Remove postmaster.pid left by a dead (or zombie) postmaster.
+
+        PostgreSQL would itself ignore a pid file whose PID is gone, but a zombie PID still
+        answers ``kill -0`` and makes it refuse to start ("another postmaster running?").
+        """
+        pm = process.read_postmaster_pid(self.data_dir)
+        if pm is not None and not process.is_alive(pm.pid):
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+
+    def prepare_start(self) -> None:
+        self._clear_stale_pid_file()
+        self.user.make_dir(self.socket_dir)
+
+    def _pg_ctl(self, *args: str, timeout: float) -> None:
+        if args[0] == "start":
+            self.prepare_start()
+        try:
+            run(
+                [self.pgbin["pg_ctl"], args[0], "-D", self.data_dir, *args[1:]],
+                self.user,
+                timeout=timeout + 10,
+            )
+        except CommandFailed as exc:
+            tail = self.log_tail()
+            raise CommandFailed(
+                f"pg_ctl {args[0]}", exc.returncode, f"{exc.stderr}\n{tail}", f"see {self.log_file}"
+            ) from None
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            return last_lines(self.log_file.read_text(errors="replace"), lines)
+        except OSError:
+            return ""
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def controldata(self) -> controldata.ControlData:
+        out = run([self.pgbin["pg_controldata"], "-D", self.data_dir], self.user, timeout=30)
+        return controldata.parse(out.stdout)
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=str(self.socket_dir),
+            port=self.port,
+            user=self.superuser,
+            dbname=dbname,
+            application_name="pgherd",
+            connect_timeout=5,
+        )
+
+    @contextlib.contextmanager
+    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A superuser connection over the local socket (peer auth, mapped in pg_ident)."""
+        try:
+            conn = psycopg.connect(self.conninfo(dbname), autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise QueryFailed(
+                f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
+                f"is it running? see {self.log_file}",
+            ) from None
+        with conn:
+            yield conn
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,146 @@
+"""Processes, the way they behave on these machines.
+
+PID 1 here does not reap orphans: a postmaster whose parent went away becomes a zombie
+when it dies, and ``kill -0`` still succeeds on a zombie. Liveness is therefore read from
+``/proc/PID/stat`` and a zombie counts as dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state from /proc/PID/stat (``R``, ``S``, ``Z``…), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0]
+
+
+def parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split(" ")[1])
+
+
+def is_alive(pid: int) -> bool:
+    state = proc_state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def command_name(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` is dead (or a zombie); True if it went within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid):
+        reap(pid)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    reap(pid)
+    return True
+
+
+def reap(pid: int) -> None:
+    """Collect ``pid`` if it is our zombie child (as a subreaper we inherit orphans)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def signal_pid(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def become_subreaper() -> bool:
+    """Adopt our orphaned descendants (prctl PR_SET_CHILD_SUBREAPER) so we can reap them.
+
+    Used by the test suite, which starts agents through ``pgherd lab up``: when that
+    command exits, its agents become our children instead of PID 1's, which never reaps.
+    """
+    pr_set_child_subreaper = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_zombie_children() -> list[int]:
+    """Collect every zombie child of ours; returns their PIDs."""
+    me = os.getpid()
+    reaped = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if proc_state(pid) == "Z" and parent_pid(pid) == me:
+            reap(pid)
+            reaped.append(pid)
+    return reaped
+
+
+@dataclass(frozen=True)
+class PostmasterPid:
+    """The contents of ``postmaster.pid``."""
+
+    pid: int
+    data_dir: str
+    port: int | None
+    socket_dir: str | None
+    status: str | None  # "starting", "stopping", "ready", "standby" (PostgreSQL 10+)
+
+    @classmethod
+    def parse(cls, text: str) -> PostmasterPid:
+        lines = text.splitlines()
+        if not lines or not lines[0].strip().lstrip("-").isdigit():
+            raise ValueError("postmaster.pid has no PID on its first line")
+
+        def line(n: int) -> str | None:
+            return lines[n].strip() if len(lines) > n and lines[n].strip() else None
+
+        port = line(3)
+        return cls(
+            pid=abs(int(lines[0].strip())),
+            data_dir=line(1) or "",
+            port=int(port) if port and port.isdigit() else None,
+            socket_dir=line(4),
+            status=line(7),
+        )
+
+
+def read_postmaster_pid(data_dir: Path) -> PostmasterPid | None:
+    try:
+        return PostmasterPid.parse((data_dir / "postmaster.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def running_postmaster(data_dir: Path) -> PostmasterPid | None:
+    """The live postmaster of ``data_dir``, or None (no pid file, dead or zombie PID)."""
+    pm = read_postmaster_pid(data_dir)
+    if pm is None or not is_alive(pm.pid):
+        return None
+    if command_name(pm.pid) not in ("postgres", "postmaster"):
+        return None  # the PID was reused by something else
+    return pm

@@ -1,0 +1,1 @@
+"""Physical (streaming) replication operations, a module per verb."""

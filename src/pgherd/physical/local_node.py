@@ -1,0 +1,98 @@
+"""A configured node on this machine: its programs, OS user, data directory and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.pg import binaries, conninfo, hba, osuser
+from pgherd.pg.binaries import PgBin
+from pgherd.pg.conf import Setting
+from pgherd.pg.instance import Instance
+from pgherd.pg.osuser import OsUser
+
+# Settings every node gets, chosen for what later operations need: wal_log_hints for
+# pg_rewind (checksums are on too), logical wal_level for publications, slots and senders
+# with room for standbys, archivers and subscriptions, commit timestamps for conflict
+# resolution, and WAL kept for a standby or rewind that falls behind.
+BASE_SETTINGS: dict[str, Setting] = {
+    "password_encryption": "scram-sha-256",
+    "wal_level": "logical",
+    "max_wal_senders": 16,
+    "max_replication_slots": 16,
+    "hot_standby": True,
+    "wal_log_hints": True,
+    "wal_keep_size": "512MB",
+    "track_commit_timestamp": True,
+    "wal_receiver_status_interval": "1s",
+    "logging_collector": False,
+    "log_line_prefix": "%m [%p] %q%u@%d ",
+}
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    config: ClusterConfig
+    node: NodeConfig
+    pgbin: PgBin
+    user: OsUser
+
+    @classmethod
+    def open(cls, config: ClusterConfig, name: str) -> LocalNode:
+        node = config.node(name)
+        return cls(
+            config, node, binaries.find(config.pg_bin_for(node)), osuser.resolve(config.os_user)
+        )
+
+    @cached_property
+    def instance(self) -> Instance:
+        return Instance(
+            data_dir=self.node.data_dir,
+            pgbin=self.pgbin,
+            user=self.user,
+            port=self.node.port,
+            socket_dir=self.node.socket_dir,
+            log_file=self.node.server_log,
+            superuser=self.config.superuser,
+        )
+
+    def settings(self, upstream: NodeConfig | None) -> dict[str, Setting]:
+        node = self.node
+        values: dict[str, Setting] = {
+            "listen_addresses": node.host,
+            "port": node.port,
+            "unix_socket_directories": str(node.socket_dir),
+            "cluster_name": node.name,
+            **BASE_SETTINGS,
+        }
+        if upstream is not None:
+            values["primary_conninfo"] = self.upstream_conninfo(upstream)
+            values["primary_slot_name"] = node.name
+        values.update(self.config.settings)
+        return values
+
+    def upstream_conninfo(self, upstream: NodeConfig) -> str:
+        return conninfo.keyword(
+            upstream.host,
+            upstream.port,
+            self.config.replication_user,
+            self.config.passfile,
+            application_name=self.node.name,
+        )
+
+    def access_rules(self) -> tuple[list[hba.HbaRule], list[str]]:
+        hosts = [n.host for n in self.config.nodes]
+        rules = hba.rules(self.config.superuser, self.config.replication_user, hosts)
+        ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
+        return rules, ident
+
+    def write_config(self, upstream: NodeConfig | None) -> None:
+        """Settings, access rules and the standby signal for this node's role."""
+        self.instance.write_settings(self.node.name, self.settings(upstream))
+        self.instance.write_access(*self.access_rules())
+        self.instance.set_standby(upstream is not None)
+
+    def prepare_home(self) -> None:
+        self.user.make_dir(self.node.home_dir)
+        self.user.make_dir(self.node.socket_dir)
