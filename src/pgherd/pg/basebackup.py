@@ -69,7 +69,8 @@ def run_basebackup(
     timeout: float | None = None,
 ) -> None:
     """Run pg_basebackup, reporting progress as it prints it; raise with its stderr."""
-    proc = subprocess.Popen(
+    messages: list[str] = []
+    with subprocess.Popen(
         args,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -77,26 +78,24 @@ def run_basebackup(
         env=program_env(user),
         cwd=str(user.home) if user.home.is_dir() else "/",
         **popen_kwargs(user),
-    )
-    messages: list[str] = []
-    timer = threading.Timer(timeout, proc.kill) if timeout else None
-    if timer:
-        timer.start()
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            progress = parse_progress(line)
-            if progress is not None:
-                on_progress(progress)
-            elif line.strip():
-                messages.append(line.rstrip())
-        returncode = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
+    ) as proc:
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
-            timer.cancel()
+            timer.start()
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                progress = parse_progress(line)
+                if progress is not None:
+                    on_progress(progress)
+                elif line.strip():
+                    messages.append(line.rstrip())
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            if timer:
+                timer.cancel()
     if returncode != 0:
         raise CommandFailed("pg_basebackup", returncode, "\n".join(messages))

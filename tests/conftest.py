@@ -1,0 +1,90 @@
+"""Fixtures shared by every test: the PostgreSQL OS user, directories it can reach, free
+ports, and the reaping of what tests start.
+
+Servers run as the OS user ``postgres`` (as they do in production when pgherd runs as
+root); their directories live under /var/tmp, because a checkout or pytest's own tmp_path
+may sit under a 0700 directory that ``postgres`` cannot enter.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgherd.pg import osuser, process
+
+TEST_ROOT = Path(os.environ.get("PGHERD_TEST_ROOT", "/var/tmp/pgherd-tests"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Agents started through `pgherd lab up` outlive that command; as a subreaper this
+    # process inherits them and can reap them (PID 1 here never does).
+    process.become_subreaper()
+
+
+@pytest.fixture(scope="session")
+def os_user() -> osuser.OsUser:
+    return osuser.resolve("postgres")
+
+
+@pytest.fixture(scope="session")
+def session_root(os_user: osuser.OsUser) -> Iterator[Path]:
+    TEST_ROOT.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(TEST_ROOT, 0o755)  # noqa: S103 - postgres must traverse it; it holds only dirs
+    root = TEST_ROOT / f"run-{os.getpid()}"
+    os_user.make_dir(root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+    process.reap_zombie_children()
+
+
+def _short_name(request: pytest.FixtureRequest) -> str:
+    # Unix socket paths are limited to 107 bytes: keep directory names short.
+    name = str(request.node.name).replace("[", "-").replace("]", "").replace("/", "-")
+    return name[:24]
+
+
+@pytest.fixture
+def workdir(session_root: Path, os_user: osuser.OsUser, request: pytest.FixtureRequest) -> Path:
+    """A fresh directory owned by the PostgreSQL OS user, for one test."""
+    path = session_root / f"{_short_name(request)}-{random.randrange(1 << 16):04x}"
+    os_user.make_dir(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def module_dir(session_root: Path, os_user: osuser.OsUser, request: pytest.FixtureRequest) -> Path:
+    """A directory owned by the PostgreSQL OS user, shared by one module's tests."""
+    path = session_root / f"{request.module.__name__.rsplit('.', 1)[-1][:20]}"
+    os_user.make_dir(path)
+    return path
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(count: int, spread: tuple[int, ...] = (0,)) -> int:
+    """A port P such that P+offset+i is free for every offset in ``spread``, i < count."""
+    for _ in range(200):
+        base = random.randrange(20000, 40000)
+        if all(port_is_free(base + off + i) for off in spread for i in range(count)):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+@pytest.fixture
+def free_port() -> int:
+    return free_port_base(1)

@@ -1,0 +1,118 @@
+"""Helpers for tests that drive real servers and the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from pgherd import config as config_mod
+from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.lab import layout
+from pgherd.pg import osuser, passfile
+
+T = TypeVar("T")
+
+
+def cluster_config(
+    workdir: Path, user: osuser.OsUser, nodes: int, port_base: int, **extra: Any
+) -> ClusterConfig:
+    """A config for ``nodes`` nodes under ``workdir``, with its passfile and token written."""
+    config = layout.lab_config(workdir, nodes, port_base, user.name, None)
+    if extra:
+        config = config_mod.parse(config.model_dump(mode="json") | extra)
+    user.make_dir(config.passfile.parent)
+    user.write_file(
+        config.passfile,
+        passfile.render(
+            {
+                config.superuser: passfile.generate_password(),
+                config.replication_user: passfile.generate_password(),
+            }
+        ),
+    )
+    user.write_file(config.api_token_file, "test-token\n")
+    user.write_file(workdir / "pgherd.yaml", config_mod.dump(config))
+    return config
+
+
+def connect(config: ClusterConfig, node: NodeConfig | str, **kw: Any) -> psycopg.Connection[Any]:
+    """A superuser connection over TCP with the passfile, as a client would make it."""
+    target = config.node(node) if isinstance(node, str) else node
+    return psycopg.connect(
+        host=target.host,
+        port=target.port,
+        user=config.superuser,
+        dbname="postgres",
+        passfile=str(config.passfile),
+        autocommit=True,
+        connect_timeout=5,
+        **kw,
+    )
+
+
+def query(config: ClusterConfig, node: NodeConfig | str, sql: str, *params: Any) -> list[Any]:
+    """Run one statement; its rows, or [] for a statement that returns none."""
+    with connect(config, node) as conn:
+        cur = conn.execute(sql, params or None)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as exc:  # the last error is reported on timeout
+            last = exc
+        else:
+            if result:
+                return result
+            last = result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+def pgherd(
+    *args: str | Path, config: Path | None = None, check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``pgherd`` CLI as a user would, in a separate process."""
+    argv: list[str] = [sys.executable, "-m", "pgherd", *map(str, args)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"pgherd {' '.join(map(str, args))} exited {done.returncode}\n"
+            f"stdout: {done.stdout}\nstderr: {done.stderr}"
+        )
+    return done
+
+
+def postgres_processes(under: Path) -> list[int]:
+    """Live (non-zombie) postgres or agent processes whose command line mentions ``under``."""
+    from pgherd.pg import process
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(under) in cmdline and process.is_alive(pid):
+            found.append(pid)
+    return found
+
+
+def names(rows: Sequence[dict[str, Any]], key: str = "name") -> list[str]:
+    return [row[key] for row in rows]
