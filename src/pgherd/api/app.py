@@ -8,13 +8,13 @@ refusal and 500 for a failure, so the CLI can print them as it prints its own.
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Callable
-from typing import Annotated, Literal, Protocol
+from typing import Literal, Protocol
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from pgherd.api.auth import authorized
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
@@ -42,15 +42,6 @@ Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
 
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given, agent.token):
-            raise HTTPException(
-                status_code=401,
-                detail={"error": "missing or wrong API token", "hint": "send the cluster's token"},
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
     @app.exception_handler(PgherdError)
     async def _pgherd_error(_request: Request, exc: PgherdError) -> JSONResponse:
         status = 409 if isinstance(exc, Refused) else 500
@@ -71,19 +62,19 @@ def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
         """Files and settings of the node, for ``pgherd doctor``."""
         return agent.facts()
 
-    authorized = [Depends(require_token)]
+    needs_token = authorized(agent.token)
 
-    @app.post("/postgres/start", dependencies=authorized)
+    @app.post("/postgres/start", dependencies=needs_token)
     def start() -> NodeStatus:
         agent.start_postgres()
         return agent.status()
 
-    @app.post("/postgres/stop", dependencies=authorized)
+    @app.post("/postgres/stop", dependencies=needs_token)
     def stop(mode: Literal["smart", "fast", "immediate"] = "fast") -> NodeStatus:
         agent.stop_postgres(mode)
         return agent.status()
 
-    @app.post("/postgres/restart", dependencies=authorized)
+    @app.post("/postgres/restart", dependencies=needs_token)
     def restart() -> NodeStatus:
         agent.restart_postgres()
         return agent.status()
