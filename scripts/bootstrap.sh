@@ -41,6 +41,10 @@ venv=${PGHERD_VENV:-/var/lib/pgherd/venvs/$(basename "$here")-$key}
 mkdir -p "$(dirname "$venv")"
 chmod 0755 /var/lib/pgherd /var/lib/pgherd/venvs 2>/dev/null || true
 
+# One installer at a time per virtualenv (tests and the CLI may run side by side).
+exec 9>"$venv.lock"
+flock 9
+
 # This machine's pip config names package folders that may be absent; hide that noise.
 pip_() { "$venv/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
@@ -58,6 +62,11 @@ if [ ! -e "$deps_stamp" ]; then
     pip_ install -q "$here[dev]"
     rm -f "$venv"/.deps-* && touch "$deps_stamp"
 fi
-pip_ install -q --no-deps --no-build-isolation --force-reinstall "$here" >/dev/null
-chmod -R a+rX "$venv"
+# Reinstall the project only when its sources changed since the last install.
+src_hash=$(cd "$here" && find src pyproject.toml -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.src-hash" 2>/dev/null)" != "$src_hash" ]; then
+    pip_ install -q --no-deps --no-build-isolation --force-reinstall "$here" >/dev/null
+    chmod -R a+rX "$venv"
+    echo "$src_hash" > "$venv/.src-hash"
+fi
 echo "$venv"
