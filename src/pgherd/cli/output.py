@@ -36,6 +36,9 @@ class RichReporter:
 
     @contextlib.contextmanager
     def progress(self, label: str) -> Iterator[Callable[[CopyProgress], None]]:
+        if not console.is_terminal:  # a log or a pipe: the summary line says enough
+            yield lambda _p: None
+            return
         from rich.progress import (
             BarColumn,
             DownloadColumn,
