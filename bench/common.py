@@ -148,10 +148,12 @@ def free_port_base(count: int, spread: tuple[int, ...] = (0, API_PORT_OFFSET)) -
     """A port P with P+offset+i free on 127.0.0.1 for every offset in ``spread``, i < count
     (a lab takes P.. for PostgreSQL and P+1000.. for its agents)."""
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        # Below the kernel's ephemeral range (32768+ here): a port picked there may be taken
+        # by an outgoing connection between the check and the bind.
+        base = random.randrange(20000, 31000)
         if all(port_is_free(base + off + i) for off in spread for i in range(count)):
             return base
-    raise RuntimeError("no free range of ports found between 20000 and 41000")
+    raise RuntimeError("no free range of ports found between 20000 and 32000")
 
 
 def become_subreaper() -> None:
@@ -354,7 +356,7 @@ def _is_number(value: object) -> bool:
 
 
 def _numeric_text(text: str) -> bool:
-    """"1.234", "0.98×" or "12 s": a number, maybe with a unit after it."""
+    """ "1.234", "0.98×" or "12 s": a number, maybe with a unit after it."""
     words = text.split()
     if not words:
         return False

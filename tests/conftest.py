@@ -79,7 +79,9 @@ def port_is_free(port: int) -> bool:
 def free_port_base(count: int, spread: tuple[int, ...] = (0,)) -> int:
     """A port P such that P+offset+i is free for every offset in ``spread``, i < count."""
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        # Below the kernel's ephemeral range (32768+ here): a port picked there may be taken
+        # by an outgoing connection between the check and the bind.
+        base = random.randrange(20000, 31000)
         if all(port_is_free(base + off + i) for off in spread for i in range(count)):
             return base
     raise RuntimeError("no free port range found")

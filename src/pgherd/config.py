@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -109,6 +109,9 @@ class ClusterConfig(_Strict):
     passfile: AbsPath
     api_token_file: AbsPath
     settings: dict[str, SettingValue] = Field(default_factory=dict)
+    # manual: only an operator promotes (pgherd standby promote/switchover); automatic
+    # failover by the agents' HA loop is not built yet, and lab up refuses to set it.
+    failover: Literal["manual", "automatic"] = "manual"
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

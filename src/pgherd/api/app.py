@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pgherd.api.auth import authorized
+from pgherd.api.routes_ops import OperationsPort, ops_router
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
@@ -24,6 +25,9 @@ class AgentPort(Protocol):
     """What the API needs from an agent (a fake implements it in unit tests)."""
 
     token: str
+
+    @property
+    def operations(self) -> OperationsPort: ...
 
     def status(self) -> NodeStatus: ...
 
@@ -79,4 +83,5 @@ def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
         agent.restart_postgres()
         return agent.status()
 
+    app.include_router(ops_router(agent.operations, agent.token))
     return app

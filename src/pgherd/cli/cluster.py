@@ -1,4 +1,4 @@
-"""pgherd cluster show, pgherd connstr."""
+"""pgherd cluster show|events, pgherd connstr."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from pgherd.api.client import statuses
+from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
 from pgherd.model import cluster as cluster_model
@@ -15,6 +16,7 @@ from pgherd.model.cluster import ClusterView, NodeRow
 from pgherd.pg import conninfo
 
 app = typer.Typer(help="The cluster as a whole.")
+app.command()(operations.events)
 
 
 @app.command()

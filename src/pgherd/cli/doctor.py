@@ -25,6 +25,7 @@ def doctor(
 ) -> None:
     """Preflight checks, each finding with a fix. Exits 3 when an error is found."""
     from pgherd.model import doctor as checks
+    from pgherd.model import slots
     from pgherd.model.doctor import Severity
 
     config = load_config(config_file)
@@ -37,14 +38,21 @@ def doctor(
         except (AgentUnreachable, AgentError):
             return None
 
+    def node_at(host: str | None, port: int | None) -> str | None:
+        found = config.node_at(host, port)
+        return found.name if found else None
+
     findings: list[Finding] = [
-        f for f in checks.check_cluster(all_statuses) if node is None or f.node in (None, node)
+        f
+        for f in checks.check_cluster(all_statuses) + slots.findings(all_statuses, node_at)
+        if node is None or f.node in (None, node)
     ]
     by_name = {s.name: s for s in all_statuses}
     for facts in fan_out(nodes, facts_of):
         if facts is not None:
             standby = by_name[facts.name].role is Role.STANDBY
             findings.extend(checks.check_node(facts, len(config.nodes), standby))
+    findings = checks.ordered(findings)
     if as_json:
         print_json([f.__dict__ for f in findings])
     elif not findings:

@@ -1,4 +1,4 @@
-"""pgherd node start|stop|restart, through the node's agent."""
+"""pgherd node start|stop|restart|rejoin, through the agents."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import typer
 
 from pgherd import config as config_mod
 from pgherd.api.client import AgentClient
+from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, print_json
 from pgherd.model.status import NodeStatus
 
-app = typer.Typer(help="Start, stop and restart a node's PostgreSQL through its agent.")
+app = typer.Typer(help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby.")
+app.command()(operations.rejoin)
 
 
 def _client(config_file: ConfigOpt, node: str) -> AgentClient:

@@ -1,4 +1,4 @@
-"""pgherd standby clone (more standby verbs come with cluster operations)."""
+"""pgherd standby clone (switchover, promote and follow are in cli/operations.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ import typer
 
 from pgherd import config as config_mod
 from pgherd.api.client import AgentClient
+from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt
 from pgherd.cli.output import RichReporter, console, human_bytes, human_seconds, print_json
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput, UnknownNode
 from pgherd.pg import osuser
 
-app = typer.Typer(help="Standbys: clone.")
+app = typer.Typer(help="Standbys: clone, switchover, promote, follow.")
+app.command()(operations.switchover)
+app.command()(operations.promote)
+app.command()(operations.follow)
 
 
 @app.command()

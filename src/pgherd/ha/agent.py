@@ -18,6 +18,7 @@ from pgherd.api.app import create_app
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import status as status_mod
+from pgherd.ha.operations import NodeOperations
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
@@ -36,6 +37,7 @@ class Agent:
         self.supervisor = Supervisor(local.instance)
         self._stop = threading.Event()
         self._action_lock = threading.Lock()
+        self.operations = NodeOperations(local, self.supervisor, self._action_lock)
 
     # ---- AgentPort ---------------------------------------------------------------------
 

@@ -16,13 +16,28 @@ def node_name(index: int) -> str:
     return f"node{index + 1}"
 
 
+def check_failover(failover: str) -> None:
+    """Only manual failover exists until the agents' HA loop lands."""
+    if failover == "manual":
+        return
+    if failover == "automatic":
+        raise InvalidInput(
+            "--failover automatic: automatic failover is not available yet",
+            "use --failover manual (the default); promote with pgherd standby promote or "
+            "pgherd standby switchover",
+        )
+    raise InvalidInput(f"--failover {failover!r} is not a mode", "use manual or automatic")
+
+
 def lab_config(
     directory: Path,
     nodes: int,
     port_base: int,
     os_user: str,
     pg_bin: Path | None,
+    failover: str = "manual",
 ) -> ClusterConfig:
+    check_failover(failover)
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes {nodes} is out of range", f"use 1 to {MAX_NODES} nodes")
     top = port_base + API_PORT_OFFSET + nodes - 1
@@ -39,6 +54,7 @@ def lab_config(
         pg_bin=pg_bin,
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
+        failover="manual",
         nodes=tuple(
             NodeConfig(
                 name=node_name(i),

@@ -58,8 +58,10 @@ def up(
     os_user: str,
     pg_bin: Path | None,
     reporter: Reporter,
+    failover: str = "manual",
 ) -> LabUp:
     started = time.monotonic()
+    layout.check_failover(failover)
     directory = directory.absolute()
     config_path = directory / CONFIG_NAME
     user = osuser.resolve(os_user)
@@ -74,7 +76,7 @@ def up(
             "choose a new or empty directory for the lab",
         )
     osuser.require_reachable(directory.parent, user)
-    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin)
+    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin, failover)
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")

@@ -16,6 +16,7 @@ from pgherd.model.cluster import cluster_identity, running_primaries
 from pgherd.model.status import Frozen, NodeStatus, PgState, Role
 
 INACTIVE_SLOT_WARN_BYTES = 16 * 1024 * 1024  # a whole WAL segment held back
+# Slots are checked in model/slots.py, which knows what each slot's name stands for.
 
 
 class Severity(StrEnum):
@@ -212,21 +213,9 @@ def _node_status(status: NodeStatus, identity: str | None, primary: str) -> list
                     "see its postgresql.log for the wal receiver's error",
                 )
             )
-    for slot in status.slots:
-        if (
-            not slot.active
-            and slot.retained_bytes is not None
-            and slot.retained_bytes >= INACTIVE_SLOT_WARN_BYTES
-        ):
-            found.append(
-                Finding(
-                    Severity.WARNING,
-                    name,
-                    "inactive-slot",
-                    f"inactive replication slot {slot.name!r} holds "
-                    f"{slot.retained_bytes // (1024 * 1024)} MB of WAL",
-                    f"if its consumer is gone, drop it on {name}: "
-                    f"SELECT pg_drop_replication_slot('{slot.name}')",
-                )
-            )
     return found
+
+
+def ordered(found: list[Finding]) -> list[Finding]:
+    """Errors first, then warnings; otherwise in the order they were found."""
+    return sorted(found, key=lambda f: f.severity is not Severity.ERROR)

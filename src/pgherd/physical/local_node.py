@@ -26,6 +26,9 @@ BASE_SETTINGS: dict[str, Setting] = {
     "wal_keep_size": "512MB",
     "track_commit_timestamp": True,
     "wal_receiver_status_interval": "1s",
+    # A standby whose upstream went away (a switchover, a restart) retries after this
+    # long, instead of the default 5 s.
+    "wal_retrieve_retry_interval": "1s",
     "logging_collector": False,
     "log_line_prefix": "%m [%p] %q%u@%d ",
 }

@@ -1,0 +1,243 @@
+"""pgherd standby switchover|promote|follow, pgherd node rejoin, pgherd cluster events.
+
+Thin: parse options, run the orchestration in ``pgherd.ops`` (shared with the console),
+print its steps as they finish and its result, as a table or as JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from pgherd import config as config_mod
+from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
+from pgherd.cli.output import console, human_seconds, print_json
+from pgherd.errors import InvalidInput
+from pgherd.model.switchover import DEFAULT_TIMEOUT
+from pgherd.ops.context import Operation, QuietSteps, Step
+from pgherd.ops.events import AgentEventLog
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
+_UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``16MB`` → 16777216; plain numbers are bytes."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise InvalidInput(f"{option} {text!r} is not a size", "write it as 16MB, 512kB or bytes")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+class PrintedSteps:
+    """Each step as a line when it finishes: mark, what, detail, time."""
+
+    def step_done(self, step: Step) -> None:
+        mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+        detail = f" — {step.detail}" if step.detail else ""
+        console.print(
+            f"{mark} {step.name}{detail} [dim]({human_seconds(step.seconds)})[/]", soft_wrap=True
+        )
+
+
+def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
+    config = load_config(config_file)
+    token = config_mod.read_token(config)
+    return Operation(
+        config=config,
+        token=token,
+        events=AgentEventLog(config, token),
+        reporter=QuietSteps() if as_json else PrintedSteps(),
+    )
+
+
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="seconds the target may take to replay the old primary's last WAL",
+        min=0.1,
+    ),
+]
+
+
+def switchover(
+    to: Annotated[str, typer.Option("--to", help="the standby that becomes the primary")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the checks and the plan; change nothing")
+    ] = False,
+    siblings_follow: Annotated[
+        bool,
+        typer.Option(
+            "--siblings-follow", help="point the old primary's other standbys at the new one"
+        ),
+    ] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    max_lag: Annotated[
+        str,
+        typer.Option("--max-lag", help="refuse when the target's replay is further behind"),
+    ] = "16MB",
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand the primary role to a standby without losing a transaction (clean shutdown,
+    wait for the standby to replay it, promote, old primary follows)."""
+    from pgherd.ops import switchover as ops
+
+    limit = parse_size(max_lag, "--max-lag")
+    op = _operation(config_file, as_json)
+    op.config.node(to)
+    if dry_run and not as_json:
+        console.print(f"dry run: switchover to {to}")
+    try:
+        result = ops.switchover(
+            op,
+            to,
+            dry_run=dry_run,
+            siblings_follow=siblings_follow,
+            timeout=timeout,
+            max_lag=limit,
+        )
+    except (ops.SwitchoverAborted, ops.SwitchoverFailed) as exc:
+        if as_json:
+            print_json(exc.result.as_json())
+        raise
+    if as_json:
+        print_json(result.as_json())
+    elif dry_run:
+        _print_dry_run(result)
+    else:
+        console.print(
+            f"switched over in {human_seconds(result.seconds)}: {result.reason}", soft_wrap=True
+        )
+    if dry_run and result.outcome != "succeeded":
+        raise InvalidInput(result.reason, next((c.hint for c in result.checks if c.blocks), ""))
+
+
+def _print_dry_run(result: object) -> None:
+    from pgherd.ops.switchover import SwitchoverResult
+
+    assert isinstance(result, SwitchoverResult)
+    console.print("checks:")
+    for check in result.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        console.print(f"  {mark} {check.name}: {check.reason}", soft_wrap=True)
+    console.print("plan:")
+    for number, text in enumerate(result.plan, start=1):
+        console.print(f"  {number}. {text}", soft_wrap=True)
+    if result.outcome == "succeeded":
+        console.print("every check passed; nothing was changed (dry run)")
+
+
+def promote(
+    node: NodeArg,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="you state that the old primary is gone (its agent does not answer) or "
+            "accept losing WAL only another standby has",
+        ),
+    ] = False,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Promote NODE to primary; refused while a primary runs and answers."""
+    from pgherd.ops import promote as ops
+
+    op = _operation(config_file, as_json)
+    op.config.node(node)
+    outcome = ops.promote(op, node, force=force)
+    if as_json:
+        print_json(outcome.as_json())
+        return
+    console.print(
+        f"{node} is the primary now, on timeline {outcome.timeline_after} "
+        f"(was {outcome.timeline_before}); other nodes can follow it: "
+        f"pgherd standby follow NODE, pgherd node rejoin OLD_PRIMARY",
+        soft_wrap=True,
+    )
+
+
+def follow(
+    node: NodeArg,
+    upstream: Annotated[
+        str | None,
+        typer.Option("--upstream", help="stream from this node (default: the primary)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point standby NODE at the primary, or at another standby (cascading)."""
+    from pgherd.ops import follow as ops
+
+    op = _operation(config_file, as_json)
+    op.config.node(node)
+    if upstream is not None:
+        op.config.node(upstream)
+    outcome = ops.follow(op, node, upstream)
+    if as_json:
+        print_json(outcome.as_json())
+    else:
+        console.print(outcome.reason, soft_wrap=True)
+
+
+def rejoin(
+    node: NodeArg,
+    force_clone: Annotated[
+        bool,
+        typer.Option("--force-clone", help="copy the node anew instead of rewinding it"),
+    ] = False,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring NODE (an old primary, a failed or diverged node) back as a standby of the
+    primary: pg_rewind when it diverged, a new clone only when rewind cannot help."""
+    from pgherd.ops import rejoin as ops
+
+    op = _operation(config_file, as_json)
+    op.config.node(node)
+    outcome = ops.rejoin(op, node, force_clone=force_clone)
+    if as_json:
+        print_json(outcome.as_json())
+        return
+    if outcome.fallback:
+        console.print(f"[yellow]![/] {outcome.fallback}", soft_wrap=True)
+    console.print(outcome.reason, soft_wrap=True)
+
+
+def events(
+    limit: Annotated[int, typer.Option("--limit", help="how many (the latest)", min=1)] = 50,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
+    from rich.table import Table
+
+    config = load_config(config_file)
+    found = AgentEventLog(config, config_mod.read_token(config)).recent(limit)
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in found])
+        return
+    if not found:
+        console.print("no events yet")
+        return
+    table = Table(title=f"cluster {config.cluster}: events", title_justify="left")
+    for column in ("Started", "Operation", "Node", "Outcome", "Took", "By"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "Took" else "left")
+    table.add_column("Reason", ratio=1, min_width=30)
+    colours = {"succeeded": "green", "running": "yellow", "aborted": "yellow"}
+    for event in found:
+        colour = colours.get(str(event.outcome), "red")
+        table.add_row(
+            event.started_at.astimezone().strftime("%m-%d %H:%M:%S"),
+            event.operation,
+            event.node,
+            f"[{colour}]{event.outcome}[/]",
+            human_seconds(event.seconds),
+            event.requested_by,
+            event.reason,
+        )
+    console.print(table)

@@ -1,0 +1,52 @@
+"""Cluster events: what pgherd did, to which node, who asked, when, and how it ended.
+
+An event is written when an operation starts (outcome ``running``) and rewritten when it
+ends, under the same id, so an operation that was interrupted still shows up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from pgherd.model.status import Frozen
+
+
+class Outcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    REFUSED = "refused"  # a check failed; nothing changed
+    ABORTED = "aborted"  # started, then undone; nothing changed
+    FAILED = "failed"  # a step failed; the reason says what state it left
+
+
+class Event(Frozen):
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    operation: str  # switchover, promote, follow, rejoin
+    node: str  # the node the operation is about (the target)
+    requested_by: str = ""
+    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    outcome: Outcome = Outcome.RUNNING
+    reason: str = ""
+    details: dict[str, str] = Field(default_factory=dict)
+
+    def finish(self, outcome: Outcome, reason: str, **details: object) -> Event:
+        more = {k: str(v) for k, v in details.items() if v is not None}
+        return self.model_copy(
+            update={
+                "finished_at": datetime.now(UTC),
+                "outcome": outcome,
+                "reason": reason,
+                "details": self.details | more,
+            }
+        )
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,115 @@
+"""SQL for replication operations on one server: slots, promotion, replay, checkpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+
+from pgherd.errors import QueryFailed, Refused, TimedOut
+from pgherd.model.lsn import Lsn
+
+Conn = psycopg.Connection[Any]
+
+
+def _one(conn: Conn, query: str, params: tuple[object, ...] = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
+def in_recovery(conn: Conn) -> bool:
+    return bool(_one(conn, "SELECT pg_is_in_recovery()"))
+
+
+def create_physical_slot(conn: Conn, name: str) -> bool:
+    """Create a physical slot that reserves WAL at once; False if it already exists."""
+    exists = conn.execute(
+        "SELECT slot_type FROM pg_replication_slots WHERE slot_name = %s", (name,)
+    ).fetchone()
+    if exists is not None:
+        if exists[0] != "physical":
+            raise Refused(f"a {exists[0]} slot named {name!r} exists", "drop it or rename the node")
+        return False
+    try:
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
+    except psycopg.errors.DuplicateObject:
+        return False
+    return True
+
+
+def drop_slot(conn: Conn, name: str) -> bool:
+    """Drop an inactive slot; False if there is none. An active slot is refused."""
+    row = conn.execute(
+        "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = %s", (name,)
+    ).fetchone()
+    if row is None:
+        return False
+    if row[0]:
+        raise Refused(
+            f"slot {name!r} is in use (by process {row[1]})",
+            "stop or re-point the standby that streams through it first",
+        )
+    try:
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+    except psycopg.errors.UndefinedObject:
+        return False
+    except psycopg.errors.ObjectInUse as exc:
+        raise Refused(f"slot {name!r} is in use: {exc}") from None
+    return True
+
+
+def request_promotion(conn: Conn) -> None:
+    """Ask the startup process to end recovery (``pg_promote`` without its 100 ms polling:
+    the caller polls more often, which shortens a switchover's pause)."""
+    if not _one(conn, "SELECT pg_promote(false)"):
+        raise QueryFailed("pg_promote() did not signal the promotion", "see the server log")
+
+
+def wait_promoted(conn: Conn, timeout: float, interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while in_recovery(conn):
+        if time.monotonic() > deadline:
+            raise TimedOut(
+                f"the server was still in recovery {timeout:.0f} s after the promotion request",
+                "see its postgresql.log",
+            )
+        time.sleep(interval)
+
+
+def current_lsn(conn: Conn) -> Lsn:
+    return Lsn.parse(_one(conn, "SELECT pg_current_wal_lsn()::text"))
+
+
+def checkpoint(conn: Conn) -> Lsn | None:
+    """CHECKPOINT (a restartpoint on a standby); the redo position it recorded."""
+    conn.execute("CHECKPOINT")
+    return Lsn.parse_optional(_one(conn, "SELECT redo_lsn::text FROM pg_control_checkpoint()"))
+
+
+def replay_positions(conn: Conn) -> tuple[Lsn | None, Lsn | None]:
+    """(replayed, received) on a standby."""
+    row = conn.execute(
+        "SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text"
+    ).fetchone()
+    assert row is not None
+    return Lsn.parse_optional(row[0]), Lsn.parse_optional(row[1])
+
+
+def wait_replayed_past(
+    conn: Conn, target: Lsn, timeout: float, interval: float = 0.01
+) -> tuple[bool, Lsn | None, Lsn | None]:
+    """Poll until the replay position is strictly past ``target`` (the start of a record
+    that must be replayed); returns (reached, replayed, received)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        replayed, received = replay_positions(conn)
+        if replayed is not None and replayed > target:
+            return True, replayed, received
+        if time.monotonic() >= deadline:
+            return False, replayed, received
+        time.sleep(interval)
+
+
+def reload(conn: Conn) -> None:
+    conn.execute("SELECT pg_reload_conf()")

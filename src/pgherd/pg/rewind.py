@@ -1,0 +1,51 @@
+"""pg_rewind: its command line and what its output says.
+
+pg_rewind connects to the source (the new primary) as the superuser over TCP, with the
+passfile named in the connection string; the target must be shut down (PostgreSQL 13+
+runs crash recovery on it first when it was not shut down cleanly).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgherd.model.lsn import Lsn
+from pgherd.pg.binaries import PgBin
+
+_DIVERGED = re.compile(
+    r"servers diverged at WAL location ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)", re.I
+)
+
+
+@dataclass(frozen=True)
+class RewindOutput:
+    rewound: bool
+    diverged_at: Lsn | None
+    diverged_timeline: int | None
+
+
+def argv(pgbin: PgBin, target: Path, source_conninfo: str) -> list[str]:
+    return [
+        str(pgbin["pg_rewind"]),
+        "--target-pgdata",
+        str(target),
+        "--source-server",
+        source_conninfo,
+        "--progress",
+    ]
+
+
+def parse_output(text: str) -> RewindOutput:
+    """What pg_rewind reported (it writes its messages to stderr)."""
+    match = _DIVERGED.search(text)
+    diverged = Lsn.parse(match.group(1)) if match else None
+    timeline = int(match.group(2)) if match else None
+    not_needed = "no rewind required" in text
+    return RewindOutput(rewound=not not_needed, diverged_at=diverged, diverged_timeline=timeline)
+
+
+def missing_wal(stderr: str) -> bool:
+    """pg_rewind failed because the target's WAL before the divergence is gone."""
+    return "could not find previous WAL record" in stderr or "could not open file" in stderr

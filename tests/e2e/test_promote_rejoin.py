@@ -1,0 +1,143 @@
+"""Promote when the primary is gone, and bring the old primary back with pg_rewind.
+
+One scenario on one lab, in the order an operator lives it: promote is refused while
+node1 runs; node1 writes what node2 never receives and stops; promoting node2 is refused
+because node3 has more WAL, then forced; node1 rejoins by pg_rewind (not a new clone);
+node3, diverged too, cannot follow and rejoins; a forced re-clone works as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from pgherd.config import ClusterConfig
+from tests.e2e.conftest import Lab
+from tests.e2e.ops_support import cluster, roles, slots_on, wait_healthy
+from tests.support import pgherd, query, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def cli(lab: Lab, *args: str, check: bool = True) -> Any:
+    done = pgherd(*args, "--json", config=lab.config_path, check=check)
+    if not check and done.returncode != 0:
+        return done.stderr.strip()
+    return json.loads(done.stdout)
+
+
+def refused(lab: Lab, *args: str) -> str:
+    done = pgherd(*args, config=lab.config_path, check=False)
+    assert done.returncode == 1, done.stdout
+    return done.stderr.strip()
+
+
+def relation_file(config: ClusterConfig, node: str, table: str) -> os.stat_result:
+    """The stat of a table's first data file on ``node``: pg_rewind changes what differs
+    inside files it keeps, a new clone writes every file anew."""
+    (path,) = query(config, node, "SELECT pg_relation_filepath(%s)", table)[0]
+    return os.stat(config.node(node).data_dir / str(path))
+
+
+def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
+    config = lab3.config
+    wait_healthy(lab3)
+    query(config, "node1", "CREATE TABLE untouched AS SELECT g FROM generate_series(1, 1000) g")
+    query(config, "node1", "CREATE TABLE t (id int PRIMARY KEY, note text)")
+    query(config, "node1", "INSERT INTO t VALUES (1, 'everyone has it')")
+    wait_until(lambda: query(config, "node2", "SELECT count(*) FROM t") == [(1,)])
+
+    assert refused(lab3, "standby", "promote", "node2") == (
+        "error: promote refused: this cluster already has an active primary 'node1' — "
+        "switch over instead: pgherd standby switchover --to node2 (or stop node1 first if "
+        "it must go)"
+    )
+    assert roles(lab3)["node1"] == ("primary", None)
+
+    # node2 misses what node1 writes next; node3 gets it. Then node1 goes away.
+    pgherd("node", "stop", "node2", config=lab3.config_path)
+    query(
+        config,
+        "node1",
+        "INSERT INTO t SELECT g, 'only node1 and node3' FROM generate_series(2, 500) g",
+    )
+    wait_until(lambda: query(config, "node3", "SELECT count(*) FROM t") == [(500,)])
+    before = relation_file(config, "node1", "untouched")
+    pgherd("node", "stop", "node1", config=lab3.config_path)
+    pgherd("node", "start", "node2", config=lab3.config_path)
+
+    message = refused(lab3, "standby", "promote", "node2")
+    assert "promote refused: node3 has WAL up to " in message
+    assert "bytes more than node2" in message
+    assert "promoting node2 loses them — promote node3 instead, or pass --force" in message
+
+    promoted = cli(lab3, "standby", "promote", "node2", "--force")
+    assert promoted["forced"] is True
+    assert promoted["timeline_after"] == promoted["timeline_before"] + 1
+    rows = cluster(lab3)
+    assert rows["node2"]["role"] == "primary"
+    assert rows["node2"]["timeline"] == promoted["timeline_after"]
+    query(config, "node2", "INSERT INTO t VALUES (1000, 'written on node2')")
+
+    # node1 diverged: it holds rows 2..500 that node2 never had.
+    rejoined = cli(lab3, "node", "rejoin", "node1")
+    assert rejoined["method"] == "rewind", rejoined
+    assert rejoined["rewind"]["rewound"] is True
+    assert rejoined["rewind"]["diverged_at"]
+    assert rejoined["fallback"] is None
+    after = relation_file(config, "node1", "untouched")
+    assert after.st_ino == before.st_ino  # rewound in place, not copied anew
+    assert roles(lab3)["node1"] == ("standby", "node2")
+    wait_until(
+        lambda: query(config, "node1", "SELECT array_agg(id ORDER BY id) FROM t") == [([1, 1000],)],
+        what="node1 to hold exactly node2's rows",
+    )
+    assert "node1" in slots_on(config, "node2")
+
+    # node3 diverged as well: follow refuses it and names the fix; rejoin repairs it.
+    message = refused(lab3, "standby", "follow", "node3")
+    assert message.startswith("error: follow refused: "), message
+    assert message.endswith("pgherd node rejoin node3")
+    third = cli(lab3, "node", "rejoin", "node3")
+    assert third["method"] == "rewind", json.dumps(third)
+    assert roles(lab3) == {
+        "node1": ("standby", "node2"),
+        "node2": ("primary", None),
+        "node3": ("standby", "node2"),
+    }
+    wait_until(lambda: query(config, "node3", "SELECT count(*) FROM t") == [(2,)])
+
+    events = cli(lab3, "cluster", "events")
+    promote = [e for e in events if e["operation"] == "promote"]
+    # The second refusal came while no primary ran: there was nowhere to record it.
+    assert [e["outcome"] for e in promote] == ["refused", "succeeded"]
+    assert promote[-1]["details"]["timeline"] == str(promoted["timeline_after"])
+    assert "forced: node3 has WAL up to" in promote[-1]["reason"]
+    rejoins = [e for e in events if e["operation"] == "rejoin"]
+    assert [(e["node"], e["details"]["method"]) for e in rejoins] == [
+        ("node1", "rewind"),
+        ("node3", "rewind"),
+    ]
+
+
+def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
+    config = lab3.config
+    wait_healthy(lab3)
+    primary = next(n for n, (role, _) in roles(lab3).items() if role == "primary")
+    standby = "node3" if primary != "node3" else "node1"
+    query(config, primary, "CREATE TABLE IF NOT EXISTS kept (v int)")
+    query(config, primary, "INSERT INTO kept VALUES (1)")
+    marker = config.node(standby).data_dir / "left-by-the-test"
+    marker.write_text("a clone empties the data directory first\n")
+    result = cli(lab3, "node", "rejoin", standby, "--force-clone")
+    assert result["method"] == "clone"
+    assert not marker.exists()
+    assert roles(lab3)[standby] == ("standby", primary)
+    wait_until(lambda: query(config, standby, "SELECT count(*) FROM kept") == [(1,)])
+    # Rejoining a standby that streams from the primary already does nothing.
+    again = cli(lab3, "node", "rejoin", standby)
+    assert again["reason"] == f"{standby} already streams from {primary}"
+    assert again["steps"] == []
