@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+from pgherd.api.client import AgentClient
 from pgherd.config import ClusterConfig
+from pgherd.errors import AgentUnreachable
+from pgherd.lab import agents
 from tests.e2e.conftest import Lab
 from tests.e2e.ops_support import cluster, roles, slots_on, wait_healthy
 from tests.support import pgherd, query, wait_until
@@ -33,6 +38,25 @@ def refused(lab: Lab, *args: str) -> str:
     done = pgherd(*args, config=lab.config_path, check=False)
     assert done.returncode == 1, done.stdout
     return done.stderr.strip()
+
+
+def restart_agent(lab: Lab, node: str) -> None:
+    """Start the node's agent from a short-lived process, as ``lab up`` does (the agent
+    outlives it and this process, a subreaper, reaps it in the end)."""
+    code = (
+        "import sys; from pathlib import Path; from pgherd import config; "
+        "from pgherd.lab import agents; p = Path(sys.argv[1]); "
+        "agents.spawn(p, config.load(p).node(sys.argv[2]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(lab.config_path), node], check=True)
+
+
+def agent_error(config: ClusterConfig, node: str) -> str | None:
+    try:
+        status = AgentClient(config.node(node)).status()
+    except AgentUnreachable:
+        return None
+    return status.error if status.state == "stopped" else None
 
 
 def relation_file(config: ClusterConfig, node: str, table: str) -> os.stat_result:
@@ -81,6 +105,16 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     assert rows["node2"]["role"] == "primary"
     assert rows["node2"]["timeline"] == promoted["timeline_after"]
     query(config, "node2", "INSERT INTO t VALUES (1000, 'written on node2')")
+
+    # node1's agent comes back (its host rebooted, say): it does not start a second primary.
+    node1 = config.node("node1")
+    agents.stop(node1)
+    restart_agent(lab3, "node1")
+    held = wait_until(lambda: agent_error(config, "node1"), what="node1's agent to answer")
+    assert held == (
+        f"not started: node2 is the primary now (timeline {promoted['timeline_after']}); "
+        "bring this node back with pgherd node rejoin node1"
+    )
 
     # node1 diverged: it holds rows 2..500 that node2 never had.
     rejoined = cli(lab3, "node", "rejoin", "node1")

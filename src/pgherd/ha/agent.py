@@ -17,11 +17,12 @@ from pgherd import config as config_mod
 from pgherd.api.app import create_app
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
+from pgherd.ha import peers
 from pgherd.ha import status as status_mod
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.doctor import NodeFacts
-from pgherd.model.status import NodeStatus, PgState
+from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
@@ -75,10 +76,26 @@ class Agent:
         if not self.local.instance.exists:
             log.warning("%s holds no cluster yet; waiting", self.local.node.data_dir)
             return
+        if not self.local.instance.standby_configured and self._second_primary():
+            return
         try:
             self.supervisor.start()
         except PgherdError as exc:
             log.exception("could not start postgres: %s", exc.one_line())
+
+    def _second_primary(self) -> bool:
+        """Stay stopped when this node is configured as a primary while another node of
+        the cluster runs as the primary (a failover happened while it was away)."""
+        other = peers.other_primary(self.local)
+        if other is None:
+            return False
+        self.supervisor.desired = Desired.STOPPED
+        self.supervisor.last_error = (
+            f"not started: {other.name} is the primary now (timeline {other.timeline}); "
+            f"bring this node back with pgherd node rejoin {self.local.node.name}"
+        )
+        log.error("%s", self.supervisor.last_error)
+        return True
 
     def watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL):

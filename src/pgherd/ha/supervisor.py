@@ -115,6 +115,7 @@ class Supervisor:
         except Exception as exc:
             self.last_error = str(exc)
             raise
+        self.last_error = None
 
     def _spawn(self) -> None:
         self.instance.prepare_start()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pgherd.api.client import AgentClient
 from pgherd.config import NodeConfig
-from pgherd.errors import AgentUnreachable, PgherdError, TimedOut, last_lines
+from pgherd.errors import AgentUnreachable, PgherdError, Refused, TimedOut, last_lines
+from pgherd.model.status import Desired
 from pgherd.pg import process
 
 AGENT_COMM = "pgherd-agent"
@@ -72,12 +73,22 @@ def wait_healthy(node: NodeConfig, pid: int, timeout: float = 60) -> None:
             ok, state = False, "no answer"
         if ok:
             return
+        if state == "stopped":
+            held_back(node)
         last = f"state {state}"
         time.sleep(0.1)
     raise TimedOut(
         f"{node.name} was not healthy within {timeout:.0f} s ({last})",
         f"see {node.agent_log} and {node.server_log}",
     )
+
+
+def held_back(node: NodeConfig) -> None:
+    """Raise when the agent keeps PostgreSQL stopped on purpose (it would be a second
+    primary), instead of waiting for a start that will not come."""
+    status = AgentClient(node).status()
+    if status.desired is Desired.STOPPED and status.error:
+        raise Refused(f"{node.name}: {status.error}", f"see {node.agent_log}")
 
 
 def agent_log_tail(node: NodeConfig) -> str:

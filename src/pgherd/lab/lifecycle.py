@@ -147,13 +147,23 @@ def _start_existing(config: ClusterConfig, config_path: Path, reporter: Reporter
             f"remove the directory (pgherd lab down --dir {config_path.parent} --purge) "
             "and create the lab again",
         )
-    for node in initialized:
-        _start_agent(config_path, node, reporter)
+    # Primaries by their files first, the newest timeline first: an old primary that a
+    # failover left behind then sees the new one running and stays stopped.
+    for node in sorted(initialized, key=lambda n: _start_order(config, n)):
+        try:
+            _start_agent(config_path, node, reporter)
+        except Refused as exc:
+            reporter.step(f"{exc.message} ({exc.hint})")
     primary = _primary_of(config)
     for node in config.nodes:
         if node not in initialized:
             _clone_and_start(config, config_path, primary, node, reporter)
     _wait_streaming(config, reporter)
+
+
+def _start_order(config: ClusterConfig, node: NodeConfig) -> tuple[bool, int]:
+    instance = LocalNode.open(config, node.name).instance
+    return instance.standby_configured, -instance.controldata().timeline
 
 
 def _node_of(port: tuple[str, int, str], nodes: list[NodeConfig]) -> bool:
