@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pgherd.errors import CommandFailed, PgherdError, Refused
+from pgherd.errors import AgentError, CommandFailed, PgherdError, Refused
 from pgherd.model.checks import Check, by_name, refusal, streaming_from, upstream_of
 from pgherd.model.events import Event, Outcome
 from pgherd.model.follow import RejoinMethod, rejoin_checks, rejoin_plan
@@ -129,7 +129,9 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
             with op.step(f"pg_rewind {node} from {primary}") as step:
                 outcome.rewind = op.client(node, timeout=3600).rewind(primary)
                 step.detail = outcome.rewind.output
-        except CommandFailed as exc:
+        except (CommandFailed, AgentError) as exc:
+            # The agent reports pg_rewind's own failure (its stderr); the data directory
+            # may be half-rewound now, so a new clone is the way back.
             outcome.fallback = f"pg_rewind failed ({exc.message}); cloned instead"
             outcome.method = RejoinMethod.CLONE
         else:

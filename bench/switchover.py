@@ -1,0 +1,359 @@
+"""Switchover and rejoin, measured as an application sees them.
+
+1. Write unavailability of ``pgherd standby switchover``: a client commits one small row
+   every 10 ms through a libpq multi-host connection string with
+   ``target_session_attrs=read-write``; unavailability is the time from its first failed
+   commit to its first successful commit afterwards. ``--runs`` switchovers back and forth
+   on a 3-node lab. In the same run, the same client against a hand-run switchover with
+   PostgreSQL's own tools on two plain servers (``pg_ctl stop -m fast``, wait for replay,
+   ``pg_ctl promote -w``, ``pg_ctl start`` the old primary as a standby): the floor a
+   script that knows exactly what to do reaches, without any checks.
+2. ``pgherd node rejoin`` of an old primary that diverged after ~1% of a ~1 GB database
+   changed on each side (``pgbench -i -s 70``, then 1% of pgbench_accounts updated):
+   pg_rewind, against a full re-clone (``--force-clone``) of the same node.
+
+    $VENV/bin/python -m bench.switchover [--runs 5] [--scale 70]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import common
+from pgherd import config as config_mod
+from pgherd.config import ClusterConfig
+from pgherd.ha import status as status_mod
+from pgherd.lab import layout
+from pgherd.model.status import NodeStatus, PgState
+from pgherd.pg import osuser, passfile, roles
+from pgherd.physical import clone
+from pgherd.physical.local_node import LocalNode
+
+ROOT = Path("/var/tmp/pgherd-bench-switchover")
+INTERVAL = 0.01
+
+
+# ---- the client -------------------------------------------------------------------------
+
+
+def multi_host(config: ClusterConfig) -> str:
+    hosts = ",".join(n.host for n in config.nodes)
+    ports = ",".join(str(n.port) for n in config.nodes)
+    return (
+        f"host={hosts} port={ports} user={config.superuser} dbname=postgres "
+        f"passfile={config.passfile} target_session_attrs=read-write connect_timeout=2"
+    )
+
+
+@dataclass
+class Writer:
+    """Commits one row every 10 ms; records the time and outcome of every attempt."""
+
+    conninfo: str
+    attempts: list[tuple[float, bool]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Writer:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, t float8)"
+            )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self.conninfo, autocommit=True)
+                conn.execute("INSERT INTO bench_writes (t) VALUES (%s)", (began,))
+                ok = True
+            except psycopg.Error:
+                ok = False
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.attempts.append((time.monotonic(), ok))
+            time.sleep(max(0.0, INTERVAL - (time.monotonic() - began)))
+        if conn is not None:
+            conn.close()
+
+    def steady(self, seconds: float = 1.0) -> None:
+        """Wait until the last ``seconds`` of attempts all succeeded."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            recent = [ok for t, ok in self.attempts if t > now - seconds]
+            if len(recent) > seconds / INTERVAL / 4 and all(recent):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("writes did not come back")
+
+    def unavailability(self, since: float) -> float:
+        """First failed commit after ``since`` to the first successful one after it."""
+        failed = next((t for t, ok in self.attempts if t >= since and not ok), None)
+        if failed is None:
+            return 0.0
+        back = next(t for t, ok in self.attempts if t > failed and ok)
+        return back - failed
+
+
+# ---- pgherd switchover ------------------------------------------------------------------
+
+
+def pgherd_switchovers(lab: common.Lab, runs: int) -> dict[str, Any]:
+    config = config_mod.load(lab.config_path)
+    gaps: list[float] = []
+    paused: list[float] = []
+    totals: list[float] = []
+    with Writer(multi_host(config)) as writer:
+        writer.steady()
+        for run in range(runs):
+            target = "node2" if run % 2 == 0 else "node1"
+            since = time.monotonic()
+            seconds, done = common.timed(
+                lambda t=target: lab.cli("standby", "switchover", "--to", t, "--json")  # type: ignore[misc]
+            )
+            result = json.loads(done.stdout)
+            writer.steady()
+            gaps.append(writer.unavailability(since))
+            paused.append(float(result["writes_paused_seconds"]))
+            totals.append(seconds)
+            common.console.print(
+                f"  pgherd switchover #{run + 1} to {target}: unavailable {gaps[-1]:.3f} s, "
+                f"writes paused {paused[-1]:.3f} s, command {seconds:.2f} s"
+            )
+    return {
+        "unavailable_s": common.summary(gaps),
+        "writes_paused_s": common.summary(paused),
+        "command_s": common.summary(totals),
+    }
+
+
+# ---- the same with PostgreSQL's own tools -----------------------------------------------
+
+
+def plain_pair(directory: Path, user: osuser.OsUser) -> ClusterConfig:
+    """Two servers started by pg_ctl (no agents): a primary and a streaming standby."""
+    base = common.free_port_base(2, (0,))
+    config = layout.lab_config(directory, 2, base, user.name, None)
+    user.make_dir(directory)
+    user.make_dir(config.passfile.parent)
+    user.write_file(
+        config.passfile,
+        passfile.render(
+            {
+                config.superuser: passfile.generate_password(),
+                config.replication_user: passfile.generate_password(),
+            }
+        ),
+    )
+    first = LocalNode.open(config, "node1")
+    first.prepare_home()
+    first.instance.initdb(passfile.password_for(config.passfile, config.superuser))
+    first.write_config(upstream=None)
+    first.instance.start()
+    with first.instance.connect() as conn:
+        roles.ensure_replication_role(
+            conn,
+            config.replication_user,
+            passfile.password_for(config.passfile, config.replication_user),
+        )
+    status = _status(config, "node1")
+    clone.clone(config, "node2", status, False, lambda _p: None)
+    LocalNode.open(config, "node2").instance.start()
+    return config
+
+
+def _status(config: ClusterConfig, name: str) -> NodeStatus:
+    local = LocalNode.open(config, name)
+    return status_mod.collect(local, PgState.RUNNING, "running", None, 0, None)
+
+
+def manual_switchover(config: ClusterConfig, old: str, new: str) -> None:
+    """What an operator's script does with pg_ctl; no checks, no slots."""
+    old_node, new_node = LocalNode.open(config, old), LocalNode.open(config, new)
+    old_node.instance.stop("fast")  # pg_ctl stop -m fast
+    checkpoint = old_node.instance.controldata().checkpoint_lsn
+    with new_node.instance.connect() as conn:
+        while True:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() > %s::pg_lsn", (str(checkpoint),))
+            if row.fetchone() == (True,):
+                break
+            time.sleep(0.01)
+    new_node.instance.promote()  # pg_ctl promote -w
+    with new_node.instance.connect() as conn:
+        conn.execute(
+            "SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+            "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+            (old, old),
+        )
+    old_node.write_config(upstream=config.node(new))
+    old_node.instance.start()  # pg_ctl start -w
+
+
+def manual_switchovers(directory: Path, runs: int) -> dict[str, Any]:
+    user = osuser.resolve(common.OS_USER)
+    config = plain_pair(directory, user)
+    gaps: list[float] = []
+    totals: list[float] = []
+    try:
+        with Writer(multi_host(config)) as writer:
+            writer.steady()
+            for run in range(runs):
+                old, new = ("node1", "node2") if run % 2 == 0 else ("node2", "node1")
+                since = time.monotonic()
+                seconds, _ = common.timed(lambda o=old, n=new: manual_switchover(config, o, n))  # type: ignore[misc]
+                writer.steady()
+                gaps.append(writer.unavailability(since))
+                totals.append(seconds)
+                common.console.print(
+                    f"  pg_ctl switchover #{run + 1} to {new}: unavailable {gaps[-1]:.3f} s, "
+                    f"script {seconds:.2f} s"
+                )
+    finally:
+        for node in config.nodes:
+            LocalNode.open(config, node.name).instance.stop("immediate")
+        common.reap()
+    return {"unavailable_s": common.summary(gaps), "script_s": common.summary(totals)}
+
+
+# ---- rejoin: pg_rewind against a re-clone -----------------------------------------------
+
+
+def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
+    """node1 primary, node2 standby, node3 stopped (out of the way). node2 misses 1% of
+    updates on node1; node1 stops; node2 is promoted and updates another 1%; node1 rejoins
+    by pg_rewind, then once more by a full clone."""
+    primary = json.loads(lab.cli("cluster", "show", "--json", check=False).stdout)["primary"]
+    if primary != "node1":
+        lab.cli("standby", "switchover", "--to", "node1", "--siblings-follow")
+    uri1, uri2 = lab.connstr("node1"), lab.connstr("node2")
+    lab.cli("node", "stop", "node3")
+    init_seconds = common.pgbench_init(uri1, scale)
+    size = common.query(uri1, "SELECT pg_database_size('postgres')")[0][0]
+    common.console.print(f"  pgbench -i -s {scale}: {size / 1e9:.2f} GB in {init_seconds:.0f} s")
+    lsn = common.query(uri1, "SELECT pg_current_wal_lsn()::text")[0][0]
+    deadline = time.monotonic() + 600
+    while common.query(uri2, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]) != [(True,)]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("node2 did not catch up with pgbench -i")
+        time.sleep(0.5)
+    common.query(uri1, "CHECKPOINT")
+    common.query(uri2, "CHECKPOINT")
+    lab.cli("node", "stop", "node2")
+    changed = common.query(
+        uri1,
+        "WITH u AS (UPDATE pgbench_accounts SET abalance = abalance + 1 "
+        "WHERE aid %% 100 = 0 RETURNING 1) SELECT count(*) FROM u",
+    )[0][0]
+    lab.cli("node", "stop", "node1")
+    lab.cli("node", "start", "node2")
+    lab.cli("standby", "promote", "node2")
+    common.query(uri2, "UPDATE pgbench_accounts SET abalance = abalance - 1 WHERE aid %% 100 = 1")
+    rewind_s, done = common.timed(lambda: lab.cli("node", "rejoin", "node1", "--json"))
+    rewound = json.loads(done.stdout)
+    if rewound["method"] != "rewind":
+        raise RuntimeError(f"expected a rewind, got {rewound['method']}: {rewound['reason']}")
+    clone_s, done = common.timed(
+        lambda: lab.cli("node", "rejoin", "node1", "--force-clone", "--json")
+    )
+    cloned = json.loads(done.stdout)
+    step = {s["step"].split(" ")[0]: s["seconds"] for s in rewound["steps"]}
+    copy = next(s for s in cloned["steps"] if s["step"].startswith("clone "))
+    common.console.print(
+        f"  rejoin by pg_rewind {rewind_s:.1f} s (pg_rewind {step.get('pg_rewind', 0):.1f} s); "
+        f"by a new clone {clone_s:.1f} s (copy {copy['seconds']:.1f} s)"
+    )
+    return {
+        "scale": scale,
+        "database_bytes": size,
+        "rows_changed_on_old_primary": changed,
+        "pgbench_init_s": round(init_seconds, 2),
+        "rejoin_rewind_s": round(rewind_s, 3),
+        "pg_rewind_s": step.get("pg_rewind"),
+        "rejoin_clone_s": round(clone_s, 3),
+        "clone_copy_s": copy["seconds"],
+        "rewind_over_clone": round(rewind_s / clone_s, 4),
+    }
+
+
+# ---- main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1 GB)")
+    parser.add_argument("--skip-rejoin", action="store_true")
+    args = parser.parse_args()
+    common.become_subreaper()
+    started = common.now()
+    results: dict[str, Any] = {"machine": common.machine(), "load_before": common.load_average()}
+    with common.fresh_directory(ROOT) as root:
+        osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
+        lab = common.Lab(root / "lab", 3, common.free_port_base(3))
+        results["lab_up_s"] = round(lab.up(), 2)
+        common.console.print(f"lab up in {results['lab_up_s']} s")
+        # Alternate the two, so that load from elsewhere hits both alike.
+        results["pgherd"] = pgherd_switchovers(lab, args.runs)
+        results["pg_ctl"] = manual_switchovers(root / "plain", args.runs)
+        if not args.skip_rejoin:
+            results["rejoin"] = rejoin(lab, args.scale)
+        lab.down()
+    results["load_after"] = common.load_average()
+    pg, manual = results["pgherd"], results["pg_ctl"]
+    ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]
+    results["unavailable_ratio_pgherd_over_pg_ctl"] = round(ratio, 3)
+    rows: list[list[object]] = [
+        [
+            "switchover: write unavailability (median)",
+            f"{pg['unavailable_s']['median']:.3f} s",
+            f"{manual['unavailable_s']['median']:.3f} s",
+            f"{ratio:.2f}×",
+        ],
+        [
+            "switchover: whole command / script (median)",
+            f"{pg['command_s']['median']:.2f} s",
+            f"{manual['script_s']['median']:.2f} s",
+            "",
+        ],
+    ]
+    if "rejoin" in results:
+        rj = results["rejoin"]
+        rows.append(
+            [
+                f"rejoin after 1% changed ({rj['database_bytes'] / 1e9:.2f} GB): rewind vs clone",
+                f"{rj['rejoin_rewind_s']:.1f} s",
+                f"{rj['rejoin_clone_s']:.1f} s",
+                f"{rj['rewind_over_clone']:.3f}×",
+            ]
+        )
+    common.print_table(
+        f"switchover and rejoin ({args.runs} runs)",
+        ["measure", "pgherd", "baseline", "ratio"],
+        rows,
+    )
+    path = common.write_json("switchover", results, started)
+    common.console.print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
