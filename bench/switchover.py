@@ -150,8 +150,7 @@ def pgherd_switchovers(lab: common.Lab, runs: int) -> dict[str, Any]:
 # ---- the same with PostgreSQL's own tools -----------------------------------------------
 
 
-def plain_pair(directory: Path, user: osuser.OsUser) -> ClusterConfig:
-    """Two servers started by pg_ctl (no agents): a primary and a streaming standby."""
+def plain_config(directory: Path, user: osuser.OsUser) -> ClusterConfig:
     base = common.free_port_base(2, (0,))
     config = layout.lab_config(directory, 2, base, user.name, None)
     user.make_dir(directory)
@@ -165,6 +164,11 @@ def plain_pair(directory: Path, user: osuser.OsUser) -> ClusterConfig:
             }
         ),
     )
+    return config
+
+
+def plain_pair(config: ClusterConfig) -> None:
+    """Two servers started by pg_ctl (no agents): a primary and a streaming standby."""
     first = LocalNode.open(config, "node1")
     first.prepare_home()
     first.instance.initdb(passfile.password_for(config.passfile, config.superuser))
@@ -176,10 +180,8 @@ def plain_pair(directory: Path, user: osuser.OsUser) -> ClusterConfig:
             config.replication_user,
             passfile.password_for(config.passfile, config.replication_user),
         )
-    status = _status(config, "node1")
-    clone.clone(config, "node2", status, False, lambda _p: None)
+    clone.clone(config, "node2", _status(config, "node1"), False, lambda _p: None)
     LocalNode.open(config, "node2").instance.start()
-    return config
 
 
 def _status(config: ClusterConfig, name: str) -> NodeStatus:
@@ -210,11 +212,11 @@ def manual_switchover(config: ClusterConfig, old: str, new: str) -> None:
 
 
 def manual_switchovers(directory: Path, runs: int) -> dict[str, Any]:
-    user = osuser.resolve(common.OS_USER)
-    config = plain_pair(directory, user)
+    config = plain_config(directory, osuser.resolve(common.OS_USER))
     gaps: list[float] = []
     totals: list[float] = []
     try:
+        plain_pair(config)
         with Writer(multi_host(config)) as writer:
             writer.steady()
             for run in range(runs):
@@ -259,15 +261,23 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     common.query(uri1, "CHECKPOINT")
     common.query(uri2, "CHECKPOINT")
     lab.cli("node", "stop", "node2")
+    # 1% of the rows, in one stretch of the table (a scattered 1% would touch most pages).
+    accounts = scale * 100_000
     changed = common.query(
         uri1,
         "WITH u AS (UPDATE pgbench_accounts SET abalance = abalance + 1 "
-        "WHERE aid %% 100 = 0 RETURNING 1) SELECT count(*) FROM u",
+        "WHERE aid <= %s RETURNING 1) SELECT count(*) FROM u",
+        [accounts // 100],
     )[0][0]
     lab.cli("node", "stop", "node1")
     lab.cli("node", "start", "node2")
     lab.cli("standby", "promote", "node2")
-    common.query(uri2, "UPDATE pgbench_accounts SET abalance = abalance - 1 WHERE aid %% 100 = 1")
+    common.query(
+        uri2,
+        "UPDATE pgbench_accounts SET abalance = abalance - 1 WHERE aid > %s AND aid <= %s",
+        [accounts // 2, accounts // 2 + accounts // 100],
+    )
+    wal_bytes = common.query(uri2, "SELECT sum(size) FROM pg_ls_waldir()")[0][0]
     rewind_s, done = common.timed(lambda: lab.cli("node", "rejoin", "node1", "--json"))
     rewound = json.loads(done.stdout)
     if rewound["method"] != "rewind":
@@ -286,6 +296,9 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
         "scale": scale,
         "database_bytes": size,
         "rows_changed_on_old_primary": changed,
+        "rows_changed_on_new_primary": accounts // 100,
+        "new_primary_pg_wal_bytes": int(wal_bytes),
+        "pg_rewind_copied_mb": rewound["rewind"]["copied_mb"],
         "pgbench_init_s": round(init_seconds, 2),
         "rejoin_rewind_s": round(rewind_s, 3),
         "pg_rewind_s": step.get("pg_rewind"),
@@ -307,9 +320,11 @@ def main() -> None:
     common.become_subreaper()
     started = common.now()
     results: dict[str, Any] = {"machine": common.machine(), "load_before": common.load_average()}
-    with common.fresh_directory(ROOT) as root:
+    with (
+        common.fresh_directory(ROOT) as root,
+        common.Lab(root / "lab", 3, common.free_port_base(3)) as lab,
+    ):
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
-        lab = common.Lab(root / "lab", 3, common.free_port_base(3))
         results["lab_up_s"] = round(lab.up(), 2)
         common.console.print(f"lab up in {results['lab_up_s']} s")
         # Alternate the two, so that load from elsewhere hits both alike.
@@ -317,7 +332,6 @@ def main() -> None:
         results["pg_ctl"] = manual_switchovers(root / "plain", args.runs)
         if not args.skip_rejoin:
             results["rejoin"] = rejoin(lab, args.scale)
-        lab.down()
     results["load_after"] = common.load_average()
     pg, manual = results["pgherd"], results["pg_ctl"]
     ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]

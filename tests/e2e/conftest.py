@@ -33,7 +33,16 @@ class Lab:
 
 def start_lab(directory: Path, nodes: int, *extra: str) -> Lab:
     base = free_port_base(nodes, (0, 1000))
-    pgherd("lab", "up", "--dir", directory, "--nodes", str(nodes), "--port-base", str(base), *extra)
+    try:
+        pgherd(
+            "lab", "up", "--dir", directory, "--nodes", str(nodes), "--port-base", str(base), *extra
+        )
+    except AssertionError:
+        # Agents that did start would outlive the failed test (and restart PostgreSQL in
+        # whatever later appears at their data directories' paths).
+        pgherd("lab", "down", "--dir", directory, check=False)
+        process.reap_zombie_children()
+        raise
     return Lab(directory, base)
 
 

@@ -32,7 +32,7 @@ pg_rewind: no rewind required
 
 def test_a_rewind_that_copied() -> None:
     out = rewind.parse_output(REWOUND)
-    assert out == rewind.RewindOutput(True, Lsn.parse("0/4474988"), 3)
+    assert out == rewind.RewindOutput(True, Lsn.parse("0/4474988"), 3, 101, 138)
 
 
 def test_a_rewind_that_was_not_needed() -> None:

@@ -7,7 +7,7 @@ print its steps as they finish and its result, as a table or as JSON.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,8 +16,9 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, human_seconds, print_json
 from pgherd.errors import InvalidInput
 from pgherd.model.switchover import DEFAULT_TIMEOUT
-from pgherd.ops.context import Operation, QuietSteps, Step
-from pgherd.ops.events import AgentEventLog
+
+if TYPE_CHECKING:  # the orchestration is imported when a command runs, not at start-up
+    from pgherd.ops.context import Operation, Step
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
 _UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -43,6 +44,9 @@ class PrintedSteps:
 
 
 def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
+    from pgherd.ops.context import Operation, QuietSteps
+    from pgherd.ops.events import AgentEventLog
+
     config = load_config(config_file)
     token = config_mod.read_token(config)
     return Operation(
@@ -215,6 +219,8 @@ def events(
 ) -> None:
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
+
+    from pgherd.ops.events import AgentEventLog
 
     config = load_config(config_file)
     found = AgentEventLog(config, config_mod.read_token(config)).recent(limit)

@@ -69,6 +69,8 @@ class RewindResult(Frozen):
     rewound: bool  # False: "no rewind required"
     diverged_at: LsnField | None = None
     diverged_timeline: int | None = None
+    copied_mb: int | None = None  # pg_rewind copies changed blocks, and whole WAL files
+    source_mb: int | None = None
     seconds: float
     output: str = ""  # the last lines pg_rewind printed
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from pgherd.model.lsn import Lsn
 from pgherd.pg.binaries import PgBin
 
+_TO_COPY = re.compile(r"need to copy (\d+) MB \(total source directory size is (\d+) MB\)")
 _DIVERGED = re.compile(
     r"servers diverged at WAL location ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)", re.I
 )
@@ -24,6 +25,8 @@ class RewindOutput:
     rewound: bool
     diverged_at: Lsn | None
     diverged_timeline: int | None
+    copied_mb: int | None = None  # what pg_rewind had to copy from the source
+    source_mb: int | None = None  # the size of the source's data directory
 
 
 def argv(pgbin: PgBin, target: Path, source_conninfo: str) -> list[str]:
@@ -43,7 +46,14 @@ def parse_output(text: str) -> RewindOutput:
     diverged = Lsn.parse(match.group(1)) if match else None
     timeline = int(match.group(2)) if match else None
     not_needed = "no rewind required" in text
-    return RewindOutput(rewound=not not_needed, diverged_at=diverged, diverged_timeline=timeline)
+    sizes = _TO_COPY.search(text)
+    return RewindOutput(
+        rewound=not not_needed,
+        diverged_at=diverged,
+        diverged_timeline=timeline,
+        copied_mb=int(sizes.group(1)) if sizes else None,
+        source_mb=int(sizes.group(2)) if sizes else None,
+    )
 
 
 def missing_wal(stderr: str) -> bool:

@@ -52,6 +52,8 @@ def rewind(local: LocalNode, source: NodeConfig, timeout: float = 3600) -> Rewin
         rewound=parsed.rewound,
         diverged_at=parsed.diverged_at,
         diverged_timeline=parsed.diverged_timeline,
+        copied_mb=parsed.copied_mb,
+        source_mb=parsed.source_mb,
         seconds=round(seconds, 4),
         output=last_lines(output, 4),
     )
