@@ -4,8 +4,8 @@
    every 10 ms through a libpq multi-host connection string with
    ``target_session_attrs=read-write``; unavailability is the time from its first failed
    commit to its first successful commit afterwards. ``--runs`` switchovers back and forth
-   on a 3-node lab. In the same run, the same client against a hand-run switchover with
-   PostgreSQL's own tools on two plain servers (``pg_ctl stop -m fast``, wait for replay,
+   on a 3-node lab, in alternation with the same client against a hand-run switchover
+   with PostgreSQL's own tools on two plain servers (``pg_ctl stop -m fast``, wait for replay,
    ``pg_ctl promote -w``, ``pg_ctl start`` the old primary as a standby): the floor a
    script that knows exactly what to do reaches, without any checks.
 2. ``pgherd node rejoin`` of an old primary that diverged after ~1% of a ~1 GB database
@@ -118,33 +118,18 @@ class Writer:
 # ---- pgherd switchover ------------------------------------------------------------------
 
 
-def pgherd_switchovers(lab: common.Lab, runs: int) -> dict[str, Any]:
-    config = config_mod.load(lab.config_path)
-    gaps: list[float] = []
-    paused: list[float] = []
-    totals: list[float] = []
-    with Writer(multi_host(config)) as writer:
-        writer.steady()
-        for run in range(runs):
-            target = "node2" if run % 2 == 0 else "node1"
-            since = time.monotonic()
-            seconds, done = common.timed(
-                lambda t=target: lab.cli("standby", "switchover", "--to", t, "--json")  # type: ignore[misc]
-            )
-            result = json.loads(done.stdout)
-            writer.steady()
-            gaps.append(writer.unavailability(since))
-            paused.append(float(result["writes_paused_seconds"]))
-            totals.append(seconds)
-            common.console.print(
-                f"  pgherd switchover #{run + 1} to {target}: unavailable {gaps[-1]:.3f} s, "
-                f"writes paused {paused[-1]:.3f} s, command {seconds:.2f} s"
-            )
-    return {
-        "unavailable_s": common.summary(gaps),
-        "writes_paused_s": common.summary(paused),
-        "command_s": common.summary(totals),
-    }
+def pgherd_switchover(lab: common.Lab, run: int, writer: Writer) -> dict[str, float]:
+    target = "node2" if run % 2 == 0 else "node1"
+    since = time.monotonic()
+    seconds, done = common.timed(lambda: lab.cli("standby", "switchover", "--to", target, "--json"))
+    paused = float(json.loads(done.stdout)["writes_paused_seconds"])
+    writer.steady()
+    gap = writer.unavailability(since)
+    common.console.print(
+        f"  pgherd switchover #{run + 1} to {target}: unavailable {gap:.3f} s, "
+        f"writes paused {paused:.3f} s, command {seconds:.2f} s"
+    )
+    return {"unavailable": gap, "paused": paused, "command": seconds}
 
 
 # ---- the same with PostgreSQL's own tools -----------------------------------------------
@@ -211,30 +196,48 @@ def manual_switchover(config: ClusterConfig, old: str, new: str) -> None:
     old_node.instance.start()  # pg_ctl start -w
 
 
-def manual_switchovers(directory: Path, runs: int) -> dict[str, Any]:
-    config = plain_config(directory, osuser.resolve(common.OS_USER))
-    gaps: list[float] = []
-    totals: list[float] = []
+def manual_run(config: ClusterConfig, run: int, writer: Writer) -> dict[str, float]:
+    old, new = ("node1", "node2") if run % 2 == 0 else ("node2", "node1")
+    since = time.monotonic()
+    seconds, _ = common.timed(lambda: manual_switchover(config, old, new))
+    writer.steady()
+    gap = writer.unavailability(since)
+    common.console.print(
+        f"  pg_ctl switchover #{run + 1} to {new}: unavailable {gap:.3f} s, script {seconds:.2f} s"
+    )
+    return {"unavailable": gap, "command": seconds}
+
+
+def switchovers(lab: common.Lab, plain: Path, runs: int) -> dict[str, Any]:
+    """pgherd and pg_ctl runs in alternation, each cluster with its own writer, so that
+    load from elsewhere on the machine hits both alike."""
+    config = plain_config(plain, osuser.resolve(common.OS_USER))
+    ours: list[dict[str, float]] = []
+    theirs: list[dict[str, float]] = []
     try:
         plain_pair(config)
-        with Writer(multi_host(config)) as writer:
+        lab_config = config_mod.load(lab.config_path)
+        with Writer(multi_host(lab_config)) as lab_writer, Writer(multi_host(config)) as writer:
+            lab_writer.steady()
             writer.steady()
             for run in range(runs):
-                old, new = ("node1", "node2") if run % 2 == 0 else ("node2", "node1")
-                since = time.monotonic()
-                seconds, _ = common.timed(lambda o=old, n=new: manual_switchover(config, o, n))  # type: ignore[misc]
-                writer.steady()
-                gaps.append(writer.unavailability(since))
-                totals.append(seconds)
-                common.console.print(
-                    f"  pg_ctl switchover #{run + 1} to {new}: unavailable {gaps[-1]:.3f} s, "
-                    f"script {seconds:.2f} s"
-                )
+                ours.append(pgherd_switchover(lab, run, lab_writer))
+                theirs.append(manual_run(config, run, writer))
     finally:
         for node in config.nodes:
             LocalNode.open(config, node.name).instance.stop("immediate")
         common.reap()
-    return {"unavailable_s": common.summary(gaps), "script_s": common.summary(totals)}
+    return {
+        "pgherd": {
+            "unavailable_s": common.summary([r["unavailable"] for r in ours]),
+            "writes_paused_s": common.summary([r["paused"] for r in ours]),
+            "command_s": common.summary([r["command"] for r in ours]),
+        },
+        "pg_ctl": {
+            "unavailable_s": common.summary([r["unavailable"] for r in theirs]),
+            "script_s": common.summary([r["command"] for r in theirs]),
+        },
+    }
 
 
 # ---- rejoin: pg_rewind against a re-clone -----------------------------------------------
@@ -327,9 +330,7 @@ def main() -> None:
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
         results["lab_up_s"] = round(lab.up(), 2)
         common.console.print(f"lab up in {results['lab_up_s']} s")
-        # Alternate the two, so that load from elsewhere hits both alike.
-        results["pgherd"] = pgherd_switchovers(lab, args.runs)
-        results["pg_ctl"] = manual_switchovers(root / "plain", args.runs)
+        results |= switchovers(lab, root / "plain", args.runs)
         if not args.skip_rejoin:
             results["rejoin"] = rejoin(lab, args.scale)
     results["load_after"] = common.load_average()

@@ -19,6 +19,7 @@ from pgherd.model.checks import Check, refusal, streaming_from
 from pgherd.model.events import Event, Outcome
 from pgherd.model.node_ops import NodeWal, ReplayWait
 from pgherd.model.slots import stale_slots
+from pgherd.model.status import PgState, Role
 from pgherd.model.timeline import Verdict, compare
 from pgherd.ops.context import Operation, Step, best_effort
 from pgherd.ops.events import record_refusal
@@ -122,6 +123,7 @@ class _Run:
         self.new = new
         self.timeout = timeout
         self.created_slots: list[str] = []
+        self.promote_requested = False
         self.event = Event(
             operation="switchover",
             node=new,
@@ -140,6 +142,7 @@ class _Run:
             if not wait.reached:
                 self._abort(shutdown, wait)
             with op.step(f"promote {new}") as step:
+                self.promote_requested = True
                 promoted = op.client(new).promote()
                 step.detail = (
                     f"timeline {promoted.timeline_before} → {promoted.timeline_after}, "
@@ -147,7 +150,7 @@ class _Run:
                 )
             self.result.writes_paused_seconds = round(time.monotonic() - paused_at, 4)
             self.result.timeline = promoted.timeline_after
-        except (SwitchoverAborted, Refused):
+        except SwitchoverAborted:
             raise
         except PgherdError as exc:
             self._fail_before_promotion(exc)
@@ -244,17 +247,41 @@ class _Run:
                 step.detail = "; ".join(problems) if problems else ", ".join(self.created_slots)
 
     def _fail_before_promotion(self, exc: PgherdError) -> NoReturn:
+        if self.promote_requested and not self._still_standby():
+            # The promotion may have happened: starting the old primary again could make
+            # two primaries. It stays stopped; the operator looks first.
+            reason = (
+                f"switchover failed while promoting {self.new} ({exc.message}); {self.new} "
+                f"may be the primary now, so {self.old} stays stopped"
+            )
+            self._record_failure(reason)
+            raise SwitchoverFailed(
+                reason,
+                f"see pgherd cluster show; then pgherd node rejoin {self.old}, or "
+                f"pgherd node start {self.old} if {self.new} is still a standby",
+                self.result,
+            ) from None
         problem = best_effort(self._undo)
         reason = f"switchover failed before {self.new} was promoted: {exc.message}"
         if problem:
             reason += f"; starting {self.old} again failed too: {problem}"
         else:
             reason += f"; {self.old} is the primary again"
+        self._record_failure(reason)
+        raise SwitchoverFailed(reason, exc.hint, self.result) from None
+
+    def _still_standby(self) -> bool:
+        try:
+            status = self.op.client(self.new).status()
+        except PgherdError:
+            return False
+        return status.state is PgState.RUNNING and status.role is Role.STANDBY
+
+    def _record_failure(self, reason: str) -> None:
         self.result.outcome = Outcome.FAILED
         self.result.reason = reason
         self.result.seconds = self.op.seconds
-        self.op.events.save(self.event.finish(Outcome.FAILED, reason), self.old)
-        raise SwitchoverFailed(reason, exc.hint, self.result) from None
+        self.op.events.save(self.event.finish(Outcome.FAILED, reason))
 
     def _old_follows(self, shutdown: NodeWal) -> None:
         op, old, new = self.op, self.old, self.new
