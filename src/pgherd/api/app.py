@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pgherd.api.auth import authorized
@@ -41,6 +41,13 @@ Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        # One error shape for every failure: {"error": ..., "hint": ...}.
+        detail: object = exc.detail  # typed str, but our handlers raise it with a dict
+        body = detail if isinstance(detail, dict) else {"error": str(detail), "hint": ""}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PgherdError)
     async def _pgherd_error(_request: Request, exc: PgherdError) -> JSONResponse:
