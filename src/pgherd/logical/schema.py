@@ -69,7 +69,7 @@ def user_tables(conn: Conn) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg_toast%%'"
+        "AND n.nspname NOT LIKE 'pg_toast%'"
     ).fetchone()
     return int(row[0]) if row else 0
 
@@ -87,6 +87,22 @@ def dump(local: LocalNode, conninfo: str, tables: Sequence[QualifiedName] | None
     return done.stdout
 
 
+def as_sql(script: str) -> str:
+    """pg_dump's script without the psql meta-commands recent minor releases add around it
+    (``\\restrict KEY`` / ``\\unrestrict KEY``, a guard for psql), so it runs as plain SQL."""
+    kept = []
+    for line in script.splitlines():
+        if line.startswith(("\\restrict ", "\\unrestrict ")):
+            continue
+        if line.startswith("\\"):
+            raise QueryFailed(
+                f"pg_dump's output holds an unexpected psql command: {line[:40]!r}",
+                "report this; apply the schema by hand with psql meanwhile",
+            )
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def sync(
     local: LocalNode, conn: Conn, conninfo: str, missing: Sequence[QualifiedName], whole: bool
 ) -> list[QualifiedName]:
@@ -100,11 +116,11 @@ def sync(
                 "schema needs an empty one",
                 "use --sync-schema (published tables only) or an empty database",
             )
-        script = dump(local, conninfo, None)
+        script = as_sql(dump(local, conninfo, None))
     elif not missing:
         return []
     else:
-        script = dump(local, conninfo, missing)
+        script = as_sql(dump(local, conninfo, missing))
     try:
         with conn.transaction():
             for schema in sorted({t.schema for t in missing}):

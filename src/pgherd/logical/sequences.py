@@ -20,9 +20,9 @@ Conn = psycopg.Connection[Any]
 
 _READ = """
 SELECT s.schemaname, s.sequencename,
-       has_sequence_privilege(format('%%I.%%I', s.schemaname, s.sequencename), 'SELECT')
+       has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT')
            AS readable,
-       CASE WHEN has_sequence_privilege(format('%%I.%%I', s.schemaname, s.sequencename),
+       CASE WHEN has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename),
                                         'SELECT')
             THEN s.last_value END AS last_value,
        s.increment_by, s.min_value, s.max_value

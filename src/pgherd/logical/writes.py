@@ -75,7 +75,7 @@ def tables(local: LocalNode, dbname: str) -> list[TableFacts]:
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg_toast%%'
+              AND n.nspname NOT LIKE 'pg_toast%'
             ORDER BY 1, 2
             """
         ).fetchall()
