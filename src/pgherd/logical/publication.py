@@ -206,6 +206,9 @@ def drop(local: LocalNode, name: str, dbname: str) -> None:
             raise InvalidInput(
                 f"no publication {name!r} {_where(local, dbname)}", "see `pgherd publication list`"
             )
+        # After an upgrade's cut-over the old node is read-only by default; removing the
+        # publication is the agent's clean-up, not an application write.
+        conn.execute("SET default_transaction_read_only = off")
         execute(conn, sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(name)))
 
 
