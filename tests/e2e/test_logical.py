@@ -49,10 +49,10 @@ def sub_status(lab: Lab, name: str, node: str = "node2") -> dict[str, Any]:
 
 
 def wait_ready(lab: Lab, name: str) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
+    def ready() -> dict[str, Any]:
         data = sub_status(lab, name)
         tables_ready = all(t["state"] == "r" for t in data["tables"])
-        return data if data["health"] == "replicating" and tables_ready else None
+        return data if data["health"] == "replicating" and tables_ready else {}
 
     return wait_until(ready, timeout=40, what=f"subscription {name} replicating")
 
@@ -274,9 +274,9 @@ def test_a_duplicate_key_shows_in_status_with_a_hint_and_fixing_it_resumes(pair:
     query(pair.config, "node2", "INSERT INTO members VALUES ('bob', 'local Bob')")
     query(pair.config, "node1", "INSERT INTO members VALUES ('bob', 'Bob from node1')")
 
-    def failing() -> dict[str, Any] | None:
+    def failing() -> dict[str, Any]:
         data = sub_status(pair, "members_sub")
-        return data if data["health"] == "error" else None
+        return data if data["health"] == "error" else {}
 
     data = wait_until(failing, timeout=30, what="the apply error in status")
     error = data["last_error"]
