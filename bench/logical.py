@@ -41,7 +41,7 @@ class Run:
     method: str
     setup_seconds: float  # until the create commands returned (pgherd: two CLI runs)
     sync_rows: int
-    sync_seconds: float  # from the start of set-up until every table is ready
+    sync_seconds: float  # from the subscription's creation until every table is ready
     insert_rows: int
     insert_seconds: float
     update_rows: int
@@ -183,8 +183,9 @@ def measure(method: str, config: ClusterConfig, config_path: Path, rows: int, up
         create_pgherd(config_path, table)
     else:
         create_native(config, table)
-    setup_seconds = time.monotonic() - started
-    sync_seconds = wait(synced(config, sub)) - started
+    created = time.monotonic()
+    setup_seconds = created - started
+    sync_seconds = wait(synced(config, sub)) - created
     insert_seconds = applied(
         config,
         table,
@@ -218,6 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--updates", type=int, default=200_000)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds, alternating which goes first; best kept"
+    )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/pgherd-bench-logical"))
     args = parser.parse_args()
     if args.dir.exists():
@@ -225,18 +229,26 @@ def main() -> None:
     lab = lifecycle.up(
         args.dir, 2, free_base(), "postgres", None, lifecycle.QuietReporter(), independent=True
     )
+    order = [("native", "pgherd"), ("pgherd", "native")]
     try:
         runs = [
             measure(method, lab.config, lab.config_path, args.rows, args.updates)
-            for method in ("native", "pgherd")
+            for round_ in range(args.rounds)
+            for method in order[round_ % 2]
         ]
     finally:
         lifecycle.down(args.dir, True, lifecycle.QuietReporter())
     report(runs, args)
 
 
+def best(runs: list[Run], method: str) -> Run:
+    """The round with the shortest total time: the least disturbed by other load."""
+    mine = [r for r in runs if r.method == method]
+    return min(mine, key=lambda r: r.sync_seconds + r.insert_seconds + r.update_seconds)
+
+
 def report(runs: list[Run], args: argparse.Namespace) -> None:
-    native, ours = runs
+    native, ours = best(runs, "native"), best(runs, "pgherd")
     print(f"{'step':<16}{'native rows/s':>16}{'pgherd rows/s':>16}{'pgherd/native':>15}")
     ratios = {}
     for step, rate in native.rates.items():
@@ -255,6 +267,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
                 "updates": args.updates,
                 "postgresql": shutil.which("postgres") or "see pg_bin",
                 "runs": [asdict(r) | {"rates": r.rates} for r in runs],
+                "best": {"native": native.rates, "pgherd": ours.rates},
                 "ratios_pgherd_over_native": ratios,
             },
             indent=2,
@@ -262,8 +275,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         + "\n"
     )
     print(
-        f"set-up before the copy starts: native {native.setup_seconds:.2f} s, "
-        f"pgherd {ours.setup_seconds:.2f} s (two CLI runs through the agents)"
+        f"set-up (not in the rates): native {native.setup_seconds:.2f} s (two SQL "
+        f"statements), pgherd {ours.setup_seconds:.2f} s (two CLI runs through the agents)"
     )
     print(f"wrote {out}")
 
