@@ -263,6 +263,18 @@ def test_ddl_adds_a_column_on_both_sides_while_replication_keeps_running(pair: L
     failed = cli(pair, "ddl", "node1", "ALTER TABLE items ADD COLUMN note text", check=False)
     assert failed.returncode == 1
     assert 'column "note" of relation "items" already exists' in failed.stderr
+    # A failure on a subscriber stops the roll-out there, before the publisher changes.
+    query(pair.config, "node2", "ALTER TABLE items ADD COLUMN extra text")
+    stopped = cli(pair, "ddl", "node1", "ALTER TABLE items ADD COLUMN extra int", check=False)
+    assert stopped.returncode == 1
+    assert "ddl stopped at node2" in stopped.stderr
+    assert "applied on: nowhere; not run on: node1" in stopped.stderr
+    assert rows(
+        pair,
+        "node1",
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'items' AND column_name = 'extra'",
+    ) == [(0,)]
     drop(pair, "items_sub", "items_pub")
 
 
