@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -100,8 +100,15 @@ class NodeConfig(_Strict):
         return f"http://{host}:{self.api_port}"
 
 
+Topology = Literal["streaming", "independent"]
+
+
 class ClusterConfig(_Strict):
+    """``topology``: ``streaming`` (one primary, the rest its standbys) or ``independent``
+    (every node is a primary of its own, e.g. for logical replication between them)."""
+
     cluster: NodeName
+    topology: Topology = "streaming"
     os_user: str = "postgres"
     pg_bin: AbsPath | None = None
     superuser: RoleName = "postgres"
@@ -142,6 +149,11 @@ class ClusterConfig(_Strict):
 
     def pg_bin_for(self, node: NodeConfig) -> Path | None:
         return node.pg_bin or self.pg_bin
+
+    @property
+    def independent(self) -> bool:
+        """Every node is its own cluster: several primaries are expected, not a split brain."""
+        return self.topology == "independent"
 
 
 def _require_unique(what: str, values: list[str]) -> None:

@@ -38,7 +38,9 @@ def doctor(
             return None
 
     findings: list[Finding] = [
-        f for f in checks.check_cluster(all_statuses) if node is None or f.node in (None, node)
+        f
+        for f in checks.check_cluster(all_statuses, config.independent)
+        if node is None or f.node in (None, node)
     ]
     by_name = {s.name: s for s in all_statuses}
     for facts in fan_out(nodes, facts_of):

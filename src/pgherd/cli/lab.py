@@ -35,12 +35,21 @@ def up(
     pg_bin: Annotated[
         Path | None, typer.Option("--pg-bin", help="directory of PostgreSQL's programs")
     ] = None,
+    independent: Annotated[
+        bool,
+        typer.Option(
+            "--independent",
+            help="N separate primaries (each its own cluster and agent), for logical replication",
+        ),
+    ] = False,
 ) -> None:
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
     from pgherd.lab import lifecycle
 
-    result = lifecycle.up(directory, nodes, port_base, os_user, pg_bin, RichReporter())
+    result = lifecycle.up(
+        directory, nodes, port_base, os_user, pg_bin, RichReporter(), independent=independent
+    )
     config = result.config
     verb = "created" if result.created else "started"
     console.print(
