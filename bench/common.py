@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 OS_USER = "postgres"
-console = Console(highlight=False)
+# Wide enough for the tables when the output goes to a file (rich would wrap at 80).
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
 
 # ---- timing and summaries ---------------------------------------------------------------
@@ -154,6 +155,16 @@ def free_port_base(count: int, spread: tuple[int, ...] = (0, API_PORT_OFFSET)) -
         if all(port_is_free(base + off + i) for off in spread for i in range(count)):
             return base
     raise RuntimeError("no free range of ports found between 20000 and 32000")
+
+
+def import_seconds(modules: Sequence[str]) -> float:
+    """Wall time of a fresh interpreter (this virtualenv's) importing ``modules``, less that
+    of one importing nothing: what a command pays before it does any work."""
+    base = [sys.executable, "-c", "pass"]
+    argv = [sys.executable, "-c", "import " + ", ".join(modules)]
+    empty, _ = timed(lambda: run_checked(base, timeout=60))
+    full, _ = timed(lambda: run_checked(argv, timeout=60))
+    return max(full - empty, 0.0)
 
 
 def become_subreaper() -> None:

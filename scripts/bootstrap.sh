@@ -33,8 +33,9 @@ apt_install() {
         || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
-# PostgreSQL server and tools; python3-venv for the virtualenv; zstd for the archive.
-apt_install postgresql-15 postgresql-contrib python3-venv zstd ${PGHERD_EXTRA_APT:-}
+# PostgreSQL server and tools; python3-venv for the virtualenv; zstd for the archive;
+# etcd-server for the coordination store (tests and `lab up --dcs etcd`).
+apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux ${PGHERD_EXTRA_APT:-}
 
 key=$(printf '%s' "$here" | sha256sum | cut -c1-10)
 venv=${PGHERD_VENV:-/var/lib/pgherd/venvs/$(basename "$here")-$key}

@@ -100,8 +100,15 @@ class NodeConfig(_Strict):
         return f"http://{host}:{self.api_port}"
 
 
+Topology = Literal["streaming", "independent"]
+
+
 class ClusterConfig(_Strict):
+    """``topology``: ``streaming`` (one primary, the rest its standbys) or ``independent``
+    (every node is a primary of its own, e.g. for logical replication between them)."""
+
     cluster: NodeName
+    topology: Topology = "streaming"
     os_user: str = "postgres"
     pg_bin: AbsPath | None = None
     superuser: RoleName = "postgres"
@@ -146,6 +153,11 @@ class ClusterConfig(_Strict):
     def pg_bin_for(self, node: NodeConfig) -> Path | None:
         return node.pg_bin or self.pg_bin
 
+    @property
+    def independent(self) -> bool:
+        """Every node is its own cluster: several primaries are expected, not a split brain."""
+        return self.topology == "independent"
+
 
 def _require_unique(what: str, values: list[str]) -> None:
     seen: set[str] = set()
@@ -173,6 +185,11 @@ def load(path: Path) -> ClusterConfig:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise ConfigError(f"cannot read the config file {path}: {reason}") from None
     return parse(raw, source=str(path))
 
 

@@ -11,11 +11,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pgherd.api.auth import authorized
-from pgherd.api.routes_ops import OperationsPort, ops_router
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
@@ -25,9 +24,6 @@ class AgentPort(Protocol):
     """What the API needs from an agent (a fake implements it in unit tests)."""
 
     token: str
-
-    @property
-    def operations(self) -> OperationsPort: ...
 
     def status(self) -> NodeStatus: ...
 
@@ -45,6 +41,13 @@ Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        # One error shape for every failure: {"error": ..., "hint": ...}.
+        detail: object = exc.detail  # typed str, but our handlers raise it with a dict
+        body = detail if isinstance(detail, dict) else {"error": str(detail), "hint": ""}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PgherdError)
     async def _pgherd_error(_request: Request, exc: PgherdError) -> JSONResponse:
@@ -83,5 +86,4 @@ def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
         agent.restart_postgres()
         return agent.status()
 
-    app.include_router(ops_router(agent.operations, agent.token))
     return app

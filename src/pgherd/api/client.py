@@ -75,6 +75,10 @@ class AgentClient:
             raise _error_from(self.node.name, status, data)
         return data
 
+    def call(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
+        """One request; the decoded JSON body, or the agent's error raised as ours."""
+        return self._request(method, path, timeout, **kw)
+
     def healthy(self, timeout: float = 2.0) -> tuple[bool, str]:
         """Whether the node's PostgreSQL runs, as ``GET /health`` says, and its state."""
         status, data = self.request("GET", "/health", timeout)

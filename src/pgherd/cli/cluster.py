@@ -28,9 +28,9 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         node = config.node_at(host, port)
         return node.name if node else (f"{host}:{port}" if host else None)
 
-    view = cluster_model.view(statuses(config.nodes), node_at)
+    view = cluster_model.view(statuses(config.nodes), node_at, config.independent)
     if as_json:
-        print_json(view_json(config.cluster, view))
+        print_json(view_json(config.cluster, view) | {"topology": config.topology})
     else:
         console.print(view_table(config.cluster, view))
         for problem in view.problems:

@@ -44,7 +44,8 @@ def doctor(
 
     findings: list[Finding] = [
         f
-        for f in checks.check_cluster(all_statuses) + slots.findings(all_statuses, node_at)
+        for f in checks.check_cluster(all_statuses, config.independent)
+        + slots.findings(all_statuses, node_at)
         if node is None or f.node in (None, node)
     ]
     by_name = {s.name: s for s in all_statuses}

@@ -41,13 +41,27 @@ def up(
             "--failover", help="manual (the only mode for now; automatic is not available yet)"
         ),
     ] = "manual",
+    independent: Annotated[
+        bool,
+        typer.Option(
+            "--independent",
+            help="N separate primaries (each its own cluster and agent), for logical replication",
+        ),
+    ] = False,
 ) -> None:
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
     from pgherd.lab import lifecycle
 
     result = lifecycle.up(
-        directory, nodes, port_base, os_user, pg_bin, RichReporter(), failover=failover
+        directory,
+        nodes,
+        port_base,
+        os_user,
+        pg_bin,
+        RichReporter(),
+        independent=independent,
+        failover=failover,
     )
     config = result.config
     verb = "created" if result.created else "started"

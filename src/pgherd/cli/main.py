@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from pgherd.cli import agent, cluster, doctor, lab, node, standby
+from pgherd.cli import agent, cluster, ddl, doctor, lab, node, publication, standby, subscription
+from pgherd.cli import upgrade as upgrade_cli
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
 
@@ -21,7 +22,11 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(node.app, name="node")
 app.add_typer(standby.app, name="standby")
 app.add_typer(agent.app, name="agent")
+app.add_typer(publication.app, name="publication")
+app.add_typer(subscription.app, name="subscription")
+app.add_typer(upgrade_cli.app, name="upgrade")
 app.command()(cluster.connstr)
+app.command(name="ddl")(ddl.ddl)
 app.command(name="doctor")(doctor.doctor)
 
 

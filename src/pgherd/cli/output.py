@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from pgherd.pg.basebackup import Progress as CopyProgress
@@ -25,7 +26,8 @@ def print_json(data: Any) -> None:
 
 
 def error(text: str) -> None:
-    err_console.print(f"[bold red]error:[/] {text}", soft_wrap=True)
+    # The text may hold PostgreSQL's own messages or user input: never read it as markup.
+    err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
 class RichReporter:

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
+from pgherd.api import routes_logical, routes_ops
 from pgherd.api.app import create_app
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
@@ -157,9 +158,12 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
+    app = create_app(agent, lifespan)
+    app.include_router(routes_logical.router(local, agent.token))
+    app.include_router(routes_ops.ops_router(agent.operations, agent.token))
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(agent, lifespan),
+            app,
             host=local.node.api_host,
             port=local.node.api_port,
             log_level="warning",

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pgherd.errors import Refused
+from pgherd.errors import PgherdError, Refused
 from pgherd.model.status import Desired, PgState
 from pgherd.pg import process
 from pgherd.pg.instance import Instance
@@ -35,7 +35,8 @@ SHUTDOWN_SIGNALS = {
 
 @dataclass
 class Backoff:
-    """Seconds to wait before the next restart after a crash: 1, 2, 4… up to ``limit``."""
+    """Seconds to wait before the next restart after a crash: none the first time, then
+    2, 4, 8… up to ``limit``; back to none once the server ran ``stable_after`` seconds."""
 
     limit: float = 30.0
     stable_after: float = 60.0
@@ -198,9 +199,11 @@ class Supervisor:
             if now - self._crashed_at < self._delay:
                 return None
             self.restarts += 1
+            # Counted as a start even if it fails, so failures keep backing off.
+            self._backoff.last_start = now
             try:
                 self._spawn()
-            except OSError as exc:
+            except (OSError, PgherdError) as exc:
                 self.last_error = f"could not start postgres: {exc}"
                 self._crashed_at = now
                 self._delay = self._backoff.next_delay(now)

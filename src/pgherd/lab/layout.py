@@ -10,6 +10,10 @@ from pgherd.errors import InvalidInput
 API_PORT_OFFSET = 1000
 MAX_NODES = 9
 DEFAULT_PORT_BASE = 5440
+# Independent labs are for logical replication: a new or re-enabled subscription's apply
+# worker waits wal_retrieve_retry_interval (5 s by default) before it starts, and retries
+# after an apply error as often; 1 s keeps demos and tests brisk without flooding the log.
+INDEPENDENT_SETTINGS = {"wal_retrieve_retry_interval": "1s"}
 
 
 def node_name(index: int) -> str:
@@ -35,8 +39,11 @@ def lab_config(
     port_base: int,
     os_user: str,
     pg_bin: Path | None,
+    independent: bool = False,
     failover: str = "manual",
 ) -> ClusterConfig:
+    """``independent``: every node is a primary of its own (its own initdb, system
+    identifier and agent) instead of one primary and its standbys."""
     check_failover(failover)
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes {nodes} is out of range", f"use 1 to {MAX_NODES} nodes")
@@ -50,6 +57,8 @@ def lab_config(
     directory = directory.absolute()
     return ClusterConfig(
         cluster="lab",
+        topology="independent" if independent else "streaming",
+        settings=dict(INDEPENDENT_SETTINGS) if independent else {},
         os_user=os_user,
         pg_bin=pg_bin,
         passfile=directory / "secrets" / "pgpass",

@@ -58,6 +58,7 @@ def up(
     os_user: str,
     pg_bin: Path | None,
     reporter: Reporter,
+    independent: bool = False,
     failover: str = "manual",
 ) -> LabUp:
     started = time.monotonic()
@@ -76,7 +77,9 @@ def up(
             "choose a new or empty directory for the lab",
         )
     osuser.require_reachable(directory.parent, user)
-    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin, failover)
+    config = layout.lab_config(
+        directory, nodes, port_base, user.name, pg_bin, independent, failover
+    )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
@@ -98,16 +101,28 @@ def _write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUs
 
 
 def _create(config: ClusterConfig, config_path: Path, reporter: Reporter) -> None:
+    if config.independent:
+        for node in config.nodes:
+            _create_primary(config, config_path, node, reporter)
+        return
     primary, *standbys = config.nodes
-    reporter.step(f"initdb {primary.name} (checksums on, scram-sha-256)")
-    local = LocalNode.open(config, primary.name)
-    bootstrap.init_primary(local)
-    _start_agent(config_path, primary, reporter)
-    bootstrap.create_replication_role(local)
-    reporter.step(f"created the replication role {config.replication_user!r} (REPLICATION LOGIN)")
+    _create_primary(config, config_path, primary, reporter)
     for node in standbys:
         _clone_and_start(config, config_path, primary, node, reporter)
     _wait_streaming(config, reporter)
+
+
+def _create_primary(
+    config: ClusterConfig, config_path: Path, node: NodeConfig, reporter: Reporter
+) -> None:
+    local = LocalNode.open(config, node.name)
+    reporter.step(f"initdb {node.name}: PostgreSQL {local.pgbin.version} (checksums on, scram)")
+    bootstrap.init_primary(local)
+    _start_agent(config_path, node, reporter)
+    bootstrap.create_replication_role(local)
+    reporter.step(
+        f"{node.name}: created the replication role {config.replication_user!r} (REPLICATION LOGIN)"
+    )
 
 
 def _clone_and_start(
@@ -141,6 +156,14 @@ def _start_existing(config: ClusterConfig, config_path: Path, reporter: Reporter
     idle = [n for n in to_start if not LocalNode.open(config, n.name).instance.is_running]
     ports.require_free([p for p in layout.wanted_ports(config) if _node_of(p, idle)])
     initialized = [n for n in config.nodes if LocalNode.open(config, n.name).instance.exists]
+    if config.independent:
+        # Every node is a primary of its own: start them, create the ones not there yet.
+        for node in config.nodes:
+            if node in initialized:
+                _start_agent(config_path, node, reporter)
+            else:
+                _create_primary(config, config_path, node, reporter)
+        return
     if not initialized:
         raise Refused(
             f"no node of the lab in {config_path.parent} holds data",

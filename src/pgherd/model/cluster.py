@@ -74,12 +74,16 @@ def _replication_row_for(statuses: Sequence[NodeStatus], name: str) -> tuple[str
     return "", None
 
 
-def view(statuses: Sequence[NodeStatus], node_at: NodeAt) -> ClusterView:
+def view(statuses: Sequence[NodeStatus], node_at: NodeAt, independent: bool = False) -> ClusterView:
+    """``independent``: every node is a cluster of its own (``topology: independent``), so
+    several primaries and differing system identifiers are expected, not problems."""
     primaries = running_primaries(statuses)
-    primary = primaries[0] if len(primaries) == 1 else None
-    identity = cluster_identity(statuses)
+    primary = primaries[0] if len(primaries) == 1 and not independent else None
+    identity = None if independent else cluster_identity(statuses)
     problems: list[str] = []
-    if not primaries:
+    if independent:
+        pass
+    elif not primaries:
         problems.append("no running primary")
     elif len(primaries) > 1:
         names = ", ".join(p.name for p in primaries)

@@ -145,12 +145,14 @@ def _settings(facts: NodeFacts, node_count: int, is_standby: bool) -> list[Findi
     return found
 
 
-def check_cluster(statuses: Sequence[NodeStatus]) -> list[Finding]:
+def check_cluster(statuses: Sequence[NodeStatus], independent: bool = False) -> list[Finding]:
+    """``independent``: every node is its own cluster (``topology: independent``): no
+    split-brain or system-identifier checks across nodes."""
     found: list[Finding] = []
-    identity = cluster_identity(statuses)
+    identity = None if independent else cluster_identity(statuses)
     primaries = running_primaries(statuses)
     primary = primaries[0].name if len(primaries) == 1 else "PRIMARY"
-    if len(primaries) > 1:
+    if len(primaries) > 1 and not independent:
         found.append(
             Finding(
                 Severity.ERROR,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pgherd.model.checks import upstream_of
 from pgherd.model.cluster import NodeAt
 from pgherd.model.doctor import INACTIVE_SLOT_WARN_BYTES, Finding, Severity
-from pgherd.model.status import NodeStatus, PgState, Slot
+from pgherd.model.status import NodeStatus, PgState, Role, Slot
 
 
 def stale_slots(
@@ -25,20 +25,33 @@ def stale_slots(
     """Inactive physical slots on ``node`` named after a configured node that is not (any
     more) configured to stream from it. Slots with other names may belong to other tools
     (pg_receivewal, a removed node) and are left to the operator: doctor reports them."""
-    names = {s.name for s in statuses}
-    upstream = {s.name: upstream_of(s, node_at) for s in statuses}
+    by_name = {s.name: s for s in statuses}
     found = []
     for status in statuses:
         if status.name != node:
             continue
         for slot in status.slots:
-            if slot.slot_type != "physical" or slot.active or slot.name not in names:
+            if slot.slot_type != "physical" or slot.active or slot.name in keep:
                 continue
-            if slot.name in keep:
-                continue
-            if slot.name == node or upstream.get(slot.name) != node:
+            owner = by_name.get(slot.name)
+            if owner is not None and _left_over(owner, node, node_at) is not None:
                 found.append(slot.name)
     return found
+
+
+def _left_over(owner: NodeStatus, holder: str, node_at: NodeAt) -> str | None:
+    """Why ``owner``'s slot on ``holder`` is not needed there, or None when it is (or when
+    that cannot be told: a standby whose upstream is not a configured node)."""
+    if owner.name == holder:
+        return f"it is {holder}'s own name"
+    if owner.role is Role.PRIMARY:
+        return f"{owner.name} is a primary"
+    if owner.role is not Role.STANDBY:
+        return None
+    upstream = upstream_of(owner, node_at)
+    if upstream is None or upstream == holder:
+        return None
+    return f"{owner.name} streams from {upstream}"
 
 
 def _drop_fix(node: str, slot: str) -> str:
@@ -60,7 +73,6 @@ def _held(slot: Slot) -> str:
 def findings(statuses: Sequence[NodeStatus], node_at: NodeAt) -> list[Finding]:
     """Inactive slots and the WAL they hold, classified by what their name says."""
     by_name = {s.name: s for s in statuses}
-    upstream = {s.name: upstream_of(s, node_at) for s in statuses}
     found: list[Finding] = []
     for status in statuses:
         if status.state is not PgState.RUNNING:
@@ -68,17 +80,14 @@ def findings(statuses: Sequence[NodeStatus], node_at: NodeAt) -> list[Finding]:
         for slot in status.slots:
             if slot.active:
                 continue
-            finding = _classify(status.name, slot, by_name, upstream)
+            finding = _classify(status.name, slot, by_name, node_at)
             if finding is not None:
                 found.append(finding)
     return found
 
 
 def _classify(
-    node: str,
-    slot: Slot,
-    by_name: dict[str, NodeStatus],
-    upstream: dict[str, str | None],
+    node: str, slot: Slot, by_name: dict[str, NodeStatus], node_at: NodeAt
 ) -> Finding | None:
     held = _held(slot)
     big = slot.retained_bytes is not None and slot.retained_bytes >= INACTIVE_SLOT_WARN_BYTES
@@ -102,14 +111,13 @@ def _classify(
             f"or another tool) and holds {held}",
             _drop_fix(node, slot.name),
         )
-    if slot.name == node or upstream.get(slot.name) != node:
-        where = upstream.get(slot.name)
-        now = f"{slot.name} streams from {where}" if where else f"{slot.name} is a primary"
+    why = _left_over(owner, node, node_at)
+    if why is not None:
         return Finding(
             Severity.WARNING,
             node,
             "stale-slot",
-            f"slot {slot.name!r} is left over ({now}) and holds {held}",
+            f"slot {slot.name!r} is left over ({why}) and holds {held}",
             _drop_fix(node, slot.name),
         )
     if not big:

@@ -105,3 +105,16 @@ def find(explicit: Path | None = None) -> PgBin:
             "/usr/lib/postgresql/*/bin and PATH)"
         )
     return max(usable, key=lambda b: b.version_num)
+
+
+def pgserver_bindir() -> Path | None:
+    """PostgreSQL 16 server programs shipped by the PyPI package ``pgserver`` (a dev
+    dependency), if it is installed: ``pgserver/pginstall/bin``. Found without importing
+    the package; used through ``--pg-bin`` / ``pg_bin``, never chosen by default."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return bindir if (bindir / "postgres").is_file() else None

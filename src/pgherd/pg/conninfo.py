@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-_NEEDS_QUOTES = frozenset(" '\\\t\n")
+_NEEDS_QUOTES = frozenset(" '\\\t\n\r\f\v")
 
 
 def quote_value(value: str) -> str:

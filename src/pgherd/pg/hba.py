@@ -63,6 +63,7 @@ def ident_lines(os_users: Iterable[str], superuser: str) -> list[str]:
 def with_block(existing: str, block_lines: list[str]) -> str:
     """``existing`` with pgherd's block replaced (or inserted at the top)."""
     kept: list[str] = []
+    held: list[str] = []  # lines after BEGIN, given back if END never comes
     inside = False
     for line in existing.splitlines():
         if line.strip() == BEGIN:
@@ -71,8 +72,14 @@ def with_block(existing: str, block_lines: list[str]) -> str:
         if inside:
             if line.strip() == END:
                 inside = False
+                held = []
+            else:
+                held.append(line)
             continue
         kept.append(line)
+    kept.extend(held)
+    while kept and not kept[0].strip():
+        kept.pop(0)
     block = [BEGIN, *block_lines, END, ""]
     return "\n".join(block + kept).rstrip("\n") + "\n"
 

@@ -1,0 +1,1 @@
+"""Coordination store backends: etcd (multi-host), sqlite (one host), memory (tests)."""

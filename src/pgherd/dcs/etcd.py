@@ -1,0 +1,235 @@
+"""etcd v3 through its JSON gateway (``/v3/...``): no grpc, just HTTP and base64.
+
+The leader key is bound to a lease: acquiring is a transaction that puts the key only
+if its create revision is 0 (absent); renewing is a lease keep-alive after checking the
+key is still ours; releasing is a transaction that deletes only if the value is ours.
+Several endpoints may be given; a request moves on to the next endpoint when one does
+not answer, and the store is unavailable only when none does.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from pgherd.dcs.base import Leader, Member, Snapshot, StoreUnavailable, Versioned
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def _prefix_end(prefix: str) -> str:
+    """The range end that selects every key starting with ``prefix`` (etcd's convention)."""
+    raw = prefix.encode()
+    return base64.b64encode(raw[:-1] + bytes([raw[-1] + 1])).decode()
+
+
+class EtcdStore:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        prefix: str,
+        timeout: float = 2.0,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one etcd endpoint is needed")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self.prefix = f"/pgherd/{prefix.strip('/')}/"
+        # Events live outside the prefix so that a snapshot's range does not read them.
+        self.events_prefix = f"/pgherd-events/{prefix.strip('/')}/"
+        self._client = httpx.Client(timeout=timeout)
+        self._lease: tuple[str, str] | None = None  # (holder name, lease id)
+        self._lock = threading.Lock()
+        self._preferred = 0
+
+    # ---- transport ---------------------------------------------------------------------
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        errors = []
+        count = len(self.endpoints)
+        for i in range(count):
+            index = (self._preferred + i) % count
+            url = f"{self.endpoints[index]}/v3/{path}"
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                errors.append(f"{self.endpoints[index]}: {type(exc).__name__}")
+                continue
+            if response.status_code >= 500:
+                errors.append(f"{self.endpoints[index]}: HTTP {response.status_code}")
+                continue
+            self._preferred = index
+            data: dict[str, Any] = response.json()
+            if response.status_code >= 400:
+                raise StoreUnavailable(f"etcd refused {path}: {data.get('message', data)}")
+            return data
+        raise StoreUnavailable("no etcd endpoint answered: " + "; ".join(errors))
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _range(self, key: str, prefix: bool = False) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"key": _b64(key)}
+        if prefix:
+            body["range_end"] = _prefix_end(key)
+        kvs: list[dict[str, Any]] = self._call("kv/range", body).get("kvs", [])
+        return kvs
+
+    def _grant(self, ttl: float) -> str:
+        lease_id: str = self._call("lease/grant", {"TTL": max(math.ceil(ttl), 1)})["ID"]
+        return lease_id
+
+    def _lease_ttl(self, lease: str) -> float | None:
+        data = self._call("lease/timetolive", {"ID": lease})
+        ttl = int(data.get("TTL", -1))
+        return None if ttl < 0 else float(ttl)
+
+    # ---- leader ------------------------------------------------------------------------
+
+    def acquire_leader(self, name: str, ttl: float) -> bool:
+        with self._lock:
+            lease = self._grant(ttl)
+            key = _b64(self._key("leader"))
+            result = self._call(
+                "kv/txn",
+                {
+                    "compare": [
+                        {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+                    ],
+                    "success": [{"request_put": {"key": key, "value": _b64(name), "lease": lease}}],
+                },
+            )
+            if result.get("succeeded"):
+                self._lease = (name, lease)
+                return True
+            self._call("lease/revoke", {"ID": lease})
+            return False
+
+    def renew_leader(self, name: str, ttl: float) -> bool:
+        with self._lock:
+            kvs = self._range(self._key("leader"))
+            if not kvs or _unb64(kvs[0]["value"]) != name:
+                return False
+            lease = kvs[0].get("lease", "0")
+            if self._lease is None or self._lease != (name, lease):
+                # A restarted agent finds its own key: adopt the lease it holds.
+                self._lease = (name, lease)
+            result = self._call("lease/keepalive", {"ID": lease}).get("result", {})
+            return int(result.get("TTL", 0)) > 0
+
+    def release_leader(self, name: str) -> bool:
+        with self._lock:
+            key = _b64(self._key("leader"))
+            result = self._call(
+                "kv/txn",
+                {
+                    "compare": [
+                        {"key": key, "target": "VALUE", "result": "EQUAL", "value": _b64(name)}
+                    ],
+                    "success": [{"request_delete_range": {"key": key}}],
+                },
+            )
+            if result.get("succeeded") and self._lease is not None and self._lease[0] == name:
+                self._call("lease/revoke", {"ID": self._lease[1]})
+                self._lease = None
+            return bool(result.get("succeeded"))
+
+    def leader(self) -> Leader | None:
+        kvs = self._range(self._key("leader"))
+        if not kvs:
+            return None
+        lease = kvs[0].get("lease")
+        ttl = self._lease_ttl(lease) if lease else None
+        return Leader(_unb64(kvs[0]["value"]), ttl)
+
+    # ---- members, config, events -------------------------------------------------------
+
+    def touch_member(self, name: str, data: str, ttl: float) -> None:
+        lease = self._grant(ttl)
+        key = _b64(self._key(f"members/{name}"))
+        self._call("kv/put", {"key": key, "value": _b64(data), "lease": lease})
+
+    def remove_member(self, name: str) -> None:
+        self._call("kv/deleterange", {"key": _b64(self._key(f"members/{name}"))})
+
+    def members(self) -> tuple[Member, ...]:
+        kvs = self._range(self._key("members/"), prefix=True)
+        cut = len(self._key("members/"))
+        return tuple(Member(_unb64(kv["key"])[cut:], _unb64(kv["value"])) for kv in kvs)
+
+    def config(self) -> Versioned | None:
+        kvs = self._range(self._key("config"))
+        if not kvs:
+            return None
+        return Versioned(_unb64(kvs[0]["value"]), int(kvs[0]["mod_revision"]))
+
+    def set_config(self, value: str, expected_version: int) -> bool:
+        key = _b64(self._key("config"))
+        compare = (
+            {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+            if expected_version == 0
+            else {
+                "key": key,
+                "target": "MOD",
+                "result": "EQUAL",
+                "mod_revision": str(expected_version),
+            }
+        )
+        result = self._call(
+            "kv/txn",
+            {
+                "compare": [compare],
+                "success": [{"request_put": {"key": key, "value": _b64(value)}}],
+            },
+        )
+        return bool(result.get("succeeded"))
+
+    def append_event(self, event: str) -> None:
+        # Keys sort by time (nanoseconds, zero-padded); the suffix keeps two writers apart.
+        key = f"{self.events_prefix}{time.time_ns():020d}-{os.urandom(3).hex()}"
+        self._call("kv/put", {"key": _b64(key), "value": _b64(event)})
+
+    def events(self, limit: int = 100) -> tuple[str, ...]:
+        prefix = self.events_prefix
+        data = self._call(
+            "kv/range",
+            {
+                "key": _b64(prefix),
+                "range_end": _prefix_end(prefix),
+                "sort_order": "DESCEND",
+                "sort_target": "KEY",
+                "limit": limit,
+            },
+        )
+        return tuple(_unb64(kv["value"]) for kv in reversed(data.get("kvs", [])))
+
+    def snapshot(self) -> Snapshot:
+        kvs = self._range(self.prefix, prefix=True)
+        leader = None
+        members = []
+        config = None
+        for kv in kvs:
+            name = _unb64(kv["key"])[len(self.prefix) :]
+            value = _unb64(kv["value"])
+            if name == "leader":
+                leader = Leader(value, None)
+            elif name.startswith("members/"):
+                members.append(Member(name.removeprefix("members/"), value))
+            elif name == "config":
+                config = Versioned(value, int(kv["mod_revision"]))
+        return Snapshot(leader, tuple(members), config, time.time())
+
+    def close(self) -> None:
+        self._client.close()

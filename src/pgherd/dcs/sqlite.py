@@ -1,0 +1,186 @@
+"""A store on a local sqlite file, for a lab whose agents all run on one machine.
+
+Atomicity comes from sqlite's write lock (``BEGIN IMMEDIATE``); expiry from the wall clock,
+which every agent on the machine shares. Not for multi-host clusters: use etcd there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pgherd.dcs.base import Leader, Member, Snapshot, StoreUnavailable, Versioned
+
+LEADER = "leader"
+CONFIG = "config"
+MEMBER = "members/"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at REAL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER);
+INSERT OR IGNORE INTO counter VALUES (1, 0);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        fresh = not path.exists()
+        try:
+            db = sqlite3.connect(path, timeout=busy_timeout)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store {path}: {exc}") from None
+        if fresh:
+            os.chmod(path, 0o600)
+
+    @contextlib.contextmanager
+    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
+        try:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the store {self.path} failed: {exc}") from None
+        finally:
+            db.close()
+
+    @staticmethod
+    def _live(db: sqlite3.Connection, key: str) -> tuple[str, float | None, int] | None:
+        row = db.execute(
+            "SELECT value, expires_at, version FROM kv WHERE key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (key, time.time()),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, key: str, value: str, ttl: float | None) -> None:
+        (version,) = db.execute(
+            "UPDATE counter SET version = version + 1 RETURNING version"
+        ).fetchone()
+        expires = None if ttl is None else time.time() + ttl
+        db.execute(
+            "INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value, expires_at = excluded.expires_at, version = excluded.version",
+            (key, value, expires, version),
+        )
+
+    def acquire_leader(self, name: str, ttl: float) -> bool:
+        with self._tx() as db:
+            if self._live(db, LEADER) is not None:
+                return False
+            self._put(db, LEADER, name, ttl)
+            return True
+
+    def renew_leader(self, name: str, ttl: float) -> bool:
+        with self._tx() as db:
+            entry = self._live(db, LEADER)
+            if entry is None or entry[0] != name:
+                return False
+            self._put(db, LEADER, name, ttl)
+            return True
+
+    def release_leader(self, name: str) -> bool:
+        with self._tx() as db:
+            entry = self._live(db, LEADER)
+            if entry is None or entry[0] != name:
+                return False
+            db.execute("DELETE FROM kv WHERE key = ?", (LEADER,))
+            return True
+
+    def leader(self) -> Leader | None:
+        with self._tx(write=False) as db:
+            return self._leader(db)
+
+    def _leader(self, db: sqlite3.Connection) -> Leader | None:
+        entry = self._live(db, LEADER)
+        if entry is None:
+            return None
+        return Leader(entry[0], None if entry[1] is None else entry[1] - time.time())
+
+    def touch_member(self, name: str, data: str, ttl: float) -> None:
+        with self._tx() as db:
+            self._put(db, MEMBER + name, data, ttl)
+
+    def remove_member(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM kv WHERE key = ?", (MEMBER + name,))
+
+    def members(self) -> tuple[Member, ...]:
+        with self._tx(write=False) as db:
+            return self._members(db)
+
+    def _members(self, db: sqlite3.Connection) -> tuple[Member, ...]:
+        now = time.time()
+        rows = db.execute(
+            "SELECT key, value, expires_at FROM kv WHERE key LIKE 'members/%' "
+            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
+            (now,),
+        ).fetchall()
+        return tuple(
+            Member(key.removeprefix(MEMBER), value, None if exp is None else exp - now)
+            for key, value, exp in rows
+        )
+
+    def config(self) -> Versioned | None:
+        with self._tx(write=False) as db:
+            return self._config(db)
+
+    def _config(self, db: sqlite3.Connection) -> Versioned | None:
+        entry = self._live(db, CONFIG)
+        return None if entry is None else Versioned(entry[0], entry[2])
+
+    def set_config(self, value: str, expected_version: int) -> bool:
+        with self._tx() as db:
+            entry = self._live(db, CONFIG)
+            if (0 if entry is None else entry[2]) != expected_version:
+                return False
+            self._put(db, CONFIG, value, None)
+            return True
+
+    def append_event(self, event: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO events (body) VALUES (?)", (event,))
+
+    def events(self, limit: int = 100) -> tuple[str, ...]:
+        with self._tx(write=False) as db:
+            rows = db.execute(
+                "SELECT body FROM (SELECT id, body FROM events ORDER BY id DESC LIMIT ?) "
+                "ORDER BY id",
+                (limit,),
+            ).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def snapshot(self) -> Snapshot:
+        with self._tx(write=False) as db:
+            return Snapshot(self._leader(db), self._members(db), self._config(db), time.time())
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,138 @@
+"""``pgherd ddl`` on one node: the dry run that tells what a change touches, and the
+change itself, each in one transaction (run inside the node's agent).
+
+The statement is the operator's own SQL (a schema change, possibly several statements),
+so it is run as given, with the simple query protocol, inside a transaction: it applies
+whole or not at all. Statements that cannot run in a transaction (CREATE INDEX
+CONCURRENTLY, VACUUM) are refused by PostgreSQL and reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from pgherd.errors import QueryFailed
+from pgherd.logical.publication import grant_published
+from pgherd.model.ddl import DdlEffect, TouchedTable
+from pgherd.physical.local_node import LocalNode
+
+Conn = psycopg.Connection[Any]
+Snapshot = dict[int, tuple[str, str, dict[str, str]]]
+
+_TABLES = """
+SELECT c.oid::bigint, n.nspname, c.relname, a.attname,
+       format_type(a.atttypid, a.atttypmod)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%'
+"""
+_LOCKED = """
+SELECT relation::bigint FROM pg_locks
+WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
+  AND mode IN ('AccessExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock')
+"""
+_PUBLISHED = "SELECT schemaname, tablename, pubname FROM pg_publication_tables"
+
+
+def snapshot(conn: Conn) -> Snapshot:
+    tables: Snapshot = {}
+    for oid, schema, name, column, type_ in conn.execute(_TABLES):
+        entry = tables.setdefault(int(oid), (schema, name, {}))
+        if column is not None:
+            entry[2][column] = type_
+    return tables
+
+
+def publications(conn: Conn) -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for schema, table, pub in conn.execute(_PUBLISHED):
+        found.setdefault((schema, table), []).append(pub)
+    return found
+
+
+def dry_run(local: LocalNode, statement: str, dbname: str) -> DdlEffect:
+    """Run ``statement`` in a transaction that is rolled back, and tell what it changed."""
+    with local.instance.connect(dbname) as conn:
+        before = snapshot(conn)
+        pubs_before = publications(conn)
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(statement.encode())
+                after = snapshot(conn)
+                locked = {int(str(r[0])) for r in conn.execute(_LOCKED)}
+                pubs_after = publications(conn)
+        except psycopg.Error as exc:
+            raise QueryFailed(
+                f"the statement fails on {local.node.name}: {exc.diag.message_primary or exc}",
+                "nothing was changed anywhere; fix the statement and retry",
+            ) from None
+    return effect(before, after, locked, pubs_before, pubs_after)
+
+
+def effect(
+    before: Snapshot,
+    after: Snapshot,
+    locked: set[int],
+    pubs_before: dict[tuple[str, str], list[str]],
+    pubs_after: dict[tuple[str, str], list[str]],
+) -> DdlEffect:
+    touched: dict[int, TouchedTable] = {}
+    added: list[str] = []
+    dropped: list[str] = []
+    changed: list[str] = []
+
+    def touch(oid: int, schema: str, name: str, new: bool, pubs: list[str]) -> None:
+        touched[oid] = TouchedTable(
+            schema_name=schema, name=name, publications=tuple(sorted(pubs)), new=new
+        )
+
+    for oid, (schema, name, columns) in after.items():
+        old = before.get(oid)
+        key = (schema, name)
+        pubs = pubs_after.get(key, []) + pubs_before.get(key, [])
+        if old is None:
+            touch(oid, schema, name, True, sorted(set(pubs)))
+            continue
+        old_cols = old[2]
+        new_cols = [c for c in columns if c not in old_cols]
+        gone = [c for c in old_cols if c not in columns]
+        retyped = [c for c in columns if c in old_cols and old_cols[c] != columns[c]]
+        added += [f"{name}.{c}" for c in new_cols]
+        dropped += [f"{name}.{c}" for c in gone]
+        changed += [f"{name}.{c}" for c in retyped]
+        if new_cols or gone or retyped or oid in locked or old[:2] != (schema, name):
+            touch(oid, schema, name, False, sorted(set(pubs)))
+    for oid, (schema, name, _cols) in before.items():
+        if oid not in after:
+            dropped.append(f"{name} (the table)")
+            touch(oid, schema, name, False, pubs_before.get((schema, name), []))
+    return DdlEffect(
+        touched=tuple(sorted(touched.values(), key=lambda t: (t.schema_name, t.name))),
+        added_columns=tuple(added),
+        dropped_columns=tuple(dropped),
+        changed_columns=tuple(changed),
+    )
+
+
+def apply(local: LocalNode, statement: str, dbname: str, regrant: bool) -> str:
+    """Run the change in one transaction; on a publisher, grant the replication role
+    SELECT on tables that became published (a new table in a FOR ALL TABLES
+    publication)."""
+    with local.instance.connect(dbname) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(statement.encode())
+                if regrant:
+                    conn.execute("RESET search_path")
+                    grant_published(conn, local.config.replication_user)
+        except psycopg.Error as exc:
+            raise QueryFailed(
+                f"{local.node.name}: {exc.diag.message_primary or exc}",
+                exc.diag.message_hint or "the change was rolled back on this node",
+            ) from None
+    return f"applied on {local.node.name}"

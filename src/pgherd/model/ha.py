@@ -1,0 +1,335 @@
+"""Automatic failover, decided: a pure function of what one HA cycle observed.
+
+Each cycle the agent observes its own PostgreSQL (:class:`Local`) and the coordination
+store plus its peers (:class:`World`), calls :func:`decide`, and executes the returned
+actions in order, stopping at the first that fails (a PROMOTE after an ACQUIRE_LEASE that
+lost the race is never executed). Every action carries the sentence the agent logs.
+
+The rules that keep one writable primary:
+- only the holder of the leader lease may run as primary; a primary that sees another
+  holder, or no holder it could take, demotes itself;
+- a primary that cannot reach the store keeps running only while its lease is certainly
+  valid (``lease_valid_until``, measured from *before* its last successful renewal) with a
+  margin of one more cycle; after that it demotes, before any standby can take the lease;
+- a standby takes an expired lease only when it is the best candidate: running, not
+  tagged ``nofailover``, not further than ``maximum_lag`` behind the last primary position
+  known, the most advanced of the candidates it can see (ties go to the lowest name), and
+  in synchronous mode a member of the synchronous set that can see enough of that set to
+  be sure no other member is further ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import PgState, Role
+
+
+class Mode(StrEnum):
+    MANUAL = "manual"
+    AUTOMATIC = "automatic"
+
+
+class Do(StrEnum):
+    RENEW_LEASE = "renew_lease"
+    ACQUIRE_LEASE = "acquire_lease"
+    RELEASE_LEASE = "release_lease"
+    PROMOTE = "promote"
+    DEMOTE = "demote"  # stop accepting writes now: restart as a standby
+    FOLLOW = "follow"  # point this standby at ``target``
+    REJOIN = "rejoin"  # rewind (if needed) and follow ``target``
+    START = "start"  # start PostgreSQL again (crash, or asked)
+    SET_SYNC = "set_sync"  # the primary writes synchronous_standby_names for ``members``
+    WAIT = "wait"  # nothing to do; the sentence says why
+
+
+@dataclass(frozen=True)
+class Action:
+    do: Do
+    reason: str
+    target: str | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = Mode.AUTOMATIC
+    ttl: float = 3.0
+    loop_wait: float = 0.5
+    retry_timeout: float = 1.0
+    maximum_lag: int = 16 * 1024 * 1024
+    primary_start_timeout: float = 10.0
+    synchronous: bool = False
+    sync_quorum: int = 1  # commits wait for this many synchronous standbys
+    failsafe: bool = False
+
+    def timing_problem(self) -> str | None:
+        """The rule that lets a primary demote before its lease can expire elsewhere."""
+        need = self.loop_wait + 2 * self.retry_timeout
+        if self.ttl < need:
+            return (
+                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
+                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s)"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class Local:
+    """This node, as its agent sees it this cycle."""
+
+    name: str
+    pg: PgState
+    role: Role
+    timeline: int | None = None
+    position: Lsn | None = None  # written (primary) or received/replayed (standby)
+    upstream: str | None = None
+    streaming: bool = False
+    nofailover: bool = False
+    crashed_for: float | None = None  # seconds since PostgreSQL died unexpectedly
+    holds_lease: bool = False  # the store said so at the last successful call
+    lease_valid_until: float | None = None  # monotonic deadline of our lease, if held
+    now: float = 0.0
+    diverged_from_leader: bool = False  # its timeline left the leader's history
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    reachable: bool  # its agent answered this cycle
+    pg: PgState = PgState.UNREACHABLE
+    role: Role = Role.UNKNOWN
+    timeline: int | None = None
+    position: Lsn | None = None
+    nofailover: bool = False
+
+
+@dataclass(frozen=True)
+class World:
+    store_ok: bool
+    leader: str | None  # holder of an unexpired lease (None: absent or expired)
+    peers: tuple[Peer, ...] = ()
+    last_primary_position: Lsn | None = None  # last position the primary published
+    sync_set: tuple[str, ...] = ()  # synchronous standbys named by the primary
+
+
+def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    if settings.mode is Mode.MANUAL:
+        return _manual(me)
+    if me.pg in (PgState.STOPPED, PgState.CRASHED) and me.crashed_for is not None:
+        return _crashed(settings, me, world)
+    if me.pg is not PgState.RUNNING:
+        return (Action(Do.WAIT, f"PostgreSQL is {me.pg}; waiting"),)
+    if me.role is Role.PRIMARY:
+        return _as_primary(settings, me, world)
+    return _as_standby(settings, me, world)
+
+
+def _manual(me: Local) -> tuple[Action, ...]:
+    if me.crashed_for is not None:
+        return (Action(Do.START, "PostgreSQL died; restarting it (failover is manual)"),)
+    return (Action(Do.WAIT, "failover is manual; nothing to decide"),)
+
+
+def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    """PostgreSQL died under us. A leader restarts in place while that is quicker than a
+    failover (and its lease keeps standbys from promoting); past primary_start_timeout it
+    gives the lease up so the best standby takes over."""
+    crashed_for = me.crashed_for or 0.0
+    if world.leader == me.name and me.role is Role.PRIMARY:
+        if crashed_for >= settings.primary_start_timeout:
+            return (
+                Action(
+                    Do.RELEASE_LEASE,
+                    f"PostgreSQL has not come back for {crashed_for:.0f} s "
+                    f"(primary_start_timeout {settings.primary_start_timeout:g} s): "
+                    "giving up the lease so a standby can take over",
+                ),
+            )
+        return (
+            Action(Do.RENEW_LEASE, "keeping the lease while PostgreSQL restarts"),
+            Action(Do.START, "PostgreSQL died; restarting it in place (faster than a failover)"),
+        )
+    if me.role is Role.PRIMARY and world.leader not in (None, me.name):
+        return (
+            Action(
+                Do.REJOIN,
+                f"PostgreSQL died and {world.leader} holds the lease now: "
+                "coming back as its standby, never as a second primary",
+                target=world.leader,
+            ),
+        )
+    if me.role is Role.PRIMARY and world.leader is None:
+        return (
+            Action(
+                Do.WAIT,
+                "PostgreSQL died and no member holds the lease: not restarting as a "
+                "primary without one",
+            ),
+        )
+    return (Action(Do.START, "PostgreSQL died; restarting it as a standby"),)
+
+
+def _as_primary(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    if not world.store_ok:
+        return _primary_without_store(settings, me, world)
+    if world.leader == me.name:
+        actions = [Action(Do.RENEW_LEASE, "I am the leader: renewing the lease")]
+        if settings.synchronous:
+            actions.append(_sync_action(settings, me, world))
+        return tuple(actions)
+    if world.leader is None:
+        return (
+            Action(Do.ACQUIRE_LEASE, "I run as primary and the lease is free: taking it"),
+            Action(Do.WAIT, "holding the lease as primary"),
+        )
+    return (
+        Action(
+            Do.DEMOTE,
+            f"demoting myself: {world.leader} holds the lease, so I must not accept writes",
+            target=world.leader,
+        ),
+    )
+
+
+def _primary_without_store(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    deadline = me.lease_valid_until
+    margin = settings.loop_wait + settings.retry_timeout
+    if deadline is not None and me.now + margin < deadline:
+        left = deadline - me.now
+        return (Action(Do.WAIT, f"the store is unreachable; my lease holds for {left:.1f} s"),)
+    if settings.failsafe:
+        others = [p for p in world.peers if p.name != me.name]
+        if others and all(p.reachable and p.role is not Role.PRIMARY for p in others):
+            return (
+                Action(
+                    Do.WAIT,
+                    "the store is unreachable but every member answers me as their primary "
+                    "(failsafe): staying primary",
+                ),
+            )
+    return (
+        Action(
+            Do.DEMOTE,
+            "demoting myself: the store is unreachable and my lease may expire before the "
+            "next cycle, after which a standby may be promoted",
+        ),
+    )
+
+
+def _sync_action(settings: Settings, me: Local, world: World) -> Action:
+    streaming = sorted(
+        p.name
+        for p in world.peers
+        if p.name != me.name
+        and p.reachable
+        and p.pg is PgState.RUNNING
+        and p.role is Role.STANDBY
+        and not p.nofailover
+    )
+    return Action(
+        Do.SET_SYNC,
+        f"synchronous standbys: {', '.join(streaming) or 'none reachable'}",
+        members=tuple(streaming),
+    )
+
+
+def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    if not world.store_ok:
+        return (Action(Do.WAIT, "the store is unreachable: a standby changes nothing"),)
+    leader = world.leader
+    if leader is not None and leader != me.name:
+        if me.diverged_from_leader:
+            return (
+                Action(
+                    Do.REJOIN,
+                    f"my timeline has diverged from {leader}'s: rewinding to follow it",
+                    target=leader,
+                ),
+            )
+        if me.upstream != leader and not _follows_cascade(me, world):
+            return (Action(Do.FOLLOW, f"following the leader {leader}", target=leader),)
+        return (Action(Do.WAIT, f"streaming from {me.upstream}; {leader} leads"),)
+    if leader == me.name:
+        return (
+            Action(Do.RENEW_LEASE, "I hold the lease as a standby: finishing my promotion"),
+            Action(Do.PROMOTE, "promoting: I hold the lease"),
+        )
+    verdict = candidate_verdict(settings, me, world)
+    if verdict is not None:
+        return (Action(Do.WAIT, f"not taking over: {verdict}"),)
+    return (
+        Action(Do.ACQUIRE_LEASE, "the lease expired and I am the healthiest candidate"),
+        Action(Do.PROMOTE, "promoting: I took the lease"),
+    )
+
+
+def _follows_cascade(me: Local, world: World) -> bool:
+    """A standby deliberately streaming from another standby (cascading) stays there."""
+    return any(
+        p.name == me.upstream and p.reachable and p.role is Role.STANDBY for p in world.peers
+    )
+
+
+def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None:
+    """None when this standby should take the expired lease; else the reason it should not."""
+    if me.nofailover:
+        return "I am tagged nofailover"
+    if me.position is None:
+        return "my WAL position is unknown"
+    known = world.last_primary_position
+    if known is not None and known - me.position > settings.maximum_lag:
+        return (
+            f"I am {known - me.position} bytes behind the last primary position {known} "
+            f"(maximum_lag {settings.maximum_lag})"
+        )
+    candidates = [p for p in world.peers if p.name != me.name and _eligible(p)]
+    if settings.synchronous:
+        problem = _sync_verdict(settings, me, world)
+        if problem is not None:
+            return problem
+        candidates = [p for p in candidates if p.name in world.sync_set]
+    for peer in candidates:
+        assert peer.position is not None
+        if peer.position > me.position or (peer.position == me.position and peer.name < me.name):
+            return f"{peer.name} is at {peer.position}, at least as far as my {me.position}"
+    return None
+
+
+def _eligible(peer: Peer) -> bool:
+    return (
+        peer.reachable
+        and peer.pg is PgState.RUNNING
+        and peer.role is Role.STANDBY
+        and not peer.nofailover
+        and peer.position is not None
+    )
+
+
+def _sync_verdict(settings: Settings, me: Local, world: World) -> str | None:
+    """In synchronous mode a commit was acknowledged by ``sync_quorum`` of the sync set;
+    to be sure to hold every acknowledged commit, a candidate must be in the set and see
+    ``len(set) - quorum + 1`` of its members (itself included)."""
+    if me.name not in world.sync_set:
+        return "synchronous mode: only a synchronous standby may be promoted"
+    seen = 1 + sum(
+        1 for p in world.peers if p.name in world.sync_set and p.name != me.name and p.reachable
+    )
+    needed = len(world.sync_set) - settings.sync_quorum + 1
+    if seen < needed:
+        return (
+            f"synchronous mode: I see {seen} of the synchronous set "
+            f"{', '.join(world.sync_set)}, {needed} are needed to be sure I am the most advanced"
+        )
+    return None
+
+
+def sync_standby_names(members: Sequence[str], quorum: int) -> str:
+    """synchronous_standby_names for a quorum of ``members`` ('' turns it off)."""
+    if not members:
+        return ""
+    names = ", ".join(f'"{m}"' for m in sorted(members))
+    return f"ANY {min(quorum, len(members))} ({names})"

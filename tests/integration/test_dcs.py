@@ -1,0 +1,188 @@
+"""One contract for every coordination store: memory, sqlite and a real etcd."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.etcd import EtcdStore
+from pgherd.dcs.memory import MemoryStore
+from pgherd.dcs.sqlite import SqliteStore
+from pgherd.lab.etcd_server import EtcdServer
+from tests.conftest import free_port_base
+
+pytestmark = pytest.mark.integration
+
+TTL = 2.0  # whole seconds: etcd leases have a one-second resolution
+
+NewClient = Callable[[], Store]
+
+
+@pytest.fixture(scope="module")
+def etcd(module_dir: Path) -> Iterator[EtcdServer]:
+    base = free_port_base(1, (0, 1))
+    server = EtcdServer(module_dir / "etcd", base, base + 1)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
+def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewClient]:
+    """Makes clients of one fresh store; two clients stand for two agents."""
+    kind: str = request.param
+    prefix = f"t{time.time_ns()}"
+    memory = MemoryStore()
+    made: list[Store] = []
+
+    def client() -> Store:
+        store: Store
+        if kind == "memory":
+            store = memory
+        elif kind == "sqlite":
+            store = SqliteStore(tmp_path / "dcs.sqlite")
+        else:
+            server: EtcdServer = request.getfixturevalue("etcd")
+            store = EtcdStore([server.url], prefix)
+        made.append(store)
+        return store
+
+    yield client
+    for store in made:
+        store.close()
+
+
+def test_leader_is_created_only_if_absent(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    assert a.acquire_leader("node1", TTL)
+    assert not b.acquire_leader("node2", TTL)
+    assert not a.acquire_leader("node1", TTL)  # not even by its holder
+    leader = b.leader()
+    assert leader is not None and leader.name == "node1"
+
+
+def test_only_the_holder_renews_and_releases(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    assert a.acquire_leader("node1", TTL)
+    assert not b.renew_leader("node2", TTL)
+    assert not b.release_leader("node2")
+    assert a.renew_leader("node1", TTL)
+    assert a.release_leader("node1")
+    assert b.leader() is None
+    assert b.acquire_leader("node2", TTL)
+
+
+def test_an_unrenewed_lease_expires_and_another_member_takes_it(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    assert a.acquire_leader("node1", TTL)
+    started = time.monotonic()
+    while not b.acquire_leader("node2", TTL):
+        assert time.monotonic() - started < TTL + 3, "the lease did not expire"
+        time.sleep(0.1)
+    assert time.monotonic() - started >= TTL - 1.0  # not before (about) its TTL
+    assert not a.renew_leader("node1", TTL)  # the old holder learns it lost the lease
+    leader = a.leader()
+    assert leader is not None and leader.name == "node2"
+
+
+def test_a_renewed_lease_outlives_its_first_ttl(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    assert a.acquire_leader("node1", TTL)
+    for _ in range(4):
+        time.sleep(TTL / 2)
+        assert a.renew_leader("node1", TTL)
+    assert not b.acquire_leader("node2", TTL)
+
+
+def test_two_clients_racing_for_the_lease_one_wins(new_client: NewClient) -> None:
+    clients = [new_client() for _ in range(4)]
+    results: dict[str, bool] = {}
+    barrier = threading.Barrier(len(clients))
+
+    def race(i: int) -> None:
+        barrier.wait()
+        results[f"node{i}"] = clients[i].acquire_leader(f"node{i}", TTL)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [name for name, won in results.items() if won]
+    assert len(winners) == 1
+    leader = clients[0].leader()
+    assert leader is not None and leader.name == winners[0]
+
+
+def test_members_check_in_with_a_ttl(new_client: NewClient) -> None:
+    a = new_client()
+    a.touch_member("node1", '{"role": "primary"}', TTL)
+    a.touch_member("node2", '{"role": "standby"}', 30)
+    assert [(m.name, m.data) for m in a.members()] == [
+        ("node1", '{"role": "primary"}'),
+        ("node2", '{"role": "standby"}'),
+    ]
+    deadline = time.monotonic() + TTL + 3
+    while "node1" in [m.name for m in a.members()]:
+        assert time.monotonic() < deadline, "node1's check-in did not expire"
+        time.sleep(0.1)
+    a.remove_member("node2")
+    assert a.members() == ()
+
+
+def test_config_is_compare_and_set(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    assert a.config() is None
+    assert a.set_config('{"ttl": 10}', 0)
+    first = b.config()
+    assert first is not None and first.value == '{"ttl": 10}'
+    assert not b.set_config('{"ttl": 20}', 0)  # someone created it already
+    assert b.set_config('{"ttl": 20}', first.version)
+    assert not a.set_config('{"ttl": 30}', first.version)  # stale version
+    latest = a.config()
+    assert latest is not None and latest.value == '{"ttl": 20}'
+
+
+def test_events_keep_their_order(new_client: NewClient) -> None:
+    a, b = new_client(), new_client()
+    for i in range(5):
+        (a if i % 2 else b).append_event(f"event {i}")
+    assert a.events() == tuple(f"event {i}" for i in range(5))
+    assert a.events(limit=2) == ("event 3", "event 4")
+
+
+def test_snapshot_reads_leader_members_and_config_at_once(new_client: NewClient) -> None:
+    a = new_client()
+    assert a.acquire_leader("node1", TTL)
+    a.touch_member("node1", "{}", 30)
+    assert a.set_config("{}", 0)
+    snap = a.snapshot()
+    assert snap.leader is not None and snap.leader.name == "node1"
+    assert [m.name for m in snap.members] == ["node1"]
+    assert snap.config is not None and snap.config.value == "{}"
+
+
+def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
+    dead = f"http://127.0.0.1:{free_port_base(1)}"
+    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1)
+    try:
+        assert store.acquire_leader("node1", TTL)
+        leader = store.leader()
+        assert leader is not None and leader.name == "node1"
+    finally:
+        store.close()
+
+
+def test_etcd_with_no_live_endpoint_is_unavailable() -> None:
+    dead = f"http://127.0.0.1:{free_port_base(1)}"
+    store = EtcdStore([dead], "nowhere", timeout=1)
+    try:
+        with pytest.raises(StoreUnavailable, match="no etcd endpoint answered"):
+            store.leader()
+    finally:
+        store.close()

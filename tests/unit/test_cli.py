@@ -1,0 +1,139 @@
+"""The CLI as a user meets it without servers: one-line errors with exit 1, connstr, and
+cluster show when no agent answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgherd import config as config_mod
+from pgherd.cli.main import main
+from pgherd.lab import layout
+
+
+def run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """Run ``pgherd ARGS`` in this process, as the console script does."""
+    monkeypatch.setattr(sys, "argv", ["pgherd", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 3, 5440, "postgres", None)
+    path = tmp_path / "pgherd.yaml"
+    path.write_text(config_mod.dump(config))
+    return path
+
+
+def test_missing_config_is_one_line_and_exit_1() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PGHERD_CONFIG")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pgherd", "cluster", "show", "-c", "/nonexistent.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        "error: no config file at /nonexistent.yaml — pass -c FILE, set PGHERD_CONFIG, "
+        "or create one with `pgherd lab up --dir DIR`\n"
+    )
+
+
+def test_config_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PGHERD_CONFIG", str(tmp_path / "from-env.yaml"))
+    code, _, err = run(monkeypatch, capsys, "connstr", "node1")
+    assert code == 1
+    assert err.startswith(f"error: no config file at {tmp_path / 'from-env.yaml'} — ")
+
+
+def test_invalid_config_is_one_located_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+) -> None:
+    config_file.write_text(config_file.read_text().replace("name: node2", "name: Node-2"))
+    code, out, err = run(monkeypatch, capsys, "connstr", "node1", "-c", str(config_file))
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {config_file}: nodes.1.name: ")
+
+
+def test_connstr_of_an_unknown_node_lists_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+) -> None:
+    code, out, err = run(monkeypatch, capsys, "connstr", "node9", "-c", str(config_file))
+    assert code == 1
+    assert out == ""
+    assert err == "error: unknown node 'node9' — known nodes: node1, node2, node3\n"
+
+
+@pytest.mark.parametrize("name", ["[red]", "[/x]"])
+def test_error_text_is_printed_literally(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config_file: Path,
+    name: str,
+) -> None:
+    code, _, err = run(monkeypatch, capsys, "connstr", name, "-c", str(config_file))
+    assert code == 1
+    assert err == f"error: unknown node '{name}' — known nodes: node1, node2, node3\n"
+
+
+@pytest.mark.parametrize(("flags", "user"), [((), "postgres"), (("--replication",), "replicator")])
+def test_connstr_prints_a_uri_with_the_passfile(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config_file: Path,
+    flags: tuple[str, ...],
+    user: str,
+) -> None:
+    code, out, err = run(monkeypatch, capsys, "connstr", "node2", *flags, "-c", str(config_file))
+    assert (code, err) == (0, "")
+    assert out == (
+        f"postgresql://{user}@127.0.0.1:5441/postgres?passfile=/var/tmp/pgherd-lab/secrets/pgpass\n"
+    )
+
+
+def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lab = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
+    raw = lab.model_dump(mode="json")
+    for node in raw["nodes"]:
+        node["api_port"] = _unused_port()  # no agent listens there
+    path = tmp_path / "pgherd.yaml"
+    path.write_text(config_mod.dump(config_mod.parse(raw)))
+    code, out, _ = run(monkeypatch, capsys, "cluster", "show", "--json", "-c", str(path))
+    assert code == 3
+    shown = json.loads(out)
+    assert shown["health"] == "degraded"
+    assert shown["primary"] is None
+    assert [(n["name"], n["state"]) for n in shown["nodes"]] == [
+        ("node1", "unreachable"),
+        ("node2", "unreachable"),
+    ]
+    assert "no running primary" in shown["problems"]
+    assert "node1: agent unreachable" in shown["problems"]

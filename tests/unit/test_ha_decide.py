@@ -1,0 +1,282 @@
+"""decide(): every branch of the failover decision, table-driven."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pgherd.model.ha import (
+    Do,
+    Local,
+    Mode,
+    Peer,
+    Settings,
+    World,
+    candidate_verdict,
+    decide,
+    sync_standby_names,
+)
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import PgState, Role
+
+S = Settings()
+PRIMARY = Local("node1", PgState.RUNNING, Role.PRIMARY, 1, Lsn(5000), holds_lease=True)
+STANDBY = Local(
+    "node2", PgState.RUNNING, Role.STANDBY, 1, Lsn(5000), upstream="node1", streaming=True
+)
+
+
+def peer(name: str, position: int, **kw: object) -> Peer:
+    values: dict[str, object] = {
+        "reachable": True,
+        "pg": PgState.RUNNING,
+        "role": Role.STANDBY,
+        "timeline": 1,
+        "position": Lsn(position),
+    }
+    values.update(kw)
+    return Peer(name, **values)  # type: ignore[arg-type]
+
+
+def dos(actions: tuple[object, ...]) -> list[Do]:
+    return [a.do for a in actions]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("case", "me", "world", "expected", "says"),
+    [
+        ("leader alive: renew", PRIMARY, World(True, "node1"), [Do.RENEW_LEASE], "renewing"),
+        (
+            "primary, lease free: take it",
+            PRIMARY,
+            World(True, None),
+            [Do.ACQUIRE_LEASE, Do.WAIT],
+            "lease is free",
+        ),
+        (
+            "primary, another holds the lease: demote",
+            PRIMARY,
+            World(True, "node2"),
+            [Do.DEMOTE],
+            "node2 holds the lease",
+        ),
+        (
+            "primary, store down, lease still valid: stay",
+            replace(PRIMARY, lease_valid_until=10.0, now=5.0),
+            World(False, None),
+            [Do.WAIT],
+            "lease holds for 5.0 s",
+        ),
+        (
+            "primary, store down, lease about to expire: demote",
+            replace(PRIMARY, lease_valid_until=10.0, now=9.0),
+            World(False, None),
+            [Do.DEMOTE],
+            "store is unreachable",
+        ),
+        (
+            "primary, store down, no lease known: demote",
+            PRIMARY,
+            World(False, None),
+            [Do.DEMOTE],
+            "store is unreachable",
+        ),
+        (
+            "standby follows the leader",
+            replace(STANDBY, upstream="node3"),
+            World(True, "node1", (peer("node3", 5000, role=Role.PRIMARY, pg=PgState.STOPPED),)),
+            [Do.FOLLOW],
+            "following the leader node1",
+        ),
+        (
+            "standby already streams from the leader",
+            STANDBY,
+            World(True, "node1"),
+            [Do.WAIT],
+            "streaming from node1",
+        ),
+        (
+            "cascading standby stays on its upstream",
+            replace(STANDBY, upstream="node3"),
+            World(True, "node1", (peer("node3", 5000),)),
+            [Do.WAIT],
+            "streaming from node3",
+        ),
+        (
+            "diverged standby rejoins",
+            replace(STANDBY, diverged_from_leader=True),
+            World(True, "node3"),
+            [Do.REJOIN],
+            "diverged",
+        ),
+        (
+            "leader expired, I am most advanced: take over",
+            STANDBY,
+            World(True, None, (peer("node3", 4000),)),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest candidate",
+        ),
+        (
+            "leader expired, another is ahead: wait",
+            STANDBY,
+            World(True, None, (peer("node3", 6000),)),
+            [Do.WAIT],
+            "node3 is at 0/1770",
+        ),
+        (
+            "tie goes to the lower name",
+            replace(STANDBY, name="node3"),
+            World(True, None, (peer("node2", 5000),)),
+            [Do.WAIT],
+            "node2 is at",
+        ),
+        (
+            "an unreachable peer does not block",
+            STANDBY,
+            World(True, None, (peer("node3", 9000, reachable=False),)),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest",
+        ),
+        (
+            "a nofailover peer does not block",
+            STANDBY,
+            World(True, None, (peer("node3", 9000, nofailover=True),)),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest",
+        ),
+        (
+            "nofailover standby never takes over",
+            replace(STANDBY, nofailover=True),
+            World(True, None),
+            [Do.WAIT],
+            "nofailover",
+        ),
+        (
+            "too far behind the last primary position",
+            STANDBY,
+            World(True, None, last_primary_position=Lsn(5000 + 17 * 1024 * 1024)),
+            [Do.WAIT],
+            "maximum_lag",
+        ),
+        (
+            "standby holding the lease finishes its promotion",
+            STANDBY,
+            World(True, "node2"),
+            [Do.RENEW_LEASE, Do.PROMOTE],
+            "finishing my promotion",
+        ),
+        (
+            "standby with the store down changes nothing",
+            STANDBY,
+            World(False, None),
+            [Do.WAIT],
+            "unreachable",
+        ),
+        (
+            "starting server: wait",
+            replace(STANDBY, pg=PgState.STARTING),
+            World(True, None),
+            [Do.WAIT],
+            "starting",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_decide(case: str, me: Local, world: World, expected: list[Do], says: str) -> None:
+    actions = decide(S, me, world)
+    assert dos(actions) == expected, case
+    assert says in " / ".join(a.reason for a in actions), case
+
+
+CRASHED_PRIMARY = replace(PRIMARY, pg=PgState.CRASHED, crashed_for=1.0)
+
+
+@pytest.mark.parametrize(
+    ("me", "world", "expected", "says"),
+    [
+        (CRASHED_PRIMARY, World(True, "node1"), [Do.RENEW_LEASE, Do.START], "in place"),
+        (
+            replace(CRASHED_PRIMARY, crashed_for=11.0),
+            World(True, "node1"),
+            [Do.RELEASE_LEASE],
+            "giving up the lease",
+        ),
+        (CRASHED_PRIMARY, World(True, "node2"), [Do.REJOIN], "never as a second primary"),
+        (CRASHED_PRIMARY, World(True, None), [Do.WAIT], "without one"),
+        (
+            replace(STANDBY, pg=PgState.CRASHED, crashed_for=1.0),
+            World(True, "node1"),
+            [Do.START],
+            "as a standby",
+        ),
+    ],
+)
+def test_a_crashed_postgres(me: Local, world: World, expected: list[Do], says: str) -> None:
+    actions = decide(S, me, world)
+    assert dos(actions) == expected
+    assert says in actions[-1].reason
+
+
+def test_manual_mode_only_restarts_a_crash() -> None:
+    manual = replace(S, mode=Mode.MANUAL)
+    assert dos(decide(manual, STANDBY, World(True, None))) == [Do.WAIT]
+    assert dos(decide(manual, replace(STANDBY, crashed_for=2.0), World(True, None))) == [Do.START]
+
+
+def test_failsafe_keeps_a_primary_every_member_still_follows() -> None:
+    failsafe = replace(S, failsafe=True)
+    world = World(False, None, (peer("node2", 5000), peer("node3", 5000)))
+    assert dos(decide(failsafe, PRIMARY, world)) == [Do.WAIT]
+    partial = World(False, None, (peer("node2", 5000), peer("node3", 5000, reachable=False)))
+    assert dos(decide(failsafe, PRIMARY, partial)) == [Do.DEMOTE]
+
+
+class TestSynchronous:
+    sync = replace(S, synchronous=True, sync_quorum=1)
+
+    def test_only_a_synchronous_standby_may_take_over(self) -> None:
+        world = World(True, None, (peer("node3", 1000),), sync_set=("node3",))
+        assert candidate_verdict(self.sync, STANDBY, world) == (
+            "synchronous mode: only a synchronous standby may be promoted"
+        )
+
+    def test_a_candidate_must_see_enough_of_the_set(self) -> None:
+        # ANY 1 of (node2, node3): an acknowledged commit may be on either, so node2 must
+        # see node3 to know it has everything.
+        lonely = World(
+            True, None, (peer("node3", 0, reachable=False),), sync_set=("node2", "node3")
+        )
+        verdict = candidate_verdict(self.sync, STANDBY, lonely)
+        assert verdict is not None and "2 are needed" in verdict
+        seen = World(True, None, (peer("node3", 4000),), sync_set=("node2", "node3"))
+        assert candidate_verdict(self.sync, STANDBY, seen) is None
+
+    def test_the_leader_sets_the_synchronous_standbys(self) -> None:
+        world = World(True, "node1", (peer("node2", 1), peer("node3", 1, reachable=False)))
+        actions = decide(self.sync, PRIMARY, world)
+        assert dos(actions) == [Do.RENEW_LEASE, Do.SET_SYNC]
+        assert actions[1].members == ("node2",)
+
+
+@pytest.mark.parametrize(
+    ("members", "quorum", "expected"),
+    [
+        ((), 1, ""),
+        (("node3", "node2"), 1, 'ANY 1 ("node2", "node3")'),
+        (("node2",), 2, 'ANY 1 ("node2")'),
+    ],
+)
+def test_sync_standby_names(members: tuple[str, ...], quorum: int, expected: str) -> None:
+    assert sync_standby_names(members, quorum) == expected
+
+
+@pytest.mark.parametrize(
+    ("ttl", "loop_wait", "retry", "ok"),
+    [(3, 0.5, 1, True), (2, 0.5, 1, False), (30, 10, 10, True), (20, 10, 10, False)],
+)
+def test_timing_rule(ttl: float, loop_wait: float, retry: float, ok: bool) -> None:
+    problem = Settings(ttl=ttl, loop_wait=loop_wait, retry_timeout=retry).timing_problem()
+    assert (problem is None) is ok
+    if problem:
+        assert "loop_wait + 2 × retry_timeout" in problem
