@@ -100,6 +100,19 @@ class NodeConfig(_Strict):
         return f"http://{host}:{self.api_port}"
 
 
+class ArchiveConfig(_Strict):
+    """The WAL archive and base backups (docs/archive.md).
+
+    ``path`` must be reachable by the PostgreSQL OS user: archive_command runs as it.
+    With ``cleanup_keep`` set, the primary's agent runs ``archive cleanup --keep N``
+    every ``cleanup_interval`` seconds.
+    """
+
+    path: AbsPath
+    cleanup_keep: int | None = Field(default=None, ge=1)
+    cleanup_interval: int = Field(default=3600, ge=10)
+
+
 class ClusterConfig(_Strict):
     cluster: NodeName
     os_user: str = "postgres"
@@ -109,6 +122,7 @@ class ClusterConfig(_Strict):
     passfile: AbsPath
     api_token_file: AbsPath
     settings: dict[str, SettingValue] = Field(default_factory=dict)
+    archive: ArchiveConfig | None = None
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

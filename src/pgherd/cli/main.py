@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pgherd.cli import agent, cluster, doctor, lab, node, standby
+from pgherd.cli import agent, archive, backup, cluster, doctor, lab, node, restore, standby, wal
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
 
@@ -21,6 +21,12 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(node.app, name="node")
 app.add_typer(standby.app, name="standby")
 app.add_typer(agent.app, name="agent")
+app.add_typer(wal.app, name="wal")
+app.add_typer(archive.app, name="archive")
+app.add_typer(backup.app, name="backup")
+app.add_typer(restore.restore_point_app, name="restore-point")
+app.add_typer(restore.replay_app, name="replay")
+app.command(name="restore")(restore.restore)
 app.command()(cluster.connstr)
 app.command(name="doctor")(doctor.doctor)
 

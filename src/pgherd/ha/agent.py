@@ -14,7 +14,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
+from pgherd.api import routes_archive
 from pgherd.api.app import create_app
+from pgherd.archive import cleanup as archive_cleanup
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import status as status_mod
@@ -127,6 +129,12 @@ def run(config_path: Path, node_name: str) -> None:
     agent.boot()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
+    threading.Thread(
+        target=archive_cleanup.run_on_schedule,
+        args=(config, node_name, threading.Event()),
+        name="archive-cleanup",
+        daemon=True,
+    ).start()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -138,9 +146,11 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
+    app = create_app(agent, lifespan)
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(agent, lifespan),
+            app,
             host=local.node.api_host,
             port=local.node.api_port,
             log_level="warning",
