@@ -348,10 +348,10 @@ class Prefetcher(threading.Thread):
         self.names = names
         self.spool = spool
         self.user = user
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
 
     def _waiting(self) -> int:
@@ -364,9 +364,9 @@ class Prefetcher(threading.Thread):
         with contextlib.suppress(PgherdError, OSError):
             for name in self.names:
                 while self._waiting() >= PREFETCH_AHEAD:
-                    if self._stop.wait(0.02):
+                    if self._halt.wait(0.02):
                         return
-                if self._stop.is_set():
+                if self._halt.is_set():
                     return
                 found = self.wal.find(name)
                 if not found:

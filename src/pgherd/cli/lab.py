@@ -35,12 +35,19 @@ def up(
     pg_bin: Annotated[
         Path | None, typer.Option("--pg-bin", help="directory of PostgreSQL's programs")
     ] = None,
+    archive: Annotated[
+        bool,
+        typer.Option(
+            "--archive",
+            help="archive WAL (DIR/archive); standbys restore from it when they fall behind",
+        ),
+    ] = False,
 ) -> None:
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
     from pgherd.lab import lifecycle
 
-    result = lifecycle.up(directory, nodes, port_base, os_user, pg_bin, RichReporter())
+    result = lifecycle.up(directory, nodes, port_base, os_user, pg_bin, RichReporter(), archive)
     config = result.config
     verb = "created" if result.created else "started"
     console.print(

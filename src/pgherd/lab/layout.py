@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config import ArchiveConfig, ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput
 
 API_PORT_OFFSET = 1000
@@ -22,6 +22,7 @@ def lab_config(
     port_base: int,
     os_user: str,
     pg_bin: Path | None,
+    archive: bool = False,
 ) -> ClusterConfig:
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes {nodes} is out of range", f"use 1 to {MAX_NODES} nodes")
@@ -39,6 +40,7 @@ def lab_config(
         pg_bin=pg_bin,
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
+        archive=ArchiveConfig(path=directory / "archive") if archive else None,
         nodes=tuple(
             NodeConfig(
                 name=node_name(i),

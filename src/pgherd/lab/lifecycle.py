@@ -58,6 +58,7 @@ def up(
     os_user: str,
     pg_bin: Path | None,
     reporter: Reporter,
+    archive: bool = False,
 ) -> LabUp:
     started = time.monotonic()
     directory = directory.absolute()
@@ -74,7 +75,7 @@ def up(
             "choose a new or empty directory for the lab",
         )
     osuser.require_reachable(directory.parent, user)
-    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin)
+    config = layout.lab_config(directory, nodes, port_base, user.name, pg_bin, archive)
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
@@ -100,12 +101,23 @@ def _create(config: ClusterConfig, config_path: Path, reporter: Reporter) -> Non
     reporter.step(f"initdb {primary.name} (checksums on, scram-sha-256)")
     local = LocalNode.open(config, primary.name)
     bootstrap.init_primary(local)
+    if config.archive is not None:
+        _init_archive(config, local, reporter)
     _start_agent(config_path, primary, reporter)
     bootstrap.create_replication_role(local)
     reporter.step(f"created the replication role {config.replication_user!r} (REPLICATION LOGIN)")
     for node in standbys:
         _clone_and_start(config, config_path, primary, node, reporter)
     _wait_streaming(config, reporter)
+
+
+def _init_archive(config: ClusterConfig, local: LocalNode, reporter: Reporter) -> None:
+    from pgherd.archive import setup
+
+    control = local.instance.controldata()
+    setup.init(config, control.system_identifier, local.pgbin.major, control.wal_segment_size)
+    assert config.archive is not None
+    reporter.step(f"WAL archive in {config.archive.path} (zstd, checksummed)")
 
 
 def _clone_and_start(
