@@ -148,18 +148,16 @@ def restore(
     step(chosen.reason)
     pgbin = binaries.find(config.pg_bin)
     into = request.into
-    user.make_dir(into)
-    run(
-        ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
-        user,
-        timeout=3600,
-    )
-    step(
-        f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) into {into}"
-    )
     spool = into / SPOOL
     user.make_dir(spool)
-    _write_recovery_settings(into, request, archive, spool, user)
+    size = archive.wal.identity().wal_segment_size
+    names = [
+        s.name(size)
+        for s in chosen.path.segments(chosen.backup.start_lsn, chosen.last_segment.end(size), size)
+    ]
+    # Decompressing starts now, beside the copy of the backup (two cores, two jobs).
+    prefetcher = Prefetcher(archive.wal, names, spool, user, chosen.path.target)
+    prefetcher.start()
     instance = Instance(
         data_dir=into,
         pgbin=pgbin,
@@ -169,14 +167,17 @@ def restore(
         log_file=into / LOG_NAME,
         superuser=config.superuser,
     )
-    size = archive.wal.identity().wal_segment_size
-    names = [
-        s.name(size)
-        for s in chosen.path.segments(chosen.backup.start_lsn, chosen.last_segment.end(size), size)
-    ]
-    prefetcher = Prefetcher(archive.wal, names, spool, user)
-    prefetcher.start()
     try:
+        run(
+            ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
+            user,
+            timeout=3600,
+        )
+        step(
+            f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
+            f"into {into}"
+        )
+        _write_recovery_settings(into, request, archive, spool, user)
         child = _spawn(instance)
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
@@ -209,8 +210,12 @@ def _write_recovery_settings(
     for stale in (STANDBY_SIGNAL, RECOVERY_SIGNAL, "postmaster.pid", "postmaster.opts"):
         (into / stale).unlink(missing_ok=True)
     settings: dict[str, conf.Setting] = dict(conf.read_include(into))
+    # From the spool if prefetched (a rename); not at all for a history file the archive
+    # is known not to have (the timeline probes); else from the archive.
+    spooled = shlex.quote(str(spool))
     restore_command = (
-        f"mv -f {shlex.quote(str(spool))}/%f %p 2>/dev/null || {fetch_command(archive.root)}"
+        f"mv -f {spooled}/%f %p 2>/dev/null || "
+        f"{{ test ! -e {spooled}/.absent-%f && {fetch_command(archive.root)}; }}"
     )
     settings.update(
         {
@@ -264,15 +269,23 @@ Reached = tuple[str, str | None, datetime | None, int | None]
 def _wait(
     instance: Instance, child: subprocess.Popen[bytes], request: RestoreRequest, started: float
 ) -> Reached:
+    """Until the server paused, promoted or stopped at the target.
+
+    Watched from postmaster.pid and the server log, without connecting: a connection
+    every poll would fork a backend each time and take CPU from replay. One connection
+    at the end confirms the state and reads the position reached.
+    """
     deadline = started + request.timeout
+    log = LogWatch(instance.log_file)
     while time.monotonic() < deadline:
         code = child.poll()
         if code is not None:
             return _after_exit(instance, request, code)
-        reached = _poll(instance, request)
-        if reached is not None:
-            return reached
-        time.sleep(0.1)
+        if _looks_reached(instance, request, log):
+            reached = _confirm(instance)
+            if reached is not None:
+                return reached
+        time.sleep(0.05)
     raise TimedOut(
         f"the restore did not reach {request.target.describe()} within "
         f"{request.timeout:.0f} s (it is still replaying, pid {child.pid})",
@@ -280,10 +293,41 @@ def _wait(
     )
 
 
-def _poll(instance: Instance, request: RestoreRequest) -> Reached | None:
+class LogWatch:
+    """Whether a log file has shown a line yet, reading only what it gained."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.tail = ""
+        self.found = False
+
+    def grew(self, text: str) -> bool:
+        if self.found:
+            return True
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except OSError:
+            chunk = b""
+        self.offset += len(chunk)
+        self.tail = (self.tail + chunk.decode(errors="replace"))[-8192:]
+        self.found = text in self.tail
+        return self.found
+
+
+def _looks_reached(instance: Instance, request: RestoreRequest, log: LogWatch) -> bool:
     pm = process.read_postmaster_pid(instance.data_dir)
     if pm is None or pm.status not in ("ready", "standby"):
-        return None
+        return False
+    if request.action == "promote" or request.target.kind is TargetKind.LATEST:
+        # not "… accept read-only connections", which hot standby logs
+        return log.grew("database system is ready to accept connections")
+    return log.grew("pausing at the end of recovery")
+
+
+def _confirm(instance: Instance) -> Reached | None:
     try:
         with instance.connect() as conn:
             state = archive_sql.replay_state(conn)
@@ -342,12 +386,15 @@ class Prefetcher(threading.Thread):
     """Decompresses the segments replay will ask for next into the spool, in order,
     at most PREFETCH_AHEAD at a time; restore_command moves them into pg_wal."""
 
-    def __init__(self, wal: WalArchive, names: list[str], spool: Path, user: OsUser) -> None:
+    def __init__(
+        self, wal: WalArchive, names: list[str], spool: Path, user: OsUser, timeline: int
+    ) -> None:
         super().__init__(name="prefetch", daemon=True)
         self.wal = wal
         self.names = names
         self.spool = spool
         self.user = user
+        self.timeline = timeline
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -356,12 +403,36 @@ class Prefetcher(threading.Thread):
 
     def _waiting(self) -> int:
         try:
-            return sum(1 for e in os.scandir(self.spool) if not e.name.startswith("."))
+            return sum(
+                1
+                for e in os.scandir(self.spool)
+                if not e.name.startswith(".") and not e.name.endswith(".history")
+            )
         except FileNotFoundError:
             return 0
 
+    def _place(self, name: str, data: bytes) -> None:
+        tmp = self.spool / f".{name}.tmp"
+        tmp.write_bytes(data)
+        self.user.chown(tmp)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.spool / name)
+
+    def _stage_histories(self) -> None:
+        """History files first (PostgreSQL reads them before any segment), and a marker
+        for the next timeline's, which recovery probes for at its start and its end."""
+        newest = self.timeline
+        for found in self.wal.files():
+            if found.wal.kind is WalKind.HISTORY:
+                self._place(found.name, self.wal.read(found))
+                newest = max(newest, found.wal.timeline)
+        marker = self.spool / f".absent-{newest + 1:08X}.history"
+        marker.touch()
+        self.user.chown(marker)
+
     def run(self) -> None:
         with contextlib.suppress(PgherdError, OSError):
+            self._stage_histories()
             for name in self.names:
                 while self._waiting() >= PREFETCH_AHEAD:
                     if self._halt.wait(0.02):
@@ -371,10 +442,6 @@ class Prefetcher(threading.Thread):
                 found = self.wal.find(name)
                 if not found:
                     continue
-                data = self.wal.read(found[0])  # a corrupt one stops the prefetch:
-                # restore_command's own fetch then reports it and stops the restore
-                tmp = self.spool / f".{name}.tmp"
-                tmp.write_bytes(data)
-                self.user.chown(tmp)
-                os.chmod(tmp, 0o600)
-                os.rename(tmp, self.spool / name)
+                # A corrupt one stops the prefetch: restore_command's own fetch then
+                # reports it and stops the restore.
+                self._place(name, self.wal.read(found[0]))
