@@ -110,7 +110,7 @@ class ArchiveConfig(_Strict):
 
     path: AbsPath
     cleanup_keep: int | None = Field(default=None, ge=1)
-    cleanup_interval: int = Field(default=3600, ge=10)
+    cleanup_interval: float = Field(default=3600, ge=10)
 
 
 class ClusterConfig(_Strict):

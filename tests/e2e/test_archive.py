@@ -115,6 +115,8 @@ def test_postgres_archives_through_pgherd_as_its_os_user(lab: Lab) -> None:
     stored = archive_of(lab).root / found.key
     assert stored.stat().st_uid == osuser.resolve("postgres").uid
     assert stored.stat().st_mode & 0o777 == 0o600
+    again = cli(lab, "archive", "init").stdout
+    assert "already set up for this cluster" in again
     status = cli_json(lab, "archive", "status")
     assert status["archiver"]["failed_count"] == 0
     assert status["newest_segment"] >= segment
@@ -491,6 +493,37 @@ def test_retention_keeps_a_restorable_set_and_a_dry_run_removes_nothing(
     stop_restored(into)
     gone = restore(lab, module_dir, "gone", "--target-name", "after_a", check=False)
     assert "is before the oldest backup" in gone.stderr
+
+
+def test_the_agent_schedule_runs_the_same_cleanup(lab: Lab) -> None:
+    """What the primary's agent runs when archive.cleanup_keep is set (here every 0.2 s)."""
+    import threading
+
+    from pgherd.archive import cleanup
+    from pgherd.config import ArchiveConfig
+
+    config = lab.config
+    assert config.archive is not None
+    old = {b.label for b in archive_of(lab).backups()}
+    newest = cli_json(lab, "backup", "create")["label"]
+    scheduled = config.model_copy(
+        update={
+            "archive": ArchiveConfig.model_construct(
+                path=config.archive.path, cleanup_keep=1, cleanup_interval=0.2
+            )
+        }
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=cleanup.run_on_schedule, args=(scheduled, "node1", stop))
+    worker.start()
+    try:
+        wait_until(
+            lambda: [b.label for b in archive_of(lab).backups()] == [newest],
+            what=f"the schedule to remove {old}",
+        )
+    finally:
+        stop.set()
+        worker.join(10)
 
 
 def test_restore_follows_a_timeline_switch(lab: Lab, module_dir: Path, history: History) -> None:

@@ -50,7 +50,7 @@ def list_(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([backup_to_json(b) for b in backups])
         return
-    table = Table("Label", "Node", "TL", "Start LSN", "Stop LSN", "Started", "Finished", "Size")
+    table = Table("Label", "Node", "TL", "Start LSN", "Stop LSN", "Finished (UTC)", "Size")
     for b in backups:
         table.add_row(
             b.label,
@@ -58,7 +58,6 @@ def list_(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             str(b.timeline),
             str(b.start_lsn),
             str(b.stop_lsn),
-            b.start_time.strftime("%Y-%m-%d %H:%M:%S"),
             b.stop_time.strftime("%Y-%m-%d %H:%M:%S"),
             human_bytes(b.size_bytes),
         )
