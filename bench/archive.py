@@ -36,6 +36,7 @@ import random
 import shlex
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -330,10 +331,13 @@ def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any
                 else restore_cp(node, into, port, target, backup["label"], copies)
             )
             times[how].append(seconds)
+            deadline = time.monotonic() + 5  # the log's last line may lag the state
+            while not log_phases(into) and time.monotonic() < deadline:
+                time.sleep(0.1)
             phases[how].append(log_phases(into))
             console.print(f"  {how} restore to {target}: {seconds:.1f} s {phases[how][-1]}")
             remove_restore(into)
-    median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
     return {
         "backup": backup["label"],
         "wal_mb_replayed": round(wal / 1e6, 1),
