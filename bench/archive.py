@@ -36,8 +36,8 @@ import random
 import shlex
 import shutil
 import signal
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import time
