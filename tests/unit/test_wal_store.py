@@ -166,3 +166,24 @@ def test_local_storage_never_replaces_and_hides_temp_files(tmp_path: Path) -> No
     assert storage.delete("wal/a/x-1.zst") == 0
     with pytest.raises(ValueError, match="bad storage key"):
         storage.get("../etc/passwd")
+
+
+def test_walcmd_exit_codes_tell_postgresql_what_to_do(tmp_path: Path) -> None:
+    """0 done; 1 not archived (or a push to retry); 126 a fetch that must stop recovery."""
+    from pgherd.archive import walcmd
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    WalArchive.local(root).initialise(Identity(str(SYSID), 15, SIZE))
+    where = ["--archive", str(root)]
+    segment = write(tmp_path, name(3), segment_bytes(3, fill=3))
+    assert walcmd.main(["push", str(segment), *where]) == 0
+    assert walcmd.main(["push", str(segment), *where]) == 0
+    assert walcmd.main(["push", str(write(tmp_path, name(4), segment_bytes(5))), *where]) == 1
+    assert walcmd.main(["fetch", name(3), str(tmp_path / "RECOVERYXLOG"), *where]) == 0
+    assert (tmp_path / "RECOVERYXLOG").read_bytes() == segment.read_bytes()
+    assert walcmd.main(["fetch", name(9), str(tmp_path / "RECOVERYXLOG"), *where]) == 1
+    (stored,) = WalArchive.local(root).files()
+    (root / stored.key).write_bytes(b"not zstd at all")
+    assert walcmd.main(["fetch", name(3), str(tmp_path / "RECOVERYXLOG"), *where]) == 126
+    assert walcmd.main(["fetch", name(3), str(tmp_path / "x"), "--archive", "/nonexistent"]) == 126

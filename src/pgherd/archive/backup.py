@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pgherd import config as config_mod
 from pgherd.api.archive_client import ArchiveAgentClient
 from pgherd.api.client import statuses
 from pgherd.archive.catalog import Archive, backup_to_json
@@ -27,7 +28,7 @@ from pgherd.errors import CorruptWal, PgherdError, Refused
 from pgherd.model.backup import Backup
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
-from pgherd.model.wal import Segment, TimelinePath, gaps, parse_history
+from pgherd.model.wal import Segment, TimelinePath, WalKind, gaps, parse_history
 from pgherd.pg import basebackup, binaries, conninfo, controldata, osuser
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.run import run
@@ -177,8 +178,6 @@ def _wait_archived(
     if archive.wal.find(name):
         return
     primary = config.node(primary_status(config).name)
-    from pgherd import config as config_mod
-
     client = ArchiveAgentClient(primary, config_mod.read_token(config))
     switched = client.switch_wal()
     deadline = time.monotonic() + timeout
@@ -231,7 +230,7 @@ def verify(config: ClusterConfig, label: str, checksums: bool = True) -> VerifyR
     histories = {
         f.wal.timeline: parse_history(wal.read(f).decode()) for f in files if f.wal.segment is None
     }
-    present = {f.wal.segment: f for f in files if f.wal.kind == "segment" and f.wal.segment}
+    present = {f.wal.segment: f for f in files if f.wal.kind is WalKind.SEGMENT and f.wal.segment}
     latest = max([backup.stop_timeline, *histories], default=backup.stop_timeline)
     path = TimelinePath.of(latest, histories.get(latest, ()))
     if not path.contains(backup.stop_timeline, backup.stop_lsn):
