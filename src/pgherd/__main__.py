@@ -1,3 +1,3 @@
-from pgherd.cli.main import main
+from pgherd.cli.entry import main
 
 main()

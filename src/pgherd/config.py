@@ -100,6 +100,19 @@ class NodeConfig(_Strict):
         return f"http://{host}:{self.api_port}"
 
 
+class ArchiveConfig(_Strict):
+    """The WAL archive and base backups (docs/archive.md).
+
+    ``path`` must be reachable by the PostgreSQL OS user: archive_command runs as it.
+    With ``cleanup_keep`` set, the primary's agent runs ``archive cleanup --keep N``
+    every ``cleanup_interval`` seconds.
+    """
+
+    path: AbsPath
+    cleanup_keep: int | None = Field(default=None, ge=1)
+    cleanup_interval: float = Field(default=3600, ge=10)
+
+
 Topology = Literal["streaming", "independent"]
 
 
@@ -119,6 +132,7 @@ class ClusterConfig(_Strict):
     # manual: only an operator promotes (pgherd standby promote/switchover); automatic
     # failover by the agents' HA loop is not built yet, and lab up refuses to set it.
     failover: Literal["manual", "automatic"] = "manual"
+    archive: ArchiveConfig | None = None
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

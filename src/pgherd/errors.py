@@ -116,3 +116,38 @@ def last_lines(text: str, count: int = 3) -> str:
     """The last non-empty lines of a program's output, joined: where the reason usually is."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " | ".join(lines[-count:])
+
+
+# ---- the WAL archive, backups and restores ---------------------------------------------
+#   PgherdError
+#    ├── ArchiveError           the archive is missing, unreadable or not set up
+#    │    ├── ArchiveMismatch   WAL or a server from another cluster (identity differs)
+#    │    ├── WalConflict       a different file under a name the archive already holds
+#    │    ├── CorruptWal        a stored file does not match its checksum
+#    │    └── MissingWal        segments a restore or a backup needs are not archived
+#    └── Refused
+#         └── TargetUnreachable a recovery target no backup and archive can reach
+
+
+class ArchiveError(PgherdError):
+    default_hint = "see docs/archive.md"
+
+
+class ArchiveMismatch(ArchiveError):
+    pass
+
+
+class WalConflict(ArchiveError):
+    pass
+
+
+class CorruptWal(ArchiveError):
+    pass
+
+
+class MissingWal(ArchiveError):
+    pass
+
+
+class TargetUnreachable(Refused):
+    pass

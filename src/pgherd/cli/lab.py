@@ -48,6 +48,13 @@ def up(
             help="N separate primaries (each its own cluster and agent), for logical replication",
         ),
     ] = False,
+    archive: Annotated[
+        bool,
+        typer.Option(
+            "--archive",
+            help="archive WAL (DIR/archive); standbys restore from it when they fall behind",
+        ),
+    ] = False,
 ) -> None:
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
@@ -62,6 +69,7 @@ def up(
         RichReporter(),
         independent=independent,
         failover=failover,
+        archive=archive,
     )
     config = result.config
     verb = "created" if result.created else "started"

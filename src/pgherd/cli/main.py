@@ -6,7 +6,21 @@ import sys
 
 import typer
 
-from pgherd.cli import agent, cluster, ddl, doctor, lab, node, publication, standby, subscription
+from pgherd.cli import (
+    agent,
+    archive,
+    backup,
+    cluster,
+    ddl,
+    doctor,
+    lab,
+    node,
+    publication,
+    restore,
+    standby,
+    subscription,
+    wal,
+)
 from pgherd.cli import upgrade as upgrade_cli
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
@@ -25,6 +39,12 @@ app.add_typer(agent.app, name="agent")
 app.add_typer(publication.app, name="publication")
 app.add_typer(subscription.app, name="subscription")
 app.add_typer(upgrade_cli.app, name="upgrade")
+app.add_typer(wal.app, name="wal")
+app.add_typer(archive.app, name="archive")
+app.add_typer(backup.app, name="backup")
+app.add_typer(restore.restore_point_app, name="restore-point")
+app.add_typer(restore.replay_app, name="replay")
+app.command(name="restore")(restore.restore)
 app.command()(cluster.connstr)
 app.command(name="ddl")(ddl.ddl)
 app.command(name="doctor")(doctor.doctor)

@@ -14,8 +14,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_logical, routes_ops
+from pgherd.api import routes_archive, routes_logical, routes_ops
 from pgherd.api.app import create_app
+from pgherd.archive import cleanup as archive_cleanup
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import peers
@@ -147,6 +148,12 @@ def run(config_path: Path, node_name: str) -> None:
     agent.boot()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
+    threading.Thread(
+        target=archive_cleanup.run_on_schedule,
+        args=(config, node_name, threading.Event()),
+        name="archive-cleanup",
+        daemon=True,
+    ).start()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -161,6 +168,7 @@ def run(config_path: Path, node_name: str) -> None:
     app = create_app(agent, lifespan)
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

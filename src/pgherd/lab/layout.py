@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config import ArchiveConfig, ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput
 
 API_PORT_OFFSET = 1000
@@ -41,10 +41,16 @@ def lab_config(
     pg_bin: Path | None,
     independent: bool = False,
     failover: str = "manual",
+    archive: bool = False,
 ) -> ClusterConfig:
     """``independent``: every node is a primary of its own (its own initdb, system
     identifier and agent) instead of one primary and its standbys."""
     check_failover(failover)
+    if independent and archive:
+        raise InvalidInput(
+            "--archive and --independent cannot be combined: an archive holds one cluster's WAL",
+            "create the independent primaries without --archive",
+        )
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes {nodes} is out of range", f"use 1 to {MAX_NODES} nodes")
     top = port_base + API_PORT_OFFSET + nodes - 1
@@ -64,6 +70,7 @@ def lab_config(
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
         failover="manual",
+        archive=ArchiveConfig(path=directory / "archive") if archive else None,
         nodes=tuple(
             NodeConfig(
                 name=node_name(i),

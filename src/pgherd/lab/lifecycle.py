@@ -60,6 +60,7 @@ def up(
     reporter: Reporter,
     independent: bool = False,
     failover: str = "manual",
+    archive: bool = False,
 ) -> LabUp:
     started = time.monotonic()
     layout.check_failover(failover)
@@ -78,7 +79,7 @@ def up(
         )
     osuser.require_reachable(directory.parent, user)
     config = layout.lab_config(
-        directory, nodes, port_base, user.name, pg_bin, independent, failover
+        directory, nodes, port_base, user.name, pg_bin, independent, failover, archive
     )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
@@ -118,11 +119,22 @@ def _create_primary(
     local = LocalNode.open(config, node.name)
     reporter.step(f"initdb {node.name}: PostgreSQL {local.pgbin.version} (checksums on, scram)")
     bootstrap.init_primary(local)
+    if config.archive is not None:
+        _init_archive(config, local, reporter)
     _start_agent(config_path, node, reporter)
     bootstrap.create_replication_role(local)
     reporter.step(
         f"{node.name}: created the replication role {config.replication_user!r} (REPLICATION LOGIN)"
     )
+
+
+def _init_archive(config: ClusterConfig, local: LocalNode, reporter: Reporter) -> None:
+    from pgherd.archive import setup
+
+    control = local.instance.controldata()
+    setup.init(config, control.system_identifier, local.pgbin.major, control.wal_segment_size)
+    assert config.archive is not None
+    reporter.step(f"WAL archive in {config.archive.path} (zstd, checksummed)")
 
 
 def _clone_and_start(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from pgherd.archive.commands import archive_settings
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.pg import binaries, conninfo, hba, osuser
 from pgherd.pg.binaries import PgBin
@@ -72,6 +73,8 @@ class LocalNode:
         if upstream is not None:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
+        if self.config.archive is not None:
+            values.update(archive_settings(self.config.archive.path))
         values.update(self.config.settings)
         return values
 

@@ -1,0 +1,594 @@
+"""Benchmark of issue 4: WAL archiving and point-in-time recovery.
+
+    $VENV/bin/python -m bench.archive                 # the real run: 60 s of pgbench, ~1 GB PITR
+    $VENV/bin/python -m bench.archive --quick         # a check: 10 s, ~0.2 GB (~3 minutes)
+
+Archiving: a one-node lab (``pgherd lab up --archive``) filled with ``pgbench -i``; then
+``pgbench -c 4 -j 2 -T DURATION`` runs with each archiver in turn (alternating order):
+
+- ``cp``: ``archive_command = 'cp %p DIR/%f'``, what operators write by hand;
+- ``pgherd``: ``pgherd wal push %p`` (zstd, sha256, fsync), what ``lab up --archive`` sets;
+- ``pg_receivewal``: the streaming alternative (its own slot, raw segments, ``--synchronous``
+  off), with archive_command ``/bin/true``.
+
+For each: WAL generated (MB/s), transactions per second, whether the archiver kept up
+(segments still waiting when pgbench stopped, and how long it took to drain), the size of
+what was stored against the WAL, and the CPU time the archiver spent (the archiver
+process's reaped children for archive_command, the process itself for pg_receivewal).
+
+PITR: archive_command copies each segment both ways (``cp`` into a directory and ``pgherd
+wal push``), a base backup is made with ``pgherd backup create``, pgbench runs until
+~PITR_GB of WAL was written after it, and a target time is noted part-way. Then the same
+backup is restored to that time twice (alternating order): ``pgherd restore
+--target-time T --target-action promote``, and by hand: ``cp -a`` of the backup,
+recovery.signal, ``restore_command = 'cp DIR/%f %p'``, the same target, ``pg_ctl start``.
+Both are timed from the start of the copy until the server accepts writes. Targets: pgherd
+keeps up at the same WAL rate as cp; restore ≤ 1.1× the cp restore; archive ≥ 2× smaller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+from rich.console import Console
+from rich.table import Table
+
+from pgherd.archive.commands import pgherd_program, push_command
+from pgherd.pg import binaries, osuser, process
+from pgherd.pg.run import popen_kwargs, program_env, run
+
+# Settings that make pgbench write WAL as fast as this machine allows (the archivers'
+# worst case): commits without waiting for the flush, and checkpoints every 30 s, after
+# which each first change of a page is logged as a full 8 kB image.
+SETTINGS = {"synchronous_commit": "off", "checkpoint_timeout": "30s", "max_wal_size": "4GB"}
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path("/var/tmp/pgherd-bench/archive")
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+USER = osuser.resolve("postgres")
+PGBIN = binaries.find(None)
+
+
+# ---- small helpers ---------------------------------------------------------------------
+
+
+def free_port_base() -> int:
+    for _ in range(200):
+        base = random.randrange(20000, 40000)
+        ports = [base, base + 1000, base + 10, base + 11]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pgherd(*args: str, config: Path | None = None) -> str:
+    argv = [*pgherd_program(), *args]
+    if config is not None:
+        argv += ["--config", str(config)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"pgherd {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Node:
+    directory: Path
+    port: int
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "pgherd.yaml"
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "node1" / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "node1" / "run"
+
+    def sql(self, text: str | pgsql.Composed, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(
+            host=str(self.socket), port=self.port, user="postgres", autocommit=True
+        ) as conn:
+            cur = conn.execute(text, params or None)
+            return cur.fetchall() if cur.description else []
+
+    def lsn(self) -> int:
+        return int(self.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+
+    def set_archive_command(self, command: str) -> None:
+        self.sql(pgsql.SQL("ALTER SYSTEM SET archive_command = {}").format(pgsql.Literal(command)))
+        self.sql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+
+    def ready(self) -> int:
+        return int(
+            self.sql("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")[0][
+                0
+            ]
+        )
+
+    def archiver_pid(self) -> int:
+        return int(
+            self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'archiver'")[0][0]
+        )
+
+    def pgbench(self, *args: str, timeout: float = 3600) -> str:
+        argv = [str(PGBIN["pgbench"]), "-h", str(self.socket), "-p", str(self.port), *args]
+        return run([*argv, "postgres"], USER, timeout=timeout).stdout
+
+
+def cpu_seconds(pid: int, children: bool) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    # after the command: state(0) ppid … utime(11) stime(12) cutime(13) cstime(14)
+    if children:
+        return (int(fields[13]) + int(fields[14])) / ticks
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def stored_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+
+def wal_stored_bytes(archive: Path, after_segment: str) -> tuple[int, int]:
+    """(segments, stored bytes) of the pgherd archive's segments newer than a name."""
+    count = size = 0
+    for f in (archive / "wal").rglob("*.zst"):
+        name = f.name.split("-")[0]
+        if len(name) == 24 and name[8:] > after_segment[8:]:
+            count += 1
+            size += f.stat().st_size
+    return count, size
+
+
+def make_dir(path: Path) -> Path:
+    USER.make_dir(path)
+    return path
+
+
+# ---- archiving -------------------------------------------------------------------------
+
+
+def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, Any]:
+    """pgbench for ``duration`` seconds with one archiver; what it cost and kept."""
+    archive = node.directory / "archive"
+    segment0 = node.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    receiver: subprocess.Popen[bytes] | None = None
+    target = work / mode
+    if target.exists():
+        shutil.rmtree(target)
+    make_dir(target)
+    if mode == "cp":
+        node.set_archive_command(f"cp %p {shlex.quote(str(target))}/%f")
+    elif mode == "pgherd":
+        node.set_archive_command(push_command(archive))
+    else:
+        node.set_archive_command("/bin/true")
+        node.sql("SELECT pg_create_physical_replication_slot('bench_receivewal', true)")
+        receiver = subprocess.Popen(
+            [
+                str(PGBIN["pg_receivewal"]),
+                "-h",
+                str(node.socket),
+                "-p",
+                str(node.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(target),
+                "--slot",
+                "bench_receivewal",
+                "-n",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=program_env(USER),
+            **popen_kwargs(USER),
+        )
+    node.sql("SELECT pg_switch_wal()")
+    wait_drained(node, 120)
+    node.sql("CHECKPOINT")  # full-page images from the first write of each page on
+    archiver = node.archiver_pid()
+    cpu0 = cpu_seconds(archiver, children=True)
+    lsn0 = node.lsn()
+    started = time.monotonic()
+    out = node.pgbench("-c", "4", "-j", "2", "-T", str(duration), "-n", timeout=duration + 120)
+    elapsed = time.monotonic() - started
+    lsn1 = node.lsn()
+    waiting = node.ready()
+    if receiver is not None:
+        lag = receiver_lag(node, lsn1)
+        drained = wait_receiver(node, lsn1, 120)
+        cpu = cpu_seconds(receiver.pid, children=False)
+        receiver.send_signal(signal.SIGINT)
+        receiver.wait(30)
+        node.sql("SELECT pg_drop_replication_slot('bench_receivewal')")
+        waiting = max(0, lag // (16 * 1024 * 1024))
+        stored = stored_bytes(target)
+        segments = stored // (16 * 1024 * 1024)
+    else:
+        node.sql("SELECT pg_switch_wal()")
+        drained = wait_drained(node, 300)
+        cpu = cpu_seconds(archiver, children=True) - cpu0
+        if mode == "pgherd":
+            segments, stored = wal_stored_bytes(archive, segment0)
+        else:
+            stored = stored_bytes(target)
+            segments = stored // (16 * 1024 * 1024)
+    wal = lsn1 - lsn0
+    tps = float(out.split("tps = ")[1].split()[0]) if "tps = " in out else 0.0
+    shutil.rmtree(target, ignore_errors=True)
+    return {
+        "mode": mode,
+        "seconds": round(elapsed, 1),
+        "wal_mb": round(wal / 1e6, 1),
+        "wal_mb_per_s": round(wal / 1e6 / elapsed, 2),
+        "tps": round(tps),
+        "waiting_at_end": waiting,
+        "drain_seconds": round(drained, 1),
+        "kept_up": waiting <= 1,
+        "stored_mb": round(stored / 1e6, 1),
+        "segments": segments,
+        "compression": round(segments * 16 * 1024 * 1024 / stored, 2) if stored else None,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_wal_mb": round(1000 * cpu / (wal / 1e6), 1) if wal else None,
+    }
+
+
+def wait_drained(node: Node, timeout: float) -> float:
+    started = time.monotonic()
+    while node.ready() > 0:
+        if time.monotonic() - started > timeout:
+            break
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def receiver_lag(node: Node, lsn: int) -> int:
+    rows = node.sql(
+        "SELECT flush_lsn - '0/0'::pg_lsn FROM pg_stat_replication "
+        "WHERE application_name = 'pg_receivewal'"
+    )
+    return lsn - int(rows[0][0]) if rows and rows[0][0] is not None else lsn
+
+
+def wait_receiver(node: Node, lsn: int, timeout: float) -> float:
+    started = time.monotonic()
+    while receiver_lag(node, lsn) > 16 * 1024 * 1024:
+        if time.monotonic() - started > timeout:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+# ---- PITR ------------------------------------------------------------------------------
+
+
+def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any]:
+    archive = node.directory / "archive"
+    copies = make_dir(work / "cp-archive")
+    node.set_archive_command(f"cp %p {shlex.quote(str(copies))}/%f && {push_command(archive)}")
+    node.sql("SELECT pg_switch_wal()")
+    wait_drained(node, 120)
+    backup = json.loads(pgherd("backup", "create", "--json", config=node.config))
+    start = node.lsn()
+    segment0 = node.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    goal = int(gigabytes * 1e9)
+    console.print(f"  writing {gigabytes:.1f} GB of WAL after backup {backup['label']}…")
+    target: str | None = None
+    while node.lsn() - start < goal:
+        node.pgbench("-c", "4", "-j", "2", "-T", "10", "-n")
+        if target is None and node.lsn() - start >= goal * 0.95:
+            target = str(node.sql("SELECT now()::text")[0][0])
+    if target is None:
+        target = str(node.sql("SELECT now()::text")[0][0])
+    node.pgbench("-c", "4", "-j", "2", "-T", "3", "-n")
+    wal = node.lsn() - start
+    node.sql("SELECT pg_switch_wal()")
+    wait_drained(node, 600)
+    count, stored = wal_stored_bytes(archive, segment0)
+    times: dict[str, list[float]] = {"pgherd": [], "cp": []}
+    phases: dict[str, list[dict[str, float]]] = {"pgherd": [], "cp": []}
+    for n in range(rounds):
+        order = ["cp", "pgherd"] if n % 2 == 0 else ["pgherd", "cp"]
+        for how in order:
+            into = work / f"restore-{how}"
+            remove_restore(into)
+            port = free_port_base()
+            seconds = (
+                restore_pgherd(node, into, port, target)
+                if how == "pgherd"
+                else restore_cp(node, into, port, target, backup["label"], copies)
+            )
+            times[how].append(seconds)
+            deadline = time.monotonic() + 5  # the log's last line may lag the state
+            while not log_phases(into) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            phases[how].append(log_phases(into))
+            console.print(f"  {how} restore to {target}: {seconds:.1f} s {phases[how][-1]}")
+            remove_restore(into)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "backup": backup["label"],
+        "wal_mb_replayed": round(wal / 1e6, 1),
+        "target_time": target,
+        "archive_segments": count,
+        "archive_stored_mb": round(stored / 1e6, 1),
+        "archive_compression": round(count * 16 * 1024 * 1024 / stored, 2) if stored else None,
+        "restore_seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
+        "restore_median": {k: round(v, 2) for k, v in median.items()},
+        "restore_phases": phases,
+        "ratio_pgherd_to_cp": round(median["pgherd"] / median["cp"], 3),
+    }
+
+
+def restore_pgherd(node: Node, into: Path, port: int, target: str) -> float:
+    started = time.monotonic()
+    pgherd(
+        "restore",
+        "--into",
+        str(into),
+        "--port",
+        str(port),
+        "--target-time",
+        target,
+        "--target-action",
+        "promote",
+        "--json",
+        config=node.config,
+    )
+    return time.monotonic() - started
+
+
+def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copies: Path) -> float:
+    """What an operator does by hand, with the same backup and target."""
+    backup = node.directory / "archive" / "backups" / label / "data"
+    started = time.monotonic()
+    make_dir(into)
+    run(["cp", "-a", f"{backup}/.", str(into)], USER, timeout=3600)
+    for stale in ("standby.signal", "postmaster.pid"):
+        (into / stale).unlink(missing_ok=True)
+    settings = {
+        "port": port,
+        "listen_addresses": "",
+        "unix_socket_directories": str(into),
+        "archive_mode": "off",
+        "primary_conninfo": "",
+        "primary_slot_name": "",
+        "restore_command": f"cp {shlex.quote(str(copies))}/%f %p",
+        "recovery_target_time": target,
+        "recovery_target_action": "promote",
+    }
+    lines = [f"{k} = '{v}'" for k, v in settings.items()]
+    conf = into / "pgherd.conf"  # the backup's settings stay; later lines win
+    USER.write_file(conf, conf.read_text() + "\n".join(lines) + "\n")
+    USER.write_file(into / "recovery.signal", "")
+    log = into / "restore.log"
+    run([PGBIN["pg_ctl"], "start", "-D", into, "-l", log, "-W"], USER, timeout=60)
+    while True:
+        try:
+            with psycopg.connect(host=str(into), port=port, user="postgres") as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row == (False,):
+                    break
+        except psycopg.OperationalError:
+            pass
+        if process.running_postmaster(into) is None and time.monotonic() - started > 5:
+            raise RuntimeError(f"the cp restore stopped: see {log}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def log_phases(into: Path) -> dict[str, float]:
+    """From the server log: seconds from start to recovery start (the data directory's
+    fsync), replay (redo) and from the end of redo to accepting writes."""
+    stamps: dict[str, datetime] = {}
+    marks = {
+        "start": "starting PostgreSQL",
+        "recovery": "starting point-in-time recovery",
+        "redo_done": "redo done at",
+        "ready": "database system is ready to accept connections",
+    }
+    for log in into.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            for key, text in marks.items():
+                if text in line and key not in stamps:
+                    stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f")
+    if len(stamps) < len(marks):
+        return {}
+    return {
+        "until_recovery": round((stamps["recovery"] - stamps["start"]).total_seconds(), 2),
+        "replay": round((stamps["redo_done"] - stamps["recovery"]).total_seconds(), 2),
+        "end": round((stamps["ready"] - stamps["redo_done"]).total_seconds(), 2),
+    }
+
+
+def remove_restore(into: Path) -> None:
+    pm = process.running_postmaster(into)
+    if pm is not None:
+        process.signal_pid(pm.pid, signal.SIGQUIT)
+        process.wait_gone(pm.pid, 20)
+    shutil.rmtree(into, ignore_errors=True)
+
+
+# ---- main ------------------------------------------------------------------------------
+
+
+def push_startup(node: Node) -> dict[str, float]:
+    """Start-up of the push path against the full CLI (what archive_command pays)."""
+
+    def best(argv: list[str]) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=False)
+            runs.append(time.perf_counter() - started)
+        return round(min(runs), 3)
+
+    program = pgherd_program()
+    return {
+        "wal_fetch_missing_s": best(
+            [
+                *program,
+                "wal",
+                "fetch",
+                "00000001000000FF000000FF",
+                "/dev/null",
+                "--archive",
+                str(node.directory / "archive"),
+            ]
+        ),
+        "full_cli_help_s": best([*program, "backup", "--help"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s runs, 0.2 GB PITR")
+    parser.add_argument("--duration", type=int, default=None)
+    parser.add_argument("--pitr-gb", type=float, default=None)
+    parser.add_argument("--rounds", type=int, default=1, help="pgbench rounds per archiver")
+    parser.add_argument("--scale", type=int, default=20)
+    args = parser.parse_args()
+    duration = args.duration or (10 if args.quick else 60)
+    gigabytes = args.pitr_gb or (0.2 if args.quick else 1.0)
+    process.become_subreaper()
+    if ROOT.exists():
+        shutil.rmtree(ROOT)
+    ROOT.parent.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(ROOT.parent, 0o755)  # noqa: S103 - postgres must traverse it
+    work = make_dir(ROOT)
+    base = free_port_base()
+    lab = work / "lab"
+    console.print(f"lab up (1 node, --archive) on port {base}; pgbench -i -s {args.scale}")
+    pgherd("lab", "up", "--dir", str(lab), "--nodes", "1", "--archive", "--port-base", str(base))
+    node = Node(lab, base)
+    started = datetime.now(UTC)
+    try:
+        for name, value in SETTINGS.items():
+            node.sql(
+                pgsql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    pgsql.Identifier(name), pgsql.Literal(value)
+                )
+            )
+        node.sql("SELECT pg_reload_conf()")
+        node.pgbench("-i", "-s", str(args.scale), "-q")
+        runs: list[dict[str, Any]] = []
+        modes = ["cp", "pgherd", "pg_receivewal"]
+        for n in range(args.rounds):
+            for mode in modes if n % 2 == 0 else list(reversed(modes)):
+                console.print(f"  pgbench -c 4 -T {duration} with {mode}…")
+                runs.append(archive_run(node, mode, duration, work))
+        startup = push_startup(node)
+        recovery = pitr(node, gigabytes, work, max(1, args.rounds))
+    finally:
+        subprocess.run(
+            [*pgherd_program(), "lab", "down", "--dir", str(lab)], capture_output=True, check=False
+        )
+    report(runs, recovery, startup, duration, gigabytes, started)
+
+
+def report(
+    runs: list[dict[str, Any]],
+    recovery: dict[str, Any],
+    startup: dict[str, float],
+    duration: int,
+    gigabytes: float,
+    started: datetime,
+) -> None:
+    table = Table(title=f"archiving under pgbench -c 4 -T {duration}", title_justify="left")
+    columns = [
+        "mode",
+        "wal_mb_per_s",
+        "tps",
+        "waiting_at_end",
+        "drain_seconds",
+        "kept_up",
+        "compression",
+        "cpu_seconds",
+        "cpu_ms_per_wal_mb",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in runs:
+        table.add_row(*(str(r[c]) for c in columns))
+    console.print(table)
+    pitr_table = Table(
+        title=f"PITR of {recovery['wal_mb_replayed']} MB of WAL to a time", title_justify="left"
+    )
+    for column in ("restore", "seconds (median)", "ratio to cp"):
+        pitr_table.add_column(column)
+    for how in ("cp", "pgherd"):
+        seconds = recovery["restore_median"][how]
+        pitr_table.add_row(
+            how, f"{seconds:.1f}", f"{seconds / recovery['restore_median']['cp']:.2f}"
+        )
+    console.print(pitr_table)
+    console.print(
+        f"archive: {recovery['archive_stored_mb']} MB for {recovery['archive_segments']} "
+        f"segments ({recovery['archive_compression']}x smaller than the WAL); push start-up "
+        f"{startup['wal_fetch_missing_s']} s vs full CLI {startup['full_cli_help_s']} s"
+    )
+    by_mode = {r["mode"]: r for r in runs}
+    data = {
+        "benchmark": "archive",
+        "started": started.isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgresql": PGBIN.version,
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+        },
+        "duration_s": duration,
+        "settings": SETTINGS,
+        "pitr_gb": gigabytes,
+        "archiving": runs,
+        "startup": startup,
+        "pitr": recovery,
+        "targets": {
+            "pgherd_kept_up": all(r["kept_up"] for r in runs if r["mode"] == "pgherd"),
+            "pgherd_wal_rate_vs_cp": round(
+                by_mode["pgherd"]["wal_mb_per_s"] / by_mode["cp"]["wal_mb_per_s"], 3
+            ),
+            "restore_ratio_at_most_1_1": recovery["ratio_pgherd_to_cp"] <= 1.1,
+            "archive_at_least_2x_smaller": (recovery["archive_compression"] or 0) >= 2,
+        },
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"archive-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The CLI's side of the agent's archive endpoints (api/routes_archive.py)."""
+
+from __future__ import annotations
+
+from pgherd.api.client import AgentClient
+from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
+
+
+class ArchiveAgentClient(AgentClient):
+    def replay(self) -> ReplayState:
+        return ReplayState.model_validate(self._request("GET", "/replay"))
+
+    def pause_replay(self) -> ReplayState:
+        return ReplayState.model_validate(self._request("POST", "/replay/pause"))
+
+    def resume_replay(self) -> ReplayState:
+        return ReplayState.model_validate(self._request("POST", "/replay/resume"))
+
+    def switch_wal(self) -> WalSwitch:
+        return WalSwitch.model_validate(self._request("POST", "/wal/switch"))
+
+    def restore_point(self, name: str) -> RestorePointMade:
+        return RestorePointMade.model_validate(
+            self._request("POST", "/restore-point", body={"name": name})
+        )
+
+    def archiver(self) -> ArchiverState:
+        return ArchiverState.model_validate(self._request("GET", "/archiver"))

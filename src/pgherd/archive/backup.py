@@ -1,0 +1,273 @@
+"""``pgherd backup create|verify|delete``: base backups into the archive's catalog.
+
+pg_basebackup copies the node (primary or standby) as the PostgreSQL OS user, with a
+fast checkpoint, WAL streamed alongside (the backup is consistent on its own) and a
+backup manifest (for pg_verifybackup). The catalog entry is written last and the
+directory renamed into place, so a listed backup is a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgherd import config as config_mod
+from pgherd.api.archive_client import ArchiveAgentClient
+from pgherd.api.client import statuses
+from pgherd.archive.catalog import Archive, backup_to_json
+from pgherd.archive.storage import fsync_dir
+from pgherd.config import ClusterConfig
+from pgherd.errors import CorruptWal, PgherdError, Refused
+from pgherd.model.backup import Backup
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.wal import Segment, TimelinePath, WalKind, gaps, parse_history
+from pgherd.pg import basebackup, binaries, conninfo, controldata, osuser
+from pgherd.pg.basebackup import Progress
+from pgherd.pg.run import run
+
+_START = re.compile(r"^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+)", re.M)
+_START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
+_START_TIME = re.compile(r"^START TIME: (.+)$", re.M)
+
+
+def archive_of(config: ClusterConfig) -> Archive:
+    if config.archive is None:
+        raise Refused(
+            "pgherd.yaml has no archive section",
+            "add `archive: {path: /var/lib/pgherd/archive}` (see docs/archive.md), "
+            "or create a lab with `pgherd lab up --archive`",
+        )
+    archive = Archive(config.archive.path)
+    archive.require()
+    return archive
+
+
+def primary_status(config: ClusterConfig) -> NodeStatus:
+    for status in statuses(config.nodes):
+        if status.role is Role.PRIMARY and status.state is PgState.RUNNING:
+            return status
+    raise Refused("no running primary found", "start it: pgherd node start NODE")
+
+
+def source_status(config: ClusterConfig, node: str | None) -> NodeStatus:
+    if node is None:
+        return primary_status(config)
+    config.node(node)
+    (status,) = statuses([config.node(node)])
+    if status.state is not PgState.RUNNING:
+        raise Refused(f"{node} is {status.state}", f"start it: pgherd node start {node}")
+    return status
+
+
+def new_label(archive: Archive) -> str:
+    label = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = label, 1
+    while archive.backup_dir(candidate).exists():
+        n += 1
+        candidate = f"{label}-{n}"
+    return candidate
+
+
+def create(
+    config: ClusterConfig, node: str | None, on_progress: Callable[[Progress], None]
+) -> Backup:
+    archive = archive_of(config)
+    source = source_status(config, node)
+    identity = archive.wal.identity()
+    archive.wal.require_cluster(
+        source.system_identifier or "?", (source.version_num or 0) // 10000, f" ({source.name})"
+    )
+    target = config.node(source.name)
+    user = osuser.resolve(config.os_user)
+    pgbin = binaries.find(config.pg_bin_for(target))
+    label = new_label(archive)
+    archive.storage.make_dirs(archive.backups_dir)
+    partial = archive.backups_dir / f".{label}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    user.make_dir(partial)
+    data = partial / "data"
+    source_info = conninfo.keyword(
+        target.host,
+        target.port,
+        config.replication_user,
+        config.passfile,
+        application_name=f"pgherd_backup_{label}",
+    )
+    args = basebackup.argv(
+        pgbin, source_info, data, None, False, ("--label", f"pgherd backup {label}")
+    )
+    try:
+        basebackup.run_basebackup(args, user, on_progress)
+        stopped = datetime.now(UTC)
+        backup = _describe(data, label, source, stopped, identity.pg_major, pgbin, user)
+        _wait_archived(config, archive, backup)
+        user.write_file(partial / "backup.json", json.dumps(backup_to_json(backup), indent=2))
+        os.rename(partial, archive.backup_dir(label))
+        fsync_dir(archive.backups_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return backup
+
+
+def _describe(
+    data: Path,
+    label: str,
+    source: NodeStatus,
+    stopped: datetime,
+    pg_major: int,
+    pgbin: binaries.PgBin,
+    user: osuser.OsUser,
+) -> Backup:
+    backup_label = (data / "backup_label").read_text()
+    start = _START.search(backup_label)
+    tli = _START_TLI.search(backup_label)
+    started = _START_TIME.search(backup_label)
+    if not (start and tli and started):
+        raise PgherdError(f"cannot read the backup's backup_label in {data}")
+    manifest = json.loads((data / "backup_manifest").read_text())
+    ranges = manifest.get("WAL-Ranges") or []
+    stop = ranges[-1] if ranges else {"End-LSN": start.group(1), "Timeline": tli.group(1)}
+    control = controldata.parse_fields(
+        run([pgbin["pg_controldata"], "-D", data], user, timeout=30).stdout
+    )
+    next_xid = int(control.get("Latest checkpoint's NextXID", "0:0").split(":")[-1])
+    size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
+    return Backup(
+        label=label,
+        node=source.name,
+        timeline=int(tli.group(1)),
+        start_lsn=Lsn.parse(start.group(1)),
+        stop_lsn=Lsn.parse(str(stop["End-LSN"])),
+        stop_timeline=int(stop["Timeline"]),
+        start_time=_parse_label_time(started.group(1).strip()),
+        stop_time=stopped,
+        size_bytes=size,
+        next_xid=next_xid,
+        system_identifier=source.system_identifier or "",
+        pg_major=pg_major,
+    )
+
+
+def _parse_label_time(text: str) -> datetime:
+    """``2026-11-25 23:12:35 UTC`` (the server's log_timezone) as an aware datetime."""
+    stamp, _, zone = text.rpartition(" ")
+    parsed = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+    if zone in ("UTC", "GMT"):
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _wait_archived(
+    config: ClusterConfig, archive: Archive, backup: Backup, timeout: float = 60
+) -> None:
+    """Make the primary close and archive the segment holding the backup's end, so a
+    restore from it finds every segment it needs in the archive."""
+    size = archive.wal.identity().wal_segment_size
+    last = Segment((backup.stop_lsn.value - 1) // size, backup.stop_timeline)
+    name = last.name(size)
+    if archive.wal.find(name):
+        return
+    primary = config.node(primary_status(config).name)
+    client = ArchiveAgentClient(primary, config_mod.read_token(config))
+    switched = client.switch_wal()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if archive.wal.find(name):
+            return
+        time.sleep(0.1)
+    raise PgherdError(
+        f"the backup's last segment {name} was not archived within {timeout:.0f} s "
+        f"(switched at {switched.lsn})",
+        "check archive_command: `pgherd archive status`",
+    )
+
+
+# ---- verify ----------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    label: str
+    manifest_ok: bool
+    manifest_detail: str
+    wal_from: str
+    wal_to: str | None
+    segments_checked: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest_ok and not self.problems
+
+
+def verify(config: ClusterConfig, label: str, checksums: bool = True) -> VerifyReport:
+    """pg_verifybackup on the copy, then the WAL from its start to the archive's end:
+    every segment present (no gap) and, with ``checksums``, matching its sha256."""
+    archive = archive_of(config)
+    backup = archive.backup(label)
+    user = osuser.resolve(config.os_user)
+    pgbin = binaries.find(config.pg_bin)
+    done = run(
+        [pgbin["pg_verifybackup"], archive.backup_dir(label) / "data"],
+        user,
+        timeout=600,
+        check=False,
+    )
+    detail = (done.stdout + done.stderr).strip().splitlines()
+    wal = archive.wal
+    size = wal.identity().wal_segment_size
+    files = wal.files()
+    histories = {
+        f.wal.timeline: parse_history(wal.read(f).decode()) for f in files if f.wal.segment is None
+    }
+    present = {f.wal.segment: f for f in files if f.wal.kind is WalKind.SEGMENT and f.wal.segment}
+    latest = max([backup.stop_timeline, *histories], default=backup.stop_timeline)
+    path = TimelinePath.of(latest, histories.get(latest, ()))
+    if not path.contains(backup.stop_timeline, backup.stop_lsn):
+        path = TimelinePath.of(backup.stop_timeline, histories.get(backup.stop_timeline, ()))
+    on_path = [s for s in present if path.timeline_of_segment(s.number, size) == s.timeline]
+    newest = max(on_path, default=None)
+    first = Segment(backup.start_lsn.segment_number(size), backup.timeline)
+    report = VerifyReport(
+        label=label,
+        manifest_ok=done.returncode == 0,
+        manifest_detail=detail[-1] if detail else "",
+        wal_from=first.name(size),
+        wal_to=newest.name(size) if newest else None,
+        segments_checked=0,
+    )
+    if newest is None or newest < first:
+        report.problems.append(f"the archive holds no WAL from {first.name(size)} on")
+        return report
+    needed = path.segments(backup.start_lsn, newest.end(size), size)
+    for gap in gaps(needed, set(present)):
+        report.problems.append(f"missing WAL {gap.describe(size)}")
+    if checksums:
+        for seg in needed:
+            found = present.get(seg)
+            if found is None:
+                continue
+            try:
+                wal.read(found)
+            except CorruptWal as exc:
+                report.problems.append(exc.message)
+            report.segments_checked += 1
+    return report
+
+
+def delete(config: ClusterConfig, label: str) -> Backup:
+    archive = archive_of(config)
+    backup = archive.backup(label)
+    shutil.rmtree(archive.backup_dir(label))
+    fsync_dir(archive.backups_dir)
+    return backup

@@ -1,0 +1,447 @@
+"""``pgherd restore``: point-in-time recovery into a new data directory.
+
+Chooses the newest backup that can reach the target (model/recovery_target.py), checks
+that the archive holds every segment on the way, copies the backup, writes recovery
+settings the PostgreSQL 12+ way (recovery.signal and settings, never recovery.conf),
+starts the server as the OS user and waits until it reached the target (paused,
+promoted or shut down), then reports where it stopped.
+
+While the server replays, this process decompresses the next segments into a spool
+beside pg_wal (``pgherd_prefetch/``), each checked against its sha256, and
+restore_command first moves a segment from there (a rename) before it falls back to
+``pgherd wal fetch``: replay never waits for a Python start-up and a decompression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pgherd.archive.backup import archive_of
+from pgherd.archive.catalog import Archive
+from pgherd.archive.commands import fetch_command
+from pgherd.archive.store import WalArchive
+from pgherd.config import ClusterConfig
+from pgherd.errors import (
+    DataDirNotEmpty,
+    InvalidInput,
+    PgherdError,
+    TargetUnreachable,
+    TimedOut,
+)
+from pgherd.lab import ports
+from pgherd.model.lsn import Lsn
+from pgherd.model.recovery_target import (
+    ArchiveView,
+    RestorePlan,
+    Target,
+    TargetKind,
+    choose,
+)
+from pgherd.model.wal import WalKind, parse_history
+from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, process
+from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
+from pgherd.pg.osuser import OsUser
+from pgherd.pg.run import popen_kwargs, program_env, run
+
+SPOOL = "pgherd_prefetch"
+LOG_NAME = "pgherd-restore.log"
+ACTIONS = ("pause", "promote", "shutdown")
+PREFETCH_AHEAD = 8  # segments decompressed ahead of replay (128 MB of disk at most)
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    into: Path
+    port: int
+    target: Target
+    action: str
+    timeline: int | None = None
+    timeout: float = 1800
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    into: str
+    port: int
+    backup: str
+    target: str
+    state: str  # paused, promoted, shut down
+    lsn: str | None
+    time: datetime | None
+    timeline: int | None
+    seconds: float
+    log: str
+
+
+def archive_view(wal: WalArchive) -> ArchiveView:
+    files = wal.files()
+    segments = frozenset(
+        f.wal.segment for f in files if f.wal.kind is WalKind.SEGMENT and f.wal.segment
+    )
+    histories = {
+        f.wal.timeline: parse_history(wal.read(f).decode())
+        for f in files
+        if f.wal.kind is WalKind.HISTORY
+    }
+    newest = max((f.archived_at for f in files if f.wal.kind is WalKind.SEGMENT), default=None)
+    return ArchiveView(
+        segments=segments,
+        histories=histories,
+        newest_archived_at=datetime.fromtimestamp(newest, UTC) if newest else None,
+        segment_size=wal.identity().wal_segment_size,
+    )
+
+
+def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
+    return choose(
+        archive.backups(),
+        request.target,
+        archive_view(archive.wal),
+        archive.restore_points(),
+        request.timeline,
+    )
+
+
+def check_request(request: RestoreRequest, user: OsUser) -> None:
+    if request.action not in ACTIONS:
+        raise InvalidInput(
+            f"--target-action {request.action!r} is not one of {', '.join(ACTIONS)}",
+            "use pause, promote or shutdown",
+        )
+    if request.target.kind is TargetKind.LATEST and request.action != "promote":
+        raise InvalidInput(
+            f"--latest with --target-action {request.action}: without a target, recovery "
+            "replays to the end of the archive and always ends (promotes)",
+            "drop --target-action, or give a target (--target-time, --target-lsn …)",
+        )
+    into = request.into
+    if into.exists() and any(into.iterdir()):
+        raise DataDirNotEmpty(f"{into} is not empty", "restore into a new or empty directory")
+    osuser.require_reachable(into.parent if not into.exists() else into, user)
+    if len(str(into).encode()) + len("/.s.PGSQL.65535") > 107:
+        raise InvalidInput(f"the path {into} is too long for a Unix socket", "use a shorter one")
+    if not ports.is_free("127.0.0.1", request.port):
+        raise InvalidInput(
+            f"port {request.port} on 127.0.0.1 is already in use", "choose another --port"
+        )
+
+
+def restore(
+    config: ClusterConfig, request: RestoreRequest, step: Callable[[str], None]
+) -> RestoreResult:
+    started = time.monotonic()
+    user = osuser.resolve(config.os_user)
+    request = replace(request, into=request.into.absolute())
+    check_request(request, user)
+    archive = archive_of(config)
+    chosen = plan(archive, request)
+    step(chosen.reason)
+    pgbin = binaries.find(config.pg_bin)
+    into = request.into
+    spool = into / SPOOL
+    user.make_dir(spool)
+    size = archive.wal.identity().wal_segment_size
+    names = [
+        s.name(size)
+        for s in chosen.path.segments(chosen.backup.start_lsn, chosen.last_segment.end(size), size)
+    ]
+    # Decompressing starts now, beside the copy of the backup (two cores, two jobs).
+    prefetcher = Prefetcher(archive.wal, names, spool, user, chosen.path.target)
+    prefetcher.start()
+    instance = Instance(
+        data_dir=into,
+        pgbin=pgbin,
+        user=user,
+        port=request.port,
+        socket_dir=into,
+        log_file=into / LOG_NAME,
+        superuser=config.superuser,
+    )
+    try:
+        run(
+            ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
+            user,
+            timeout=3600,
+        )
+        step(
+            f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
+            f"into {into}"
+        )
+        _write_recovery_settings(into, request, archive, spool, user)
+        child = _spawn(instance)
+        step(
+            f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
+            f"{request.target.describe()}"
+        )
+        state = _wait(instance, child, request, started)
+    finally:
+        prefetcher.stop()
+        shutil.rmtree(spool, ignore_errors=True)
+    lsn, at, timeline = state[1:]
+    if timeline is None and lsn is not None:
+        timeline = chosen.path.timeline_at(Lsn.parse(lsn))
+    return RestoreResult(
+        into=str(into),
+        port=request.port,
+        backup=chosen.backup.label,
+        target=request.target.describe(),
+        state=state[0],
+        lsn=lsn,
+        time=at,
+        timeline=timeline,
+        seconds=time.monotonic() - started,
+        log=str(instance.log_file),
+    )
+
+
+def _write_recovery_settings(
+    into: Path, request: RestoreRequest, archive: Archive, spool: Path, user: OsUser
+) -> None:
+    for stale in (STANDBY_SIGNAL, RECOVERY_SIGNAL, "postmaster.pid", "postmaster.opts"):
+        (into / stale).unlink(missing_ok=True)
+    settings: dict[str, conf.Setting] = dict(conf.read_include(into))
+    # From the spool if prefetched (a rename); not at all for a history file the archive
+    # is known not to have (the timeline probes); else from the archive.
+    spooled = shlex.quote(str(spool))
+    restore_command = (
+        f"mv -f {spooled}/%f %p 2>/dev/null || "
+        f"{{ test ! -e {spooled}/.absent-%f && {fetch_command(archive.root)}; }}"
+    )
+    settings.update(
+        {
+            "listen_addresses": "127.0.0.1",
+            "port": request.port,
+            "unix_socket_directories": str(into),
+            "cluster_name": f"restore_{into.name}"[:60],
+            "archive_mode": "off",
+            "primary_conninfo": "",
+            "primary_slot_name": "",
+            "hot_standby": True,
+            "restore_command": restore_command,
+            "recovery_target_action": request.action,
+            "recovery_target_timeline": (
+                str(request.timeline) if request.timeline is not None else "latest"
+            ),
+            **request.target.settings(),
+        }
+    )
+    settings.pop("archive_command", None)
+    text = conf.render(f"restore into {into}", settings)
+    user.write_file(into / conf.INCLUDE_FILE, text)
+    main = into / "postgresql.conf"
+    current = main.read_text() if main.exists() else ""
+    if conf.with_include(current) != current:
+        user.write_file(main, conf.with_include(current))
+    user.write_file(into / RECOVERY_SIGNAL, "")
+
+
+def _spawn(instance: Instance) -> subprocess.Popen[bytes]:
+    fd = os.open(instance.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        instance.user.chown(instance.log_file)
+        return subprocess.Popen(
+            instance.postgres_argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            env=program_env(instance.user),
+            cwd=instance.data_dir,
+            start_new_session=True,
+            **popen_kwargs(instance.user),
+        )
+    finally:
+        os.close(fd)
+
+
+Reached = tuple[str, str | None, datetime | None, int | None]
+
+
+def _wait(
+    instance: Instance, child: subprocess.Popen[bytes], request: RestoreRequest, started: float
+) -> Reached:
+    """Until the server paused, promoted or stopped at the target.
+
+    Watched from postmaster.pid and the server log, without connecting: a connection
+    every poll would fork a backend each time and take CPU from replay. One connection
+    at the end confirms the state and reads the position reached.
+    """
+    deadline = started + request.timeout
+    log = LogWatch(instance.log_file)
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            return _after_exit(instance, request, code)
+        if _looks_reached(instance, request, log):
+            reached = _confirm(instance)
+            if reached is not None:
+                return reached
+        time.sleep(0.05)
+    raise TimedOut(
+        f"the restore did not reach {request.target.describe()} within "
+        f"{request.timeout:.0f} s (it is still replaying, pid {child.pid})",
+        f"see {instance.log_file}; watch it with `pgherd replay status {request.into}`",
+    )
+
+
+class LogWatch:
+    """Whether a log file has shown a line yet, reading only what it gained."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.tail = ""
+        self.found = False
+
+    def grew(self, text: str) -> bool:
+        if self.found:
+            return True
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except OSError:
+            chunk = b""
+        self.offset += len(chunk)
+        self.tail = (self.tail + chunk.decode(errors="replace"))[-8192:]
+        self.found = text in self.tail
+        return self.found
+
+
+def _looks_reached(instance: Instance, request: RestoreRequest, log: LogWatch) -> bool:
+    pm = process.read_postmaster_pid(instance.data_dir)
+    if pm is None or pm.status not in ("ready", "standby"):
+        return False
+    if request.action == "promote" or request.target.kind is TargetKind.LATEST:
+        # not "… accept read-only connections", which hot standby logs
+        return log.grew("database system is ready to accept connections")
+    return log.grew("pausing at the end of recovery")
+
+
+def _confirm(instance: Instance) -> Reached | None:
+    try:
+        with instance.connect() as conn:
+            state = archive_sql.replay_state(conn)
+    except PgherdError:
+        return None
+    replayed = str(state.replay_lsn) if state.replay_lsn else None
+    if state.in_recovery and state.pause_state == "paused":
+        return ("paused", replayed, state.replay_time, None)
+    if not state.in_recovery:
+        return ("promoted", replayed, state.replay_time, state.timeline)
+    return None
+
+
+def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Reached:
+    log = _read(instance.log_file)
+    if request.action == "shutdown" and code == 0:
+        out = run([instance.pgbin["pg_controldata"], "-D", instance.data_dir], instance.user)
+        control = controldata.parse(out.stdout)
+        if control.cluster_state == "shut down in recovery":
+            lsn = max(control.min_recovery_end_lsn, control.checkpoint_lsn)
+            return ("shut down", str(lsn), None, control.min_recovery_end_timeline or None)
+    raise _failure(log, request)
+
+
+def _failure(log: str, request: RestoreRequest) -> PgherdError:
+    lines = log.splitlines()
+    ours = [line for line in lines if "pgherd wal fetch: error:" in line]
+    if ours:
+        text = ours[-1].split("pgherd wal fetch: error:", 1)[1].strip()
+        message, _, hint = text.partition(" — ")
+        return PgherdError(f"the restore stopped: {message}", hint)
+    for line in lines:
+        if "recovery ended before configured recovery target was reached" in line:
+            return TargetUnreachable(
+                f"replay reached the end of the archive before {request.target.describe()}",
+                "choose an earlier target, or archive more WAL first (pg_switch_wal())",
+            )
+        if "before consistent recovery point" in line:
+            return TargetUnreachable(
+                f"{request.target.describe()} is before the backup became consistent",
+                "choose a later target",
+            )
+    fatal = [line for line in lines if " FATAL: " in line or " PANIC: " in line]
+    detail = fatal[-1].split(":  ", 1)[-1] if fatal else (lines[-1] if lines else "no log")
+    return PgherdError(f"the restored server stopped: {detail}", "see its log")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+class Prefetcher(threading.Thread):
+    """Decompresses the segments replay will ask for next into the spool, in order,
+    at most PREFETCH_AHEAD at a time; restore_command moves them into pg_wal."""
+
+    def __init__(
+        self, wal: WalArchive, names: list[str], spool: Path, user: OsUser, timeline: int
+    ) -> None:
+        super().__init__(name="prefetch", daemon=True)
+        self.wal = wal
+        self.names = names
+        self.spool = spool
+        self.user = user
+        self.timeline = timeline
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def _waiting(self) -> int:
+        try:
+            return sum(
+                1
+                for e in os.scandir(self.spool)
+                if not e.name.startswith(".") and not e.name.endswith(".history")
+            )
+        except FileNotFoundError:
+            return 0
+
+    def _place(self, name: str, data: bytes) -> None:
+        tmp = self.spool / f".{name}.tmp"
+        tmp.write_bytes(data)
+        self.user.chown(tmp)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.spool / name)
+
+    def _stage_histories(self) -> None:
+        """History files first (PostgreSQL reads them before any segment), and a marker
+        for the next timeline's, which recovery probes for at its start and its end."""
+        newest = self.timeline
+        for found in self.wal.files():
+            if found.wal.kind is WalKind.HISTORY:
+                self._place(found.name, self.wal.read(found))
+                newest = max(newest, found.wal.timeline)
+        marker = self.spool / f".absent-{newest + 1:08X}.history"
+        marker.touch()
+        self.user.chown(marker)
+
+    def run(self) -> None:
+        with contextlib.suppress(PgherdError, OSError):
+            self._stage_histories()
+            for name in self.names:
+                while self._waiting() >= PREFETCH_AHEAD:
+                    if self._halt.wait(0.02):
+                        return
+                if self._halt.is_set():
+                    return
+                found = self.wal.find(name)
+                if not found:
+                    continue
+                # A corrupt one stops the prefetch: restore_command's own fetch then
+                # reports it and stops the restore.
+                self._place(name, self.wal.read(found[0]))

@@ -1,0 +1,81 @@
+"""``pgherd wal push %p`` and ``pgherd wal fetch %f %p``: PostgreSQL's archive_command and
+restore_command.
+
+PostgreSQL runs these once per WAL segment, as its OS user, and waits for each: they
+are the hot path of archiving and of every restore. So this module parses its arguments
+with argparse and imports only :mod:`pgherd.archive.store` — no Typer, rich or pydantic
+(``pgherd.cli.entry`` sends ``wal push|fetch`` here before anything else is imported).
+Started this way a push costs ~0.05 s of start-up instead of ~0.6 s.
+
+Exit codes follow what PostgreSQL makes of them: 0 done; 1 for "not archived" (fetch)
+or a push to retry; 126 when a restore must stop rather than carry on (a corrupt or
+missing segment in the middle of the archive, an archive of another cluster):
+PostgreSQL treats an exit code above 125 as fatal instead of as the end of the archive,
+which would otherwise end a recovery early and silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_NOT_FOUND = 1
+EXIT_FATAL = 126
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pgherd wal", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    push = sub.add_parser("push", help="archive one WAL file (archive_command = ... %%p)")
+    push.add_argument("path", type=Path, help="the file, as PostgreSQL's %%p")
+    fetch = sub.add_parser("fetch", help="restore one WAL file (restore_command = ... %%f %%p)")
+    fetch.add_argument("name", help="the WAL file name, as PostgreSQL's %%f")
+    fetch.add_argument("destination", type=Path, help="where to write it, as %%p")
+    for command in (push, fetch):
+        where = command.add_mutually_exclusive_group()
+        where.add_argument("--archive", type=Path, help="the archive directory")
+        where.add_argument("-c", "--config", type=Path, help="pgherd.yaml naming the archive")
+    return parser
+
+
+def _archive_path(args: argparse.Namespace) -> Path:
+    if args.archive is not None:
+        return Path(args.archive)
+    from pgherd import config as config_mod  # pydantic: only when no --archive is given
+
+    config = config_mod.load(config_mod.config_path(args.config))
+    if config.archive is None:
+        from pgherd.errors import ConfigError
+
+        raise ConfigError(f"{config_mod.config_path(args.config)} has no archive section")
+    return config.archive.path
+
+
+def main(argv: list[str]) -> int:
+    from pgherd.archive.store import WalArchive
+    from pgherd.errors import PgherdError
+
+    args = _parser().parse_args(argv)
+    verb = args.verb
+    try:
+        archive = WalArchive.local(_archive_path(args))
+        if verb == "push":
+            archive.push(args.path)
+            return 0
+        found = archive.fetch(args.name, args.destination)
+    except PgherdError as exc:
+        _complain(verb, exc.one_line())
+        return EXIT_FATAL if verb == "fetch" else 1
+    except OSError as exc:
+        _complain(verb, f"{exc.strerror or exc}: {exc.filename or ''}")
+        return EXIT_FATAL if verb == "fetch" else 1
+    return 0 if found else EXIT_NOT_FOUND
+
+
+def _complain(verb: str, text: str) -> None:
+    sys.stderr.write(f"pgherd wal {verb}: error: {text}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

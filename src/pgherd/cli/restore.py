@@ -1,0 +1,218 @@
+"""pgherd restore, pgherd restore-point create, pgherd replay pause|resume|status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pgherd import config as config_mod
+from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
+from pgherd.cli.output import RichReporter, console, print_json
+from pgherd.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from pgherd.model.recovery_target import Target
+    from pgherd.pg.archive_sql import ReplayState
+
+
+def restore(
+    into: Annotated[Path, typer.Option("--into", help="a new (or empty) data directory")],
+    port: Annotated[int, typer.Option("--port", help="port for the restored server")],
+    target_time: Annotated[
+        str | None, typer.Option("--target-time", help="e.g. '2026-11-25 23:40:00+00'")
+    ] = None,
+    target_name: Annotated[
+        str | None, typer.Option("--target-name", help="a restore point's name")
+    ] = None,
+    target_lsn: Annotated[str | None, typer.Option("--target-lsn", help="e.g. 0/5000060")] = None,
+    target_xid: Annotated[int | None, typer.Option("--target-xid", help="a transaction ID")] = None,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="replay everything archived, then promote")
+    ] = False,
+    target_action: Annotated[
+        str | None,
+        typer.Option("--target-action", help="pause (default), promote or shutdown at the target"),
+    ] = None,
+    timeline: Annotated[
+        int | None, typer.Option("--timeline", help="timeline to follow (default: latest)")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="seconds to wait for the target")
+    ] = 1800,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point-in-time recovery: the newest backup before the target, its WAL from the
+    archive, a server started as the OS user; reports the point reached."""
+    from pgherd.archive import restore as restore_mod
+
+    target = parse_target(target_time, target_name, target_lsn, target_xid, latest)
+    action = target_action or ("promote" if latest else "pause")
+    request = restore_mod.RestoreRequest(into, port, target, action, timeline, timeout)
+    reporter = RichReporter()
+    result = restore_mod.restore(
+        load_config(config_file), request, (lambda _t: None) if as_json else reporter.step
+    )
+    if as_json:
+        print_json(result.__dict__)
+        return
+    at = result.time.isoformat(sep=" ", timespec="seconds") if result.time else "-"
+    console.print(
+        f"restored {result.into} from backup {result.backup}: {result.state} at LSN "
+        f"{result.lsn}, last commit {at}, timeline {result.timeline} "
+        f"({result.seconds:.1f} s); PostgreSQL runs on port {result.port}"
+        if result.state != "shut down"
+        else f"restored {result.into} from backup {result.backup}: shut down at LSN "
+        f"{result.lsn} ({result.seconds:.1f} s)",
+        soft_wrap=True,
+    )
+
+
+def parse_target(
+    time: str | None, name: str | None, lsn: str | None, xid: int | None, latest: bool
+) -> Target:
+    from pgherd.model.lsn import Lsn
+    from pgherd.model.recovery_target import Target, TargetKind
+
+    given = [
+        flag
+        for flag, value in (
+            ("--target-time", time),
+            ("--target-name", name),
+            ("--target-lsn", lsn),
+            ("--target-xid", xid),
+            ("--latest", latest or None),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise InvalidInput(
+            f"give exactly one recovery target (got {', '.join(given) or 'none'})",
+            "use one of --target-time, --target-name, --target-lsn, --target-xid, --latest",
+        )
+    if time is not None:
+        try:
+            when = datetime.fromisoformat(time)
+        except ValueError:
+            raise InvalidInput(
+                f"--target-time {time!r} is not a time",
+                "use ISO 8601 with a zone, e.g. '2026-11-25 23:40:00+00:00'",
+            ) from None
+        if when.tzinfo is None:
+            raise InvalidInput(
+                f"--target-time {time!r} has no time zone", "add one, e.g. +00:00 for UTC"
+            )
+        return Target(TargetKind.TIME, time=when)
+    if name is not None:
+        return Target(TargetKind.NAME, name=name)
+    if lsn is not None:
+        try:
+            return Target(TargetKind.LSN, lsn=Lsn.parse(lsn))
+        except ValueError as exc:
+            raise InvalidInput(f"--target-lsn: {exc}", "e.g. --target-lsn 0/5000060") from None
+    if xid is not None:
+        if xid < 3:
+            raise InvalidInput(f"--target-xid {xid} is not a normal transaction ID", "use ≥ 3")
+        return Target(TargetKind.XID, xid=xid)
+    return Target(TargetKind.LATEST)
+
+
+restore_point_app = typer.Typer(help="Named points to restore to.")
+
+
+@restore_point_app.command("create")
+def restore_point_create(
+    name: Annotated[str, typer.Argument(help="letters, digits, _ . - (at most 63)")],
+    node: Annotated[
+        str | None, typer.Option("--node", help="the node (default: the primary)")
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """pg_create_restore_point on the primary, recorded in the archive's catalog;
+    refused on a standby (PostgreSQL cannot write WAL there)."""
+    import re
+
+    from pgherd.api.archive_client import ArchiveAgentClient
+    from pgherd.archive.backup import archive_of, source_status
+    from pgherd.model.recovery_target import RestorePoint
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", name):
+        raise InvalidInput(
+            f"restore point name {name!r} is not allowed", "use 1-63 letters, digits, _ . -"
+        )
+    config = load_config(config_file)
+    archive = archive_of(config)
+    if any(p.name == name for p in archive.restore_points()):
+        raise InvalidInput(
+            f"the archive already has a restore point named {name!r}",
+            "choose another name: recovery stops at the first point of a name",
+        )
+    target = config.node(source_status(config, node).name)
+    made = ArchiveAgentClient(target, config_mod.read_token(config)).restore_point(name)
+    archive.add_restore_point(RestorePoint(made.name, made.lsn, made.timeline, made.time))
+    if as_json:
+        print_json(made.model_dump(mode="json"))
+    else:
+        console.print(
+            f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({target.name})"
+        )
+
+
+replay_app = typer.Typer(help="Pause and resume WAL replay on a standby or a restore.")
+
+WhereArg = Annotated[
+    str,
+    typer.Argument(help="a node name, or the --into directory of a restore", show_default=False),
+]
+
+
+def _replay(where: str, config_file: Path | None, verb: str) -> ReplayState:
+    from pgherd.api.archive_client import ArchiveAgentClient
+
+    if "/" in where:
+        from pgherd.archive import replay_local
+
+        return replay_local.act(Path(where), verb, config_file)
+    config = load_config(config_file)
+    client = ArchiveAgentClient(config.node(where), config_mod.read_token(config))
+    if verb == "pause":
+        return client.pause_replay()
+    if verb == "resume":
+        return client.resume_replay()
+    return client.replay()
+
+
+def _show(where: str, state: ReplayState, as_json: bool) -> None:
+    if as_json:
+        print_json(state.model_dump(mode="json"))
+        return
+    if not state.in_recovery:
+        console.print(f"{where}: not in recovery (timeline {state.timeline})")
+        return
+    at = state.replay_time.isoformat(sep=" ", timespec="seconds") if state.replay_time else "-"
+    console.print(
+        f"{where}: replay {state.pause_state}; replayed to {state.replay_lsn} "
+        f"(last commit {at}), received {state.receive_lsn or '-'}, timeline {state.timeline}"
+    )
+
+
+@replay_app.command()
+def pause(where: WhereArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Pause WAL replay (pg_wal_replay_pause)."""
+    _show(where, _replay(where, config_file, "pause"), as_json)
+
+
+@replay_app.command()
+def resume(where: WhereArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Resume WAL replay; a restore paused at its target then ends recovery (promotes)."""
+    _show(where, _replay(where, config_file, "resume"), as_json)
+
+
+@replay_app.command(name="status")
+def replay_status(where: WhereArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Whether replay is paused, and how far it got."""
+    _show(where, _replay(where, config_file, "status"), as_json)
