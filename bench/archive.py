@@ -561,7 +561,7 @@ def report(
     )
 
     def rate(mode: str) -> float:
-        return statistics.median(r["wal_mb_per_s"] for r in runs if r["mode"] == mode)
+        return float(statistics.median(r["wal_mb_per_s"] for r in runs if r["mode"] == mode))
 
     data = {
         "benchmark": "archive",
