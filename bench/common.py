@@ -232,6 +232,7 @@ class Lab:
     nodes: int
     port_base: int
     pgherd: list[str] = field(default_factory=pgherd_argv)
+    extra: tuple[str, ...] = ()  # more `lab up` options, e.g. ("--archive",)
 
     @property
     def config_path(self) -> Path:
@@ -258,6 +259,7 @@ class Lab:
             str(self.nodes),
             "--port-base",
             str(self.port_base),
+            *self.extra,
         ]
         seconds, _ = timed(lambda: run_checked(argv, timeout=900))
         return seconds

@@ -319,13 +319,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1 GB)")
     parser.add_argument("--skip-rejoin", action="store_true")
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="a lab with a WAL archive: less WAL kept, pg_rewind fetches from the archive",
+    )
     args = parser.parse_args()
     common.become_subreaper()
     started = common.now()
-    results: dict[str, Any] = {"machine": common.machine(), "load_before": common.load_average()}
+    results: dict[str, Any] = {
+        "machine": common.machine(),
+        "load_before": common.load_average(),
+        "archive": args.archive,
+    }
     with (
         common.fresh_directory(ROOT) as root,
-        common.Lab(root / "lab", 3, common.free_port_base(3)) as lab,
+        common.Lab(
+            root / "lab",
+            3,
+            common.free_port_base(3),
+            extra=("--archive",) if args.archive else (),
+        ) as lab,
     ):
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
         results["lab_up_s"] = round(lab.up(), 2)

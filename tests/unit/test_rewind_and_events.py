@@ -70,3 +70,23 @@ def test_sizes(text: str, size: int) -> None:
 def test_a_bad_size_names_the_option() -> None:
     with pytest.raises(InvalidInput, match="--max-lag 'lots' is not a size"):
         parse_size("lots", "--max-lag")
+
+
+def test_rewind_fetches_missing_wal_from_the_archive_only_when_there_is_one() -> None:
+    from pathlib import Path
+
+    from pgherd.pg.binaries import PgBin
+
+    pgbin = PgBin(Path("/usr/lib/postgresql/15/bin"), 15, "15.18")
+    plain = rewind.argv(pgbin, Path("/d"), "host=h")
+    assert "--restore-target-wal" not in plain
+    assert plain[:5] == [
+        "/usr/lib/postgresql/15/bin/pg_rewind",
+        "--target-pgdata",
+        "/d",
+        "--source-server",
+        "host=h",
+    ]
+    assert rewind.argv(pgbin, Path("/d"), "host=h", restore_target_wal=True)[-1] == (
+        "--restore-target-wal"
+    )

@@ -29,8 +29,12 @@ class RewindOutput:
     source_mb: int | None = None  # the size of the source's data directory
 
 
-def argv(pgbin: PgBin, target: Path, source_conninfo: str) -> list[str]:
-    return [
+def argv(
+    pgbin: PgBin, target: Path, source_conninfo: str, restore_target_wal: bool = False
+) -> list[str]:
+    """``restore_target_wal``: fetch the WAL the target lacks with its own
+    restore_command (from the archive) instead of failing for want of it."""
+    args = [
         str(pgbin["pg_rewind"]),
         "--target-pgdata",
         str(target),
@@ -38,6 +42,9 @@ def argv(pgbin: PgBin, target: Path, source_conninfo: str) -> list[str]:
         source_conninfo,
         "--progress",
     ]
+    if restore_target_wal:
+        args.append("--restore-target-wal")
+    return args
 
 
 def parse_output(text: str) -> RewindOutput:

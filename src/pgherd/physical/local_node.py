@@ -17,6 +17,8 @@ from pgherd.pg.osuser import OsUser
 # pg_rewind (checksums are on too), logical wal_level for publications, slots and senders
 # with room for standbys, archivers and subscriptions, commit timestamps for conflict
 # resolution, and WAL kept for a standby or rewind that falls behind.
+ARCHIVED_WAL_KEEP_SIZE = "64MB"
+
 BASE_SETTINGS: dict[str, Setting] = {
     "password_encryption": "scram-sha-256",
     "wal_level": "logical",
@@ -75,6 +77,10 @@ class LocalNode:
             values["primary_slot_name"] = node.name
         if self.config.archive is not None:
             values.update(archive_settings(self.config.archive.path))
+            # The archive serves standbys that fall behind and pg_rewind
+            # (--restore-target-wal), so pg_wal need not hold much: PostgreSQL 15's
+            # pg_rewind copies every WAL file the source keeps, whatever it needs.
+            values["wal_keep_size"] = ARCHIVED_WAL_KEEP_SIZE
         values.update(self.config.settings)
         return values
 

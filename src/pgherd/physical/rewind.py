@@ -33,7 +33,8 @@ def rewind(local: LocalNode, source: NodeConfig, timeout: float = 3600) -> Rewin
         dbname="postgres",
         application_name=f"pgherd_rewind_{name}",
     )
-    argv = pg_rewind.argv(local.pgbin, local.node.data_dir, source_conn)
+    archived = local.config.archive is not None
+    argv = pg_rewind.argv(local.pgbin, local.node.data_dir, source_conn, archived)
     started = time.monotonic()
     done = run(argv, local.user, timeout=timeout, check=False)
     seconds = time.monotonic() - started
