@@ -1,53 +1,83 @@
-"""The ``pgherd`` command."""
+"""The ``pgherd`` command.
+
+Subcommands are imported when they are called, not all at start-up: a command such as
+``pgherd cluster show`` then loads only what it needs (``--help`` still lists them all).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperGroup
 
-from pgherd.cli import (
-    agent,
-    archive,
-    backup,
-    cluster,
-    ddl,
-    doctor,
-    lab,
-    node,
-    publication,
-    restore,
-    standby,
-    subscription,
-    wal,
-)
-from pgherd.cli import upgrade as upgrade_cli
+if TYPE_CHECKING:
+    # Typer ships its own copy of click; these are the types its groups use.
+    from typer._click.core import Command, Context
+
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
 
+# name -> (module, attribute): a Typer app (a group of commands) or a command function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lab": ("pgherd.cli.lab", "app"),
+    "cluster": ("pgherd.cli.cluster", "app"),
+    "connstr": ("pgherd.cli.cluster", "connstr"),
+    "node": ("pgherd.cli.node", "app"),
+    "standby": ("pgherd.cli.standby", "app"),
+    "agent": ("pgherd.cli.agent", "app"),
+    "doctor": ("pgherd.cli.doctor", "doctor"),
+    "publication": ("pgherd.cli.publication", "app"),
+    "subscription": ("pgherd.cli.subscription", "app"),
+    "ddl": ("pgherd.cli.ddl", "ddl"),
+    "upgrade": ("pgherd.cli.upgrade", "app"),
+    "wal": ("pgherd.cli.wal", "app"),
+    "archive": ("pgherd.cli.archive", "app"),
+    "backup": ("pgherd.cli.backup", "app"),
+    "restore-point": ("pgherd.cli.restore", "restore_point_app"),
+    "replay": ("pgherd.cli.restore", "replay_app"),
+    "restore": ("pgherd.cli.restore", "restore"),
+}
+
+
+def load_command(name: str) -> Command | None:
+    if name not in COMMANDS:
+        return None
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer()
+    single.command(name=name)(target)
+    command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        return load_command(cmd_name)
+
+
 app = typer.Typer(
+    cls=LazyGroup,
     help="pgherd: set up, operate and watch PostgreSQL replication.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(lab.app, name="lab")
-app.add_typer(cluster.app, name="cluster")
-app.add_typer(node.app, name="node")
-app.add_typer(standby.app, name="standby")
-app.add_typer(agent.app, name="agent")
-app.add_typer(publication.app, name="publication")
-app.add_typer(subscription.app, name="subscription")
-app.add_typer(upgrade_cli.app, name="upgrade")
-app.add_typer(wal.app, name="wal")
-app.add_typer(archive.app, name="archive")
-app.add_typer(backup.app, name="backup")
-app.add_typer(restore.restore_point_app, name="restore-point")
-app.add_typer(restore.replay_app, name="replay")
-app.command(name="restore")(restore.restore)
-app.command()(cluster.connstr)
-app.command(name="ddl")(ddl.ddl)
-app.command(name="doctor")(doctor.doctor)
+
+
+@app.callback()
+def _root() -> None:
+    """pgherd: set up, operate and watch PostgreSQL replication."""
 
 
 def main() -> None:
