@@ -21,6 +21,7 @@ from pgherd.cli import (
     subscription,
     wal,
 )
+from pgherd.cli import console as console_cli
 from pgherd.cli import upgrade as upgrade_cli
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
@@ -39,6 +40,7 @@ app.add_typer(agent.app, name="agent")
 app.add_typer(publication.app, name="publication")
 app.add_typer(subscription.app, name="subscription")
 app.add_typer(upgrade_cli.app, name="upgrade")
+app.add_typer(console_cli.app, name="console")
 app.add_typer(wal.app, name="wal")
 app.add_typer(archive.app, name="archive")
 app.add_typer(backup.app, name="backup")

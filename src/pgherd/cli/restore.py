@@ -141,9 +141,7 @@ def restore_point_create(
     if as_json:
         print_json(made.model_dump(mode="json"))
     else:
-        console.print(
-            f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({where})"
-        )
+        console.print(f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({where})")
 
 
 replay_app = typer.Typer(help="Pause and resume WAL replay on a standby or a restore.")

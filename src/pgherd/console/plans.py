@@ -114,8 +114,7 @@ def _follow(op: Operation, request: ActionRequest) -> Preview:
     if upstream is None:
         return Preview(
             request,
-            refused=f"there is no single running primary for {node} to follow — name the "
-            "upstream",
+            refused=f"there is no single running primary for {node} to follow — name the upstream",
         )
     checks = follow_checks(current, node, upstream, op.node_at, None)
     if refusal("follow", checks) is None:

@@ -20,7 +20,7 @@ from pgherd.console import passwords
 
 COOKIE = "pgherd_console"
 LOGIN_COOKIE = "pgherd_login"  # the login form's CSRF token, before there is a session
-TOKEN_USER = "token"  # how a login with the cluster's API token is named
+TOKEN_USER = "token"  # noqa: S105 (a user name, not a secret): how a login with the cluster's API token is named
 
 
 @dataclass
@@ -81,9 +81,9 @@ class Sessions:
             del self._by_id[key]
 
 
-def authenticate(config: ClusterConfig, token: str | None, user: str, password: str) -> (
-    tuple[str, ConsoleRole] | None
-):
+def authenticate(
+    config: ClusterConfig, token: str | None, user: str, password: str
+) -> tuple[str, ConsoleRole] | None:
     """(user, role) when the name and password match a console user, or when the user is
     ``token`` and the password is the cluster's API token (if ``token_login``)."""
     if user == TOKEN_USER and config.console.token_login and token:
@@ -92,6 +92,10 @@ def authenticate(config: ClusterConfig, token: str | None, user: str, password: 
         return None
     for entry in config.console.users:
         if entry.name == user:
-            return (entry.name, entry.role) if passwords.verify(password, entry.password_hash) else None
+            return (
+                (entry.name, entry.role)
+                if passwords.verify(password, entry.password_hash)
+                else None
+            )
     passwords.verify(password, passwords.DUMMY_HASH)  # same time for an unknown name
     return None

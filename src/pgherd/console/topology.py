@@ -231,9 +231,7 @@ def arrows(state: ClusterState, boxes: Sequence[Box]) -> tuple[Arrow, ...]:
     return tuple(found)
 
 
-def _join(
-    kind: StreamKind, a: Box, b: Box, label: str, healthy: bool, bend: float = 0.0
-) -> Arrow:
+def _join(kind: StreamKind, a: Box, b: Box, label: str, healthy: bool, bend: float = 0.0) -> Arrow:
     """An arrow from box ``a``'s edge to box ``b``'s edge."""
     if a.y == b.y:  # side by side
         left, right = (a, b) if a.x < b.x else (b, a)

@@ -22,8 +22,8 @@ from pgherd.ha import facts as facts_mod
 from pgherd.ha import peers
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
-from pgherd.ha.sampler import Sampler
 from pgherd.ha.operations import NodeOperations
+from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState

@@ -115,5 +115,5 @@ def subscription_spec(
         copy_data=copy_data,
         sync_schema="tables" if sync_schema else "none",
         enabled=enabled,
-        origin=origin,  # type: ignore[arg-type]  # checked above
+        origin=origin,  # checked above
     )

@@ -106,9 +106,7 @@ def samples(state: SenderState, at: datetime) -> list[Sample]:
     found = [_sender_sample(row, state.position, at) for row in state.senders]
     trailing = archive_trailing(state)
     if trailing is not None:
-        found.append(
-            Sample(at=at, kind=SampleKind.ARCHIVE, subject="archive", lag_bytes=trailing)
-        )
+        found.append(Sample(at=at, kind=SampleKind.ARCHIVE, subject="archive", lag_bytes=trailing))
     return found
 
 
