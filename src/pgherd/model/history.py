@@ -149,7 +149,9 @@ def archive_trailing(state: SenderState) -> int | None:
     if archiver.last_archived_wal is None:
         return state.position.value
     try:
-        segment = parse_segment(archiver.last_archived_wal[:24], state.segment_size)
+        # Only a segment's name tells how far the archive reaches; after a history or
+        # backup-label file the next round (the next segment archived) will tell.
+        segment = parse_segment(archiver.last_archived_wal, state.segment_size)
     except ValueError:
         return None
     return max(state.position - segment.end(state.segment_size), 0)

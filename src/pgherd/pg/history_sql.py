@@ -29,7 +29,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        (CASE WHEN pg_is_in_recovery()
              THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
              ELSE pg_current_wal_lsn() END)::text AS position,
-       current_setting('wal_segment_size')::bigint AS segment_size,
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size,
        current_setting('archive_mode') AS archive_mode,
        a.last_archived_wal,
        CASE WHEN current_setting('archive_mode') <> 'off' AND NOT pg_is_in_recovery()

@@ -15,10 +15,22 @@
   }
 
   function chartData(d) {
+    if (d.kind === "archive") return [d.t, d.lag_bytes];
     return [d.t, d.lag_bytes, d.flush_lag_bytes, d.write_lag_bytes, d.lag_seconds];
   }
 
+  function bytesChart(el, d) {
+    return new uPlot({
+      width: Math.max(el.clientWidth, 260),
+      height: 200,
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 1024)]; } } },
+      axes: [{}, { values: function (u, vals) { return vals.map(fmtBytes); }, size: 70 }],
+      series: [{}, { label: "not yet archived", stroke: "#7c3aed", width: 2, value: function (u, v) { return fmtBytes(v); }, points: { show: true, size: 4 } }]
+    }, chartData(d), el);
+  }
+
   function buildChart(el, d) {
+    if (d.kind === "archive") return bytesChart(el, d);
     var width = Math.max(el.clientWidth, 260);
     var opts = {
       width: width,

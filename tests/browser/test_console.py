@@ -1,0 +1,225 @@
+"""The console against real labs, in headless Chromium: log in, the overview's picture,
+a switchover from the UI seen without reloading, publication and subscription created
+through the forms, a lag chart with data points; plus the agents' history endpoint and
+``pgherd cluster cleanup``. Screenshots of every page go to test-artifacts/console/."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from pgherd.api.history_client import HistoryClient
+from pgherd.model.history import SampleKind
+from tests.browser.conftest import ARTIFACTS, OPERATOR, Console, start_console, stop_console
+from tests.e2e.conftest import Lab, start_lab, stop_lab
+from tests.support import pgherd, query, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lab(module_dir: Path) -> Iterator[Lab]:
+    found = start_lab(module_dir / "lab", 3, "--archive")
+    yield found
+    stop_lab(found)
+
+
+@pytest.fixture(scope="module")
+def console(lab: Lab) -> Iterator[Console]:
+    found = start_console(lab)
+    yield found
+    stop_console(found)
+
+
+@pytest.fixture(scope="module")
+def pair(module_dir: Path) -> Iterator[Lab]:
+    found = start_lab(module_dir / "pair", 2, "--independent")
+    yield found
+    stop_lab(found)
+
+
+@pytest.fixture(scope="module")
+def pair_console(pair: Lab) -> Iterator[Console]:
+    found = start_console(pair)
+    yield found
+    stop_console(found)
+
+
+def log_in(browser: Browser, console: Console, width: int = 1280) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{console.url}/")
+    expect(page).to_have_url(f"{console.url}/login?next=/")
+    page.fill("#user", OPERATOR[0])
+    page.fill("#password", OPERATOR[1])
+    page.click("button[type=submit]")
+    expect(page.locator("#topology")).to_be_visible()
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def node_box(page: Page, name: str, role: str) -> object:
+    return page.locator(f'#topology g.node[data-node="{name}"][data-role="{role}"]')
+
+
+def test_history_endpoint_returns_samples(lab: Lab) -> None:
+    client = HistoryClient(lab.config.node("node1"))
+
+    def standbys() -> set[str]:
+        page = client.history(kind=SampleKind.STANDBY)
+        return {s.subject for s in page.samples} >= {"node2", "node3"} and {
+            s.subject for s in page.samples
+        }
+
+    assert wait_until(standbys, timeout=30, what="standby samples on node1") == {"node2", "node3"}
+    archive = client.history(kind=SampleKind.ARCHIVE).samples
+    assert all(s.source == "node1" and s.lag_bytes is not None for s in archive)
+
+
+@pytest.mark.browser
+def test_overview_shows_three_nodes_and_pages_render(browser: Browser, console: Console) -> None:
+    page = log_in(browser, console)
+    boxes = page.locator("#topology g.node")
+    expect(boxes).to_have_count(3)
+    expect(node_box(page, "node1", "primary")).to_have_count(1)
+    expect(node_box(page, "node2", "standby")).to_have_count(1)
+    expect(node_box(page, "node3", "standby")).to_have_count(1)
+    streams = page.locator('#topology g.stream[data-kind="physical"][data-source="node1"]')
+    expect(streams).to_have_count(2)
+    shot(page, "overview")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    for name, path in [("archive", "/archive"), ("events", "/events"), ("actions", "/actions")]:
+        page.goto(f"{console.url}{path}")
+        expect(page.locator("main h1")).to_be_visible()
+        shot(page, name)
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_node_page_lag_chart_has_points(browser: Browser, console: Console) -> None:
+    page = log_in(browser, console)
+    page.goto(f"{console.url}/node/node2")
+    expect(page.locator("#node-role")).to_have_attribute("data-role", "standby")
+    chart = page.locator("#lag-chart")
+    expect(chart).to_have_attribute("data-loaded", "yes")
+    assert int(chart.get_attribute("data-points") or 0) > 0
+    expect(chart.locator("canvas")).to_have_count(1)
+    shot(page, "node")
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_phone_width_has_no_sideways_scrolling(browser: Browser, console: Console) -> None:
+    page = log_in(browser, console, width=390)
+    for path in ("/", "/node/node2", "/logical", "/actions"):
+        page.goto(f"{console.url}{path}")
+        expect(page.locator("main h1").first).to_be_attached()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"{path} is {overflow}px wider than a phone"
+    page.goto(f"{console.url}/")
+    shot(page, "overview-phone")
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_switchover_from_the_ui_changes_the_picture_without_reload(
+    browser: Browser, console: Console
+) -> None:
+    watcher = log_in(browser, console)
+    watcher.evaluate("window.__notReloaded = true")
+    actor = watcher.context.new_page()
+    actor.set_default_timeout(30_000)
+    actor.goto(f"{console.url}/actions?kind=switchover&node=node2")
+    actor.click("#preview-button")
+    card = actor.locator("#preview-card")
+    expect(card).to_have_attribute("data-allowed", "yes")
+    expect(card.locator("ol.plan li").first).to_be_visible()
+    shot(actor, "actions-preview")
+    actor.click("#confirm-button")
+    expect(actor.locator(".job")).to_have_attribute("data-outcome", "succeeded", timeout=60_000)
+    shot(actor, "actions-done")
+    expect(node_box(watcher, "node2", "primary")).to_have_count(1, timeout=20_000)
+    expect(node_box(watcher, "node1", "standby")).to_have_count(1)
+    assert watcher.evaluate("window.__notReloaded") is True
+    shot(watcher, "overview-after-switchover")
+    watcher.goto(f"{console.url}/events?operation=switchover")
+    row = watcher.locator('#events-table tr[data-operation="switchover"]').first
+    expect(row).to_have_attribute("data-outcome", "succeeded")
+    expect(row).to_contain_text("alice@console")
+    watcher.context.close()
+
+
+@pytest.mark.browser
+def test_publication_and_subscription_through_the_forms(
+    browser: Browser, pair: Lab, pair_console: Console
+) -> None:
+    ddl = "CREATE TABLE orders (id int PRIMARY KEY, region text NOT NULL, amount numeric)"
+    for node in ("node1", "node2"):
+        query(pair.config, node, ddl)
+    query(pair.config, "node1", "INSERT INTO orders VALUES (1, 'EU', 10), (2, 'US', 20)")
+    page = log_in(browser, pair_console)
+    page.goto(f"{pair_console.url}/logical")
+    page.select_option("#pub-node", "node1")
+    page.check('#pub-tables input[value="orders"]')
+    page.fill("#pub-name", "eu_orders")
+    page.fill("#pub-filters", "orders:region = 'EU'")
+    page.click("#publication-form button[type=submit]")
+    expect(page.locator("#publication-result .result.ok")).to_be_visible()
+    tree_node1 = page.locator('#logical-tree li[data-node="node1"]')
+    expect(tree_node1.locator('li[data-publication="eu_orders"]')).to_contain_text(
+        "region = 'EU'"
+    )
+    page.select_option("#sub-node", "node2")
+    page.fill("#sub-name", "eu_orders_sub")
+    page.select_option("#sub-source", "node1")
+    page.fill("#sub-pubs", "eu_orders")
+    page.click("#subscription-form button[type=submit]")
+    expect(page.locator("#subscription-result .result.ok")).to_be_visible(timeout=60_000)
+    sub = page.locator('#logical-tree li[data-node="node2"] li[data-subscription="eu_orders_sub"]')
+    expect(sub).to_be_visible()
+    wait_until(
+        lambda: query(pair.config, "node2", "SELECT count(*) FROM orders")[0][0] == 1,
+        timeout=30,
+        what="the EU row on node2",
+    )
+    expect(sub.locator(".tag.state-r")).to_have_count(1, timeout=20_000)
+    page.goto(f"{pair_console.url}/")
+    expect(page.locator('#topology g.stream[data-kind="logical"]')).to_have_count(1)
+    shot(page, "overview-logical")
+    page.goto(f"{pair_console.url}/logical")
+    expect(sub).to_be_visible()
+    shot(page, "logical")
+    # the form applies the CLI's rules server-side: a filter for a table not published
+    page.select_option("#pub-node", "node1")
+    page.fill("#pub-name", "bad_pub")
+    page.fill("#pub-more", "orders")
+    page.fill("#pub-filters", "customers:true")
+    page.click("#publication-form button[type=submit]")
+    expect(page.locator("#publication-result .result.bad")).to_contain_text(
+        "--row-filter names"
+    )
+    page.context.close()
+
+
+def test_cluster_cleanup_trims_the_history(lab: Lab) -> None:
+    client = HistoryClient(lab.config.node("node1"))
+    assert client.history().samples, "there are samples to trim"
+    done = pgherd("cluster", "cleanup", "--keep-days", "0", "--json", config=lab.config_path)
+    results = {r["node"]: r for r in json.loads(done.stdout)}
+    assert set(results) == {"node1", "node2", "node3"}
+    assert results["node1"]["removed"] > 0
+    assert all(r["error"] is None for r in results.values())
+    left = client.history().samples
+    assert len(left) <= 3, "at most the samples of one round taken since"
+    kept = pgherd("cluster", "cleanup", "--keep-days", "7", config=lab.config_path)
+    assert "removed 0 samples" in kept.stdout
