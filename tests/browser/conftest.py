@@ -44,8 +44,18 @@ class Console:
 
 def set_password(lab: Lab, user: str, password: str, role: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pgherd", "console", "passwd", user, "--role", role,
-         "--config", str(lab.config_path)],
+        [
+            sys.executable,
+            "-m",
+            "pgherd",
+            "console",
+            "passwd",
+            user,
+            "--role",
+            role,
+            "--config",
+            str(lab.config_path),
+        ],
         input=f"{password}\n".encode(),
         check=True,
         capture_output=True,
@@ -59,8 +69,16 @@ def start_console(lab: Lab) -> Console:
     port = free_port_base(1)
     with (lab.directory / "console.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pgherd", "console", "--listen", f"127.0.0.1:{port}",
-             "--config", str(lab.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "pgherd",
+                "console",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--config",
+                str(lab.config_path),
+            ],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from pgherd.api.history_client import HistoryClient
 from pgherd.model.history import SampleKind
@@ -65,7 +65,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def node_box(page: Page, name: str, role: str) -> object:
+def node_box(page: Page, name: str, role: str) -> Locator:
     return page.locator(f'#topology g.node[data-node="{name}"][data-role="{role}"]')
 
 
@@ -73,10 +73,8 @@ def test_history_endpoint_returns_samples(lab: Lab) -> None:
     client = HistoryClient(lab.config.node("node1"))
 
     def standbys() -> set[str]:
-        page = client.history(kind=SampleKind.STANDBY)
-        return {s.subject for s in page.samples} >= {"node2", "node3"} and {
-            s.subject for s in page.samples
-        }
+        subjects = {s.subject for s in client.history(kind=SampleKind.STANDBY).samples}
+        return subjects if subjects >= {"node2", "node3"} else set()
 
     assert wait_until(standbys, timeout=30, what="standby samples on node1") == {"node2", "node3"}
     archive = client.history(kind=SampleKind.ARCHIVE).samples
@@ -176,9 +174,7 @@ def test_publication_and_subscription_through_the_forms(
     page.click("#publication-form button[type=submit]")
     expect(page.locator("#publication-result .result.ok")).to_be_visible()
     tree_node1 = page.locator('#logical-tree li[data-node="node1"]')
-    expect(tree_node1.locator('li[data-publication="eu_orders"]')).to_contain_text(
-        "region = 'EU'"
-    )
+    expect(tree_node1.locator('li[data-publication="eu_orders"]')).to_contain_text("region = 'EU'")
     page.select_option("#sub-node", "node2")
     page.fill("#sub-name", "eu_orders_sub")
     page.select_option("#sub-source", "node1")
@@ -205,9 +201,7 @@ def test_publication_and_subscription_through_the_forms(
     page.fill("#pub-more", "orders")
     page.fill("#pub-filters", "customers:true")
     page.click("#publication-form button[type=submit]")
-    expect(page.locator("#publication-result .result.bad")).to_contain_text(
-        "--row-filter names"
-    )
+    expect(page.locator("#publication-result .result.bad")).to_contain_text("--row-filter names")
     page.context.close()
 
 

@@ -19,8 +19,9 @@ from pgherd.model.status import PgState, Role
 
 PER_ROW = 4
 BOX_W, BOX_H = 170, 74
-GAP_X, GAP_Y = 50, 78
+GAP_X, GAP_Y = 70, 78
 MARGIN = 24
+SAME_ROW_BEND = 120  # how far a curve between two boxes of one row dips below them
 
 
 class Health(StrEnum):
@@ -177,7 +178,30 @@ def layout(state: ClusterState) -> Picture:
                 )
             )
     height = 2 * MARGIN + len(grid) * BOX_H + max(len(grid) - 1, 0) * GAP_Y
-    return Picture(width, max(height, BOX_H + 2 * MARGIN), tuple(boxes), arrows(state, boxes))
+    joined = arrows(state, boxes)
+    if any(a.y1 == a.y2 and a.bend for a in joined):  # room for curves under the last row
+        height += SAME_ROW_BEND // 2 + 10
+        top = min(a.y1 for a in joined if a.y1 == a.y2)
+        if any(a.y1 == a.y2 == top and a.y1 == MARGIN for a in joined):
+            height += SAME_ROW_BEND // 2  # a curve over the first row
+            boxes = [_moved(b, SAME_ROW_BEND // 2) for b in boxes]
+            joined = arrows(state, boxes)
+    return Picture(width, max(height, BOX_H + 2 * MARGIN), tuple(boxes), joined)
+
+
+def _moved(box: Box, dy: int) -> Box:
+    return Box(
+        box.name,
+        box.role,
+        box.state,
+        box.health,
+        box.x,
+        box.y + dy,
+        box.leader,
+        box.external,
+        box.detail,
+        box.problem,
+    )
 
 
 def _lag_label(lag_b: int | None, lag_s: float | None) -> str:
@@ -232,13 +256,14 @@ def arrows(state: ClusterState, boxes: Sequence[Box]) -> tuple[Arrow, ...]:
 
 
 def _join(kind: StreamKind, a: Box, b: Box, label: str, healthy: bool, bend: float = 0.0) -> Arrow:
-    """An arrow from box ``a``'s edge to box ``b``'s edge."""
-    if a.y == b.y:  # side by side
-        left, right = (a, b) if a.x < b.x else (b, a)
-        x1 = left.x + BOX_W if left is a else right.x
-        x2 = right.x if left is a else left.x + BOX_W
-        y = a.y + BOX_H / 2
-        return Arrow(kind, a.name, b.name, label, healthy, x1, y, x2, y, bend or 24)
+    """An arrow from box ``a``'s edge to box ``b``'s edge. Between boxes of one row it
+    is a curve under them (over them for a mesh pair's second direction), so its label
+    has room."""
+    if a.y == b.y:
+        above = kind is StreamKind.MESH and a.name > b.name
+        y = a.y if above else a.y + BOX_H
+        depth = SAME_ROW_BEND if (b.x > a.x) != above else -SAME_ROW_BEND
+        return Arrow(kind, a.name, b.name, label, healthy, a.cx, y, b.cx, y, depth)
     down = b.y > a.y
     y1 = a.y + BOX_H if down else a.y
     y2 = b.y if down else b.y + BOX_H
