@@ -7,6 +7,7 @@ browser of its own, which these machines cannot.
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
@@ -63,10 +64,11 @@ def set_password(lab: Lab, user: str, password: str, role: str) -> None:
     )
 
 
-def start_console(lab: Lab) -> Console:
+def start_console(lab: Lab, tls: tuple[Path, Path] | None = None) -> Console:
     set_password(lab, *OPERATOR, "operator")
     set_password(lab, *VIEWER, "viewer")
     port = free_port_base(1)
+    extra = ["--cert", str(tls[0]), "--key", str(tls[1])] if tls else []
     with (lab.directory / "console.log").open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -78,16 +80,18 @@ def start_console(lab: Lab) -> Console:
                 f"127.0.0.1:{port}",
                 "--config",
                 str(lab.config_path),
+                *extra,
             ],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    context = ssl._create_unverified_context() if tls else None  # noqa: S323 (self-signed)
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"{url}/login", timeout=2).read()  # noqa: S310 (loopback)
+            urllib.request.urlopen(f"{url}/login", timeout=2, context=context).read()  # noqa: S310
             return Console(url, proc)
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:

@@ -6,6 +6,9 @@ through the forms, a lag chart with data points; plus the agents' history endpoi
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,6 +160,47 @@ def test_switchover_from_the_ui_changes_the_picture_without_reload(
     watcher.context.close()
 
 
+def run_action(page: Page, console: Console, kind: str, node: str) -> None:
+    page.goto(f"{console.url}/actions?kind={kind}&node={node}")
+    page.click("#preview-button")
+    expect(page.locator("#preview-card")).to_have_attribute("data-allowed", "yes")
+    page.click("#confirm-button")
+    expect(page.locator(".job")).to_have_attribute("data-outcome", "succeeded", timeout=30_000)
+
+
+@pytest.mark.browser
+def test_pause_and_resume_replay_from_the_ui(browser: Browser, console: Console) -> None:
+    page = log_in(browser, console)
+    run_action(page, console, "pause-replay", "node3")
+    page.goto(f"{console.url}/node/node3")
+    expect(page.locator("dd .badge.warn")).to_have_text("replay paused")
+    shot(page, "node-replay-paused")
+    run_action(page, console, "resume-replay", "node3")
+    page.goto(f"{console.url}/node/node3")
+    expect(page.locator("dd .badge.warn")).to_have_count(0)
+    # a primary has no replay: the preview refuses, with the reason, and offers no confirm
+    page.goto(f"{console.url}/actions?kind=pause-replay&node=node2")
+    page.click("#preview-button")
+    card = page.locator("#preview-card")
+    expect(card).to_have_attribute("data-allowed", "no")
+    expect(card).to_contain_text("not a running standby")
+    expect(page.locator("#confirm-button")).to_have_count(0)
+    page.context.close()
+
+
+@pytest.mark.browser
+def test_restore_point_from_the_archive_page(browser: Browser, console: Console) -> None:
+    page = log_in(browser, console)
+    page.goto(f"{console.url}/archive")
+    page.fill("#rp-name", "before-console-test")
+    page.click("#rp-button")
+    expect(page.locator("#restore-point-result .result.ok")).to_contain_text("before-console-test")
+    page.reload()
+    expect(page.locator("#restore-points")).to_contain_text("before-console-test")
+    shot(page, "archive")
+    page.context.close()
+
+
 @pytest.mark.browser
 def test_publication_and_subscription_through_the_forms(
     browser: Browser, pair: Lab, pair_console: Console
@@ -203,6 +247,43 @@ def test_publication_and_subscription_through_the_forms(
     page.click("#publication-form button[type=submit]")
     expect(page.locator("#publication-result .result.bad")).to_contain_text("--row-filter names")
     page.context.close()
+
+
+def test_https_when_given_a_certificate(lab: Lab, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    found = start_console(lab, (cert, key))
+    try:
+        context = ssl._create_unverified_context()  # noqa: S323 (a self-signed test cert)
+        with urllib.request.urlopen(f"{found.url}/login", context=context, timeout=5) as page:  # noqa: S310
+            cookie = page.headers["set-cookie"]
+            assert page.status == 200
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        plain = found.url.replace("https://", "http://")
+        with pytest.raises(OSError, match=r"Remote end closed|reset|EOF|BadStatus|closed"):
+            urllib.request.urlopen(f"{plain}/login", timeout=5).read()  # noqa: S310
+    finally:
+        stop_console(found)
 
 
 def test_cluster_cleanup_trims_the_history(lab: Lab) -> None:

@@ -166,6 +166,13 @@ def test_logged_in_pages_render_with_security_headers(client: TestClient) -> Non
     assert client.get("/api/state").json()["health"] == "degraded"
 
 
+def test_an_unknown_node_is_a_404_with_the_clis_message(client: TestClient) -> None:
+    log_in(client, "vic", VIEWER_PW)
+    response = client.get("/node/nope")
+    assert response.status_code == 404
+    assert "unknown node 'nope'" in response.json()["error"]
+
+
 def test_a_post_without_the_csrf_token_is_refused(client: TestClient) -> None:
     csrf = log_in(client, "olga", OPERATOR_PW)
     for path in POSTS:

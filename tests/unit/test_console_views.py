@@ -264,3 +264,68 @@ def test_event_filters() -> None:
     assert [e.node for e in filter_events(events, operation="switchover")] == ["node2"]
     assert [e.node for e in filter_events(events, node="node1")] == ["node2"], "in details"
     assert [e.node for e in filter_events(events, outcome="refused")] == ["node3"]
+
+
+def test_leader_only_when_the_agents_have_the_lease_endpoint() -> None:
+    from pgherd.console.state import _leader, _NodeExtras
+
+    def extras(*codes: int | None) -> dict[str, _NodeExtras]:
+        return {f"node{i}": _NodeExtras(primary_code=c) for i, c in enumerate(codes, 1)}
+
+    assert _leader(extras(404, 404, None)) is None, "no HA loop: no lease shown"
+    assert _leader(extras(None, None)) is None
+    holder = extras(503, 200, 503)
+    holder["node2"].primary_body = {"lease_ttl_left": 2.5}
+    assert _leader(holder) == Leader("node2", "lease ttl left 2.5")
+    assert _leader(extras(503, 503)) == Leader(None, "no node holds the leader lease")
+
+
+def test_mesh_pairs_from_worker_rows() -> None:
+    from pgherd.console.state import _mesh_pairs
+
+    rows: list[dict[str, object]] = [
+        {"mesh": "m", "source": "node2", "target": "node1", "state": "running", "lag_bytes": 5},
+        {"mesh": "m", "source": "node1", "target": "node2", "state": "conflict"},
+        {"mesh": "m", "source": "node1", "target": "node2", "state": "conflict"},
+        {"source": "broken row"},
+    ]
+    pairs = _mesh_pairs(rows)
+    assert [(p.source, p.target, p.state) for p in pairs] == [
+        ("node1", "node2", "conflict"),
+        ("node2", "node1", "running"),
+    ]
+
+
+class SnapshotOperation:
+    """Stands in for ops.context.Operation where a preview only reads the snapshot."""
+
+    def __init__(self, config: ClusterConfig, statuses: list[NodeStatus]) -> None:
+        self.config = config
+        self.statuses = statuses
+
+    def snapshot(self) -> list[NodeStatus]:
+        return self.statuses
+
+    def node_at(self, host: str | None, port: int | None) -> str | None:
+        node = self.config.node_at(host, port)
+        return node.name if node else None
+
+
+def test_previews_refuse_as_the_operations_would() -> None:
+    from pgherd.console.plans import ActionKind, ActionRequest, preview
+
+    config = config_of(3)
+    op = SnapshotOperation(config, [primary("node1"), standby("node2", 1), standby("node3", 1)])
+    promote = preview(op, ActionRequest(ActionKind.PROMOTE, "node2"))  # type: ignore[arg-type]
+    assert not promote.allowed
+    assert promote.refused is not None and promote.refused.startswith("promote refused")
+    pause = preview(op, ActionRequest(ActionKind.PAUSE_REPLAY, "node2"))  # type: ignore[arg-type]
+    assert pause.allowed and pause.plan == [
+        "pg_wal_replay_pause() on node2: it keeps receiving WAL but applies none; queries "
+        "see the data as it is now"
+    ]
+    on_primary = preview(op, ActionRequest(ActionKind.RESUME_REPLAY, "node1"))  # type: ignore[arg-type]
+    assert not on_primary.allowed and "not a running standby" in (on_primary.refused or "")
+    assert ActionRequest(ActionKind.FOLLOW, "node3", upstream="node2").cli == (
+        "pgherd standby follow node3 --upstream node2"
+    )

@@ -21,6 +21,7 @@ from pgherd.console import security, sessions, state
 from pgherd.console.forms import Form, table_value
 from pgherd.console.jobs import Job, Jobs
 from pgherd.console.sessions import COOKIE, LOGIN_COOKIE, Session, Sessions
+from pgherd.errors import PgherdError, UnknownNode
 from pgherd.ops.context import Operation
 from pgherd.ops.events import AgentEventLog
 
@@ -102,6 +103,12 @@ def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAP
     @app.exception_handler(security.Denied)
     async def _denied(request: Request, exc: security.Denied) -> Response:
         return security.denied_response(request, exc)
+
+    @app.exception_handler(PgherdError)
+    async def _error(request: Request, exc: PgherdError) -> Response:
+        # e.g. /node/NAME for a node the config does not list: the CLI's one-line error
+        status = 404 if isinstance(exc, UnknownNode) else 409
+        return security.denied_response(request, security.Denied(status, exc.one_line()))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
