@@ -85,13 +85,22 @@ class Arrow:
     def label_y(self) -> float:
         return self._mid()[1]
 
+    @property
+    def label_anchor(self) -> str:
+        """SVG text-anchor: a straight arrow's label sits on the side it leans away from;
+        a curve's is centred beyond the curve's middle."""
+        if self.bend:
+            return "middle"
+        return "end" if self.x2 < self.x1 - 1 else "start"
+
     def _mid(self) -> tuple[float, float]:
         mx, my = (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
         if not self.bend:
-            return mx + 6, my
+            return (mx - 8 if self.label_anchor == "end" else mx + 8), my
         dx, dy = self.x2 - self.x1, self.y2 - self.y1
         length = max((dx * dx + dy * dy) ** 0.5, 1.0)
-        return mx - dy / length * self.bend / 2, my + dx / length * self.bend / 2
+        out = self.bend / 2 + (12 if self.bend > 0 else -12)  # the curve's middle, and beyond
+        return mx - dy / length * out, my + dx / length * out
 
 
 @dataclass(frozen=True)
@@ -180,11 +189,11 @@ def layout(state: ClusterState) -> Picture:
     height = 2 * MARGIN + len(grid) * BOX_H + max(len(grid) - 1, 0) * GAP_Y
     joined = arrows(state, boxes)
     if any(a.y1 == a.y2 and a.bend for a in joined):  # room for curves under the last row
-        height += SAME_ROW_BEND // 2 + 10
+        height += SAME_ROW_BEND // 2 + 30  # the curve's middle and its label
         top = min(a.y1 for a in joined if a.y1 == a.y2)
         if any(a.y1 == a.y2 == top and a.y1 == MARGIN for a in joined):
-            height += SAME_ROW_BEND // 2  # a curve over the first row
-            boxes = [_moved(b, SAME_ROW_BEND // 2) for b in boxes]
+            height += SAME_ROW_BEND // 2 + 20  # a curve over the first row
+            boxes = [_moved(b, SAME_ROW_BEND // 2 + 20) for b in boxes]
             joined = arrows(state, boxes)
     return Picture(width, max(height, BOX_H + 2 * MARGIN), tuple(boxes), joined)
 
