@@ -158,7 +158,12 @@ def test_logical_and_mesh_arrows_and_outside_publishers() -> None:
     top = min(b.y for b in picture.boxes)
     for arrow in picture.arrows:
         assert min(arrow.y1, arrow.label_y) >= 0 and max(arrow.y1, arrow.label_y) <= picture.height
-    assert top > topology.MARGIN, "room above the first row for the mesh curve going back"
+    assert top == topology.MARGIN, "the outside publisher's box comes first"
+    mesh_only = topology.layout(
+        state_of(config, [primary("node1"), primary("node2")], mesh=state.mesh)
+    )
+    assert min(b.y for b in mesh_only.boxes) > topology.MARGIN, "room for the curve going back"
+    assert all(0 <= a.label_y <= mesh_only.height for a in mesh_only.arrows)
 
 
 def test_replication_row_for_logical_does_not_count_as_a_standby() -> None:

@@ -3,7 +3,8 @@
 Nodes are placed in tiers by how far they are from a primary along the streaming tree
 (primaries first, their standbys below, cascaded standbys below those); a tier wider
 than :data:`PER_ROW` boxes wraps onto more rows, so ten nodes still fit a phone's width
-once the SVG is scaled to it. Publishers outside the config appear as extra boxes.
+once the SVG is scaled to it. Publishers outside the config appear as extra boxes above
+the cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ PER_ROW = 4
 BOX_W, BOX_H = 170, 74
 GAP_X, GAP_Y = 70, 78
 MARGIN = 24
+LABEL_AT = 0.6
 SAME_ROW_BEND = 120  # how far a curve between two boxes of one row dips below them
 
 
@@ -96,7 +98,10 @@ class Arrow:
     def _mid(self) -> tuple[float, float]:
         mx, my = (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
         if not self.bend:
-            return (mx - 8 if self.label_anchor == "end" else mx + 8), my
+            # 60 % of the way: arrows fanning out of one box have parted by then
+            x = self.x1 + (self.x2 - self.x1) * LABEL_AT
+            y = self.y1 + (self.y2 - self.y1) * LABEL_AT
+            return (x - 8 if self.label_anchor == "end" else x + 8), y
         dx, dy = self.x2 - self.x1, self.y2 - self.y1
         length = max((dx * dx + dy * dy) ** 0.5, 1.0)
         out = self.bend / 2 + (12 if self.bend > 0 else -12)  # the curve's middle, and beyond
@@ -150,11 +155,10 @@ def layout(state: ClusterState) -> Picture:
     by_row = {r.name: r for r in rows}
     externals = sorted({s.source for s in state.subscriptions if not s.source_known})
     leader_names = set((state.leader.name or "").split(", ")) if state.leader else set()
-    grid: list[list[str]] = []
+    # publishers outside the config first: their arrows point down into the cluster
+    grid = [externals[i : i + PER_ROW] for i in range(0, len(externals), PER_ROW)]
     for tier in tiers(rows):
         grid += [tier[i : i + PER_ROW] for i in range(0, len(tier), PER_ROW)]
-    if externals:
-        grid += [externals[i : i + PER_ROW] for i in range(0, len(externals), PER_ROW)]
     columns = max((len(r) for r in grid), default=1)
     width = 2 * MARGIN + columns * BOX_W + (columns - 1) * GAP_X
     boxes: list[Box] = []
@@ -188,9 +192,12 @@ def layout(state: ClusterState) -> Picture:
             )
     height = 2 * MARGIN + len(grid) * BOX_H + max(len(grid) - 1, 0) * GAP_Y
     joined = arrows(state, boxes)
-    if any(a.y1 == a.y2 and a.bend for a in joined):  # room for curves under the last row
-        height += SAME_ROW_BEND // 2 + 30  # the curve's middle and its label
-        top = min(a.y1 for a in joined if a.y1 == a.y2)
+    curves = [a for a in joined if a.y1 == a.y2 and a.bend]  # between boxes of one row
+    if curves:
+        # room under the last row for a curve dipping below it, and its label
+        lowest = max(max(a.y1, a.label_y) for a in curves) + 20
+        height = max(height, int(lowest) + MARGIN)
+        top = min(a.y1 for a in curves)
         if any(a.y1 == a.y2 == top and a.y1 == MARGIN for a in joined):
             height += SAME_ROW_BEND // 2 + 20  # a curve over the first row
             boxes = [_moved(b, SAME_ROW_BEND // 2 + 20) for b in boxes]
