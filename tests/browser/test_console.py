@@ -197,6 +197,9 @@ def test_restore_point_from_the_archive_page(browser: Browser, console: Console)
     expect(page.locator("#restore-point-result .result.ok")).to_contain_text("before-console-test")
     page.reload()
     expect(page.locator("#restore-points")).to_contain_text("before-console-test")
+    chart = page.locator('.lag-chart[data-kind="archive"]')
+    expect(chart).to_have_attribute("data-loaded", "yes")
+    assert int(chart.get_attribute("data-points") or 0) > 0, "the archive's trailing sampled"
     shot(page, "archive")
     page.context.close()
 

@@ -63,12 +63,21 @@ def test_one_sample_per_sender_with_lag_against_the_senders_position() -> None:
     [
         ("000000010000000000000002", "on", 0x100),  # segment 2 ends at 0/3000000
         (None, "on", 0x3000100),  # nothing archived yet: everything trails
-        ("00000002.history", "on", None),  # not a segment: unknown this round
+        ("00000002.history", "on", None),  # says nothing about how far: unknown
+        ("000000010000000000000003.partial", "on", 0x100),  # from the segment's start
+        ("000000010000000000000003.00000028.backup", "on", 0x100),
         ("000000010000000000000002", "off", None),
     ],
 )
 def test_archive_trailing(archived: str | None, mode: str, trailing: int | None) -> None:
     assert history.archive_trailing(state(archived=archived, mode=mode)) == trailing
+
+
+def test_archive_trailing_remembers_how_far_the_archive_reached() -> None:
+    after_promotion = state(archived="00000002.history")
+    assert history.archive_trailing(after_promotion, L("0/3000000")) == 0x100
+    (sample,) = history.samples(after_promotion, T0, L("0/3000000"))
+    assert (sample.kind, sample.lag_bytes) == (SampleKind.ARCHIVE, 0x100)
 
 
 def test_no_archive_sample_on_a_standby() -> None:

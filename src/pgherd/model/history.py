@@ -21,7 +21,7 @@ from pydantic import Field
 
 from pgherd.model.lsn import Lsn, lag_bytes
 from pgherd.model.status import Frozen
-from pgherd.model.wal import DEFAULT_SEGMENT_SIZE, parse_segment
+from pgherd.model.wal import DEFAULT_SEGMENT_SIZE, WalKind, parse_name
 
 
 class SampleKind(StrEnum):
@@ -101,10 +101,12 @@ class SenderState:
     segment_size: int = DEFAULT_SEGMENT_SIZE
 
 
-def samples(state: SenderState, at: datetime) -> list[Sample]:
-    """The samples of one round: one per sender, one for the archive on a primary."""
+def samples(state: SenderState, at: datetime, archived_to: Lsn | None = None) -> list[Sample]:
+    """The samples of one round: one per sender, one for the archive on a primary.
+    ``archived_to``: how far the archive reached at an earlier round, for a round whose
+    last archived file does not say (a timeline history file)."""
     found = [_sender_sample(row, state.position, at) for row in state.senders]
-    trailing = archive_trailing(state)
+    trailing = archive_trailing(state, archived_to)
     if trailing is not None:
         found.append(Sample(at=at, kind=SampleKind.ARCHIVE, subject="archive", lag_bytes=trailing))
     return found
@@ -138,9 +140,26 @@ def _idle(row: SenderRow, position: Lsn | None) -> float | None:
     return None
 
 
-def archive_trailing(state: SenderState) -> int | None:
-    """Bytes of WAL written on the primary past the end of the last archived segment;
-    None on a standby or where archiving is off."""
+def archived_up_to(name: str | None, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Lsn | None:
+    """How far the archive reaches, from the name of the last file archived: the end of a
+    segment; the start of the segment a partial segment or a backup label names (the
+    segment itself may not be complete there); None for a history file or nothing."""
+    if name is None:
+        return None
+    try:
+        found = parse_name(name, segment_size)
+    except ValueError:
+        return None
+    if found.segment is None:
+        return None
+    if found.kind is WalKind.SEGMENT:
+        return found.segment.end(segment_size)
+    return found.segment.start(segment_size)
+
+
+def archive_trailing(state: SenderState, archived_to: Lsn | None = None) -> int | None:
+    """Bytes of WAL written on the primary past what the archive holds; None on a standby,
+    where archiving is off, or when how far the archive reaches is unknown."""
     archiver = state.archiver
     if state.in_recovery or archiver is None or archiver.archive_mode == "off":
         return None
@@ -148,13 +167,8 @@ def archive_trailing(state: SenderState) -> int | None:
         return None
     if archiver.last_archived_wal is None:
         return state.position.value
-    try:
-        # Only a segment's name tells how far the archive reaches; after a history or
-        # backup-label file the next round (the next segment archived) will tell.
-        segment = parse_segment(archiver.last_archived_wal, state.segment_size)
-    except ValueError:
-        return None
-    return max(state.position - segment.end(state.segment_size), 0)
+    reached = archived_up_to(archiver.last_archived_wal, state.segment_size) or archived_to
+    return None if reached is None else max(state.position - reached, 0)
 
 
 def cutoff(now: datetime, keep_days: float) -> datetime:
