@@ -32,12 +32,12 @@ def sender(name: str, replay: str, logical: bool = False, lag: float | None = 0.
     )
 
 
-def state(*senders: SenderRow, archived: str | None = None, mode: str = "on") -> SenderState:
+def state(*senders: SenderRow, ready: str | None = None, mode: str = "on") -> SenderState:
     return SenderState(
         in_recovery=False,
         position=L("0/3000100"),
         senders=senders,
-        archiver=ArchiverRow(archive_mode=mode, last_archived_wal=archived, ready_count=0),
+        archiver=ArchiverRow(archive_mode=mode, oldest_ready=ready, ready_count=0),
     )
 
 
@@ -59,25 +59,16 @@ def test_one_sample_per_sender_with_lag_against_the_senders_position() -> None:
 
 
 @pytest.mark.parametrize(
-    ("archived", "mode", "trailing"),
+    ("ready", "mode", "trailing"),
     [
-        ("000000010000000000000002", "on", 0x100),  # segment 2 ends at 0/3000000
-        (None, "on", 0x3000100),  # nothing archived yet: everything trails
-        ("00000002.history", "on", None),  # says nothing about how far: unknown
-        ("000000010000000000000003.partial", "on", 0x100),  # from the segment's start
-        ("000000010000000000000003.00000028.backup", "on", 0x100),
-        ("000000010000000000000002", "off", None),
+        (None, "on", 0x100),  # everything archived but the segment being written
+        ("000000010000000000000002.ready", "on", 0x1000100),  # segment 2 still waits
+        ("000000010000000000000007.ready", "on", 0x100),  # (a stray newer file)
+        ("000000010000000000000002.ready", "off", None),
     ],
 )
-def test_archive_trailing(archived: str | None, mode: str, trailing: int | None) -> None:
-    assert history.archive_trailing(state(archived=archived, mode=mode)) == trailing
-
-
-def test_archive_trailing_remembers_how_far_the_archive_reached() -> None:
-    after_promotion = state(archived="00000002.history")
-    assert history.archive_trailing(after_promotion, L("0/3000000")) == 0x100
-    (sample,) = history.samples(after_promotion, T0, L("0/3000000"))
-    assert (sample.kind, sample.lag_bytes) == (SampleKind.ARCHIVE, 0x100)
+def test_archive_trailing(ready: str | None, mode: str, trailing: int | None) -> None:
+    assert history.archive_trailing(state(ready=ready, mode=mode)) == trailing
 
 
 def test_no_archive_sample_on_a_standby() -> None:

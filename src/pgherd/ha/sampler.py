@@ -18,7 +18,6 @@ from pgherd.config import HistoryConfig
 from pgherd.errors import PgherdError
 from pgherd.ha.history_store import HistoryStore
 from pgherd.model import history
-from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState
 from pgherd.pg import history_sql
 from pgherd.physical.local_node import LocalNode
@@ -41,7 +40,6 @@ class Sampler:
         self.pg_state = pg_state
         self.last_seconds: float | None = None  # how long the last round took
         self._trimmed_at = 0.0
-        self._archived_to: Lsn | None = None  # the archive's reach at the last round
 
     def sample_once(self) -> int:
         """One round; how many samples were stored (0 while PostgreSQL is down)."""
@@ -50,10 +48,7 @@ class Sampler:
         began = time.monotonic()
         with self.local.instance.connect() as conn:
             state = history_sql.sender_state(conn)
-        if state.archiver is not None:
-            reached = history.archived_up_to(state.archiver.last_archived_wal, state.segment_size)
-            self._archived_to = reached or self._archived_to
-        stored = self.store.add(history.samples(state, history.now(), self._archived_to))
+        stored = self.store.add(history.samples(state, history.now()))
         self.last_seconds = time.monotonic() - began
         return stored
 

@@ -2,8 +2,8 @@
 
 Each agent samples the replication *it sends*: every row of its ``pg_stat_replication``
 (a physical standby, a logical subscription or a mesh worker's stream; the receiving
-side names itself through ``application_name``) and, on a primary that archives, how far
-the archive trails it. Sampling the sender means one connection and two queries per node
+side names itself through ``application_name``) and, on a primary that archives, how much
+WAL the archive does not hold yet. Sampling the sender means one connection and two queries per node
 and no connection to anyone else; the console merges the samples of every agent.
 
 Lags are measured against the sender's own position: its current WAL position on a
@@ -21,7 +21,7 @@ from pydantic import Field
 
 from pgherd.model.lsn import Lsn, lag_bytes
 from pgherd.model.status import Frozen
-from pgherd.model.wal import DEFAULT_SEGMENT_SIZE, WalKind, parse_name
+from pgherd.model.wal import DEFAULT_SEGMENT_SIZE, parse_segment
 
 
 class SampleKind(StrEnum):
@@ -86,7 +86,7 @@ class SenderRow:
 @dataclass(frozen=True)
 class ArchiverRow:
     archive_mode: str
-    last_archived_wal: str | None
+    oldest_ready: str | None  # the oldest segment waiting for archive_command (.ready)
     ready_count: int
 
 
@@ -101,12 +101,10 @@ class SenderState:
     segment_size: int = DEFAULT_SEGMENT_SIZE
 
 
-def samples(state: SenderState, at: datetime, archived_to: Lsn | None = None) -> list[Sample]:
-    """The samples of one round: one per sender, one for the archive on a primary.
-    ``archived_to``: how far the archive reached at an earlier round, for a round whose
-    last archived file does not say (a timeline history file)."""
+def samples(state: SenderState, at: datetime) -> list[Sample]:
+    """The samples of one round: one per sender, one for the archive on a primary."""
     found = [_sender_sample(row, state.position, at) for row in state.senders]
-    trailing = archive_trailing(state, archived_to)
+    trailing = archive_trailing(state)
     if trailing is not None:
         found.append(Sample(at=at, kind=SampleKind.ARCHIVE, subject="archive", lag_bytes=trailing))
     return found
@@ -140,35 +138,26 @@ def _idle(row: SenderRow, position: Lsn | None) -> float | None:
     return None
 
 
-def archived_up_to(name: str | None, segment_size: int = DEFAULT_SEGMENT_SIZE) -> Lsn | None:
-    """How far the archive reaches, from the name of the last file archived: the end of a
-    segment; the start of the segment a partial segment or a backup label names (the
-    segment itself may not be complete there); None for a history file or nothing."""
-    if name is None:
-        return None
-    try:
-        found = parse_name(name, segment_size)
-    except ValueError:
-        return None
-    if found.segment is None:
-        return None
-    if found.kind is WalKind.SEGMENT:
-        return found.segment.end(segment_size)
-    return found.segment.start(segment_size)
-
-
-def archive_trailing(state: SenderState, archived_to: Lsn | None = None) -> int | None:
-    """Bytes of WAL written on the primary past what the archive holds; None on a standby,
-    where archiving is off, or when how far the archive reaches is unknown."""
+def archive_trailing(state: SenderState) -> int | None:
+    """Bytes of WAL on the primary that the archive does not hold yet: from the start of
+    the oldest segment still waiting for archive_command (its ``.ready`` file), or else of
+    the segment being written, to the current position. None on a standby or where
+    archiving is off."""
     archiver = state.archiver
     if state.in_recovery or archiver is None or archiver.archive_mode == "off":
         return None
     if state.position is None:
         return None
-    if archiver.last_archived_wal is None:
-        return state.position.value
-    reached = archived_up_to(archiver.last_archived_wal, state.segment_size) or archived_to
-    return None if reached is None else max(state.position - reached, 0)
+    size = state.segment_size
+    reached = Lsn(state.position.segment_number(size) * size)
+    if archiver.oldest_ready is not None:
+        try:
+            waiting = parse_segment(archiver.oldest_ready.removesuffix(".ready"), size)
+        except ValueError:
+            pass
+        else:
+            reached = min(reached, waiting.start(size))
+    return max(state.position - reached, 0)
 
 
 def cutoff(now: datetime, keep_days: float) -> datetime:

@@ -31,11 +31,10 @@ SELECT pg_is_in_recovery() AS in_recovery,
              ELSE pg_current_wal_lsn() END)::text AS position,
        (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment_size,
        current_setting('archive_mode') AS archive_mode,
-       a.last_archived_wal,
-       CASE WHEN current_setting('archive_mode') <> 'off' AND NOT pg_is_in_recovery()
-            THEN (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%%.ready')
-       END AS ready_count
-FROM pg_stat_archiver a
+       r.oldest_ready, r.ready_count
+FROM (SELECT min(name) FILTER (WHERE name ~ '^[0-9A-F]{24}[.]ready$') AS oldest_ready,
+             count(*) FILTER (WHERE name LIKE '%%.ready') AS ready_count
+      FROM pg_ls_archive_statusdir()) r
 """
 
 
@@ -66,7 +65,7 @@ def sender_state(conn: psycopg.Connection[Any]) -> SenderState:
         senders=senders,
         archiver=ArchiverRow(
             archive_mode=str(me["archive_mode"]),
-            last_archived_wal=me["last_archived_wal"],
+            oldest_ready=me["oldest_ready"],
             ready_count=int(me["ready_count"] or 0),
         ),
         segment_size=int(me["segment_size"]),
