@@ -113,6 +113,10 @@ def test_node_page_lag_chart_has_points(browser: Browser, console: Console) -> N
     expect(chart).to_have_attribute("data-loaded", "yes")
     assert int(chart.get_attribute("data-points") or 0) > 0
     expect(chart.locator("canvas")).to_have_count(1)
+    chart.evaluate("el => { el.dataset.kept = 'yes'; }")
+    page.wait_for_timeout(3500)  # the page's live part refreshed meanwhile (every 3 s)
+    expect(page.locator("#lag-chart canvas")).to_have_count(1)
+    assert page.locator("#lag-chart").get_attribute("data-kept") == "yes", "the chart was kept"
     shot(page, "node")
     page.context.close()
 
