@@ -100,7 +100,9 @@ def _extras(node: NodeConfig, status: NodeStatus, token: str) -> _NodeExtras:
     if status.state is not PgState.RUNNING:
         return found
     try:
-        found.subscriptions = LogicalClient(node).subscriptions()
+        reader = LogicalClient(node)
+        reader.agent.timeout = 5
+        found.subscriptions = reader.subscriptions()
     except PgherdError as exc:
         found.errors.append(f"{node.name}: subscriptions: {exc.message}")
     try:

@@ -24,6 +24,16 @@ from pgherd.model.status import PgState
 from pgherd.model.subscription import SubscriptionStatus
 from pgherd.ops.events import AgentEventLog
 
+READ_TIMEOUT = 5.0  # a page waits this long at most for an agent that hangs
+
+
+def reader(node: NodeConfig) -> LogicalClient:
+    """A client for the logical endpoints that gives up quickly: pages refresh often, and
+    one hung agent must not hold every page up for the client's default 30 s."""
+    client = LogicalClient(node)
+    client.agent.timeout = READ_TIMEOUT
+    return client
+
 
 def findings(config: ClusterConfig) -> list[Finding]:
     from pgherd.ops.doctor import findings as run_checks
@@ -87,7 +97,7 @@ def logical_tree(current: ClusterState, dbname: str) -> list[LogicalNode]:
         found = LogicalNode(node.name, running)
         if not running:
             return found
-        client = LogicalClient(node)
+        client = reader(node)
         try:
             found.publications = client.publications(dbname)
         except PgherdError as exc:
@@ -107,7 +117,7 @@ def logical_tree(current: ClusterState, dbname: str) -> list[LogicalNode]:
 
 
 def tables(config: ClusterConfig, node: str, dbname: str) -> list[TableFacts]:
-    return LogicalClient(config.node(node)).tables(dbname)
+    return reader(config.node(node)).tables(dbname)
 
 
 def lag_series(
