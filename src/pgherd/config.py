@@ -113,6 +113,40 @@ class ArchiveConfig(_Strict):
     cleanup_interval: float = Field(default=3600, ge=10)
 
 
+class HistoryConfig(_Strict):
+    """Monitoring history (docs/console.md): every agent samples its replication lag every
+    ``interval`` seconds into a small sqlite file in its home, kept ``keep_days`` days."""
+
+    interval: float = Field(default=5, ge=1, le=3600)
+    keep_days: float = Field(default=7, gt=0, le=3650)
+
+
+ConsoleRole = Literal["viewer", "operator"]
+
+
+class ConsoleUser(_Strict):
+    """A console login. ``password_hash`` is written by ``pgherd console passwd`` (scrypt);
+    the password itself is never stored."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    role: ConsoleRole = "viewer"
+    password_hash: str
+
+
+class ConsoleConfig(_Strict):
+    """The web console's logins. ``token_login``: the cluster's API token also logs in,
+    as an operator (handy for a lab; turn it off where the token is shared widely)."""
+
+    users: tuple[ConsoleUser, ...] = ()
+    token_login: bool = True
+    session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> Self:
+        _require_unique_values("console user", [u.name for u in self.users])
+        return self
+
+
 Topology = Literal["streaming", "independent"]
 
 
@@ -133,6 +167,8 @@ class ClusterConfig(_Strict):
     # failover by the agents' HA loop is not built yet, and lab up refuses to set it.
     failover: Literal["manual", "automatic"] = "manual"
     archive: ArchiveConfig | None = None
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -171,6 +207,11 @@ class ClusterConfig(_Strict):
     def independent(self) -> bool:
         """Every node is its own cluster: several primaries are expected, not a split brain."""
         return self.topology == "independent"
+
+
+def _require_unique_values(what: str, values: list[str]) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(f"two entries share the {what} name")
 
 
 def _require_unique(what: str, values: list[str]) -> None:

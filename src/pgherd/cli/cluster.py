@@ -110,3 +110,48 @@ def connstr(
     target = config.node(node)
     user = config.replication_user if replication else config.superuser
     print(conninfo.uri(target.host, target.port, user, config.passfile))
+
+
+@app.command()
+def cleanup(
+    keep_days: Annotated[
+        float, typer.Option("--keep-days", min=0, help="keep this many days of history")
+    ],
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trim every agent's monitoring history (lag samples) to the last N days.
+    Exits 3 when an agent could not be reached (the others are trimmed)."""
+    from pgherd import config as config_mod
+    from pgherd.api.client import fan_out
+    from pgherd.api.history_client import HistoryClient
+    from pgherd.config import NodeConfig
+    from pgherd.errors import AgentError, AgentUnreachable
+    from pgherd.model import history
+
+    config = load_config(config_file)
+    token = config_mod.read_token(config)
+
+    def trim(node: NodeConfig) -> history.CleanupResult:
+        try:
+            return HistoryClient(node, token).cleanup(keep_days)
+        except (AgentUnreachable, AgentError) as exc:
+            cutoff = history.cutoff(history.now(), keep_days)
+            return history.CleanupResult(
+                node=node.name, removed=0, kept=0, cutoff=cutoff, error=exc.message
+            )
+
+    results = fan_out(config.nodes, trim)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in results])
+    else:
+        for r in results:
+            if r.error:
+                console.print(f"[red]✗[/] {r.node}: {r.error}", soft_wrap=True)
+            else:
+                console.print(
+                    f"[green]✓[/] {r.node}: removed {r.removed} samples older than "
+                    f"{r.cutoff.astimezone():%Y-%m-%d %H:%M:%S}, {r.kept} kept"
+                )
+    if any(r.error for r in results):
+        raise typer.Exit(EXIT_DEGRADED)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "subscription": ("pgherd.cli.subscription", "app"),
     "ddl": ("pgherd.cli.ddl", "ddl"),
     "upgrade": ("pgherd.cli.upgrade", "app"),
+    "console": ("pgherd.cli.console", "app"),
     "wal": ("pgherd.cli.wal", "app"),
     "archive": ("pgherd.cli.archive", "app"),
     "backup": ("pgherd.cli.backup", "app"),

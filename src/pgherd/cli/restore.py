@@ -134,32 +134,14 @@ def restore_point_create(
 ) -> None:
     """pg_create_restore_point on the primary, recorded in the archive's catalog;
     refused on a standby (PostgreSQL cannot write WAL there)."""
-    import re
+    from pgherd.archive import restore_points
 
-    from pgherd.api.archive_client import ArchiveAgentClient
-    from pgherd.archive.backup import archive_of, source_status
-    from pgherd.model.recovery_target import RestorePoint
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", name):
-        raise InvalidInput(
-            f"restore point name {name!r} is not allowed", "use 1-63 letters, digits, _ . -"
-        )
     config = load_config(config_file)
-    archive = archive_of(config)
-    if any(p.name == name for p in archive.restore_points()):
-        raise InvalidInput(
-            f"the archive already has a restore point named {name!r}",
-            "choose another name: recovery stops at the first point of a name",
-        )
-    target = config.node(source_status(config, node).name)
-    made = ArchiveAgentClient(target, config_mod.read_token(config)).restore_point(name)
-    archive.add_restore_point(RestorePoint(made.name, made.lsn, made.timeline, made.time))
+    where, made = restore_points.create(config, name, config_mod.read_token(config), node)
     if as_json:
         print_json(made.model_dump(mode="json"))
     else:
-        console.print(
-            f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({target.name})"
-        )
+        console.print(f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({where})")
 
 
 replay_app = typer.Typer(help="Pause and resume WAL replay on a standby or a restore.")

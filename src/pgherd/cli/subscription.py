@@ -72,37 +72,27 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Subscribe NODE to publications of SOURCE, with the replication role and a passfile."""
-    from pgherd.errors import InvalidInput
     from pgherd.logical import source as source_mod
-    from pgherd.model.subscription import SubscriptionSpec
 
-    if origin not in (None, "any", "none"):
-        raise InvalidInput(f"--origin {origin!r} is not any or none", "use --origin none or any")
-    config = load_config(config_file)
-    conninfo, source_node = source_mod.resolve(config, source, source_dbname or dbname, passfile)
-    if source_node == node:
-        raise InvalidInput("--from names the subscribing node itself", "subscribe to another node")
-    spec = SubscriptionSpec(
-        name=name,
-        dbname=dbname,
-        conninfo=conninfo,
-        publications=tuple(p for item in publication for p in _split(item)),
+    spec = source_mod.subscription_spec(
+        load_config(config_file),
+        node,
+        name,
+        source,
+        publication,
         copy_data=copy_data,
-        sync_schema="tables" if sync_schema else "none",
+        sync_schema=sync_schema,
         enabled=enabled,
         origin=origin,
+        dbname=dbname,
+        source_dbname=source_dbname,
+        passfile=passfile,
     )
     info = client(config_file, node).create_subscription(spec)
     if as_json:
         print_json(info.model_dump(mode="json"))
     else:
         console.print(f"[green]✓[/] created {info_line(info)}", soft_wrap=True)
-
-
-def _split(item: str) -> list[str]:
-    from pgherd.model.names import split_outside_quotes
-
-    return [p.strip() for p in split_outside_quotes(item, ",") if p.strip()]
 
 
 @app.command(name="list")

@@ -14,14 +14,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_logical, routes_ops
+from pgherd.api import routes_archive, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.errors import PgherdError
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import peers
 from pgherd.ha import status as status_mod
+from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
+from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState
@@ -155,9 +157,15 @@ def run(config_path: Path, node_name: str) -> None:
         daemon=True,
     ).start()
 
+    history = HistoryStore(path_for(local.node), node_name)
+    sampler = Sampler(local, history, config.history, agent.supervisor.state)
+    sampling = threading.Event()
+    threading.Thread(target=sampler.run, args=(sampling,), name="history", daemon=True).start()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        sampling.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
         # a `finally` after server.run() could run: stop PostgreSQL here instead.
         log.info("agent stopping: shutting postgres down")
@@ -169,6 +177,7 @@ def run(config_path: Path, node_name: str) -> None:
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
+    app.include_router(routes_history.router(history, config.history.interval, agent.token))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -11,6 +11,8 @@ import psycopg
 
 from pgherd.config import ClusterConfig
 from pgherd.errors import InvalidInput
+from pgherd.model.names import split_outside_quotes
+from pgherd.model.subscription import SubscriptionSpec
 from pgherd.pg import conninfo
 
 CONNECT_TIMEOUT = 10  # libpq waits forever by default; a subscription should not
@@ -78,3 +80,40 @@ def describe(text: str) -> dict[str, str]:
     except psycopg.ProgrammingError:
         return {}
     return {k: str(params[k]) for k in ("host", "port", "user", "dbname") if params.get(k)}
+
+
+def subscription_spec(
+    config: ClusterConfig,
+    node: str,
+    name: str,
+    source: str,
+    publications: list[str],
+    *,
+    copy_data: bool = True,
+    sync_schema: bool = False,
+    enabled: bool = True,
+    origin: str | None = None,
+    dbname: str = "postgres",
+    source_dbname: str | None = None,
+    passfile: Path | None = None,
+) -> SubscriptionSpec:
+    """``subscription create``'s request, checked as the CLI and the console both check
+    it (the subscriber's agent checks the rest: names, versions, the publications)."""
+    if origin not in (None, "any", "none"):
+        raise InvalidInput(f"--origin {origin!r} is not any or none", "use --origin none or any")
+    config.node(node)
+    text, source_node = resolve(config, source, source_dbname or dbname, passfile)
+    if source_node == node:
+        raise InvalidInput("--from names the subscribing node itself", "subscribe to another node")
+    return SubscriptionSpec(
+        name=name,
+        dbname=dbname,
+        conninfo=text,
+        publications=tuple(
+            p.strip() for item in publications for p in split_outside_quotes(item, ",") if p.strip()
+        ),
+        copy_data=copy_data,
+        sync_schema="tables" if sync_schema else "none",
+        enabled=enabled,
+        origin=origin,  # checked above
+    )

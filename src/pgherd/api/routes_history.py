@@ -1,0 +1,49 @@
+"""The agent's monitoring history (``ha/history_store.py``).
+
+``GET /history`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
+needs the cluster's token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from pgherd.api.auth import authorized
+from pgherd.ha.history_store import MAX_LIMIT, HistoryStore
+from pgherd.model import history
+from pgherd.model.history import CleanupResult, HistoryPage, SampleKind
+from pgherd.model.status import Frozen
+
+
+class CleanupRequest(Frozen):
+    keep_days: float = Field(ge=0)
+
+
+def router(store: HistoryStore, interval: float, token: str) -> APIRouter:
+    api = APIRouter(tags=["history"])
+
+    @api.get("/history")
+    def read(
+        since: datetime | None = None,
+        kind: SampleKind | None = None,
+        subject: str | None = None,
+        limit: int = Query(default=10_000, ge=1, le=MAX_LIMIT),
+    ) -> HistoryPage:
+        """Samples oldest first (the newest ``limit`` of those matching)."""
+        return HistoryPage(
+            node=store.source,
+            interval=interval,
+            samples=tuple(store.read(since, kind, subject, limit)),
+            oldest=store.oldest(),
+        )
+
+    @api.post("/history/cleanup", dependencies=authorized(token))
+    def cleanup(request: CleanupRequest) -> CleanupResult:
+        before = history.cutoff(history.now(), request.keep_days)
+        removed, kept = store.trim(before)
+        return CleanupResult(node=store.source, removed=removed, kept=kept, cutoff=before)
+
+    return api

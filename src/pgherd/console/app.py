@@ -1,0 +1,184 @@
+"""The console's FastAPI application: the shared state, login, security headers, and the
+page and action routers (``pages.py``, ``posts.py``)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from pgherd.cli.output import human_bytes, human_seconds
+from pgherd.config import ClusterConfig
+from pgherd.console import security, sessions, state
+from pgherd.console.forms import Form, table_value
+from pgherd.console.jobs import Job, Jobs
+from pgherd.console.sessions import COOKIE, LOGIN_COOKIE, Session, Sessions
+from pgherd.errors import PgherdError, UnknownNode
+from pgherd.ops.context import Operation
+from pgherd.ops.events import AgentEventLog
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class Console:
+    """Everything the routes share."""
+
+    config: ClusterConfig
+    token: str
+    sessions: Sessions
+    cache: state.StateCache
+    jobs: Jobs
+    templates: Jinja2Templates
+    https: bool = False
+
+    def operation(self, user: str, job: Job | None = None) -> Operation:
+        """An operation as the CLI runs it, recorded as asked by ``user`` on the console."""
+        op = Operation(
+            config=self.config,
+            token=self.token,
+            events=AgentEventLog(self.config, self.token),
+            requested_by=f"{user}@console",
+        )
+        if job is not None:
+            op.reporter = job
+        return op
+
+    def render(
+        self, request: Request, template: str, session: Session | None, **context: Any
+    ) -> HTMLResponse:
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "session": session,
+                "cluster": self.config.cluster,
+                "nodes": self.config.node_names,
+                "archive": self.config.archive is not None,
+                **context,
+            },
+        )
+
+
+def _local_time(value: datetime | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value).astimezone()
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def templates() -> Jinja2Templates:
+    found = Jinja2Templates(directory=str(HERE / "templates"))
+    found.env.filters["bytes"] = human_bytes
+    found.env.filters["seconds"] = human_seconds
+    found.env.filters["time"] = _local_time
+    found.env.globals["table_value"] = table_value
+    return found
+
+
+def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAPI:
+    from pgherd.console import pages, posts
+
+    app = FastAPI(title="pgherd console", docs_url=None, redoc_url=None, openapi_url=None)
+    console = Console(
+        config=config,
+        token=token,
+        sessions=Sessions(config.console.session_minutes),
+        cache=state.StateCache(lambda: state.read(config, token)),
+        jobs=Jobs(lambda user, job: console.operation(user, job)),
+        templates=templates(),
+        https=https,
+    )
+    app.state.console = console
+
+    @app.exception_handler(security.Denied)
+    async def _denied(request: Request, exc: security.Denied) -> Response:
+        return security.denied_response(request, exc)
+
+    @app.exception_handler(PgherdError)
+    async def _error(request: Request, exc: PgherdError) -> Response:
+        # e.g. /node/NAME for a node the config does not list: the CLI's one-line error
+        status = 404 if isinstance(exc, UnknownNode) else 409
+        return security.denied_response(request, security.Denied(status, exc.one_line()))
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for key, value in security.SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        if https:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/", failed: str = "") -> Response:
+        csrf = secrets.token_urlsafe(24)
+        response = console.render(
+            request, "login.html", None, csrf=csrf, next=security.safe_next(next), failed=failed
+        )
+        _set_cookie(response, LOGIN_COOKIE, csrf, https, max_age=3600)
+        return response
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        form = Form.parse(await request.body())
+        expected = request.cookies.get(LOGIN_COOKIE)
+        given = form.get(security.CSRF_FIELD)
+        if not expected or not given or not secrets.compare_digest(expected, given):
+            raise security.Denied(403, "the login form's CSRF token is missing or wrong")
+        target = security.safe_next(form.get("next"))
+        found = await run_in_threadpool(
+            sessions.authenticate, config, token, form.get("user"), form.get("password")
+        )
+        if found is None:
+            response: Response = console.render(
+                request,
+                "login.html",
+                None,
+                csrf=expected,
+                next=target,
+                failed="wrong user name or password",
+            )
+            response.status_code = 401
+            return response
+        session = console.sessions.open(*found)
+        response = RedirectResponse(target, status_code=303)
+        _set_cookie(response, COOKIE, session.id, https, max_age=console.sessions.seconds)
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        session, _ = await security.checked_post(request)
+        console.sessions.close(session.id)
+        response: Response = RedirectResponse("/login", status_code=303)
+        if request.headers.get("hx-request"):
+            response = Response(status_code=204, headers={"HX-Redirect": "/login"})
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(pages.router())
+    app.include_router(posts.router())
+    return app
+
+
+def _set_cookie(response: Response, name: str, value: str, https: bool, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=https,
+    )

@@ -1,0 +1,42 @@
+"""``pgherd doctor``'s checks over the whole cluster: every node's status and facts, read
+through the agents, judged by the pure checks of ``model/doctor.py`` and
+``model/slots.py``. Shared by the CLI and the console's banner."""
+
+from __future__ import annotations
+
+from pgherd.api.client import AgentClient, fan_out, statuses
+from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.errors import AgentError, AgentUnreachable
+from pgherd.model import doctor as checks
+from pgherd.model import slots
+from pgherd.model.doctor import Finding, NodeFacts
+from pgherd.model.status import Role
+
+
+def findings(config: ClusterConfig, node: str | None = None) -> list[Finding]:
+    """What doctor finds on ``node`` (or every node), most severe first."""
+    nodes = [config.node(node)] if node else list(config.nodes)
+    all_statuses = statuses(config.nodes)
+
+    def facts_of(n: NodeConfig) -> NodeFacts | None:
+        try:
+            return AgentClient(n).facts()
+        except (AgentUnreachable, AgentError):
+            return None
+
+    def node_at(host: str | None, port: int | None) -> str | None:
+        found = config.node_at(host, port)
+        return found.name if found else None
+
+    found: list[Finding] = [
+        f
+        for f in checks.check_cluster(all_statuses, config.independent)
+        + slots.findings(all_statuses, node_at)
+        if node is None or f.node in (None, node)
+    ]
+    by_name = {s.name: s for s in all_statuses}
+    for facts in fan_out(nodes, facts_of):
+        if facts is not None:
+            standby = by_name[facts.name].role is Role.STANDBY
+            found.extend(checks.check_node(facts, len(config.nodes), standby))
+    return checks.ordered(found)
