@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from pgherd.pg import process
 from tests.conftest import free_port_base
 from tests.e2e.conftest import Lab
+
+# Assertions wait up to 20 s: a 2-core CI machine running servers is slow at times.
+expect.set_options(timeout=20_000)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

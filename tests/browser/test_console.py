@@ -224,7 +224,7 @@ def test_publication_and_subscription_through_the_forms(
     page.fill("#pub-name", "eu_orders")
     page.fill("#pub-filters", "orders:region = 'EU'")
     page.click("#publication-form button[type=submit]")
-    expect(page.locator("#publication-result .result.ok")).to_be_visible()
+    expect(page.locator("#publication-result .result.ok")).to_be_visible(timeout=30_000)
     tree_node1 = page.locator('#logical-tree li[data-node="node1"]')
     expect(tree_node1.locator('li[data-publication="eu_orders"]')).to_contain_text("region = 'EU'")
     page.select_option("#sub-node", "node2")
