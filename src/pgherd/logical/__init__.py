@@ -1,0 +1,1 @@
+"""Logical replication: publications, subscriptions and pgherd's own apply worker."""
