@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from pgherd.model.conflict import (
@@ -13,10 +11,11 @@ from pgherd.model.conflict import (
     Resolution,
     Version,
     decide,
+    saw,
 )
 
-T1 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-T2 = datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC)
+T1 = 838_900_000_000_000  # microseconds since 2000-01-01, as PostgreSQL sends them
+T2 = T1 + 1_000_000
 LUW = Policy.LAST_UPDATE_WINS
 NP = Policy.NODE_PRIORITY
 ERR = Policy.ERROR
@@ -98,3 +97,39 @@ def test_a_tie_is_broken_by_node_name_the_same_way_on_both_nodes() -> None:
     assert on_a.resolution is Resolution.KEEP_LOCAL
     assert on_b.resolution is Resolution.APPLY_REMOTE
     assert "a sorts first" in on_a.reason
+
+
+def test_times_within_one_resolution_slot_are_a_tie() -> None:
+    # 3 ms apart, in one 10 ms slot: a tie, decided by name on both nodes alike.
+    on_b = decide(LUW, UPD, V("b", T1 + 3_000), V("a", T1))
+    on_a = decide(LUW, UPD, V("a", T1), V("b", T1 + 3_000))
+    assert on_b.resolution is Resolution.APPLY_REMOTE
+    assert on_a.resolution is Resolution.KEEP_LOCAL
+    # 3 ms apart but across a slot boundary: the later one wins.
+    edge = T1 + 9_999
+    assert decide(LUW, UPD, V("b", edge), V("a", edge + 3_000)).resolution is REMOTE
+
+
+def test_a_change_made_after_the_source_applied_the_local_version_is_no_conflict() -> None:
+    # b inserted the row at T1; a applied it, then updated it at T2: on b, the update from
+    # a follows b's own version, whichever the policy, even with a's clock behind b's.
+    for policy in Policy:
+        decision = decide(policy, UPD, V("b", T2), V("a", T1), PRIORITY, source_saw_local=True)
+        assert (decision.conflict, decision.resolution) == (None, APPLY)
+    decision = decide(NP, DEL, V("a", T1), V("c", T2), PRIORITY, source_saw_local=True)
+    assert decision.resolution is APPLY
+
+
+SAW_CASES: list[tuple[dict[str, int], Version | None, bool]] = [
+    ({"b": T2}, V("b", T1), True),
+    ({"b": T1}, V("b", T1), True),
+    ({"b": T1}, V("b", T2), False),
+    ({"c": T2}, V("b", T1), False),
+    ({"b": T2}, V(None, None), False),
+    ({"b": T2}, None, False),
+]
+
+
+@pytest.mark.parametrize(("seen", "local", "expected"), SAW_CASES)
+def test_saw(seen: dict[str, int], local: Version | None, expected: bool) -> None:
+    assert saw(seen, local) is expected

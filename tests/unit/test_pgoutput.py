@@ -262,3 +262,8 @@ def test_binary_arrays_round_trip() -> None:
     data = encode.binary_array(23, values)
     assert encode.parse_binary_array(data) == values
     assert encode.parse_binary_array(encode.int4_array([1, 2])) == [b"\0\0\0\x01", b"\0\0\0\x02"]
+
+
+def test_copy_rows_round_trip() -> None:
+    values: list[bytes | None] = [b"\0\0\0\x07", None, b""]
+    assert encode.parse_copy_row(encode.copy_row(values)) == values

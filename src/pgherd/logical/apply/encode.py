@@ -60,3 +60,19 @@ def parse_binary_array(data: bytes) -> list[bytes | None]:
             items.append(data[pos : pos + size])
             pos += size
     return items
+
+
+def parse_copy_row(row: bytes) -> list[bytes | None]:
+    """The fields of one COPY BINARY row (the inverse of copy_row)."""
+    count = struct.unpack_from(">h", row, 0)[0]
+    pos = 2
+    fields: list[bytes | None] = []
+    for _ in range(count):
+        size = _LEN.unpack_from(row, pos)[0]
+        pos += 4
+        if size < 0:
+            fields.append(None)
+        else:
+            fields.append(row[pos : pos + size])
+            pos += size
+    return fields

@@ -16,6 +16,7 @@ Timestamps are microseconds since 2000-01-01 UTC, as PostgreSQL sends them; LSNs
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -451,7 +452,7 @@ def _rollback_prepared(r: _Reader, _s: bool) -> RollbackPrepared:
     return RollbackPrepared(r.byte(), r.u64(), r.u64(), r.i64(), r.i64(), r.u32(), r.string())
 
 
-_DECODERS = {
+_DECODERS: dict[int, Callable[[_Reader, bool], Decoded]] = {
     ord("B"): _begin,
     ord("C"): _commit,
     ord("O"): _origin,

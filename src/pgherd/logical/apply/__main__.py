@@ -1,0 +1,54 @@
+"""``python -m pgherd.logical.apply --config F --mesh M --source S --target T``: one apply
+worker, as the target's agent runs it (it is not a user command)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from pgherd import config as config_mod
+from pgherd.errors import PgherdError
+from pgherd.ha.agent import set_process_name
+from pgherd.logical.apply.worker import EXIT_ERROR, Worker
+from pgherd.mesh import store
+
+PROCESS_NAME = b"pgherd-apply"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgherd.logical.apply")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--mesh", required=True)
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--target", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s apply {args.source}->{args.target} %(levelname)s %(message)s",
+    )
+    set_process_name(PROCESS_NAME)
+    try:
+        config = config_mod.load(args.config)
+        node = config.node(args.target)
+        spec = store.load_spec(node, args.mesh)
+        worker = Worker(
+            spec, config, args.source, args.target, store.status_path(node, args.mesh, args.source)
+        )
+    except PgherdError as exc:
+        logging.getLogger("pgherd.apply").error("%s", exc.one_line())  # noqa: TRY400
+        return EXIT_ERROR
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
