@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from pgherd.cli import agent, cluster, doctor, lab, node, standby
+from pgherd.cli import agent, cluster, doctor, lab, mesh, node, standby
 from pgherd.cli.output import EXIT_ERROR, error
 from pgherd.errors import PgherdError
 
@@ -21,6 +21,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(node.app, name="node")
 app.add_typer(standby.app, name="standby")
 app.add_typer(agent.app, name="agent")
+app.add_typer(mesh.app, name="mesh")
 app.command()(cluster.connstr)
 app.command(name="doctor")(doctor.doctor)
 

@@ -120,7 +120,9 @@ def table_def(conn: Conn, table: str) -> TableDef | None:
     ).fetchall()
     return TableDef(
         name=table,
-        columns=tuple(ColumnDef(str(c[0]), str(c[1]), bool(c[2])) for c in columns),
+        columns=tuple(
+            ColumnDef(name=str(c[0]), type=str(c[1]), not_null=bool(c[2])) for c in columns
+        ),
         primary_key=tuple(str(k[0]) for k in key),
         replica_identity=str(ident),
     )
@@ -338,5 +340,5 @@ def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) 
             params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
             result = conn.execute(query, params or None).fetchone()
             assert result is not None
-            chunks.append(Chunk(int(result[0]), str(result[1])))
+            chunks.append(Chunk(rows=int(result[0]), digest=str(result[1])))
     return chunks

@@ -83,15 +83,17 @@ def qualify(table: str) -> str:
 # ---- checks before create -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ColumnDef:
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnDef(_Value):
     name: str
     type: str  # format_type(atttypid, atttypmod)
     not_null: bool
 
 
-@dataclass(frozen=True)
-class TableDef:
+class TableDef(_Value):
     name: str  # schema.table
     columns: tuple[ColumnDef, ...]
     primary_key: tuple[str, ...]
@@ -102,8 +104,7 @@ class TableDef:
         return (tuple(sorted((c.name, c.type, c.not_null) for c in self.columns)), self.primary_key)
 
 
-@dataclass(frozen=True)
-class NodeFacts:
+class NodeFacts(_Value):
     """What a member's agent reports before a mesh is created or extended."""
 
     node: str
@@ -112,8 +113,26 @@ class NodeFacts:
     track_commit_timestamp: bool
     free_slots: int
     free_origins: int
-    tables: Mapping[str, TableDef | None]  # None: the table does not exist there
+    tables: dict[str, TableDef | None]  # None: the table does not exist there
     meshes: tuple[str, ...] = ()
+
+
+class MeshWorkerRow(_Value):
+    """One apply worker (source → target) as the target's agent reports it."""
+
+    mesh: str
+    source: str
+    target: str
+    state: str  # running, starting, waiting, restarting, conflict, stopped
+    pid: int | None = None
+    restarts: int = 0
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
+    transactions: int = 0
+    rows: int = 0
+    conflicts: int = 0
+    last_conflict: str | None = None
+    error: str | None = None
 
 
 def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = False) -> list[str]:
@@ -206,8 +225,7 @@ def describe_difference(a: TableDef, b: TableDef) -> str:
 # ---- verify -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(_Value):
     """Rows of one key range on one node: count and a digest of their contents."""
 
     rows: int

@@ -4,6 +4,7 @@ worker, as the target's agent runs it (it is not a user command)."""
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import signal
 import sys
@@ -12,11 +13,21 @@ from types import FrameType
 
 from pgherd import config as config_mod
 from pgherd.errors import PgherdError
-from pgherd.ha.agent import set_process_name
 from pgherd.logical.apply.worker import EXIT_ERROR, Worker
 from pgherd.mesh import store
 
-PROCESS_NAME = b"pgherd-apply"
+PROCESS_NAME = b"pgherd-apply"  # what ps and /proc/PID/comm show
+
+
+def set_process_name(name: bytes) -> None:
+    """prctl(PR_SET_NAME), as the agent names itself (not imported from ha.agent: the worker
+    should not load the agent's web stack)."""
+    pr_set_name = 15
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_name, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
