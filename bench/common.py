@@ -354,7 +354,7 @@ def _is_number(value: object) -> bool:
 
 
 def _numeric_text(text: str) -> bool:
-    """"1.234", "0.98×" or "12 s": a number, maybe with a unit after it."""
+    """ "1.234", "0.98×" or "12 s": a number, maybe with a unit after it."""
     words = text.split()
     if not words:
         return False

@@ -530,10 +530,11 @@ def test_kill_9_of_worker_and_target_during_writes_loses_and_repeats_nothing(nod
                 assert pid is not None
                 os.kill(pid, signal.SIGKILL)  # the target server
             else:
-                pid = wait_until(
+                found = wait_until(
                     lambda: worker_pid(nodes, "crash", "node1", "node2"), what="the worker"
                 )
-                os.kill(pid, signal.SIGKILL)  # the worker, mid-stream
+                assert found is not None
+                os.kill(found, signal.SIGKILL)  # the worker, mid-stream
             kills += 1
     finally:
         stop.set()

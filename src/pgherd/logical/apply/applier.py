@@ -144,6 +144,7 @@ class Applier:
         self._group_slot: int | None = None
         self._group_end_lsn = 0
         self._group_time = 0
+        self._rows_counted = 0
         self.committed_lsn = 0  # the origin's position after the last local commit
         self._copy_cm: Any = None
         self._copy: Copy | None = None
@@ -203,7 +204,7 @@ class Applier:
                 self.conn.execute("BEGIN")
                 self._in_txn = True
                 self._own_xid = None
-                self._group_rows = 0
+                self._group_rows = self._rows_counted = 0
                 self._group_started = time.monotonic()
                 self._group_slot = slot
         return remote
@@ -217,6 +218,8 @@ class Applier:
         self._group_end_lsn = commit.end_lsn
         self._group_time = commit.commit_time
         self.counters.transactions += 1
+        self.counters.rows += self._group_rows - self._rows_counted
+        self._rows_counted = self._group_rows
         self._remote = None
         self._started_remote = False
         return True
@@ -300,10 +303,11 @@ class Applier:
     # ---- inserts ------------------------------------------------------------------------
 
     def insert(self, payload: bytes) -> None:
-        remote = self._start_remote()
-        table = self._table(po.insert_relid(payload))
+        """An Insert message (the hot path: kept short, one dict lookup and one splice)."""
+        remote = self._remote if self._started_remote else self._start_remote()
+        assert remote is not None
+        table = self._tables.get(po.insert_relid(payload)) or self._table(po.insert_relid(payload))
         self._group_rows += 1
-        self.counters.rows += 1
         row = po.copy_row(payload)
         if row is None:  # a value in text form: not for COPY BINARY
             message = po.decode(payload)
@@ -355,30 +359,36 @@ class Applier:
 
     # ---- updates and deletes ------------------------------------------------------------
 
-    def update(self, message: po.Update) -> None:
-        remote = self._start_remote()
-        table = self._table(message.relid)
+    def update(self, payload: bytes) -> None:
+        """An Update message: batched when it carries no old key and only binary values."""
+        remote = self._remote if self._started_remote else self._start_remote()
+        assert remote is not None
+        table = self._table(po.insert_relid(payload))
         self._group_rows += 1
-        self.counters.rows += 1
         self._end_run()
-        new = message.new
-        if message.old is not None or po.UNCHANGED in new.kinds or po.TEXT in new.kinds:
-            self._flush_batch()
-            self._apply_one(table, Change.UPDATE, message.old or new, new, remote)
+        values = po.binary_values(payload, 6) if payload[5] == 78 else None  # "N": no old key
+        if values is not None:
+            self._add_to_batch(table, Change.UPDATE, None, values, remote)
             return
-        self._add_to_batch(table, Change.UPDATE, None, new.values, remote)
+        message = po.decode(payload)
+        assert isinstance(message, po.Update)
+        self._flush_batch()
+        self._apply_one(table, Change.UPDATE, message.old or message.new, message.new, remote)
 
-    def delete(self, message: po.Delete) -> None:
-        remote = self._start_remote()
-        table = self._table(message.relid)
+    def delete(self, payload: bytes) -> None:
+        remote = self._remote if self._started_remote else self._start_remote()
+        assert remote is not None
+        table = self._table(po.insert_relid(payload))
         self._group_rows += 1
-        self.counters.rows += 1
         self._end_run()
-        if po.TEXT in "".join(message.old.kinds[i] for i in table.key):
-            self._flush_batch()
-            self._apply_one(table, Change.DELETE, message.old, None, remote)
+        values = po.binary_values(payload, 6)
+        if values is not None:
+            self._add_to_batch(table, Change.DELETE, None, values, remote)
             return
-        self._add_to_batch(table, Change.DELETE, None, message.old.values, remote)
+        message = po.decode(payload)
+        assert isinstance(message, po.Delete)
+        self._flush_batch()
+        self._apply_one(table, Change.DELETE, message.old, None, remote)
 
     def truncate(self, message: po.Truncate) -> None:
         self._start_remote()
@@ -607,6 +617,7 @@ class Applier:
     # ---- helpers ------------------------------------------------------------------------
 
     def _table(self, relid: int) -> TargetTable:
+        """The table of a change (its Relation message came first)."""
         table = self._tables.get(relid)
         if table is None:
             raise po.ProtocolError(f"a change for relation {relid} before its Relation message")

@@ -229,13 +229,12 @@ class Worker:
             if tag == _TAG_INSERT:
                 if not skip:
                     applier.insert(payload)
-            elif tag in (_TAG_UPDATE, _TAG_DELETE):
+            elif tag == _TAG_UPDATE:
                 if not skip:
-                    change = po.decode(payload)
-                    if isinstance(change, po.Update):
-                        applier.update(change)
-                    elif isinstance(change, po.Delete):
-                        applier.delete(change)
+                    applier.update(payload)
+            elif tag == _TAG_DELETE:
+                if not skip:
+                    applier.delete(payload)
             elif tag == _TAG_BEGIN:
                 begin = po.decode(payload)
                 assert isinstance(begin, po.Begin)
