@@ -145,7 +145,7 @@ class Servers:
         self._conns.clear()
 
 
-def set_up(directory: Path) -> Servers:
+def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     user = osuser.resolve(common.OS_USER)
     user.make_dir(directory)
     base = common.free_port_base(2)
@@ -175,6 +175,8 @@ def set_up(directory: Path) -> Servers:
         for name in TABLES:
             servers.sql(where, dbname, sql.SQL(table).format(sql.Identifier(name)))
     spec = MeshSpec(name=MESH, dbname="bench", nodes=("node1", "node2"), tables=_qualified())
+    if resolution_ms is not None:
+        spec = spec.model_copy(update={"time_resolution_us": int(resolution_ms * 1000)})
     # The mesh's objects on both nodes (publication, slots, origins, pgherd.conflicts); the
     # slot on node2 for node1 would only hold WAL back here.
     for member in config.nodes:
@@ -254,8 +256,10 @@ def run_native(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
 
 
 def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
+    profile = os.environ.get("PGHERD_BENCH_PROFILE")  # a file: run the worker under cProfile
     argv = [
         sys.executable,
+        *(["-m", "cProfile", "-o", profile] if profile else []),
         "-m",
         "pgherd.logical.apply",
         "--config",
@@ -275,6 +279,8 @@ def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
         started = wait_for(lambda: slot_active(servers, slot), timeout, "pgherd start")
         done = wait_for(lambda: has_marker(servers, "bench", marker), timeout, "pgherd apply")
         rss = peak_rss_mb(worker.pid)
+        time.sleep(1.2)  # the worker writes its status once a second
+        groups = worker_status(servers).get("groups")  # this process's own count
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -283,7 +289,12 @@ def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
             worker.kill()
             worker.wait(10)
         wait_for(lambda: not slot_active(servers, slot), 60, "pgherd stop", 0.05)
-    return {"seconds": done - started, "peak_rss_mb": rss}
+    return {"seconds": done - started, "peak_rss_mb": rss, "groups": groups}
+
+
+def worker_status(servers: Servers) -> dict[str, Any]:
+    node = servers.config.node("node2")
+    return store.read_status(node, MESH, "node1") or {}
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -329,6 +340,7 @@ def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float
         "ratio": round(pgherd_rate / native_rate, 3),
         "target_ratio": case.target_ratio,
         "peak_rss_mb": results["pgherd"]["peak_rss_mb"],
+        "pgherd_local_commits": results["pgherd"]["groups"],
     }
 
 
@@ -349,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--directory", type=Path, default=DIRECTORY)
     parser.add_argument("--keep", action="store_true", help="leave the servers running")
+    parser.add_argument("--cases", default="abcd", help="which cases to run, e.g. ab")
+    parser.add_argument(
+        "--resolution-ms",
+        type=float,
+        default=None,
+        help="the mesh's commit-time resolution (default: pgherd's default)",
+    )
     args = parser.parse_args(argv)
     common.become_subreaper()
     started = common.now()
@@ -356,10 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     servers: Servers | None = None
     try:
-        servers = set_up(args.directory)
+        servers = set_up(args.directory, args.resolution_ms)
         marker = 1
         for run in range(args.runs):
             for case in cases(args.scale):
+                if case.key not in args.cases:
+                    continue
                 rows.append(run_case(servers, case, run, marker, args.timeout))
                 marker += 2
                 common.console.print(f"  {case.key}: {rows[-1]}", soft_wrap=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
-from psycopg.copy import Copy, QueuedLibpqWriter
+from psycopg.copy import Copy
 
 from pgherd.logical.apply import encode
 from pgherd.logical.apply import pgoutput as po
@@ -149,6 +149,7 @@ class Applier:
         self._copy_cm: Any = None
         self._copy: Copy | None = None
         self._copy_table: TargetTable | None = None
+        self._run_relid = b""  # the open COPY run's relation, as the 4 bytes pgoutput sends
         self._copy_parts: list[bytes] = []
         self._copy_size = 0
         self._batch: _Batch | None = None
@@ -198,10 +199,13 @@ class Applier:
         if not self._started_remote:
             self._started_remote = True
             slot = remote.commit_time // self.ctx.resolution_us
+            began = False
             if self._in_txn and slot != self._group_slot:
-                self.end_group()
+                self.end_group(then_begin=True)  # one round trip: commit and begin
+                began = True
             if not self._in_txn:
-                self.conn.execute("BEGIN")
+                if not began:
+                    self.conn.execute("BEGIN")
                 self._in_txn = True
                 self._own_xid = None
                 self._group_rows = self._rows_counted = 0
@@ -265,10 +269,15 @@ class Applier:
         self._commit_origin(end_lsn, commit_time)
         self.committed_lsn = end_lsn
 
-    def _commit_origin(self, end_lsn: int, commit_time: int) -> None:
+    def _commit_origin(self, end_lsn: int, commit_time: int, then_begin: bool = False) -> None:
+        """COMMIT under the origin at the remote position and time (values are formatted
+        from integers: the statement carries no input)."""
         lsn = str(Lsn(end_lsn))
         when = po.timestamp(commit_time).isoformat()
-        self.conn.execute(f"SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT")
+        begin = "; BEGIN" if then_begin else ""
+        self.conn.execute(
+            f"SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT{begin}"
+        )
 
     def group_due(self) -> bool:
         return self._in_txn and (
@@ -277,15 +286,15 @@ class Applier:
             or time.monotonic() - self._group_started >= GROUP_SECONDS
         )
 
-    def end_group(self) -> None:
-        """Flush what is pending and commit, moving the origin to the group's end."""
+    def end_group(self, then_begin: bool = False) -> None:
+        """Flush what is pending and commit, moving the origin to the group's end;
+        ``then_begin``: open the next local transaction in the same round trip."""
         if not self._in_txn:
             return
         self._end_run()
         self._flush_batch()
-        lsn = str(Lsn(self._group_end_lsn))
-        when = po.timestamp(self._group_time).isoformat()
-        self.conn.execute(f"SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT")
+        self._store_seen()
+        self._commit_origin(self._group_end_lsn, self._group_time, then_begin)
         self._in_txn = False
         self.committed_lsn = self._group_end_lsn
         self.counters.groups += 1
@@ -294,6 +303,7 @@ class Applier:
         """Drop the open group's state; the caller closes the connection (a failed COPY
         leaves it unusable), which rolls the local transaction back."""
         self._copy_cm = self._copy = self._copy_table = None
+        self._run_relid = b""
         self._copy_parts, self._copy_size = [], 0
         self._batch = None
         self._remote = None
@@ -303,11 +313,20 @@ class Applier:
     # ---- inserts ------------------------------------------------------------------------
 
     def insert(self, payload: bytes) -> None:
-        """An Insert message (the hot path: kept short, one dict lookup and one splice)."""
+        """An Insert message: the hot path, kept short (a slice compare finds the table of
+        the open COPY run, and the row is spliced into it)."""
         remote = self._remote if self._started_remote else self._start_remote()
         assert remote is not None
-        table = self._tables.get(po.insert_relid(payload)) or self._table(po.insert_relid(payload))
         self._group_rows += 1
+        if payload[1:5] == self._run_relid and not self.careful:
+            row = po.copy_row(payload)
+            if row is not None:
+                self._copy_parts.append(row)
+                self._copy_size += len(row)
+                if self._copy_size >= COPY_CHUNK:
+                    self._send_chunk()
+                return
+        table = self._table(po.insert_relid(payload))
         row = po.copy_row(payload)
         if row is None:  # a value in text form: not for COPY BINARY
             message = po.decode(payload)
@@ -323,6 +342,7 @@ class Applier:
             self._end_run()
             self._flush_batch()
             self._start_run(table)
+            self._run_relid = payload[1:5]
         self._copy_parts.append(row)
         self._copy_size += len(row)
         if self._copy_size >= COPY_CHUNK:
@@ -330,7 +350,7 @@ class Applier:
 
     def _start_run(self, table: TargetTable) -> None:
         cursor = self.conn.cursor()
-        self._copy_cm = cursor.copy(table.copy_sql(self.conn), writer=QueuedLibpqWriter(cursor))
+        self._copy_cm = cursor.copy(table.copy_sql(self.conn))
         self._copy = self._copy_cm.__enter__()
         self._copy_table = table
         self._copy_parts = [encode.COPY_HEADER]
@@ -356,6 +376,7 @@ class Applier:
             raise Replay(str(exc).splitlines()[0]) from None
         finally:
             self._copy_cm = self._copy = self._copy_table = None
+            self._run_relid = b""
 
     # ---- updates and deletes ------------------------------------------------------------
 

@@ -51,6 +51,7 @@ EXIT_ERROR = 1
 EXIT_CONFLICT = 3  # stopped by the error policy: restart only after a while
 TICK_SECONDS = 1.0
 IDLE_WAIT = 0.5
+GROUP_QUIET = 0.02  # seconds without data before an open group commits
 ORIGIN_BUSY_WAIT = 15.0
 
 _TAG_INSERT, _TAG_UPDATE, _TAG_DELETE = ord("I"), ord("U"), ord("D")
@@ -214,16 +215,28 @@ class Worker:
         pos = self.position
         skip = False
         count = 0
+        idle_since: float | None = None
         commit_time = 0
         origins = {mesh_model.origin_name(self.spec.name, n): n for n in self.spec.nodes}
         while not self.stopping:
             message = stream.read()
             if message is None:
                 if not self._in_remote and applier.group_open:
+                    # Between transactions with a group open: the source may only be
+                    # decoding the next one. Commit once it stays quiet for a moment, not at
+                    # once: a group cut at every pause makes for many small commits.
+                    now = time.monotonic()
+                    if idle_since is None:
+                        idle_since = now
+                    if now - idle_since < GROUP_QUIET:
+                        stream.wait(GROUP_QUIET / 4)
+                        continue
                     self._end_group(applier)
+                idle_since = None
                 self._tick(stream, applier, conn)
                 stream.wait(IDLE_WAIT)
                 continue
+            idle_since = None
             payload: bytes = message.payload
             tag = payload[0]
             if tag == _TAG_INSERT:
@@ -345,6 +358,7 @@ class Worker:
             "transactions": counters.transactions if counters else 0,
             "rows": counters.rows if counters else 0,
             "conflicts": counters.conflicts if counters else 0,
+            "groups": counters.groups if counters else 0,
             "skipped_loops": self.skipped_loops,
             "replays": self.replays,
             "last_conflict": None
