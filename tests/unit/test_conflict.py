@@ -101,13 +101,16 @@ def test_a_tie_is_broken_by_node_name_the_same_way_on_both_nodes() -> None:
 
 def test_times_within_one_resolution_slot_are_a_tie() -> None:
     # 3 ms apart, in one 10 ms slot: a tie, decided by name on both nodes alike.
-    on_b = decide(LUW, UPD, V("b", T1 + 3_000), V("a", T1))
-    on_a = decide(LUW, UPD, V("a", T1), V("b", T1 + 3_000))
+    on_b = decide(LUW, UPD, V("b", T1 + 3_000), V("a", T1), resolution_us=10_000)
+    on_a = decide(LUW, UPD, V("a", T1), V("b", T1 + 3_000), resolution_us=10_000)
     assert on_b.resolution is Resolution.APPLY_REMOTE
     assert on_a.resolution is Resolution.KEEP_LOCAL
     # 3 ms apart but across a slot boundary: the later one wins.
     edge = T1 + 9_999
-    assert decide(LUW, UPD, V("b", edge), V("a", edge + 3_000)).resolution is REMOTE
+    later = decide(LUW, UPD, V("b", edge), V("a", edge + 3_000), resolution_us=10_000)
+    assert later.resolution is REMOTE
+    # The default slot is 100 ms: 30 ms apart is a tie.
+    assert decide(LUW, UPD, V("a", T1), V("b", T1 + 30_000)).resolution is LOCAL
 
 
 def test_a_change_made_after_the_source_applied_the_local_version_is_no_conflict() -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
-from pgherd.model.conflict import Policy
+from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
 
 app = typer.Typer(help="Multi-master: nodes that replicate tables to each other, both ways.")
 
@@ -42,12 +42,21 @@ def create(
         typer.Option("--policy", help="conflict policy: last-update-wins, node-priority or error"),
     ] = Policy.LAST_UPDATE_WINS.value,
     dbname: Annotated[str, typer.Option("--dbname", help="the database")] = "postgres",
+    time_resolution_ms: Annotated[
+        int,
+        typer.Option(
+            "--time-resolution-ms",
+            min=1,
+            max=60_000,
+            help="last-update-wins compares commit times in slots of this length",
+        ),
+    ] = TIME_RESOLUTION_US // 1000,
     config_file: ConfigOpt = None,
 ) -> None:
     """Replicate TABLES between NODES in both directions (every pair: a full mesh)."""
     from pgherd.mesh.operations import build_spec
 
-    spec = build_spec(name, _split(nodes), _split(tables), policy, dbname)
+    spec = build_spec(name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms)
     _mesh(config_file).create(spec, _say)
     console.print(
         f"mesh {spec.name}: {', '.join(spec.nodes)} replicate {', '.join(spec.tables)} "

@@ -19,7 +19,7 @@ from pgherd.config import ClusterConfig, NodeConfig, describe
 from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, Refused
 from pgherd.mesh.client import MeshClient
 from pgherd.model import mesh as mesh_model
-from pgherd.model.conflict import Policy
+from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
 from pgherd.model.mesh import Chunk, MeshSpec, RangeDifference
 
 WHOLE_TABLE = 2**31 - 1  # a chunk size that gives one chunk: the whole table
@@ -31,7 +31,12 @@ def _quiet(_text: str) -> None:
 
 
 def build_spec(
-    name: str, nodes: Sequence[str], tables: Sequence[str], policy: str, dbname: str
+    name: str,
+    nodes: Sequence[str],
+    tables: Sequence[str],
+    policy: str,
+    dbname: str,
+    time_resolution_ms: int = TIME_RESOLUTION_US // 1000,
 ) -> MeshSpec:
     try:
         return MeshSpec(
@@ -40,6 +45,7 @@ def build_spec(
             tables=tuple(mesh_model.qualify(t) for t in tables),
             policy=Policy(policy),
             dbname=dbname,
+            time_resolution_us=time_resolution_ms * 1000,
         )
     except ValueError as exc:
         detail = describe(exc) if isinstance(exc, ValidationError) else str(exc)

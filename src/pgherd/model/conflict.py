@@ -35,12 +35,14 @@ delete_differs     delete (the delete wins)    delete (the delete wins) stop the
 delete_missing     skip                        skip                     skip
 =================  ==========================  =======================  ==================
 
-Commit times are compared at a resolution of ``resolution_us`` (10 ms by default): the
-apply worker commits small remote transactions in groups, and a group records one commit
-time for all its rows (the last one's); a group never spans two 10 ms slots, so every node
-sees each version in the same slot and reaches the same decision. Changes in one slot
-are a tie, which goes to the node whose name sorts first. A row whose version is
-unknown (written before commit timestamps were on, or frozen long ago) loses to any
+Commit times are compared at a resolution of ``resolution_us`` (100 ms by default, set per
+mesh): the apply worker commits small remote transactions in groups, and a group records
+one commit time for all its rows (the last one's); a group never spans two slots of that
+length, so every node sees each version in the same slot and reaches the same decision
+(exact grouping would need a commit time per row, which PostgreSQL does not keep). Bigger
+slots make bigger groups (faster catch-up after a backlog of small transactions: see
+docs/benchmarks.md); changes to one row in one slot are a tie, which goes to the node
+whose name sorts first. A row whose version is unknown (written before commit timestamps were on, or frozen long ago) loses to any
 change. An UPDATE racing a DELETE always ends deleted: without tombstones a deleted row
 leaves no time to compare, and "the delete wins" is the rule that converges on every
 node. Two deletes of one row agree, so even ``error`` only records them.
@@ -53,7 +55,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 # Commit times are compared in slots of this many microseconds (see the module docstring).
-TIME_RESOLUTION_US = 10_000
+TIME_RESOLUTION_US = 100_000
 
 
 class Policy(StrEnum):

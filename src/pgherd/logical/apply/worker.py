@@ -299,17 +299,26 @@ class Worker:
                 self._tick(stream, applier, conn)
         if not self._in_remote and applier.group_open:
             self._end_group(applier)
+        if not applier.group_open:
+            # Stopping: confirm what is durable now, or the next start re-reads it all.
+            self._tick(stream, applier, conn, force=True)
 
     def _end_group(self, applier: Applier) -> None:
         applier.end_group()
         self.position.committed = applier.committed_lsn
         self.position.pending_since = None
 
-    def _tick(self, stream: Stream, applier: Applier, conn: psycopg.Connection[Any]) -> None:
+    def _tick(
+        self,
+        stream: Stream,
+        applier: Applier,
+        conn: psycopg.Connection[Any],
+        force: bool = False,
+    ) -> None:
         """Once a second: tell the source what is durable, move the origin past skipped
         transactions when idle, and write the status file."""
         now = time.monotonic()
-        if now - self._last_tick < TICK_SECONDS:
+        if now - self._last_tick < TICK_SECONDS and not force:
             return
         self._last_tick = now
         pos = self.position
