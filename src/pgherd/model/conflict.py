@@ -42,10 +42,10 @@ length, so every node sees each version in the same slot and reaches the same de
 (exact grouping would need a commit time per row, which PostgreSQL does not keep). Bigger
 slots make bigger groups (faster catch-up after a backlog of small transactions: see
 docs/benchmarks.md); changes to one row in one slot are a tie, which goes to the node
-whose name sorts first. A row whose version is unknown (written before commit timestamps were on, or frozen long ago) loses to any
-change. An UPDATE racing a DELETE always ends deleted: without tombstones a deleted row
-leaves no time to compare, and "the delete wins" is the rule that converges on every
-node. Two deletes of one row agree, so even ``error`` only records them.
+whose name sorts first. A row whose version is unknown (written before commit timestamps
+were on, or frozen long ago) loses to any change. An UPDATE racing a DELETE always ends
+deleted: without tombstones a deleted row leaves no time to compare, and "the delete wins"
+is the rule that converges on every node. Two deletes of one row agree, so even ``error`` only records them.
 """
 
 from __future__ import annotations
