@@ -45,7 +45,8 @@ docs/benchmarks.md); changes to one row in one slot are a tie, which goes to the
 whose name sorts first. A row whose version is unknown (written before commit timestamps
 were on, or frozen long ago) loses to any change. An UPDATE racing a DELETE always ends
 deleted: without tombstones a deleted row leaves no time to compare, and "the delete wins"
-is the rule that converges on every node. Two deletes of one row agree, so even ``error`` only records them.
+is the rule that converges on every node. Two deletes of one row agree, so even ``error``
+only records them.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 GROUP_ROWS = 50_000
 GROUP_SECONDS = 0.5
-BATCH_ROWS = 5_000
+BATCH_ROWS = 10_000
 COPY_CHUNK = 256 * 1024
 CAREFUL_INSERT_ROWS = 5_000
 
@@ -469,9 +469,9 @@ class Applier:
             else:
                 sql_text = table.delete_batch_sql(self.conn)
                 arrays = self._arrays(table, table.key, batch.keys, key_only=True)
-            params = [seqs, *arrays, TextWire(self._xid().encode()), self._source_roident]
-            done = {int(r[0]) for r in self.conn.execute(sql_text, params)}
-            pending = [i for i in range(len(batch.rows)) if i not in done]
+            params = [seqs, *arrays, TextWire(self._xid().encode()), self._source_roident, seqs]
+            row = self.conn.execute(sql_text, params).fetchone()
+            pending = sorted(int(i) for i in row[0]) if row is not None else []
         for i in pending:
             values = batch.rows[i]
             data = po.TupleData(po.BINARY * len(values), values)

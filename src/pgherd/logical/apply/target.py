@@ -175,12 +175,14 @@ class TargetTable:
             assignments = sql.SQL(", ").join(
                 sql.SQL("{} = u.{}").format(self._col(i), _u(i)) for i in sets
             )
-            return sql.SQL("UPDATE {} AS t SET {} FROM {} WHERE {} AND {} RETURNING u.s").format(
-                self.ident,
-                assignments,
-                self._unnest(self.update_positions),
-                self._key_match("u"),
-                _SAME_WRITER,
+            return _not_done(
+                sql.SQL("UPDATE {} AS t SET {} FROM {} WHERE {} AND {} RETURNING u.s").format(
+                    self.ident,
+                    assignments,
+                    self._unnest(self.update_positions),
+                    self._key_match("u"),
+                    _SAME_WRITER,
+                )
             )
 
         return self._cached("update_batch", build, conn)
@@ -188,8 +190,10 @@ class TargetTable:
     def delete_batch_sql(self, conn: psycopg.Connection[Any]) -> str:
         return self._cached(
             "delete_batch",
-            lambda: sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {} RETURNING u.s").format(
-                self.ident, self._unnest(self.key), self._key_match("u"), _SAME_WRITER
+            lambda: _not_done(
+                sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {} RETURNING u.s").format(
+                    self.ident, self._unnest(self.key), self._key_match("u"), _SAME_WRITER
+                )
             ),
             conn,
         )
@@ -260,6 +264,16 @@ class TargetTable:
 
     def truncate_sql(self, conn: psycopg.Connection[Any]) -> str:
         return self._cached("truncate", lambda: sql.SQL("TRUNCATE {}").format(self.ident), conn)
+
+
+def _not_done(statement: sql.Composable) -> sql.Composable:
+    """Wrap a batch statement (whose first parameter is the batch's seq array and which
+    returns the seqs it changed) so that it returns one row: the seqs it did not change,
+    usually none (rather than a row per changed row for the client to read)."""
+    return sql.SQL(
+        "WITH done AS ({}) SELECT coalesce(array_agg(x.s), '{{}}') FROM unnest(%s::int4[]) "
+        "AS x(s) WHERE x.s NOT IN (SELECT s FROM done)"
+    ).format(statement)
 
 
 def _u(i: int) -> sql.Identifier:
