@@ -24,6 +24,7 @@ MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TableName = Annotated[str, Field(pattern=r"^[^.\s]+\.[^.\s]+$")]
 MAX_NAME = 63  # NAMEDATALEN - 1: slots, origins and publications are names
+MIN_VERSION = 140000
 
 
 class MeshSpec(BaseModel):
@@ -146,8 +147,11 @@ def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = F
     others = len(spec.nodes) - 1
     for fact in facts:
         where = fact.node
-        if fact.version_num < 130000:
-            problems.append(f"{where}: PostgreSQL {fact.version_num} is older than 13")
+        if fact.version_num < MIN_VERSION:
+            problems.append(
+                f"{where}: PostgreSQL {fact.version_num} is older than 14 (the mesh needs "
+                "binary pgoutput and pg_xact_commit_timestamp_origin)"
+            )
         if fact.wal_level != "logical":
             problems.append(f"{where}: wal_level is {fact.wal_level}, not logical")
         if not fact.track_commit_timestamp:
