@@ -30,6 +30,17 @@ def set_process_name(name: bytes) -> None:
         pass
 
 
+def stop_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM): if the agent dies (kill -9), its workers stop too,
+    rather than go on applying beside the workers of the agent that replaces it."""
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pgherd.logical.apply")
     parser.add_argument("--config", type=Path, required=True)
@@ -42,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s apply {args.source}->{args.target} %(levelname)s %(message)s",
     )
     set_process_name(PROCESS_NAME)
+    stop_with_parent()
     try:
         config = config_mod.load(args.config)
         node = config.node(args.target)
