@@ -55,7 +55,7 @@ from pgherd.model.lsn import Lsn
 log = logging.getLogger(__name__)
 
 GROUP_ROWS = 50_000
-GROUP_SECONDS = 0.5
+GROUP_SECONDS = 2.0
 BATCH_ROWS = 10_000
 COPY_CHUNK = 256 * 1024
 CAREFUL_INSERT_ROWS = 5_000

@@ -51,7 +51,11 @@ EXIT_ERROR = 1
 EXIT_CONFLICT = 3  # stopped by the error policy: restart only after a while
 TICK_SECONDS = 1.0
 IDLE_WAIT = 0.5
-GROUP_QUIET = 0.02  # seconds without data before an open group commits
+# Seconds without data before an open group commits: short for a trickle (low latency),
+# longer once the group is large (a backlog, where the source is only slow to decode).
+GROUP_QUIET = 0.02
+GROUP_QUIET_BACKLOG = 0.1
+BACKLOG_ROWS = 1000
 ORIGIN_BUSY_WAIT = 15.0
 
 _TAG_INSERT, _TAG_UPDATE, _TAG_DELETE = ord("I"), ord("U"), ord("D")
@@ -228,8 +232,11 @@ class Worker:
                     now = time.monotonic()
                     if idle_since is None:
                         idle_since = now
-                    if now - idle_since < GROUP_QUIET:
-                        stream.wait(GROUP_QUIET / 4)
+                    quiet = (
+                        GROUP_QUIET_BACKLOG if applier.group_rows >= BACKLOG_ROWS else GROUP_QUIET
+                    )
+                    if now - idle_since < quiet:
+                        stream.wait(quiet / 4)
                         continue
                     self._end_group(applier)
                 idle_since = None
