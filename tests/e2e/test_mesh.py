@@ -94,7 +94,22 @@ def wait_converged(nodes: Nodes, mesh: str, timeout: float = 90) -> None:
         code, data = mesh_json(nodes, "verify", mesh)
         return code == 0 and bool(data["clean"])
 
-    wait_until(clean, timeout=timeout, what=f"mesh {mesh} to converge")
+    try:
+        wait_until(clean, timeout=timeout, what=f"mesh {mesh} to converge")
+    except AssertionError:
+        raise AssertionError(diagnosis(nodes, mesh)) from None
+
+
+def diagnosis(nodes: Nodes, mesh: str) -> str:
+    """What a failed convergence looks like: the differences, the pairs, the workers' logs."""
+    lines = [f"mesh {mesh} did not converge"]
+    lines.append(nodes.cli("mesh", "verify", mesh, "--json", check=False).stdout)
+    lines.append(nodes.cli("mesh", "status", mesh, "--json", check=False).stdout)
+    for node in nodes.config.nodes:
+        for log in sorted(node.home_dir.glob(f"mesh/{mesh}.from-*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            lines.append(f"== {node.name} {log.name}\n" + "\n".join(tail))
+    return "\n".join(lines)
 
 
 def wait_running(nodes: Nodes, mesh: str, timeout: float = 60) -> list[dict[str, Any]]:

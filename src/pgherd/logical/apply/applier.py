@@ -153,6 +153,7 @@ class Applier:
         self._copy_parts: list[bytes] = []
         self._copy_size = 0
         self._batch: _Batch | None = None
+        self._inflight: tuple[Any, Any, _Batch] | None = None  # a batch sent, not yet read
         # Per node, the commit time up to which the source had applied its transactions, at
         # the point of the stream being applied (see model/conflict.py), and what of it is
         # stored in pgherd.mesh_seen (with the origin, in the same commits).
@@ -186,8 +187,7 @@ class Applier:
         self._started_remote = False
 
     def relation(self, relation: po.Relation) -> None:
-        self._end_run()
-        self._flush_batch()
+        self._drain()
         self._tables[relation.relid] = describe(self.conn, relation)
 
     def _start_remote(self) -> Remote:
@@ -264,6 +264,7 @@ class Applier:
         commit of its own moves the origin past them (so that the source can release
         their WAL), with what the source had seen."""
         assert not self._in_txn
+        self.settle()
         self.conn.execute("BEGIN")
         self._store_seen()
         self._commit_origin(end_lsn, commit_time)
@@ -279,6 +280,13 @@ class Applier:
             f"SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT{begin}"
         )
 
+    def durable_lsn(self) -> int:
+        """What the target has durably applied: the origin's progress, with its WAL flushed
+        that far (``flush``), as the source may be told."""
+        self.settle()
+        row = self.conn.execute("SELECT pg_replication_origin_session_progress(true)").fetchone()
+        return Lsn.parse(str(row[0])).value if row and row[0] is not None else 0
+
     def group_due(self) -> bool:
         return self._in_txn and (
             self.careful
@@ -291,8 +299,7 @@ class Applier:
         ``then_begin``: open the next local transaction in the same round trip."""
         if not self._in_txn:
             return
-        self._end_run()
-        self._flush_batch()
+        self._drain()
         self._store_seen()
         self._commit_origin(self._group_end_lsn, self._group_time, then_begin)
         self._in_txn = False
@@ -306,6 +313,7 @@ class Applier:
         self._run_relid = b""
         self._copy_parts, self._copy_size = [], 0
         self._batch = None
+        self._inflight = None
         self._remote = None
         self._started_remote = False
         self._in_txn = False
@@ -349,6 +357,7 @@ class Applier:
             self._send_chunk()
 
     def _start_run(self, table: TargetTable) -> None:
+        self.settle()
         cursor = self.conn.cursor()
         self._copy_cm = cursor.copy(table.copy_sql(self.conn))
         self._copy = self._copy_cm.__enter__()
@@ -365,6 +374,7 @@ class Applier:
         self._copy_parts, self._copy_size = [], 0
 
     def _end_run(self) -> None:
+        self.settle()
         if self._copy_cm is None:
             return
         self._copy_parts.append(encode.COPY_TRAILER)
@@ -386,7 +396,8 @@ class Applier:
         assert remote is not None
         table = self._table(po.insert_relid(payload))
         self._group_rows += 1
-        self._end_run()
+        if self._copy_cm is not None:
+            self._end_run()
         values = po.binary_values(payload, 6) if payload[5] == 78 else None  # "N": no old key
         if values is not None:
             self._add_to_batch(table, Change.UPDATE, None, values, remote)
@@ -401,7 +412,8 @@ class Applier:
         assert remote is not None
         table = self._table(po.insert_relid(payload))
         self._group_rows += 1
-        self._end_run()
+        if self._copy_cm is not None:
+            self._end_run()
         values = po.binary_values(payload, 6)
         if values is not None:
             self._add_to_batch(table, Change.DELETE, None, values, remote)
@@ -413,8 +425,7 @@ class Applier:
 
     def truncate(self, message: po.Truncate) -> None:
         self._start_remote()
-        self._end_run()
-        self._flush_batch()
+        self._drain()
         for relid in message.relids:
             table = self._tables.get(relid)
             if table is not None:
@@ -450,6 +461,7 @@ class Applier:
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
+        self.settle()
         if batch is None or not batch.rows:
             return
         table = batch.table
@@ -470,8 +482,44 @@ class Applier:
                 sql_text = table.delete_batch_sql(self.conn)
                 arrays = self._arrays(table, table.key, batch.keys, key_only=True)
             params = [seqs, *arrays, TextWire(self._xid().encode()), self._source_roident, seqs]
-            row = self.conn.execute(sql_text, params).fetchone()
-            pending = sorted(int(i) for i in row[0]) if row is not None else []
+            # Sent in pipeline mode and left running while the next rows are read: the
+            # server works on this batch while the stream is decoded (see settle()).
+            pipeline = self.conn.pipeline()
+            pipeline.__enter__()
+            try:
+                cursor = self.conn.execute(sql_text, params)
+            except BaseException as exc:
+                pipeline.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._inflight = (pipeline, cursor, batch)
+            return
+        self._resolve(batch, pending)
+
+    def _drain(self) -> None:
+        """Finish everything pending: the COPY run, the batch being built, the batch in
+        flight (before a statement that must see all of them, such as COMMIT)."""
+        self._end_run()
+        self._flush_batch()
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait for the batch statement in flight, if any, and resolve the rows it did not
+        change. Everything else that talks to the target calls this first, so statements
+        still run in the stream's order."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        pipeline, cursor, batch = inflight
+        try:
+            row = cursor.fetchone()
+        except BaseException as exc:
+            pipeline.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        pipeline.__exit__(None, None, None)
+        self._resolve(batch, sorted(int(i) for i in row[0]) if row is not None else [])
+
+    def _resolve(self, batch: _Batch, pending: list[int]) -> None:
+        table = batch.table
         for i in pending:
             values = batch.rows[i]
             data = po.TupleData(po.BINARY * len(values), values)
@@ -510,6 +558,7 @@ class Applier:
         new: po.TupleData | None,
         remote: Remote,
     ) -> None:
+        self.settle()
         key = [wire(key_source.kinds[i], key_source.values[i]) for i in table.key]
         found = self.conn.execute(table.local_row_sql(self.conn), key).fetchone()
         local = self._version(found)
@@ -646,6 +695,7 @@ class Applier:
 
     def _xid(self) -> str:
         if self._own_xid is None:
+            self.settle()
             row = self.conn.execute("SELECT pg_current_xact_id()::text").fetchone()
             assert row is not None
             self._own_xid = str(int(row[0]) & 0xFFFFFFFF)

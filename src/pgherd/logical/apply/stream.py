@@ -14,13 +14,17 @@ psycopg2 sends it every ``status_interval`` and answers the server's keepalives 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
+import socket
 from types import TracebackType
 from typing import Any
 
 import psycopg2
 import psycopg2.extras
 
+RECEIVE_BUFFER = 8 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux
 PROTO_VERSION = "1"  # no streaming of in-progress transactions: a transaction arrives whole
 
 
@@ -45,6 +49,7 @@ class Stream:
         self._conn = psycopg2.connect(
             self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
         )
+        self._grow_receive_buffer()
         self._cursor = self._conn.cursor()
         self._cursor.start_replication(
             slot_name=self.slot,
@@ -66,6 +71,21 @@ class Stream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _grow_receive_buffer(self) -> None:
+        """Let the source run ahead while the target executes a batch: with the default
+        receive buffer (about 200 kB) the walsender blocks after a few thousand changes
+        and the two take turns instead of working at once."""
+        # A socket object on a duplicate of libpq's descriptor: closing it closes only the
+        # duplicate.
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(fileno=os.dup(self._conn.fileno())) as sock,
+        ):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except PermissionError:  # forcing needs CAP_NET_ADMIN; else up to rmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def close(self) -> None:
         if self._conn is not None:

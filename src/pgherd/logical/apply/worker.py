@@ -339,7 +339,7 @@ class Worker:
             # so that the source can release their WAL.
             applier.advance_past_skipped(pos.skipped_end, pos.skipped_time)
             pos.committed = pos.skipped_end
-        durable = _lsn(conn.execute("SELECT pg_replication_origin_session_progress(true)"))
+        durable = applier.durable_lsn()
         if durable > 0:
             pos.durable = durable
             stream.confirm(durable)
