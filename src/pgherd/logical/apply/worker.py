@@ -52,10 +52,12 @@ EXIT_CONFLICT = 3  # stopped by the error policy: restart only after a while
 TICK_SECONDS = 1.0
 IDLE_WAIT = 0.5
 # Seconds without data before an open group commits: short for a trickle (low latency),
-# longer once the group is large (a backlog, where the source is only slow to decode).
+# longer in a backlog (a large group, or transactions committed a while ago), where the
+# source is only slow to decode and a commit per pause would make many small commits.
 GROUP_QUIET = 0.02
 GROUP_QUIET_BACKLOG = 0.1
 BACKLOG_ROWS = 1000
+BACKLOG_AGE_US = 500_000  # applying transactions committed this long ago: a backlog
 ORIGIN_BUSY_WAIT = 15.0
 
 _TAG_INSERT, _TAG_UPDATE, _TAG_DELETE = ord("I"), ord("U"), ord("D")
@@ -232,9 +234,9 @@ class Worker:
                     now = time.monotonic()
                     if idle_since is None:
                         idle_since = now
-                    quiet = (
-                        GROUP_QUIET_BACKLOG if applier.group_rows >= BACKLOG_ROWS else GROUP_QUIET
-                    )
+                    behind = po.to_micros(_utc_now()) - applier.group_time > BACKLOG_AGE_US
+                    backlog = behind or applier.group_rows >= BACKLOG_ROWS
+                    quiet = GROUP_QUIET_BACKLOG if backlog else GROUP_QUIET
                     if now - idle_since < quiet:
                         stream.wait(quiet / 4)
                         continue
