@@ -442,6 +442,12 @@ def test_the_error_policy_stops_the_workers_and_shows_the_conflict(nodes: Nodes)
     assert nodes.sql("node2", "SELECT v FROM ii_err") == [("node2",)]
     shown = nodes.cli("mesh", "conflicts", "ii_err").stdout
     assert "mesh ii_err: conflicts" in shown
+    # The operator decides: with last-update-wins both workers go on, node2's later row wins.
+    nodes.cli("mesh", "set-policy", "ii_err", "last-update-wins")
+    wait_converged(nodes, "ii_err")
+    for node in ("node1", "node2"):
+        assert nodes.sql(node, "SELECT v FROM ii_err") == [("node2",)]
+    assert {p["state"] for p in wait_running(nodes, "ii_err")} == {"running"}
     drop(nodes, "ii_err")
 
 

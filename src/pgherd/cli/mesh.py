@@ -76,6 +76,18 @@ def add_node(
     console.print(f"mesh {spec.name}: {', '.join(spec.nodes)}", soft_wrap=True)
 
 
+@app.command("set-policy")
+def set_policy(
+    name: NameArg,
+    policy: Annotated[
+        str, typer.Argument(help="last-update-wins, node-priority or error", show_default=False)
+    ],
+    config_file: ConfigOpt = None,
+) -> None:
+    """Change the conflict policy on every member (workers restart with it)."""
+    _mesh(config_file).set_policy(name, policy, _say)
+
+
 @app.command()
 def status(name: NameArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Every pair: worker state, lag, conflicts. Exits 3 when a pair does not run."""

@@ -120,6 +120,21 @@ class Mesh:
         self._prepare_and_start(new, self.members(new), say)
         return new
 
+    def set_policy(self, name: str, policy: str, say: Say = _quiet) -> MeshSpec:
+        """Change the conflict policy on every member; their workers restart with it (a
+        worker stopped by ``error`` resolves the conflict by the new policy)."""
+        spec = self.find(name)
+        try:
+            new = spec.model_copy(update={"policy": Policy(policy)})
+        except ValueError:
+            raise InvalidInput(
+                f"unknown policy {policy!r}", f"use one of {', '.join(p.value for p in Policy)}"
+            ) from None
+        members = self.members(new)
+        fan_out(members, lambda n: self.client(n).start(new))
+        say(f"policy {new.policy} on {', '.join(n.name for n in members)}; workers restarted")
+        return new
+
     def _prepare_and_start(self, spec: MeshSpec, members: list[NodeConfig], say: Say) -> None:
         created = fan_out(members, lambda n: self.client(n).prepare(spec))
         for member, what in zip(members, created, strict=True):
