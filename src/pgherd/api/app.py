@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pgherd.api.auth import authorized
+from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
@@ -39,8 +40,12 @@ class AgentPort(Protocol):
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
-def create_app(agent: AgentPort, lifespan: Lifespan | None = None) -> FastAPI:
+def create_app(
+    agent: AgentPort, lifespan: Lifespan | None = None, mesh: MeshPort | None = None
+) -> FastAPI:
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
+    if mesh is not None:
+        app.include_router(mesh_router(mesh, agent.token))
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:

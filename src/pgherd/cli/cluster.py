@@ -13,6 +13,7 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView, NodeRow
+from pgherd.model.mesh import MeshWorkerRow
 from pgherd.pg import conninfo
 
 app = typer.Typer(help="The cluster as a whole.")
@@ -28,11 +29,18 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         node = config.node_at(host, port)
         return node.name if node else (f"{host}:{port}" if host else None)
 
-    view = cluster_model.view(statuses(config.nodes), node_at, config.independent)
+    found = statuses(config.nodes)
+    view = cluster_model.view(found, node_at, config.independent)
+    workers = [w for status in found for w in status.mesh_workers]
     if as_json:
-        print_json(view_json(config.cluster, view) | {"topology": config.topology})
+        data = view_json(config.cluster, view) | {"topology": config.topology}
+        if workers:
+            data["mesh_workers"] = [w.model_dump(mode="json") for w in workers]
+        print_json(data)
     else:
         console.print(view_table(config.cluster, view))
+        if workers:
+            console.print(mesh_table(workers))
         for problem in view.problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
     if view.problems:
@@ -94,6 +102,24 @@ def view_table(name: str, view: ClusterView) -> Table:
             str(row.lsn) if row.lsn else "-",
             human_bytes(row.lag_bytes),
             human_seconds(row.lag_seconds),
+        )
+    return table
+
+
+def mesh_table(workers: list[MeshWorkerRow]) -> Table:
+    """The mesh apply workers (pgherd mesh status has the details)."""
+    table = Table(title="mesh apply workers", title_justify="left")
+    for column in ("Mesh", "Pair", "State", "Lag", "Lag time", "Conflicts"):
+        table.add_column(column, justify="right" if column.startswith("Lag") else "left")
+    for w in workers:
+        style = STATE_STYLE.get(w.state, "red")
+        table.add_row(
+            w.mesh,
+            f"{w.source} → {w.target}",
+            f"[{style}]{w.state}[/]",
+            human_bytes(w.lag_bytes),
+            human_seconds(w.lag_seconds),
+            str(w.conflicts),
         )
     return table
 

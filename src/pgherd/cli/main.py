@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ddl": ("pgherd.cli.ddl", "ddl"),
     "upgrade": ("pgherd.cli.upgrade", "app"),
     "console": ("pgherd.cli.console", "app"),
+    "mesh": ("pgherd.cli.mesh", "app"),
     "wal": ("pgherd.cli.wal", "app"),
     "archive": ("pgherd.cli.archive", "app"),
     "backup": ("pgherd.cli.backup", "app"),

@@ -25,6 +25,8 @@ from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
+from pgherd.mesh.service import MeshService
+from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.physical.local_node import LocalNode
@@ -43,14 +45,18 @@ class Agent:
         self._stop = threading.Event()
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
+        self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
 
     # ---- AgentPort ---------------------------------------------------------------------
 
     def status(self) -> NodeStatus:
         sup = self.supervisor
-        return status_mod.collect(
+        status = status_mod.collect(
             self.local, sup.state(), sup.desired, sup.pid, sup.restarts, sup.last_error
         )
+        if self.mesh is not None:
+            status = status.model_copy(update={"mesh_workers": self.mesh.worker_rows()})
+        return status
 
     def facts(self) -> NodeFacts:
         return facts_mod.gather(self.local, self.supervisor.state() is PgState.RUNNING)
@@ -110,9 +116,18 @@ class Agent:
                 continue
             if sentence:
                 log.warning("%s", sentence)
+            if self.mesh is not None:
+                try:
+                    running = self.supervisor.state() is PgState.RUNNING
+                    for said in self.mesh.workers.tick(running):
+                        log.info("%s", said)
+                except Exception:
+                    log.exception("mesh worker step failed")
 
     def shutdown(self) -> None:
         self._stop.set()
+        if self.mesh is not None:
+            self.mesh.workers.stop_all()
         with self._action_lock:
             self.supervisor.stop("fast")
 
@@ -135,6 +150,7 @@ def run(config_path: Path, node_name: str) -> None:
     config = config_mod.load(config_path)
     local = LocalNode.open(config, node_name)
     agent = Agent(local, config_mod.read_token(config))
+    agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     set_process_name(PROCESS_NAME)
     pid_file = local.node.agent_pid_file
     local.prepare_home()
@@ -173,7 +189,7 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
-    app = create_app(agent, lifespan)
+    app = create_app(agent, lifespan, mesh=agent.mesh)
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))

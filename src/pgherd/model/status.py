@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 
 from pgherd.model.lsn import Lsn
+from pgherd.model.mesh import MeshWorkerRow
 
 
 def _to_lsn(value: Any) -> Lsn:
@@ -119,6 +120,7 @@ class NodeStatus(Frozen):
     restarts: int = 0
     error: str | None = None
     checked_at: datetime | None = None
+    mesh_workers: tuple[MeshWorkerRow, ...] = ()  # apply workers into this node (mesh)
 
     @property
     def position(self) -> Lsn | None:

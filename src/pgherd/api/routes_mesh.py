@@ -1,0 +1,123 @@
+"""The agent's /mesh endpoints: what ``pgherd mesh …`` asks a member node to do or report.
+
+Every endpoint needs the cluster's token: they create and drop slots, and conflicts and
+checksums show table contents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from pgherd.api.auth import authorized
+from pgherd.errors import Refused
+from pgherd.model.mesh import Chunk, MeshSpec, MeshWorkerRow, NodeFacts
+
+
+class MeshPort(Protocol):
+    def specs(self) -> list[MeshSpec]: ...
+
+    def inspect(self, dbname: str, tables: Sequence[str]) -> NodeFacts: ...
+
+    def prepare(self, spec: MeshSpec) -> list[str]: ...
+
+    def start(self, spec: MeshSpec) -> None: ...
+
+    def drop(self, name: str) -> list[str]: ...
+
+    def status(self, name: str) -> dict[str, Any]: ...
+
+    def worker_rows(self) -> tuple[MeshWorkerRow, ...]: ...
+
+    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+
+    def boundaries(self, name: str, table: str, chunk_rows: int) -> list[str]: ...
+
+    def checksums(self, name: str, table: str, bounds: Sequence[str]) -> list[Chunk]: ...
+
+    def table_checksum(self, dbname: str, table: str) -> Chunk: ...
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InspectRequest(_Body):
+    dbname: str
+    tables: list[str]
+
+
+class TableChecksumRequest(_Body):
+    dbname: str
+    table: str
+
+
+class ChecksumRequest(_Body):
+    table: str
+    chunk_rows: int = Field(default=10_000, ge=1)
+    boundaries: list[str] | None = None  # None: compute them here (the reference node)
+
+
+def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
+    router = APIRouter(prefix="/mesh", dependencies=authorized(token))
+
+    @router.get("")
+    def list_meshes() -> list[MeshSpec]:
+        return mesh.specs()
+
+    @router.get("/workers")
+    def workers() -> list[MeshWorkerRow]:
+        return list(mesh.worker_rows())
+
+    @router.post("/inspect")
+    def inspect(body: InspectRequest) -> NodeFacts:
+        """This node's settings and the tables' definitions, for the checks of create."""
+        return mesh.inspect(body.dbname, body.tables)
+
+    @router.post("/checksum")
+    def table_checksum(body: TableChecksumRequest) -> Chunk:
+        """Rows and digest of a whole table, before a mesh exists (create, add-node)."""
+        return mesh.table_checksum(body.dbname, body.table)
+
+    @router.post("/{name}/prepare")
+    def prepare(name: str, spec: MeshSpec) -> dict[str, list[str]]:
+        """The publication, the slots for the other members and their origins."""
+        _same(name, spec)
+        return {"created": mesh.prepare(spec)}
+
+    @router.put("/{name}")
+    def start(name: str, spec: MeshSpec) -> dict[str, str]:
+        """Keep the spec and run the workers that apply into this node."""
+        _same(name, spec)
+        mesh.start(spec)
+        return {"mesh": name}
+
+    @router.delete("/{name}")
+    def drop(name: str) -> dict[str, list[str]]:
+        return {"dropped": mesh.drop(name)}
+
+    @router.get("/{name}")
+    def status(name: str) -> dict[str, Any]:
+        return mesh.status(name)
+
+    @router.get("/{name}/conflicts")
+    def conflicts(name: str, limit: int = 100) -> list[dict[str, Any]]:
+        return mesh.conflicts(name, limit)
+
+    @router.post("/{name}/checksums")
+    def checksums(name: str, body: ChecksumRequest) -> dict[str, Any]:
+        bounds = body.boundaries
+        if bounds is None:
+            bounds = mesh.boundaries(name, body.table, body.chunk_rows)
+        chunks = mesh.checksums(name, body.table, bounds)
+        return {"boundaries": bounds, "chunks": [c.model_dump() for c in chunks]}
+
+    return router
+
+
+def _same(name: str, spec: MeshSpec) -> None:
+    if spec.name != name:
+        raise Refused(f"the path names mesh {name} but the body {spec.name}")

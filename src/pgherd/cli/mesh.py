@@ -1,0 +1,192 @@
+"""pgherd mesh create|add-node|status|verify|conflicts|drop: multi-master between nodes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pgherd import config as config_mod
+from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
+from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+
+app = typer.Typer(help="Multi-master: nodes that replicate tables to each other, both ways.")
+
+NameArg = Annotated[str, typer.Argument(help="the mesh's name", show_default=False)]
+
+
+def _mesh(config_file: Any) -> Any:
+    from pgherd.mesh.operations import Mesh
+
+    config = load_config(config_file)
+    return Mesh(config, config_mod.read_token(config))
+
+
+def _say(text: str) -> None:
+    console.print(f"[green]✓[/] {text}", soft_wrap=True)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@app.command()
+def create(
+    name: NameArg,
+    nodes: Annotated[str, typer.Option("--nodes", help="members, highest priority first: a,b[,c]")],
+    tables: Annotated[str, typer.Option("--tables", help="tables to replicate: t1,schema.t2")],
+    policy: Annotated[
+        str,
+        typer.Option("--policy", help="conflict policy: last-update-wins, node-priority or error"),
+    ] = Policy.LAST_UPDATE_WINS.value,
+    dbname: Annotated[str, typer.Option("--dbname", help="the database")] = "postgres",
+    time_resolution_ms: Annotated[
+        int,
+        typer.Option(
+            "--time-resolution-ms",
+            min=1,
+            max=60_000,
+            help="last-update-wins compares commit times in slots of this length",
+        ),
+    ] = TIME_RESOLUTION_US // 1000,
+    config_file: ConfigOpt = None,
+) -> None:
+    """Replicate TABLES between NODES in both directions (every pair: a full mesh)."""
+    from pgherd.mesh.operations import build_spec
+
+    spec = build_spec(name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms)
+    _mesh(config_file).create(spec, _say)
+    console.print(
+        f"mesh {spec.name}: {', '.join(spec.nodes)} replicate {', '.join(spec.tables)} "
+        f"({spec.policy})",
+        soft_wrap=True,
+    )
+
+
+@app.command("add-node")
+def add_node(
+    name: NameArg,
+    node: Annotated[str, typer.Option("--node", help="the node to add")],
+    config_file: ConfigOpt = None,
+) -> None:
+    """Add NODE to a mesh (its tables must hold the same rows as the members')."""
+    spec = _mesh(config_file).add_node(name, node, _say)
+    console.print(f"mesh {spec.name}: {', '.join(spec.nodes)}", soft_wrap=True)
+
+
+@app.command("set-policy")
+def set_policy(
+    name: NameArg,
+    policy: Annotated[
+        str, typer.Argument(help="last-update-wins, node-priority or error", show_default=False)
+    ],
+    config_file: ConfigOpt = None,
+) -> None:
+    """Change the conflict policy on every member (workers restart with it)."""
+    _mesh(config_file).set_policy(name, policy, _say)
+
+
+@app.command()
+def status(name: NameArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Every pair: worker state, lag, conflicts. Exits 3 when a pair does not run."""
+    rows = _mesh(config_file).status(name)
+    if as_json:
+        print_json({"mesh": name, "pairs": rows})
+    else:
+        table = Table(title=f"mesh {name}", title_justify="left")
+        for column in ("Pair", "State", "Lag", "Lag time", "Rows", "Conflicts", "Last conflict"):
+            table.add_column(column, justify="right" if column.startswith("Lag") else "left")
+        for row in rows:
+            state = str(row.get("state"))
+            style = "green" if state == "running" else "red"
+            table.add_row(
+                f"{row['source']} → {row['target']}",
+                f"[{style}]{state}[/]",
+                human_bytes(row.get("lag_bytes")),
+                human_seconds(row.get("lag_seconds")),
+                str(row.get("rows", "-")),
+                str(row.get("conflicts", "-")),
+                row.get("last_conflict") or "",
+            )
+        console.print(table)
+        for row in rows:
+            if row.get("error"):
+                console.print(f"[yellow]![/] {row['source']} → {row['target']}: {row['error']}")
+    if any(row.get("state") != "running" for row in rows):
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def verify(
+    name: NameArg,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="rows per compared key range")
+    ] = 10_000,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the tables on every member by key ranges. Exits 3 when they differ."""
+    spec, differences = _mesh(config_file).verify(name, chunk_rows)
+    if as_json:
+        print_json(
+            {
+                "mesh": name,
+                "tables": list(spec.tables),
+                "clean": not differences,
+                "differences": [
+                    {"table": d.table, "from": d.start, "to": d.end, "rows": dict(d.rows)}
+                    for d in differences
+                ],
+            }
+        )
+    elif not differences:
+        console.print(f"mesh {name}: {', '.join(spec.tables)} identical on {', '.join(spec.nodes)}")
+    else:
+        table = Table(title=f"mesh {name}: differing key ranges", title_justify="left")
+        for column in ("Table", "From key", "To key (excl.)", "Rows per node"):
+            table.add_column(column)
+        for d in differences:
+            counts = ", ".join(f"{n} {c}" for n, c in d.rows.items())
+            table.add_row(d.table, d.start or "(start)", d.end or "(end)", counts)
+        console.print(table)
+    if differences:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def conflicts(
+    name: NameArg,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="newest first, at most")] = 50,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Conflicts the mesh's workers met, from pgherd.conflicts on every member."""
+    rows = _mesh(config_file).conflicts(name, limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"mesh {name}: conflicts", title_justify="left")
+    for column in ("At", "On", "From", "Table", "Kind", "Key", "Resolution", "Why"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["at"])[:23],
+            row["target_node"],
+            row["source_node"],
+            row["table_name"],
+            row["kind"],
+            row["key"] or "",
+            row["resolution"],
+            row["reason"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def drop(name: NameArg, config_file: ConfigOpt = None) -> None:
+    """Stop the workers and remove the mesh's slots, origins and publications (the tables,
+    their rows and pgherd.conflicts stay)."""
+    _mesh(config_file).drop(name, _say)
+    console.print(f"mesh {name} dropped")

@@ -1,0 +1,344 @@
+"""What an agent does on its own node for a mesh: report facts, create and drop the mesh's
+publication, slots and origins, list conflicts, and compute checksums for verify.
+
+All of it over the local socket as the superuser (``Instance.connect``), with names
+quoted by psycopg.sql.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from pgherd.errors import Refused, TimedOut
+from pgherd.model import mesh as mesh_model
+from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
+from pgherd.physical.local_node import LocalNode
+
+Conn = psycopg.Connection[Any]
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS pgherd;
+CREATE TABLE IF NOT EXISTS pgherd.conflicts (
+    id               bigserial PRIMARY KEY,
+    at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    mesh             text NOT NULL,
+    source_node      text NOT NULL,
+    target_node      text NOT NULL,
+    table_name       text NOT NULL,
+    kind             text NOT NULL,
+    key              jsonb,
+    local_row        jsonb,
+    local_node       text,
+    local_commit_ts  timestamptz,
+    remote_row       jsonb,
+    remote_commit_ts timestamptz,
+    remote_lsn       pg_lsn,
+    policy           text NOT NULL,
+    resolution       text NOT NULL,
+    reason           text
+);
+CREATE TABLE IF NOT EXISTS pgherd.mesh_seen (
+    mesh        text NOT NULL,
+    source_node text NOT NULL,
+    node        text NOT NULL,
+    seen_time   bigint NOT NULL,
+    PRIMARY KEY (mesh, source_node, node)
+);
+COMMENT ON TABLE pgherd.mesh_seen IS
+    'Per source: up to which commit time (microseconds since 2000) it had applied each node';
+COMMENT ON TABLE pgherd.conflicts IS
+    'Conflicts met by pgherd''s mesh apply workers on this node (never replicated)';
+"""
+
+
+@contextmanager
+def connect(local: LocalNode, dbname: str) -> Iterator[Conn]:
+    with local.instance.connect(dbname) as conn:
+        yield conn
+
+
+# ---- facts --------------------------------------------------------------------------------
+
+
+def inspect(
+    local: LocalNode, dbname: str, tables: Sequence[str], meshes: Sequence[str]
+) -> NodeFacts:
+    with connect(local, dbname) as conn:
+        row = conn.execute(
+            """
+            SELECT current_setting('server_version_num')::int,
+                   current_setting('wal_level'),
+                   current_setting('track_commit_timestamp')::bool,
+                   current_setting('max_replication_slots')::int
+                     - (SELECT count(*) FROM pg_replication_slots)::int,
+                   current_setting('max_replication_slots')::int
+                     - (SELECT count(*) FROM pg_replication_origin)::int
+            """
+        ).fetchone()
+        assert row is not None
+        found = {table: table_def(conn, table) for table in tables}
+    return NodeFacts(
+        node=local.node.name,
+        version_num=int(row[0]),
+        wal_level=str(row[1]),
+        track_commit_timestamp=bool(row[2]),
+        free_slots=int(row[3]),
+        free_origins=int(row[4]),
+        tables=found,
+        meshes=tuple(meshes),
+    )
+
+
+def table_def(conn: Conn, table: str) -> TableDef | None:
+    schema, name = table.split(".", 1)
+    rel = conn.execute(
+        "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+        "AND c.relkind IN ('r', 'p')",
+        (schema, name),
+    ).fetchone()
+    if rel is None:
+        return None
+    oid, ident = rel
+    columns = conn.execute(
+        "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+        "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (oid,),
+    ).fetchall()
+    key = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.indisprimary "
+        "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        (oid,),
+    ).fetchall()
+    return TableDef(
+        name=table,
+        columns=tuple(
+            ColumnDef(name=str(c[0]), type=str(c[1]), not_null=bool(c[2])) for c in columns
+        ),
+        primary_key=tuple(str(k[0]) for k in key),
+        replica_identity=str(ident),
+    )
+
+
+# ---- setting up and tearing down ----------------------------------------------------------
+
+
+def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
+    """This node's part of ``spec``: the conflicts table, the publication, a slot for each
+    other member and an origin for each. Idempotent; returns what it created."""
+    me = local.node.name
+    created: list[str] = []
+    with connect(local, spec.dbname) as conn:
+        conn.execute(SCHEMA_SQL)
+        publication = mesh_model.publication_name(spec.name)
+        tables = sql.SQL(", ").join(sql.Identifier(*t.split(".", 1)) for t in spec.tables)
+        exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
+        if exists.fetchone() is None:
+            conn.execute(
+                sql.SQL(
+                    "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, update, delete')"
+                ).format(sql.Identifier(publication), tables)
+            )
+            created.append(f"publication {publication}")
+        else:
+            conn.execute(
+                sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(
+                    sql.Identifier(publication), tables
+                )
+            )
+        for other in spec.nodes:
+            if other == me:
+                continue
+            slot = mesh_model.slot_name(spec.name, other)
+            made = conn.execute(
+                "SELECT pg_create_logical_replication_slot(%s, 'pgoutput') WHERE NOT EXISTS "
+                "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                (slot, slot),
+            ).fetchone()
+            if made is not None:
+                created.append(f"slot {slot}")
+            origin = mesh_model.origin_name(spec.name, other)
+            made = conn.execute(
+                "SELECT pg_replication_origin_create(%s) "
+                "WHERE pg_replication_origin_oid(%s) IS NULL",
+                (origin, origin),
+            ).fetchone()
+            if made is not None:
+                created.append(f"origin {origin}")
+    return created
+
+
+def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
+    """Remove the mesh's slots, origins and publication from this node (its workers must
+    have stopped: an active slot or origin cannot be dropped). Keeps pgherd.conflicts."""
+    dropped: list[str] = []
+    me = local.node.name
+    deadline = time.monotonic() + timeout
+    with connect(local, spec.dbname) as conn:
+        for other in spec.nodes:
+            if other == me:
+                continue
+            slot = mesh_model.slot_name(spec.name, other)
+            origin = mesh_model.origin_name(spec.name, other)
+            _retry_while_busy(
+                conn,
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s",
+                (slot,),
+                deadline,
+                f"slot {slot}",
+            )
+            _retry_while_busy(
+                conn,
+                "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) "
+                "IS NOT NULL",
+                (origin, origin),
+                deadline,
+                f"origin {origin}",
+            )
+            dropped += [f"slot {slot}", f"origin {origin}"]
+        publication = mesh_model.publication_name(spec.name)
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
+        dropped.append(f"publication {publication}")
+    return dropped
+
+
+def _retry_while_busy(
+    conn: Conn, query: str, params: tuple[Any, ...], deadline: float, what: str
+) -> None:
+    while True:
+        try:
+            conn.execute(query, params)
+        except psycopg.errors.ObjectInUse as exc:
+            if time.monotonic() > deadline:
+                raise TimedOut(
+                    f"{what} is still in use: {str(exc).splitlines()[0]}",
+                    "stop the apply worker that uses it (or its agent) and retry",
+                ) from None
+            time.sleep(0.2)
+        else:
+            return
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, Any]]:
+    with connect(local, spec.dbname) as conn:
+        if conn.execute("SELECT to_regclass('pgherd.conflicts')").fetchone() == (None,):
+            return []
+        cur = conn.cursor(row_factory=dict_row)
+        rows = cur.execute(
+            "SELECT id, at, source_node, target_node, table_name, kind, key::text AS key, "
+            "local_row::text AS local_row, local_node, local_commit_ts, "
+            "remote_row::text AS remote_row, remote_commit_ts, remote_lsn::text AS remote_lsn, "
+            "policy, resolution, reason FROM pgherd.conflicts WHERE mesh = %s "
+            "ORDER BY id DESC LIMIT %s",
+            (spec.name, limit),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def outgoing_slots(local: LocalNode, spec: MeshSpec) -> list[dict[str, Any]]:
+    """The slots on this node that feed the other members: active, how much WAL they keep."""
+    names = [mesh_model.slot_name(spec.name, n) for n in spec.nodes if n != local.node.name]
+    with connect(local, spec.dbname) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        rows = cur.execute(
+            "SELECT slot_name, active, confirmed_flush_lsn::text AS confirmed_flush_lsn, "
+            "pg_current_wal_lsn()::text AS current_lsn, "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 AS retained_bytes "
+            "FROM pg_replication_slots WHERE slot_name = ANY(%s)",
+            (names,),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+# ---- verify ---------------------------------------------------------------------------------
+
+_VERIFY_SETTINGS = (
+    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
+    "SET extra_float_digits = 3; SET bytea_output = 'hex'"
+)
+
+
+def _verify_parts(conn: Conn, table: str) -> tuple[TableDef, sql.Composable, sql.Composable]:
+    found = table_def(conn, table)
+    if found is None:
+        raise Refused(f"table {table} does not exist", "create it on every member")
+    if not found.primary_key:
+        raise Refused(f"table {table} has no primary key", "mesh tables need one")
+    key = sql.SQL(", ").join(sql.Identifier(k) for k in found.primary_key)
+    # The row's text in column-name order, so that column order does not matter.
+    columns = sorted(c.name for c in found.columns)
+    row = sql.SQL("ROW({})::text").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    return found, key, row
+
+
+def boundaries(local: LocalNode, dbname: str, table: str, chunk_rows: int) -> list[str]:
+    """Every ``chunk_rows``-th key (as a JSON array), starting with the second chunk."""
+    with connect(local, dbname) as conn:
+        conn.execute(_VERIFY_SETTINGS)
+        _found, key, _row = _verify_parts(conn, table)
+        query = sql.SQL(
+            "SELECT json_build_array({key})::text FROM (SELECT {key}, "
+            "row_number() OVER (ORDER BY {key}) AS n FROM {table}) s "
+            "WHERE n % {chunk} = 1 AND n > 1 ORDER BY {key}"
+        ).format(
+            key=key,
+            table=sql.Identifier(*table.split(".", 1)),
+            chunk=sql.Literal(chunk_rows),
+        )
+        return [str(r[0]) for r in conn.execute(query)]
+
+
+def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) -> list[Chunk]:
+    """Rows and an md5 of their contents for each key range between ``bounds``."""
+    with connect(local, dbname) as conn:
+        conn.execute(_VERIFY_SETTINGS)
+        found, key, row = _verify_parts(conn, table)
+        types = {c.name: c.type for c in found.columns}
+
+        def as_key(param: str) -> sql.Composable:
+            """A key given as a JSON array, typed back into a row value."""
+            return sql.SQL("({})").format(
+                sql.SQL(", ").join(
+                    sql.SQL("({}::json->>{})::{}").format(
+                        sql.Placeholder(param), sql.Literal(i), sql.SQL(types[k])
+                    )
+                    for i, k in enumerate(found.primary_key)
+                )
+            )
+
+        key_row = sql.SQL("({})").format(key)
+        chunks: list[Chunk] = []
+        starts: list[str | None] = [None, *bounds]
+        ends: list[str | None] = [*bounds, None]
+        for start, end in zip(starts, ends, strict=True):
+            where: list[sql.Composable] = []
+            if start is not None:
+                where.append(sql.SQL("{} >= {}").format(key_row, as_key("b")))
+            if end is not None:
+                where.append(sql.SQL("{} < {}").format(key_row, as_key("e")))
+            query = sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(md5({row}), '' ORDER BY {key})), '') "
+                "FROM {table} {where}"
+            ).format(
+                row=row,
+                key=key,
+                table=sql.Identifier(*table.split(".", 1)),
+                where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+            )
+            params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
+            result = conn.execute(query, params or None).fetchone()
+            assert result is not None
+            chunks.append(Chunk(rows=int(result[0]), digest=str(result[1])))
+    return chunks
