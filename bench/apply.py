@@ -77,7 +77,7 @@ def cases(scale: float) -> list[Case]:
             "a_t",
             big,
             None,
-            f"INSERT INTO a_t SELECT g, 'row ' || g, g FROM generate_series(1, {big}) g",  # noqa: S608
+            f"INSERT INTO a_t SELECT g, 'row ' || g, g FROM generate_series(1, {big}) g",
             1.0,
         ),
         Case(
@@ -86,7 +86,7 @@ def cases(scale: float) -> list[Case]:
             "b_t",
             txns * 10,
             None,
-            f"DO $$ BEGIN FOR i IN 0..{txns - 1} LOOP "  # noqa: S608
+            f"DO $$ BEGIN FOR i IN 0..{txns - 1} LOOP "
             "INSERT INTO b_t SELECT i * 10 + g, 'row ' || g, g FROM generate_series(1, 10) g; "
             "COMMIT; END LOOP; END $$",
             1.0,
@@ -96,8 +96,8 @@ def cases(scale: float) -> list[Case]:
             f"{small:,} single-row updates",
             "c_t",
             small,
-            f"INSERT INTO c_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",  # noqa: S608
-            f"DO $$ BEGIN FOR i IN 1..{small} LOOP "  # noqa: S608
+            f"INSERT INTO c_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",
+            f"DO $$ BEGIN FOR i IN 1..{small} LOOP "
             "UPDATE c_t SET n = n + 1 WHERE id = i; END LOOP; END $$",
             0.5,
         ),
@@ -106,7 +106,7 @@ def cases(scale: float) -> list[Case]:
             f"{small:,} deletes",
             "d_t",
             small,
-            f"INSERT INTO d_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",  # noqa: S608
+            f"INSERT INTO d_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",
             "DELETE FROM d_t",
             0.5,
         ),
