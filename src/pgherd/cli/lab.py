@@ -65,6 +65,13 @@ def up(
             help="add a data-less witness member (with --dcs etcd: one etcd member per host)",
         ),
     ] = False,
+    failsafe: Annotated[
+        bool,
+        typer.Option(
+            "--failsafe",
+            help="the primary stays while the store is down if every member still answers it",
+        ),
+    ] = False,
     independent: Annotated[
         bool,
         typer.Option(
@@ -97,6 +104,7 @@ def up(
         dcs=dcs,
         sync=sync,
         witness=witness,
+        failsafe=failsafe,
     )
     config = result.config
     verb = "created" if result.created else "started"

@@ -166,8 +166,19 @@ class HaLoop:
         if failsafe_holds(self.settings, me, world) and not world.store_ok:
             # Every member answered us as their primary: allowed one more lease's time.
             self.fence.allow_until(peers_at + self.settings.ttl)
-        promoting = Do.PROMOTE in [a.do for a in actions]
-        if me.role is not Role.PRIMARY and not promoting and not self.executor.lease.held():
+        if (
+            world.store_ok
+            and world.leader != self.me
+            and Do.ACQUIRE_LEASE not in [a.do for a in actions]
+        ):
+            self.executor.lease.valid_until = None  # the store says we do not hold it
+        # Only a server that may take writes needs the fence: not a running standby, not
+        # a stopped server (unless it is about to be promoted or started as the primary).
+        takes_no_writes = (me.pg is PgState.RUNNING and me.role is Role.STANDBY) or me.pg in (
+            PgState.STOPPED,
+            PgState.CRASHED,
+        )
+        if takes_no_writes and not any(a.do in (Do.PROMOTE, Do.START) for a in actions):
             self.fence.disarm()
         self._check_in(local_state, view, actions)
         return actions

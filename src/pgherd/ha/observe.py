@@ -93,8 +93,11 @@ class LocalReader:
 
     def _running(self, server: queries.ServerState) -> LocalState:
         if not server.in_recovery:
+            names = set(self.local.config.node_names)
             streaming = tuple(
-                r.application_name for r in server.replication if r.state == "streaming"
+                r.application_name
+                for r in server.replication
+                if r.state == "streaming" and r.application_name in names
             )
             return LocalState(
                 PgState.RUNNING,

@@ -152,10 +152,20 @@ class Supervisor:
         with self._lock:
             if self.desired is not Desired.RUNNING or self._stopping or self.pid is not None:
                 return None
+            self._note_exit()
             since = self._crashed_at if self._crashed_at is not None else self._down_since
             if since is None:
                 since = self._down_since = time.monotonic()
             return time.monotonic() - since
+
+    def _note_exit(self) -> None:
+        """A postmaster we started has exited while it should run: a crash, with its
+        backoff (whichever of the watch loop and the HA loop sees it first)."""
+        if self._crashed_at is None and self._down_since is None and self._child is not None:
+            now = time.monotonic()
+            self._crashed_at = now
+            self._delay = self._backoff.next_delay(now)
+            self.last_error = f"postgres exited unexpectedly (code {self._child.returncode})"
 
     def mark_down(self) -> None:
         """PostgreSQL is down but should run (the HA loop decides how it comes back)."""
@@ -168,9 +178,12 @@ class Supervisor:
         """Start the postmaster now unless it runs or the crash backoff says wait; returns
         whether it was started. Does not wait for it to accept connections."""
         with self._lock:
-            self.desired = Desired.RUNNING
             if self.pid is not None or not self.instance.exists:
+                self.desired = Desired.RUNNING
                 return False
+            if self.desired is Desired.RUNNING:
+                self._note_exit()
+            self.desired = Desired.RUNNING
             now = time.monotonic()
             if self._crashed_at is not None and now - self._crashed_at < self._delay:
                 return False

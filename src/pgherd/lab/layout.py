@@ -50,7 +50,13 @@ def etcd_members(directory: Path, port_base: int, count: int) -> list[tuple[str,
 
 
 def lab_ha(
-    directory: Path, port_base: int, nodes: int, dcs: str, sync: bool, witness: bool
+    directory: Path,
+    port_base: int,
+    nodes: int,
+    dcs: str,
+    sync: bool,
+    witness: bool,
+    failsafe: bool = False,
 ) -> HaConfig:
     """A lab's automatic failover: sqlite in DIR/dcs.sqlite, or etcd on loopback (one
     member; with a witness, one beside each data node and one beside the witness)."""
@@ -61,7 +67,7 @@ def lab_ha(
         count = nodes + 1 if witness else 1
         members = etcd_members(directory, port_base, count)
         store = EtcdDcs(etcd=tuple(f"http://127.0.0.1:{client}" for _, client, _ in members))
-    return HaConfig(dcs=store, synchronous=sync)
+    return HaConfig(dcs=store, synchronous=sync, failsafe=failsafe)
 
 
 def lab_config(
@@ -76,6 +82,7 @@ def lab_config(
     dcs: str = "sqlite",
     sync: bool = False,
     witness: bool = False,
+    failsafe: bool = False,
 ) -> ClusterConfig:
     """``independent``: every node is a primary of its own (its own initdb, system
     identifier and agent) instead of one primary and its standbys. ``failover``
@@ -88,9 +95,10 @@ def lab_config(
             "node is a primary of its own",
             "leave --failover out (independent labs fail over by hand)",
         )
-    if (sync or witness) and not automatic:
+    if (sync or witness or failsafe) and not automatic:
         raise InvalidInput(
-            "--sync and --witness need automatic failover", "leave out --failover manual"
+            "--sync, --witness and --failsafe need automatic failover",
+            "leave out --failover manual",
         )
     if independent and archive:
         raise InvalidInput(
@@ -128,7 +136,7 @@ def lab_config(
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
         failover="automatic" if automatic else "manual",
-        ha=lab_ha(directory, port_base, nodes, dcs, sync, witness) if automatic else None,
+        ha=lab_ha(directory, port_base, nodes, dcs, sync, witness, failsafe) if automatic else None,
         archive=ArchiveConfig(path=directory / "archive") if archive else None,
         witnesses=witnesses,
         nodes=tuple(

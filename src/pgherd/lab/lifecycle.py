@@ -64,6 +64,7 @@ def up(
     dcs: str = "sqlite",
     sync: bool = False,
     witness: bool = False,
+    failsafe: bool = False,
 ) -> LabUp:
     started = time.monotonic()
     layout.check_failover(failover)
@@ -93,6 +94,7 @@ def up(
         dcs=dcs,
         sync=sync,
         witness=witness,
+        failsafe=failsafe,
     )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)

@@ -330,8 +330,9 @@ def failsafe_holds(settings: Settings, me: Local, world: World) -> bool:
 
 def _sync_action(settings: Settings, me: Local, world: World) -> Action:
     """The standbys that stream from me now, except those that may never be promoted."""
-    barred = {p.name for p in world.peers if p.nofailover}
-    streaming = sorted(n for n in me.streaming_standbys if n != me.name and n not in barred)
+    members = {p.name for p in world.peers if not p.nofailover}
+    # (pg_basebackup and other tools stream too, under their own application_name)
+    streaming = sorted(n for n in me.streaming_standbys if n in members)
     return Action(
         Do.SET_SYNC,
         f"synchronous standbys: {', '.join(streaming) or 'none streaming'}",
