@@ -66,6 +66,9 @@ class NodeConfig(_Strict):
     # Automatic failover never promotes a node tagged nofailover (a reporting replica, a
     # standby in another data centre): it stays a standby of whoever leads.
     nofailover: bool = False
+    # Under automatic failover a standby streams from the leader, or from this node
+    # (cascading) while that one runs as a standby.
+    replicate_from: NodeName | None = None
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
@@ -228,6 +231,12 @@ class ClusterConfig(_Strict):
                 "failover: automatic cannot be used with topology: independent "
                 "(every node is a primary of its own)"
             )
+        names = {n.name for n in self.nodes}
+        for node in self.nodes:
+            if node.replicate_from is not None and node.replicate_from not in names - {node.name}:
+                raise ValueError(
+                    f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
+                )
         if self.witnesses and self.ha is None:
             raise ValueError("witnesses take part in the coordination store: add an ha: section")
         for key in self.settings:

@@ -71,7 +71,11 @@ def healthy(lab: Lab) -> None:
             and len(ha["synchronous"] or ()) == 2
         )
 
-    wait_until(settled, 30, what="the leader to hold the lease with a full synchronous set")
+    try:
+        wait_until(settled, 30, what="the leader to hold the lease with a full synchronous set")
+    except AssertionError as exc:
+        logs = "\n".join(tails(lab, n, 12) for n in lab.config.node_names)
+        raise AssertionError(f"{exc}\n{json.dumps(show(lab), indent=1)}\n{logs}") from None
 
 
 def postmaster_pid(lab: Lab, node: str) -> int:

@@ -200,6 +200,7 @@ class HaLoop:
             now=now,
             diverged_from_leader=self._diverged(state, world, now),
             streaming_standbys=state.streaming_standbys,
+            replicate_from=self.local.node.replicate_from,
         )
 
     def _diverged(self, state: observe.LocalState, world: World, now: float) -> bool:

@@ -105,6 +105,7 @@ class Local:
     now: float = 0.0
     diverged_from_leader: bool = False  # its timeline left the leader's history
     streaming_standbys: tuple[str, ...] = ()  # a primary's pg_stat_replication, streaming
+    replicate_from: str | None = None  # the standby to cascade from (config), if any
 
 
 @dataclass(frozen=True)
@@ -353,8 +354,14 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
                     target=leader,
                 ),
             )
-        if me.upstream != leader and not _follows_cascade(me, world):
-            return (Action(Do.FOLLOW, f"following the leader {leader}", target=leader),)
+        wanted = _upstream_for(me, world, leader)
+        if me.upstream != wanted:
+            why = (
+                f"following the leader {leader}"
+                if wanted == leader
+                else f"following {wanted} (replicate_from), {leader} leads"
+            )
+            return (Action(Do.FOLLOW, why, target=wanted),)
         return (Action(Do.WAIT, f"streaming from {me.upstream}; {leader} leads"),)
     if leader == me.name:
         return (
@@ -379,11 +386,18 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
     )
 
 
-def _follows_cascade(me: Local, world: World) -> bool:
-    """A standby deliberately streaming from another standby (cascading) stays there."""
-    return any(
-        p.name == me.upstream and p.reachable and p.role is Role.STANDBY for p in world.peers
-    )
+def _upstream_for(me: Local, world: World, leader: str) -> str:
+    """The leader, or the standby this one is configured to cascade from (``replicate_from``)
+    while that one runs. Under automatic failover the agents own the topology: a standby
+    left streaming from a demoted primary, or from a node an operator pointed it at, is
+    brought back under the leader."""
+    wanted = me.replicate_from
+    if wanted is None or wanted in (leader, me.name):
+        return leader
+    for peer in world.peers:
+        if peer.name == wanted and peer.reachable and peer.role is Role.STANDBY:
+            return wanted if peer.pg is PgState.RUNNING else leader
+    return leader
 
 
 def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None:
