@@ -39,7 +39,10 @@ class Fence:
     def allow_until(self, deadline: float) -> None:
         """The primary may take writes until ``deadline`` (monotonic seconds)."""
         with self._lock:
+            earlier = self._until is None or deadline < self._until
             self._until = deadline
+        if earlier:
+            self._wake.set()  # the thread sleeps until the old deadline: wake it
 
     def disarm(self) -> None:
         """Not a primary any more (or never was): nothing to fence."""
@@ -69,10 +72,14 @@ class Fence:
             log.exception("fencing failed")
         return True
 
-    def run(self, interval: float = 0.05) -> None:
+    def run(self, longest: float = 1.0) -> None:
+        """Sleep until the deadline is ``margin`` away (at most ``longest`` at a time)."""
         while not self._closed:
             self.check()
-            self._wake.wait(interval)
+            until = self._until
+            pause = longest if until is None else until - self.margin - self._clock()
+            self._wake.wait(min(max(pause, 0.005), longest))
+            self._wake.clear()
 
     def close(self) -> None:
         self._closed = True

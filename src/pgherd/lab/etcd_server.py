@@ -96,6 +96,12 @@ class EtcdServer:
         if wait:
             self.wait_healthy(timeout)
 
+    def healthy(self) -> bool:
+        try:
+            return bool(httpx.get(f"{self.url}/health", timeout=1).json().get("health") == "true")
+        except (httpx.HTTPError, ValueError):
+            return False
+
     def wait_healthy(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

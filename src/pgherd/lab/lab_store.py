@@ -34,8 +34,10 @@ def start(config: ClusterConfig, directory: Path, reporter: Reporter) -> None:
     try:
         started = []
         for server in servers:
-            if server.running_pid() is None:
+            if server.running_pid() is None and not server.healthy():
                 # A member of several waits for the others' quorum: start all, then wait.
+                # (An etcd that already answers there is used as it is: one the lab did not
+                # start, such as a benchmark's, is neither started nor stopped by it.)
                 server.start(detached=True, wait=False)
                 started.append(server)
         for server in servers:
