@@ -10,9 +10,10 @@ Two faults, ``--runs`` times each (5 by default), on a 3-node cluster:
    must take over.
 
 Write unavailability is the time from the kill to the client's first successful commit
-after it (min/median/max); "lost" counts commits the client saw acknowledged that the
-primary afterwards does not have. After each run the killed node is started again and the
-cluster waits until every node streams again.
+after its first failed one (min/median/max; a commit in flight at the kill may still be
+acknowledged, which does not end the outage); "lost" counts commits the client saw
+acknowledged that the primary afterwards does not have. After each run the killed node is
+started again and the cluster waits until every node streams again.
 
 Configurations, in one run, against one etcd (Debian's etcd-server on loopback ports):
 - pgherd at its defaults (ttl 3 s, loop_wait 0.5 s, retry_timeout 1 s), asynchronous;
@@ -66,6 +67,7 @@ class Writer:
     conninfo: str
     table: str = "bench_failover"
     acked: list[tuple[float, int]] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
     next_id: int = 1
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -95,6 +97,7 @@ class Writer:
                 conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (self.next_id,))
                 self.acked.append((time.monotonic(), self.next_id))
             except psycopg.Error:
+                self.failed.append(time.monotonic())
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -103,26 +106,35 @@ class Writer:
         if conn is not None:
             conn.close()
 
-    def steady(self, seconds: float = 1.0, timeout: float = RECOVERY_LIMIT) -> None:
-        """Wait until commits were acknowledged for ``seconds`` without a gap."""
+    def steady(
+        self, seconds: float = 1.0, since: float = 0.0, timeout: float = RECOVERY_LIMIT
+    ) -> None:
+        """Wait until commits after ``since`` were acknowledged for ``seconds`` without a
+        failure among them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             now = time.monotonic()
-            recent = [t for t, _ in self.acked if t > now - seconds]
-            if len(recent) > seconds / INTERVAL / 4:
+            start = max(since, now - seconds)
+            recent = [t for t, _ in self.acked if t > start]
+            failures = [t for t in self.failed if t > start]
+            if now - since >= seconds and len(recent) > seconds / INTERVAL / 4 and not failures:
                 return
             time.sleep(0.1)
         raise RuntimeError("writes did not come back")
 
-    def back_after(self, since: float, timeout: float = RECOVERY_LIMIT) -> float:
-        """Seconds from ``since`` to the first acknowledged commit after it."""
+    def outage_after(self, since: float, timeout: float = RECOVERY_LIMIT) -> float:
+        """When writes came back after the first failed commit that followed ``since``
+        (a commit in flight at the fault may still be acknowledged: that is not the
+        outage's end). Monotonic time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            later = [t for t, _ in self.acked if t > since]
-            if later:
-                return later[0] - since
+            failures = [t for t in self.failed if t > since]
+            if failures:
+                later = [t for t, _ in self.acked if t > failures[0]]
+                if later:
+                    return later[0]
             time.sleep(0.01)
-        raise RuntimeError(f"no commit acknowledged within {timeout:.0f} s of the fault")
+        raise RuntimeError(f"writes did not come back within {timeout:.0f} s of the fault")
 
     def lost_on(self, conninfo: str) -> int:
         """Acknowledged commits the (current) primary does not have."""
@@ -183,6 +195,23 @@ def postmaster_of(data_dir: Path) -> int:
     return pm.pid
 
 
+def children_of(pid: int) -> list[int]:
+    return [
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit() and process.parent_pid(int(e.name)) == pid
+    ]
+
+
+def kill_host_processes(agent: int, postmaster: int) -> None:
+    """What a host loss does: the agent, the postmaster and every server process die at
+    once (killing the postmaster alone leaves its backends running for a moment, and a
+    client's session on one may still commit)."""
+    victims = [agent, postmaster, *children_of(postmaster)]
+    for pid in victims:
+        process.signal_pid(pid, signal.SIGKILL)
+
+
 # ---- pgherd -----------------------------------------------------------------------------
 
 
@@ -236,8 +265,7 @@ class Pgherd:
         pm = postmaster_of(self.config.node(node).data_dir)
         agent = agents.running_agent(self.config.node(node))
         assert agent is not None
-        process.signal_pid(agent, signal.SIGKILL)
-        process.signal_pid(pm, signal.SIGKILL)
+        kill_host_processes(agent, pm)
 
     def restore(self, node: str) -> None:
         common.run_checked([*self.lab.pgherd, "lab", "up", "--dir", str(self.directory)], 300)
@@ -403,8 +431,7 @@ class Patroni:
 
     def kill_host(self, node: str) -> None:
         pm = postmaster_of(self.directory / node / "data")
-        self.procs[node].kill()
-        process.signal_pid(pm, signal.SIGKILL)
+        kill_host_processes(self.procs[node].pid, pm)
         self.procs[node].wait(10)
 
     def restore(self, node: str) -> None:
@@ -447,8 +474,9 @@ def one_run(system: System, scenario: str, run: int) -> dict[str, float]:
             system.kill_postmaster(old)
         else:
             system.kill_host(old)
-        unavailable = writer.back_after(killed_at)
-        writer.steady(1.0)
+        back = writer.outage_after(killed_at)
+        unavailable = back - killed_at
+        writer.steady(1.0, since=back)
     finally:
         writer.stop()
     new = system.primary()
@@ -474,6 +502,12 @@ def measure(system: System, runs: int) -> dict[str, Any]:
     return results
 
 
+def reaper() -> None:
+    while True:
+        common.reap()
+        time.sleep(0.2)
+
+
 PGHERD_TIGHTEST = {"ttl": 2.0, "loop_wait": 0.25, "retry_timeout": 0.5}
 PATRONI_DEFAULTS = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
 PATRONI_TIGHTEST = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
@@ -485,6 +519,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["pgherd", "patroni"], default=None)
     args = parser.parse_args()
     common.become_subreaper()
+    # Reap orphans at once, as an init would (PID 1 here never does): Patroni's postmaster
+    # is an orphan, and a zombie postmaster's PID in its lock files blocks the restart.
+    threading.Thread(target=reaper, daemon=True).start()
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)  # noqa: S103 - postgres must reach the data directories below
     started = common.now()

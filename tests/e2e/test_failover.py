@@ -91,6 +91,23 @@ def kill_agent(lab: Lab, node: str) -> None:
     assert process.wait_gone(pid, 10)
 
 
+def kill_host(lab: Lab, node: str) -> None:
+    """What a host loss does: its agent, postmaster and every server process die at once
+    (the postmaster's backends would otherwise live on for a moment, and a session on one
+    could still commit)."""
+    pm = postmaster_pid(lab, node)
+    agent = agents.running_agent(lab.config.node(node))
+    assert agent is not None
+    children = [
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit() and process.parent_pid(int(e.name)) == pm
+    ]
+    for pid in (agent, pm, *children):
+        process.signal_pid(pid, signal.SIGKILL)
+    assert process.wait_gone(agent, 10)
+
+
 def other_primary(lab: Lab, old: str) -> str:
     def found() -> str:
         name = show(lab)["primary"]
@@ -185,9 +202,7 @@ def test_host_loss_fails_over_without_losing_a_commit_and_the_old_node_rejoins(
     old = primary_of(lab)
     with Writer(lab.config, table="host_loss") as writer:
         writer.wait_for_more(20)
-        pm = postmaster_pid(lab, old)
-        kill_agent(lab, old)  # agent and postmaster together, as when the host dies
-        process.signal_pid(pm, signal.SIGKILL)
+        kill_host(lab, old)
         lost_at = time.monotonic()
         new = other_primary(lab, old)
         writer.wait_for_more(20, timeout=30)

@@ -52,6 +52,7 @@ class Agent:
 
             assert config is not None
             self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
 

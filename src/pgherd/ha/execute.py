@@ -107,7 +107,9 @@ class Executor:
             return self._rejoin(action.target)
         if do is Do.START:
             with self._locked():
-                started = self.supervisor.spawn_when_due()
+                # A primary restarting in place under its lease does not back off:
+                # primary_start_timeout bounds its attempts, then a standby takes over.
+                started = self.supervisor.spawn_when_due(urgent=primary_ahead)
             return "started" if started else "waiting for the restart backoff"
         if do is Do.SET_SYNC:
             return sync.apply(

@@ -238,9 +238,9 @@ class HaLoop:
         return not verdict.can_follow
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> None:
-        primary_ahead = me.role is Role.PRIMARY or any(
-            a.do in (Do.PROMOTE, Do.START) for a in actions
-        )
+        # It runs, or is about to run, as the primary: a lease it gets arms the fence, and
+        # a restart does not wait for the crash backoff.
+        primary_ahead = me.role is Role.PRIMARY or Do.PROMOTE in [a.do for a in actions]
         sentence = " / ".join(a.reason for a in actions)
         for action in actions:
             # A standby coming back is routine; a primary's restart in place is a choice

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -91,6 +92,7 @@ class Supervisor:
         # The one thread that forks postmasters: it lives as long as the agent, so the
         # parent-death signal fires only when the agent itself goes.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postmaster-parent")
+        self.on_exit: Callable[[], None] | None = None  # told at once when the server exits
         self._prefix = pdeathsig_prefix()
         if not self._prefix:
             log.warning("setpriv not found: PostgreSQL will outlive a killed agent")
@@ -174,9 +176,10 @@ class Supervisor:
             if self._down_since is None:
                 self._down_since = time.monotonic()
 
-    def spawn_when_due(self) -> bool:
-        """Start the postmaster now unless it runs or the crash backoff says wait; returns
-        whether it was started. Does not wait for it to accept connections."""
+    def spawn_when_due(self, urgent: bool = False) -> bool:
+        """Start the postmaster now unless it runs or the crash backoff says wait (not when
+        ``urgent``: a primary restarting in place, bounded by primary_start_timeout);
+        returns whether it was started. Does not wait for it to accept connections."""
         with self._lock:
             if self.pid is not None or not self.instance.exists:
                 self.desired = Desired.RUNNING
@@ -185,7 +188,7 @@ class Supervisor:
                 self._note_exit()
             self.desired = Desired.RUNNING
             now = time.monotonic()
-            if self._crashed_at is not None and now - self._crashed_at < self._delay:
+            if not urgent and self._crashed_at is not None and now - self._crashed_at < self._delay:
                 return False
             if self._crashed_at is not None:
                 self.restarts += 1
@@ -226,12 +229,21 @@ class Supervisor:
     def _spawn(self) -> None:
         self._check_identity()
         self.instance.prepare_start()
-        self._child = self._spawner.submit(self._popen).result()
+        child = self._child = self._spawner.submit(self._popen).result()
+        threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
         self._adopted = None
         self._crashed_at = None
         self._down_since = None
         self._backoff.last_start = time.monotonic()
         log.info("started postgres (pid %d)", self._child.pid)
+
+    def _watch_child(self, child: subprocess.Popen[bytes]) -> None:
+        """Wait for the postmaster to exit (reaping it) and say so at once: a crash is seen
+        within milliseconds, not at the next watch step."""
+        child.wait()
+        callback = self.on_exit
+        if callback is not None and child is self._child:
+            callback()
 
     def _popen(self) -> subprocess.Popen[bytes]:
         """Runs on the spawner thread (see the module's docstring)."""
