@@ -63,6 +63,12 @@ class NodeConfig(_Strict):
     data_dir: AbsPath
     home: AbsPath | None = None
     pg_bin: AbsPath | None = None
+    # Automatic failover never promotes a node tagged nofailover (a reporting replica, a
+    # standby in another data centre): it stays a standby of whoever leads.
+    nofailover: bool = False
+    # Under automatic failover a standby streams from the leader, or from this node
+    # (cascading) while that one runs as a standby.
+    replicate_from: NodeName | None = None
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
@@ -147,6 +153,76 @@ class ConsoleConfig(_Strict):
         return self
 
 
+class WitnessConfig(_Strict):
+    """A member without data (``docs/failover.md``): its agent checks in to the store and
+    serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
+    a witness keep the store's quorum when any one host is lost. Never a leader."""
+
+    name: NodeName
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8008
+    home: AbsPath
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home
+
+    @property
+    def agent_log(self) -> Path:
+        return self.home / "agent.log"
+
+    @property
+    def agent_pid_file(self) -> Path:
+        return self.home / "agent.pid"
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+
+class SqliteDcs(_Strict):
+    """A store in a sqlite file: every agent must run on this one machine (a lab)."""
+
+    sqlite: AbsPath
+
+
+class EtcdDcs(_Strict):
+    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``http://host:port``."""
+
+    etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
+
+
+class HaConfig(_Strict):
+    """Automatic failover (``failover: automatic``): the coordination store and timing.
+
+    The timing rule ``ttl >= loop_wait + 2 × retry_timeout`` lets a primary that cannot
+    renew its lease demote itself before the lease can expire anywhere else
+    (docs/failover.md works an example through).
+    """
+
+    dcs: SqliteDcs | EtcdDcs
+    ttl: float = Field(default=3.0, gt=0, le=3600)  # seconds a lease lasts unrenewed
+    loop_wait: float = Field(default=0.5, gt=0, le=600)  # seconds between HA cycles
+    retry_timeout: float = Field(default=1.0, gt=0, le=600)  # longest wait for the store
+    maximum_lag: int = Field(default=16 * 1024 * 1024, ge=0)  # bytes; further behind: no
+    primary_start_timeout: float = Field(default=10.0, ge=0)  # restart in place this long
+    synchronous: bool = False  # manage synchronous_standby_names (ANY quorum of standbys)
+    synchronous_quorum: int = Field(default=1, ge=1)  # commits wait for this many standbys
+    failsafe: bool = False  # store down, every member answers the primary: it stays
+
+    @model_validator(mode="after")
+    def _timing(self) -> Self:
+        need = self.loop_wait + 2 * self.retry_timeout
+        if self.ttl < need:
+            raise ValueError(
+                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
+                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s), so that a "
+                "primary that cannot renew its lease demotes before it expires"
+            )
+        return self
+
+
 Topology = Literal["streaming", "independent"]
 
 
@@ -163,21 +239,42 @@ class ClusterConfig(_Strict):
     passfile: AbsPath
     api_token_file: AbsPath
     settings: dict[str, SettingValue] = Field(default_factory=dict)
-    # manual: only an operator promotes (pgherd standby promote/switchover); automatic
-    # failover by the agents' HA loop is not built yet, and lab up refuses to set it.
+    # manual: only an operator promotes (pgherd standby promote/switchover); automatic:
+    # the agents' HA loop fails over through the coordination store named in ``ha``.
     failover: Literal["manual", "automatic"] = "manual"
+    ha: HaConfig | None = None
     archive: ArchiveConfig | None = None
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
+    witnesses: tuple[WitnessConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        _require_unique("node name", [n.name for n in self.nodes])
+        members: list[NodeConfig | WitnessConfig] = [*self.nodes, *self.witnesses]
+        _require_unique("node name", [n.name for n in members])
         _require_unique("PostgreSQL address", [f"{n.host}:{n.port}" for n in self.nodes])
-        _require_unique("agent API address", [f"{n.api_host}:{n.api_port}" for n in self.nodes])
+        _require_unique("agent API address", [f"{n.api_host}:{n.api_port}" for n in members])
         _require_unique("data directory", [str(n.data_dir) for n in self.nodes])
-        _require_unique("node home", [str(n.home_dir) for n in self.nodes])
+        _require_unique("node home", [str(n.home_dir) for n in members])
+        if self.failover == "automatic" and self.ha is None:
+            raise ValueError(
+                "failover: automatic needs an ha: section naming the coordination store "
+                "(ha.dcs: {sqlite: PATH} or {etcd: [URL, ...]})"
+            )
+        if self.failover == "automatic" and self.topology == "independent":
+            raise ValueError(
+                "failover: automatic cannot be used with topology: independent "
+                "(every node is a primary of its own)"
+            )
+        names = {n.name for n in self.nodes}
+        for node in self.nodes:
+            if node.replicate_from is not None and node.replicate_from not in names - {node.name}:
+                raise ValueError(
+                    f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
+                )
+        if self.witnesses and self.ha is None:
+            raise ValueError("witnesses take part in the coordination store: add an ha: section")
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
@@ -188,6 +285,14 @@ class ClusterConfig(_Strict):
             if node.name == name:
                 return node
         raise UnknownNode(name, self.node_names)
+
+    def witness(self, name: str) -> WitnessConfig | None:
+        return next((w for w in self.witnesses if w.name == name), None)
+
+    @property
+    def automatic(self) -> bool:
+        """The agents fail over by themselves (the HA loop runs)."""
+        return self.failover == "automatic" and self.ha is not None
 
     @property
     def node_names(self) -> list[str]:

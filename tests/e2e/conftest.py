@@ -31,8 +31,13 @@ class Lab:
         return config_mod.load(self.config_path)
 
 
-def start_lab(directory: Path, nodes: int, *extra: str) -> Lab:
-    base = free_port_base(nodes, (0, 1000))
+def start_lab(directory: Path, nodes: int, *extra: str, spread: tuple[int, ...] = (0, 1000)) -> Lab:
+    """A lab through the CLI. Labs of the tests written before automatic failover existed
+    keep failing over by hand only (``--failover manual``) unless a test asks otherwise;
+    ``spread``: the port offsets the lab takes (add 2000, 3000 for a lab's etcd)."""
+    if "--failover" not in extra and "--independent" not in extra:
+        extra = (*extra, "--failover", "manual")
+    base = free_port_base(nodes + 1, spread)
     try:
         pgherd(
             "lab", "up", "--dir", directory, "--nodes", str(nodes), "--port-base", str(base), *extra

@@ -84,6 +84,7 @@ class Writer:
     interval: float = 0.01
     acknowledged: list[int] = field(default_factory=list)
     ports: dict[int, int] = field(default_factory=dict)  # id → port of the server that took it
+    acked_at: dict[int, float] = field(default_factory=dict)  # id → monotonic time of its ack
     failures: int = 0
     longest_gap: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -124,6 +125,7 @@ class Writer:
             else:
                 self.acknowledged.append(next_id)
                 self.ports[next_id] = conn.info.port
+                self.acked_at[next_id] = time.monotonic()
                 if failed_at is not None:
                     self.longest_gap = max(self.longest_gap, time.monotonic() - failed_at)
                     failed_at = None

@@ -315,9 +315,9 @@ def test_events_tell_who_asked_for_what_and_why_it_was_refused(lab3: Lab) -> Non
     assert "refused" in table
 
 
-def test_lab_up_accepts_manual_failover_only(lab3: Lab, module_dir: Path) -> None:
+def test_lab_up_refuses_an_unknown_failover_mode(lab3: Lab, module_dir: Path) -> None:
     assert lab3.config.failover == "manual"
-    done = pgherd("lab", "up", "--dir", module_dir / "auto", "--failover", "automatic", check=False)
+    done = pgherd("lab", "up", "--dir", module_dir / "auto", "--failover", "sometimes", check=False)
     assert done.returncode == 1
-    assert "automatic failover is not available yet" in done.stderr
+    assert "--failover 'sometimes' is not a mode" in done.stderr
     assert not (module_dir / "auto").exists()

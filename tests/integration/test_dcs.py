@@ -135,6 +135,26 @@ def test_members_check_in_with_a_ttl(new_client: NewClient) -> None:
     assert a.members() == ()
 
 
+def test_a_member_that_keeps_checking_in_stays_and_comes_back_after_a_gap(
+    new_client: NewClient,
+) -> None:
+    """A check-in renews the member's TTL (etcd: the same lease, kept alive); after a gap
+    longer than the TTL the member is gone, and its next check-in writes it again (etcd: a
+    new lease, the old one having expired)."""
+    a = new_client()
+    a.touch_member("node1", "1", 1)
+    time.sleep(0.6)
+    a.touch_member("node1", "2", 1)
+    time.sleep(0.6)
+    assert [(m.name, m.data) for m in a.members()] == [("node1", "2")]  # 1.2 s > its TTL
+    deadline = time.monotonic() + 4
+    while a.members():
+        assert time.monotonic() < deadline, "the check-in did not expire"
+        time.sleep(0.1)
+    a.touch_member("node1", "3", 1)
+    assert [(m.name, m.data) for m in a.members()] == [("node1", "3")]
+
+
 def test_config_is_compare_and_set(new_client: NewClient) -> None:
     a, b = new_client(), new_client()
     assert a.config() is None

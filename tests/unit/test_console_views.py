@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -271,18 +272,23 @@ def test_event_filters() -> None:
     assert [e.node for e in filter_events(events, outcome="refused")] == ["node3"]
 
 
-def test_leader_only_when_the_agents_have_the_lease_endpoint() -> None:
+def test_leader_only_when_the_agents_run_an_ha_loop() -> None:
     from pgherd.console.state import _leader, _NodeExtras
 
-    def extras(*codes: int | None) -> dict[str, _NodeExtras]:
-        return {f"node{i}": _NodeExtras(primary_code=c) for i, c in enumerate(codes, 1)}
+    def extras(*loops: dict[str, Any] | None) -> dict[str, _NodeExtras]:
+        return {f"node{i}": _NodeExtras(ha=ha) for i, ha in enumerate(loops, 1)}
 
-    assert _leader(extras(404, 404, None)) is None, "no HA loop: no lease shown"
+    manual = {"mode": "manual", "state": "running"}
+    assert _leader(extras(manual, manual, None)) is None, "no HA loop: no lease shown"
     assert _leader(extras(None, None)) is None
-    holder = extras(503, 200, 503)
-    holder["node2"].primary_body = {"lease_ttl_left": 2.5}
-    assert _leader(holder) == Leader("node2", "lease ttl left 2.5")
-    assert _leader(extras(503, 503)) == Leader(None, "no node holds the leader lease")
+    follower = {"mode": "automatic", "leader": "node2", "holds_lease": False}
+    holder = {"mode": "automatic", "leader": "node2", "holds_lease": True, "lease_left": 2.54}
+    assert _leader(extras(follower, holder, follower)) == Leader("node2", "lease left 2.5 s")
+    assert _leader(extras(follower, None)) == Leader(
+        "node2", "the store names it; it does not answer as leader"
+    )
+    nobody = {"mode": "automatic", "leader": None, "holds_lease": False}
+    assert _leader(extras(nobody, nobody)) == Leader(None, "no node holds the leader lease")
 
 
 def test_mesh_pairs_from_worker_rows() -> None:

@@ -15,6 +15,7 @@ from pgherd.model.ha import (
     World,
     candidate_verdict,
     decide,
+    failsafe_holds,
     sync_standby_names,
 )
 from pgherd.model.lsn import Lsn
@@ -97,11 +98,32 @@ def dos(actions: tuple[object, ...]) -> list[Do]:
             "streaming from node1",
         ),
         (
-            "cascading standby stays on its upstream",
-            replace(STANDBY, upstream="node3"),
+            "a configured cascade stays on its upstream",
+            replace(STANDBY, upstream="node3", replicate_from="node3"),
             World(True, "node1", (peer("node3", 5000),)),
             [Do.WAIT],
             "streaming from node3",
+        ),
+        (
+            "a standby left behind a demoted primary follows the leader",
+            replace(STANDBY, upstream="node3"),
+            World(True, "node1", (peer("node3", 5000),)),
+            [Do.FOLLOW],
+            "following the leader node1",
+        ),
+        (
+            "a configured cascade moves to its upstream",
+            replace(STANDBY, replicate_from="node3"),
+            World(True, "node1", (peer("node3", 5000),)),
+            [Do.FOLLOW],
+            "following node3 (replicate_from)",
+        ),
+        (
+            "a cascade whose upstream is gone follows the leader",
+            replace(STANDBY, upstream="node3", replicate_from="node3"),
+            World(True, "node1", (peer("node3", 5000, reachable=False),)),
+            [Do.FOLLOW],
+            "following the leader node1",
         ),
         (
             "diverged standby rejoins",
@@ -203,7 +225,26 @@ CRASHED_PRIMARY = replace(PRIMARY, pg=PgState.CRASHED, crashed_for=1.0)
             "giving up the lease",
         ),
         (CRASHED_PRIMARY, World(True, "node2"), [Do.REJOIN], "never as a second primary"),
-        (CRASHED_PRIMARY, World(True, None), [Do.WAIT], "without one"),
+        (CRASHED_PRIMARY, World(True, None), [Do.ACQUIRE_LEASE, Do.START], "as the primary"),
+        (
+            CRASHED_PRIMARY,
+            World(True, None, (peer("node2", 9000, timeline=2),)),
+            [Do.WAIT],
+            "newer than my 1",
+        ),
+        (
+            CRASHED_PRIMARY,
+            World(True, None, (peer("node2", 9000, role=Role.PRIMARY),)),
+            [Do.WAIT],
+            "node2 runs as a primary",
+        ),
+        (
+            replace(CRASHED_PRIMARY, crashed_for=11.0),
+            World(True, None),
+            [Do.WAIT],
+            "leaving the lease to a standby",
+        ),
+        (CRASHED_PRIMARY, World(False, None), [Do.WAIT], "store is unreachable"),
         (
             replace(STANDBY, pg=PgState.CRASHED, crashed_for=1.0),
             World(True, "node1"),
@@ -253,8 +294,11 @@ class TestSynchronous:
         assert candidate_verdict(self.sync, STANDBY, seen) is None
 
     def test_the_leader_sets_the_synchronous_standbys(self) -> None:
-        world = World(True, "node1", (peer("node2", 1), peer("node3", 1, reachable=False)))
-        actions = decide(self.sync, PRIMARY, world)
+        # The standbys that stream from it now (its pg_stat_replication), not the ones
+        # whose agents answer: only a streaming standby can acknowledge a commit.
+        me = replace(PRIMARY, streaming_standbys=("node2",))
+        world = World(True, "node1", (peer("node2", 1), peer("node3", 1)))
+        actions = decide(self.sync, me, world)
         assert dos(actions) == [Do.RENEW_LEASE, Do.SET_SYNC]
         assert actions[1].members == ("node2",)
 
@@ -280,3 +324,152 @@ def test_timing_rule(ttl: float, loop_wait: float, retry: float, ok: bool) -> No
     assert (problem is None) is ok
     if problem:
         assert "loop_wait + 2 × retry_timeout" in problem
+
+
+def test_an_unreachable_peer_on_a_newer_timeline_does_not_hold_a_cold_start() -> None:
+    world = World(True, None, (peer("node2", 9000, timeline=2, reachable=False),))
+    assert dos(decide(S, CRASHED_PRIMARY, world)) == [Do.ACQUIRE_LEASE, Do.START]
+
+
+@pytest.mark.parametrize(
+    ("me", "world", "expected", "says"),
+    [
+        (PRIMARY, World(True, "node1", paused="switchover"), [Do.RENEW_LEASE], "keeping my"),
+        (
+            replace(PRIMARY, pg=PgState.STOPPED),
+            World(True, "node1", paused="switchover"),
+            [Do.RENEW_LEASE],
+            "paused (switchover)",
+        ),
+        (
+            CRASHED_PRIMARY,
+            World(True, "node1", paused="switchover"),
+            [Do.RENEW_LEASE, Do.START],
+            "in place",
+        ),
+        (
+            PRIMARY,
+            World(True, None, paused="switchover"),
+            [Do.ACQUIRE_LEASE, Do.WAIT],
+            "lease is free",
+        ),
+        (PRIMARY, World(True, "node2", paused="switchover"), [Do.WAIT], "no automatic action"),
+        (STANDBY, World(True, None, paused="switchover"), [Do.WAIT], "no automatic action"),
+        (
+            replace(STANDBY, pg=PgState.CRASHED, crashed_for=1.0),
+            World(True, "node1", paused="switchover"),
+            [Do.START],
+            "as a standby",
+        ),
+    ],
+)
+def test_while_an_operation_pauses_failover_nobody_moves(
+    me: Local, world: World, expected: list[Do], says: str
+) -> None:
+    actions = decide(S, me, world)
+    assert dos(actions) == expected
+    assert says in " / ".join(a.reason for a in actions)
+
+
+def test_a_primary_stopped_on_purpose_gives_up_its_lease() -> None:
+    stopped = replace(PRIMARY, pg=PgState.STOPPED)
+    actions = decide(S, stopped, World(True, "node1"))
+    assert dos(actions) == [Do.RELEASE_LEASE]
+    assert "stopped on purpose" in actions[0].reason
+    assert dos(decide(S, stopped, World(True, "node2"))) == [Do.WAIT]
+
+
+@pytest.mark.parametrize(
+    ("me", "world", "expected"),
+    [
+        (replace(PRIMARY, pg=PgState.STARTING), World(True, "node1"), [Do.RENEW_LEASE]),
+        (replace(PRIMARY, pg=PgState.STARTING), World(True, None), [Do.ACQUIRE_LEASE]),
+        (replace(PRIMARY, pg=PgState.STARTING), World(True, "node2"), [Do.DEMOTE]),
+        (
+            replace(PRIMARY, pg=PgState.STARTING, lease_valid_until=10.0, now=5.0),
+            World(False, None),
+            [Do.WAIT],
+        ),
+        (
+            replace(PRIMARY, pg=PgState.STARTING, lease_valid_until=10.0, now=9.0),
+            World(False, None),
+            [Do.DEMOTE],
+        ),
+        (replace(STANDBY, pg=PgState.STARTING), World(True, None), [Do.WAIT]),
+    ],
+)
+def test_a_primary_on_its_way_up_keeps_its_lease_or_is_fenced(
+    me: Local, world: World, expected: list[Do]
+) -> None:
+    assert dos(decide(S, me, world)) == expected
+
+
+def test_no_standby_takes_over_while_a_member_still_runs_as_the_primary() -> None:
+    world = World(True, None, (peer("node1", 4000, role=Role.PRIMARY),))
+    actions = decide(S, STANDBY, world)
+    assert dos(actions) == [Do.WAIT]
+    assert "node1 still runs as the primary" in actions[0].reason
+    gone = World(True, None, (peer("node1", 4000, role=Role.PRIMARY, reachable=False),))
+    assert dos(decide(S, STANDBY, gone)) == [Do.ACQUIRE_LEASE, Do.PROMOTE]
+
+
+@pytest.mark.parametrize(
+    ("me", "last_leader", "takes_over"),
+    [
+        ("node2", None, True),  # lowest name
+        ("node3", None, False),
+        ("node3", "node3", True),  # the last leader wins a tie
+        ("node2", "node3", False),
+        ("node2", "node1", True),  # a last leader out of the race changes nothing
+    ],
+)
+def test_ties_go_to_the_last_leader_then_the_lowest_name(
+    me: str, last_leader: str | None, takes_over: bool
+) -> None:
+    other = "node3" if me == "node2" else "node2"
+    world = World(True, None, (peer(other, 5000),), last_leader=last_leader)
+    verdict = candidate_verdict(S, replace(STANDBY, name=me), world)
+    assert (verdict is None) is takes_over
+
+
+def test_failsafe_needs_every_member_and_none_of_them_a_primary() -> None:
+    failsafe = replace(S, failsafe=True)
+    all_there = World(False, None, (peer("node2", 1), peer("node3", 1)))
+    assert failsafe_holds(failsafe, PRIMARY, all_there)
+    assert not failsafe_holds(S, PRIMARY, all_there)  # failsafe off
+    assert not failsafe_holds(failsafe, STANDBY, all_there)
+    assert not failsafe_holds(failsafe, PRIMARY, World(True, "node1", all_there.peers))
+    other_primary = World(False, None, (peer("node2", 1, role=Role.PRIMARY), peer("node3", 1)))
+    assert not failsafe_holds(failsafe, PRIMARY, other_primary)
+    assert not failsafe_holds(failsafe, PRIMARY, World(False, None))  # nobody to ask
+
+
+class TestSynchronousSets:
+    sync = replace(S, synchronous=True, sync_quorum=1)
+
+    def test_the_leader_names_the_standbys_that_stream_from_it(self) -> None:
+        me = replace(PRIMARY, streaming_standbys=("node3", "node2", "node4", "pgherd_clone_x"))
+        peers = (peer("node2", 1), peer("node3", 1), peer("node4", 1, nofailover=True))
+        world = World(True, "node1", peers)
+        actions = decide(self.sync, me, world)
+        assert actions[1].do is Do.SET_SYNC
+        assert actions[1].members == ("node2", "node3")  # node4 may never be promoted
+
+    def test_no_streaming_standby_means_an_empty_set(self) -> None:
+        actions = decide(self.sync, PRIMARY, World(True, "node1"))
+        assert actions[1].members == ()
+        assert "none streaming" in actions[1].reason
+
+    def test_the_quorum_comes_from_the_store(self) -> None:
+        # ANY 2 of (node2, node3, node4): any 2 of the 3 hold every commit.
+        peers = (peer("node3", 4000), peer("node4", 0, reachable=False))
+        world = World(True, None, peers, sync_set=("node2", "node3", "node4"), sync_quorum=2)
+        assert candidate_verdict(self.sync, STANDBY, world) is None
+        world_q1 = replace(world, sync_quorum=1)
+        verdict = candidate_verdict(self.sync, STANDBY, world_q1)
+        assert verdict is not None and "3 are needed" in verdict
+
+    def test_a_set_being_rebuilt_lets_nobody_be_promoted(self) -> None:
+        world = World(True, None, (peer("node3", 1),), sync_set=("node2",), sync_quorum=0)
+        verdict = candidate_verdict(self.sync, STANDBY, world)
+        assert verdict is not None and "2 are needed" in verdict

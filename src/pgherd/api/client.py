@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
-from pgherd.config import NodeConfig
+from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.status import NodeStatus, unreachable
 
@@ -25,7 +25,9 @@ T = TypeVar("T")
 
 
 class AgentClient:
-    def __init__(self, node: NodeConfig, token: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self, node: NodeConfig | WitnessConfig, token: str | None = None, timeout: float = 5.0
+    ) -> None:
         self.node = node
         self.token = token
         self.timeout = timeout

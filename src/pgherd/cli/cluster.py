@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView, NodeRow
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.pg import conninfo
+
+if TYPE_CHECKING:
+    from pgherd.ops.ha_view import HaView
 
 app = typer.Typer(help="The cluster as a whole.")
 app.command()(operations.events)
@@ -32,19 +35,57 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     found = statuses(config.nodes)
     view = cluster_model.view(found, node_at, config.independent)
     workers = [w for status in found for w in status.mesh_workers]
+    ha = None
+    if config.ha is not None:
+        from pgherd.ops import ha_view
+
+        ha = ha_view.read(config)
+    problems = list(view.problems) + (ha.problems() if ha else [])
     if as_json:
         data = view_json(config.cluster, view) | {"topology": config.topology}
         if workers:
             data["mesh_workers"] = [w.model_dump(mode="json") for w in workers]
+        if ha is not None:
+            data["ha"] = ha.as_json()
+            data["problems"] = problems
+            data["health"] = "degraded" if problems else "healthy"
         print_json(data)
     else:
-        console.print(view_table(config.cluster, view))
+        console.print(view_table(config.cluster, view, ha))
+        if ha is not None:
+            for line in ha_lines(ha):
+                console.print(line, soft_wrap=True)
         if workers:
             console.print(mesh_table(workers))
-        for problem in view.problems:
+        for problem in problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
-    if view.problems:
+    if problems:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def ha_lines(ha: HaView) -> list[str]:
+    """The leader, its lease and the store, under the table."""
+    lines = []
+    if ha.store_ok and ha.leader:
+        lease = ""
+        if ha.lease_age is not None and ha.lease_left is not None:
+            lease = (
+                f": lease renewed {human_seconds(ha.lease_age)} ago, "
+                f"{human_seconds(ha.lease_left)} left of {human_seconds(ha.lease_ttl)}"
+            )
+        lines.append(f"leader {ha.leader}{lease}")
+    if ha.synchronous is not None:
+        lines.append("synchronous standbys: " + (", ".join(ha.synchronous) or "none"))
+    for member in ha.members:
+        if member.kind == "witness":
+            seen = (
+                f"checked in {human_seconds(member.checked_in_ago)} ago"
+                if member.checked_in_ago is not None
+                else "never checked in"
+            )
+            lines.append(f"witness {member.name}: {seen}")
+    lines.append(f"failover {ha.mode}, store {ha.store}")
+    return lines
 
 
 def row_json(row: NodeRow) -> dict[str, Any]:
@@ -87,14 +128,23 @@ STATE_STYLE = {
 }
 
 
-def view_table(name: str, view: ClusterView) -> Table:
-    table = Table(title=f"cluster {name} ({view.health})", title_justify="left")
-    for column in ("Node", "Role", "State", "Upstream", "TL", "LSN", "Lag", "Lag time"):
-        table.add_column(column, justify="right" if column.startswith("Lag") else "left")
+def view_table(name: str, view: ClusterView, ha: HaView | None = None) -> Table:
+    health = "degraded" if ha is not None and ha.problems() else str(view.health)
+    table = Table(title=f"cluster {name} ({health})", title_justify="left")
+    columns = ["Node", "Role", "State", "Upstream", "TL", "LSN", "Lag", "Lag time"]
+    if ha is not None:
+        columns.append("Check-in age")
+    for column in columns:
+        right = column.startswith("Lag") or column.startswith("Check-in")
+        table.add_column(column, justify="right" if right else "left")
+    checkins = {m.name: m.checked_in_ago for m in ha.members} if ha is not None else {}
     for row in view.rows:
         style = STATE_STYLE.get(row.state, "")
-        table.add_row(
-            f"* {row.name}" if row.is_primary else f"  {row.name}",
+        mark = "*" if row.is_primary else " "
+        if ha is not None and ha.leader == row.name:
+            mark = "*" if row.is_primary else "L"
+        cells = [
+            f"{mark} {row.name}",
             str(row.role),
             f"[{style}]{row.state}[/]" if style else row.state,
             row.upstream or "",
@@ -102,7 +152,11 @@ def view_table(name: str, view: ClusterView) -> Table:
             str(row.lsn) if row.lsn else "-",
             human_bytes(row.lag_bytes),
             human_seconds(row.lag_seconds),
-        )
+        ]
+        if ha is not None:
+            ago = checkins.get(row.name)
+            cells.append(human_seconds(ago) if ago is not None else "never")
+        table.add_row(*cells)
     return table
 
 

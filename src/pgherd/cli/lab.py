@@ -36,11 +36,42 @@ def up(
         Path | None, typer.Option("--pg-bin", help="directory of PostgreSQL's programs")
     ] = None,
     failover: Annotated[
+        str | None,
+        typer.Option(
+            "--failover",
+            help="automatic (the default: the agents fail over through a coordination store) "
+            "or manual (only pgherd standby promote/switchover); independent labs are manual",
+            show_default=False,
+        ),
+    ] = None,
+    dcs: Annotated[
         str,
         typer.Option(
-            "--failover", help="manual (the only mode for now; automatic is not available yet)"
+            "--dcs",
+            help="coordination store for automatic failover: sqlite (a file in DIR) or etcd "
+            "(a local etcd the lab starts and stops)",
         ),
-    ] = "manual",
+    ] = "sqlite",
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync", help="synchronous mode: commits wait for a standby that may be promoted"
+        ),
+    ] = False,
+    witness: Annotated[
+        bool,
+        typer.Option(
+            "--witness",
+            help="add a data-less witness member (with --dcs etcd: one etcd member per host)",
+        ),
+    ] = False,
+    failsafe: Annotated[
+        bool,
+        typer.Option(
+            "--failsafe",
+            help="the primary stays while the store is down if every member still answers it",
+        ),
+    ] = False,
     independent: Annotated[
         bool,
         typer.Option(
@@ -68,8 +99,12 @@ def up(
         pg_bin,
         RichReporter(),
         independent=independent,
-        failover=failover,
+        failover=failover or ("manual" if independent else "automatic"),
         archive=archive,
+        dcs=dcs,
+        sync=sync,
+        witness=witness,
+        failsafe=failsafe,
     )
     config = result.config
     verb = "created" if result.created else "started"

@@ -45,14 +45,14 @@ class PrintedSteps:
 
 def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
     from pgherd.ops.context import Operation, QuietSteps
-    from pgherd.ops.events import AgentEventLog
+    from pgherd.ops.store_events import event_log
 
     config = load_config(config_file)
     token = config_mod.read_token(config)
     return Operation(
         config=config,
         token=token,
-        events=AgentEventLog(config, token),
+        events=event_log(config, token),
         reporter=QuietSteps() if as_json else PrintedSteps(),
     )
 
@@ -220,10 +220,10 @@ def events(
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
 
-    from pgherd.ops.events import AgentEventLog
+    from pgherd.ops.store_events import event_log
 
     config = load_config(config_file)
-    found = AgentEventLog(config, config_mod.read_token(config)).recent(limit)
+    found = event_log(config, config_mod.read_token(config)).recent(limit)
     if as_json:
         print_json([e.model_dump(mode="json") for e in found])
         return

@@ -49,9 +49,8 @@ class MeshPair:
 
 @dataclass(frozen=True)
 class Leader:
-    """The holder of the leader lease, when the agents run the HA loop (``GET /primary``
-    answers 200 on the lease holder only); ``detail`` is whatever that answer says about
-    the lease."""
+    """The holder of the leader lease, when the agents run the HA loop (``GET /ha`` on
+    each agent says whether it holds the lease and for how long it still lasts)."""
 
     name: str | None
     detail: str = ""
@@ -82,8 +81,7 @@ class ClusterState:
 @dataclass
 class _NodeExtras:
     subscriptions: list[SubscriptionInfo] = field(default_factory=list)
-    primary_code: int | None = None  # GET /primary: 200 leader, 404 no HA loop
-    primary_body: Any = None
+    ha: dict[str, Any] | None = None  # GET /ha: the agent's HA loop, or mode "manual"
     mesh: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -94,7 +92,9 @@ def _extras(node: NodeConfig, status: NodeStatus, token: str) -> _NodeExtras:
         return found
     client = AgentClient(node, token, timeout=3)
     try:
-        found.primary_code, found.primary_body = client.request("GET", "/primary", 2)
+        code, body = client.request("GET", "/ha", 2)
+        if code == 200 and isinstance(body, dict):
+            found.ha = body
     except AgentUnreachable as exc:
         found.errors.append(exc.message)
     if status.state is not PgState.RUNNING:
@@ -185,22 +185,18 @@ def _mesh_pairs(rows: list[dict[str, Any]]) -> tuple[MeshPair, ...]:
 
 
 def _leader(extras: dict[str, _NodeExtras]) -> Leader | None:
-    codes = {name: e.primary_code for name, e in extras.items() if e.primary_code is not None}
-    if not codes or all(code == 404 for code in codes.values()):
-        return None  # no agent has the load-balancer endpoints: no HA loop
-    holders = [name for name, code in codes.items() if code == 200]
-    if not holders:
-        return Leader(None, "no node holds the leader lease")
-    body = extras[holders[0]].primary_body
-    detail = ""
-    if isinstance(body, dict):
-        parts = [
-            f"{key.replace('_', ' ')} {body[key]}"
-            for key in ("lease_ttl_left", "ttl_left", "lease_age", "lease_expires", "ttl")
-            if body.get(key) is not None
-        ]
-        detail = ", ".join(parts)
-    return Leader(", ".join(holders), detail)
+    loops = {name: e.ha for name, e in extras.items() if e.ha and e.ha.get("mode") != "manual"}
+    if not loops:
+        return None  # no agent runs an HA loop: failover is manual, there is no lease
+    holders = [name for name, ha in loops.items() if ha.get("holds_lease")]
+    if holders:
+        left = loops[holders[0]].get("lease_left")
+        detail = f"lease left {left:.1f} s" if isinstance(left, int | float) else ""
+        return Leader(", ".join(holders), detail)
+    seen = sorted({str(ha["leader"]) for ha in loops.values() if ha.get("leader")})
+    if seen:
+        return Leader(", ".join(seen), "the store names it; it does not answer as leader")
+    return Leader(None, "no node holds the leader lease")
 
 
 class StateCache:

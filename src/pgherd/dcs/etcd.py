@@ -51,6 +51,9 @@ class EtcdStore:
         self.events_prefix = f"/pgherd-events/{prefix.strip('/')}/"
         self._client = httpx.Client(timeout=timeout)
         self._lease: tuple[str, str] | None = None  # (holder name, lease id)
+        # name → (lease id, TTL, monotonic time of its last keep-alive): a member's check-in
+        # reuses one lease instead of granting a new one every cycle.
+        self._member_leases: dict[str, tuple[str, float, float]] = {}
         self._lock = threading.Lock()
         self._preferred = 0
 
@@ -126,8 +129,7 @@ class EtcdStore:
             if self._lease is None or self._lease != (name, lease):
                 # A restarted agent finds its own key: adopt the lease it holds.
                 self._lease = (name, lease)
-            result = self._call("lease/keepalive", {"ID": lease}).get("result", {})
-            return int(result.get("TTL", 0)) > 0
+            return self._keepalive(lease)
 
     def release_leader(self, name: str) -> bool:
         with self._lock:
@@ -157,11 +159,33 @@ class EtcdStore:
     # ---- members, config, events -------------------------------------------------------
 
     def touch_member(self, name: str, data: str, ttl: float) -> None:
-        lease = self._grant(ttl)
         key = _b64(self._key(f"members/{name}"))
-        self._call("kv/put", {"key": key, "value": _b64(data), "lease": lease})
+        held = self._member_leases.get(name)
+        now = time.monotonic()
+        if held is not None and held[1] == ttl and now - held[2] < ttl / 3:
+            lease = held[0]
+        elif held is not None and held[1] == ttl and self._keepalive(held[0]):
+            lease = held[0]
+            self._member_leases[name] = (lease, ttl, now)
+        else:
+            lease = self._grant(ttl)
+            self._member_leases[name] = (lease, ttl, now)
+        try:
+            self._call("kv/put", {"key": key, "value": _b64(data), "lease": lease})
+        except StoreUnavailable as exc:
+            if "lease not found" not in exc.message:
+                raise
+            # The lease expired between two check-ins (a long pause): start a new one.
+            lease = self._grant(ttl)
+            self._member_leases[name] = (lease, ttl, time.monotonic())
+            self._call("kv/put", {"key": key, "value": _b64(data), "lease": lease})
+
+    def _keepalive(self, lease: str) -> bool:
+        result = self._call("lease/keepalive", {"ID": lease}).get("result", {})
+        return int(result.get("TTL", 0)) > 0
 
     def remove_member(self, name: str) -> None:
+        self._member_leases.pop(name, None)
         self._call("kv/deleterange", {"key": _b64(self._key(f"members/{name}"))})
 
     def members(self) -> tuple[Member, ...]:

@@ -2,6 +2,12 @@
 
 Atomicity comes from sqlite's write lock (``BEGIN IMMEDIATE``); expiry from the wall clock,
 which every agent on the machine shares. Not for multi-host clusters: use etcd there.
+
+Each store object keeps one connection open (used under a lock): a connection opened and
+closed per call makes every close the *last* one now and then, and sqlite then checkpoints
+and removes the WAL file under an exclusive lock, which a busy disk can stretch past a
+lease renewal's time limit. Commits do not wait for fsync (``synchronous=NORMAL``): the
+store lives and dies with the one machine whose agents use it.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,57 +26,80 @@ LEADER = "leader"
 CONFIG = "config"
 MEMBER = "members/"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    expires_at REAL,
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER);
-INSERT OR IGNORE INTO counter VALUES (1, 0);
-"""
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at REAL,
+        version INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        body TEXT NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER)",
+    "INSERT OR IGNORE INTO counter VALUES (1, 0)",
+)
 
 
 class SqliteStore:
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         fresh = not path.exists()
-        try:
-            db = sqlite3.connect(path, timeout=busy_timeout)
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the store {path}: {exc}") from None
+        with self._tx() as db:
+            (exists,) = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'counter'"
+            ).fetchone()
+            if not exists:
+                for statement in SCHEMA:
+                    db.execute(statement)
         if fresh:
             os.chmod(path, 0o600)
 
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+            if mode != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._db = db
+        return self._db
+
     @contextlib.contextmanager
     def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
-        try:
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        with self._lock:
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the store {self.path} failed: {exc}") from None
-        finally:
-            db.close()
+                db = self._connection()
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                self._drop()
+                raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
+            try:
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise StoreUnavailable(f"the store {self.path} failed: {exc}") from None
+
+    def _drop(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
     @staticmethod
     def _live(db: sqlite3.Connection, key: str) -> tuple[str, float | None, int] | None:
@@ -183,4 +213,5 @@ class SqliteStore:
             return Snapshot(self._leader(db), self._members(db), self._config(db), time.time())
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._drop()

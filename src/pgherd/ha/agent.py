@@ -7,17 +7,20 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_history, routes_logical, routes_ops
+from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
-from pgherd.errors import PgherdError
+from pgherd.config import ClusterConfig
+from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import peers
 from pgherd.ha import status as status_mod
@@ -28,7 +31,7 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
-from pgherd.model.status import Desired, NodeStatus, PgState
+from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
@@ -38,14 +41,23 @@ WATCH_INTERVAL = 0.5
 
 
 class Agent:
-    def __init__(self, local: LocalNode, token: str) -> None:
+    def __init__(self, local: LocalNode, token: str, config: ClusterConfig | None = None) -> None:
         self.local = local
         self.token = token
-        self.supervisor = Supervisor(local.instance)
+        automatic = config is not None and config.automatic
+        # Under automatic failover the HA loop decides how a dead server comes back.
+        self.supervisor = Supervisor(local.instance, auto_restart=not automatic)
         self._stop = threading.Event()
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
+        self.ha = None
+        if automatic:
+            from pgherd.ha.loop import HaLoop
+
+            assert config is not None
+            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
 
@@ -62,9 +74,29 @@ class Agent:
         return facts_mod.gather(self.local, self.supervisor.state() is PgState.RUNNING)
 
     def start_postgres(self) -> None:
+        if self.ha is not None:
+            self._start_through_ha()
+            return
         with self._action_lock:
             log.info("starting postgres (asked through the API)")
             self.supervisor.start()
+
+    def _start_through_ha(self, timeout: float = 60) -> None:
+        """Under automatic failover a start is the HA loop's to carry out: a primary must
+        not come up without its lease (it rejoins the leader instead)."""
+        log.info("starting postgres (asked through the API; the HA loop decides how)")
+        self.supervisor.mark_down()
+        assert self.ha is not None
+        self.ha.wake()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.supervisor.state() is PgState.RUNNING:
+                return
+            time.sleep(0.05)
+        raise Refused(
+            f"PostgreSQL did not start within {timeout:.0f} s: {self.ha.sentence}",
+            f"see {self.local.node.agent_log}",
+        )
 
     def stop_postgres(self, mode: str) -> None:
         with self._action_lock:
@@ -72,9 +104,42 @@ class Agent:
             self.supervisor.stop(mode)
 
     def restart_postgres(self) -> None:
+        if self.ha is not None:
+            with self._action_lock:
+                log.info("restarting postgres (asked through the API)")
+                self.supervisor.stop()
+            self._start_through_ha()
+            return
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
+
+    # ---- HaPort (load-balancer checks) ---------------------------------------------------
+
+    def serving(self) -> routes_ha.Serving:
+        if self.ha is not None:
+            ha = self.ha.status()
+            return routes_ha.Serving(
+                pg=ha.pg,
+                role=ha.role,
+                leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
+                streaming=ha.streaming,
+                detail={"leader": ha.leader, "lease_left": ha.lease_left},
+            )
+        status = self.status()
+        streaming = status.wal_receiver is not None and status.wal_receiver.status == "streaming"
+        return routes_ha.Serving(
+            pg=status.state,
+            role=status.role,
+            leader_lease=status.role is Role.PRIMARY,  # manual failover: no lease
+            streaming=streaming,
+            detail={},
+        )
+
+    def ha_state(self) -> dict[str, Any]:
+        if self.ha is None:
+            return {"mode": "manual", "state": str(self.supervisor.state())}
+        return self.ha.status().as_json()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -85,6 +150,10 @@ class Agent:
             return
         if not self.local.instance.exists:
             log.warning("%s holds no cluster yet; waiting", self.local.node.data_dir)
+            return
+        if self.ha is not None:
+            # The first HA cycle decides: restart in place, lead, follow or rejoin.
+            self.supervisor.mark_down()
             return
         if not self.local.instance.standby_configured and self._second_primary():
             return
@@ -116,6 +185,8 @@ class Agent:
                 continue
             if sentence:
                 log.warning("%s", sentence)
+                if self.ha is not None:
+                    self.ha.wake()
             if self.mesh is not None:
                 try:
                     running = self.supervisor.state() is PgState.RUNNING
@@ -126,10 +197,14 @@ class Agent:
 
     def shutdown(self) -> None:
         self._stop.set()
+        if self.ha is not None:
+            self.ha.stop()
         if self.mesh is not None:
             self.mesh.workers.stop_all()
         with self._action_lock:
             self.supervisor.stop("fast")
+        if self.ha is not None:
+            self.ha.release()
 
 
 def set_process_name(name: bytes) -> None:
@@ -147,9 +222,15 @@ def run(config_path: Path, node_name: str) -> None:
         level=logging.INFO,
         format=f"%(asctime)s {node_name} %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd request
     config = config_mod.load(config_path)
+    if config.witness(node_name) is not None:
+        from pgherd.ha import witness
+
+        witness.run(config, node_name)
+        return
     local = LocalNode.open(config, node_name)
-    agent = Agent(local, config_mod.read_token(config))
+    agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     set_process_name(PROCESS_NAME)
     pid_file = local.node.agent_pid_file
@@ -166,6 +247,8 @@ def run(config_path: Path, node_name: str) -> None:
     agent.boot()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
+    if agent.ha is not None:
+        threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
     threading.Thread(
         target=archive_cleanup.run_on_schedule,
         args=(config, node_name, threading.Event()),
@@ -194,6 +277,7 @@ def run(config_path: Path, node_name: str) -> None:
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, config.history.interval, agent.token))
+    app.include_router(routes_ha.router(agent))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

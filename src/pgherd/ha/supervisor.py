@@ -5,21 +5,35 @@ not reap orphans here, so a postmaster started by pg_ctl would linger as a zombi
 crash and block the next start; as our child it is reaped by us and its death is seen at
 once. A postmaster already running when the agent starts (the agent was restarted) is
 adopted and watched through /proc.
+
+The postmaster is started through ``setpriv --pdeathsig QUIT``: when the agent dies (even
+by SIGKILL) the kernel sends the postmaster SIGQUIT, an immediate shutdown, so a dead
+agent never leaves a writable primary behind that nobody fences (docs/failover.md). The
+kernel sends that signal when the *thread* that forked the child exits, so every spawn
+happens on one long-lived thread of the supervisor, never on a short-lived API worker.
+
+The supervisor remembers the system identifier of the cluster it first started or adopted
+and refuses to start another one found later at the same path (a lab directory deleted and
+created again under a running agent).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.status import Desired, PgState
 from pgherd.pg import process
+from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
 from pgherd.pg.run import popen_kwargs, program_env
 
@@ -51,18 +65,37 @@ class Backoff:
         return delay
 
 
+def pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig QUIT --`` (util-linux), or nothing where it is missing."""
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+    return [setpriv, "--pdeathsig", "QUIT", "--"] if setpriv else []
+
+
 class Supervisor:
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, auto_restart: bool = True) -> None:
         self.instance = instance
         self.desired = Desired.RUNNING
         self.restarts = 0
         self.last_error: str | None = None
+        # False under automatic failover: the HA loop decides whether and how a server
+        # that died comes back (a primary without its lease must not).
+        self.auto_restart = auto_restart
+        self.system_identifier: str | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._adopted: int | None = None
         self._stopping = False
         self._crashed_at: float | None = None
+        self._down_since: float | None = None  # down while it should run (boot, fencing)
+        self._delay = 0.0
         self._backoff = Backoff()
         self._lock = threading.RLock()
+        # The one thread that forks postmasters: it lives as long as the agent, so the
+        # parent-death signal fires only when the agent itself goes.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postmaster-parent")
+        self.on_exit: Callable[[], None] | None = None  # told at once when the server exits
+        self._prefix = pdeathsig_prefix()
+        if not self._prefix:
+            log.warning("setpriv not found: PostgreSQL will outlive a killed agent")
 
     # ---- what is running ---------------------------------------------------------------
 
@@ -91,10 +124,85 @@ class Supervisor:
         pm = self.instance.postmaster()
         if pm is None:
             return False
+        self._check_identity()
         with self._lock:
             self._adopted = pm.pid
         log.info("adopted the running postmaster (pid %d)", pm.pid)
         return True
+
+    def _check_identity(self) -> None:
+        """Refuse a data directory whose cluster is not the one this agent started with."""
+        found = read_system_identifier(self.instance.data_dir)
+        if found is None:
+            return
+        if self.system_identifier is None:
+            self.system_identifier = found
+            return
+        if found != self.system_identifier:
+            self.desired = Desired.STOPPED
+            self.last_error = (
+                f"refusing to start: {self.instance.data_dir} now holds the cluster with system "
+                f"identifier {found}, not {self.system_identifier} that this agent started "
+                "with (the data directory was replaced)"
+            )
+            log.error("%s", self.last_error)
+            raise Refused(self.last_error, "restart the agent if the new cluster is intended")
+
+    def down_for(self) -> float | None:
+        """Seconds PostgreSQL has been down while it should run (after a crash, since the
+        agent started without it, or since it was fenced); None when it runs or should not."""
+        with self._lock:
+            if self.desired is not Desired.RUNNING or self._stopping or self.pid is not None:
+                return None
+            self._note_exit()
+            since = self._crashed_at if self._crashed_at is not None else self._down_since
+            if since is None:
+                since = self._down_since = time.monotonic()
+            return time.monotonic() - since
+
+    def _note_exit(self) -> None:
+        """A postmaster we started has exited while it should run: a crash, with its
+        backoff (whichever of the watch loop and the HA loop sees it first)."""
+        if self._crashed_at is None and self._down_since is None and self._child is not None:
+            now = time.monotonic()
+            self._crashed_at = now
+            self._delay = self._backoff.next_delay(now)
+            self.last_error = f"postgres exited unexpectedly (code {self._child.returncode})"
+
+    def mark_down(self) -> None:
+        """PostgreSQL is down but should run (the HA loop decides how it comes back)."""
+        with self._lock:
+            self.desired = Desired.RUNNING
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+
+    def spawn_when_due(self, urgent: bool = False) -> bool:
+        """Start the postmaster now unless it runs or the crash backoff says wait (not when
+        ``urgent``: a primary restarting in place, bounded by primary_start_timeout);
+        returns whether it was started. Does not wait for it to accept connections."""
+        with self._lock:
+            if self.pid is not None or not self.instance.exists:
+                self.desired = Desired.RUNNING
+                return False
+            if self.desired is Desired.RUNNING:
+                self._note_exit()
+            self.desired = Desired.RUNNING
+            now = time.monotonic()
+            if not urgent and self._crashed_at is not None and now - self._crashed_at < self._delay:
+                return False
+            if self._crashed_at is not None:
+                self.restarts += 1
+            self._backoff.last_start = now
+            try:
+                self._spawn()
+            except Refused:
+                raise
+            except (OSError, PgherdError) as exc:
+                self.last_error = f"could not start postgres: {exc}"
+                self._crashed_at = now
+                self._delay = self._backoff.next_delay(now)
+                raise
+            return True
 
     # ---- acting ------------------------------------------------------------------------
 
@@ -119,13 +227,32 @@ class Supervisor:
         self.last_error = None
 
     def _spawn(self) -> None:
+        self._check_identity()
         self.instance.prepare_start()
+        child = self._child = self._spawner.submit(self._popen).result()
+        threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
+        self._adopted = None
+        self._crashed_at = None
+        self._down_since = None
+        self._backoff.last_start = time.monotonic()
+        log.info("started postgres (pid %d)", self._child.pid)
+
+    def _watch_child(self, child: subprocess.Popen[bytes]) -> None:
+        """Wait for the postmaster to exit (reaping it) and say so at once: a crash is seen
+        within milliseconds, not at the next watch step."""
+        child.wait()
+        callback = self.on_exit
+        if callback is not None and child is self._child:
+            callback()
+
+    def _popen(self) -> subprocess.Popen[bytes]:
+        """Runs on the spawner thread (see the module's docstring)."""
         logfile = self.instance.log_file
         fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self.instance.user.chown(logfile)
-            self._child = subprocess.Popen(
-                self.instance.postgres_argv(),
+            return subprocess.Popen(
+                [*self._prefix, *self.instance.postgres_argv()],
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=fd,
@@ -136,16 +263,13 @@ class Supervisor:
             )
         finally:
             os.close(fd)
-        self._adopted = None
-        self._crashed_at = None
-        self._backoff.last_start = time.monotonic()
-        log.info("started postgres (pid %d)", self._child.pid)
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout."""
         with self._lock:
             self.desired = Desired.STOPPED
             self._crashed_at = None
+            self._down_since = None
             pid = self.pid
             if pid is None:
                 return
@@ -162,6 +286,12 @@ class Supervisor:
             with self._lock:
                 self._stopping = False
         log.info("stopped postgres (%s)", mode)
+
+    def fence(self, timeout: float = 10) -> None:
+        """Stop at once (immediate shutdown: no new commit is acknowledged after the
+        signal), and leave the decision how it comes back to the HA loop."""
+        self.stop("immediate", timeout=timeout)
+        self.mark_down()
 
     def restart(self, timeout: float = 60) -> None:
         self.stop(timeout=timeout)
@@ -190,12 +320,16 @@ class Supervisor:
             if not self.instance.exists:
                 return None
             now = time.monotonic()
-            if self._crashed_at is None:
+            if self._crashed_at is None and self._down_since is None:
                 code = self._child.returncode if self._child is not None else None
                 self._crashed_at = now
                 self._delay = self._backoff.next_delay(now)
                 self.last_error = f"postgres exited unexpectedly (code {code})"
+                if not self.auto_restart:
+                    return f"{self.last_error}; the HA loop decides how it comes back"
                 return f"{self.last_error}; restarting in {self._delay:.0f} s"
+            if not self.auto_restart or self._crashed_at is None:
+                return None
             if now - self._crashed_at < self._delay:
                 return None
             self.restarts += 1
@@ -203,6 +337,8 @@ class Supervisor:
             self._backoff.last_start = now
             try:
                 self._spawn()
+            except Refused as exc:
+                return exc.message
             except (OSError, PgherdError) as exc:
                 self.last_error = f"could not start postgres: {exc}"
                 self._crashed_at = now

@@ -10,15 +10,17 @@ import time
 from pathlib import Path
 
 from pgherd.api.client import AgentClient
-from pgherd.config import NodeConfig
+from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentUnreachable, PgherdError, Refused, TimedOut, last_lines
 from pgherd.model.status import Desired
 from pgherd.pg import process
 
 AGENT_COMM = "pgherd-agent"
 
+AgentHost = NodeConfig | WitnessConfig
 
-def running_agent(node: NodeConfig) -> int | None:
+
+def running_agent(node: AgentHost) -> int | None:
     """The PID of the node's agent if it runs (checked by name, so a reused PID is not it)."""
     try:
         pid = int(node.agent_pid_file.read_text().strip())
@@ -29,7 +31,7 @@ def running_agent(node: NodeConfig) -> int | None:
     return None
 
 
-def spawn(config_path: Path, node: NodeConfig) -> int:
+def spawn(config_path: Path, node: AgentHost) -> int:
     """Start ``pgherd agent run`` for ``node`` detached from us; its output goes to its log."""
     log_fd = os.open(node.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -56,7 +58,7 @@ def spawn(config_path: Path, node: NodeConfig) -> int:
     return proc.pid
 
 
-def wait_healthy(node: NodeConfig, pid: int, timeout: float = 60) -> None:
+def wait_healthy(node: AgentHost, pid: int, timeout: float = 60) -> None:
     """Wait until the agent answers and its PostgreSQL runs; fail early if the agent dies."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
@@ -64,8 +66,7 @@ def wait_healthy(node: NodeConfig, pid: int, timeout: float = 60) -> None:
         if not process.is_alive(pid):
             process.reap(pid)
             raise PgherdError(
-                f"the agent of {node.name} exited: {agent_log_tail(node)}",
-                f"see {node.agent_log} and {node.server_log}",
+                f"the agent of {node.name} exited: {agent_log_tail(node)}", _logs(node)
             )
         try:
             ok, state = AgentClient(node).healthy()
@@ -77,13 +78,16 @@ def wait_healthy(node: NodeConfig, pid: int, timeout: float = 60) -> None:
             held_back(node)
         last = f"state {state}"
         time.sleep(0.1)
-    raise TimedOut(
-        f"{node.name} was not healthy within {timeout:.0f} s ({last})",
-        f"see {node.agent_log} and {node.server_log}",
-    )
+    raise TimedOut(f"{node.name} was not healthy within {timeout:.0f} s ({last})", _logs(node))
 
 
-def held_back(node: NodeConfig) -> None:
+def _logs(node: AgentHost) -> str:
+    if isinstance(node, WitnessConfig):
+        return f"see {node.agent_log}"
+    return f"see {node.agent_log} and {node.server_log}"
+
+
+def held_back(node: AgentHost) -> None:
     """Raise when the agent keeps PostgreSQL stopped on purpose (it would be a second
     primary), instead of waiting for a start that will not come."""
     status = AgentClient(node).status()
@@ -91,14 +95,14 @@ def held_back(node: NodeConfig) -> None:
         raise Refused(f"{node.name}: {status.error}", f"see {node.agent_log}")
 
 
-def agent_log_tail(node: NodeConfig) -> str:
+def agent_log_tail(node: AgentHost) -> str:
     try:
         return last_lines(node.agent_log.read_text(errors="replace"), 2)
     except OSError:
         return "(no log)"
 
 
-def stop(node: NodeConfig, timeout: float = 60) -> bool:
+def stop(node: AgentHost, timeout: float = 60) -> bool:
     """SIGTERM the agent (it shuts PostgreSQL down first); SIGKILL after ``timeout``.
 
     Returns True if an agent was running.

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgherd.config import ArchiveConfig, ClusterConfig, NodeConfig
+from pgherd.config import (
+    ArchiveConfig,
+    ClusterConfig,
+    EtcdDcs,
+    HaConfig,
+    NodeConfig,
+    SqliteDcs,
+    WitnessConfig,
+)
 from pgherd.errors import InvalidInput
 
 API_PORT_OFFSET = 1000
+ETCD_CLIENT_OFFSET = 2000  # the lab's etcd members: client ports
+ETCD_PEER_OFFSET = 3000  # and peer ports
+WITNESS_NAME = "witness"
 MAX_NODES = 9
 DEFAULT_PORT_BASE = 5440
 # Independent labs are for logical replication: a new or re-enabled subscription's apply
@@ -21,16 +32,42 @@ def node_name(index: int) -> str:
 
 
 def check_failover(failover: str) -> None:
-    """Only manual failover exists until the agents' HA loop lands."""
-    if failover == "manual":
-        return
-    if failover == "automatic":
-        raise InvalidInput(
-            "--failover automatic: automatic failover is not available yet",
-            "use --failover manual (the default); promote with pgherd standby promote or "
-            "pgherd standby switchover",
-        )
-    raise InvalidInput(f"--failover {failover!r} is not a mode", "use manual or automatic")
+    if failover not in ("manual", "automatic"):
+        raise InvalidInput(f"--failover {failover!r} is not a mode", "use manual or automatic")
+
+
+def check_dcs(dcs: str) -> None:
+    if dcs not in ("sqlite", "etcd"):
+        raise InvalidInput(f"--dcs {dcs!r} is not a store", "use sqlite or etcd")
+
+
+def etcd_members(directory: Path, port_base: int, count: int) -> list[tuple[str, int, int]]:
+    """(name, client port, peer port) of the lab's etcd members."""
+    return [
+        (f"etcd{i + 1}", port_base + ETCD_CLIENT_OFFSET + i, port_base + ETCD_PEER_OFFSET + i)
+        for i in range(count)
+    ]
+
+
+def lab_ha(
+    directory: Path,
+    port_base: int,
+    nodes: int,
+    dcs: str,
+    sync: bool,
+    witness: bool,
+    failsafe: bool = False,
+) -> HaConfig:
+    """A lab's automatic failover: sqlite in DIR/dcs.sqlite, or etcd on loopback (one
+    member; with a witness, one beside each data node and one beside the witness)."""
+    check_dcs(dcs)
+    if dcs == "sqlite":
+        store: SqliteDcs | EtcdDcs = SqliteDcs(sqlite=directory / "dcs.sqlite")
+    else:
+        count = nodes + 1 if witness else 1
+        members = etcd_members(directory, port_base, count)
+        store = EtcdDcs(etcd=tuple(f"http://127.0.0.1:{client}" for _, client, _ in members))
+    return HaConfig(dcs=store, synchronous=sync, failsafe=failsafe)
 
 
 def lab_config(
@@ -42,10 +79,27 @@ def lab_config(
     independent: bool = False,
     failover: str = "manual",
     archive: bool = False,
+    dcs: str = "sqlite",
+    sync: bool = False,
+    witness: bool = False,
+    failsafe: bool = False,
 ) -> ClusterConfig:
     """``independent``: every node is a primary of its own (its own initdb, system
-    identifier and agent) instead of one primary and its standbys."""
+    identifier and agent) instead of one primary and its standbys. ``failover``
+    automatic: a coordination store (``dcs``) and the agents' HA loop."""
     check_failover(failover)
+    automatic = failover == "automatic"
+    if independent and automatic:
+        raise InvalidInput(
+            "--failover automatic and --independent cannot be combined: every independent "
+            "node is a primary of its own",
+            "leave --failover out (independent labs fail over by hand)",
+        )
+    if (sync or witness or failsafe) and not automatic:
+        raise InvalidInput(
+            "--sync, --witness and --failsafe need automatic failover",
+            "leave out --failover manual",
+        )
     if independent and archive:
         raise InvalidInput(
             "--archive and --independent cannot be combined: an archive holds one cluster's WAL",
@@ -53,14 +107,26 @@ def lab_config(
         )
     if not 1 <= nodes <= MAX_NODES:
         raise InvalidInput(f"--nodes {nodes} is out of range", f"use 1 to {MAX_NODES} nodes")
-    top = port_base + API_PORT_OFFSET + nodes - 1
+    top = port_base + (ETCD_PEER_OFFSET if dcs == "etcd" and automatic else API_PORT_OFFSET)
+    top += nodes if witness else nodes - 1
     if port_base < 1024 or top > 65535:
         raise InvalidInput(
             f"--port-base {port_base} gives ports outside 1024-65535 "
             f"(the API ports go up to {top})",
-            f"use a port base from 1024 to {65535 - API_PORT_OFFSET - nodes + 1}",
+            f"use a port base from 1024 to {65535 - (top - port_base)}",
         )
     directory = directory.absolute()
+    witnesses = (
+        (
+            WitnessConfig(
+                name=WITNESS_NAME,
+                api_port=port_base + API_PORT_OFFSET + nodes,
+                home=directory / WITNESS_NAME,
+            ),
+        )
+        if witness
+        else ()
+    )
     return ClusterConfig(
         cluster="lab",
         topology="independent" if independent else "streaming",
@@ -69,8 +135,10 @@ def lab_config(
         pg_bin=pg_bin,
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
-        failover="manual",
+        failover="automatic" if automatic else "manual",
+        ha=lab_ha(directory, port_base, nodes, dcs, sync, witness, failsafe) if automatic else None,
         archive=ArchiveConfig(path=directory / "archive") if archive else None,
+        witnesses=witnesses,
         nodes=tuple(
             NodeConfig(
                 name=node_name(i),
@@ -90,4 +158,20 @@ def wanted_ports(config: ClusterConfig) -> list[tuple[str, int, str]]:
     for node in config.nodes:
         ports.append((node.host, node.port, f"{node.name} PostgreSQL"))
         ports.append((node.api_host, node.api_port, f"{node.name} agent API"))
+    for witness in config.witnesses:
+        ports.append((witness.api_host, witness.api_port, f"{witness.name} agent API"))
+    for name, client, peer in lab_etcd(config):
+        ports.append(("127.0.0.1", client, f"{name} etcd"))
+        ports.append(("127.0.0.1", peer, f"{name} etcd peer"))
     return ports
+
+
+def lab_etcd(config: ClusterConfig) -> list[tuple[str, int, int]]:
+    """The lab's etcd members by the config's endpoints (peer port = client + 1000)."""
+    if config.ha is None or not isinstance(config.ha.dcs, EtcdDcs):
+        return []
+    members = []
+    for i, url in enumerate(config.ha.dcs.etcd):
+        client = int(url.rstrip("/").rsplit(":", 1)[1])
+        members.append((f"etcd{i + 1}", client, client + ETCD_PEER_OFFSET - ETCD_CLIENT_OFFSET))
+    return members

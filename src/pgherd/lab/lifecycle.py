@@ -14,9 +14,9 @@ from typing import Protocol
 
 from pgherd import config as config_mod
 from pgherd.api.client import AgentClient, fan_out, statuses
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
-from pgherd.lab import agents, layout, ports
+from pgherd.lab import agents, lab_store, layout, ports
 from pgherd.model.status import PgState, Role
 from pgherd.pg import binaries, osuser, passfile, process
 from pgherd.pg.basebackup import Progress
@@ -61,6 +61,10 @@ def up(
     independent: bool = False,
     failover: str = "manual",
     archive: bool = False,
+    dcs: str = "sqlite",
+    sync: bool = False,
+    witness: bool = False,
+    failsafe: bool = False,
 ) -> LabUp:
     started = time.monotonic()
     layout.check_failover(failover)
@@ -79,14 +83,41 @@ def up(
         )
     osuser.require_reachable(directory.parent, user)
     config = layout.lab_config(
-        directory, nodes, port_base, user.name, pg_bin, independent, failover, archive
+        directory,
+        nodes,
+        port_base,
+        user.name,
+        pg_bin,
+        independent,
+        failover,
+        archive,
+        dcs=dcs,
+        sync=sync,
+        witness=witness,
+        failsafe=failsafe,
     )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
     _write_lab_files(config, config_path, user)
+    lab_store.start(config, directory, reporter)
     _create(config, config_path, reporter)
+    _start_witnesses(config, config_path, reporter)
     return LabUp(config, config_path, True, time.monotonic() - started)
+
+
+def _start_witnesses(config: ClusterConfig, config_path: Path, reporter: Reporter) -> None:
+    for witness in config.witnesses:
+        _start_witness(config_path, witness, reporter)
+
+
+def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter) -> None:
+    pid = agents.running_agent(witness)
+    if pid is None:
+        witness.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pid = agents.spawn(config_path, witness)
+    agents.wait_healthy(witness, pid)
+    reporter.step(f"{witness.name}: witness agent on {witness.api_url} (no data)")
 
 
 def _write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
@@ -167,6 +198,12 @@ def _start_existing(config: ClusterConfig, config_path: Path, reporter: Reporter
     to_start = [n for n in config.nodes if agents.running_agent(n) is None]
     idle = [n for n in to_start if not LocalNode.open(config, n.name).instance.is_running]
     ports.require_free([p for p in layout.wanted_ports(config) if _node_of(p, idle)])
+    lab_store.start(config, config_path.parent, reporter)
+    _start_existing_nodes(config, config_path, reporter)
+    _start_witnesses(config, config_path, reporter)
+
+
+def _start_existing_nodes(config: ClusterConfig, config_path: Path, reporter: Reporter) -> None:
     initialized = [n for n in config.nodes if LocalNode.open(config, n.name).instance.exists]
     if config.independent:
         # Every node is a primary of its own: start them, create the ones not there yet.
@@ -251,6 +288,10 @@ def down(directory: Path, purge: bool, reporter: Reporter) -> None:
         for n in config.nodes
         if agents.running_agent(n) is not None or process.running_postmaster(n.data_dir)
     ]
+    for witness in config.witnesses:
+        stopped = agents.stop(witness)
+        reporter.step(f"{witness.name}: " + ("stopped its agent" if stopped else "not running"))
+    lab_store.stop(config, directory, reporter)
     if left:
         raise PgherdError(f"still running after lab down: {', '.join(left)}", "see their logs")
     if purge:

@@ -13,9 +13,15 @@ The rules that keep one writable primary:
   margin of one more cycle; after that it demotes, before any standby can take the lease;
 - a standby takes an expired lease only when it is the best candidate: running, not
   tagged ``nofailover``, not further than ``maximum_lag`` behind the last primary position
-  known, the most advanced of the candidates it can see (ties go to the lowest name), and
-  in synchronous mode a member of the synchronous set that can see enough of that set to
-  be sure no other member is further ahead.
+  known, the most advanced of the candidates it can see (ties go to the lowest name), no
+  reachable member still running as a primary, and in synchronous mode a member of the
+  synchronous set that can see enough of that set to be sure no other member is further
+  ahead;
+- PostgreSQL that died is started again by this function's say-so, never behind its back:
+  a primary only while it holds the lease (or takes a free one when nobody is ahead of its
+  timeline), a standby always;
+- while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
+  promotes, demotes or re-points anything; the holder only keeps its lease.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ class Do(StrEnum):
     START = "start"  # start PostgreSQL again (crash, or asked)
     SET_SYNC = "set_sync"  # the primary writes synchronous_standby_names for ``members``
     WAIT = "wait"  # nothing to do; the sentence says why
+
+
+# What the executor records as cluster events (the rest are routine: renewals, waits).
+RECORDED = frozenset({Do.PROMOTE, Do.DEMOTE, Do.REJOIN, Do.RELEASE_LEASE, Do.FOLLOW, Do.START})
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class Local:
     lease_valid_until: float | None = None  # monotonic deadline of our lease, if held
     now: float = 0.0
     diverged_from_leader: bool = False  # its timeline left the leader's history
+    streaming_standbys: tuple[str, ...] = ()  # a primary's pg_stat_replication, streaming
+    replicate_from: str | None = None  # the standby to cascade from (config), if any
 
 
 @dataclass(frozen=True)
@@ -113,19 +125,76 @@ class World:
     leader: str | None  # holder of an unexpired lease (None: absent or expired)
     peers: tuple[Peer, ...] = ()
     last_primary_position: Lsn | None = None  # last position the primary published
-    sync_set: tuple[str, ...] = ()  # synchronous standbys named by the primary
+    sync_set: tuple[str, ...] = ()  # who may be promoted in synchronous mode (the store's)
+    sync_quorum: int = 1  # how many of sync_set acknowledged each commit (the store's)
+    paused: str | None = None  # an operator's operation runs: why, and who asked
+    last_leader: str | None = None  # who held the lease last (its newest check-in says so)
 
 
 def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     if settings.mode is Mode.MANUAL:
         return _manual(me)
-    if me.pg in (PgState.STOPPED, PgState.CRASHED) and me.crashed_for is not None:
+    down = me.pg in (PgState.STOPPED, PgState.CRASHED)
+    if world.paused is not None:
+        return _paused(me, world)
+    if down and me.crashed_for is not None:
         return _crashed(settings, me, world)
+    if down and world.store_ok and world.leader == me.name:
+        return (
+            Action(
+                Do.RELEASE_LEASE,
+                "PostgreSQL was stopped on purpose: giving up the lease so a standby can take over",
+            ),
+        )
+    if me.pg is PgState.STARTING and me.role is Role.PRIMARY:
+        return _starting_primary(settings, me, world)
     if me.pg is not PgState.RUNNING:
         return (Action(Do.WAIT, f"PostgreSQL is {me.pg}; waiting"),)
     if me.role is Role.PRIMARY:
         return _as_primary(settings, me, world)
     return _as_standby(settings, me, world)
+
+
+def _paused(me: Local, world: World) -> tuple[Action, ...]:
+    """An operator's operation (switchover, promotion) runs: hold still, keep the lease."""
+    why = f"automatic failover is paused ({world.paused})"
+    if world.store_ok and world.leader == me.name:
+        if me.crashed_for is not None and me.role is Role.PRIMARY:
+            return (
+                Action(Do.RENEW_LEASE, f"{why}: keeping my lease"),
+                Action(Do.START, "PostgreSQL should run: starting it in place (I hold the lease)"),
+            )
+        return (Action(Do.RENEW_LEASE, f"{why}: keeping my lease"),)
+    if (
+        world.store_ok
+        and world.leader is None
+        and me.pg is PgState.RUNNING
+        and me.role is Role.PRIMARY
+    ):
+        return (
+            Action(Do.ACQUIRE_LEASE, f"{why}: I run as the primary and the lease is free"),
+            Action(Do.WAIT, "holding the lease as primary"),
+        )
+    if me.crashed_for is not None and me.role is Role.STANDBY:
+        return (Action(Do.START, f"{why}: PostgreSQL is down: starting it as a standby"),)
+    return (Action(Do.WAIT, f"{why}: no automatic action"),)
+
+
+def _starting_primary(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    """A primary on its way up (restarted in place) keeps the lease, or is fenced."""
+    if not world.store_ok:
+        return _primary_without_store(settings, me, world)
+    if world.leader == me.name:
+        return (Action(Do.RENEW_LEASE, "keeping the lease while PostgreSQL starts"),)
+    if world.leader is None:
+        return (Action(Do.ACQUIRE_LEASE, "PostgreSQL starts as the primary: taking the lease"),)
+    return (
+        Action(
+            Do.DEMOTE,
+            f"demoting myself: {world.leader} holds the lease, so I must not start as a primary",
+            target=world.leader,
+        ),
+    )
 
 
 def _manual(me: Local) -> tuple[Action, ...]:
@@ -151,26 +220,58 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
             )
         return (
             Action(Do.RENEW_LEASE, "keeping the lease while PostgreSQL restarts"),
-            Action(Do.START, "PostgreSQL died; restarting it in place (faster than a failover)"),
+            Action(
+                Do.START,
+                f"PostgreSQL is down ({crashed_for:.1f} s): restarting it in place, "
+                "faster than a failover",
+            ),
         )
     if me.role is Role.PRIMARY and world.leader not in (None, me.name):
         return (
             Action(
                 Do.REJOIN,
-                f"PostgreSQL died and {world.leader} holds the lease now: "
+                f"PostgreSQL is down and {world.leader} holds the lease now: "
                 "coming back as its standby, never as a second primary",
                 target=world.leader,
             ),
         )
-    if me.role is Role.PRIMARY and world.leader is None:
+    if me.role is Role.PRIMARY:
+        return _down_primary_without_leader(settings, me, world)
+    return (Action(Do.START, "PostgreSQL is down: starting it as a standby"),)
+
+
+def _down_primary_without_leader(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
+    """A primary (by its files) is down and nobody holds the lease: a cold start of the
+    cluster, or an agent back after a while. It may lead again only if nobody went ahead
+    of it: no member runs as a primary, none is on a newer timeline (a promotion)."""
+    if not world.store_ok:
+        return (Action(Do.WAIT, "PostgreSQL is down and the store is unreachable: waiting"),)
+    if (me.crashed_for or 0.0) >= settings.primary_start_timeout:
         return (
             Action(
                 Do.WAIT,
-                "PostgreSQL died and no member holds the lease: not restarting as a "
-                "primary without one",
+                "PostgreSQL did not come back within primary_start_timeout: leaving the "
+                "lease to a standby",
             ),
         )
-    return (Action(Do.START, "PostgreSQL died; restarting it as a standby"),)
+    for peer in world.peers:
+        if peer.reachable and peer.pg is PgState.RUNNING and peer.role is Role.PRIMARY:
+            return (Action(Do.WAIT, f"{peer.name} runs as a primary: not starting as another one"),)
+        if peer.reachable and peer.timeline and me.timeline and peer.timeline > me.timeline:
+            return (
+                Action(
+                    Do.WAIT,
+                    f"{peer.name} is on timeline {peer.timeline}, newer than my {me.timeline}: "
+                    "waiting for it to lead, then rejoining it",
+                ),
+            )
+    return (
+        Action(
+            Do.ACQUIRE_LEASE,
+            "no member holds the lease and none is ahead of my timeline: taking the lease",
+        ),
+        Action(Do.START, "starting PostgreSQL as the primary"),
+    )
 
 
 def _as_primary(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
@@ -201,16 +302,14 @@ def _primary_without_store(settings: Settings, me: Local, world: World) -> tuple
     if deadline is not None and me.now + margin < deadline:
         left = deadline - me.now
         return (Action(Do.WAIT, f"the store is unreachable; my lease holds for {left:.1f} s"),)
-    if settings.failsafe:
-        others = [p for p in world.peers if p.name != me.name]
-        if others and all(p.reachable and p.role is not Role.PRIMARY for p in others):
-            return (
-                Action(
-                    Do.WAIT,
-                    "the store is unreachable but every member answers me as their primary "
-                    "(failsafe): staying primary",
-                ),
-            )
+    if failsafe_holds(settings, me, world):
+        return (
+            Action(
+                Do.WAIT,
+                "the store is unreachable but every member answers me as their primary "
+                "(failsafe): staying primary",
+            ),
+        )
     return (
         Action(
             Do.DEMOTE,
@@ -220,19 +319,24 @@ def _primary_without_store(settings: Settings, me: Local, world: World) -> tuple
     )
 
 
+def failsafe_holds(settings: Settings, me: Local, world: World) -> bool:
+    """Failsafe: with the store down, a primary that every other member answers (none of
+    them a primary) may keep running: no standby promotes without the store, and the
+    members it cannot reach are the only ones that could."""
+    if not settings.failsafe or world.store_ok or me.role is not Role.PRIMARY:
+        return False
+    others = [p for p in world.peers if p.name != me.name]
+    return bool(others) and all(p.reachable and p.role is not Role.PRIMARY for p in others)
+
+
 def _sync_action(settings: Settings, me: Local, world: World) -> Action:
-    streaming = sorted(
-        p.name
-        for p in world.peers
-        if p.name != me.name
-        and p.reachable
-        and p.pg is PgState.RUNNING
-        and p.role is Role.STANDBY
-        and not p.nofailover
-    )
+    """The standbys that stream from me now, except those that may never be promoted."""
+    members = {p.name for p in world.peers if not p.nofailover}
+    # (pg_basebackup and other tools stream too, under their own application_name)
+    streaming = sorted(n for n in me.streaming_standbys if n in members)
     return Action(
         Do.SET_SYNC,
-        f"synchronous standbys: {', '.join(streaming) or 'none reachable'}",
+        f"synchronous standbys: {', '.join(streaming) or 'none streaming'}",
         members=tuple(streaming),
     )
 
@@ -250,14 +354,29 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
                     target=leader,
                 ),
             )
-        if me.upstream != leader and not _follows_cascade(me, world):
-            return (Action(Do.FOLLOW, f"following the leader {leader}", target=leader),)
+        wanted = _upstream_for(me, world, leader)
+        if me.upstream != wanted:
+            why = (
+                f"following the leader {leader}"
+                if wanted == leader
+                else f"following {wanted} (replicate_from), {leader} leads"
+            )
+            return (Action(Do.FOLLOW, why, target=wanted),)
         return (Action(Do.WAIT, f"streaming from {me.upstream}; {leader} leads"),)
     if leader == me.name:
         return (
             Action(Do.RENEW_LEASE, "I hold the lease as a standby: finishing my promotion"),
             Action(Do.PROMOTE, "promoting: I hold the lease"),
         )
+    for peer in world.peers:
+        if peer.reachable and peer.pg is PgState.RUNNING and peer.role is Role.PRIMARY:
+            return (
+                Action(
+                    Do.WAIT,
+                    f"the lease is free but {peer.name} still runs as the primary: it takes "
+                    "the lease again or demotes itself",
+                ),
+            )
     verdict = candidate_verdict(settings, me, world)
     if verdict is not None:
         return (Action(Do.WAIT, f"not taking over: {verdict}"),)
@@ -267,11 +386,18 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
     )
 
 
-def _follows_cascade(me: Local, world: World) -> bool:
-    """A standby deliberately streaming from another standby (cascading) stays there."""
-    return any(
-        p.name == me.upstream and p.reachable and p.role is Role.STANDBY for p in world.peers
-    )
+def _upstream_for(me: Local, world: World, leader: str) -> str:
+    """The leader, or the standby this one is configured to cascade from (``replicate_from``)
+    while that one runs. Under automatic failover the agents own the topology: a standby
+    left streaming from a demoted primary, or from a node an operator pointed it at, is
+    brought back under the leader."""
+    wanted = me.replicate_from
+    if wanted is None or wanted in (leader, me.name):
+        return leader
+    for peer in world.peers:
+        if peer.name == wanted and peer.reachable and peer.role is Role.STANDBY:
+            return wanted if peer.pg is PgState.RUNNING else leader
+    return leader
 
 
 def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None:
@@ -294,9 +420,19 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
         candidates = [p for p in candidates if p.name in world.sync_set]
     for peer in candidates:
         assert peer.position is not None
-        if peer.position > me.position or (peer.position == me.position and peer.name < me.name):
+        if peer.position > me.position or (
+            peer.position == me.position and _wins_tie(peer.name, me.name, world.last_leader)
+        ):
             return f"{peer.name} is at {peer.position}, at least as far as my {me.position}"
     return None
+
+
+def _wins_tie(peer: str, me: str, last_leader: str | None) -> bool:
+    """Equally advanced: the last leader leads again (no needless change of primary after
+    the store came back), else the lowest name."""
+    if last_leader in (peer, me):
+        return peer == last_leader
+    return peer < me
 
 
 def _eligible(peer: Peer) -> bool:
@@ -318,7 +454,7 @@ def _sync_verdict(settings: Settings, me: Local, world: World) -> str | None:
     seen = 1 + sum(
         1 for p in world.peers if p.name in world.sync_set and p.name != me.name and p.reachable
     )
-    needed = len(world.sync_set) - settings.sync_quorum + 1
+    needed = len(world.sync_set) - world.sync_quorum + 1
     if seen < needed:
         return (
             f"synchronous mode: I see {seen} of the synchronous set "

@@ -14,6 +14,7 @@ from pgherd.model.status import PgState, Role
 from pgherd.model.timeline import Divergence, compare
 from pgherd.ops.context import Operation, Step
 from pgherd.ops.events import record_refusal
+from pgherd.ops.pause import paused
 
 
 @dataclass
@@ -59,6 +60,11 @@ def divergence(op: Operation, node: str, upstream: str) -> tuple[Divergence, Nod
 
 
 def follow(op: Operation, node: str, upstream: str | None = None) -> FollowOutcome:
+    with paused(op.config, f"follow of {node} by {op.requested_by}", 300):
+        return _follow(op, node, upstream)
+
+
+def _follow(op: Operation, node: str, upstream: str | None) -> FollowOutcome:
     current = op.snapshot()
     if upstream is None:
         upstream = default_upstream(current, node)

@@ -10,6 +10,7 @@ from pgherd.model.checks import Check, refusal
 from pgherd.model.events import Event, Outcome
 from pgherd.ops.context import Operation, Step
 from pgherd.ops.events import record_refusal
+from pgherd.ops.pause import hand_over, paused
 
 
 @dataclass
@@ -51,9 +52,13 @@ def promote(op: Operation, node: str, force: bool = False, timeout: float = 60) 
         details={"forced": "yes"} if overridden else {},
     )
     op.events.save(event)  # kept for later when no primary can take it now
-    with op.step(f"promote {node}") as step:
-        result = op.client(node).promote(timeout)
-        step.detail = f"timeline {result.timeline_before} → {result.timeline_after}"
+    with paused(op.config, f"promotion of {node} by {op.requested_by}", timeout + 60) as store:
+        with op.step(f"promote {node}") as step:
+            result = op.client(node).promote(timeout)
+            step.detail = f"timeline {result.timeline_before} → {result.timeline_after}"
+        if store is not None:
+            with op.step(f"hand the leader lease to {node}") as step:
+                step.detail = hand_over(store, op.config, node)
     reason = f"{node} is the primary on timeline {result.timeline_after}"
     if overridden:
         reason += " (forced: " + "; ".join(overridden) + ")"

@@ -23,6 +23,7 @@ from pgherd.model.status import PgState
 from pgherd.ops.context import Operation, Step, best_effort
 from pgherd.ops.events import record_refusal
 from pgherd.ops.follow import divergence
+from pgherd.ops.pause import paused
 
 
 @dataclass
@@ -53,6 +54,11 @@ class RejoinOutcome:
 
 
 def rejoin(op: Operation, node: str, force_clone: bool = False) -> RejoinOutcome:
+    with paused(op.config, f"rejoin of {node} by {op.requested_by}", 3600):
+        return _rejoin(op, node, force_clone)
+
+
+def _rejoin(op: Operation, node: str, force_clone: bool) -> RejoinOutcome:
     current = op.snapshot()
     primary, checks = rejoin_checks(current, node, op.node_at)
     refused = refusal("rejoin", checks)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from pgherd.dcs.base import Store
 from pgherd.errors import PgherdError, Refused
 from pgherd.model import switchover as model
 from pgherd.model.checks import Check, refusal, streaming_from
@@ -23,6 +24,7 @@ from pgherd.model.status import PgState, Role
 from pgherd.model.timeline import Verdict, compare
 from pgherd.ops.context import Operation, Step, best_effort
 from pgherd.ops.events import record_refusal
+from pgherd.ops.pause import hand_over, paused
 
 
 class SwitchoverAborted(PgherdError):
@@ -110,7 +112,10 @@ def switchover(
         for s in current
         if s.name in assessment.siblings and streaming_from(s, assessment.primary, op.node_at)
     )
-    return run.execute(moving, streaming)
+    # Under automatic failover the agents hold still meanwhile (ops/pause.py).
+    with paused(op.config, f"switchover to {target} by {op.requested_by}", timeout + 300) as store:
+        run.store = store
+        return run.execute(moving, streaming)
 
 
 class _Run:
@@ -124,6 +129,7 @@ class _Run:
         self.timeout = timeout
         self.created_slots: list[str] = []
         self.promote_requested = False
+        self.store: Store | None = None  # the coordination store, under automatic failover
         self.event = Event(
             operation="switchover",
             node=new,
@@ -155,6 +161,9 @@ class _Run:
         except PgherdError as exc:
             self._fail_before_promotion(exc)
         try:
+            if self.store is not None:
+                with op.step(f"hand the leader lease to {new}") as step:
+                    step.detail = hand_over(self.store, op.config, new)
             self._old_follows(shutdown)
             for sibling in moving:
                 with op.step(f"point {sibling} at {new}"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgherd.model.lsn import Lsn
 
@@ -58,3 +60,16 @@ def parse(text: str) -> ControlData:
         )
     except KeyError as missing:
         raise ValueError(f"pg_controldata output lacks {missing}") from None
+
+
+def read_system_identifier(data_dir: Path) -> str | None:
+    """The system identifier stored first in ``global/pg_control`` (a native-endian
+    uint64), read without running pg_controldata: cheap enough for every start."""
+    try:
+        with (data_dir / "global" / "pg_control").open("rb") as handle:
+            raw = handle.read(8)
+    except OSError:
+        return None
+    if len(raw) != 8:
+        return None
+    return str(int.from_bytes(raw, sys.byteorder))

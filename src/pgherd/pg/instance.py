@@ -155,7 +155,19 @@ class Instance:
 
     def prepare_start(self) -> None:
         self._clear_stale_pid_file()
+        self._clear_stale_socket_lock()
         self.user.make_dir(self.socket_dir)
+
+    def _clear_stale_socket_lock(self) -> None:
+        """Remove the socket's lock file left by a dead (or zombie) postmaster: PostgreSQL
+        refuses to start while its PID answers ``kill -0``, which a zombie does."""
+        lock = self.socket_dir / f".s.PGSQL.{self.port}.lock"
+        try:
+            first = lock.read_text().splitlines()[0].strip()
+        except (OSError, IndexError):
+            return
+        if first.lstrip("-").isdigit() and not process.is_alive(abs(int(first))):
+            lock.unlink(missing_ok=True)
 
     def _pg_ctl(self, *args: str, timeout: float) -> None:
         if args[0] == "start":

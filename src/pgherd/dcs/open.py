@@ -1,0 +1,27 @@
+"""The store a config names: etcd for real clusters, sqlite for one machine."""
+
+from __future__ import annotations
+
+from pgherd.config import ClusterConfig, EtcdDcs
+from pgherd.dcs.base import Store
+from pgherd.errors import ConfigError
+
+
+def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
+    """``timeout``: the longest one call may wait for the store (default: the config's
+    ``retry_timeout``). Each etcd endpoint gets its share, so that trying them all still
+    fits in it."""
+    if config.ha is None:
+        raise ConfigError(
+            "this cluster has no coordination store (no ha: section in pgherd.yaml)",
+            "add one (docs/failover.md) or use the manual operations",
+        )
+    limit = config.ha.retry_timeout if timeout is None else timeout
+    if isinstance(config.ha.dcs, EtcdDcs):
+        from pgherd.dcs.etcd import EtcdStore
+
+        endpoints = config.ha.dcs.etcd
+        return EtcdStore(endpoints, config.cluster, timeout=max(limit / len(endpoints), 0.1))
+    from pgherd.dcs.sqlite import SqliteStore
+
+    return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit)

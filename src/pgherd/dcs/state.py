@@ -1,0 +1,77 @@
+"""The cluster's shared state in the store's ``config`` key: an operator's pause and the
+synchronous set. Read from the HA cycle's one snapshot; changed only by compare-and-set.
+
+``pause``: while an operator's operation (a switchover, a promotion) moves the primary
+role by hand, the agents hold still (docs/failover.md). It carries its own end, so an
+operation that dies half-way does not leave automatic failover off for good.
+
+``last_leader``: written when a member takes the lease.
+
+``sync``: in synchronous mode, who may be promoted and how many of them acknowledged each
+commit. The primary keeps it a superset of the standbys its server waits for, with a
+quorum no larger than the server's (see ha/sync.py for the order of the steps): any set of
+``len(members) - quorum + 1`` members then holds every acknowledged commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from pgherd.dcs.base import Store, StoreUnavailable, Versioned
+from pgherd.model.status import Frozen
+
+
+class Pause(Frozen):
+    reason: str  # "switchover to node2 by root@host"
+    until: float  # seconds since the epoch (wall clock: the store is shared by hosts)
+
+    def active(self, now: float | None = None) -> bool:
+        return self.until > (time.time() if now is None else now)
+
+
+class SyncState(Frozen):
+    leader: str  # the primary whose commits the set acknowledged
+    members: tuple[str, ...] = ()
+    quorum: int = 0  # 0: nobody may be promoted (a set being rebuilt)
+
+
+class ClusterState(Frozen):
+    pause: Pause | None = None
+    sync: SyncState | None = None
+    last_leader: str | None = None  # who took the lease last (ties in a failover go to it)
+
+    def paused(self, now: float | None = None) -> str | None:
+        """Why automatic failover is paused now, or None."""
+        if self.pause is not None and self.pause.active(now):
+            return self.pause.reason
+        return None
+
+
+def parse(config: Versioned | None) -> ClusterState:
+    """The state in ``config``; an absent or unreadable value is the empty state (a value
+    written by a newer pgherd must not stop the HA loop)."""
+    if config is None or not config.value.strip():
+        return ClusterState()
+    try:
+        return ClusterState.model_validate_json(config.value)
+    except ValidationError:
+        return ClusterState()
+
+
+def update(
+    store: Store, change: Callable[[ClusterState], ClusterState], tries: int = 20
+) -> ClusterState:
+    """Apply ``change`` with compare-and-set, retrying when another writer came first."""
+    for _ in range(tries):
+        current = store.config()
+        before = parse(current)
+        after = change(before)
+        if after == before:
+            return before
+        if store.set_config(after.model_dump_json(), 0 if current is None else current.version):
+            return after
+        time.sleep(0.01)
+    raise StoreUnavailable(f"the store's config kept changing under {tries} attempts to update it")

@@ -1,0 +1,69 @@
+"""What each agent writes to the store every HA cycle (``members/<name>``).
+
+Peers read each other from these check-ins in steady state, so a cycle costs one store
+read instead of a request to every agent; agents are asked over their API only when a
+decision needs fresh figures (the lease is free, or the store is down). The leader's
+check-in doubles as the last primary position standbys measure ``maximum_lag`` against.
+Check-ins live ``CHECKIN_TTL_FACTOR`` × ttl, longer than the lease, so that a lost
+leader's last position is still readable when its lease has expired; a check-in older
+than the lease counts as unreachable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import ValidationError
+
+from pgherd.dcs.base import Member
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import Frozen, LsnField, PgState, Role
+
+CHECKIN_TTL_FACTOR = 10.0
+
+
+class CheckIn(Frozen):
+    name: str
+    kind: Literal["data", "witness"] = "data"
+    api_url: str
+    state: PgState = PgState.STOPPED
+    role: Role = Role.UNKNOWN
+    timeline: int | None = None
+    position: LsnField | None = None
+    upstream: str | None = None
+    streaming: bool = False
+    nofailover: bool = False
+    leader: bool = False  # it held the lease when it wrote this
+    decision: str = ""  # the sentence of its last HA cycle
+    at: float  # seconds since the epoch
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (time.time() if now is None else now) - self.at)
+
+
+def parse(member: Member) -> CheckIn | None:
+    try:
+        return CheckIn.model_validate_json(member.data)
+    except ValidationError:
+        return None
+
+
+def checkins(members: tuple[Member, ...]) -> dict[str, CheckIn]:
+    found = {}
+    for member in members:
+        checkin = parse(member)
+        if checkin is not None:
+            found[member.name] = checkin
+    return found
+
+
+def last_primary_position(found: dict[str, CheckIn]) -> Lsn | None:
+    """The position in the newest check-in written by a leader running as the primary."""
+    leaders = [
+        c for c in found.values() if c.leader and c.role is Role.PRIMARY and c.position is not None
+    ]
+    if not leaders:
+        return None
+    newest = max(leaders, key=lambda c: c.at)
+    return newest.position

@@ -1,0 +1,212 @@
+"""The "act" of an HA cycle: carries out decide()'s actions, in order, stopping at the
+first that fails (a PROMOTE after an ACQUIRE_LEASE that lost the race never runs).
+
+Lease calls measure the lease's deadline from *before* the request is sent, so the
+deadline this node believes in is never later than the one the store enforces. Actions
+that change PostgreSQL take the agent's action lock (briefly: an operator's operation that
+holds it makes the cycle try again next time) and use the same node-level steps as the
+operations of issue 3: physical/promote.py, pg_rewind, clones, slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pgherd.api.ops_client import OpsClient
+from pgherd.dcs import state as dcs_state
+from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.errors import PgherdError, Refused
+from pgherd.ha import rejoin_local, sync
+from pgherd.ha.fence import Fence
+from pgherd.ha.supervisor import Supervisor
+from pgherd.model.ha import Action, Do, Settings
+from pgherd.pg import replication, sync_standbys
+from pgherd.physical import promote, slots
+from pgherd.physical.local_node import LocalNode
+
+log = logging.getLogger("pgherd.ha")
+
+
+class Busy(PgherdError):
+    """An operator's operation holds the node; the cycle tries again next time."""
+
+
+@dataclass
+class Lease:
+    """What this agent knows of its own lease."""
+
+    valid_until: float | None = None  # monotonic; measured from before the request
+
+    def held(self, now: float | None = None) -> bool:
+        return self.valid_until is not None and (now or time.monotonic()) < self.valid_until
+
+
+@dataclass
+class Executor:
+    local: LocalNode
+    supervisor: Supervisor
+    settings: Settings
+    token: str
+    fence: Fence
+    lock: threading.Lock
+    store: Callable[[], Store]
+    lease: Lease = field(default_factory=Lease)
+    lock_wait: float = 0.2
+
+    @property
+    def me(self) -> str:
+        return self.local.node.name
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if not self.lock.acquire(timeout=self.lock_wait):
+            raise Busy("an operation holds this node; the next cycle tries again")
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    # ---- one action ------------------------------------------------------------------
+
+    def perform(self, action: Action, primary_ahead: bool) -> str | None:
+        """Carry out ``action``; returns a detail for the log (None: nothing to add).
+        Raises when it failed. ``primary_ahead``: this node runs, or is about to run, as
+        the primary, so a lease it gets arms the fence."""
+        do = action.do
+        if do is Do.WAIT:
+            return None
+        if do is Do.RENEW_LEASE:
+            return self._lease_call(self.store().renew_leader, "renew", primary_ahead)
+        if do is Do.ACQUIRE_LEASE:
+            detail = self._lease_call(self.store().acquire_leader, "acquire", primary_ahead)
+            with contextlib.suppress(StoreUnavailable):
+                dcs_state.update(
+                    self.store(), lambda s: s.model_copy(update={"last_leader": self.me})
+                )
+            return detail
+        if do is Do.RELEASE_LEASE:
+            self.store().release_leader(self.me)
+            self.lease.valid_until = None
+            self.fence.disarm()
+            return "released"
+        if do is Do.PROMOTE:
+            return self._promote()
+        if do is Do.DEMOTE:
+            return self._demote(action.target)
+        if do is Do.FOLLOW:
+            assert action.target is not None
+            return self._follow(action.target)
+        if do is Do.REJOIN:
+            assert action.target is not None
+            return self._rejoin(action.target)
+        if do is Do.START:
+            with self._locked():
+                # A primary restarting in place under its lease does not back off:
+                # primary_start_timeout bounds its attempts, then a standby takes over.
+                started = self.supervisor.spawn_when_due(urgent=primary_ahead)
+            return "started" if started else "waiting for the restart backoff"
+        if do is Do.SET_SYNC:
+            return sync.apply(
+                self.store(),
+                self.local.instance,
+                self.me,
+                action.members,
+                self.settings.sync_quorum,
+            )
+        raise ValueError(f"unknown action {do}")
+
+    def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
+        sent_at = time.monotonic()
+        if not call(self.me, self.settings.ttl):
+            self.lease.valid_until = None
+            raise Refused(f"could not {what} the lease: another member holds it")
+        self.lease.valid_until = sent_at + self.settings.ttl
+        if arm:
+            self.fence.allow_until(self.lease.valid_until)
+        return f"lease valid for {self.settings.ttl:g} s"
+
+    def _promote(self) -> str:
+        if not self.lease.held():
+            raise Refused("not promoting: my lease is not certainly valid")
+        with self._locked():
+            if self.settings.synchronous:
+                sync.before_promotion(self.store(), self.me)
+            self.fence.allow_until(self.lease.valid_until or time.monotonic())
+            result = promote.promote(self.local, timeout=30)
+            self._prepare_slots()
+            if not self.settings.synchronous:
+                self._clear_sync_names()
+        return (
+            f"timeline {result.timeline_before} → {result.timeline_after} in {result.seconds:.2f} s"
+        )
+
+    def _prepare_slots(self) -> None:
+        """A slot for every other data node, before they come to stream from us."""
+        for node in self.local.config.nodes:
+            if node.name == self.me:
+                continue
+            try:
+                slots.create(self.local, node.name)
+            except PgherdError as exc:
+                log.warning("slot %s: %s", node.name, exc.message)
+
+    def _clear_sync_names(self) -> None:
+        try:
+            with self.local.instance.connect() as conn:
+                if sync_standbys.current(conn):
+                    sync_standbys.set_names(conn, "")
+        except PgherdError as exc:
+            log.warning("could not clear synchronous_standby_names: %s", exc.message)
+
+    def _demote(self, target: str | None) -> str:
+        """Stop taking writes now (immediate shutdown), then come back as a standby."""
+        with self._locked():
+            self.fence.disarm()
+            self.supervisor.stop("immediate", timeout=10)
+            self.lease.valid_until = None
+            if target is not None:
+                try:
+                    return "stopped; " + rejoin_local.rejoin(
+                        self.local, self.supervisor, target, self.token
+                    )
+                except PgherdError as exc:
+                    log.warning("rejoining %s at once failed (%s)", target, exc.message)
+            rejoin_local.configure_standby(self.local, target)
+            self.supervisor.spawn_when_due()
+        where = f"a standby of {target}" if target else "a standby (read-only)"
+        return f"stopped at once; started again as {where}"
+
+    def _follow(self, target: str) -> str:
+        try:
+            OpsClient(self.local.config.node(target), self.token, timeout=5).create_slot(self.me)
+        except PgherdError as exc:
+            log.warning("could not create slot %s on %s: %s", self.me, target, exc.message)
+        with self._locked(), self.local.instance.connect() as conn:
+            if not replication.in_recovery(conn):
+                raise Refused(f"{self.me} runs as a primary", "it must be demoted first")
+            self.local.write_config(upstream=self.local.config.node(target))
+            replication.reload(conn)
+        return f"now streaming from {target} (settings reloaded)"
+
+    def _rejoin(self, target: str) -> str:
+        with self._locked():
+            try:
+                return rejoin_local.rejoin(self.local, self.supervisor, target, self.token)
+            except BaseException:
+                # Left down while it should run: a later cycle tries again.
+                self.supervisor.mark_down()
+                raise
+
+
+def failed(exc: BaseException) -> str:
+    if isinstance(exc, StoreUnavailable):
+        return f"the store did not answer: {exc.message}"
+    if isinstance(exc, PgherdError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,387 @@
+"""The pieces of automatic failover that need no server: the ha: config and its timing
+rule, lab layouts with a store, the cluster state in the store, events in the store,
+check-ins, the fence, the synchronous setting and the load-balancer endpoints."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi import FastAPI
+
+from pgherd import config
+from pgherd.api import routes_ha
+from pgherd.config import EtcdDcs, SqliteDcs
+from pgherd.dcs import state as dcs_state
+from pgherd.dcs.base import Member
+from pgherd.dcs.memory import MemoryStore
+from pgherd.dcs.state import ClusterState, Pause, SyncState
+from pgherd.errors import ConfigError, InvalidInput, Refused
+from pgherd.ha import checkin as checkin_mod
+from pgherd.ha import observe
+from pgherd.ha.checkin import CheckIn
+from pgherd.ha.fence import Fence
+from pgherd.ha.sync import server_quorum
+from pgherd.lab import layout
+from pgherd.model.events import Event, Outcome
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import PgState, Role
+from pgherd.ops import pause
+from pgherd.ops.store_events import StoreEventLog
+
+with warnings.catch_warnings():
+    # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
+    from fastapi.testclient import TestClient
+
+LAB = Path("/var/tmp/pgherd-lab")
+
+
+def raw(**top: Any) -> dict[str, Any]:
+    return {
+        "cluster": "lab",
+        "passfile": "/var/tmp/lab/secrets/pgpass",
+        "api_token_file": "/var/tmp/lab/secrets/api-token",
+        "nodes": [
+            {"name": "node1", "port": 5441, "api_port": 6441, "data_dir": "/var/tmp/lab/n1/data"},
+            {
+                "name": "node2",
+                "port": 5442,
+                "api_port": 6442,
+                "data_dir": "/var/tmp/lab/n2/data",
+                "nofailover": True,
+            },
+        ],
+        **top,
+    }
+
+
+# ---- config -------------------------------------------------------------------------
+
+
+def test_an_ha_section_parses_into_typed_settings() -> None:
+    parsed = config.parse(
+        raw(
+            failover="automatic",
+            ha={"dcs": {"etcd": ["http://10.0.0.1:2379", "http://10.0.0.2:2379/"]}, "ttl": 10},
+        )
+    )
+    assert parsed.automatic
+    assert parsed.ha is not None and isinstance(parsed.ha.dcs, EtcdDcs)
+    assert parsed.ha.ttl == 10 and parsed.ha.loop_wait == 0.5
+    assert parsed.node("node2").nofailover
+    assert config.parse(yaml.safe_load(config.dump(parsed))) == parsed
+
+
+@pytest.mark.parametrize(
+    ("top", "says"),
+    [
+        (
+            {"failover": "automatic", "ha": {"dcs": {"sqlite": "/x/dcs"}, "ttl": 2}},
+            "ha: ttl (2 s) must be at least loop_wait + 2 × retry_timeout (0.5 + 2 × 1 = 2.5 s)",
+        ),
+        (
+            {"ha": {"dcs": {"sqlite": "/x"}, "ttl": 30, "loop_wait": 10, "retry_timeout": 10.5}},
+            "loop_wait + 2 × retry_timeout (10 + 2 × 10.5 = 31 s)",
+        ),
+        ({"failover": "automatic"}, "failover: automatic needs an ha: section"),
+        (
+            {
+                "failover": "automatic",
+                "topology": "independent",
+                "ha": {"dcs": {"sqlite": "/x"}},
+            },
+            "cannot be used with topology: independent",
+        ),
+        (
+            {"witnesses": [{"name": "w", "api_port": 7000, "home": "/var/tmp/w"}]},
+            "witnesses take part in the coordination store",
+        ),
+        (
+            {
+                "ha": {"dcs": {"sqlite": "/x"}},
+                "witnesses": [{"name": "node1", "api_port": 7000, "home": "/var/tmp/w"}],
+            },
+            "two nodes share the node name node1",
+        ),
+        (
+            {
+                "ha": {"dcs": {"sqlite": "/x"}},
+                "witnesses": [{"name": "w", "api_port": 6441, "home": "/var/tmp/w"}],
+            },
+            "agent API address 127.0.0.1:6441",
+        ),
+        ({"ha": {"dcs": {"etcd": []}}}, "ha.dcs"),
+        ({"ha": {"dcs": {"etcd": ["10.0.0.1:2379"]}}}, "ha.dcs"),
+    ],
+)
+def test_bad_ha_settings_are_one_line_errors(top: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse(raw(**top))
+    line = caught.value.one_line()
+    assert says in line
+    assert "\n" not in line
+
+
+# ---- labs ---------------------------------------------------------------------------
+
+
+def test_an_automatic_lab_keeps_its_store_in_its_directory() -> None:
+    lab = layout.lab_config(LAB, 3, 5440, "postgres", None, failover="automatic")
+    assert lab.automatic and lab.ha is not None
+    assert lab.ha.dcs == SqliteDcs(sqlite=LAB / "dcs.sqlite")
+    assert not lab.ha.synchronous and lab.witnesses == ()
+    assert layout.lab_etcd(lab) == []
+
+
+def test_an_etcd_lab_with_a_witness_runs_an_etcd_member_per_host() -> None:
+    lab = layout.lab_config(
+        LAB, 2, 5440, "postgres", None, failover="automatic", dcs="etcd", sync=True, witness=True
+    )
+    assert lab.ha is not None and lab.ha.synchronous
+    assert lab.ha.dcs == EtcdDcs(
+        etcd=("http://127.0.0.1:7440", "http://127.0.0.1:7441", "http://127.0.0.1:7442")
+    )
+    assert layout.lab_etcd(lab) == [
+        ("etcd1", 7440, 8440),
+        ("etcd2", 7441, 8441),
+        ("etcd3", 7442, 8442),
+    ]
+    (witness,) = lab.witnesses
+    assert (witness.name, witness.api_port, witness.home) == ("witness", 6442, LAB / "witness")
+    wanted = {what for _, _, what in layout.wanted_ports(lab)}
+    assert {"witness agent API", "etcd3 etcd", "etcd3 etcd peer"} <= wanted
+
+
+@pytest.mark.parametrize(
+    ("kw", "says"),
+    [
+        ({"failover": "automatic", "independent": True}, "cannot be combined"),
+        (
+            {"failover": "manual", "sync": True},
+            "--sync, --witness and --failsafe need automatic failover",
+        ),
+        ({"failover": "automatic", "dcs": "zookeeper"}, "--dcs 'zookeeper' is not a store"),
+        ({"failover": "sometimes"}, "--failover 'sometimes' is not a mode"),
+    ],
+)
+def test_lab_options_that_do_not_fit_are_refused(kw: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidInput, match=says):
+        layout.lab_config(LAB, 3, 5440, "postgres", None, **kw)
+
+
+def test_an_etcd_lab_needs_room_for_its_ports() -> None:
+    with pytest.raises(InvalidInput, match="outside 1024-65535"):
+        layout.lab_config(LAB, 3, 63000, "postgres", None, failover="automatic", dcs="etcd")
+    layout.lab_config(LAB, 3, 63000, "postgres", None, failover="automatic")
+
+
+# ---- the cluster state in the store --------------------------------------------------
+
+
+def test_the_cluster_state_is_changed_by_compare_and_set() -> None:
+    store = MemoryStore()
+    assert dcs_state.parse(store.config()) == ClusterState()
+    sync = SyncState(leader="node1", members=("node2",), quorum=1)
+    dcs_state.update(store, lambda s: s.model_copy(update={"sync": sync}))
+    dcs_state.update(store, lambda s: s.model_copy(update={"last_leader": "node1"}))
+    state = dcs_state.parse(store.config())
+    assert state.sync == sync and state.last_leader == "node1"
+    # an unchanged state is not written again
+    version = store.config()
+    dcs_state.update(store, lambda s: s)
+    assert store.config() == version
+
+
+def test_a_value_from_elsewhere_reads_as_the_empty_state() -> None:
+    store = MemoryStore()
+    assert store.set_config("{not json", 0)
+    assert dcs_state.parse(store.config()) == ClusterState()
+
+
+def test_a_pause_ends_by_itself() -> None:
+    state = ClusterState(pause=Pause(reason="switchover", until=1000.0))
+    assert state.paused(now=999.0) == "switchover"
+    assert state.paused(now=1000.5) is None
+
+
+def test_an_operation_pauses_failover_and_lifts_the_pause(tmp_path: Path) -> None:
+    lab = layout.lab_config(tmp_path, 2, 5440, "postgres", None, failover="automatic")
+    with pause.paused(lab, "switchover to node2", 60) as store:
+        assert store is not None
+        assert dcs_state.parse(store.config()).paused() == "switchover to node2"
+        with (
+            pytest.raises(Refused, match="paused by another operation"),
+            pause.paused(lab, "promotion of node2", 60),
+        ):
+            pass
+    with pause.paused(lab, "check", 60) as again:
+        assert again is not None
+    manual = layout.lab_config(tmp_path, 2, 5440, "postgres", None)
+    with pause.paused(manual, "x", 60) as nothing:
+        assert nothing is None
+
+
+def test_the_lease_is_handed_to_the_new_primary(tmp_path: Path) -> None:
+    lab = layout.lab_config(tmp_path, 2, 5440, "postgres", None, failover="automatic")
+    from pgherd.dcs.open import open_store
+
+    store = open_store(lab)
+    assert store.acquire_leader("node1", 30)
+    # The new primary's HA loop takes the free lease; here a second client plays it.
+    other = open_store(lab)
+
+    def take() -> None:
+        while not other.acquire_leader("node2", 30):
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    assert pause.hand_over(store, lab, "node2", timeout=5) == "node2 holds the leader lease"
+    thread.join()
+
+
+# ---- events in the store ------------------------------------------------------------
+
+
+def test_events_in_the_store_show_each_operation_once_with_its_last_state() -> None:
+    log = StoreEventLog(MemoryStore())
+    first = Event(operation="failover", node="node2", requested_by="pgherd-agent@node2")
+    log.save(first)
+    log.save(first.finish(Outcome.SUCCEEDED, "the lease expired"))
+    second = Event(operation="rejoin", node="node1")
+    log.save(second)
+    found = log.recent()
+    assert [(e.operation, e.outcome) for e in found] == [
+        ("failover", Outcome.SUCCEEDED),
+        ("rejoin", Outcome.RUNNING),
+    ]
+    assert log.recent(limit=1) == [second]
+
+
+# ---- check-ins ----------------------------------------------------------------------
+
+
+def member(name: str, **kw: Any) -> Member:
+    values: dict[str, Any] = {"name": name, "api_url": "http://x", "at": time.time()}
+    values.update(kw)
+    return Member(name, CheckIn(**values).model_dump_json())
+
+
+def test_peers_come_from_fresh_check_ins_and_stale_ones_are_unreachable() -> None:
+    lab = layout.lab_config(LAB, 3, 5440, "postgres", None, failover="automatic")
+    members = (
+        member("node1", state=PgState.RUNNING, role=Role.PRIMARY, position=Lsn(900), leader=True),
+        member("node2", state=PgState.RUNNING, role=Role.STANDBY, position=Lsn(800)),
+        member("node3", at=time.time() - 60),
+        Member("garbage", "{"),
+    )
+    store = MemoryStore()
+    for m in members:
+        store.touch_member(m.name, m.data, 300)
+    view = observe.StoreView(True, store.snapshot())
+    world = observe.world(lab, "node2", view, None, fresh_within=3.0)
+    by = {p.name: p for p in world.peers}
+    assert set(by) == {"node1", "node3"}
+    assert by["node1"].reachable and by["node1"].role is Role.PRIMARY
+    assert not by["node3"].reachable
+    assert world.last_primary_position == Lsn(900)
+    assert checkin_mod.checkins(members).keys() == {"node1", "node2", "node3"}
+
+
+def test_an_unreachable_store_gives_an_empty_world() -> None:
+    lab = layout.lab_config(LAB, 2, 5440, "postgres", None, failover="automatic")
+    world = observe.world(lab, "node1", observe.StoreView(False, problem="x"), None, 3.0)
+    assert not world.store_ok and world.leader is None and world.paused is None
+
+
+# ---- the fence ----------------------------------------------------------------------
+
+
+def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
+    now = [100.0]
+    stopped: list[float] = []
+    fence = Fence(lambda: stopped.append(now[0]), margin=0.3, clock=lambda: now[0])
+    assert not fence.check()  # disarmed: nothing to fence
+    fence.allow_until(103.0)
+    now[0] = 102.6
+    assert not fence.check()
+    now[0] = 102.7
+    assert fence.check()
+    assert stopped == [102.7]
+    assert not fence.check()  # once
+    fence.allow_until(110.0)
+    fence.disarm()
+    now[0] = 200.0
+    assert not fence.check()
+
+
+# ---- synchronous_standby_names ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "quorum"),
+    [
+        ("", 0),
+        ('ANY 2 ("node2", "node3")', 2),
+        ("any 1 (a)", 1),
+        ("node2, node3", 1),
+        ("2 (a, b)", 2),
+    ],
+)
+def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
+    assert server_quorum(names) == quorum
+
+
+# ---- load-balancer endpoints --------------------------------------------------------
+
+
+class FakeHa:
+    def __init__(self, serving: routes_ha.Serving) -> None:
+        self.now = serving
+
+    def serving(self) -> routes_ha.Serving:
+        return self.now
+
+    def ha_state(self) -> dict[str, Any]:
+        return {"mode": "automatic", "leader": "node1"}
+
+
+def codes(serving: routes_ha.Serving) -> dict[str, int]:
+    app = FastAPI()
+    app.include_router(routes_ha.router(FakeHa(serving)))
+    client = TestClient(app)
+    return {path: client.get(path).status_code for path in ("/primary", "/replica", "/read-only")}
+
+
+@pytest.mark.parametrize(
+    ("pg", "role", "lease", "streaming", "expected"),
+    [
+        (PgState.RUNNING, Role.PRIMARY, True, False, (200, 503, 200)),
+        (PgState.RUNNING, Role.PRIMARY, False, False, (503, 503, 503)),  # lease lapsed
+        (PgState.RUNNING, Role.STANDBY, False, True, (503, 200, 200)),
+        (PgState.RUNNING, Role.STANDBY, False, False, (503, 503, 200)),
+        (PgState.STOPPED, Role.PRIMARY, True, False, (503, 503, 503)),
+        (PgState.STARTING, Role.STANDBY, False, False, (503, 503, 503)),
+    ],
+)
+def test_load_balancer_checks(
+    pg: PgState, role: Role, lease: bool, streaming: bool, expected: tuple[int, int, int]
+) -> None:
+    found = codes(routes_ha.Serving(pg, role, lease, streaming, {}))
+    assert (found["/primary"], found["/replica"], found["/read-only"]) == expected
+
+
+def test_the_checks_say_why() -> None:
+    app = FastAPI()
+    app.include_router(
+        routes_ha.router(FakeHa(routes_ha.Serving(PgState.RUNNING, Role.PRIMARY, False, False, {})))
+    )
+    body = TestClient(app).get("/primary").json()
+    assert body["reason"] == "it runs as a primary without the leader lease"
+    assert TestClient(app).get("/ha").json()["leader"] == "node1"
