@@ -41,10 +41,10 @@ from psycopg import sql
 from bench import common
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig
-from pgherd.lab import layout
+from pgherd.lab import layout, lifecycle
 from pgherd.mesh import node_ops, store
 from pgherd.model.mesh import MeshSpec
-from pgherd.pg import osuser, passfile
+from pgherd.pg import osuser
 from pgherd.physical import bootstrap
 from pgherd.physical.local_node import LocalNode
 
@@ -150,19 +150,8 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     user.make_dir(directory)
     base = common.free_port_base(2)
     config = layout.lab_config(directory, 2, base, user.name, None)
-    user.make_dir(config.passfile.parent)
-    user.write_file(
-        config.passfile,
-        passfile.render(
-            {
-                config.superuser: passfile.generate_password(),
-                config.replication_user: passfile.generate_password(),
-            }
-        ),
-    )
-    user.write_file(config.api_token_file, "bench-token\n")
     config_path = directory / "pgherd.yaml"
-    user.write_file(config_path, config_mod.dump(config))
+    lifecycle.write_lab_files(config, config_path, user)
     for node in config.nodes:
         local = LocalNode.open(config, node.name)
         bootstrap.init_primary(local)

@@ -31,7 +31,7 @@ from bench import common
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig
 from pgherd.ha import status as status_mod
-from pgherd.lab import layout
+from pgherd.lab import layout, lifecycle
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import osuser, passfile, roles
 from pgherd.physical import clone
@@ -138,17 +138,7 @@ def pgherd_switchover(lab: common.Lab, run: int, writer: Writer) -> dict[str, fl
 def plain_config(directory: Path, user: osuser.OsUser) -> ClusterConfig:
     base = common.free_port_base(2, (0,))
     config = layout.lab_config(directory, 2, base, user.name, None)
-    user.make_dir(directory)
-    user.make_dir(config.passfile.parent)
-    user.write_file(
-        config.passfile,
-        passfile.render(
-            {
-                config.superuser: passfile.generate_password(),
-                config.replication_user: passfile.generate_password(),
-            }
-        ),
-    )
+    lifecycle.write_lab_files(config, directory / "pgherd.yaml", user)
     return config
 
 

@@ -13,8 +13,8 @@ import psycopg
 
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
-from pgherd.lab import layout
-from pgherd.pg import osuser, passfile
+from pgherd.lab import layout, lifecycle
+from pgherd.pg import osuser
 
 T = TypeVar("T")
 
@@ -26,18 +26,7 @@ def cluster_config(
     config = layout.lab_config(workdir, nodes, port_base, user.name, None)
     if extra:
         config = config_mod.parse(config.model_dump(mode="json") | extra)
-    user.make_dir(config.passfile.parent)
-    user.write_file(
-        config.passfile,
-        passfile.render(
-            {
-                config.superuser: passfile.generate_password(),
-                config.replication_user: passfile.generate_password(),
-            }
-        ),
-    )
-    user.write_file(config.api_token_file, "test-token\n")
-    user.write_file(workdir / "pgherd.yaml", config_mod.dump(config))
+    lifecycle.write_lab_files(config, workdir / "pgherd.yaml", user)
     return config
 
 

@@ -28,7 +28,8 @@ import pytest
 
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig
-from pgherd.pg import osuser, passfile, process
+from pgherd.lab import lifecycle
+from pgherd.pg import osuser, process
 from pgherd.physical import bootstrap
 from pgherd.physical.local_node import LocalNode
 from tests.support import postgres_processes, wait_until
@@ -137,18 +138,7 @@ def partition_config(workdir: Path, user: osuser.OsUser) -> ClusterConfig:
         ],
     }
     config = config_mod.parse(raw)
-    user.make_dir(config.passfile.parent)
-    user.write_file(
-        config.passfile,
-        passfile.render(
-            {
-                config.superuser: passfile.generate_password(),
-                config.replication_user: passfile.generate_password(),
-            }
-        ),
-    )
-    user.write_file(config.api_token_file, "partition-test-token\n")
-    user.write_file(workdir / "pgherd.yaml", config_mod.dump(config))
+    lifecycle.write_lab_files(config, workdir / "pgherd.yaml", user)
     return config
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from pgherd import config as config_mod
 from pgherd.lab import layout
-from pgherd.lab.lifecycle import _write_lab_files as write_lab_files
+from pgherd.lab.lifecycle import write_lab_files
 from pgherd.pg import binaries, osuser
 from tests.conftest import free_port_base
 from tests.e2e.conftest import Lab, stop_lab

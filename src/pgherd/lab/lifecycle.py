@@ -99,7 +99,7 @@ def up(
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
-    _write_lab_files(config, config_path, user)
+    write_lab_files(config, config_path, user)
     lab_store.start(config, directory, reporter)
     _create(config, config_path, reporter)
     _start_witnesses(config, config_path, reporter)
@@ -120,7 +120,9 @@ def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter
     reporter.step(f"{witness.name}: witness agent on {witness.api_url} (no data)")
 
 
-def _write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
+def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
+    """The config file, a passfile with new passwords and a new API token, all owned by
+    ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
     user.make_dir(config.passfile.parent)
     passwords = {
