@@ -333,6 +333,32 @@ def test_a_row_travels_one_hop_and_never_comes_back(nodes: Nodes) -> None:
     drop(nodes, "hop")
 
 
+def test_ddl_on_a_member_changes_every_member_and_replication_goes_on(nodes: Nodes) -> None:
+    nodes.on_all("CREATE TABLE shaped (id int PRIMARY KEY, v text)", ("node1", "node2"))
+    create(nodes, "shaped", "node1,node2", "shaped")
+    plan = json.loads(
+        nodes.cli(
+            "ddl", "node1", "ALTER TABLE shaped ADD COLUMN note text", "--dry-run", "--json"
+        ).stdout
+    )
+    assert [(t["node"], t["role"]) for t in plan["subscribers"]] == [("node2", "mesh member")]
+    nodes.cli("ddl", "node1", "ALTER TABLE shaped ADD COLUMN note text")
+    for node in ("node1", "node2"):
+        assert nodes.sql(
+            node,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'shaped' ORDER BY ordinal_position",
+        ) == [("id",), ("v",), ("note",)]
+    nodes.sql("node1", "INSERT INTO shaped VALUES (1, 'a', 'from node1')")
+    nodes.sql("node2", "INSERT INTO shaped VALUES (2, 'b', 'from node2')")
+    wait_converged(nodes, "shaped")
+    assert nodes.sql("node2", "SELECT note FROM shaped ORDER BY id") == [
+        ("from node1",),
+        ("from node2",),
+    ]
+    drop(nodes, "shaped")
+
+
 def test_unchanged_toasted_values_key_changes_and_nulls_replicate(nodes: Nodes) -> None:
     # An UPDATE that leaves a TOASTed value alone does not send it ('u'), one that changes
     # the key sends the old key ('K'): both go the row-by-row way; NULLs and an array.

@@ -165,3 +165,18 @@ def test_sources_never_carry_a_password() -> None:
         source.resolve(config, "postgresql://rep:secret@h/app", "postgres")
     with pytest.raises(InvalidInput, match="neither a node"):
         source.resolve(config, "node9", "postgres")
+
+
+def test_ddl_reaches_the_other_members_of_a_mesh_that_holds_a_touched_table() -> None:
+    from pgherd.model.mesh import MeshSpec
+
+    effect = ddl.DdlEffect(touched=(ddl.TouchedTable(schema_name="public", name="items"),))
+    specs = [
+        MeshSpec(name="m1", nodes=("node1", "node2", "node3"), tables=("public.items",)),
+        MeshSpec(name="m2", nodes=("node1", "node4"), tables=("public.other",)),
+        MeshSpec(name="m3", nodes=("node2", "node5"), tables=("public.items",)),
+        MeshSpec(name="m4", dbname="app", nodes=("node1", "node6"), tables=("public.items",)),
+    ]
+    found = ddl.mesh_targets(specs, "node1", "postgres", effect)
+    assert [(t.node, t.role) for t in found] == [("node2", "mesh member"), ("node3", "mesh member")]
+    assert ddl.mesh_targets(specs, "node9", "postgres", effect) == []

@@ -43,7 +43,7 @@ def ddl(
         touched = ", ".join(f"{t.schema_name}.{t.name}" for t in effect.touched) or "no table"
         console.print(f"touches: {touched}", soft_wrap=True)
         subs = ", ".join(t.node for t in targets) or "none"
-        console.print(f"subscribers to change: {subs}; order: {how} ({reason})", soft_wrap=True)
+        console.print(f"nodes to change: {subs}; order: {how} ({reason})", soft_wrap=True)
         return
 
     def show(step: StepOutcome) -> None:

@@ -1,5 +1,6 @@
 """``pgherd ddl NODE SQL`` across nodes: the publisher's dry run says what the change
-touches; the subscribers of those tables and the publisher then run it, in the order
+touches; the subscribers of those tables (and the other members of a mesh that holds
+them) and the publisher then run it, in the order
 :func:`pgherd.model.ddl.order` chooses; subscriptions are refreshed when tables were
 added. Stops at the first failure and says where.
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pgherd.api.logical_client import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentUnreachable, PgherdError, Refused
+from pgherd.mesh.client import MeshClient
 from pgherd.model import ddl as model
 from pgherd.model.ddl import DdlEffect, DdlReport, DdlTarget, StepOutcome
 from pgherd.model.subscription import SubscriptionInfo
@@ -58,6 +60,13 @@ def plan(
     targets = [
         DdlTarget(node=n, dbname=db, role="subscriber", subscriptions=tuple(subs))
         for (n, db), subs in sorted(by_node.items())
+    ]
+    specs = MeshClient(publisher, token or "", timeout=30).specs()
+    named = {(t.node, t.dbname) for t in targets}
+    targets += [
+        t
+        for t in model.mesh_targets(specs, publisher.name, dbname, effect)
+        if (t.node, t.dbname) not in named
     ]
     how, reason = model.order(effect)
     return effect, targets, how, reason

@@ -9,6 +9,11 @@ column the publisher sends stops with "missing replicated column". So the order 
 - a change that *drops* a column goes to the publisher first: it stops sending the
   column, then the subscribers drop it.
 
+Members of a mesh (multi-master, docs/mesh.md) that hold a touched table run the change
+too, as subscribers do: each of them both sends and receives the table, so no order keeps
+every worker running; the one that meets a column its target lacks stops and retries
+until the change reaches it.
+
 The publisher tells what a change touches by running it in a transaction that is rolled
 back (its dry run): new tables, added and dropped columns, tables it locks exclusively.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+from pgherd.model.mesh import MeshSpec
 from pgherd.model.status import Frozen
 
 
@@ -70,7 +76,7 @@ class DdlTarget(Frozen):
 
     node: str
     dbname: str
-    role: str  # publisher | subscriber
+    role: str  # publisher | subscriber | mesh member
     subscriptions: tuple[str, ...] = ()
 
 
@@ -100,3 +106,16 @@ def sequence_of(
     if how is Order.PUBLISHER_FIRST:
         return [publisher, *subscribers]
     return [*subscribers, publisher]
+
+
+def mesh_targets(
+    specs: Sequence[MeshSpec], publisher: str, dbname: str, effect: DdlEffect
+) -> list[DdlTarget]:
+    """The other members of every mesh of ``publisher`` in ``dbname`` that replicates a
+    table the change touches."""
+    touched = {f"{t.schema_name}.{t.name}" for t in effect.touched}
+    members: set[str] = set()
+    for spec in specs:
+        if publisher in spec.nodes and spec.dbname == dbname and touched & set(spec.tables):
+            members.update(n for n in spec.nodes if n != publisher)
+    return [DdlTarget(node=n, dbname=dbname, role="mesh member") for n in sorted(members)]
