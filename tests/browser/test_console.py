@@ -26,7 +26,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def lab(module_dir: Path) -> Iterator[Lab]:
-    found = start_lab(module_dir / "lab", 3, "--archive")
+    # As a newcomer's `lab up` makes it: automatic failover, here with an archive too.
+    found = start_lab(module_dir / "lab", 3, "--archive", "--failover", "automatic")
     yield found
     stop_lab(found)
 
@@ -95,6 +96,7 @@ def test_overview_shows_three_nodes_and_pages_render(browser: Browser, console: 
     expect(node_box(page, "node3", "standby")).to_have_count(1)
     streams = page.locator('#topology g.stream[data-kind="physical"][data-source="node1"]')
     expect(streams).to_have_count(2)
+    expect(page.locator("#leader")).to_have_text("node1")  # the lab fails over automatically
     shot(page, "overview")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
@@ -156,6 +158,7 @@ def test_switchover_from_the_ui_changes_the_picture_without_reload(
     shot(actor, "actions-done")
     expect(node_box(watcher, "node2", "primary")).to_have_count(1, timeout=20_000)
     expect(node_box(watcher, "node1", "standby")).to_have_count(1)
+    expect(watcher.locator("#leader")).to_have_text("node2")  # the lease was handed over
     assert watcher.evaluate("window.__notReloaded") is True
     shot(watcher, "overview-after-switchover")
     watcher.goto(f"{console.url}/events?operation=switchover")
