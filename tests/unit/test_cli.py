@@ -137,3 +137,43 @@ def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     ]
     assert "no running primary" in shown["problems"]
     assert "node1: agent unreachable" in shown["problems"]
+
+
+def test_agent_haproxy_checks_each_agent_and_sends_traffic_to_postgres(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+) -> None:
+    code, out, _ = run(
+        monkeypatch, capsys, "agent", "haproxy", "--primary-port", "6000", "-c", str(config_file)
+    )
+    assert code == 0
+    sections = out.split("\nlisten ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["postgres_primary", "postgres_replicas"]
+    primary, replicas = sections
+    assert "    bind *:6000\n" in primary and "option httpchk GET /primary\n" in primary
+    assert "    bind *:5001\n" in replicas and "option httpchk GET /replica\n" in replicas
+    assert "balance roundrobin" in replicas and "balance" not in primary
+    for section in sections:
+        servers = [line.split() for line in section.splitlines() if "    server " in line]
+        check = ["check", "addr", "127.0.0.1", "port"]
+        assert servers == [
+            ["server", f"node{i}", f"127.0.0.1:{5439 + i}", *check, str(6439 + i)]
+            for i in (1, 2, 3)
+        ]
+
+
+def test_agent_haproxy_refuses_one_port_for_reads_and_writes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+) -> None:
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "agent",
+        "haproxy",
+        "--primary-port",
+        "5001",
+        "-c",
+        str(config_file),
+    )
+    assert (code, out) == (1, "")
+    assert "--primary-port and --replica-port are both 5001" in err
+    assert len(err.strip().splitlines()) == 1
