@@ -328,7 +328,9 @@ def main() -> None:
             root / "lab",
             3,
             common.free_port_base(3),
-            extra=("--archive",) if args.archive else (),
+            # Operations by hand, as the pg_ctl script does them: no HA loop acting beside
+            # the rejoin scenario's stop and promote.
+            extra=("--failover", "manual", *(("--archive",) if args.archive else ())),
         ) as lab,
     ):
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
