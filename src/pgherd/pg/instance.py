@@ -8,14 +8,16 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut, last_lines
 from pgherd.pg import conf, controldata, hba, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import run
+
+if TYPE_CHECKING:
+    import psycopg
 
 STANDBY_SIGNAL = "standby.signal"
 RECOVERY_SIGNAL = "recovery.signal"
@@ -197,6 +199,8 @@ class Instance:
         return controldata.parse(out.stdout)
 
     def conninfo(self, dbname: str = "postgres") -> str:
+        import psycopg  # ~0.1 s: not on the path of commands that open no connection (clone)
+
         return psycopg.conninfo.make_conninfo(
             host=str(self.socket_dir),
             port=self.port,
@@ -209,6 +213,8 @@ class Instance:
     @contextlib.contextmanager
     def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """A superuser connection over the local socket (peer auth, mapped in pg_ident)."""
+        import psycopg
+
         try:
             conn = psycopg.connect(self.conninfo(dbname), autocommit=True)
         except psycopg.OperationalError as exc:
