@@ -35,6 +35,8 @@ The cluster keeps running. Try:
   export PGHERD_CONFIG=$dir/pgherd.yaml
   ./pgherd cluster show
   ./pgherd node stop node2 && ./pgherd cluster show; ./pgherd node start node2
+  pkill -9 -f 'agent run --node node1 '; sleep 5; ./pgherd cluster show   # automatic failover
+  ./pgherd lab up --dir $dir; ./pgherd cluster events                     # node1 rejoins
   ./pgherd doctor
   ./pgherd lab down --dir $dir --purge
 TXT

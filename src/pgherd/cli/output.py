@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,18 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from pgherd.pg.basebackup import Progress as CopyProgress
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _width(stream: Any) -> int | None:
+    """Rich cuts tables to 80 columns when it does not write to a terminal, which turns
+    LSNs and states into "0/402…" in logs and pipes: print those at full width instead
+    (``COLUMNS`` still decides when it is set)."""
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return 160
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 EXIT_ERROR = 1
 EXIT_DEGRADED = 3
