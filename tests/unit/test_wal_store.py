@@ -187,3 +187,36 @@ def test_walcmd_exit_codes_tell_postgresql_what_to_do(tmp_path: Path) -> None:
     (root / stored.key).write_bytes(b"not zstd at all")
     assert walcmd.main(["fetch", name(3), str(tmp_path / "RECOVERYXLOG"), *where]) == 126
     assert walcmd.main(["fetch", name(3), str(tmp_path / "x"), "--archive", "/nonexistent"]) == 126
+
+
+@pytest.mark.parametrize(
+    ("name", "history_present", "reaches_pgherd"),
+    [
+        ("00000002.history", False, False),  # a promotion's probe: answered by the shell
+        ("00000002.history", True, True),
+        ("000000010000000000000004", False, True),  # segments: pgherd judges gaps
+    ],
+)
+def test_restore_command_answers_a_missing_history_file_without_pgherd(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    history_present: bool,
+    reaches_pgherd: bool,
+) -> None:
+    import subprocess
+
+    from pgherd.archive import commands, store
+
+    assert commands.HISTORY_FOLDER == store.HISTORY_FOLDER
+    monkeypatch.setattr(commands, "pgherd_program", lambda: ["echo", "PGHERD"])
+    archive = tmp_path / "archive dir"  # a space: the path must be quoted
+    (archive / store.HISTORY_FOLDER).mkdir(parents=True)
+    if history_present:
+        (archive / store.HISTORY_FOLDER / f"{name}-{'0' * 64}.zst").write_bytes(b"")
+    command = commands.fetch_command(archive).replace("%f", name).replace("%p", "pg_wal/x")
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    assert (done.returncode == 0) is reaches_pgherd
+    assert done.stdout.startswith("PGHERD wal fetch") is reaches_pgherd
+    behind = subprocess.run(["sh", "-c", f"false && {command}"], capture_output=True, text=True)
+    assert behind.stdout == "", "one brace group: nothing of it runs behind a failed &&"

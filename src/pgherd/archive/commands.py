@@ -6,6 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
+# store.HISTORY_FOLDER, not imported: the archive store is not needed to write settings.
+HISTORY_FOLDER = "wal/history"
+
 
 def pgherd_program() -> list[str]:
     """How PostgreSQL (as its OS user) runs this very pgherd: the ``pgherd`` script of
@@ -25,11 +28,19 @@ def push_command(archive: Path) -> str:
 
 
 def fetch_command(archive: Path) -> str:
-    return (
+    """``pgherd wal fetch``, behind a shell test for timeline history files: at every
+    promotion PostgreSQL probes the archive for history files that do not exist yet, and a
+    Python start-up per probe (~0.1 s) lengthens a switchover's write pause. A missing
+    history file is answered by ``ls`` instead; segments always go through pgherd, which
+    stops a restore at a gap in the archive rather than letting it end early. One brace
+    group, so that callers can put it behind ``&&``."""
+    history = shlex.quote(str(archive / HISTORY_FOLDER))
+    fetch = (
         shlex.join([*pgherd_program(), "wal", "fetch"])
         + " %f %p --archive "
         + shlex.quote(str(archive))
     )
+    return f"{{ case %f in *.history) ls {history}/%f-*.zst >/dev/null 2>&1;; esac && {fetch}; }}"
 
 
 def archive_settings(archive: Path) -> dict[str, str | int | float | bool]:
