@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -48,7 +48,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class NodeConfig(_Strict):
+class _AgentFiles:
+    """Where a member's agent keeps its log and pid file, and its API's URL: the same for
+    data nodes and witnesses."""
+
+    if TYPE_CHECKING:
+        api_host: str
+        api_port: int
+
+        @property
+        def home_dir(self) -> Path: ...
+
+    @property
+    def agent_log(self) -> Path:
+        return self.home_dir / "agent.log"
+
+    @property
+    def agent_pid_file(self) -> Path:
+        return self.home_dir / "agent.pid"
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+
+class NodeConfig(_AgentFiles, _Strict):
     """One PostgreSQL server and its agent.
 
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
@@ -91,19 +116,6 @@ class NodeConfig(_Strict):
     @property
     def server_log(self) -> Path:
         return self.home_dir / "postgresql.log"
-
-    @property
-    def agent_log(self) -> Path:
-        return self.home_dir / "agent.log"
-
-    @property
-    def agent_pid_file(self) -> Path:
-        return self.home_dir / "agent.pid"
-
-    @property
-    def api_url(self) -> str:
-        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
 
 
 class ArchiveConfig(_Strict):
@@ -153,7 +165,7 @@ class ConsoleConfig(_Strict):
         return self
 
 
-class WitnessConfig(_Strict):
+class WitnessConfig(_AgentFiles, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
@@ -166,19 +178,6 @@ class WitnessConfig(_Strict):
     @property
     def home_dir(self) -> Path:
         return self.home
-
-    @property
-    def agent_log(self) -> Path:
-        return self.home / "agent.log"
-
-    @property
-    def agent_pid_file(self) -> Path:
-        return self.home / "agent.pid"
-
-    @property
-    def api_url(self) -> str:
-        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
 
 
 class SqliteDcs(_Strict):

@@ -48,22 +48,29 @@ def render(config: ClusterConfig, bind: str, primary_port: int, replica_port: in
     text = HEAD.format(
         cluster=config.cluster, bind=bind, primary_port=primary_port, replica_port=replica_port
     )
-    text += SECTION.format(
-        what="Writes: only the primary that holds the leader lease gets connections.",
-        name="postgres_primary",
-        bind=bind,
-        port=primary_port,
-        balance="",
-        check="/primary",
-        servers=servers,
-    )
-    text += SECTION.format(
-        what="Reads: the streaming standbys, round robin.",
-        name="postgres_replicas",
-        bind=bind,
-        port=replica_port,
-        balance="    balance roundrobin\n",
-        check="/replica",
-        servers=servers,
-    )
+    for what, name, port, balance, check in (
+        (
+            "Writes: only the primary that holds the leader lease gets connections.",
+            "postgres_primary",
+            primary_port,
+            "",
+            "/primary",
+        ),
+        (
+            "Reads: the streaming standbys, round robin.",
+            "postgres_replicas",
+            replica_port,
+            "    balance roundrobin\n",
+            "/replica",
+        ),
+    ):
+        text += SECTION.format(
+            what=what,
+            name=name,
+            bind=bind,
+            port=port,
+            balance=balance,
+            check=check,
+            servers=servers,
+        )
     return text
