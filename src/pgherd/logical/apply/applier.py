@@ -442,7 +442,7 @@ class Applier:
         if values is None:
             assert copy_row is not None
             values = tuple(encode.parse_copy_row(copy_row))
-        key = tuple(values[i] for i in table.key)
+        key = table.key_of(values)
         batch = self._batch
         if batch is not None and (
             batch.table is not table or batch.change is not change or key in batch.key_set

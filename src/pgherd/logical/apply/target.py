@@ -9,6 +9,8 @@ dumpers declare no type (OID 0) so that the server infers it from the statement.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +101,17 @@ class TargetTable:
     type_oids: tuple[int, ...]
     key: tuple[int, ...]  # positions (in ``columns``) of the primary key's columns
     _sql: dict[object, str] = field(default_factory=dict, repr=False)
+    # A row's key values, in key order: called once per replicated row, so built once.
+    key_of: Callable[[Sequence[bytes | None]], tuple[bytes | None, ...]] = field(
+        init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if len(self.key) == 1:
+            only = self.key[0]
+            self.key_of = lambda values: (values[only],)
+        else:
+            self.key_of = operator.itemgetter(*self.key)
 
     @property
     def qualified(self) -> str:
