@@ -36,7 +36,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from psycopg import sql as pgsql
 from rich.console import Console
 from rich.table import Table
 
+from bench import common
 from pgherd.archive.commands import pgherd_program, push_command
 from pgherd.pg import binaries, osuser, process
 from pgherd.pg.run import popen_kwargs, program_env, run
@@ -73,19 +73,9 @@ def free_port_base() -> int:
     for _ in range(200):
         base = random.randrange(20000, 40000)
         ports = [base, base + 1000, base + 10, base + 11]
-        if all(_free(p) for p in ports):
+        if all(common.port_is_free(p) for p in ports):
             return base
     raise RuntimeError("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def pgherd(*args: str, config: Path | None = None) -> str:
