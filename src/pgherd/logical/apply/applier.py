@@ -390,14 +390,20 @@ class Applier:
 
     # ---- updates and deletes ------------------------------------------------------------
 
-    def update(self, payload: bytes) -> None:
-        """An Update message: batched when it carries no old key and only binary values."""
+    def _row_change(self, payload: bytes) -> tuple[TargetTable, Remote]:
+        """What every Update and Delete starts with: its remote transaction begun here, its
+        table, the row counted, and a COPY run of inserts ended (order is kept)."""
         remote = self._remote if self._started_remote else self._start_remote()
         assert remote is not None
         table = self._table(po.insert_relid(payload))
         self._group_rows += 1
         if self._copy_cm is not None:
             self._end_run()
+        return table, remote
+
+    def update(self, payload: bytes) -> None:
+        """An Update message: batched when it carries no old key and only binary values."""
+        table, remote = self._row_change(payload)
         values = po.binary_values(payload, 6) if payload[5] == 78 else None  # "N": no old key
         if values is not None:
             self._add_to_batch(table, Change.UPDATE, None, values, remote)
@@ -408,12 +414,7 @@ class Applier:
         self._apply_one(table, Change.UPDATE, message.old or message.new, message.new, remote)
 
     def delete(self, payload: bytes) -> None:
-        remote = self._remote if self._started_remote else self._start_remote()
-        assert remote is not None
-        table = self._table(po.insert_relid(payload))
-        self._group_rows += 1
-        if self._copy_cm is not None:
-            self._end_run()
+        table, remote = self._row_change(payload)
         values = po.binary_values(payload, 6)
         if values is not None:
             self._add_to_batch(table, Change.DELETE, None, values, remote)
