@@ -237,11 +237,20 @@ def run_native(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
     servers.sql("node2", "native", "ALTER SUBSCRIPTION native_bench ENABLE")
     try:
         started = wait_for(lambda: slot_active(servers, NATIVE_SLOT), timeout, "native start")
+        apply_pid = servers.sql(
+            "node2",
+            "native",
+            "SELECT pid FROM pg_stat_subscription WHERE subname = 'native_bench' AND relid IS NULL",
+        )
+        cpu = CpuMeter(
+            {"walsender": walsender_pid(servers, NATIVE_SLOT), "apply worker": apply_pid[0][0]}
+        )
         done = wait_for(lambda: has_marker(servers, "native", marker), timeout, "native apply")
+        used = cpu.used()
     finally:
         servers.sql("node2", "native", "ALTER SUBSCRIPTION native_bench DISABLE")
         wait_for(lambda: not slot_active(servers, NATIVE_SLOT), 60, "native stop", 0.05)
-    return {"seconds": done - started}
+    return {"seconds": done - started, "cpu_seconds": used}
 
 
 def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
@@ -266,7 +275,20 @@ def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
     slot = f"pgherd_{MESH}_node2"
     try:
         started = wait_for(lambda: slot_active(servers, slot), timeout, "pgherd start")
+        backend = servers.sql(
+            "node2",
+            "bench",
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'pgherd apply %'",
+        )
+        cpu = CpuMeter(
+            {
+                "walsender": walsender_pid(servers, slot),
+                "apply worker": worker.pid,
+                "target backend": backend[0][0] if backend else None,
+            }
+        )
         done = wait_for(lambda: has_marker(servers, "bench", marker), timeout, "pgherd apply")
+        used = cpu.used()
         rss = peak_rss_mb(worker.pid)
         time.sleep(1.2)  # the worker writes its status once a second
         groups = worker_status(servers).get("groups")  # this process's own count
@@ -278,7 +300,33 @@ def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
             worker.kill()
             worker.wait(10)
         wait_for(lambda: not slot_active(servers, slot), 60, "pgherd stop", 0.05)
-    return {"seconds": done - started, "peak_rss_mb": rss, "groups": groups}
+    return {"seconds": done - started, "peak_rss_mb": rss, "groups": groups, "cpu_seconds": used}
+
+
+def walsender_pid(servers: Servers, slot: str) -> int | None:
+    rows = servers.sql(
+        "node1", "bench", "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", slot
+    )
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+class CpuMeter:
+    """CPU seconds each process of a consumer uses while it applies: on two cores, where
+    the time goes (decoding on the source, the consumer, the target's backend)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.start = {name: common.cpu_seconds(pid) for name, pid in pids.items()}
+
+    def used(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            before, after = self.start[name], common.cpu_seconds(pid)
+            if before is None or after is None:
+                out[name] = None
+            else:
+                out[name] = round(after - before, 2)
+        return out
 
 
 def worker_status(servers: Servers) -> dict[str, Any]:
@@ -337,6 +385,8 @@ def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float
         "target_ratio": case.target_ratio,
         "peak_rss_mb": results["pgherd"]["peak_rss_mb"],
         "pgherd_local_commits": results["pgherd"]["groups"],
+        "native_cpu_seconds": results["native"]["cpu_seconds"],
+        "pgherd_cpu_seconds": results["pgherd"]["cpu_seconds"],
     }
 
 

@@ -167,6 +167,18 @@ def import_seconds(modules: Sequence[str]) -> float:
     return max(full - empty, 0.0)
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used so far (None if it is gone)."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def become_subreaper() -> None:
     """Adopt the agents ``pgherd lab up`` leaves behind, so that they can be reaped here
     (PID 1 on these machines never reaps)."""
