@@ -35,6 +35,8 @@ _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _I64 = struct.Struct(">q")
+_BEGIN = struct.Struct(">QqI")  # final LSN, commit time, xid
+_COMMIT = struct.Struct(">BQQq")  # flags, commit LSN, end LSN, commit time
 
 
 class ProtocolError(ValueError):
@@ -501,7 +503,14 @@ def decode(payload: bytes, in_stream: bool = False) -> Decoded:
     """One pgoutput message. ``in_stream``: between Stream Start and Stream Stop."""
     if not payload:
         raise ProtocolError("empty message")
-    decoder = _DECODERS.get(payload[0])
+    # Every transaction has a Begin and a Commit: one unpack each when the length is right
+    # (a wrong length takes the general path, which says what is wrong).
+    tag = payload[0]
+    if tag == 66 and len(payload) == 21:  # B
+        return Begin(*_BEGIN.unpack_from(payload, 1))
+    if tag == 67 and len(payload) == 26:  # C
+        return Commit(*_COMMIT.unpack_from(payload, 1))
+    decoder = _DECODERS.get(tag)
     if decoder is None:
         raise ProtocolError(f"unknown pgoutput message type {payload[:1]!r}")
     reader = _Reader(payload)
