@@ -281,8 +281,12 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     cloned = json.loads(done.stdout)
     step = {s["step"].split(" ")[0]: s["seconds"] for s in rewound["steps"]}
     copy = next(s for s in cloned["steps"] if s["step"].startswith("clone "))
+    for done_step in rewound["steps"]:
+        common.console.print(f"    {done_step['seconds']:7.3f} s  {done_step['step']}")
     common.console.print(
-        f"  rejoin by pg_rewind {rewind_s:.1f} s (pg_rewind {step.get('pg_rewind', 0):.1f} s); "
+        f"  rejoin by pg_rewind {rewind_s:.1f} s (pg_rewind {step.get('pg_rewind', 0):.1f} s, "
+        f"steps {sum(s['seconds'] for s in rewound['steps']):.1f} s, "
+        f"command {rewound['seconds']:.1f} s); "
         f"by a new clone {clone_s:.1f} s (copy {copy['seconds']:.1f} s)"
     )
     return {
@@ -298,6 +302,11 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
         "rejoin_clone_s": round(clone_s, 3),
         "clone_copy_s": copy["seconds"],
         "rewind_over_clone": round(rewind_s / clone_s, 4),
+        "rejoin_command_s": rewound["seconds"],
+        "rejoin_steps": [
+            {"step": s["step"], "seconds": s["seconds"], "detail": s["detail"]}
+            for s in rewound["steps"]
+        ],
     }
 
 
@@ -309,6 +318,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1 GB)")
     parser.add_argument("--skip-rejoin", action="store_true")
+    parser.add_argument(
+        "--skip-switchover", action="store_true", help="the rejoin only (no switchover runs)"
+    )
     parser.add_argument(
         "--archive",
         action="store_true",
@@ -336,27 +348,30 @@ def main() -> None:
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
         results["lab_up_s"] = round(lab.up(), 2)
         common.console.print(f"lab up in {results['lab_up_s']} s")
-        results |= switchovers(lab, root / "plain", args.runs)
+        if not args.skip_switchover:
+            results |= switchovers(lab, root / "plain", args.runs)
         if not args.skip_rejoin:
             results["rejoin"] = rejoin(lab, args.scale)
     results["load_after"] = common.load_average()
-    pg, manual = results["pgherd"], results["pg_ctl"]
-    ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]
-    results["unavailable_ratio_pgherd_over_pg_ctl"] = round(ratio, 3)
-    rows: list[list[object]] = [
-        [
-            "switchover: write unavailability (median)",
-            f"{pg['unavailable_s']['median']:.3f} s",
-            f"{manual['unavailable_s']['median']:.3f} s",
-            f"{ratio:.2f}×",
-        ],
-        [
-            "switchover: whole command / script (median)",
-            f"{pg['command_s']['median']:.2f} s",
-            f"{manual['script_s']['median']:.2f} s",
-            "",
-        ],
-    ]
+    rows: list[list[object]] = []
+    if "pgherd" in results:
+        pg, manual = results["pgherd"], results["pg_ctl"]
+        ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]
+        results["unavailable_ratio_pgherd_over_pg_ctl"] = round(ratio, 3)
+        rows += [
+            [
+                "switchover: write unavailability (median)",
+                f"{pg['unavailable_s']['median']:.3f} s",
+                f"{manual['unavailable_s']['median']:.3f} s",
+                f"{ratio:.2f}×",
+            ],
+            [
+                "switchover: whole command / script (median)",
+                f"{pg['command_s']['median']:.2f} s",
+                f"{manual['script_s']['median']:.2f} s",
+                "",
+            ],
+        ]
     if "rejoin" in results:
         rj = results["rejoin"]
         rows.append(
