@@ -122,6 +122,10 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     assert rejoined["rewind"]["rewound"] is True
     assert rejoined["rewind"]["diverged_at"]
     assert rejoined["fallback"] is None
+    # The primary checkpoints right before pg_rewind (its control file then names its new
+    # timeline, and the WAL it no longer keeps is gone before pg_rewind copies pg_wal).
+    names = [s["step"] for s in rejoined["steps"]]
+    assert names.index("pg_rewind node1 from node2") == names.index("CHECKPOINT on node2") + 1
     after = relation_file(config, "node1", "untouched")
     assert after.st_ino == before.st_ino  # rewound in place, not copied anew
     assert roles(lab3)["node1"] == ("standby", "node2")
@@ -168,6 +172,7 @@ def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
     marker.write_text("a clone empties the data directory first\n")
     result = cli(lab3, "node", "rejoin", standby, "--force-clone")
     assert result["method"] == "clone"
+    assert not any(s["step"].startswith("CHECKPOINT") for s in result["steps"])  # no rewind
     assert not marker.exists()
     assert roles(lab3)[standby] == ("standby", primary)
     wait_until(lambda: query(config, standby, "SELECT count(*) FROM kept") == [(1,)])
@@ -175,3 +180,4 @@ def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
     again = cli(lab3, "node", "rejoin", standby)
     assert again["reason"] == f"{standby} already streams from {primary}"
     assert again["steps"] == []
+    assert again["seconds"] > 0
