@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench import common
 from pgherd import config as config_mod
@@ -310,6 +311,20 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     }
 
 
+def set_on_every_node(lab: common.Lab, settings: list[str]) -> None:
+    """``NAME=VALUE`` settings by ALTER SYSTEM and a reload: pg_basebackup and pg_rewind
+    copy postgresql.auto.conf, so they stay with every node."""
+    for text in settings:
+        name, _, value = text.partition("=")
+        statement = sql.SQL("ALTER SYSTEM SET {} = {}").format(
+            sql.Identifier(name.strip()), sql.Literal(value.strip())
+        )
+        for node in ("node1", "node2", "node3"):
+            with psycopg.connect(lab.connstr(node), autocommit=True) as conn:
+                conn.execute(statement)
+                conn.execute("SELECT pg_reload_conf()")
+
+
 # ---- main -------------------------------------------------------------------------------
 
 
@@ -320,6 +335,13 @@ def main() -> None:
     parser.add_argument("--skip-rejoin", action="store_true")
     parser.add_argument(
         "--skip-switchover", action="store_true", help="the rejoin only (no switchover runs)"
+    )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ALTER SYSTEM SET on every node after lab up (what a setting changes)",
     )
     parser.add_argument(
         "--archive",
@@ -333,6 +355,7 @@ def main() -> None:
         "machine": common.machine(),
         "load_before": common.load_average(),
         "archive": args.archive,
+        "server_settings": args.server_setting,
     }
     with (
         common.fresh_directory(ROOT) as root,
@@ -347,6 +370,7 @@ def main() -> None:
     ):
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
         results["lab_up_s"] = round(lab.up(), 2)
+        set_on_every_node(lab, args.server_setting)
         common.console.print(f"lab up in {results['lab_up_s']} s")
         if not args.skip_switchover:
             results |= switchovers(lab, root / "plain", args.runs)
