@@ -2,8 +2,9 @@
 diverged standby) back as a standby of the current primary.
 
 Nothing diverged: it is configured as a standby and started. Diverged: pg_rewind copies
-back what changed on the primary since the two parted (the primary's WAL kept by
-``wal_keep_size`` covers the gap; the WAL archive will too, once it exists). Only when
+back what changed on the primary since the two parted (the node's own WAL kept by
+``wal_keep_size``, or fetched from the WAL archive, covers the gap), right after a
+checkpoint on the primary. Only when
 pg_rewind cannot help, or fails, or ``--force-clone`` asks for it, is the node cloned
 anew. The node is set up as a standby before it starts, so a diverged node never runs as
 a writable primary.
