@@ -234,6 +234,14 @@ def switchovers(lab: common.Lab, plain: Path, runs: int) -> dict[str, Any]:
 # ---- rejoin: pg_rewind against a re-clone -----------------------------------------------
 
 
+def start_after_rewind(server_log: Path) -> list[str]:
+    """node1's server log from its start after pg_rewind to its first streaming: where the
+    start goes (data directory sync, WAL restored from the archive, replay)."""
+    lines = server_log.read_text().splitlines()
+    begin = max(i for i, line in enumerate(lines) if "starting PostgreSQL" in line)
+    return lines[begin:][:60]
+
+
 def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     """node1 primary, node2 standby, node3 stopped (out of the way). node2 misses 1% of
     updates on node1; node1 stops; node2 is promoted and updates another 1%; node1 rejoins
@@ -276,6 +284,7 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     rewound = json.loads(done.stdout)
     if rewound["method"] != "rewind":
         raise RuntimeError(f"expected a rewind, got {rewound['method']}: {rewound['reason']}")
+    recovery = start_after_rewind(config_mod.load(lab.config_path).node("node1").server_log)
     clone_s, done = common.timed(
         lambda: lab.cli("node", "rejoin", "node1", "--force-clone", "--json")
     )
@@ -304,6 +313,7 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
         "clone_copy_s": copy["seconds"],
         "rewind_over_clone": round(rewind_s / clone_s, 4),
         "rejoin_command_s": rewound["seconds"],
+        "server_log_after_rewind": recovery,
         "rejoin_steps": [
             {"step": s["step"], "seconds": s["seconds"], "detail": s["detail"]}
             for s in rewound["steps"]
