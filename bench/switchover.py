@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench import common
 from pgherd import config as config_mod
@@ -233,6 +234,14 @@ def switchovers(lab: common.Lab, plain: Path, runs: int) -> dict[str, Any]:
 # ---- rejoin: pg_rewind against a re-clone -----------------------------------------------
 
 
+def start_after_rewind(server_log: Path) -> list[str]:
+    """node1's server log from its start after pg_rewind to its first streaming: where the
+    start goes (data directory sync, WAL restored from the archive, replay)."""
+    lines = server_log.read_text().splitlines()
+    begin = max(i for i, line in enumerate(lines) if "starting PostgreSQL" in line)
+    return lines[begin:][:60]
+
+
 def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     """node1 primary, node2 standby, node3 stopped (out of the way). node2 misses 1% of
     updates on node1; node1 stops; node2 is promoted and updates another 1%; node1 rejoins
@@ -275,14 +284,19 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
     rewound = json.loads(done.stdout)
     if rewound["method"] != "rewind":
         raise RuntimeError(f"expected a rewind, got {rewound['method']}: {rewound['reason']}")
+    recovery = start_after_rewind(config_mod.load(lab.config_path).node("node1").server_log)
     clone_s, done = common.timed(
         lambda: lab.cli("node", "rejoin", "node1", "--force-clone", "--json")
     )
     cloned = json.loads(done.stdout)
     step = {s["step"].split(" ")[0]: s["seconds"] for s in rewound["steps"]}
     copy = next(s for s in cloned["steps"] if s["step"].startswith("clone "))
+    for done_step in rewound["steps"]:
+        common.console.print(f"    {done_step['seconds']:7.3f} s  {done_step['step']}")
     common.console.print(
-        f"  rejoin by pg_rewind {rewind_s:.1f} s (pg_rewind {step.get('pg_rewind', 0):.1f} s); "
+        f"  rejoin by pg_rewind {rewind_s:.1f} s (pg_rewind {step.get('pg_rewind', 0):.1f} s, "
+        f"steps {sum(s['seconds'] for s in rewound['steps']):.1f} s, "
+        f"command {rewound['seconds']:.1f} s); "
         f"by a new clone {clone_s:.1f} s (copy {copy['seconds']:.1f} s)"
     )
     return {
@@ -298,7 +312,27 @@ def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
         "rejoin_clone_s": round(clone_s, 3),
         "clone_copy_s": copy["seconds"],
         "rewind_over_clone": round(rewind_s / clone_s, 4),
+        "rejoin_command_s": rewound["seconds"],
+        "server_log_after_rewind": recovery,
+        "rejoin_steps": [
+            {"step": s["step"], "seconds": s["seconds"], "detail": s["detail"]}
+            for s in rewound["steps"]
+        ],
     }
+
+
+def set_on_every_node(lab: common.Lab, settings: list[str]) -> None:
+    """``NAME=VALUE`` settings by ALTER SYSTEM and a reload: pg_basebackup and pg_rewind
+    copy postgresql.auto.conf, so they stay with every node."""
+    for text in settings:
+        name, _, value = text.partition("=")
+        statement = sql.SQL("ALTER SYSTEM SET {} = {}").format(
+            sql.Identifier(name.strip()), sql.Literal(value.strip())
+        )
+        for node in ("node1", "node2", "node3"):
+            with psycopg.connect(lab.connstr(node), autocommit=True) as conn:
+                conn.execute(statement)
+                conn.execute("SELECT pg_reload_conf()")
 
 
 # ---- main -------------------------------------------------------------------------------
@@ -309,6 +343,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70: ~1 GB)")
     parser.add_argument("--skip-rejoin", action="store_true")
+    parser.add_argument(
+        "--skip-switchover", action="store_true", help="the rejoin only (no switchover runs)"
+    )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ALTER SYSTEM SET on every node after lab up (what a setting changes)",
+    )
     parser.add_argument(
         "--archive",
         action="store_true",
@@ -321,6 +365,7 @@ def main() -> None:
         "machine": common.machine(),
         "load_before": common.load_average(),
         "archive": args.archive,
+        "server_settings": args.server_setting,
     }
     with (
         common.fresh_directory(ROOT) as root,
@@ -335,28 +380,32 @@ def main() -> None:
     ):
         osuser.resolve(common.OS_USER).make_dir(root, mode=0o755)
         results["lab_up_s"] = round(lab.up(), 2)
+        set_on_every_node(lab, args.server_setting)
         common.console.print(f"lab up in {results['lab_up_s']} s")
-        results |= switchovers(lab, root / "plain", args.runs)
+        if not args.skip_switchover:
+            results |= switchovers(lab, root / "plain", args.runs)
         if not args.skip_rejoin:
             results["rejoin"] = rejoin(lab, args.scale)
     results["load_after"] = common.load_average()
-    pg, manual = results["pgherd"], results["pg_ctl"]
-    ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]
-    results["unavailable_ratio_pgherd_over_pg_ctl"] = round(ratio, 3)
-    rows: list[list[object]] = [
-        [
-            "switchover: write unavailability (median)",
-            f"{pg['unavailable_s']['median']:.3f} s",
-            f"{manual['unavailable_s']['median']:.3f} s",
-            f"{ratio:.2f}×",
-        ],
-        [
-            "switchover: whole command / script (median)",
-            f"{pg['command_s']['median']:.2f} s",
-            f"{manual['script_s']['median']:.2f} s",
-            "",
-        ],
-    ]
+    rows: list[list[object]] = []
+    if "pgherd" in results:
+        pg, manual = results["pgherd"], results["pg_ctl"]
+        ratio = pg["unavailable_s"]["median"] / manual["unavailable_s"]["median"]
+        results["unavailable_ratio_pgherd_over_pg_ctl"] = round(ratio, 3)
+        rows += [
+            [
+                "switchover: write unavailability (median)",
+                f"{pg['unavailable_s']['median']:.3f} s",
+                f"{manual['unavailable_s']['median']:.3f} s",
+                f"{ratio:.2f}×",
+            ],
+            [
+                "switchover: whole command / script (median)",
+                f"{pg['command_s']['median']:.2f} s",
+                f"{manual['script_s']['median']:.2f} s",
+                "",
+            ],
+        ]
     if "rejoin" in results:
         rj = results["rejoin"]
         rows.append(

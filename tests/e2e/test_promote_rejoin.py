@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from pgherd.api.client import AgentClient
-from pgherd.config import ClusterConfig
+from pgherd.api.ops_client import OpsClient
+from pgherd.config import ClusterConfig, read_token
 from pgherd.errors import AgentUnreachable
 from pgherd.lab import agents
 from tests.e2e.conftest import Lab
@@ -116,12 +117,25 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
         "bring this node back with pgherd node rejoin node1"
     )
 
-    # node1 diverged: it holds rows 2..500 that node2 never had.
+    # node1 diverged: it holds rows 2..500 that node2 never had. A rejoin stops after
+    # pg_rewind (its agent's rewind step alone, as when the operation died there)...
+    token = read_token(config)
+    OpsClient(config.node("node2"), token).checkpoint()
+    rewound = OpsClient(config.node("node1"), token, timeout=300).rewind("node2")
+    assert rewound.rewound is True
+    assert rewound.diverged_at is not None
+    # Its WAL ends where pg_rewind's copy of node2's ended (not "unknown", as after a crash).
+    wal = OpsClient(config.node("node1"), token).wal()
+    assert wal.running is False
+    assert wal.timeline == promoted["timeline_after"]
+    assert wal.lsn is not None, wal.unknown
+    # ...and the next rejoin finds node1 rewound and only starts it as a standby: a second
+    # pg_rewind would run crash recovery first, which writes a checkpoint record of node1's
+    # own on node2's timeline.
     rejoined = cli(lab3, "node", "rejoin", "node1")
-    assert rejoined["method"] == "rewind", rejoined
-    assert rejoined["rewind"]["rewound"] is True
-    assert rejoined["rewind"]["diverged_at"]
+    assert rejoined["method"] == "follow", rejoined
     assert rejoined["fallback"] is None
+    assert not any(s["step"].startswith("pg_rewind") for s in rejoined["steps"])
     after = relation_file(config, "node1", "untouched")
     assert after.st_ino == before.st_ino  # rewound in place, not copied anew
     assert roles(lab3)["node1"] == ("standby", "node2")
@@ -129,6 +143,13 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
         lambda: query(config, "node1", "SELECT array_agg(id ORDER BY id) FROM t") == [([1, 1000],)],
         what="node1 to hold exactly node2's rows",
     )
+    # It replays what node2 writes after the rewind, too.
+    query(config, "node2", "INSERT INTO t VALUES (1001, 'after the rejoin')")
+    wait_until(
+        lambda: query(config, "node1", "SELECT max(id) FROM t") == [(1001,)],
+        what="node1 to replay node2's next write",
+    )
+    query(config, "node2", "DELETE FROM t WHERE id = 1001")
     assert "node1" in slots_on(config, "node2")
 
     # node3 diverged as well: follow refuses it and names the fix; rejoin repairs it.
@@ -137,6 +158,12 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     assert message.endswith("pgherd node rejoin node3")
     third = cli(lab3, "node", "rejoin", "node3")
     assert third["method"] == "rewind", json.dumps(third)
+    assert third["rewind"]["rewound"] is True
+    assert third["fallback"] is None
+    # The primary checkpoints right before pg_rewind (its control file then names its new
+    # timeline, and the WAL it no longer keeps is gone before pg_rewind copies pg_wal).
+    names = [s["step"] for s in third["steps"]]
+    assert names.index("pg_rewind node3 from node2") == names.index("CHECKPOINT on node2") + 1
     assert roles(lab3) == {
         "node1": ("standby", "node2"),
         "node2": ("primary", None),
@@ -152,7 +179,7 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     assert "forced: node3 has WAL up to" in promote[-1]["reason"]
     rejoins = [e for e in events if e["operation"] == "rejoin"]
     assert [(e["node"], e["details"]["method"]) for e in rejoins] == [
-        ("node1", "rewind"),
+        ("node1", "follow"),
         ("node3", "rewind"),
     ]
 
@@ -168,6 +195,7 @@ def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
     marker.write_text("a clone empties the data directory first\n")
     result = cli(lab3, "node", "rejoin", standby, "--force-clone")
     assert result["method"] == "clone"
+    assert not any(s["step"].startswith("CHECKPOINT") for s in result["steps"])  # no rewind
     assert not marker.exists()
     assert roles(lab3)[standby] == ("standby", primary)
     wait_until(lambda: query(config, standby, "SELECT count(*) FROM kept") == [(1,)])
@@ -175,3 +203,4 @@ def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
     again = cli(lab3, "node", "rejoin", standby)
     assert again["reason"] == f"{standby} already streams from {primary}"
     assert again["steps"] == []
+    assert again["seconds"] > 0

@@ -150,3 +150,16 @@ def test_restart_with_pg_ctl_and_the_servers_own_error_on_failure(
         instance.user.write_file(auto, saved)
         instance.start()
     assert os.path.exists(instance.data_dir / "postmaster.pid")
+
+
+def test_pg_rewind_reaches_the_source_with_jit_off(cluster: ClusterConfig) -> None:
+    """pg_rewind's recursive file listing would be JIT-compiled first (its row estimate
+    passes jit_above_cost): the session pg_rewind opens has JIT off, the server's default
+    stays on."""
+    from pgherd.physical import rewind
+
+    target = LocalNode.open(cluster, "node2")
+    with psycopg.connect(rewind.source_conninfo(target, cluster.node("node1"))) as conn:
+        assert conn.execute("SHOW jit").fetchone() == ("off",)
+        assert conn.execute("SHOW application_name").fetchone() == ("pgherd_rewind_node2",)
+    assert query(cluster, "node1", "SHOW jit") == [("on",)]

@@ -72,6 +72,11 @@ def test_keyword_leaves_out_what_was_not_asked_for() -> None:
     assert "password" not in conninfo_to_dict(text)
 
 
+def test_keyword_passes_session_options_to_the_server() -> None:
+    text = conninfo.keyword("127.0.0.1", 5441, "postgres", Path("/p"), options="-c jit=off")
+    assert conninfo_to_dict(text)["options"] == "-c jit=off"
+
+
 def test_uri_as_psql_takes_it() -> None:
     uri = conninfo.uri("127.0.0.1", 5441, "postgres", Path("/var/tmp/lab/secrets/pgpass"))
     assert (

@@ -141,10 +141,9 @@ def _rejoin(op: Operation, request: ActionRequest) -> Preview:
     verdict, mine, _ = divergence(op, node, primary)
     method = rejoin_plan(verdict, False, mine.rewindable)
     result.plan = [
-        f"CHECKPOINT on {primary}",
         f"method: {method.method} — {method.reason}",
         *(
-            [f"stop {node}, pg_rewind it from {primary}"]
+            [f"stop {node}, CHECKPOINT on {primary}, pg_rewind {node} from {primary}"]
             if method.method == "rewind"
             else [f"clone {node} anew from {primary} (pg_basebackup)"]
             if method.method == "clone"

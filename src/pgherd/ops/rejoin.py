@@ -2,8 +2,9 @@
 diverged standby) back as a standby of the current primary.
 
 Nothing diverged: it is configured as a standby and started. Diverged: pg_rewind copies
-back what changed on the primary since the two parted (the primary's WAL kept by
-``wal_keep_size`` covers the gap; the WAL archive will too, once it exists). Only when
+back what changed on the primary since the two parted (the node's own WAL kept by
+``wal_keep_size``, or fetched from the WAL archive, covers the gap), right after a
+checkpoint on the primary. Only when
 pg_rewind cannot help, or fails, or ``--force-clone`` asks for it, is the node cloned
 anew. The node is set up as a standby before it starts, so a diverged node never runs as
 a writable primary.
@@ -68,13 +69,11 @@ def _rejoin(op: Operation, node: str, force_clone: bool) -> RejoinOutcome:
     assert primary is not None
     status = by_name(current)[node]
     if not force_clone and streaming_from(status, primary, op.node_at):
-        return RejoinOutcome(
+        already = RejoinOutcome(
             node, primary, RejoinMethod.FOLLOW, f"{node} already streams from {primary}", checks
         )
-    with op.step(f"CHECKPOINT on {primary}") as step:
-        # pg_rewind reads the primary's timeline from its control file, which a new
-        # primary updates only at its first checkpoint.
-        step.detail = f"redo at {op.client(primary, timeout=300).checkpoint().redo_lsn}"
+        already.seconds = op.seconds
+        return already
     event = Event(
         operation="rejoin",
         node=node,
@@ -131,6 +130,11 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
         with op.step(f"stop {node}"):
             client.stop_postgres("fast")
     if outcome.method is RejoinMethod.REWIND:
+        with op.step(f"CHECKPOINT on {primary}") as step:
+            # pg_rewind reads the primary's timeline from its control file, which a new
+            # primary updates only at its first checkpoint; the checkpoint also removes the
+            # WAL the primary no longer keeps, which pg_rewind would otherwise copy.
+            step.detail = f"redo at {op.client(primary, timeout=300).checkpoint().redo_lsn}"
         try:
             with op.step(f"pg_rewind {node} from {primary}") as step:
                 outcome.rewind = op.client(node, timeout=3600).rewind(primary)

@@ -27,13 +27,17 @@ def keyword(
     passfile: Path,
     dbname: str | None = None,
     application_name: str | None = None,
+    options: str | None = None,
 ) -> str:
-    """``host=… port=… user=… passfile=…`` as primary_conninfo and pg_basebackup take it."""
+    """``host=… port=… user=… passfile=…`` as primary_conninfo and pg_basebackup take it;
+    ``options`` are server settings for the session (``-c jit=off``)."""
     params: dict[str, object] = {"host": host, "port": port, "user": user, "passfile": passfile}
     if dbname:
         params["dbname"] = dbname
     if application_name:
         params["application_name"] = application_name
+    if options:
+        params["options"] = options
     return " ".join(f"{key}={quote_value(str(value))}" for key, value in params.items())
 
 

@@ -13,6 +13,19 @@ from pgherd.pg.run import run
 from pgherd.physical.local_node import LocalNode
 
 
+def source_conninfo(local: LocalNode, source: NodeConfig) -> str:
+    """How pg_rewind on this node connects to ``source``: as the superuser, JIT off."""
+    return conninfo.keyword(
+        source.host,
+        source.port,
+        local.config.superuser,
+        local.config.passfile,
+        dbname="postgres",
+        application_name=f"pgherd_rewind_{local.node.name}",
+        options=pg_rewind.SOURCE_SESSION_OPTIONS,
+    )
+
+
 def rewind(local: LocalNode, source: NodeConfig, timeout: float = 3600) -> RewindResult:
     name = local.node.name
     if local.instance.is_running:
@@ -25,16 +38,10 @@ def rewind(local: LocalNode, source: NodeConfig, timeout: float = 3600) -> Rewin
             f"pg_rewind is not installed in {local.pgbin.bindir}",
             "install PostgreSQL's client programs, or rejoin with --force-clone",
         )
-    source_conn = conninfo.keyword(
-        source.host,
-        source.port,
-        local.config.superuser,
-        local.config.passfile,
-        dbname="postgres",
-        application_name=f"pgherd_rewind_{name}",
-    )
     archived = local.config.archive is not None
-    argv = pg_rewind.argv(local.pgbin, local.node.data_dir, source_conn, archived)
+    argv = pg_rewind.argv(
+        local.pgbin, local.node.data_dir, source_conninfo(local, source), archived
+    )
     started = time.monotonic()
     done = run(argv, local.user, timeout=timeout, check=False)
     seconds = time.monotonic() - started

@@ -16,6 +16,19 @@ from pgherd.physical.local_node import LocalNode
 
 CLEAN_PRIMARY = "shut down"
 CLEAN_STANDBY = "shut down in recovery"
+REWOUND = "in archive recovery"  # the state pg_rewind leaves in the control file
+
+
+def rewound_not_started(local: LocalNode, cluster_state: str) -> bool:
+    """pg_rewind left its backup_label (the server renames it when recovery starts) and
+    a control file that says archive recovery."""
+    if cluster_state != REWOUND:
+        return False
+    try:
+        label = (local.node.data_dir / "backup_label").read_text()
+    except OSError:
+        return False
+    return "BACKUP METHOD: pg_rewind" in label
 
 
 def newest_history(local: LocalNode) -> tuple[int, str]:
@@ -126,6 +139,18 @@ def _stopped(
             timeline=control.timeline,
             lsn=control.checkpoint_lsn,
             exact=False,
+        )
+    if rewound_not_started(local, state):
+        # pg_rewind is done and the server has not started since (the rejoin stopped
+        # before it): its WAL is the source's up to the minimum recovery point pg_rewind
+        # set. Rewinding it again would first run crash recovery in single-user mode,
+        # which writes a checkpoint record of its own on the source's timeline.
+        return NodeWal(
+            **base,
+            running=False,
+            role=role,
+            timeline=control.min_recovery_end_timeline,
+            lsn=control.min_recovery_end_lsn,
         )
     # Crashed or killed: only crash recovery finds where its WAL ends.
     return NodeWal(
