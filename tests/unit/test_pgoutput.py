@@ -267,3 +267,10 @@ def test_binary_arrays_round_trip() -> None:
 def test_copy_rows_round_trip() -> None:
     values: list[bytes | None] = [b"\0\0\0\x07", None, b""]
     assert encode.parse_copy_row(encode.copy_row(values)) == values
+
+
+def test_now_micros_is_the_clock_in_pgoutput_time() -> None:
+    before = po.to_micros(datetime.now(UTC))
+    now = po.now_micros()
+    after = po.to_micros(datetime.now(UTC))
+    assert before <= now <= after

@@ -16,11 +16,13 @@ Timestamps are microseconds since 2000-01-01 UTC, as PostgreSQL sends them; LSNs
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_UNIX_MICROS = int(PG_EPOCH.timestamp()) * 1_000_000
 
 NULL = "n"
 UNCHANGED = "u"
@@ -46,6 +48,11 @@ class ProtocolError(ValueError):
 def timestamp(micros: int) -> datetime:
     """A pgoutput timestamp as an aware datetime (UTC)."""
     return PG_EPOCH + timedelta(microseconds=micros)
+
+
+def now_micros() -> int:
+    """The current time as a pgoutput timestamp (microseconds since 2000-01-01 UTC)."""
+    return time.time_ns() // 1000 - _PG_EPOCH_UNIX_MICROS
 
 
 def to_micros(moment: datetime) -> int:

@@ -23,7 +23,10 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-RECEIVE_BUFFER = 8 * 1024 * 1024
+# Measured on loopback (docs/benchmarks.md, "Apply"): 256 kB, with the worker napping when
+# the stream runs dry in a backlog, beat both the kernel's default and 8 MB, whose window
+# never closes, so that every message the walsender sends goes out as a segment of its own.
+RECEIVE_BUFFER = 256 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux
 PROTO_VERSION = "1"  # no streaming of in-progress transactions: a transaction arrives whole
 
@@ -73,9 +76,10 @@ class Stream:
         self.close()
 
     def _grow_receive_buffer(self) -> None:
-        """Let the source run ahead while the target executes a batch: with the default
-        receive buffer (about 200 kB) the walsender blocks after a few thousand changes
-        and the two take turns instead of working at once."""
+        """Let the source run ahead while the target executes a batch, without opening a
+        window so wide that it never closes: while it is closed the walsender's sends only
+        queue (cheap); while it is open each small message costs it a TCP segment, sent
+        and received in its own process on loopback (twice the CPU of decoding it)."""
         # A socket object on a duplicate of libpq's descriptor: closing it closes only the
         # duplicate.
         with (

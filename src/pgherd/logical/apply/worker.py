@@ -58,6 +58,16 @@ GROUP_QUIET = 0.02
 GROUP_QUIET_BACKLOG = 0.1
 BACKLOG_ROWS = 1000
 BACKLOG_AGE_US = 500_000  # applying transactions committed this long ago: a backlog
+# In a backlog (the last transaction arrived more than BACKLOG_AGE_US after its commit),
+# a stream that runs dry is waited for with a nap, not on the socket. A worker that waits on
+# the socket is woken by each message the walsender sends, and reads each one at once, so
+# the receive window never closes and every message travels as a TCP segment of its own:
+# on loopback the walsender pays for both ends, up to twice what decoding costs it
+# (docs/benchmarks.md, "Apply"). During a nap the window fills, the walsender's sends queue
+# cheaply, and the worker reads them in one go. Nothing is made later than it already is.
+# The stream dry for BACKLOG_DRY means the backlog is over: then the socket again.
+BACKLOG_NAP = 0.01
+BACKLOG_DRY = 0.2
 ORIGIN_BUSY_WAIT = 15.0
 
 _TAG_INSERT, _TAG_UPDATE, _TAG_DELETE = ord("I"), ord("U"), ord("D")
@@ -101,6 +111,7 @@ class Worker:
         self._applier: Applier | None = None
         self._last_tick = 0.0
         self._in_remote = False
+        self._backlog = False  # the transactions being read arrived long after their commit
 
     # ---- the whole run ------------------------------------------------------------------
 
@@ -221,31 +232,30 @@ class Worker:
         pos = self.position
         skip = False
         count = 0
-        idle_since: float | None = None
+        dry_since: float | None = None  # since when the stream has had nothing to read
         commit_time = 0
         origins = {mesh_model.origin_name(self.spec.name, n): n for n in self.spec.nodes}
         while not self.stopping:
             message = stream.read()
             if message is None:
+                now = time.monotonic()
+                if dry_since is None:
+                    dry_since = now
                 if not self._in_remote and applier.group_open:
                     # Between transactions with a group open: the source may only be
                     # decoding the next one. Commit once it stays quiet for a moment, not at
                     # once: a group cut at every pause makes for many small commits.
-                    now = time.monotonic()
-                    if idle_since is None:
-                        idle_since = now
-                    behind = po.to_micros(_utc_now()) - applier.group_time > BACKLOG_AGE_US
+                    behind = po.now_micros() - applier.group_time > BACKLOG_AGE_US
                     backlog = behind or applier.group_rows >= BACKLOG_ROWS
                     quiet = GROUP_QUIET_BACKLOG if backlog else GROUP_QUIET
-                    if now - idle_since < quiet:
-                        stream.wait(quiet / 4)
+                    if now - dry_since < quiet:
+                        self._wait(stream, quiet / 4, now - dry_since)
                         continue
                     self._end_group(applier)
-                idle_since = None
                 self._tick(stream, applier, conn)
-                stream.wait(IDLE_WAIT)
+                self._wait(stream, IDLE_WAIT, time.monotonic() - dry_since)
                 continue
-            idle_since = None
+            dry_since = None
             payload: bytes = message.payload
             tag = payload[0]
             if tag == _TAG_INSERT:
@@ -262,6 +272,7 @@ class Worker:
                 assert isinstance(begin, po.Begin)
                 self._in_remote = True
                 commit_time = begin.commit_time
+                self._backlog = po.now_micros() - commit_time > BACKLOG_AGE_US
                 skip = begin.final_lsn < pos.committed  # applied before a restart
                 if not skip:
                     applier.careful = begin.final_lsn <= self.careful_until
@@ -312,6 +323,14 @@ class Worker:
             # Stopping: confirm what is durable now, or the next start re-reads it all.
             self._tick(stream, applier, conn, force=True)
 
+    def _wait(self, stream: Stream, timeout: float, dry_for: float) -> None:
+        """Wait for more of the stream: a nap when it ran dry only just now in the middle
+        of a backlog, else on the socket (see BACKLOG_NAP)."""
+        if self._backlog and dry_for < BACKLOG_DRY:
+            time.sleep(min(timeout, BACKLOG_NAP))
+        else:
+            stream.wait(timeout)
+
     def _end_group(self, applier: Applier) -> None:
         applier.end_group()
         self.position.committed = applier.committed_lsn
@@ -356,7 +375,7 @@ class Worker:
         lag_bytes = 0 if idle else max(0, pos.server - pos.committed)
         lag_seconds = 0.0
         if not idle and pos.pending_since is not None:
-            now = po.to_micros(_utc_now())
+            now = po.now_micros()
             lag_seconds = max(0.0, (now - pos.pending_since) / 1e6)
         counters = applier.counters if applier is not None else None
         last = counters.last_conflict if counters is not None else None
@@ -403,9 +422,3 @@ class Worker:
 def _lsn(cursor: psycopg.Cursor[Any]) -> int:
     row = cursor.fetchone()
     return Lsn.parse(str(row[0])).value if row and row[0] is not None else 0
-
-
-def _utc_now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
