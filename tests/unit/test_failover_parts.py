@@ -8,6 +8,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from pgherd import config
 from pgherd.api import routes_ha
 from pgherd.config import EtcdDcs, SqliteDcs
 from pgherd.dcs import state as dcs_state
-from pgherd.dcs.base import Member
+from pgherd.dcs.base import Member, StoreUnavailable
 from pgherd.dcs.memory import MemoryStore
 from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.errors import ConfigError, InvalidInput, Refused
@@ -26,13 +27,16 @@ from pgherd.ha import checkin as checkin_mod
 from pgherd.ha import observe
 from pgherd.ha.checkin import CheckIn
 from pgherd.ha.fence import Fence
+from pgherd.ha.loop import HaLoop
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
+from pgherd.model.ha import Do, Peer
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
 from pgherd.ops.store_events import StoreEventLog
+from pgherd.physical.local_node import LocalNode
 
 with warnings.catch_warnings():
     # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.
@@ -319,6 +323,58 @@ def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
     fence.disarm()
     now[0] = 200.0
     assert not fence.check()
+
+
+class _StoreThatStops(MemoryStore):
+    """Answers the cycle's read, then stops answering, as etcd stopped (SIGSTOP) between
+    a cycle's read and its renewal; counts the calls made after that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls_after_stop = 0
+
+    def renew_leader(self, name: str, ttl: float) -> bool:
+        self.calls_after_stop += 1
+        raise StoreUnavailable("no etcd endpoint answered: 127.0.0.1: ReadTimeout")
+
+    def touch_member(self, name: str, data: str, ttl: float) -> None:
+        self.calls_after_stop += 1
+        raise StoreUnavailable("no etcd endpoint answered: 127.0.0.1: ReadTimeout")
+
+
+def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() -> None:
+    """The renewal fails after its full timeout; the next cycle's read would wait as long
+    again, and the fence fires at the old lease's end before that cycle is over (the e2e
+    failsafe test met this now and then). The cycle that lost the store asks the peers at
+    once, makes no more store calls, and failsafe extends the fence."""
+    cfg = layout.lab_config(
+        LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
+    )
+    stopped: list[float] = []
+    supervisor = SimpleNamespace(fence=lambda: stopped.append(time.monotonic()))
+    loop = HaLoop(cfg, LocalNode.open(cfg, "node1"), supervisor, threading.Lock(), "token")  # type: ignore[arg-type]
+    store = _StoreThatStops()
+    assert store.acquire_leader("node1", 3.0)
+    loop._store = store
+    loop.reader = SimpleNamespace(  # type: ignore[assignment]
+        read=lambda: observe.LocalState(PgState.RUNNING, Role.PRIMARY, timeline=1)
+    )
+    standbys = tuple(
+        Peer(name, reachable=True, pg=PgState.RUNNING, role=Role.STANDBY)
+        for name in ("node2", "node3")
+    )
+    loop.peers = SimpleNamespace(read=lambda: standbys)  # type: ignore[assignment]
+    lease_end = time.monotonic() + 1.0  # renewed two seconds ago
+    loop.executor.lease.valid_until = lease_end
+    loop.fence.allow_until(lease_end)
+
+    actions = loop.cycle()
+
+    assert [a.do for a in actions] == [Do.RENEW_LEASE]
+    assert store.calls_after_stop == 1  # the renewal; no check-in that would wait again
+    assert loop.fence.until is not None
+    assert loop.fence.until >= lease_end + cfg.ha.ttl - 1.0  # type: ignore[union-attr]
+    assert not stopped
 
 
 # ---- synchronous_standby_names ------------------------------------------------------

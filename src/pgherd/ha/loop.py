@@ -162,7 +162,16 @@ class HaLoop:
         me = self._local(local_state, world)
         actions = decide(self.settings, me, world)
         self.last_local, self.last_view = local_state, view
-        self._act(actions, me, world)
+        store_lost = self._act(actions, me, world)
+        if store_lost and view.ok:
+            # The store stopped answering during this cycle (the renewal failed). The next
+            # cycle would first wait for it again, and the fence may fire before that cycle
+            # ends: check failsafe now, and make no more store calls in this cycle.
+            view = observe.StoreView(False, problem="the store stopped answering")
+            peers = self.peers.read()
+            peers_at = time.monotonic()
+            world = observe.world(self.config, self.me, view, peers, self.settings.ttl)
+            me = self._local(local_state, world)
         if failsafe_holds(self.settings, me, world) and not world.store_ok:
             # Every member answered us as their primary: allowed one more lease's time.
             self.fence.allow_until(peers_at + self.settings.ttl)
@@ -237,7 +246,9 @@ class HaLoop:
             log.warning("not streaming from %s: %s", leader, verdict.reason)
         return not verdict.can_follow
 
-    def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> None:
+    def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
+        """Carry out ``actions`` in order, up to the first that fails; True when that one
+        failed because the store did not answer."""
         # It runs, or is about to run, as the primary: a lease it gets arms the fence, and
         # a restart does not wait for the crash backoff.
         primary_ahead = me.role is Role.PRIMARY or Do.PROMOTE in [a.do for a in actions]
@@ -258,13 +269,14 @@ class HaLoop:
                     self._save(event.finish(Outcome.FAILED, f"{action.reason}: {why}"))
                 if not isinstance(exc, PgherdError):
                     log.exception("HA action %s failed", action.do)
-                return
+                return isinstance(exc, StoreUnavailable)
             if event is not None:
                 text = f"{action.reason} ({detail})" if detail else action.reason
                 self._save(event.finish(Outcome.SUCCEEDED, text))
             if detail and action.do not in (Do.RENEW_LEASE, Do.WAIT):
                 log.info("%s: %s", action.do, detail)
         self._log(sentence, logging.INFO)
+        return False
 
     def _event(self, action: Action, world: World) -> Event:
         details = {"decided_by": self.me}
