@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -165,6 +166,118 @@ def import_seconds(modules: Sequence[str]) -> float:
     empty, _ = timed(lambda: run_checked(base, timeout=60))
     full, _ = timed(lambda: run_checked(argv, timeout=60))
     return max(full - empty, 0.0)
+
+
+# ---- a client that writes --------------------------------------------------------------
+
+WRITE_INTERVAL = 0.01
+WRITE_RECOVERY_LIMIT = 120.0
+
+
+@dataclass
+class Writer:
+    """Commits one row every 10 ms; remembers when each commit was acknowledged."""
+
+    conninfo: str
+    table: str = "bench_writes"
+    acked: list[tuple[float, int]] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
+    next_id: int = 1
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY)")
+            row = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.table}").fetchone()
+            assert row is not None
+            self.next_id = int(row[0])
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def __enter__(self) -> Writer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self.conninfo, autocommit=True)
+                conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (self.next_id,))
+                self.acked.append((time.monotonic(), self.next_id))
+            except psycopg.Error:
+                self.failed.append(time.monotonic())
+                if conn is not None:
+                    conn.close()
+                conn = None
+            self.next_id += 1
+            time.sleep(max(0.0, WRITE_INTERVAL - (time.monotonic() - began)))
+        if conn is not None:
+            conn.close()
+
+    def steady(
+        self, seconds: float = 1.0, since: float = 0.0, timeout: float = WRITE_RECOVERY_LIMIT
+    ) -> None:
+        """Wait until commits after ``since`` were acknowledged for ``seconds`` without a
+        failure among them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            start = max(since, now - seconds)
+            recent = [t for t, _ in self.acked if t > start]
+            failures = [t for t in self.failed if t > start]
+            if (
+                now - since >= seconds
+                and len(recent) > seconds / WRITE_INTERVAL / 4
+                and not failures
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("writes did not come back")
+
+    def unavailability(self, since: float) -> float:
+        """Seconds from the first failed commit after ``since`` to the first acknowledged
+        one after it (0 when none failed)."""
+        failed = next((t for t in self.failed if t >= since), None)
+        if failed is None:
+            return 0.0
+        back = next(t for t, _ in self.acked if t > failed)
+        return back - failed
+
+    def outage_after(self, since: float, timeout: float = WRITE_RECOVERY_LIMIT) -> float:
+        """When writes came back after the first failed commit that followed ``since``
+        (a commit in flight at the fault may still be acknowledged: that is not the
+        outage's end). Monotonic time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            failures = [t for t in self.failed if t > since]
+            if failures:
+                later = [t for t, _ in self.acked if t > failures[0]]
+                if later:
+                    return later[0]
+            time.sleep(0.01)
+        raise RuntimeError(f"writes did not come back within {timeout:.0f} s of the fault")
+
+    def lost_on(self, conninfo: str) -> int:
+        """Acknowledged commits the (current) primary does not have."""
+        ids = [i for _, i in self.acked]
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            rows = conn.execute(
+                f"SELECT id FROM {self.table} WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
+        return len(set(ids) - {r[0] for r in rows})
 
 
 def cpu_seconds(pid: int | None) -> float | None:

@@ -35,107 +35,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-import psycopg
 
 from bench import common
 from bench.failover_systems import ROOT, Patroni, Pgherd, System, wait
 from pgherd.lab.etcd_server import EtcdServer
-
-INTERVAL = 0.01
-RECOVERY_LIMIT = 120.0
-
-
-# ---- the client -------------------------------------------------------------------------
-
-
-@dataclass
-class Writer:
-    """Commits one row every 10 ms; remembers when each commit was acknowledged."""
-
-    conninfo: str
-    table: str = "bench_failover"
-    acked: list[tuple[float, int]] = field(default_factory=list)
-    failed: list[float] = field(default_factory=list)
-    next_id: int = 1
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY)")
-            row = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {self.table}").fetchone()
-            assert row is not None
-            self.next_id = int(row[0])
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(60)
-
-    def _run(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
-        while not self._stop.is_set():
-            began = time.monotonic()
-            try:
-                if conn is None:
-                    conn = psycopg.connect(self.conninfo, autocommit=True)
-                conn.execute(f"INSERT INTO {self.table} VALUES (%s)", (self.next_id,))
-                self.acked.append((time.monotonic(), self.next_id))
-            except psycopg.Error:
-                self.failed.append(time.monotonic())
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self.next_id += 1
-            time.sleep(max(0.0, INTERVAL - (time.monotonic() - began)))
-        if conn is not None:
-            conn.close()
-
-    def steady(
-        self, seconds: float = 1.0, since: float = 0.0, timeout: float = RECOVERY_LIMIT
-    ) -> None:
-        """Wait until commits after ``since`` were acknowledged for ``seconds`` without a
-        failure among them."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            start = max(since, now - seconds)
-            recent = [t for t, _ in self.acked if t > start]
-            failures = [t for t in self.failed if t > start]
-            if now - since >= seconds and len(recent) > seconds / INTERVAL / 4 and not failures:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("writes did not come back")
-
-    def outage_after(self, since: float, timeout: float = RECOVERY_LIMIT) -> float:
-        """When writes came back after the first failed commit that followed ``since``
-        (a commit in flight at the fault may still be acknowledged: that is not the
-        outage's end). Monotonic time."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            failures = [t for t in self.failed if t > since]
-            if failures:
-                later = [t for t, _ in self.acked if t > failures[0]]
-                if later:
-                    return later[0]
-            time.sleep(0.01)
-        raise RuntimeError(f"writes did not come back within {timeout:.0f} s of the fault")
-
-    def lost_on(self, conninfo: str) -> int:
-        """Acknowledged commits the (current) primary does not have."""
-        ids = [i for _, i in self.acked]
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            rows = conn.execute(
-                f"SELECT id FROM {self.table} WHERE id = ANY(%s)", (ids,)
-            ).fetchall()
-        return len(set(ids) - {r[0] for r in rows})
-
 
 # ---- one run ----------------------------------------------------------------------------
 
@@ -144,7 +48,7 @@ def one_run(system: System, scenario: str, run: int) -> dict[str, float]:
     wait(system.healthy, 180, f"{system.name} to be healthy")
     old = system.primary()
     assert old is not None
-    writer = Writer(system.conninfo)
+    writer = common.Writer(system.conninfo, table="bench_failover")
     writer.start()
     try:
         writer.steady(1.0)
@@ -261,7 +165,7 @@ def main() -> None:
             "machine": common.machine(),
             "load_average": common.load_average(),
             "runs": args.runs,
-            "interval_s": INTERVAL,
+            "interval_s": common.WRITE_INTERVAL,
             "settings": {
                 "pgherd defaults": {"ttl": 3, "loop_wait": 0.5, "retry_timeout": 1},
                 "pgherd tightest": PGHERD_TIGHTEST,

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,6 @@ from pgherd.physical import clone
 from pgherd.physical.local_node import LocalNode
 
 ROOT = Path("/var/tmp/pgherd-bench-switchover")
-INTERVAL = 0.01
 
 
 # ---- the client -------------------------------------------------------------------------
@@ -54,72 +51,10 @@ def multi_host(config: ClusterConfig) -> str:
     )
 
 
-@dataclass
-class Writer:
-    """Commits one row every 10 ms; records the time and outcome of every attempt."""
-
-    conninfo: str
-    attempts: list[tuple[float, bool]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Writer:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, t float8)"
-            )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
-        while not self._stop.is_set():
-            began = time.monotonic()
-            try:
-                if conn is None:
-                    conn = psycopg.connect(self.conninfo, autocommit=True)
-                conn.execute("INSERT INTO bench_writes (t) VALUES (%s)", (began,))
-                ok = True
-            except psycopg.Error:
-                ok = False
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self.attempts.append((time.monotonic(), ok))
-            time.sleep(max(0.0, INTERVAL - (time.monotonic() - began)))
-        if conn is not None:
-            conn.close()
-
-    def steady(self, seconds: float = 1.0) -> None:
-        """Wait until the last ``seconds`` of attempts all succeeded."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            recent = [ok for t, ok in self.attempts if t > now - seconds]
-            if len(recent) > seconds / INTERVAL / 4 and all(recent):
-                return
-            time.sleep(0.1)
-        raise RuntimeError("writes did not come back")
-
-    def unavailability(self, since: float) -> float:
-        """First failed commit after ``since`` to the first successful one after it."""
-        failed = next((t for t, ok in self.attempts if t >= since and not ok), None)
-        if failed is None:
-            return 0.0
-        back = next(t for t, ok in self.attempts if t > failed and ok)
-        return back - failed
-
-
 # ---- pgherd switchover ------------------------------------------------------------------
 
 
-def pgherd_switchover(lab: common.Lab, run: int, writer: Writer) -> dict[str, float]:
+def pgherd_switchover(lab: common.Lab, run: int, writer: common.Writer) -> dict[str, float]:
     target = "node2" if run % 2 == 0 else "node1"
     since = time.monotonic()
     seconds, done = common.timed(lambda: lab.cli("standby", "switchover", "--to", target, "--json"))
@@ -187,7 +122,7 @@ def manual_switchover(config: ClusterConfig, old: str, new: str) -> None:
     old_node.instance.start()  # pg_ctl start -w
 
 
-def manual_run(config: ClusterConfig, run: int, writer: Writer) -> dict[str, float]:
+def manual_run(config: ClusterConfig, run: int, writer: common.Writer) -> dict[str, float]:
     old, new = ("node1", "node2") if run % 2 == 0 else ("node2", "node1")
     since = time.monotonic()
     seconds, _ = common.timed(lambda: manual_switchover(config, old, new))
@@ -208,7 +143,10 @@ def switchovers(lab: common.Lab, plain: Path, runs: int) -> dict[str, Any]:
     try:
         plain_pair(config)
         lab_config = config_mod.load(lab.config_path)
-        with Writer(multi_host(lab_config)) as lab_writer, Writer(multi_host(config)) as writer:
+        with (
+            common.Writer(multi_host(lab_config)) as lab_writer,
+            common.Writer(multi_host(config)) as writer,
+        ):
             lab_writer.steady()
             writer.steady()
             for run in range(runs):
