@@ -156,10 +156,7 @@ class HaLoop:
     def cycle(self) -> tuple[Action, ...]:
         local_state = self.reader.read()
         view = self._read_store()
-        peers = self.peers.read() if observe.needs_fresh_peers(view, local_state) else None
-        peers_at = time.monotonic()
-        world = observe.world(self.config, self.me, view, peers, self.settings.ttl)
-        me = self._local(local_state, world)
+        world, me, peers_at = self._observe(local_state, view)
         actions = decide(self.settings, me, world)
         self.last_local, self.last_view = local_state, view
         store_lost = self._act(actions, me, world)
@@ -168,10 +165,7 @@ class HaLoop:
             # cycle would first wait for it again, and the fence may fire before that cycle
             # ends: check failsafe now, and make no more store calls in this cycle.
             view = observe.StoreView(False, problem="the store stopped answering")
-            peers = self.peers.read()
-            peers_at = time.monotonic()
-            world = observe.world(self.config, self.me, view, peers, self.settings.ttl)
-            me = self._local(local_state, world)
+            world, me, peers_at = self._observe(local_state, view)
         if failsafe_holds(self.settings, me, world) and not world.store_ok:
             # Every member answered us as their primary: allowed one more lease's time.
             self.fence.allow_until(peers_at + self.settings.ttl)
@@ -191,6 +185,16 @@ class HaLoop:
             self.fence.disarm()
         self._check_in(local_state, view, actions)
         return actions
+
+    def _observe(
+        self, local_state: observe.LocalState, view: observe.StoreView
+    ) -> tuple[World, Local, float]:
+        """The world as this cycle sees it, this node in it, and when the peers were asked
+        (they are, when a decision may move the primary role)."""
+        peers = self.peers.read() if observe.needs_fresh_peers(view, local_state) else None
+        peers_at = time.monotonic()
+        world = observe.world(self.config, self.me, view, peers, self.settings.ttl)
+        return world, self._local(local_state, world), peers_at
 
     def _local(self, state: observe.LocalState, world: World) -> Local:
         now = time.monotonic()
