@@ -39,6 +39,7 @@ from psycopg.copy import Copy
 
 from pgherd.logical.apply import encode
 from pgherd.logical.apply import pgoutput as po
+from pgherd.logical.apply.splice import Splicer, row_splicer
 from pgherd.logical.apply.target import BinaryWire, TargetTable, TextWire, describe, wire
 from pgherd.model.conflict import (
     Change,
@@ -135,6 +136,7 @@ class Applier:
         self.careful = False
         self.counters = Counters()
         self._tables: dict[int, TargetTable] = {}
+        self._splicers: dict[int, Splicer] = {}  # relid -> Insert to COPY row
         self._remote: Remote | None = None
         self._started_remote = False
         self._in_txn = False
@@ -150,6 +152,7 @@ class Applier:
         self._copy: Copy | None = None
         self._copy_table: TargetTable | None = None
         self._run_relid = b""  # the open COPY run's relation, as the 4 bytes pgoutput sends
+        self._run_splice: Splicer = po.copy_row
         self._copy_parts: list[bytes] = []
         self._copy_size = 0
         self._batch: _Batch | None = None
@@ -189,6 +192,7 @@ class Applier:
     def relation(self, relation: po.Relation) -> None:
         self._drain()
         self._tables[relation.relid] = describe(self.conn, relation)
+        self._splicers[relation.relid] = row_splicer([c.type_oid for c in relation.columns])
 
     def _start_remote(self) -> Remote:
         """At a remote transaction's first change: close the group if the new transaction
@@ -327,15 +331,17 @@ class Applier:
         assert remote is not None
         self._group_rows += 1
         if payload[1:5] == self._run_relid and not self.careful:
-            row = po.copy_row(payload)
+            row = self._run_splice(payload)
             if row is not None:
                 self._copy_parts.append(row)
                 self._copy_size += len(row)
                 if self._copy_size >= COPY_CHUNK:
                     self._send_chunk()
                 return
-        table = self._table(po.insert_relid(payload))
-        row = po.copy_row(payload)
+        relid = po.insert_relid(payload)
+        table = self._table(relid)
+        splice = self._splicers[relid]
+        row = splice(payload)
         if row is None:  # a value in text form: not for COPY BINARY
             message = po.decode(payload)
             assert isinstance(message, po.Insert)
@@ -351,6 +357,7 @@ class Applier:
             self._flush_batch()
             self._start_run(table)
             self._run_relid = payload[1:5]
+            self._run_splice = splice
         self._copy_parts.append(row)
         self._copy_size += len(row)
         if self._copy_size >= COPY_CHUNK:
