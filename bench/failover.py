@@ -31,6 +31,7 @@ Configurations, in one run, against one etcd (Debian's etcd-server on loopback p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 import time
@@ -137,6 +138,10 @@ def main() -> None:
     finally:
         etcd.stop()
         common.remove_tree(ROOT / "etcd")
+    # Reached only when every run finished: a failed run leaves etcd's log to read.
+    (ROOT / "etcd.log").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # if nothing else is left in it
+        ROOT.rmdir()
     rows = []
     for label, found in results.items():
         for scenario, what in (("postmaster", "kill -9 postmaster"), ("host", "host loss")):
