@@ -52,6 +52,7 @@ DIRECTORY = Path("/var/tmp/pgherd-bench-apply")
 MESH = "bench"
 NATIVE_SLOT = "native_bench"
 TABLES = ("a_t", "b_t", "c_t", "d_t", "marker")
+NODES = ("node1", "node2")
 
 
 @dataclass(frozen=True)
@@ -362,11 +363,11 @@ def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float
         marker += 1
     servers.sql("node1", "bench", case.changes)
     servers.sql("node1", "bench", "INSERT INTO marker VALUES (%s, 'done', 0)", marker)
-    settle_down(servers)
     # Alternate which consumer goes first: the second finds the source's pages warm.
     order = ["native", "pgherd"] if (ord(case.key) + run) % 2 else ["pgherd", "native"]
     results: dict[str, Any] = {}
     for who in order:
+        settle_down(servers)
         runner = run_native if who == "native" else run_pgherd
         results[who] = runner(servers, marker, timeout)
     check_same(servers, case.table)
@@ -390,14 +391,28 @@ def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float
     }
 
 
+AUTOVACUUM_WAIT = 60.0
+
+
 def settle_down(servers: Servers) -> None:
-    """Let the writes just made reach the disk before anything is timed: otherwise the
-    first consumer competes with the kernel's writeback and the checkpointer, the second
-    does not, and the order shows in the figures."""
-    for node in ("node1", "node2"):
+    """Before each consumer: let the writes just made reach the disk, and the autovacuum
+    they set off finish. Otherwise a consumer competes with the kernel's writeback, the
+    checkpointer and autovacuum of what the source wrote or the other consumer applied
+    (a million rows each), and the order of the two shows in the figures."""
+    deadline = time.monotonic() + AUTOVACUUM_WAIT
+    while time.monotonic() < deadline and any(autovacuum_running(servers, n) for n in NODES):
+        time.sleep(0.2)
+    for node in NODES:
         servers.sql(node, "postgres", "CHECKPOINT")
     os.sync()
     time.sleep(1)
+
+
+def autovacuum_running(servers: Servers, node: str) -> bool:
+    rows = servers.sql(
+        node, "postgres", "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+    )
+    return bool(rows)
 
 
 def check_same(servers: Servers, table: str) -> None:
