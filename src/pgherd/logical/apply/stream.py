@@ -23,10 +23,13 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-# Measured on loopback (docs/benchmarks.md, "Apply"): 256 kB, with the worker napping when
-# the stream runs dry in a backlog, beat both the kernel's default and 8 MB, whose window
-# never closes, so that every message the walsender sends goes out as a segment of its own.
-RECEIVE_BUFFER = 256 * 1024
+# Measured on loopback (docs/benchmarks.md, "Apply"). With the worker napping when the
+# stream runs dry in a backlog, the window must close during the nap: then the walsender's
+# messages queue in its send buffer (up to 4 MB here) and arrive in large segments. Into an
+# open window each message goes out as a segment of its own, which costs the walsender up
+# to twice its decoding. 32 kB (the kernel doubles it) closes within a few milliseconds;
+# 256 kB often did not within a 10 ms nap, and 8 MB never. 8 kB stalled the stream.
+RECEIVE_BUFFER = 32 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux
 PROTO_VERSION = "1"  # no streaming of in-progress transactions: a transaction arrives whole
 
@@ -52,7 +55,7 @@ class Stream:
         self._conn = psycopg2.connect(
             self.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
         )
-        self._grow_receive_buffer()
+        self._size_receive_buffer()
         self._cursor = self._conn.cursor()
         self._cursor.start_replication(
             slot_name=self.slot,
@@ -75,11 +78,11 @@ class Stream:
     ) -> None:
         self.close()
 
-    def _grow_receive_buffer(self) -> None:
-        """Let the source run ahead while the target executes a batch, without opening a
-        window so wide that it never closes: while it is closed the walsender's sends only
-        queue (cheap); while it is open each small message costs it a TCP segment, sent
-        and received in its own process on loopback (twice the CPU of decoding it)."""
+    def _size_receive_buffer(self) -> None:
+        """A window small enough to close while the worker naps: while it is closed the
+        walsender's sends only queue in its own send buffer, which lets it run ahead while
+        the target executes a batch; while it is open each small message costs it a TCP
+        segment, sent and received in its own process on loopback."""
         # A socket object on a duplicate of libpq's descriptor: closing it closes only the
         # duplicate.
         with (
