@@ -7,7 +7,7 @@ column; in CPython that loop, with its branches and an unpack per column, costs 
 types whose send format has a fixed size (an ``int8`` is always 8 bytes) sit at fixed
 offsets from the row's start or from the end of the last variable-size column before
 them. :func:`row_splicer` writes a straight-line function for that layout, as
-``dataclasses`` and ``namedtuple`` write theirs: about 0.7 µs for the same row.
+``dataclasses`` and ``namedtuple`` write theirs: about 0.8 µs for the same row.
 
 Only integers computed here go into the generated source. Every byte the function relies
 on is checked: a fixed-size column's kind byte and length together (one compare), a
@@ -27,7 +27,7 @@ Splicer = Callable[[bytes], bytes | None]
 
 # Types whose binary send format always has the same size (pg_type.typlen), by OID:
 # bool, int8, int2, int4, oid, float4, float8, date, time, timestamp, timestamptz,
-# interval, uuid, pg_lsn. Checked against a server in tests/integration.
+# interval, uuid, pg_lsn. Checked against a server in tests/e2e/test_mesh.py.
 FIXED_SEND_SIZE: dict[int, int] = {
     16: 1,
     20: 8,
@@ -54,8 +54,7 @@ def row_splicer(type_oids: Sequence[int]) -> Splicer:
     types into its COPY BINARY row (see the module docstring)."""
     if not type_oids:
         return po.copy_row
-    checks: list[str] = []
-    body: list[str] = []
+    conditions: list[str] = []  # in the order the bytes come: each may use the one before
     parts = ["p[6:8]"]
     base = ""  # the variable that offsets are relative to ("" while they are constant)
 
@@ -69,23 +68,21 @@ def row_splicer(type_oids: Sequence[int]) -> Splicer:
         size = FIXED_SEND_SIZE.get(oid)
         if size is not None:
             expected = b"b" + size.to_bytes(4, "big")
-            condition = f"p[{at(offset)}:{at(offset + 5)}] == {expected!r}"
-            (checks if not base else body).append(condition)
+            conditions.append(f"p[{at(offset)}:{at(offset + 5)}] == {expected!r}")
             parts.append(f"p[{at(offset + 1)}:{at(offset + 5 + size)}]")
             offset += 5 + size
             continue
-        kind = f"p[{at(offset)}] == 98"
-        (checks if not base else body).append(kind)
+        conditions.append(f"p[{at(offset)}] == 98")
         name = f"e{i}"
-        body.append(f"({name} := {at(offset + 5)} + unpack(p, {at(offset + 1)})[0]) <= len(p)")
+        end = f"{at(offset + 5)} + unpack(p, {at(offset + 1)})[0]"
+        conditions.append(f"({name} := {end}) <= len(p)")
         parts.append(f"p[{at(offset + 1)}:{name}]")
         base, offset = name, 0
-    body.append(f"{at(offset)} == len(p)")
-    conditions = " and ".join([*checks, *body])
+    conditions.append(f"{at(offset)} == len(p)")
     source = (
         "def splice(p):\n"
         "    try:\n"
-        f"        if {conditions}:\n"
+        f"        if {' and '.join(conditions)}:\n"
         f"            return join(({', '.join(parts)},))\n"
         "    except IndexError:\n"
         "        pass\n"
