@@ -245,8 +245,7 @@ class Worker:
                     # Between transactions with a group open: the source may only be
                     # decoding the next one. Commit once it stays quiet for a moment, not at
                     # once: a group cut at every pause makes for many small commits.
-                    behind = po.now_micros() - applier.group_time > BACKLOG_AGE_US
-                    backlog = behind or applier.group_rows >= BACKLOG_ROWS
+                    backlog = _behind(applier.group_time) or applier.group_rows >= BACKLOG_ROWS
                     quiet = GROUP_QUIET_BACKLOG if backlog else GROUP_QUIET
                     if now - dry_since < quiet:
                         self._wait(stream, quiet / 4, now - dry_since)
@@ -272,7 +271,7 @@ class Worker:
                 assert isinstance(begin, po.Begin)
                 self._in_remote = True
                 commit_time = begin.commit_time
-                self._backlog = po.now_micros() - commit_time > BACKLOG_AGE_US
+                self._backlog = _behind(commit_time)
                 skip = begin.final_lsn < pos.committed  # applied before a restart
                 if not skip:
                     applier.careful = begin.final_lsn <= self.careful_until
@@ -417,6 +416,11 @@ class Worker:
         with os.fdopen(fd, "w") as handle:
             json.dump(self.status(), handle)
         os.replace(tmp, self.status_path)
+
+
+def _behind(commit_time: int) -> bool:
+    """Applying a transaction committed more than BACKLOG_AGE_US ago: a backlog."""
+    return po.now_micros() - commit_time > BACKLOG_AGE_US
 
 
 def _lsn(cursor: psycopg.Cursor[Any]) -> int:
