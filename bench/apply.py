@@ -260,7 +260,7 @@ def run_pgherd(servers: Servers, marker: int, timeout: float) -> dict[str, Any]:
         sys.executable,
         *(["-m", "cProfile", "-o", profile] if profile else []),
         "-m",
-        "pgherd.logical.apply",
+        "pgherd.mesh.apply",
         "--config",
         str(servers.config_path),
         "--mesh",

@@ -41,7 +41,7 @@ from typing import Any
 from bench import common
 from bench.common import Lab
 from pgherd import config as config_mod
-from pgherd.api.client import statuses
+from pgherd.clients.agent import statuses
 from pgherd.lab.layout import API_PORT_OFFSET
 
 CLONE_TARGET_RATIO = 1.05

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from pgherd.api.history_client import HistoryClient
+from pgherd.clients.history import HistoryClient
 from pgherd.model.history import SampleKind
 from tests.browser.conftest import ARTIFACTS, OPERATOR, Console, start_console, stop_console
 from tests.e2e.conftest import Lab, start_lab, stop_lab

@@ -11,8 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgherd.api.client import statuses
-from pgherd.cli.cluster import view_json
+from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.model import cluster as cluster_model
 from tests.e2e.conftest import Lab
@@ -28,7 +27,9 @@ def show(lab: Lab) -> dict[str, Any]:
         node = config.node_at(host, port)
         return node.name if node else None
 
-    return view_json(config.cluster, cluster_model.view(statuses(config.nodes), node_at))
+    return cluster_model.view_json(
+        config.cluster, cluster_model.view(statuses(config.nodes), node_at)
+    )
 
 
 def cluster(lab: Lab) -> dict[str, dict[str, Any]]:

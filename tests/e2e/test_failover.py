@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.config import SqliteDcs
 from pgherd.lab import agents
 from pgherd.pg import process

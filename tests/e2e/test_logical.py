@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from tests.e2e.conftest import Lab, start_lab, stop_lab
 from tests.support import pgherd, query, wait_until
 

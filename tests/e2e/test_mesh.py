@@ -26,7 +26,7 @@ import pytest
 
 from pgherd.config import ClusterConfig
 from pgherd.lab import agents
-from pgherd.logical.apply.splice import FIXED_SEND_SIZE
+from pgherd.mesh.apply.splice import FIXED_SEND_SIZE
 from pgherd.pg import osuser, process
 from pgherd.physical import bootstrap
 from pgherd.physical.local_node import LocalNode

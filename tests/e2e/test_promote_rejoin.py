@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pgherd.api.client import AgentClient
-from pgherd.api.ops_client import OpsClient
+from pgherd.clients.agent import AgentClient
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig, read_token
 from pgherd.errors import AgentUnreachable
 from pgherd.lab import agents

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from pgherd.api.app import create_app
-from pgherd.api.client import AgentClient, _error_from, statuses
+from pgherd.clients.agent import AgentClient, _error_from, statuses
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.lsn import Lsn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgherd.ha.supervisor import Backoff
+from pgherd.model.backoff import Backoff
 
 
 def crash_delays(backoff: Backoff, started: float, crashes: int) -> list[float]:

@@ -18,14 +18,15 @@ from fastapi import FastAPI
 from pgherd import config
 from pgherd.api import routes_ha
 from pgherd.config import EtcdDcs, SqliteDcs
+from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Member, StoreUnavailable
+from pgherd.dcs.checkin import CheckIn
 from pgherd.dcs.memory import MemoryStore
 from pgherd.dcs.state import ClusterState, Pause, SyncState
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import ConfigError, InvalidInput, Refused
-from pgherd.ha import checkin as checkin_mod
 from pgherd.ha import observe
-from pgherd.ha.checkin import CheckIn
 from pgherd.ha.fence import Fence
 from pgherd.ha.loop import HaLoop
 from pgherd.ha.sync import server_quorum
@@ -35,7 +36,6 @@ from pgherd.model.ha import Do, Peer
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
-from pgherd.ops.store_events import StoreEventLog
 from pgherd.physical.local_node import LocalNode
 
 with warnings.catch_warnings():

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pgherd.logical.apply import encode
-from pgherd.logical.apply import pgoutput as po
+from pgherd.mesh.apply import encode
+from pgherd.mesh.apply import pgoutput as po
 from tests.unit import pgoutput_capture as cap
 
 CAPTURED_BINARY = dict(cap.BINARY)

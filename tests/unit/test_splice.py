@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from pgherd.logical.apply import pgoutput as po
-from pgherd.logical.apply.splice import FIXED_SEND_SIZE, row_splicer
+from pgherd.mesh.apply import pgoutput as po
+from pgherd.mesh.apply.splice import FIXED_SEND_SIZE, row_splicer
 from tests.unit import pgoutput_capture as cap
 
 INT4, INT8, TEXT, BOOL, UUID, NUMERIC, JSONB = 23, 20, 25, 16, 2950, 1700, 3802

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgherd import config as config_mod
-from pgherd.api.archive_client import ArchiveAgentClient
-from pgherd.api.client import statuses
 from pgherd.archive.catalog import Archive, backup_to_json
 from pgherd.archive.storage import fsync_dir
+from pgherd.clients.agent import statuses
+from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import CorruptWal, PgherdError, Refused
 from pgherd.model.backup import Backup

@@ -7,9 +7,9 @@ import shutil
 import threading
 from dataclasses import dataclass
 
-from pgherd.api.client import statuses
 from pgherd.archive.backup import archive_of
 from pgherd.archive.storage import fsync_dir
+from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.model import retention
 from pgherd.model.retention import RetentionPlan, StandbyPosition

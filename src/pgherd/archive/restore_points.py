@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from pgherd.api.archive_client import ArchiveAgentClient
 from pgherd.archive.backup import archive_of, source_status
+from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import InvalidInput
 from pgherd.model.recovery_target import RestorePoint

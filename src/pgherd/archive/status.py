@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pgherd import config as config_mod
-from pgherd.api.archive_client import ArchiveAgentClient
 from pgherd.archive.backup import archive_of, primary_status
 from pgherd.archive.store import ArchivedFile
+from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
 from pgherd.model.lsn import lag_bytes

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from pgherd.api.client import statuses
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
-from pgherd.model.cluster import ClusterView, NodeRow
+from pgherd.model.cluster import ClusterView
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.pg import conninfo
 
@@ -42,7 +42,7 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         ha = ha_view.read(config)
     problems = list(view.problems) + (ha.problems() if ha else [])
     if as_json:
-        data = view_json(config.cluster, view) | {"topology": config.topology}
+        data = cluster_model.view_json(config.cluster, view) | {"topology": config.topology}
         if workers:
             data["mesh_workers"] = [w.model_dump(mode="json") for w in workers]
         if ha is not None:
@@ -86,33 +86,6 @@ def ha_lines(ha: HaView) -> list[str]:
             lines.append(f"witness {member.name}: {seen}")
     lines.append(f"failover {ha.mode}, store {ha.store}")
     return lines
-
-
-def row_json(row: NodeRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "role": str(row.role),
-        "state": row.state,
-        "primary": row.is_primary,
-        "upstream": row.upstream,
-        "timeline": row.timeline,
-        "lsn": str(row.lsn) if row.lsn else None,
-        "lag_bytes": row.lag_bytes,
-        "lag_seconds": row.lag_seconds,
-        "system_identifier": row.system_identifier,
-        "problem": row.problem,
-    }
-
-
-def view_json(name: str, view: ClusterView) -> dict[str, Any]:
-    return {
-        "cluster": name,
-        "health": str(view.health),
-        "primary": view.primary,
-        "system_identifier": view.system_identifier,
-        "problems": list(view.problems),
-        "nodes": [row_json(r) for r in view.rows],
-    }
 
 
 STATE_STYLE = {
@@ -203,8 +176,8 @@ def cleanup(
     """Trim every agent's monitoring history (lag samples) to the last N days.
     Exits 3 when an agent could not be reached (the others are trimmed)."""
     from pgherd import config as config_mod
-    from pgherd.api.client import fan_out
-    from pgherd.api.history_client import HistoryClient
+    from pgherd.clients.agent import fan_out
+    from pgherd.clients.history import HistoryClient
     from pgherd.config import NodeConfig
     from pgherd.errors import AgentError, AgentUnreachable
     from pgherd.model import history

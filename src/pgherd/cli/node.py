@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from pgherd import config as config_mod
-from pgherd.api.client import AgentClient
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, print_json
+from pgherd.clients.agent import AgentClient
 from pgherd.model.status import NodeStatus
 
 app = typer.Typer(help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby.")

@@ -44,8 +44,8 @@ class PrintedSteps:
 
 
 def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
+    from pgherd.dcs.store_events import event_log
     from pgherd.ops.context import Operation, QuietSteps
-    from pgherd.ops.store_events import event_log
 
     config = load_config(config_file)
     token = config_mod.read_token(config)
@@ -220,7 +220,7 @@ def events(
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
 
-    from pgherd.ops.store_events import event_log
+    from pgherd.dcs.store_events import event_log
 
     config = load_config(config_file)
     found = event_log(config, config_mod.read_token(config)).recent(limit)

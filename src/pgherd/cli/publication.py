@@ -11,7 +11,7 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import console, print_json
 
 if TYPE_CHECKING:
-    from pgherd.api.logical_client import LogicalClient
+    from pgherd.clients.logical import LogicalClient
     from pgherd.model.publication import PublicationInfo, PublicationResult
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ PresetOpt = Annotated[
 
 def client(config_file: ConfigOpt, node: str, acting: bool = True) -> LogicalClient:
     from pgherd import config as config_mod
-    from pgherd.api.logical_client import LogicalClient
+    from pgherd.clients.logical import LogicalClient
 
     config = load_config(config_file)
     return LogicalClient(config.node(node), config_mod.read_token(config) if acting else None)
@@ -201,7 +201,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Publications with their tables, row filters and column lists."""
-    from pgherd.api.logical_client import LogicalClient
+    from pgherd.clients.logical import LogicalClient
 
     config = load_config(config_file)
     nodes = [config.node(node)] if node else list(config.nodes)

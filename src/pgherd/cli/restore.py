@@ -153,7 +153,7 @@ WhereArg = Annotated[
 
 
 def _replay(where: str, config_file: Path | None, verb: str) -> ReplayState:
-    from pgherd.api.archive_client import ArchiveAgentClient
+    from pgherd.clients.archive import ArchiveAgentClient
 
     if "/" in where:
         from pgherd.archive import replay_local

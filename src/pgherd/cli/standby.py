@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from pgherd import config as config_mod
-from pgherd.api.client import AgentClient
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt
 from pgherd.cli.output import RichReporter, console, human_bytes, human_seconds, print_json
+from pgherd.clients.agent import AgentClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput, UnknownNode
 from pgherd.pg import osuser

@@ -102,7 +102,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Subscriptions of every node (or one)."""
-    from pgherd.api.logical_client import LogicalClient
+    from pgherd.clients.logical import LogicalClient
 
     config = load_config(config_file)
     nodes = [config.node(node)] if node else list(config.nodes)

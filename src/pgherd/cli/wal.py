@@ -64,8 +64,8 @@ def switch(
     as_json: JsonOpt = False,
 ) -> None:
     """Close the primary's current WAL segment so it is archived now (pg_switch_wal)."""
-    from pgherd.api.archive_client import ArchiveAgentClient
     from pgherd.archive.backup import source_status
+    from pgherd.clients.archive import ArchiveAgentClient
 
     config = load_config(config_file)
     target = config.node(source_status(config, node).name)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgherd.api.archive_client import ArchiveAgentClient
+from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.errors import PgherdError, Refused
 from pgherd.ops.context import Operation, Step

@@ -13,6 +13,7 @@ from pgherd.console.app import Console
 from pgherd.console.plans import ActionKind
 from pgherd.console.security import Denied, session_of
 from pgherd.console.sessions import Session
+from pgherd.model import cluster as cluster_model
 from pgherd.model.history import SampleKind
 from pgherd.model.status import Role
 
@@ -179,11 +180,9 @@ def router() -> APIRouter:
 
     @api.get("/api/state")
     def api_state(request: Request, session: SessionDep) -> JSONResponse:
-        from pgherd.cli.cluster import view_json
-
         console = _console(request)
         current = console.cache.get()
-        body = view_json(console.config.cluster, current.view)
+        body = cluster_model.view_json(console.config.cluster, current.view)
         body["leader"] = current.leader.name if current.leader else None
         body["subscriptions"] = [
             {"node": s.node, "name": s.info.name, "source": s.source, "lag_bytes": s.lag_bytes}

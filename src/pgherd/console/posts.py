@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from pgherd.api.logical_client import LogicalClient
 from pgherd.archive import restore_points
+from pgherd.clients.logical import LogicalClient
 from pgherd.console import forms, plans
 from pgherd.console.app import Console
 from pgherd.console.forms import Form

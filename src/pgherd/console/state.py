@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgherd.api.client import AgentClient, fan_out
-from pgherd.api.logical_client import LogicalClient
+from pgherd.clients.agent import AgentClient, fan_out
+from pgherd.clients.logical import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
 from pgherd.model import cluster as cluster_model

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pgherd.api.client import AgentClient, fan_out
-from pgherd.api.history_client import HistoryClient
-from pgherd.api.logical_client import LogicalClient
+from pgherd.clients.agent import AgentClient, fan_out
+from pgherd.clients.history import HistoryClient
+from pgherd.clients.logical import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.console.state import ClusterState, Subscription
 from pgherd.errors import PgherdError

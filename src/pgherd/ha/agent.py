@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import threading
@@ -32,11 +31,11 @@ from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
+from pgherd.pg import process
 from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 
-PROCESS_NAME = b"pgherd-agent"  # what `ps -o comm` and /proc/PID/comm show
 WATCH_INTERVAL = 0.5
 
 
@@ -207,16 +206,6 @@ class Agent:
             self.ha.release()
 
 
-def set_process_name(name: bytes) -> None:
-    """Name this process (prctl PR_SET_NAME) so lab down and ps can tell agents apart."""
-    pr_set_name = 15
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_name, ctypes.c_char_p(name), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -232,7 +221,7 @@ def run(config_path: Path, node_name: str) -> None:
     local = LocalNode.open(config, node_name)
     agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
-    set_process_name(PROCESS_NAME)
+    process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
     local.prepare_home()
     local.user.write_file(pid_file, f"{os.getpid()}\n", mode=0o644)

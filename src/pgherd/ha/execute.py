@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from pgherd.api.ops_client import OpsClient
+from pgherd.clients.ops import OpsClient
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.errors import PgherdError, Refused

@@ -19,10 +19,11 @@ from typing import Any
 
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.dcs.open import open_store
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
 from pgherd.ha import observe
-from pgherd.ha.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.rejoin_local import divergence
@@ -40,7 +41,6 @@ from pgherd.model.ha import (
     failsafe_holds,
 )
 from pgherd.model.status import PgState, Role
-from pgherd.ops.store_events import StoreEventLog
 from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.ha")
@@ -237,7 +237,7 @@ class HaLoop:
         if now - self._last_divergence_check < DIVERGENCE_AFTER:
             return False
         self._last_divergence_check = now
-        from pgherd.api.ops_client import OpsClient
+        from pgherd.clients.ops import OpsClient
 
         try:
             verdict = divergence(

@@ -15,13 +15,13 @@ from typing import Any
 
 import psycopg
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Snapshot
+from pgherd.dcs.checkin import CheckIn
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
-from pgherd.ha import checkin as checkin_mod
-from pgherd.ha.checkin import CheckIn
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn

@@ -8,7 +8,7 @@ waits, stopped, for ``pgherd node rejoin``.
 
 from __future__ import annotations
 
-from pgherd.api.client import AgentClient, fan_out
+from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.model.status import NodeStatus, PgState, Role

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from pgherd.api.ops_client import OpsClient
+from pgherd.clients.ops import OpsClient
 from pgherd.errors import CommandFailed, PgherdError, Refused
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.follow import RejoinMethod, rejoin_plan

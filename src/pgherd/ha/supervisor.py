@@ -28,9 +28,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from pgherd.errors import PgherdError, Refused
+from pgherd.model.backoff import Backoff
 from pgherd.model.status import Desired, PgState
 from pgherd.pg import process
 from pgherd.pg.controldata import read_system_identifier
@@ -45,24 +45,6 @@ SHUTDOWN_SIGNALS = {
     "fast": signal.SIGINT,
     "immediate": signal.SIGQUIT,
 }
-
-
-@dataclass
-class Backoff:
-    """Seconds to wait before the next restart after a crash: none the first time, then
-    2, 4, 8… up to ``limit``; back to none once the server ran ``stable_after`` seconds."""
-
-    limit: float = 30.0
-    stable_after: float = 60.0
-    failures: int = 0
-    last_start: float = field(default=0.0)
-
-    def next_delay(self, now: float) -> float:
-        if now - self.last_start > self.stable_after:
-            self.failures = 0
-        delay = min(2.0**self.failures, self.limit) if self.failures else 0.0
-        self.failures += 1
-        return delay
 
 
 def pdeathsig_prefix() -> list[str]:

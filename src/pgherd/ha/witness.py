@@ -20,8 +20,9 @@ from fastapi import FastAPI
 
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.dcs.open import open_store
-from pgherd.ha.checkin import CHECKIN_TTL_FACTOR, CheckIn
+from pgherd.pg import process
 
 log = logging.getLogger("pgherd.witness")
 
@@ -84,12 +85,10 @@ class Witness:
 
 
 def run(config: ClusterConfig, name: str) -> None:
-    from pgherd.ha.agent import PROCESS_NAME, set_process_name
-
     node = config.witness(name)
     assert node is not None
     witness = Witness(config, name)
-    set_process_name(PROCESS_NAME)
+    process.set_process_name(process.AGENT_PROCESS_NAME)
     node.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     node.agent_pid_file.write_text(f"{os.getpid()}\n")
     log.info("witness %s of cluster %s; API on %s", name, config.cluster, node.api_url)

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentUnreachable, PgherdError, Refused, TimedOut, last_lines
 from pgherd.model.status import Desired
 from pgherd.pg import process
 
-AGENT_COMM = "pgherd-agent"
+AGENT_COMM = process.AGENT_PROCESS_NAME.decode()
 
 AgentHost = NodeConfig | WitnessConfig
 

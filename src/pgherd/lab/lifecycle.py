@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
-from pgherd.api.client import AgentClient, fan_out, statuses
+from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout, ports

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pgherd.api.logical_client import LogicalClient
+from pgherd.clients.logical import LogicalClient
+from pgherd.clients.mesh import MeshClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentUnreachable, PgherdError, Refused
-from pgherd.mesh.client import MeshClient
 from pgherd.model import ddl as model
 from pgherd.model.ddl import DdlEffect, DdlReport, DdlTarget, StepOutcome
 from pgherd.model.subscription import SubscriptionInfo

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pgherd.api.client import AgentClient
-from pgherd.api.logical_client import LogicalClient
+from pgherd.clients.agent import AgentClient
+from pgherd.clients.logical import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput, PgherdError, Refused, TimedOut
 from pgherd.logical import source as source_mod

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pgherd.api.client import fan_out
+from pgherd.clients.agent import fan_out
+from pgherd.clients.mesh import MeshClient
 from pgherd.config import ClusterConfig, NodeConfig, describe
 from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, Refused
-from pgherd.mesh.client import MeshClient
 from pgherd.model import mesh as mesh_model
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
 from pgherd.model.mesh import Chunk, MeshSpec, RangeDifference

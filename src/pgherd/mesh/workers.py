@@ -2,7 +2,7 @@
 that member's changes INTO this node (the target's agent runs them: it owns the target's
 PostgreSQL and sees it restart).
 
-Workers are child processes (``python -m pgherd.logical.apply``), so that a crash, a
+Workers are child processes (``python -m pgherd.mesh.apply``), so that a crash, a
 ``kill -9`` or a memory leak in one cannot take the agent down, and so that each has a
 core of its own. The agent reaps them and restarts them with a backoff (1, 2, 4… 30 s);
 a worker stopped by the ``error`` policy (exit 3) is retried every 30 s only, so that
@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgherd.ha.supervisor import Backoff
-from pgherd.logical.apply.worker import EXIT_CONFLICT
 from pgherd.mesh import store
+from pgherd.mesh.apply.worker import EXIT_CONFLICT
+from pgherd.model.backoff import Backoff
 from pgherd.model.mesh import MeshSpec, MeshWorkerRow
 from pgherd.physical.local_node import LocalNode
 
@@ -122,7 +122,7 @@ class MeshWorkers:
                 [
                     sys.executable,
                     "-m",
-                    "pgherd.logical.apply",
+                    "pgherd.mesh.apply",
                     "--config",
                     str(self.config_path),
                     "--mesh",

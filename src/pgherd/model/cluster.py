@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pgherd.model.lsn import Lsn, lag_bytes
 from pgherd.model.status import NodeStatus, PgState, Role
@@ -155,3 +156,30 @@ def _row(
         system_identifier=status.system_identifier,
         problem=problem,
     )
+
+
+def row_json(row: NodeRow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "role": str(row.role),
+        "state": row.state,
+        "primary": row.is_primary,
+        "upstream": row.upstream,
+        "timeline": row.timeline,
+        "lsn": str(row.lsn) if row.lsn else None,
+        "lag_bytes": row.lag_bytes,
+        "lag_seconds": row.lag_seconds,
+        "system_identifier": row.system_identifier,
+        "problem": row.problem,
+    }
+
+
+def view_json(name: str, view: ClusterView) -> dict[str, Any]:
+    return {
+        "cluster": name,
+        "health": str(view.health),
+        "primary": view.primary,
+        "system_identifier": view.system_identifier,
+        "problems": list(view.problems),
+        "nodes": [row_json(r) for r in view.rows],
+    }

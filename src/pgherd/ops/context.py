@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pgherd.api.ops_client import OpsClient
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.model.checks import streaming_from

@@ -4,7 +4,7 @@ through the agents, judged by the pure checks of ``model/doctor.py`` and
 
 from __future__ import annotations
 
-from pgherd.api.client import AgentClient, fan_out, statuses
+from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.model import doctor as checks

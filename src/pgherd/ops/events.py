@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pgherd.api.client import statuses
-from pgherd.api.ops_client import OpsClient
+from pgherd.clients.agent import statuses
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError, Refused
 from pgherd.model.checks import running_primaries

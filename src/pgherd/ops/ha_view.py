@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgherd.config import ClusterConfig
+from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import StoreUnavailable
-from pgherd.ha import checkin as checkin_mod
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+AGENT_PROCESS_NAME = b"pgherd-agent"  # what `ps -o comm` and /proc/PID/comm show for agents
+
+
+def set_process_name(name: bytes) -> None:
+    """Name this process (prctl PR_SET_NAME) so lab down and ps can tell pgherd's processes
+    apart (agents, witnesses, mesh apply workers)."""
+    pr_set_name = 15
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_name, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_with_parent(sig: int = signal.SIGTERM) -> None:
+    """prctl(PR_SET_PDEATHSIG): this process gets ``sig`` when its parent dies."""
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
 
 def proc_state(pid: int) -> str | None:
     """The one-letter state from /proc/PID/stat (``R``, ``S``, ``Z``…), None if gone."""

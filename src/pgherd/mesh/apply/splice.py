@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
-from pgherd.logical.apply import pgoutput as po
+from pgherd.mesh.apply import pgoutput as po
 
 Splicer = Callable[[bytes], bytes | None]
 

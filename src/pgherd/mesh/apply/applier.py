@@ -37,10 +37,10 @@ import psycopg
 import psycopg.errors
 from psycopg.copy import Copy
 
-from pgherd.logical.apply import encode
-from pgherd.logical.apply import pgoutput as po
-from pgherd.logical.apply.splice import Splicer, row_splicer
-from pgherd.logical.apply.target import BinaryWire, TargetTable, TextWire, describe, wire
+from pgherd.mesh.apply import encode
+from pgherd.mesh.apply import pgoutput as po
+from pgherd.mesh.apply.splice import Splicer, row_splicer
+from pgherd.mesh.apply.target import BinaryWire, TargetTable, TextWire, describe, wire
 from pgherd.model.conflict import (
     Change,
     ConflictKind,

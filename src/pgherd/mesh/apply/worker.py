@@ -34,10 +34,10 @@ import psycopg2
 
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
-from pgherd.logical.apply import pgoutput as po
-from pgherd.logical.apply.applier import Applier, ApplyContext, ConflictStop, Replay
-from pgherd.logical.apply.stream import Stream
-from pgherd.logical.apply.target import register_wire
+from pgherd.mesh.apply import pgoutput as po
+from pgherd.mesh.apply.applier import Applier, ApplyContext, ConflictStop, Replay
+from pgherd.mesh.apply.stream import Stream
+from pgherd.mesh.apply.target import register_wire
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshSpec

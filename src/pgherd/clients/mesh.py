@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig
 from pgherd.model.mesh import Chunk, MeshSpec, NodeFacts
 

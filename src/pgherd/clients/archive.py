@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 
 

@@ -20,7 +20,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from pgherd.errors import PgherdError
-from pgherd.logical.apply import pgoutput as po
+from pgherd.mesh.apply import pgoutput as po
 
 
 class TargetMismatch(PgherdError):

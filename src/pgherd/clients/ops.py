@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.model.events import Event
 from pgherd.model.lsn import Lsn
 from pgherd.model.node_ops import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pgherd.api.client import AgentClient
+from pgherd.clients.agent import AgentClient
 from pgherd.model.history import CleanupResult, HistoryPage, SampleKind
 
 

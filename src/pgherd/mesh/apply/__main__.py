@@ -1,10 +1,9 @@
-"""``python -m pgherd.logical.apply --config F --mesh M --source S --target T``: one apply
+"""``python -m pgherd.mesh.apply --config F --mesh M --source S --target T``: one apply
 worker, as the target's agent runs it (it is not a user command)."""
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import signal
 import sys
@@ -13,36 +12,15 @@ from types import FrameType
 
 from pgherd import config as config_mod
 from pgherd.errors import PgherdError
-from pgherd.logical.apply.worker import EXIT_ERROR, Worker
 from pgherd.mesh import store
+from pgherd.mesh.apply.worker import EXIT_ERROR, Worker
+from pgherd.pg import process
 
 PROCESS_NAME = b"pgherd-apply"  # what ps and /proc/PID/comm show
 
 
-def set_process_name(name: bytes) -> None:
-    """prctl(PR_SET_NAME), as the agent names itself (not imported from ha.agent: the worker
-    should not load the agent's web stack)."""
-    pr_set_name = 15
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_name, ctypes.c_char_p(name), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def stop_with_parent() -> None:
-    """prctl(PR_SET_PDEATHSIG, SIGTERM): if the agent dies (kill -9), its workers stop too,
-    rather than go on applying beside the workers of the agent that replaces it."""
-    pr_set_pdeathsig = 1
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgherd.logical.apply")
+    parser = argparse.ArgumentParser(prog="python -m pgherd.mesh.apply")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--mesh", required=True)
     parser.add_argument("--source", required=True)
@@ -52,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format=f"%(asctime)s apply {args.source}->{args.target} %(levelname)s %(message)s",
     )
-    set_process_name(PROCESS_NAME)
-    stop_with_parent()
+    process.set_process_name(PROCESS_NAME)
+    # If the agent dies (kill -9), its workers stop too, rather than go on applying beside
+    # the workers of the agent that replaces it.
+    process.stop_with_parent()
     try:
         config = config_mod.load(args.config)
         node = config.node(args.target)
