@@ -212,6 +212,11 @@ class HaConfig(_Strict):
     synchronous: bool = False  # manage synchronous_standby_names (ANY quorum of standbys)
     synchronous_quorum: int = Field(default=1, ge=1)  # commits wait for this many standbys
     failsafe: bool = False  # store down, every member answers the primary: it stays
+    # A primary's agent that stops (systemctl stop/restart, an upgrade) leaves PostgreSQL
+    # running and extends its lease to this many seconds: the next agent must renew it by
+    # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
+    # (docs/failover.md). 0: no extension, the lease's ttl.
+    agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _timing(self) -> Self:

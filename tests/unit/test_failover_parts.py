@@ -308,21 +308,36 @@ def test_an_unreachable_store_gives_an_empty_world() -> None:
 
 
 def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
+    """...and publishes the moment it would fire to the keeper, which holds PostgreSQL
+    to it when the agent is gone: always the same as the fence's own."""
     now = [100.0]
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(now[0]), margin=0.3, clock=lambda: now[0])
+    published: list[float | None] = []
+    fence = Fence(
+        lambda: stopped.append(now[0]),
+        margin=0.3,
+        clock=lambda: now[0],
+        publish=published.append,
+    )
     assert not fence.check()  # disarmed: nothing to fence
     fence.allow_until(103.0)
+    assert published == [pytest.approx(102.7)]
     now[0] = 102.6
     assert not fence.check()
     now[0] = 102.7
     assert fence.check()
     assert stopped == [102.7]
+    assert published[-1] is None  # fired: like the fence, the keeper holds nothing now
     assert not fence.check()  # once
     fence.allow_until(110.0)
+    assert published[-1] == pytest.approx(109.7)
     fence.disarm()
+    assert published[-1] is None
     now[0] = 200.0
     assert not fence.check()
+    fence.allow_until(300.0)
+    fence.close()  # the agent stops: what was published stays for the keeper
+    assert published[-1] == pytest.approx(299.7)
 
 
 class _StoreThatStops(MemoryStore):
@@ -351,7 +366,10 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
         LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
     )
     stopped: list[float] = []
-    supervisor = SimpleNamespace(fence=lambda: stopped.append(time.monotonic()))
+    published: list[float | None] = []
+    supervisor = SimpleNamespace(
+        fence=lambda: stopped.append(time.monotonic()), set_fence=published.append
+    )
     loop = HaLoop(cfg, LocalNode.open(cfg, "node1"), supervisor, threading.Lock(), "token")  # type: ignore[arg-type]
     store = _StoreThatStops()
     assert store.acquire_leader("node1", 3.0)
@@ -374,6 +392,7 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     assert store.calls_after_stop == 1  # the renewal; no check-in that would wait again
     assert loop.fence.until is not None
     assert loop.fence.until >= lease_end + cfg.ha.ttl - 1.0  # type: ignore[union-attr]
+    assert published[-1] == pytest.approx(loop.fence.until - loop.fence.margin)
     assert not stopped
 
 

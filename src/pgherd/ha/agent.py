@@ -21,7 +21,7 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers
+from pgherd.ha import handover, peers
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
@@ -194,16 +194,15 @@ class Agent:
                 except Exception:
                     log.exception("mesh worker step failed")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> str:
+        """The agent stops; PostgreSQL runs on for the next agent (ha/handover.py)."""
         self._stop.set()
-        if self.ha is not None:
-            self.ha.stop()
         if self.mesh is not None:
             self.mesh.workers.stop_all()
+        ha = self.local.config.ha
+        grace = ha.agent_restart_grace if ha is not None else 0.0
         with self._action_lock:
-            self.supervisor.stop("fast")
-        if self.ha is not None:
-            self.ha.release()
+            return handover.hand_over(self.ha, self.supervisor, grace)
 
 
 def run(config_path: Path, node_name: str) -> None:
@@ -255,11 +254,11 @@ def run(config_path: Path, node_name: str) -> None:
         yield
         sampling.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
-        # a `finally` after server.run() could run: stop PostgreSQL here instead.
-        log.info("agent stopping: shutting postgres down")
-        agent.shutdown()
+        # a `finally` after server.run() could run: hand over here instead.
+        log.info("agent stopping")
+        said = agent.shutdown()
         pid_file.unlink(missing_ok=True)
-        log.info("agent stopped")
+        log.info("agent stopped: %s", said)
 
     app = create_app(agent, lifespan, mesh=agent.mesh)
     app.include_router(routes_logical.router(local, agent.token))

@@ -120,7 +120,7 @@ class HaLoop:
         self.supervisor = supervisor
         self.settings = settings_of(config)
         self.me = local.node.name
-        self.fence = Fence(supervisor.fence)
+        self.fence = Fence(supervisor.fence, publish=supervisor.set_fence)
         self._store: Store | None = None
         self.executor = Executor(
             local, supervisor, self.settings, token, self.fence, lock, self._open_store
@@ -128,6 +128,7 @@ class HaLoop:
         self.reader = observe.LocalReader(local, supervisor)
         self.peers = observe.PeerReader(config, self.me, min(self.settings.retry_timeout, 1.0))
         self._stop = threading.Event()
+        self._stopped = threading.Event()  # run() returned
         self._wake = threading.Event()
         self._events: StoreEventLog | None = None
         self._not_streaming_since: float | None = None
@@ -348,24 +349,29 @@ class HaLoop:
             ", synchronous" if self.settings.synchronous else "",
             ", failsafe" if self.settings.failsafe else "",
         )
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.cycle()
-            except Exception:
-                log.exception("HA cycle failed")
-            self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
-            self._wake.clear()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.cycle()
+                except Exception:
+                    log.exception("HA cycle failed")
+                self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
+                self._wake.clear()
+        finally:
+            self._stopped.set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
-        """Stop deciding (the agent shuts PostgreSQL down next), keep the fence off."""
+    def stop(self, wait: float = 0.0) -> bool:
+        """Stop deciding, and the fence thread; wait up to ``wait`` seconds for a cycle in
+        progress to end (True if it did). The keeper keeps the last fence deadline: the
+        agent is stopping, PostgreSQL runs on (ha/handover.py)."""
         self._stop.set()
         self._wake.set()
         self.fence.close()
-        self.fence.disarm()
+        return self._stopped.wait(wait)
 
     def release(self) -> None:
         """Give up the lease at shutdown, once PostgreSQL is stopped: a standby takes over
