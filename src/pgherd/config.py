@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from pgherd.errors import ConfigError, UnknownNode
+from pgherd.model import settings as settings_rules
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
@@ -285,6 +286,9 @@ class ClusterConfig(_Strict):
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+            problem = settings_rules.managed_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def node(self, name: str) -> NodeConfig:

@@ -21,6 +21,7 @@ from pgherd.model.status import NodeStatus, unreachable
 
 if TYPE_CHECKING:
     from pgherd.model.doctor import NodeFacts
+    from pgherd.model.reload import ReloadReport
 
 T = TypeVar("T")
 
@@ -104,6 +105,12 @@ class AgentClient:
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+    def reload(self, timeout: float = 60) -> ReloadReport:
+        """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        from pgherd.model.reload import ReloadReport
+
+        return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
 def _error_from(node: str, status: int, body: Any) -> Exception:

@@ -37,6 +37,9 @@ class CheckIn(Frozen):
     leader: bool = False  # it held the lease when it wrote this
     decision: str = ""  # the sentence of its last HA cycle
     at: float  # seconds since the epoch
+    # The fingerprint of the pgherd.yaml its agent runs with (config.fingerprint):
+    # ``cluster show`` names the members whose agents differ.
+    config_fingerprint: str = ""
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.at)

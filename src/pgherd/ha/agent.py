@@ -15,7 +15,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
+from pgherd.api import (
+    routes_agent,
+    routes_archive,
+    routes_ha,
+    routes_history,
+    routes_logical,
+    routes_ops,
+)
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
@@ -26,6 +33,7 @@ from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
+from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
@@ -217,6 +225,8 @@ def run(config_path: Path, node_name: str) -> None:
     local = LocalNode.open(config, node_name)
     agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
+    reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
     local.prepare_home()
@@ -229,7 +239,11 @@ def run(config_path: Path, node_name: str) -> None:
         local.user.name,
         local.node.api_url,
     )
+    rewritten = reloader.rewrite_at_boot()  # settings changed while the agent was down
     agent.boot()
+    if rewritten and agent.supervisor.pid is not None:
+        reloader.reload_adopted()
+    threading.Thread(target=reloader.run, args=(agent._stop,), name="reload", daemon=True).start()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
     if agent.ha is not None:
@@ -263,6 +277,7 @@ def run(config_path: Path, node_name: str) -> None:
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, config.history.interval, agent.token))
     app.include_router(routes_ha.router(agent))
+    app.include_router(routes_agent.router(reloader, agent.token))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

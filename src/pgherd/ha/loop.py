@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgherd.clients.ops import OpsClient
-from pgherd.config import ClusterConfig
+from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.dcs.open import open_store
@@ -330,6 +330,7 @@ class HaLoop:
             leader=holds and (view.leader == self.me or acquired),
             decision=self.sentence,
             at=time.time(),
+            config_fingerprint=fingerprint(self.config),
         )
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
@@ -362,6 +363,14 @@ class HaLoop:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reconfigure(self, config: ClusterConfig) -> None:
+        """A reloaded pgherd.yaml (ha/reload.py): the members and their addresses. The HA
+        settings (store, ttl, timing) stay those the agent started with."""
+        old = self.peers
+        self.config = config
+        self.peers = observe.PeerReader(config, self.me, old.timeout)
+        old.close()
 
     def stop(self, wait: float = 0.0) -> bool:
         """Stop deciding, and the fence thread; wait up to ``wait`` seconds for a cycle in

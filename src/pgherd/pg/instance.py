@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut, last_lines
+from pgherd.errors import (
+    CommandFailed,
+    DataDirNotEmpty,
+    QueryFailed,
+    Refused,
+    TimedOut,
+    last_lines,
+)
 from pgherd.pg import conf, controldata, hba, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
@@ -80,6 +87,22 @@ class Instance:
         lines = [rule.line() for rule in rules]
         self.user.write_file(hba_path, hba.with_block(_read(hba_path), lines))
         self.user.write_file(ident_path, hba.with_block(_read(ident_path), ident))
+
+    def check_config(self) -> None:
+        """Have ``postgres`` read the configuration files as a start or a reload would
+        (``postgres -C``, which a running server does not mind): raises Refused with its
+        own words when it would refuse them (an unknown parameter, a bad value)."""
+        done = run(
+            [self.pgbin["postgres"], "-D", self.data_dir, "-C", "data_directory"],
+            self.user,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise Refused(
+                f"PostgreSQL refuses the configuration: {conf.config_errors(done.stderr)}",
+                "fix settings: in pgherd.yaml (nothing was changed)",
+            )
 
     def set_standby(self, standby: bool) -> None:
         signal_file = self.data_dir / STANDBY_SIGNAL
