@@ -7,7 +7,10 @@ PostgreSQL; ``node remove``. The tests run in order on one lab and leave it heal
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +24,13 @@ from pgherd.config import ClusterConfig
 from pgherd.lab import agents
 from pgherd.pg import conf, osuser, process
 from tests.e2e.conftest import Lab, start_lab, stop_lab
-from tests.e2e.ops_support import wait_healthy
+from tests.e2e.ops_support import Writer, wait_healthy
 from tests.support import pgherd, query, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+SPAWNED: list[subprocess.Popen[bytes]] = []  # agents the tests started again
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +38,27 @@ def lab(module_dir: Path) -> Iterator[Lab]:
     lab = start_lab(module_dir / "lab", 3, "--failover", "automatic", "--sync")
     yield lab
     stop_lab(lab)
+    for agent in SPAWNED:
+        agent.wait(30)
+
+
+def start_agent(lab: Lab, node: str) -> None:
+    """``pgherd agent run`` as a service manager starts it (lab down stops it)."""
+    target = lab.config.node(node)
+    log = os.open(target.agent_log, os.O_WRONLY | os.O_APPEND)
+    try:
+        argv = ["agent", "run", "--node", node, "--config", str(lab.config_path)]
+        SPAWNED.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "pgherd", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        )
+    finally:
+        os.close(log)
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -206,3 +233,74 @@ def test_a_restart_only_setting_is_pending_until_node_restart(lab: Lab) -> None:
     assert rows[standby]["pending_restart"] == []
     assert postmasters(lab)[standby] != before[standby]
     assert settled(lab) == primary
+
+
+def test_a_rolling_cluster_restart_applies_what_is_pending_without_losing_a_commit(
+    lab: Lab,
+) -> None:
+    old = settled(lab)
+    pending = {n["name"] for n in show(lab)["nodes"] if n["pending_restart"]}
+    assert old in pending and len(pending) == 2  # one standby was restarted above
+    (other,) = pending - {old}
+    dry = pgherd("cluster", "restart", "--dry-run", config=lab.config_path).stdout
+    assert "dry run: the rolling restart would" in dry
+    assert f"1. restart {other}: pending restart: shared_buffers" in dry
+    assert "2. switch over to " in dry
+    assert f"3. restart {old}: pending restart: shared_buffers (a standby by then)" in dry
+    with Writer(lab.config, table="rolling") as writer:
+        writer.wait_for_more(10)
+        done = pgherd("cluster", "restart", "--json", config=lab.config_path)
+        writer.wait_for_more(10, timeout=30)
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "succeeded", result
+    assert [s["step"].split(" ")[0] for s in result["steps"]][:1] == ["restart"]
+    new = settled(lab)
+    assert new != old
+    assert not writer.missing_on(new), "an acknowledged commit is missing after the restart"
+    for node in lab.config.node_names:
+        assert setting(lab, node, "shared_buffers") == "8192" + "8kB"
+    assert all(n["pending_restart"] == [] for n in show(lab)["nodes"])
+    nothing = pgherd("cluster", "restart", config=lab.config_path).stdout
+    assert "no node has settings pending a restart" in nothing
+
+
+def test_node_restart_of_the_primary_restarts_it_in_place(lab: Lab) -> None:
+    primary = settled(lab)
+    before, events = postmasters(lab)[primary], failovers(lab)
+    pgherd("node", "restart", primary, config=lab.config_path)
+    assert settled(lab) == primary
+    assert postmasters(lab)[primary] != before
+    assert failovers(lab) == events
+
+
+def test_an_agent_restart_does_not_restart_postgresql_nor_fail_over(lab: Lab) -> None:
+    """SIGTERM, as systemctl restart sends it, to the primary's agent: PostgreSQL keeps its
+    postmaster, the lease stays, the next agent adopts and renews it."""
+    primary = settled(lab)
+    # This shared machine can be loaded enough to take 8 s to start an agent (measured):
+    # more than the default 10 s would be a flaky test, not a finding.
+    ha = lab.config.ha
+    assert ha is not None
+    write_config(lab, ha=ha.model_dump(mode="json") | {"agent_restart_grace": 30})
+    assert all(
+        r["report"]["this_node"] == ["ha.agent_restart_grace 10.0 → 30.0"] for r in reload(lab)
+    )
+    node = lab.config.node(primary)
+    before, events = postmasters(lab), failovers(lab)
+    pid = agent_pid(lab, primary)
+    stopped_at = time.monotonic()
+    process.signal_pid(pid, signal.SIGTERM)
+    assert process.wait_gone(pid, 30)
+    log = node.agent_log.read_text()
+    assert "its lease is extended to 30 s: the next agent must renew it by then" in log
+    assert process.is_alive(before[primary])  # PostgreSQL runs on without its agent
+    start_agent(lab, primary)
+    wait_until(lambda: holds_lease(lab, primary), 30, what="the new agent to renew the lease")
+    took = time.monotonic() - stopped_at
+    print(
+        f"agent restart of the primary: lease renewed by the new agent {took:.2f} s after SIGTERM"
+    )
+    assert postmasters(lab) == before
+    assert settled(lab) == primary
+    assert failovers(lab) == events
+    assert f"adopted the running postmaster (pid {before[primary]})" in node.agent_log.read_text()

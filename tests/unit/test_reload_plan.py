@@ -133,6 +133,17 @@ def test_this_nodes_failover_tags_apply_but_its_addresses_need_a_restart() -> No
     assert effective.port == 5440  # the agent keeps what it started with
 
 
+def test_the_agent_restart_grace_applies_at_once_but_the_rest_of_ha_does_not() -> None:
+    old = lab()
+    new = copy.deepcopy(old)
+    new["ha"] |= {"agent_restart_grace": 30.0, "ttl": 6.0}
+    plan = reload_model.plan(old, new, "node1")
+    assert plan.this_node == ("ha.agent_restart_grace 10.0 → 30.0",)
+    assert plan.needs_restart == ("ha.ttl 3.0 → 6.0",)
+    ha = config.parse(plan.effective).ha
+    assert ha is not None and ha.agent_restart_grace == 30.0 and ha.ttl == 3.0
+
+
 @pytest.mark.parametrize(
     ("change", "needs"),
     [

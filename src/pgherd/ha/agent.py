@@ -113,7 +113,7 @@ class Agent:
         if self.ha is not None:
             with self._action_lock:
                 log.info("restarting postgres (asked through the API)")
-                self.supervisor.stop()
+                self.supervisor.stop(restart=True)  # never "stopped on purpose" meanwhile
             self._start_through_ha()
             return
         with self._action_lock:

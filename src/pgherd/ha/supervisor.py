@@ -318,12 +318,14 @@ class Supervisor:
             f"see {self.instance.log_file}",
         )
 
-    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
-        """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout."""
+    def stop(self, mode: str = "fast", timeout: float = 60, restart: bool = False) -> None:
+        """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout.
+        ``restart``: it should run again (the HA loop starts it in place: a primary keeps
+        its lease, where a server stopped on purpose would give it up)."""
         with self._lock:
-            self.desired = Desired.STOPPED
+            self.desired = Desired.RUNNING if restart else Desired.STOPPED
             self._crashed_at = None
-            self._down_since = None
+            self._down_since = time.monotonic() if restart else None
             pid = self.pid
             if pid is None:
                 return

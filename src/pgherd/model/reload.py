@@ -10,7 +10,8 @@ agent and a running PostgreSQL:
 - the other members (``nodes:`` and ``witnesses:`` entries other than this node's):
   added, removed or changed — pg_hba.conf's pgherd block is rewritten for their hosts and
   the HA loop, the node's operations and its peers' list use the new list;
-- this node's ``nofailover`` and ``replicate_from``.
+- this node's ``nofailover`` and ``replicate_from``;
+- ``ha.agent_restart_grace`` (read only when the agent stops).
 
 Everything else changes what the agent *is* — its store, its timing, its own addresses
 and directories, its roles and secrets, the archive it writes to — and is reported as
@@ -31,6 +32,7 @@ from pydantic import Field
 from pgherd.model.status import Frozen
 
 LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
+LIVE_HA_FIELDS = ("agent_restart_grace",)
 IGNORED = {"console": "console: read by pgherd console, not by the agents"}
 
 
@@ -41,7 +43,7 @@ class ReloadPlan:
     settings_before: dict[str, Any] = field(default_factory=dict)
     settings_after: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # "node4 added", "node2: host 10.0.0.2 → 10.0.0.9"
-    this_node: tuple[str, ...] = ()  # "nofailover false → true"
+    this_node: tuple[str, ...] = ()  # "nofailover false → true", "ha.agent_restart_grace …"
     needs_restart: tuple[str, ...] = ()  # "ha.ttl 3.0 → 5.0"
     ignored: tuple[str, ...] = ()
     effective: dict[str, Any] = field(default_factory=dict)  # the config to run with
@@ -76,11 +78,16 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         )
     needs_restart: list[str] = []
     ignored: list[str] = []
+    live_ha: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key in ("settings", "nodes", "witnesses") or old.get(key) == new.get(key):
             continue
         if key in IGNORED:
             ignored.append(IGNORED[key])
+        elif key == "ha" and old.get(key) and new.get(key):
+            for said in _differences(key, old[key], new[key]):
+                live = said.split(" ", 1)[0].removeprefix("ha.") in LIVE_HA_FIELDS
+                (live_ha if live else needs_restart).append(said)
         else:
             needs_restart.extend(_differences(key, old.get(key), new.get(key)))
     mine_old, mine_new = old_nodes[node], new_nodes[node]
@@ -107,12 +114,16 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         "nodes": [mine if n["name"] == node else n for n in new.get("nodes", ())],
         "witnesses": list(new.get("witnesses", ())),
     }
+    if live_ha:
+        effective["ha"] = dict(old["ha"]) | {
+            f: new["ha"][f] for f in LIVE_HA_FIELDS if f in new["ha"]
+        }
     return ReloadPlan(
         node=node,
         settings_before=dict(old.get("settings", {})),
         settings_after=dict(new.get("settings", {})),
         members=tuple(members),
-        this_node=tuple(this_node),
+        this_node=tuple(this_node + live_ha),
         needs_restart=tuple(needs_restart),
         ignored=tuple(ignored),
         effective=effective,
