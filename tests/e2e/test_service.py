@@ -75,12 +75,13 @@ def settled(lab: Lab) -> str:
     """Wait for a healthy cluster whose leader holds the lease with a full synchronous
     set; returns the primary."""
     wait_healthy(lab, timeout=60)
+    standbys = len(lab.config.nodes) - 1
 
     def ready() -> str | None:
         data = show(lab)
         ha = data["ha"]
         ok = not data["problems"] and ha["leader"] == data["primary"]
-        return data["primary"] if ok and len(ha["synchronous"] or ()) == 2 else None
+        return data["primary"] if ok and len(ha["synchronous"] or ()) == standbys else None
 
     primary = wait_until(ready, 30, what="the leader with its lease and synchronous set")
     assert isinstance(primary, str)
@@ -304,3 +305,40 @@ def test_an_agent_restart_does_not_restart_postgresql_nor_fail_over(lab: Lab) ->
     assert settled(lab) == primary
     assert failovers(lab) == events
     assert f"adopted the running postmaster (pid {before[primary]})" in node.agent_log.read_text()
+
+
+def test_node_remove_drops_the_slot_and_the_member_then_a_reload_forgets_the_node(
+    lab: Lab,
+) -> None:
+    """Last: it leaves a cluster of two."""
+    primary = settled(lab)
+    gone = next(n for n in sorted(lab.config.node_names, reverse=True) if n != primary)
+    refused = pgherd("node", "remove", primary, config=lab.config_path, check=False)
+    assert refused.returncode == 1
+    assert f"node remove refused: {primary} holds the leader lease" in refused.stderr
+    refused = pgherd("node", "remove", gone, config=lab.config_path, check=False)
+    assert f"node remove refused: the agent of {gone} still runs" in refused.stderr
+    pgherd("node", "stop", gone, config=lab.config_path)
+    pid = agent_pid(lab, gone)
+    process.signal_pid(pid, signal.SIGTERM)  # systemctl stop pgherd@NODE
+    assert process.wait_gone(pid, 30)
+    assert process.running_postmaster(lab.config.node(gone).data_dir) is None
+    done = pgherd("node", "remove", gone, "--json", config=lab.config_path)
+    result = json.loads(done.stdout)
+    assert primary in result["dropped_slots"]
+    assert result["member_removed"] is True
+    assert result["still_in_config"] is True
+    assert gone not in [
+        r[0] for r in query(lab.config, primary, "SELECT slot_name FROM pg_replication_slots")
+    ]
+    # The operator removes it from pgherd.yaml and reloads the agents.
+    left = [n for n in lab.config.model_dump(mode="json")["nodes"] if n["name"] != gone]
+    write_config(lab, nodes=left)
+    for r in reload(lab):
+        assert r["report"]["members"] == [f"{gone} removed"]
+    assert settled(lab) == primary
+    data = show(lab)
+    assert [n["name"] for n in data["nodes"]] == [n["name"] for n in left]
+    assert gone not in [m["name"] for m in data["ha"]["members"]]
+    nothing = pgherd("node", "remove", gone, config=lab.config_path, check=False)
+    assert "no node keeps a slot for" in nothing.stderr
