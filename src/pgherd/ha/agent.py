@@ -21,10 +21,10 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
+from pgherd.ha import loop as ha_loop
 from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
-from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
@@ -54,7 +54,7 @@ class Agent:
         self.ha = None
         if automatic:
             assert config is not None
-            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------

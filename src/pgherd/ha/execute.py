@@ -81,6 +81,16 @@ class Executor:
         do = action.do
         if do is Do.WAIT:
             return None
+        if do is Do.EXTEND_FENCE:
+            assert action.until is not None
+            self.fence.allow_until(action.until)
+            return None
+        if do is Do.FORGET_LEASE:
+            self.lease.valid_until = None
+            return None
+        if do is Do.DISARM_FENCE:
+            self.fence.disarm()
+            return None
         if do is Do.RENEW_LEASE:
             return self._lease_call(self.store().renew_leader, "renew", primary_ahead)
         if do is Do.ACQUIRE_LEASE:

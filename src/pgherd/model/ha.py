@@ -50,6 +50,11 @@ class Do(StrEnum):
     START = "start"  # start PostgreSQL again (crash, or asked)
     SET_SYNC = "set_sync"  # the primary writes synchronous_standby_names for ``members``
     WAIT = "wait"  # nothing to do; the sentence says why
+    # The fence and the lease as the cycle leaves them (model/fencing.py): bookkeeping of
+    # this agent only, never a call to the store or a server.
+    EXTEND_FENCE = "extend_fence"  # failsafe: writes allowed ``until`` (monotonic)
+    FORGET_LEASE = "forget_lease"  # the store says this node does not hold the lease
+    DISARM_FENCE = "disarm_fence"  # this server takes no writes: nothing to fence
 
 
 # What the executor records as cluster events (the rest are routine: renewals, waits).
@@ -62,6 +67,7 @@ class Action:
     reason: str
     target: str | None = None
     members: tuple[str, ...] = ()
+    until: float | None = None  # EXTEND_FENCE: the new deadline (monotonic seconds)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class World:
     sync_quorum: int = 1  # how many of sync_set acknowledged each commit (the store's)
     paused: str | None = None  # an operator's operation runs: why, and who asked
     last_leader: str | None = None  # who held the lease last (its newest check-in says so)
+    observed_at: float = 0.0  # monotonic time the peers' answers were in
 
 
 def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:

@@ -198,7 +198,9 @@ class Instance:
         out = run([self.pgbin["pg_controldata"], "-D", self.data_dir], self.user, timeout=30)
         return controldata.parse(out.stdout)
 
-    def conninfo(self, dbname: str = "postgres") -> str:
+    def conninfo(self, dbname: str = "postgres", application_name: str = "pgherd") -> str:
+        """The local socket, as the superuser; ``application_name`` tells pgherd's own
+        sessions apart in pg_stat_activity (the HA loop's is ``pgherd_ha``)."""
         import psycopg  # ~0.1 s: not on the path of commands that open no connection (clone)
 
         return psycopg.conninfo.make_conninfo(
@@ -206,7 +208,7 @@ class Instance:
             port=self.port,
             user=self.superuser,
             dbname=dbname,
-            application_name="pgherd",
+            application_name=application_name,
             connect_timeout=5,
         )
 
