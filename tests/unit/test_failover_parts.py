@@ -33,7 +33,8 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
-from pgherd.model.ha import Do, Peer
+from pgherd.model.ha import Do, Mode, Peer
+from pgherd.model.ha_report import HaReport
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
@@ -431,8 +432,8 @@ class FakeHa:
     def serving(self) -> routes_ha.Serving:
         return self.now
 
-    def ha_state(self) -> dict[str, Any]:
-        return {"mode": "automatic", "leader": "node1"}
+    def ha_state(self) -> HaReport:
+        return HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node1")
 
 
 def codes(serving: routes_ha.Serving) -> dict[str, int]:

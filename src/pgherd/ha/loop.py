@@ -20,8 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
@@ -36,6 +35,7 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.model.events import Event, Outcome
 from pgherd.model.fencing import after_acting
 from pgherd.model.ha import RECORDED, Action, Do, Local, Mode, Peer, Settings, World, decide
+from pgherd.model.ha_report import HaReport
 from pgherd.model.observing import DivergenceWatch, needs_fresh_peers, watch_divergence
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
@@ -67,38 +67,6 @@ def settings_of(config: ClusterConfig) -> Settings:
         sync_quorum=ha.synchronous_quorum,
         failsafe=ha.failsafe,
     )
-
-
-@dataclass(frozen=True)
-class HaStatus:
-    """What the agent's API tells about its HA loop (GET /ha, the load-balancer checks)."""
-
-    mode: str
-    pg: PgState
-    role: Role
-    leader: str | None
-    holds_lease: bool
-    lease_left: float | None
-    store_ok: bool
-    paused: str | None
-    decision: str
-    decided_at: float | None  # seconds since the epoch
-    streaming: bool
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "state": str(self.pg),
-            "role": str(self.role),
-            "leader": self.leader,
-            "holds_lease": self.holds_lease,
-            "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
-            "store_ok": self.store_ok,
-            "paused": self.paused,
-            "decision": self.decision,
-            "decided_at": self.decided_at,
-            "streaming": self.streaming,
-        }
 
 
 class LocalReading(Protocol):
@@ -372,17 +340,17 @@ class HaLoop:
         with contextlib.suppress(StoreUnavailable):
             self._open_store().remove_member(self.me)
 
-    def status(self) -> HaStatus:
+    def status(self) -> HaReport:
         local, view = self.last_local, self.last_view
         now = time.monotonic()
         until = self.executor.lease.valid_until
-        return HaStatus(
-            mode=str(self.settings.mode),
-            pg=self.supervisor.state(),
+        return HaReport(
+            mode=self.settings.mode,
+            state=self.supervisor.state(),
             role=local.role,
             leader=view.leader,
             holds_lease=self.executor.lease.held(now),
-            lease_left=None if until is None else max(0.0, until - now),
+            lease_left=None if until is None else round(max(0.0, until - now), 3),
             store_ok=view.ok,
             paused=view.state.paused(),
             decision=self.sentence,

@@ -236,6 +236,49 @@ class Chunk(_Value):
     digest: str
 
 
+class OutgoingSlot(_Value):
+    """A slot on a member that feeds another member: active, and the WAL it keeps."""
+
+    slot_name: str
+    active: bool
+    confirmed_flush_lsn: str | None = None
+    current_lsn: str | None = None
+    retained_bytes: int | None = None
+
+
+class MeshNodeReport(_Value):
+    """One member's side of a mesh: its spec, the workers applying into it, and the slots
+    it keeps for the others (``GET /mesh/NAME``)."""
+
+    spec: MeshSpec
+    workers: tuple[MeshWorkerRow, ...]
+    slots: tuple[OutgoingSlot, ...]
+
+
+class MeshPrepared(_Value):
+    """What a member created for a mesh: its publication, slots and origins."""
+
+    created: tuple[str, ...]
+
+
+class MeshStarted(_Value):
+    mesh: str
+
+
+class MeshDropped(_Value):
+    """What a member dropped with a mesh."""
+
+    dropped: tuple[str, ...]
+
+
+class RangeChecksums(_Value):
+    """A table's key ranges on one member (``boundaries``: each range's first key) and
+    the rows and digest of each."""
+
+    boundaries: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
+
+
 @dataclass(frozen=True)
 class RangeDifference:
     table: str
