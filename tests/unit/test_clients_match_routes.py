@@ -28,8 +28,8 @@ from pgherd.api.app import agent_app
 from pgherd.api.routes_ha import Serving
 from pgherd.ha.history_store import HistoryStore
 from pgherd.lab import layout
-from pgherd.model.ha import Mode
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import FakeAgent

@@ -15,8 +15,8 @@ from pgherd.console.views import filter_events
 from pgherd.errors import InvalidInput
 from pgherd.model import cluster as cluster_model
 from pgherd.model.events import Event, Outcome
-from pgherd.model.ha import Mode
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.model.status import Desired, NodeStatus, PgState, ReplicationRow, Role, WalReceiver

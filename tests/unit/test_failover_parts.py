@@ -33,8 +33,9 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
-from pgherd.model.ha import Do, Mode, Peer
+from pgherd.model.ha import Do, Peer
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
@@ -82,6 +83,37 @@ def test_an_ha_section_parses_into_typed_settings() -> None:
     assert parsed.ha.ttl == 10 and parsed.ha.loop_wait == 0.5
     assert parsed.node("node2").nofailover
     assert config.parse(yaml.safe_load(config.dump(parsed))) == parsed
+
+
+def test_the_ha_section_is_what_decide_takes() -> None:
+    """Its defaults are decide()'s, and every field they share reaches the settings."""
+    section = {"dcs": {"sqlite": "/var/tmp/lab/store.sqlite"}}
+    default = config.parse(raw(failover="automatic", ha=section))
+    assert default.ha is not None
+    assert default.ha.settings(Mode.AUTOMATIC) == Settings()
+    tuned = {
+        "ttl": 20.0,
+        "loop_wait": 2.0,
+        "retry_timeout": 4.0,
+        "maximum_lag": 1024,
+        "primary_start_timeout": 30.0,
+        "synchronous": True,
+        "synchronous_quorum": 2,
+        "failsafe": True,
+    }
+    parsed = config.parse(raw(failover="automatic", ha=section | tuned))
+    assert parsed.ha is not None
+    assert parsed.ha.settings(Mode.MANUAL) == Settings(
+        mode=Mode.MANUAL,
+        ttl=20.0,
+        loop_wait=2.0,
+        retry_timeout=4.0,
+        maximum_lag=1024,
+        primary_start_timeout=30.0,
+        synchronous=True,
+        sync_quorum=2,
+        failsafe=True,
+    )
 
 
 @pytest.mark.parametrize(

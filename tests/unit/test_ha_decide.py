@@ -12,15 +12,14 @@ from pgherd.model.ha import (
     Action,
     Do,
     Local,
-    Mode,
     Peer,
-    Settings,
     World,
     candidate_verdict,
     decide,
     failsafe_holds,
     sync_standby_names,
 )
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.observing import (
     DIVERGENCE_AFTER,

@@ -45,6 +45,7 @@ from pgherd.model.recovery_target import (
     TargetKind,
     choose,
 )
+from pgherd.model.sockets import socket_dir_fits
 from pgherd.model.wal import WalKind, parse_history
 from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, ports, process
 from pgherd.pg.archive_commands import fetch_command
@@ -127,7 +128,7 @@ def check_request(request: RestoreRequest, user: OsUser) -> None:
     if into.exists() and any(into.iterdir()):
         raise DataDirNotEmpty(f"{into} is not empty", "restore into a new or empty directory")
     osuser.require_reachable(into.parent if not into.exists() else into, user)
-    if len(str(into).encode()) + len("/.s.PGSQL.65535") > 107:
+    if not socket_dir_fits(str(into)):
         raise InvalidInput(f"the path {into} is too long for a Unix socket", "use a shorter one")
     if not ports.is_free("127.0.0.1", request.port):
         raise InvalidInput(

@@ -20,8 +20,8 @@ from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
-from pgherd.model.ha import Mode
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import lag_bytes
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.model.status import NodeStatus, PgState

@@ -30,8 +30,8 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
-from pgherd.model.ha import Mode
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode

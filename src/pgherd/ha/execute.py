@@ -25,7 +25,8 @@ from pgherd.errors import PgherdError, Refused
 from pgherd.ha import rejoin_local, sync
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
-from pgherd.model.ha import Action, Do, Settings
+from pgherd.model.ha import Action, Do
+from pgherd.model.ha_settings import Settings
 from pgherd.pg import replication, sync_standbys
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import promote, slots

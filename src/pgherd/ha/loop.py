@@ -34,8 +34,9 @@ from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.events import Event, Outcome
 from pgherd.model.fencing import after_acting
-from pgherd.model.ha import RECORDED, Action, Do, Local, Mode, Peer, Settings, World, decide
+from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
 from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.observing import DivergenceWatch, needs_fresh_peers, watch_divergence
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
@@ -53,20 +54,9 @@ OPERATIONS = {
 
 
 def settings_of(config: ClusterConfig) -> Settings:
-    ha = config.ha
-    if ha is None:
+    if config.ha is None:
         return Settings(mode=Mode.MANUAL)
-    return Settings(
-        mode=Mode.AUTOMATIC if config.automatic else Mode.MANUAL,
-        ttl=ha.ttl,
-        loop_wait=ha.loop_wait,
-        retry_timeout=ha.retry_timeout,
-        maximum_lag=ha.maximum_lag,
-        primary_start_timeout=ha.primary_start_timeout,
-        synchronous=ha.synchronous,
-        sync_quorum=ha.synchronous_quorum,
-        failsafe=ha.failsafe,
-    )
+    return config.ha.settings(Mode.AUTOMATIC if config.automatic else Mode.MANUAL)
 
 
 class LocalReading(Protocol):

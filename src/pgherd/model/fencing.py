@@ -17,7 +17,8 @@ not those succeeded.
 
 from __future__ import annotations
 
-from pgherd.model.ha import Action, Do, Local, Settings, World, failsafe_holds
+from pgherd.model.ha import Action, Do, Local, World, failsafe_holds
+from pgherd.model.ha_settings import Settings
 from pgherd.model.status import PgState, Role
 
 

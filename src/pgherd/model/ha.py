@@ -30,13 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
-
-
-class Mode(StrEnum):
-    MANUAL = "manual"
-    AUTOMATIC = "automatic"
 
 
 class Do(StrEnum):
@@ -68,29 +64,6 @@ class Action:
     target: str | None = None
     members: tuple[str, ...] = ()
     until: float | None = None  # EXTEND_FENCE: the new deadline (monotonic seconds)
-
-
-@dataclass(frozen=True)
-class Settings:
-    mode: Mode = Mode.AUTOMATIC
-    ttl: float = 3.0
-    loop_wait: float = 0.5
-    retry_timeout: float = 1.0
-    maximum_lag: int = 16 * 1024 * 1024
-    primary_start_timeout: float = 10.0
-    synchronous: bool = False
-    sync_quorum: int = 1  # commits wait for this many synchronous standbys
-    failsafe: bool = False
-
-    def timing_problem(self) -> str | None:
-        """The rule that lets a primary demote before its lease can expire elsewhere."""
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            return (
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s)"
-            )
-        return None
 
 
 @dataclass(frozen=True)

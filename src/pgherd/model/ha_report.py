@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgherd.model.ha import Mode
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Frozen, PgState, Role
 
 
