@@ -18,7 +18,7 @@ from pgherd.model.events import Event, Outcome
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.mesh import MeshWorkerRow, WorkerState
 from pgherd.model.status import Desired, NodeStatus, PgState, ReplicationRow, Role, WalReceiver
 from pgherd.model.subscription import SubscriptionInfo
 
@@ -148,8 +148,8 @@ def test_logical_and_mesh_arrows_and_outside_publishers() -> None:
             Subscription("node2", outside, "db.example:5432", False, None, None),
         ),
         mesh=(
-            MeshPair("m", "node1", "node2", "running", 10, 0.1),
-            MeshPair("m", "node2", "node1", "running", 0, 0.0),
+            MeshPair("m", "node1", "node2", WorkerState.RUNNING, 10, 0.1),
+            MeshPair("m", "node2", "node1", WorkerState.RUNNING, 0, 0.0),
         ),
     )
     picture = topology.layout(state)
@@ -297,9 +297,11 @@ def test_mesh_pairs_from_worker_rows() -> None:
     from pgherd.console.state import _mesh_pairs
 
     rows = [
-        MeshWorkerRow(mesh="m", source="node2", target="node1", state="running", lag_bytes=5),
-        MeshWorkerRow(mesh="m", source="node1", target="node2", state="conflict"),
-        MeshWorkerRow(mesh="m", source="node1", target="node2", state="conflict"),
+        MeshWorkerRow(
+            mesh="m", source="node2", target="node1", state=WorkerState.RUNNING, lag_bytes=5
+        ),
+        MeshWorkerRow(mesh="m", source="node1", target="node2", state=WorkerState.CONFLICT),
+        MeshWorkerRow(mesh="m", source="node1", target="node2", state=WorkerState.CONFLICT),
     ]
     pairs = _mesh_pairs(rows)
     assert [(p.source, p.target, p.state) for p in pairs] == [

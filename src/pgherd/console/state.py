@@ -23,7 +23,7 @@ from pgherd.model.cluster import ClusterView
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import lag_bytes
-from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.mesh import MeshWorkerRow, WorkerState
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.model.subscription import SubscriptionInfo
 from pgherd.ops.events import named_statuses
@@ -46,7 +46,7 @@ class MeshPair:
     mesh: str
     source: str
     target: str
-    state: str
+    state: WorkerState
     lag_bytes: int | None
     lag_seconds: float | None
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
-from pgherd.model.mesh import MeshSpec, MeshWorkerRow
+from pgherd.model.mesh import MeshSpec, MeshWorkerRow, WorkerState
 from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.mesh")
@@ -174,13 +174,14 @@ class MeshWorkers:
         alive = worker.proc is not None and worker.proc.poll() is None
         fresh = time.time() - float(status.get("updated_at", 0)) < STATUS_FRESH
         if alive:
-            state = str(status.get("state", "starting")) if fresh else "starting"
+            reported = status.get("state") if fresh else None
+            state = WorkerState(reported) if reported else WorkerState.STARTING
         elif worker.exit_code == EXIT_CONFLICT:
-            state = "conflict"
+            state = WorkerState.CONFLICT
         elif worker.exit_code is not None:
-            state = "restarting"
+            state = WorkerState.RESTARTING
         else:
-            state = "waiting"  # for this node's PostgreSQL
+            state = WorkerState.WAITING
         last = status.get("last_conflict")
         last_text = None
         if isinstance(last, dict):

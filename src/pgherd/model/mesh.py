@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -118,13 +119,26 @@ class NodeFacts(_Value):
     meshes: tuple[str, ...] = ()
 
 
+class WorkerState(StrEnum):
+    """An apply worker's state, as its target's agent reports it: the worker's own while it
+    runs and reports (starting, running, conflict, error, stopped), else the agent's."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"  # for this node's PostgreSQL to run
+    RESTARTING = "restarting"  # it exited; started again after the backoff
+    CONFLICT = "conflict"  # stopped on a conflict its policy does not resolve
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
 class MeshWorkerRow(_Value):
     """One apply worker (source → target) as the target's agent reports it."""
 
     mesh: str
     source: str
     target: str
-    state: str  # running, starting, waiting, restarting, conflict, stopped
+    state: WorkerState
     pid: int | None = None
     restarts: int = 0
     lag_bytes: int | None = None
