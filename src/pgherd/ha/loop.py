@@ -151,7 +151,7 @@ class HaLoop:
             world, me = self._observe(local_state, view)
         for order in after_acting(self.settings, me, world, actions):
             self.executor.perform(order, primary_ahead=False)
-        self._check_in(local_state, view, actions)
+        self._check_in(me, view, actions)
         return actions
 
     def _observe(
@@ -261,27 +261,13 @@ class HaLoop:
             log.log(level, "%s", sentence)
             self.sentence = sentence
 
-    def _check_in(
-        self, state: observe.LocalState, view: observe.StoreView, actions: tuple[Action, ...]
-    ) -> None:
+    def _check_in(self, me: Local, view: observe.StoreView, actions: tuple[Action, ...]) -> None:
         if not view.ok:
             return
         holds = self.executor.lease.held()
         acquired = Do.ACQUIRE_LEASE in [a.do for a in actions]
-        checkin = CheckIn(
-            name=self.me,
-            api_url=self.local.node.api_url,
-            state=state.pg,
-            role=state.role,
-            timeline=state.timeline,
-            position=state.position,
-            upstream=state.upstream,
-            streaming=state.streaming,
-            nofailover=self.local.node.nofailover,
-            leader=holds and (view.leader == self.me or acquired),
-            decision=self.sentence,
-            at=time.time(),
-        )
+        leader = holds and (view.leader == self.me or acquired)
+        checkin = CheckIn.of(me, self.local.node.api_url, leader, self.sentence, time.time())
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
                 self.me, checkin.model_dump_json(), self.settings.ttl * CHECKIN_TTL_FACTOR
