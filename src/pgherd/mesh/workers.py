@@ -12,7 +12,6 @@ fixing the row (or changing the policy) lets it go on by itself.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
 from pgherd.model.mesh import MeshSpec, MeshWorkerRow, WorkerState
+from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.mesh")
@@ -116,30 +116,20 @@ class MeshWorkers:
         node = self.local.node
         store.mesh_dir(node).mkdir(mode=0o700, parents=True, exist_ok=True)
         log_file = store.log_path(node, worker.mesh, worker.source)
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            worker.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pgherd.mesh.apply",
-                    "--config",
-                    str(self.config_path),
-                    "--mesh",
-                    worker.mesh,
-                    "--source",
-                    worker.source,
-                    "--target",
-                    self.me,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            os.close(fd)
+        argv = [
+            sys.executable,
+            "-m",
+            "pgherd.mesh.apply",
+            "--config",
+            str(self.config_path),
+            "--mesh",
+            worker.mesh,
+            "--source",
+            worker.source,
+            "--target",
+            self.me,
+        ]
+        worker.proc = process.spawn_logged(argv, log_file)
 
     @staticmethod
     def _stop(worker: _Worker, timeout: float = 10) -> None:

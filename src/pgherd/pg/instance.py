@@ -107,21 +107,15 @@ class Instance:
         """Run ``postgres -D`` as a child of this process (its own session, as the OS
         user, its output appended to the server log); ``prefix`` goes before the program
         (the agent's ``setpriv --pdeathsig``). The caller reaps it."""
-        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            self.user.chown(self.log_file)
-            return subprocess.Popen(
-                [*prefix, *self.postgres_argv()],
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                env=program_env(self.user),
-                cwd=self.data_dir,
-                start_new_session=True,
-                **popen_kwargs(self.user),
-            )
-        finally:
-            os.close(fd)
+        os.close(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        self.user.chown(self.log_file)
+        return process.spawn_logged(
+            [*prefix, *self.postgres_argv()],
+            self.log_file,
+            env=program_env(self.user),
+            cwd=self.data_dir,
+            **popen_kwargs(self.user),
+        )
 
     def start(self, timeout: float = 60) -> None:
         """Start with ``pg_ctl start -w`` (for use without an agent)."""
