@@ -27,7 +27,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,6 @@ from pgherd.model.status import Desired, PgState
 from pgherd.pg import keeper, process
 from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
-from pgherd.pg.run import popen_kwargs, program_env
 
 log = logging.getLogger(__name__)
 
@@ -275,26 +273,10 @@ class Supervisor:
 
     def _popen(self) -> tuple[subprocess.Popen[bytes], int]:
         """Start a keeper for the postmaster; returns it and the postmaster's PID."""
-        logfile = self.instance.log_file
-        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         report_r, report_w = os.pipe()
         try:
-            self.instance.user.chown(logfile)
-            child = subprocess.Popen(
-                keeper.command(
-                    sys.executable, self.fence_file, report_w, self.instance.postgres_argv()
-                ),
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                env=program_env(self.instance.user),
-                cwd=self.instance.data_dir,
-                start_new_session=True,  # not in the agent's process group: ^C is for the agent
-                pass_fds=(report_w,),
-                **popen_kwargs(self.instance.user),
-            )
+            child = self.instance.spawn_kept_postmaster(self.fence_file, report_w)
         finally:
-            os.close(fd)
             os.close(report_w)
         try:
             return child, self._postmaster_of(child, report_r)
