@@ -5,17 +5,23 @@ acknowledged commit was lost. Each test leaves a healthy cluster behind (whoever
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgherd.clients.agent import AgentClient
 from pgherd.config import SqliteDcs
+from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.lab import agents
 from pgherd.pg import process
 from tests.e2e.conftest import Lab, start_lab, stop_lab
@@ -153,6 +159,73 @@ def lb(lab: Lab, node: str, path: str) -> int:
     return status
 
 
+@dataclass
+class Scraper:
+    """Scrapes every agent's /metrics every 0.2 s in a thread, as Prometheus would (a
+    little more often), and keeps the pages."""
+
+    lab: Lab
+    pages: list[tuple[str, str]] = field(default_factory=list)  # (node, text)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Scraper:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for node in self.lab.config.nodes:
+                try:
+                    self.pages.append((node.name, AgentClient(node, timeout=1).metrics()))
+                except (AgentUnreachable, AgentError):
+                    continue  # an agent that is down gives no page
+
+    def value(self, node: str, name: str) -> float | None:
+        """``name``'s value in the newest page of ``node`` (no other labels than the page's)."""
+        for page_node, text in reversed(self.pages):
+            if page_node != node:
+                continue
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == name and set(sample.labels) == {"cluster", "node"}:
+                        return float(sample.value)
+            return None
+        return None
+
+    def wait_for(self, node: str, name: str, wanted: float, at_least: bool = False) -> bool:
+        def seen() -> bool:
+            found = self.value(node, name)
+            return found is not None and (found >= wanted if at_least else found == wanted)
+
+        wait_until(seen, 30, what=f"{name} = {wanted} on {node}")
+        return True
+
+    def check_pages(self) -> None:
+        """Every page Prometheus would have read passes ``promtool check metrics`` (at most
+        30 of them, spread over the run)."""
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is missing: scripts/bootstrap.sh installs it"
+        assert len(self.pages) > 10
+        step = max(1, len(self.pages) // 30)
+        for node, text in self.pages[::step]:
+            done = subprocess.run(
+                [promtool, "check", "metrics"],
+                input=text,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, f"{node}: {done.stdout}{done.stderr}"
+
+
 def test_cluster_show_names_the_leader_its_lease_and_every_check_in(lab: Lab) -> None:
     healthy(lab)
     data = show(lab)
@@ -200,12 +273,16 @@ def test_host_loss_fails_over_without_losing_a_commit_and_the_old_node_rejoins(
 ) -> None:
     healthy(lab)
     old = primary_of(lab)
-    with Writer(lab.config, table="host_loss") as writer:
+    with Writer(lab.config, table="host_loss") as writer, Scraper(lab) as scraper:
         writer.wait_for_more(20)
+        assert scraper.wait_for(old, "pgherd_is_leader", 1.0)
         kill_host(lab, old)
         lost_at = time.monotonic()
         new = other_primary(lab, old)
         writer.wait_for_more(20, timeout=30)
+        assert scraper.wait_for(new, "pgherd_is_leader", 1.0)
+        assert scraper.wait_for(new, "pgherd_failovers_total", 1.0, at_least=True)
+    scraper.check_pages()
     first_on_new = min(t for t in writer.acked_at.values() if t > lost_at)
     assert first_on_new - lost_at < 15
     assert not writer.missing_on(new), "an acknowledged commit is missing on the new primary"

@@ -15,7 +15,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
+from pgherd.api import (
+    routes_archive,
+    routes_ha,
+    routes_history,
+    routes_logical,
+    routes_metrics,
+    routes_ops,
+)
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
@@ -24,6 +31,7 @@ from pgherd.ha import facts as facts_mod
 from pgherd.ha import peers
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
+from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
@@ -267,6 +275,8 @@ def run(config_path: Path, node_name: str) -> None:
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, config.history.interval, agent.token))
     app.include_router(routes_ha.router(agent))
+    collector = NodeCollector(local, agent.status, agent.ha)
+    app.include_router(routes_metrics.router([collector], config.cluster, node_name))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pgherd import metrics
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
@@ -274,6 +275,8 @@ class HaLoop:
                 if not isinstance(exc, PgherdError):
                     log.exception("HA action %s failed", action.do)
                 return isinstance(exc, StoreUnavailable)
+            if action.do is Do.PROMOTE:
+                metrics.FAILOVERS.inc()
             if event is not None:
                 text = f"{action.reason} ({detail})" if detail else action.reason
                 self._save(event.finish(Outcome.SUCCEEDED, text))
@@ -351,7 +354,8 @@ class HaLoop:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                self.cycle()
+                with metrics.HA_CYCLE_SECONDS.time():
+                    self.cycle()
             except Exception:
                 log.exception("HA cycle failed")
             self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
