@@ -5,6 +5,7 @@ acknowledged commit was lost. Each test leaves a healthy cluster behind (whoever
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -394,3 +395,41 @@ def test_with_the_store_down_failsafe_keeps_a_primary_every_member_answers(lab: 
         healthy(lab)
         writer.wait_for_more(10, timeout=30)
     assert not writer.missing_on(primary_of(lab))
+
+
+def test_in_maintenance_nothing_is_promoted_and_resume_recovers(lab: Lab) -> None:
+    if store_of(lab) != "sqlite":
+        pytest.skip("the same code for both stores; once is enough")
+    healthy(lab)
+    old = primary_of(lab)
+    standbys = [n for n in lab.config.node_names if n != old]
+    # a pause with a duration ends by itself
+    pgherd("cluster", "pause", "--for", "8s", config=lab.config_path)
+    assert show(lab)["ha"]["maintenance"]
+    wait_until(lambda: not show(lab)["ha"]["paused"], 15, what="the 8 s pause to end")
+
+    done = pgherd("cluster", "pause", config=lab.config_path)
+    assert "maintenance mode until pgherd cluster resume" in done.stdout
+    try:
+        data = show(lab)
+        assert data["ha"]["maintenance"] and data["ha"]["pause_until"] is None
+        assert any("maintenance mode" in p for p in data["problems"])
+        table = pgherd("cluster", "show", config=lab.config_path, check=False)
+        assert table.returncode == 3 and "the agents take no automatic action" in table.stdout
+        page = AgentClient(lab.config.node(standbys[0])).metrics()
+        assert "pgherd_paused{" in page and re.search(r"pgherd_paused\{[^}]*\} 1\.0", page)
+        kill_agent(lab, old)
+        time.sleep(TTL + 3)  # the lease is long gone
+        for name in standbys:
+            assert query(lab.config, name, "SELECT pg_is_in_recovery()") == [(True,)]
+            decision = AgentClient(lab.config.node(name)).call("GET", "/ha")["decision"]
+            assert "maintenance mode" in decision, decision
+        assert show(lab)["primary"] is None
+    finally:
+        resumed = pgherd("cluster", "resume", config=lab.config_path)
+    assert "automatic failover is back on" in resumed.stdout
+    new = other_primary(lab, old)
+    assert new in standbys
+    kinds = [(e["operation"], e["outcome"]) for e in events(lab)]
+    assert ("pause", "succeeded") in kinds and ("resume", "succeeded") in kinds
+    bring_back(lab, old)

@@ -184,6 +184,8 @@ def router() -> APIRouter:
         current = console.cache.get()
         body = cluster_model.view_json(console.config.cluster, current.view)
         body["leader"] = current.leader.name if current.leader else None
+        body["paused"] = current.leader.paused if current.leader else None
+        body["maintenance"] = current.leader.maintenance if current.leader else False
         body["subscriptions"] = [
             {"node": s.node, "name": s.info.name, "source": s.source, "lag_bytes": s.lag_bytes}
             for s in current.subscriptions

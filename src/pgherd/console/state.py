@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgherd.clients.agent import AgentClient, fan_out
@@ -54,6 +54,8 @@ class Leader:
 
     name: str | None
     detail: str = ""
+    paused: str | None = None  # automatic failover paused: why (an operation, maintenance)
+    maintenance: bool = False  # the pause is maintenance mode (pgherd cluster pause)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,13 @@ def _leader(extras: dict[str, _NodeExtras]) -> Leader | None:
     loops = {name: e.ha for name, e in extras.items() if e.ha and e.ha.get("mode") != "manual"}
     if not loops:
         return None  # no agent runs an HA loop: failover is manual, there is no lease
+    pauses = [ha for ha in loops.values() if ha.get("paused")]
+    paused = str(pauses[0]["paused"]) if pauses else None
+    maintenance = any(bool(ha.get("maintenance")) for ha in pauses)
+    return replace(_holder(loops), paused=paused, maintenance=maintenance)
+
+
+def _holder(loops: dict[str, dict[str, Any]]) -> Leader:
     holders = [name for name, ha in loops.items() if ha.get("holds_lease")]
     if holders:
         left = loops[holders[0]].get("lease_left")

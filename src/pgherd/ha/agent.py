@@ -28,7 +28,7 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers
+from pgherd.ha import maintenance, peers
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.metrics_source import NodeCollector
@@ -91,9 +91,13 @@ class Agent:
     def _start_through_ha(self, timeout: float = 60) -> None:
         """Under automatic failover a start is the HA loop's to carry out: a primary must
         not come up without its lease (it rejoins the leader instead)."""
+        assert self.ha is not None
+        if self.ha.status().maintenance:
+            with self._action_lock:
+                maintenance.start_by_hand(self.local, self.supervisor, self.ha.status().leader)
+            return
         log.info("starting postgres (asked through the API; the HA loop decides how)")
         self.supervisor.mark_down()
-        assert self.ha is not None
         self.ha.wake()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

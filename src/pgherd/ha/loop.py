@@ -87,6 +87,7 @@ class HaStatus:
     lease_left: float | None
     store_ok: bool
     paused: str | None
+    maintenance: bool  # the pause is maintenance mode (cluster pause)
     decision: str
     decided_at: float | None  # seconds since the epoch
     streaming: bool
@@ -101,6 +102,7 @@ class HaStatus:
             "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
             "store_ok": self.store_ok,
             "paused": self.paused,
+            "maintenance": self.maintenance,
             "decision": self.decision,
             "decided_at": self.decided_at,
             "streaming": self.streaming,
@@ -396,6 +398,7 @@ class HaLoop:
             lease_left=None if until is None else max(0.0, until - now),
             store_ok=view.ok,
             paused=view.state.paused(),
+            maintenance=view.state.maintenance() is not None,
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,

@@ -238,6 +238,7 @@ def world(
         )
     state = view.state
     sync = state.sync
+    now = time.time()
     return World(
         store_ok=view.ok,
         leader=view.leader,
@@ -245,6 +246,7 @@ def world(
         last_primary_position=checkin_mod.last_primary_position(found),
         sync_set=sync.members if sync else (),
         sync_quorum=sync.quorum if sync else 0,
-        paused=state.paused(time.time()),
+        paused=state.paused(now),
+        maintenance=state.maintenance(now) is not None,
         last_leader=state.last_leader,
     )

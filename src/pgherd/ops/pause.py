@@ -6,7 +6,8 @@ demote itself, or a standby would take a lease that expires mid-way. So, when th
 fails over automatically, the operation pauses failover in the store for its duration
 (the holder keeps its lease, nobody promotes, demotes or re-points), hands the lease to
 the new primary once it is promoted, and lifts the pause. The pause carries an end, so an
-operation killed half-way does not switch automatic failover off for good.
+operation killed half-way does not switch automatic failover off for good. In maintenance
+mode (``cluster pause``) the operation runs under the operator's pause and leaves it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def paused(config: ClusterConfig, reason: str, seconds: float) -> Iterator[Store
     mine = Pause(reason=reason, until=time.time() + seconds)
 
     def take(state: ClusterState) -> ClusterState:
+        if state.maintenance() is not None:
+            return state  # maintenance holds the agents still already: run under it
         other = state.paused()
         if other is not None and other != reason:
             raise Refused(
