@@ -242,8 +242,26 @@ def test_cluster_show_names_the_leader_its_lease_and_every_check_in(lab: Lab) ->
     for name in lab.config.node_names:
         is_primary = name == primary
         assert lb(lab, name, "/primary") == (200 if is_primary else 503)
+        assert lb(lab, name, "/read-write") == (200 if is_primary else 503)
         assert lb(lab, name, "/replica") == (503 if is_primary else 200)
+        assert lb(lab, name, "/replica?lag=16MB") == (503 if is_primary else 200)
         assert lb(lab, name, "/read-only") == 200
+        assert lb(lab, name, "/liveness") == 200
+        assert lb(lab, name, "/readiness") == 200
+        assert lb(lab, name, "/quorum") == (503 if is_primary else 200)  # synchronous mode
+    cluster_doc = AgentClient(lab.config.node(primary)).call("GET", "/cluster")
+    assert {m["name"]: m["role"] for m in cluster_doc["members"]}[primary] == "leader"
+    assert all(
+        m["role"] == "sync_standby" and m["lag"] is not None
+        for m in cluster_doc["members"]
+        if m["name"] != primary
+    )
+    assert isinstance(AgentClient(lab.config.node(primary)).call("GET", "/history"), list)
+    for name in lab.config.node_names:
+        done = pgherd("node", "check", name, "--nagios", config=lab.config_path, check=False)
+        assert done.returncode == 0, done.stdout
+        assert done.stdout.startswith(f"PGHERD OK - {name} "), done.stdout
+        assert ("'lag'=" in done.stdout) == (name != primary)
     if lab.config.witnesses:
         assert members["witness"]["kind"] == "witness"
         assert members["witness"]["checked_in_ago"] < TTL
@@ -287,8 +305,13 @@ def test_host_loss_fails_over_without_losing_a_commit_and_the_old_node_rejoins(
     first_on_new = min(t for t in writer.acked_at.values() if t > lost_at)
     assert first_on_new - lost_at < 15
     assert not writer.missing_on(new), "an acknowledged commit is missing on the new primary"
-    kinds = {(e["operation"], e["node"], e["outcome"]) for e in events(lab)}
+    found = events(lab)
+    kinds = {(e["operation"], e["node"], e["outcome"]) for e in found}
     assert ("failover", new, "succeeded") in kinds
+    failover = [e for e in found if e["operation"] == "failover" and e["node"] == new][-1]
+    assert f"{old} was lost (its lease last renewed at" in failover["reason"], failover
+    assert f"{new} at " in failover["reason"] and "candidates:" in failover["reason"]
+    assert failover["details"]["lost_leader"] == old
     bring_back(lab, old)
     assert ("rejoin", old, "succeeded") in {
         (e["operation"], e["node"], e["outcome"]) for e in events(lab)
@@ -381,6 +404,9 @@ def test_with_the_store_down_failsafe_keeps_a_primary_every_member_answers(lab: 
             # Past the lease, the primary stays: every member answered it.
             assert max(writer.acked_at.values()) > stopped_at + TTL + 1
             assert lb(lab, old, "/ha") == 200
+            # ... and load balancers keep sending it writes: failsafe protects clients too
+            assert lb(lab, old, "/primary") == 200
+            assert lb(lab, old, "/failsafe") == 200
             # One member stops answering: failsafe no longer holds and it steps down.
             process.signal_pid(agent, signal.SIGSTOP)
             try:
@@ -420,6 +446,8 @@ def test_in_maintenance_nothing_is_promoted_and_resume_recovers(lab: Lab) -> Non
         assert "pgherd_paused{" in page and re.search(r"pgherd_paused\{[^}]*\} 1\.0", page)
         kill_agent(lab, old)
         time.sleep(TTL + 3)  # the lease is long gone
+        done = pgherd("node", "check", old, "--nagios", config=lab.config_path, check=False)
+        assert done.returncode == 2 and "PGHERD CRITICAL" in done.stdout, done.stdout
         for name in standbys:
             assert query(lab.config, name, "SELECT pg_is_in_recovery()") == [(True,)]
             decision = AgentClient(lab.config.node(name)).call("GET", "/ha")["decision"]

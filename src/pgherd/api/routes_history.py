@@ -1,7 +1,7 @@
 """The agent's monitoring history (``ha/history_store.py``).
 
-``GET /history`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
-needs the cluster's token.
+``GET /history/lag`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
+needs the cluster's token. (``GET /history`` is the timeline history, as Patroni's.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class CleanupRequest(Frozen):
 def router(store: HistoryStore, interval: float, token: str) -> APIRouter:
     api = APIRouter(tags=["history"])
 
-    @api.get("/history")
+    @api.get("/history/lag")
     def read(
         since: datetime | None = None,
         kind: SampleKind | None = None,

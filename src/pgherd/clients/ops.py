@@ -58,6 +58,11 @@ class OpsClient(AgentClient):
         data = self._request("POST", "/ops/wait-replay", timeout + SLACK, body=body)
         return ReplayWait.model_validate(data)
 
+    def cycle_now(self) -> None:
+        """Ask the agent's HA loop to run a cycle now (``POST /ha/cycle``): after an
+        operation moved the lease, the new holder takes it at once."""
+        self._request("POST", "/ha/cycle", 5)
+
     def create_slot(self, name: str) -> SlotChange:
         return SlotChange.model_validate(self._request("POST", "/ops/slots", params={"name": name}))
 

@@ -92,6 +92,7 @@ def router() -> APIRouter:
             refresh=REFRESH,
             tree=views.logical_tree(current, db),
             state=current,
+            primaries=views.writable_nodes(current),
         )
 
     @api.get("/fragments/logical", response_class=HTMLResponse)
@@ -144,6 +145,7 @@ def router() -> APIRouter:
             page="events",
             events=found,
             error=error,
+            operations=views.event_kinds(found),
             operation=operation,
             node=node,
             outcome=outcome,

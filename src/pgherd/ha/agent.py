@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,6 +29,7 @@ from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import maintenance, peers
 from pgherd.ha import status as status_mod
+from pgherd.ha.checks import AgentChecks
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
@@ -38,7 +38,7 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
-from pgherd.model.status import Desired, NodeStatus, PgState, Role
+from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.pg import process
 from pgherd.physical.local_node import LocalNode
 
@@ -65,6 +65,7 @@ class Agent:
             assert config is not None
             self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
+            self.operations.on_promoted = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
 
@@ -124,33 +125,6 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
-
-    # ---- HaPort (load-balancer checks) ---------------------------------------------------
-
-    def serving(self) -> routes_ha.Serving:
-        if self.ha is not None:
-            ha = self.ha.status()
-            return routes_ha.Serving(
-                pg=ha.pg,
-                role=ha.role,
-                leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
-                streaming=ha.streaming,
-                detail={"leader": ha.leader, "lease_left": ha.lease_left},
-            )
-        status = self.status()
-        streaming = status.wal_receiver is not None and status.wal_receiver.status == "streaming"
-        return routes_ha.Serving(
-            pg=status.state,
-            role=status.role,
-            leader_lease=status.role is Role.PRIMARY,  # manual failover: no lease
-            streaming=streaming,
-            detail={},
-        )
-
-    def ha_state(self) -> dict[str, Any]:
-        if self.ha is None:
-            return {"mode": "manual", "state": str(self.supervisor.state())}
-        return self.ha.status().as_json()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -278,7 +252,9 @@ def run(config_path: Path, node_name: str) -> None:
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, config.history.interval, agent.token))
-    app.include_router(routes_ha.router(agent))
+    app.include_router(
+        routes_ha.router(AgentChecks(config, local, agent.status, agent.ha), agent.token)
+    )
     collector = NodeCollector(local, agent.status, agent.ha)
     app.include_router(routes_metrics.router([collector], config.cluster, node_name))
     server = uvicorn.Server(

@@ -14,13 +14,13 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pgherd import metrics
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
-from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
+from pgherd.dcs.checkin import CheckIn, keep_for
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
@@ -29,6 +29,7 @@ from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.rejoin_local import divergence
 from pgherd.ha.supervisor import Supervisor
+from pgherd.model import failover_report
 from pgherd.model.events import Event, Outcome
 from pgherd.model.ha import (
     RECORDED,
@@ -128,6 +129,7 @@ class HaLoop:
         self.executor = Executor(
             local, supervisor, self.settings, token, self.fence, lock, self._open_store
         )
+        self.executor.on_promoted = self._promoted
         self.reader = observe.LocalReader(local, supervisor)
         self.peers = observe.PeerReader(config, self.me, min(self.settings.retry_timeout, 1.0))
         self._stop = threading.Event()
@@ -139,6 +141,9 @@ class HaLoop:
         self.decided_at: float | None = None
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
+        self.last_world: World | None = None
+        self.failsafe_active = False  # the store is down and failsafe keeps us writable
+        self.demoting = False  # a DEMOTE is under way: /primary answers 503 from now
 
     # ---- the store -------------------------------------------------------------------
 
@@ -169,7 +174,9 @@ class HaLoop:
             # ends: check failsafe now, and make no more store calls in this cycle.
             view = observe.StoreView(False, problem="the store stopped answering")
             world, me, peers_at = self._observe(local_state, view)
-        if failsafe_holds(self.settings, me, world) and not world.store_ok:
+        self.last_world = world
+        self.failsafe_active = failsafe_holds(self.settings, me, world) and not world.store_ok
+        if self.failsafe_active:
             # Every member answered us as their primary: allowed one more lease's time.
             self.fence.allow_until(peers_at + self.settings.ttl)
         if (
@@ -188,6 +195,10 @@ class HaLoop:
             self.fence.disarm()
         self._check_in(local_state, view, actions)
         return actions
+
+    def _promoted(self) -> None:
+        """/primary answers 200 from now (the lease is held), not at the next cycle's read."""
+        self.last_local = replace(self.last_local, role=Role.PRIMARY)
 
     def _observe(
         self, local_state: observe.LocalState, view: observe.StoreView
@@ -266,10 +277,12 @@ class HaLoop:
             recorded = action.do in RECORDED and not (
                 action.do is Do.START and me.role is not Role.PRIMARY
             )
-            event = self._event(action, world) if recorded else None
+            event = self._event(action, world, me) if recorded else None
+            self.demoting = action.do is Do.DEMOTE  # load balancers drop it before it stops
             try:
                 detail = self.executor.perform(action, primary_ahead)
             except Exception as exc:
+                self.demoting = False
                 why = failed(exc)
                 self._log(f"{sentence} — {action.do} failed: {why}", logging.WARNING)
                 if event is not None:
@@ -277,22 +290,38 @@ class HaLoop:
                 if not isinstance(exc, PgherdError):
                     log.exception("HA action %s failed", action.do)
                 return isinstance(exc, StoreUnavailable)
+            self.demoting = False
             if action.do is Do.PROMOTE:
                 metrics.FAILOVERS.inc()
             if event is not None:
                 text = f"{action.reason} ({detail})" if detail else action.reason
+                if action.do is Do.PROMOTE:
+                    text = f"{text}: {self._explain(me, world)}"
                 self._save(event.finish(Outcome.SUCCEEDED, text))
             if detail and action.do not in (Do.RENEW_LEASE, Do.WAIT):
                 log.info("%s: %s", action.do, detail)
         self._log(sentence, logging.INFO)
         return False
 
-    def _event(self, action: Action, world: World) -> Event:
+    def _lost_leader(self, world: World) -> failover_report.LostLeader:
+        name = world.last_leader
+        seen = self.last_view.checkins.get(name) if name else None
+        return failover_report.LostLeader(name, seen.at if seen is not None else None)
+
+    def _explain(self, me: Local, world: World) -> str:
+        """A failover's why: the lost leader, when it last renewed, every candidate."""
+        found = failover_report.candidates(self.settings, me, world)
+        return failover_report.sentence(self._lost_leader(world), found, time.time())
+
+    def _event(self, action: Action, world: World, me: Local) -> Event:
         details = {"decided_by": self.me}
         if action.target:
             details["target"] = action.target
         if world.leader:
             details["leader"] = world.leader
+        if action.do is Do.PROMOTE:
+            found = failover_report.candidates(self.settings, me, world)
+            details |= failover_report.details(self._lost_leader(world), found)
         return Event(
             operation=OPERATIONS.get(action.do, str(action.do)),
             node=self.me,
@@ -338,7 +367,7 @@ class HaLoop:
         )
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
-                self.me, checkin.model_dump_json(), self.settings.ttl * CHECKIN_TTL_FACTOR
+                self.me, checkin.model_dump_json(), keep_for(self.settings.ttl)
             )
 
     # ---- the thread ------------------------------------------------------------------

@@ -137,7 +137,7 @@ def _api_position(status: NodeStatus) -> Lsn | None:
 
 def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
     if status is None:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -146,12 +146,13 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
         timeline=status.timeline,
         position=_api_position(status),
         nofailover=node.nofailover,
+        nosync=node.nosync,
     )
 
 
 def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: float) -> Peer:
     if checkin is None or checkin.age() > fresh_within:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -160,6 +161,7 @@ def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: f
         timeline=checkin.timeline,
         position=checkin.position,
         nofailover=node.nofailover,
+        nosync=node.nosync,
     )
 
 
@@ -217,7 +219,11 @@ class StoreView:
 
 def needs_fresh_peers(view: StoreView, local: LocalState) -> bool:
     """Steady state reads peers from their check-ins; a decision that may move the
-    primary role asks them directly (the lease is free, the store is down)."""
+    primary role asks them directly (the lease is free, the store is down). While failover
+    is paused no decision moves it (a new primary taking the lease an operation freed
+    needs nobody's word, and must not wait for it)."""
+    if view.ok and view.state.paused() is not None:
+        return False
     return not view.ok or view.leader is None or local.pg is not PgState.RUNNING
 
 

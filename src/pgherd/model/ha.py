@@ -118,6 +118,7 @@ class Peer:
     timeline: int | None = None
     position: Lsn | None = None
     nofailover: bool = False
+    nosync: bool = False  # tagged: never chosen as a synchronous standby
 
 
 @dataclass(frozen=True)
@@ -336,8 +337,9 @@ def failsafe_holds(settings: Settings, me: Local, world: World) -> bool:
 
 
 def _sync_action(settings: Settings, me: Local, world: World) -> Action:
-    """The standbys that stream from me now, except those that may never be promoted."""
-    members = {p.name for p in world.peers if not p.nofailover}
+    """The standbys that stream from me now, except those that may never be promoted and
+    those tagged nosync."""
+    members = {p.name for p in world.peers if not p.nofailover and not p.nosync}
     # (pg_basebackup and other tools stream too, under their own application_name)
     streaming = sorted(n for n in me.streaming_standbys if n in members)
     return Action(
