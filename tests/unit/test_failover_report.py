@@ -6,7 +6,8 @@ from __future__ import annotations
 from pgherd.dcs.checkin import CHECKIN_KEEP, CheckIn, checkins, keep_for
 from pgherd.dcs.memory import MemoryStore
 from pgherd.model.failover_report import LostLeader, candidates, details, sentence
-from pgherd.model.ha import Local, Peer, Settings, World, decide
+from pgherd.model.ha import Local, Peer, World, decide
+from pgherd.model.ha_settings import Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 

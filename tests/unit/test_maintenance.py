@@ -13,7 +13,8 @@ from pgherd.dcs.state import ClusterState, Pause
 from pgherd.errors import InvalidInput, Refused
 from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.events import Event
-from pgherd.model.ha import Do, Local, Settings, World, decide
+from pgherd.model.ha import Do, Local, World, decide
+from pgherd.model.ha_settings import Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import maintenance

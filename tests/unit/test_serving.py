@@ -11,7 +11,12 @@ import pytest
 from fastapi import FastAPI
 
 from pgherd.api import routes_ha
-from pgherd.model import serving
+from pgherd.config import parse
+from pgherd.model import haproxy, serving
+from pgherd.model.ha import Do, Local, Peer, World, decide
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode, Settings
+from pgherd.model.lsn import Lsn
 from pgherd.model.serving import STREAM_GRACE, Serving
 from pgherd.model.status import PgState, Role
 
@@ -33,8 +38,8 @@ class FakeHa:
     def serving(self) -> Serving:
         return self.now
 
-    def ha_state(self) -> dict[str, Any]:
-        return {"mode": "automatic", "leader": "node1"}
+    def ha_state(self) -> HaReport:
+        return HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node1")
 
     def members(self) -> dict[str, Any]:
         return {"scope": "lab", "members": [{"name": "node1", "role": "leader"}]}
@@ -153,9 +158,6 @@ def test_readiness_of_a_noloadbalance_standby_ignores_the_tag() -> None:
 
 
 def test_a_nosync_standby_is_never_chosen_synchronous() -> None:
-    from pgherd.model.ha import Do, Local, Peer, Settings, World, decide
-    from pgherd.model.lsn import Lsn
-
     me = Local(
         "node1",
         PgState.RUNNING,
@@ -175,9 +177,6 @@ def test_a_nosync_standby_is_never_chosen_synchronous() -> None:
 
 
 def test_the_haproxy_config_carries_the_measured_timings() -> None:
-    from pgherd.config import parse
-    from pgherd.model import haproxy
-
     config = parse(
         {
             "cluster": "lab",
@@ -186,7 +185,7 @@ def test_the_haproxy_config_carries_the_measured_timings() -> None:
             "nodes": [{"name": "node1", "data_dir": "/d/node1/data"}],
         }
     )
-    text = haproxy.render(config, "*", 5000, 5001)
+    text = haproxy.render(config.cluster, config.nodes, "*", 5000, 5001)
     line = (
         "default-server inter 250ms fastinter 100ms downinter 100ms fall 2 rise 1 "
         "on-marked-down shutdown-sessions"

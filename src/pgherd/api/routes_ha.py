@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pgherd.api.auth import authorized
 from pgherd.errors import InvalidInput
 from pgherd.model import serving as decide
+from pgherd.model.ha_report import HaReport
 from pgherd.model.serving import Answer, Serving
 from pgherd.model.size import parse_size
 
@@ -36,7 +37,7 @@ from pgherd.model.size import parse_size
 class HaPort(Protocol):
     def serving(self) -> Serving: ...
 
-    def ha_state(self) -> dict[str, Any]: ...
+    def ha_state(self) -> HaReport: ...
 
     def members(self) -> dict[str, Any]: ...
 
@@ -133,12 +134,13 @@ def router(ha: HaPort, token: str) -> APIRouter:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @api.get("/ha")
-    def state() -> dict[str, Any]:
+    def state() -> HaReport:
         return ha.ha_state()
 
     @api.post("/ha/cycle", dependencies=authorized(token))
-    def cycle() -> dict[str, Any]:
+    def cycle() -> HaReport:
+        """Wake the HA loop (it cycles at once); the answer is the state before that cycle."""
         ha.cycle_now()
-        return {"ok": True}
+        return ha.ha_state()
 
     return api

@@ -19,14 +19,14 @@ from pgherd.model.publication import (
     PublicationSpec,
     TableFacts,
 )
-from pgherd.model.status import Frozen
+from pgherd.model.status import Frozen, Message
 from pgherd.model.subscription import (
     SequenceSync,
     SubscriptionInfo,
     SubscriptionSpec,
     SubscriptionStatus,
 )
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 class SubscriptionRef(Frozen):
@@ -46,10 +46,6 @@ class DdlRequest(Frozen):
     statement: str
     dbname: str = "postgres"
     regrant: bool = False
-
-
-class Message(Frozen):
-    message: str
 
 
 class StopWrites(Frozen):

@@ -11,16 +11,19 @@ from rich.table import Table
 from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
 from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import conninfo
 
 if TYPE_CHECKING:
     from pgherd.ops.ha_view import HaView
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="The cluster as a whole.")
 app.command()(operations.events)
@@ -176,9 +179,9 @@ def pause(
 ) -> None:
     """Maintenance mode: the agents keep PostgreSQL running and report, but take no
     automatic action (no failover, no restart in place, no rejoin) until resumed."""
-    from pgherd.dcs.store_events import event_log
     from pgherd.ops import maintenance
     from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
 
     seconds = parse_duration(duration) if duration is not None else None
     config = load_config(config_file)
@@ -199,9 +202,9 @@ def pause(
 @app.command()
 def resume(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Leave maintenance mode: automatic failover is back on."""
-    from pgherd.dcs.store_events import event_log
     from pgherd.ops import maintenance
     from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
 
     config = load_config(config_file)
     maintenance.require_automatic(config)
@@ -259,7 +262,7 @@ def cleanup(
 
     results = fan_out(config.nodes, trim)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in results])
+        print_json(results)
     else:
         for r in results:
             if r.error:

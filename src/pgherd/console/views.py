@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pgherd.archive import status as status_mod
+from pgherd.archive.backup import archive_of
 from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.clients.history import HistoryClient
 from pgherd.clients.logical import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.console.state import ClusterState, Subscription
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
 from pgherd.model import history
 from pgherd.model.doctor import Finding, NodeFacts
@@ -22,6 +25,8 @@ from pgherd.model.history import Sample, SampleKind
 from pgherd.model.publication import PublicationInfo, TableFacts
 from pgherd.model.status import PgState, Role
 from pgherd.model.subscription import SubscriptionStatus
+from pgherd.ops.doctor import findings as run_checks
+from pgherd.ops.events import event_log
 
 READ_TIMEOUT = 5.0  # a page waits this long at most for an agent that hangs
 
@@ -35,8 +40,6 @@ def reader(node: NodeConfig) -> LogicalClient:
 
 
 def findings(config: ClusterConfig) -> list[Finding]:
-    from pgherd.ops.doctor import findings as run_checks
-
     return run_checks(config)
 
 
@@ -58,8 +61,6 @@ def events(
     """The latest events, newest first, filtered; and why none could be read, if so. Read
     where ``pgherd cluster events`` reads them: the coordination store when the cluster
     has one (the HA loops record their decisions there), else the primary's database."""
-    from pgherd.dcs.store_events import StoreEventLog, event_log
-
     try:
         log = event_log(config, token)
     except PgherdError as exc:
@@ -174,9 +175,6 @@ def lag_series(
 def archive_page(config: ClusterConfig) -> dict[str, Any]:
     """The archive's status, backups and restore points (read from the archive directory,
     as ``pgherd archive status`` and ``backup list`` read it)."""
-    from pgherd.archive import status as status_mod
-    from pgherd.archive.backup import archive_of
-
     if config.archive is None:
         return {"configured": False}
     try:

@@ -14,20 +14,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import (
-    routes_archive,
-    routes_ha,
-    routes_history,
-    routes_logical,
-    routes_metrics,
-    routes_ops,
-)
-from pgherd.api.app import create_app
+from pgherd.api.app import agent_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import maintenance, peers
+from pgherd.ha import loop as ha_loop
+from pgherd.ha import maintenance, peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.checks import AgentChecks
 from pgherd.ha.history_store import HistoryStore, path_for
@@ -40,7 +33,7 @@ from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.pg import process
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 
@@ -60,10 +53,8 @@ class Agent:
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
         self.ha = None
         if automatic:
-            from pgherd.ha.loop import HaLoop
-
             assert config is not None
-            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
             self.operations.on_promoted = self.ha.wake
 
@@ -200,8 +191,6 @@ def run(config_path: Path, node_name: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd request
     config = config_mod.load(config_path)
     if config.witness(node_name) is not None:
-        from pgherd.ha import witness
-
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)
@@ -247,16 +236,18 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
-    app = create_app(agent, lifespan, mesh=agent.mesh)
-    app.include_router(routes_logical.router(local, agent.token))
-    app.include_router(routes_ops.ops_router(agent.operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
-    app.include_router(routes_history.router(history, config.history.interval, agent.token))
-    app.include_router(
-        routes_ha.router(AgentChecks(config, local, agent.status, agent.ha), agent.token)
+    checks = AgentChecks(config, local, agent.status, agent.ha)
+    app = agent_app(
+        agent,
+        lifespan,
+        agent.mesh,
+        local,
+        agent.operations,
+        history,
+        config.history.interval,
+        checks,
+        [NodeCollector(local, agent.status, agent.ha)],
     )
-    collector = NodeCollector(local, agent.status, agent.ha)
-    app.include_router(routes_metrics.router([collector], config.cluster, node_name))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -17,11 +17,13 @@ from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.errors import PgherdError
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import lag_bytes
 from pgherd.model.serving import Serving
 from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import wal_position
-from pgherd.physical.local_node import LocalNode
 
 if TYPE_CHECKING:
     from pgherd.ha.loop import HaLoop
@@ -63,7 +65,7 @@ class AgentChecks:
         lease = ha.holds_lease and (ha.leader in (None, self.me) or not ha.store_ok)
         failsafe = self.ha.failsafe_active and ha.role is Role.PRIMARY
         return Serving(
-            pg=ha.pg,
+            pg=ha.state,
             role=ha.role,
             may_write=lease or failsafe,
             streaming=ha.streaming,
@@ -101,12 +103,10 @@ class AgentChecks:
 
     # ---- documents ---------------------------------------------------------------------
 
-    def ha_state(self) -> dict[str, Any]:
+    def ha_state(self) -> HaReport:
         if self.ha is None:
-            return {"mode": "manual", "state": str(self.status().state)}
-        found = self.ha.status().as_json()
-        found["failsafe_active"] = self.ha.failsafe_active
-        return found
+            return HaReport(mode=Mode.MANUAL, state=self.status().state)
+        return self.ha.status()
 
     def members(self) -> dict[str, Any]:
         """Patroni's ``/cluster``: every member with its role, state, timeline and lag."""

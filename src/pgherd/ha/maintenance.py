@@ -11,7 +11,7 @@ import logging
 
 from pgherd.errors import Refused
 from pgherd.ha.supervisor import Supervisor
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 

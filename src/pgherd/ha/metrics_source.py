@@ -20,7 +20,7 @@ from pgherd.model import metrics as model
 from pgherd.model.history import SenderState
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import archive_sql, history_sql
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 if TYPE_CHECKING:
     from pgherd.ha.loop import HaLoop

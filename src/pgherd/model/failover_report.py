@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from pgherd.model.ha import Local, Peer, Settings, World, candidate_verdict
+from pgherd.model.ha import Local, Peer, World, candidate_verdict
+from pgherd.model.ha_settings import Settings
 from pgherd.model.status import PgState, Role
 
 

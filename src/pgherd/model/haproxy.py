@@ -25,9 +25,9 @@ pgherd's own timings do (measured with bench/haproxy.py; docs/benchmarks.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from pgherd.config import ClusterConfig
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,29 @@ listen {name}
 {servers}"""
 
 
+class Server(Protocol):
+    """What the configuration needs of a node (a ``config.NodeConfig`` is one): where
+    PostgreSQL listens and where its agent answers the checks."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def api_host(self) -> str: ...
+    @property
+    def api_port(self) -> int: ...
+
+
 def _address(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
 def render(
-    config: ClusterConfig,
+    cluster: str,
+    nodes: Sequence[Server],
     bind: str,
     primary_port: int,
     replica_port: int,
@@ -98,11 +115,11 @@ def render(
     servers = "".join(
         f"    server {n.name} {_address(n.host)}:{n.port} "
         f"check addr {n.api_host} port {n.api_port}\n"
-        for n in config.nodes
+        for n in nodes
     )
     bind = _address(bind)
     text = HEAD.format(
-        cluster=config.cluster,
+        cluster=cluster,
         bind=bind,
         primary_port=primary_port,
         replica_port=replica_port,

@@ -20,8 +20,7 @@ from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.state import ClusterState, Pause
 from pgherd.errors import Refused
-from pgherd.model.events import Event, Outcome
-from pgherd.ops.events import EventLog
+from pgherd.model.events import Event, EventLog, Outcome
 
 
 @dataclass(frozen=True)

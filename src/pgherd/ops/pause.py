@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pgherd.config import ClusterConfig
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.open import open_store
 from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.errors import PgherdError, Refused, TimedOut
 
@@ -26,8 +27,6 @@ from pgherd.errors import PgherdError, Refused, TimedOut
 def _store(config: ClusterConfig) -> Store | None:
     if not config.automatic:
         return None
-    from pgherd.dcs.open import open_store
-
     return open_store(config, timeout=5.0)
 
 
@@ -83,7 +82,7 @@ def hand_over(
     config: ClusterConfig,
     new: str,
     timeout: float = 15,
-    wake: Callable[[], None] | None = None,
+    wake: Callable[[], object] | None = None,
 ) -> str:
     """Give the leader lease to ``new`` (just promoted): release the old holder's, and
     wait for ``new``'s HA loop to take it (``wake`` asks it to cycle now rather than at its
