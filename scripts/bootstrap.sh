@@ -69,7 +69,7 @@ if [ ! -e "$deps_stamp" ]; then
     rm -f "$venv"/.deps-* && touch "$deps_stamp"
 fi
 # Reinstall the project only when its sources changed since the last install.
-src_hash=$(cd "$here" && find src pyproject.toml -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+src_hash=$(cd "$here" && find src docs/guide pyproject.toml -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.src-hash" 2>/dev/null)" != "$src_hash" ]; then
     pip_ install -q --no-deps --no-build-isolation --force-reinstall "$here" >/dev/null
     chmod -R a+rX "$venv"
