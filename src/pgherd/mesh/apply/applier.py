@@ -46,8 +46,8 @@ from pgherd.mesh.apply.conflicts import (
 from pgherd.mesh.apply.session import COPY_CHUNK, TargetSession
 from pgherd.mesh.apply.splice import Splicer, row_splicer
 from pgherd.mesh.apply.state import Remote, Target
-from pgherd.mesh.apply.target import TargetTable, TextWire, describe
-from pgherd.model.conflict import Change
+from pgherd.mesh.apply.target import TargetTable, TextWire, describe, truncate_sql
+from pgherd.model.conflict import Change, ConflictKind, Resolution
 from pgherd.model.lsn import Lsn
 
 GROUP_ROWS = 50_000
@@ -89,7 +89,7 @@ class Applier:
         # The open group, if any (self.session.in_transaction).
         self._group_rows = 0
         self._group_transactions = 0
-        self._group_conflicts = 0
+        self._group_conflicts: dict[tuple[ConflictKind, Resolution], int] = {}
         self._group_started = 0.0
         self._group_slot: int | None = None
         self._group_end_lsn = 0
@@ -208,7 +208,6 @@ class Applier:
             session.begin()
         else:
             return True
-        self._group_rows = self._group_transactions = self._group_conflicts = 0
         self._group_started = time.monotonic()
         self._group_slot = slot
         if self.pending_since is None:
@@ -246,7 +245,9 @@ class Applier:
         counters.groups += 1
         counters.transactions += self._group_transactions
         counters.rows += self._group_rows
-        counters.conflicts += self._group_conflicts
+        counters.add_conflicts(self._group_conflicts)
+        self._group_rows = self._group_transactions = 0
+        self._group_conflicts = {}
         self.pending_since = None
 
     def advance_past_skipped(self) -> None:
@@ -273,7 +274,7 @@ class Applier:
         self._batch = None
         self.remote = Remote.BETWEEN
         write_conflict(self.session, self.ctx, record, once=True)
-        self.counters.conflicts += 1
+        self.counters.add_conflicts({(record.kind, record.resolution): 1})
 
     def abandon(self) -> None:
         """Drop the open group's state; the caller closes the connection (a failed COPY
@@ -283,7 +284,8 @@ class Applier:
         self.remote = Remote.BETWEEN
 
     def _conflict_met(self, record: ConflictRecord) -> None:
-        self._group_conflicts += 1
+        key = (record.kind, record.resolution)
+        self._group_conflicts[key] = self._group_conflicts.get(key, 0) + 1
         self.counters.last_conflict = record
 
     # ---- what the source had seen (model/conflict.py) -------------------------------------
@@ -386,15 +388,18 @@ class Applier:
         self.rows.apply(table, Change.DELETE, message.old, None, self._txn)
 
     def truncate(self, payload: bytes) -> None:
+        """A TRUNCATE of one or more tables, applied in one statement at its place in the
+        stream (everything before it is applied first), with CASCADE and RESTART IDENTITY
+        as the source gave them. Tables the mesh does not know here are left alone."""
         if self.remote is not Remote.APPLYING and not self._first_change():
             return
         message = po.decode(payload)
         assert isinstance(message, po.Truncate)
+        tables = [self._tables[r] for r in message.relids if r in self._tables]
         self._drain()
-        for relid in message.relids:
-            table = self._tables.get(relid)
-            if table is not None:
-                self.session.execute(table.truncate_sql(self.session.conn))
+        if tables:
+            statement = truncate_sql(tables, message.cascade, message.restart_identity)
+            self.session.execute(statement.as_string(self.session.conn))
 
     # ---- batches ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,20 @@ class Counters:
     groups: int = 0
     skipped_loops: int = 0  # transactions dropped because they carry an origin
     last_conflict: ConflictRecord | None = None
+    # Conflicts by (kind, resolution): what /metrics exposes as pgherd_mesh_conflicts_total.
+    by_kind: dict[tuple[ConflictKind, Resolution], int] = field(default_factory=dict)
+
+    def add_conflicts(self, by_kind: dict[tuple[ConflictKind, Resolution], int]) -> None:
+        for key, count in by_kind.items():
+            self.by_kind[key] = self.by_kind.get(key, 0) + count
+            self.conflicts += count
+
+    def conflict_counts(self) -> list[dict[str, Any]]:
+        """For the status file: one entry per kind and resolution met."""
+        return [
+            {"kind": str(kind), "resolution": str(resolution), "count": count}
+            for (kind, resolution), count in sorted(self.by_kind.items())
+        ]
 
 
 class ConflictStop(Exception):

@@ -275,9 +275,6 @@ class TargetTable:
             conn,
         )
 
-    def truncate_sql(self, conn: psycopg.Connection[Any]) -> str:
-        return self._cached("truncate", lambda: sql.SQL("TRUNCATE {}").format(self.ident), conn)
-
 
 def _not_done(statement: sql.Composable) -> sql.Composable:
     """Wrap a batch statement (whose first parameter is the batch's seq array and which
@@ -287,6 +284,18 @@ def _not_done(statement: sql.Composable) -> sql.Composable:
         "WITH done AS ({}) SELECT coalesce(array_agg(x.s), '{{}}') FROM unnest(%s::int4[]) "
         "AS x(s) WHERE x.s NOT IN (SELECT s FROM done)"
     ).format(statement)
+
+
+def truncate_sql(
+    tables: Sequence[TargetTable], cascade: bool, restart_identity: bool
+) -> sql.Composable:
+    """One TRUNCATE of ``tables`` (together, so that tables linked by foreign keys go at
+    once), with the options a Truncate message carries."""
+    return sql.SQL("TRUNCATE {}{}{}").format(
+        sql.SQL(", ").join(t.ident for t in tables),
+        sql.SQL(" RESTART IDENTITY") if restart_identity else sql.SQL(""),
+        sql.SQL(" CASCADE") if cascade else sql.SQL(""),
+    )
 
 
 def _u(i: int) -> sql.Identifier:

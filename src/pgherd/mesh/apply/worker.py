@@ -343,6 +343,7 @@ class Worker:
             "transactions": counters.transactions,
             "rows": counters.rows,
             "conflicts": counters.conflicts,
+            "conflict_counts": counters.conflict_counts(),
             "groups": counters.groups,
             "skipped_loops": counters.skipped_loops,
             "replays": self.replays,
