@@ -44,7 +44,13 @@ from pgherd.mesh.apply.conflicts import (
     write_conflict,
 )
 from pgherd.mesh.apply.session import COPY_CHUNK, TargetSession
-from pgherd.mesh.apply.splice import Splicer, row_splicer
+from pgherd.mesh.apply.splice import (
+    KeyReader,
+    Splicer,
+    delete_reader,
+    row_reader,
+    row_splicer,
+)
 from pgherd.mesh.apply.state import Remote, Target
 from pgherd.mesh.apply.target import TargetTable, TextWire, describe, truncate_sql
 from pgherd.model.conflict import Change, ConflictKind, Resolution
@@ -81,6 +87,8 @@ class Applier:
         self._source_roident = ctx.source_roident
         self._tables: dict[int, TargetTable] = {}
         self._splicers: dict[int, Splicer] = {}  # relid -> Insert to COPY row
+        self._update_readers: dict[int, KeyReader] = {}  # relid -> Update's new row
+        self._delete_readers: dict[int, KeyReader] = {}  # relid -> Delete's key
         self._batch: Batch | None = None  # being gathered, not sent yet
         # The remote transaction being read.
         self.remote = Remote.BETWEEN
@@ -220,8 +228,11 @@ class Applier:
         relation = po.decode(payload)
         assert isinstance(relation, po.Relation)
         self._drain()
-        self._tables[relation.relid] = describe(self.session.conn, relation)
-        self._splicers[relation.relid] = row_splicer([c.type_oid for c in relation.columns])
+        table = self._tables[relation.relid] = describe(self.session.conn, relation)
+        oids = [c.type_oid for c in relation.columns]
+        self._splicers[relation.relid] = row_splicer(oids)
+        self._update_readers[relation.relid] = row_reader(oids)
+        self._delete_readers[relation.relid] = delete_reader(oids, table.key)
 
     # ---- groups -------------------------------------------------------------------------
 
@@ -365,7 +376,10 @@ class Applier:
         table = self._row_change(payload)
         if table is None:
             return
-        values = po.binary_values(payload, 6) if payload[5] == 78 else None  # "N": no old key
+        # "N": no old key, the new row follows (as an Insert's)
+        values = (
+            self._update_readers[po.insert_relid(payload)](payload) if payload[5] == 78 else None
+        )
         if values is not None:
             self._add_to_batch(table, Change.UPDATE, values)
             return
@@ -378,7 +392,7 @@ class Applier:
         table = self._row_change(payload)
         if table is None:
             return
-        values = po.binary_values(payload, 6)
+        values = self._delete_readers[po.insert_relid(payload)](payload)
         if values is not None:
             self._add_to_batch(table, Change.DELETE, values)
             return
