@@ -360,26 +360,27 @@ class Applier:
 
     # ---- updates and deletes ------------------------------------------------------------
 
-    def _row_change(self, payload: bytes) -> TargetTable | None:
-        """What every Update and Delete starts with: its table (None if the transaction is
-        skipped), the row counted, and a COPY run of inserts ended (order is kept)."""
+    def _row_change(self, payload: bytes) -> tuple[TargetTable, int] | None:
+        """What every Update and Delete starts with: its table and relid (None if the
+        transaction is skipped), the row counted, and a COPY run of inserts ended (order is
+        kept)."""
         if self.remote is not Remote.APPLYING and not self._first_change():
             return None
-        table = self._table(po.insert_relid(payload))
+        relid = po.insert_relid(payload)
+        table = self._table(relid)
         self._group_rows += 1
         if self.session.state is Target.COPY:
             self.session.end_copy()
-        return table
+        return table, relid
 
     def update(self, payload: bytes) -> None:
         """An Update message: batched when it carries no old key and only binary values."""
-        table = self._row_change(payload)
-        if table is None:
+        change = self._row_change(payload)
+        if change is None:
             return
+        table, relid = change
         # "N": no old key, the new row follows (as an Insert's)
-        values = (
-            self._update_readers[po.insert_relid(payload)](payload) if payload[5] == 78 else None
-        )
+        values = self._update_readers[relid](payload) if payload[5] == 78 else None
         if values is not None:
             self._add_to_batch(table, Change.UPDATE, values)
             return
@@ -389,10 +390,12 @@ class Applier:
         self.rows.apply(table, Change.UPDATE, message.old or message.new, message.new, self._txn)
 
     def delete(self, payload: bytes) -> None:
-        table = self._row_change(payload)
-        if table is None:
+        """A Delete message: batched when its key is all binary."""
+        change = self._row_change(payload)
+        if change is None:
             return
-        values = self._delete_readers[po.insert_relid(payload)](payload)
+        table, relid = change
+        values = self._delete_readers[relid](payload)
         if values is not None:
             self._add_to_batch(table, Change.DELETE, values)
             return
