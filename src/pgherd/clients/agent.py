@@ -11,16 +11,14 @@ import http.client
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
 from pgherd.model.status import NodeStatus, unreachable
-
-if TYPE_CHECKING:
-    from pgherd.model.doctor import NodeFacts
 
 T = TypeVar("T")
 
@@ -90,6 +88,10 @@ class AgentClient:
 
     def status(self) -> NodeStatus:
         return NodeStatus.model_validate(self._request("GET", "/status"))
+
+    def ha(self, timeout: float | None = None) -> HaReport:
+        """The agent's HA loop (under manual failover: only the mode and the state)."""
+        return HaReport.model_validate(self._request("GET", "/ha", timeout))
 
     def facts(self) -> NodeFacts:
         return NodeFacts.model_validate(self._request("GET", "/facts"))
