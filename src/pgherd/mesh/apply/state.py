@@ -1,8 +1,9 @@
 """The states of the apply worker, each owned by one object.
 
-The worker's own life (:class:`WorkerState`, shown in its status file) is the
-:class:`~pgherd.mesh.apply.worker.Worker`'s. Everything about transactions is the
-:class:`~pgherd.mesh.apply.applier.Applier`'s, along two axes that move independently:
+The worker's own life (:class:`pgherd.model.mesh.WorkerState`, the values its status file
+shows and its agent reports) is the :class:`~pgherd.mesh.apply.worker.Worker`'s. Everything
+about transactions is the :class:`~pgherd.mesh.apply.applier.Applier`'s, along two axes
+that move independently:
 
 - :class:`Remote`, where the stream is relative to the source's transactions;
 - :class:`Target`, what the connection to the target is doing, kept by the applier's
@@ -24,16 +25,6 @@ a COPY run may stay open across the transactions of a group::
 from __future__ import annotations
 
 from enum import StrEnum
-
-
-class WorkerState(StrEnum):
-    """What the worker's status file says it is doing (read by its agent)."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPED = "stopped"
-    CONFLICT = "conflict"  # stopped by the error policy; the agent retries after a while
-    ERROR = "error"
 
 
 class Remote(StrEnum):

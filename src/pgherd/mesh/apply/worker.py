@@ -38,12 +38,12 @@ from pgherd.mesh.apply import pgoutput as po
 from pgherd.mesh.apply.applier import Applier
 from pgherd.mesh.apply.conflicts import ApplyContext, ConflictStop, Counters
 from pgherd.mesh.apply.session import Replay
-from pgherd.mesh.apply.state import Remote, WorkerState
+from pgherd.mesh.apply.state import Remote
 from pgherd.mesh.apply.stream import Stream
 from pgherd.mesh.apply.target import register_wire
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshSpec
+from pgherd.model.mesh import MeshSpec, WorkerState
 from pgherd.pg import conninfo
 from pgherd.pg.local_node import LocalNode
 
