@@ -29,6 +29,7 @@ from pgherd.ha.history_store import HistoryStore
 from pgherd.lab import layout
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
+from pgherd.model.reload import ReloadReport
 from pgherd.model.serving import Serving
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
@@ -37,6 +38,15 @@ from tests.unit.test_ops_api import FakeOperations
 from tests.unit.test_routes_mesh import FakeMesh
 
 CLIENTS = Path(pgherd.clients.__file__).parent
+
+
+class _Reloader:
+    def reload(self) -> ReloadReport:
+        return ReloadReport(
+            node="node1", unchanged=True, fingerprint_before="", fingerprint="", file_fingerprint=""
+        )
+
+
 CALLS = {"_request", "request", "call"}
 # Called by load balancers (docs/haproxy.md), not by pgherd.
 FOR_OTHER_TOOLS = {
@@ -134,7 +144,9 @@ def _routes(tmp_path: Path) -> dict[tuple[str, str], Route]:
     local = LocalNode.open(config, "node1")
     history = HistoryStore(tmp_path / "history.sqlite", "node1")
     agent = _Agent()
-    app = agent_app(agent, None, FakeMesh(), local, FakeOperations(), history, 5.0, agent, [])
+    app = agent_app(
+        agent, None, FakeMesh(), local, FakeOperations(), history, 5.0, _Reloader(), agent, []
+    )
     spec = app.openapi()
     routes = {}
     for path, operations in spec["paths"].items():

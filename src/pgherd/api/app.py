@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from pgherd import metrics
 from pgherd.api import (
+    routes_agent,
     routes_archive,
     routes_ha,
     routes_history,
@@ -24,6 +25,7 @@ from pgherd.api import (
     routes_ops,
 )
 from pgherd.api.auth import authorized
+from pgherd.api.routes_agent import ReloadPort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -114,6 +116,7 @@ def agent_app(
     operations: OperationsPort,
     history: HistoryPort,
     history_interval: float,
+    reloader: ReloadPort,
     checks: routes_ha.HaPort,
     metrics_sources: Sequence[metrics.Collector],
 ) -> FastAPI:
@@ -126,6 +129,7 @@ def agent_app(
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, history_interval, agent.token))
     app.include_router(routes_ha.router(checks, agent.token))
+    app.include_router(routes_agent.router(reloader, agent.token))
     app.include_router(
         routes_metrics.router(metrics_sources, local.config.cluster, local.node.name)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pgherd import config as config_mod
 from pgherd.cli import operations
@@ -15,7 +16,8 @@ from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus
 
 app = typer.Typer(
-    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health."
+    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
+    "remove it."
 )
 app.command()(operations.rejoin)
 
@@ -111,3 +113,28 @@ def check(
         for item in result.perf:
             console.print(f"  {item.render()}", markup=False)
     raise typer.Exit(int(result.state))
+
+
+@app.command()
+def remove(
+    node: Annotated[str, typer.Argument(help="the node leaving the cluster", show_default=False)],
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove NODE from the cluster: drop the replication slots kept for it and its member
+    key in the store. Refused while it is the leader or its agent still runs; its data
+    directory is left alone. Then remove it from pgherd.yaml on every host and run
+    pgherd agent reload."""
+    from pgherd.cli.operations import _operation
+    from pgherd.ops.remove import remove as remove_node
+
+    result = remove_node(_operation(config_file, as_json), node)
+    if as_json:
+        print_json(result.as_json())
+        return
+    if not result.steps:
+        console.print(f"{node}: nothing left to remove", soft_wrap=True)
+    else:
+        console.print(f"removed {node} from the cluster", soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
