@@ -9,10 +9,15 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, human_bytes, print_json
+from pgherd.pg.basebackup import Progress as CopyProgress
 
 app = typer.Typer(help="Base backups in the archive.")
 
 LabelArg = Annotated[str, typer.Argument(help="the backup's label (see backup list)")]
+RepoOpt = Annotated[
+    str | None, typer.Option("--repo", help="the repository's name (default: the first)")
+]
+KINDS = ("full", "differential", "incremental")
 
 
 @app.command()
@@ -21,39 +26,72 @@ def create(
         str | None,
         typer.Option("--node", help="back up this node, primary or standby (default: primary)"),
     ] = None,
+    kind: Annotated[str, typer.Option("--type", help="full, differential or incremental")] = "full",
+    from_standby: Annotated[
+        bool, typer.Option("--from-standby", help="back up the standby furthest ahead")
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="bundles (default: chunks, compressed, parallel, resumable; run on the "
+            "node's host) or copy (pg_basebackup over the network, full only)",
+        ),
+    ] = "bundles",
+    repo: RepoOpt = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """pg_basebackup (fast checkpoint, WAL streamed, manifest) into the archive."""
+    """A base backup into a repository: full, differential (changes since the last full)
+    or incremental (changes since the last backup), compressed, encrypted where the
+    repository is, resumed if an earlier run was interrupted."""
     from pgherd.archive import backup as backup_mod
     from pgherd.archive.catalog import backup_to_json
+    from pgherd.errors import InvalidInput
+    from pgherd.model.backup import BackupKind
 
+    if kind not in KINDS:
+        raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
+    if fmt not in ("bundles", "copy"):
+        raise InvalidInput(f"--format {fmt!r} is not bundles or copy", "e.g. --format bundles")
     config = load_config(config_file)
-    with RichReporter().progress("base backup") as on_progress:
-        made = backup_mod.create(config, node, on_progress)
+    reporter = RichReporter()
+    with reporter.progress("base backup") as on_progress:
+        made = backup_mod.create(
+            config,
+            node,
+            BackupKind(kind),
+            fmt == "copy",
+            from_standby,
+            repo,
+            lambda done, total: on_progress(CopyProgress(done, total)),
+            (lambda _t: None) if as_json else reporter.step,
+        )
     if as_json:
         print_json(backup_to_json(made))
         return
     console.print(
-        f"backup {made.label} of {made.node}: {human_bytes(made.size_bytes)}, timeline "
-        f"{made.timeline}, WAL {made.start_lsn} to {made.stop_lsn}"
+        f"{made.kind} backup {made.label} of {made.node}: {human_bytes(made.size_bytes)} "
+        f"({human_bytes(made.stored_bytes)} stored), timeline {made.timeline}, WAL "
+        f"{made.start_lsn} to {made.stop_lsn}" + (f", on {made.parent}" if made.parent else "")
     )
 
 
 @app.command(name="list")
-def list_(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Every backup: label, node, timeline, start/stop LSN, times, size."""
+def list_(repo: RepoOpt = None, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Every backup: label, kind, node, timeline, start/stop LSN, times, size."""
     from pgherd.archive.backup import archive_of
     from pgherd.archive.catalog import backup_to_json
 
-    backups = archive_of(load_config(config_file)).backups()
+    backups = archive_of(load_config(config_file), repo).backups()
     if as_json:
         print_json([backup_to_json(b) for b in backups])
         return
-    table = Table("Label", "Node", "TL", "Start LSN", "Stop LSN", "Finished (UTC)", "Size")
+    table = Table("Label", "Kind", "Node", "TL", "Start LSN", "Stop LSN", "Finished (UTC)", "Size")
     for b in backups:
         table.add_row(
             b.label,
+            str(b.kind),
             b.node,
             str(b.timeline),
             str(b.start_lsn),
@@ -70,16 +108,20 @@ def verify(
     no_checksums: Annotated[
         bool, typer.Option("--no-checksums", help="check WAL presence only, not contents")
     ] = False,
+    repo: RepoOpt = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """pg_verifybackup, then the WAL from the backup to the archive's end: no gap, every
+    """pg_verifybackup (a copy) or every stored chunk's checksum (bundles), then the WAL
+    from the backup to the archive's end: no gap, every
     segment matching its checksum. Exits 3 when a problem is found."""
     from dataclasses import asdict
 
     from pgherd.archive import backup as backup_mod
 
-    report = backup_mod.verify(load_config(config_file), label, checksums=not no_checksums)
+    report = backup_mod.verify(
+        load_config(config_file), label, checksums=not no_checksums, repository=repo
+    )
     if as_json:
         print_json(asdict(report) | {"ok": report.ok})
     else:
@@ -98,9 +140,10 @@ def verify(
 
 
 @app.command()
-def delete(label: LabelArg, config_file: ConfigOpt = None) -> None:
-    """Delete one backup (its WAL goes with the next `archive cleanup`)."""
+def delete(label: LabelArg, repo: RepoOpt = None, config_file: ConfigOpt = None) -> None:
+    """Delete one backup (its WAL goes with the next `archive cleanup`); refused while
+    another backup builds on it."""
     from pgherd.archive import backup as backup_mod
 
-    gone = backup_mod.delete(load_config(config_file), label)
+    gone = backup_mod.delete(load_config(config_file), label, repo)
     console.print(f"deleted backup {gone.label} ({human_bytes(gone.size_bytes)})")

@@ -18,6 +18,7 @@ from pgherd import config as config_mod
 from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
+from pgherd.archive import pusher as wal_pusher
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
@@ -50,6 +51,8 @@ class Agent:
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
+        # set by run() when the cluster archives: its status() feeds the metrics
+        self.pusher: wal_pusher.Pusher | None = None
         self.ha = None
         if automatic:
             from pgherd.ha.loop import HaLoop
@@ -238,6 +241,14 @@ def run(config_path: Path, node_name: str) -> None:
     watcher.start()
     if agent.ha is not None:
         threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
+    if config.archive is not None:
+        agent.pusher = wal_pusher.start(
+            local.node.data_dir,
+            local.spool,
+            config.archive.specs(),
+            config.archive.push_workers,
+            config.archive.queue_max,
+        )
     threading.Thread(
         target=archive_cleanup.run_on_schedule,
         args=(config, node_name, threading.Event()),
@@ -258,6 +269,8 @@ def run(config_path: Path, node_name: str) -> None:
         # a `finally` after server.run() could run: stop PostgreSQL here instead.
         log.info("agent stopping: shutting postgres down")
         agent.shutdown()
+        if agent.pusher is not None:
+            agent.pusher.stop()
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 

@@ -1,0 +1,72 @@
+"""The WAL spool: how archive_command and the agent's resident pusher talk.
+
+A directory per node (``<home>/wal-spool``, owned by the PostgreSQL OS user)::
+
+    repositories.json     which repositories to push to (no secrets: file names)
+    pusher.lock           held (flock) by the agent's pusher while it runs
+    <wal name>.ok         the pusher's word: durable in every repository
+    <wal name>.error      the pusher's word: it failed, and why (one line)
+    status.json           the pusher's figures, for status commands and metrics
+
+archive_command (``pgherd wal push %p --spool DIR``) answers PostgreSQL from the
+``.ok``/``.error`` files, waiting for them while the pusher runs; with no pusher
+running it pushes the segment itself. The pusher works ahead on every ``.ready``
+file in ``pg_wal/archive_status`` with several workers, so PostgreSQL usually finds its
+answer waiting. A ``.ok`` file is written only after every repository confirmed the
+segment durable, so nothing is acknowledged early.
+
+Standard library only: this is on the archive_command path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+LOCK = "pusher.lock"
+STATUS = "status.json"
+OK = ".ok"
+ERROR = ".error"
+
+
+def pusher_running(spool: Path) -> bool:
+    """Whether a pusher holds the spool's lock (without taking it for long)."""
+    try:
+        fd = os.open(spool / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may have taken
+    return False
+
+
+def write_answer(spool: Path, name: str, suffix: str, text: str = "") -> None:
+    """Atomically, so archive_command never reads half an answer."""
+    final = spool / f"{name}{suffix}"
+    tmp = spool / f".{name}{suffix}.tmp{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, final)
+
+
+def take_answer(spool: Path, name: str) -> tuple[bool, str] | None:
+    """(True, "") for a durable push, (False, why) for a failed one, None when the
+    pusher has not answered yet. An answer is consumed: the next call is None."""
+    ok = spool / f"{name}{OK}"
+    try:
+        ok.unlink()
+    except FileNotFoundError:
+        pass
+    else:
+        return True, ""
+    error = spool / f"{name}{ERROR}"
+    try:
+        text = error.read_text().strip()
+        error.unlink()
+    except FileNotFoundError:
+        return None
+    return False, text
