@@ -51,10 +51,15 @@ def cli_json(lab: Lab, *args: str) -> Any:
     return json.loads(cli(lab, *args, "--json").stdout)
 
 
-def archive_of(lab: Lab) -> Archive:
+def archive_root(lab: Lab) -> Path:
     config = lab.config
     assert config.archive is not None
-    return Archive(config.archive.path)
+    assert config.archive.path is not None
+    return config.archive.path
+
+
+def archive_of(lab: Lab) -> Archive:
+    return Archive.local(archive_root(lab))
 
 
 def switch_and_wait(lab: Lab, node: str = "node1") -> str:
@@ -108,11 +113,11 @@ def test_postgres_archives_through_pgherd_as_its_os_user(lab: Lab) -> None:
     )
     assert settings["archive_mode"] == "on"
     assert settings["archive_command"].startswith(pgherd_program()[0])
-    assert " wal push %p --archive " in settings["archive_command"]
-    assert " wal fetch %f %p --archive " in settings["restore_command"]
+    assert " wal push %p --spool " in settings["archive_command"]
+    assert " wal fetch %f %p --spool " in settings["restore_command"]
     segment = switch_and_wait(lab)
     (found,) = archive_of(lab).wal.find(segment)
-    stored = archive_of(lab).root / found.key
+    stored = archive_root(lab) / found.key
     assert stored.stat().st_uid == osuser.resolve("postgres").uid
     assert stored.stat().st_mode & 0o777 == 0o600
     again = cli(lab, "archive", "init").stdout
@@ -319,7 +324,7 @@ def test_a_different_file_under_an_archived_name_fails_and_keeps_the_original(
     forged = forged_dir / segment
     forged.write_bytes(original[:8192] + b"\x01" * 16 + original[8192 + 16 :])
     os.chown(forged, user.uid, user.gid)
-    argv = [*pgherd_program(), "wal", "push", str(forged), "--archive", str(archive_of(lab).root)]
+    argv = [*pgherd_program(), "wal", "push", str(forged), "--archive", str(archive_root(lab))]
     done = run(argv, user, check=False)
     assert done.returncode == 1
     assert f"{segment} is already archived with different contents" in done.stderr
@@ -336,7 +341,7 @@ def test_another_clusters_wal_is_refused_when_postgres_archives_it(
     """A second cluster whose archive_command points at this lab's archive: PostgreSQL
     calls pgherd, pgherd refuses every segment, nothing of it lands in the archive."""
     user = osuser.resolve("postgres")
-    root = archive_of(lab).root
+    root = archive_root(lab)
     home = module_dir / "other"
     port = free_port_base(1)
     other = Instance(
@@ -439,7 +444,7 @@ def test_a_corrupted_segment_is_detected_by_its_checksum_and_named(
         f"00000001{backup.start_lsn.value >> 32:08X}{(backup.start_lsn.value >> 24) & 0xFF:08X}"
     )
     (found,) = wal.find(victim)
-    path = archive_of(lab).root / found.key
+    path = archive_root(lab) / found.key
     good = path.read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0x55
@@ -478,7 +483,7 @@ def test_retention_keeps_a_restorable_set_and_a_dry_run_removes_nothing(
 
     done = cli_json(lab, "archive", "cleanup", "--keep", "1")
     assert done["removed_files"] == dry["removed_files"]
-    assert done["freed_bytes"] > 10_000_000  # the old backup's copy, at least
+    assert done["freed_bytes"] > 1_000_000  # the old backup's bundles, at least
     assert [b.label for b in archive.backups()] == [newer]
     kept = archive.backup(newer)
     size = archive.wal.identity().wal_segment_size

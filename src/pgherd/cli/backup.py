@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -147,3 +148,78 @@ def delete(label: LabelArg, repo: RepoOpt = None, config_file: ConfigOpt = None)
 
     gone = backup_mod.delete(load_config(config_file), label, repo)
     console.print(f"deleted backup {gone.label} ({human_bytes(gone.size_bytes)})")
+
+
+@app.command()
+def info(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Per repository: backups with their chains, sizes and WAL ranges, and the earliest
+    and latest points a restore can reach. Exits 3 when a repository has a problem."""
+    from dataclasses import asdict
+
+    from pgherd.archive import info as info_mod
+
+    repositories = info_mod.info(load_config(config_file))
+    if as_json:
+        print_json([asdict(r) for r in repositories])
+    else:
+        for r in repositories:
+            lock = ", encrypted" if r.encrypted else ""
+            console.print(f"[bold]{r.name}[/] ({r.where}{lock})", soft_wrap=True)
+            console.print(
+                f"  restorable from {r.earliest_restorable or '-'} to "
+                f"{r.latest_restorable or '-'} (LSN {r.latest_restorable_lsn or '-'}); "
+                f"WAL: {r.wal_segments} segments, {human_bytes(r.wal_bytes)}",
+                soft_wrap=True,
+            )
+            table = Table("Label", "Kind", "Chain", "WAL start", "WAL stop", "Size", "Stored")
+            for b in r.backups:
+                table.add_row(
+                    b.label,
+                    b.kind,
+                    " → ".join(b.chain[:-1]) or "-",
+                    b.wal_start,
+                    b.wal_stop,
+                    human_bytes(b.size_bytes),
+                    human_bytes(b.stored_bytes),
+                )
+            console.print(table)
+            for problem in r.problems:
+                console.print(f"  [red]✗[/] {problem}", soft_wrap=True)
+    if any(r.problems for r in repositories):
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def drill(
+    repo: RepoOpt = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option("--scratch", help="where to restore (default: the temporary directory)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the latest backup and all archived WAL into a scratch directory, start it,
+    run a check query, report the time, remove it. Exits 3 when the drill fails."""
+    from dataclasses import asdict
+
+    from pgherd.archive import drill as drill_mod
+
+    reporter = RichReporter()
+    result = drill_mod.drill(
+        load_config(config_file), repo, scratch, (lambda _t: None) if as_json else reporter.step
+    )
+    if as_json:
+        print_json(asdict(result))
+    elif result.ok:
+        console.print(
+            f"[green]✓[/] drill: backup {result.backup} restored and {result.state} in "
+            f"{result.restore_seconds:.1f} s; check query {result.check_seconds * 1000:.0f} ms "
+            f"({result.databases} databases, {human_bytes(result.table_bytes)} of tables); "
+            f"{result.detail}",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"[red]✗[/] drill failed: {result.detail}", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(EXIT_DEGRADED)
