@@ -70,6 +70,7 @@ SKIP_FILES = frozenset(
         "recovery.signal",
         "standby.signal",
         "recovery.done",
+        "pgherd-repositories.json",  # a restored server's restore_command (restore.py)
     }
 )
 CONTROL_FILE = "global/pg_control"  # copied last, as pg_basebackup does

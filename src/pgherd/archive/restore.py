@@ -29,7 +29,7 @@ from pathlib import Path
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
 from pgherd.archive.commands import fetch_command, history_dir
-from pgherd.archive.repository import SPEC_FILE, write_specs
+from pgherd.archive.repository import write_specs
 from pgherd.archive.restore_files import lay_out
 from pgherd.archive.restore_view import archive_view
 from pgherd.archive.store import WalArchive
@@ -60,6 +60,9 @@ from pgherd.pg.run import popen_kwargs, program_env, run
 
 SPOOL = "pgherd_prefetch"
 LOG_NAME = "pgherd-restore.log"
+# restore_command's repositories, in the data directory: the server keeps using it after
+# the restore returns (a promotion probes for history files); backups leave it out
+REPOSITORIES_FILE = "pgherd-repositories.json"
 ACTIONS = ("pause", "promote", "shutdown")
 PREFETCH_AHEAD = 8  # segments decompressed ahead of replay (128 MB of disk at most)
 
@@ -198,7 +201,7 @@ def restore(
                 f"into {into}"
             )
         specs = _specs_first(config, archive)
-        user.write_file(spool / SPEC_FILE, write_specs(specs))
+        user.write_file(into / REPOSITORIES_FILE, write_specs(specs))
         _write_recovery_settings(into, request, spool, specs, user)
         child = _spawn(instance)
         step(
@@ -249,7 +252,7 @@ def _write_recovery_settings(
     restore_command = (
         f"mv -f {spooled}/%f %p 2>/dev/null || "
         f"{{ test ! -e {spooled}/.absent-%f && "
-        f"{fetch_command(['--repos', str(spool / SPEC_FILE)], history_dir(specs))}; }}"
+        f"{fetch_command(['--repos', str(into / REPOSITORIES_FILE)], history_dir(specs))}; }}"
     )
     settings.update(
         {
