@@ -236,6 +236,7 @@ class BackupRun(_Strict):
 
     cron: str
     type: Literal["full", "differential", "incremental"] = "full"
+    repo: NodeName | None = None  # the repository (default: the first)
 
     @model_validator(mode="after")
     def _valid_cron(self) -> Self:

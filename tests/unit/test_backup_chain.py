@@ -26,6 +26,7 @@ from pgherd.model.backup_manifest import (
     to_json,
     unchanged_since,
 )
+from pgherd.model.backup_schedule import ScheduledRun, due
 from pgherd.model.lsn import Lsn
 from pgherd.model.retention import Policy, plan_policy
 from pgherd.model.wal import TimelinePath, TimelineSwitch, parse_name
@@ -226,3 +227,30 @@ def test_plan_policy(policy: Policy, now_days: float, kept: set[str]) -> None:
 def test_a_policy_needs_a_rule() -> None:
     with pytest.raises(ValueError, match="keep_full or keep_days"):
         plan_policy(ALL, Policy(), T0, FILES, [])
+
+
+# ---- the schedule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last", "now", "kinds"),
+    [
+        ({}, "2026-11-01T00:20", []),  # nothing named yet since the start at 00:00
+        ({}, "2026-11-01T01:00", ["full", "incremental"]),  # full first
+        ({"0 1 * * *|full|": "2026-11-01T01:00"}, "2026-11-01T01:30", ["incremental"]),
+        # a leader down for three days takes a missed 01:00 backup once
+        (
+            {
+                "0 1 * * *|full|": "2026-11-01T01:00",
+                "*/30 * * * *|incremental|": "2026-11-04T09:00",
+            },
+            "2026-11-04T09:00",
+            ["full"],
+        ),
+    ],
+)
+def test_due(last: dict[str, str], now: str, kinds: list[str]) -> None:
+    runs = [ScheduledRun("0 1 * * *", "full"), ScheduledRun("*/30 * * * *", "incremental")]
+    when = {k: datetime.fromisoformat(v).replace(tzinfo=UTC) for k, v in last.items()}
+    found = due(runs, when, T0, datetime.fromisoformat(now).replace(tzinfo=UTC))
+    assert [r.kind for r in found] == kinds

@@ -137,7 +137,7 @@ def test_bundles_store_chunks_that_read_back_by_range(encrypted: bool) -> None:
     damaged = bytearray(raw.objects[key])
     damaged[chunks[2].offset + 20] ^= 0xFF
     raw.objects[key] = bytes(damaged)
-    with pytest.raises(CorruptWal, match="corrupt|checksum"):
+    with pytest.raises(CorruptWal, match=r"corrupt|checksum"):
         reader.read_run([chunks[2]])
 
 

@@ -183,6 +183,7 @@ class S3Storage:
             "Bucket": self.location.bucket,
             "Key": full,
             "Body": data,
+            "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": digest,
         }
         if self._conditional:
@@ -222,6 +223,7 @@ class S3Storage:
                     UploadId=upload_id,
                     PartNumber=number,
                     Body=bytes(chunk),
+                    ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=digest,
                 )
                 self._check_digest(full, answer.get("ChecksumSHA256"), digest)

@@ -19,6 +19,7 @@ from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical
 from pgherd.api.app import create_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.archive import pusher as wal_pusher
+from pgherd.archive import schedule as backup_schedule
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
@@ -255,6 +256,16 @@ def run(config_path: Path, node_name: str) -> None:
         name="archive-cleanup",
         daemon=True,
     ).start()
+
+    if config.backup.schedule:
+        from pgherd.dcs.store_events import event_log
+
+        threading.Thread(
+            target=backup_schedule.run_on_schedule,
+            args=(config, node_name, threading.Event(), event_log(config, agent.token).save),
+            name="backup-schedule",
+            daemon=True,
+        ).start()
 
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
