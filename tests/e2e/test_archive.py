@@ -432,6 +432,59 @@ def test_a_stopped_standby_catches_up_from_the_archive(lab: Lab, history: Histor
         query(config, "node1", "SELECT pg_reload_conf()")
 
 
+# ---- bundled backups: incremental, info, check, delta restore, drill -------------------
+
+
+def test_incremental_backup_then_info_check_delta_restore_and_drill(
+    lab: Lab, module_dir: Path, history: History
+) -> None:
+    config = lab.config
+    query(
+        config,
+        "node1",
+        "CREATE TABLE bulk AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 50000) g",
+    )
+    full = cli_json(lab, "backup", "create")
+    query(config, "node1", "UPDATE bulk SET pad = 'y' WHERE g <= 500")  # 1 % of the rows
+    inc = cli_json(lab, "backup", "create", "--type", "incremental")
+    assert (inc["kind"], inc["parent"]) == ("incremental", full["label"])
+    assert inc["stored_bytes"] < full["stored_bytes"] / 4
+    (main,) = cli_json(lab, "backup", "info")
+    (row,) = [b for b in main["backups"] if b["label"] == inc["label"]]
+    assert row["chain"] == [full["label"], inc["label"]]
+    assert main["latest_restorable_lsn"] is not None
+    assert main["problems"] == []
+    checked = cli_json(lab, "archive", "check")
+    assert checked["ok"], checked
+    assert checked["repositories"][0]["fetched"]
+
+    into, port, result = restore(lab, module_dir, "inc", "--latest")
+    assert result["backup"] == inc["label"]
+    with restored(into, port) as conn:
+        assert conn.execute("SELECT count(*) FROM bulk WHERE pad = 'y'").fetchone() == (500,)
+    stop_restored(into)
+    query(config, "node1", "UPDATE bulk SET pad = 'z' WHERE g <= 500")
+    switch_and_wait(lab)
+    done = cli(
+        lab, "restore", "--into", str(into), "--port", str(port), "--latest", "--delta", "--json"
+    )
+    again = json.loads(done.stdout)
+    assert again["state"] == "promoted"
+    with restored(into, port) as conn:
+        assert conn.execute("SELECT count(*) FROM bulk WHERE pad = 'z'").fetchone() == (500,)
+    stop_restored(into)
+
+    drill = cli_json(lab, "backup", "drill", "--scratch", str(module_dir))
+    assert drill["ok"], drill
+    assert drill["databases"] >= 2
+    refused = cli(lab, "backup", "delete", full["label"], check=False)
+    assert refused.returncode == 1
+    assert f"backups {inc['label']} build on {full['label']}" in refused.stderr
+    cli(lab, "backup", "delete", inc["label"])
+    cli(lab, "backup", "delete", full["label"])
+    assert {b.label for b in archive_of(lab).backups()} == {history.backup}
+
+
 # ---- destructive: corruption, retention, a second timeline -----------------------------
 
 

@@ -177,6 +177,7 @@ def test_the_pusher_archives_ahead_into_every_repository(tmp_path: Path) -> None
     spooled = tmp_path / "spool"
     spooled.mkdir()
     pusher = Pusher(data, spooled, repos(first, second), workers=3, segment_size=SIZE)
+    spool.mark_in_use(spooled)  # as archive_command does
     worker = threading.Thread(target=pusher.run)
     worker.start()
     try:

@@ -6,6 +6,8 @@ below what a busy primary writes. The pusher watches ``pg_wal/archive_status`` f
 ``.ready`` file, pushes up to ``workers`` of them at once to every repository, and
 leaves its answer in the spool (:mod:`pgherd.archive.spool`); archive_command, when
 PostgreSQL gets to a segment, usually finds the answer waiting and returns at once.
+It works only while archive_command comes through the spool (it touches ``in-use``):
+a node whose archive_command was changed is left alone.
 
 It never acknowledges early: the ``.ok`` answer is written after every repository
 confirmed the segment (fsynced and linked; or stored with its checksum verified). It
@@ -149,6 +151,8 @@ class Pusher:
                 del self._in_flight[name]
             room = self.workers * 2 - len(self._in_flight)
         answered = self._answered()
+        if not spool_mod.in_use(self.spool, time.time()):
+            ready = []  # archive_command does not come through the spool: stay idle
         for name in ready:
             if room <= 0:
                 break

@@ -7,6 +7,7 @@ A directory per node (``<home>/wal-spool``, owned by the PostgreSQL OS user)::
     <wal name>.ok         the pusher's word: durable in every repository
     <wal name>.error      the pusher's word: it failed, and why (one line)
     status.json           the pusher's figures, for status commands and metrics
+    in-use                touched by archive_command at every push through the spool
 
 archive_command (``pgherd wal push %p --spool DIR``) answers PostgreSQL from the
 ``.ok``/``.error`` files, waiting for them while the pusher runs; with no pusher
@@ -25,6 +26,8 @@ import os
 from pathlib import Path
 
 LOCK = "pusher.lock"
+IN_USE = "in-use"
+IN_USE_WINDOW = 30.0  # seconds after archive_command last came by that the pusher works
 STATUS = "status.json"
 OK = ".ok"
 ERROR = ".error"
@@ -70,3 +73,21 @@ def take_answer(spool: Path, name: str) -> tuple[bool, str] | None:
     except FileNotFoundError:
         return None
     return False, text
+
+
+def mark_in_use(spool: Path) -> None:
+    """archive_command came by: the pusher works ahead while this is recent (a node whose
+    archive_command was changed to something else, by hand or by a benchmark, is left
+    alone)."""
+    path = spool / IN_USE
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        path.touch()
+
+
+def in_use(spool: Path, now: float) -> bool:
+    try:
+        return now - (spool / IN_USE).stat().st_mtime < IN_USE_WINDOW
+    except FileNotFoundError:
+        return False

@@ -77,6 +77,7 @@ def _push_through_spool(spool: Path, source: Path) -> int | None:
 
     name = source.name
     deadline = time.monotonic() + PUSHER_WAIT
+    spool_mod.mark_in_use(spool)
     while True:
         answer = spool_mod.take_answer(spool, name)
         if answer is not None:
