@@ -67,10 +67,14 @@ from tests.s3_server import S3Server, s3_server, write_credentials
 
 from bench import common
 from pgherd.archive import pusher as pusher_mod
-from pgherd.archive.commands import pgherd_program, spool_push_command, write_spool
 from pgherd.archive.wal_repos import WalRepositories
 from pgherd.model.repository import RepositorySpec
 from pgherd.pg import binaries, osuser, process
+from pgherd.pg.archive_commands import (
+    pgherd_program,
+    spool_push_command,
+    write_spool,
+)
 from pgherd.pg.run import popen_kwargs, program_env, run
 
 # Settings that make pgbench write WAL as fast as this machine allows (the archivers'

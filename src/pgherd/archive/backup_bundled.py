@@ -27,7 +27,7 @@ from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath
 from pgherd.pg import backup_sql
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 _START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
 _START_TIME = re.compile(r"^START TIME: (.+)$", re.M)

@@ -15,9 +15,8 @@ from pathlib import Path
 from pgherd.archive import restore as restore_mod
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
-from pgherd.lab import ports
 from pgherd.model.recovery_target import Target, TargetKind
-from pgherd.pg import binaries, osuser, process
+from pgherd.pg import binaries, osuser, ports, process
 from pgherd.pg.instance import Instance
 
 CHECK_QUERY = (

@@ -13,15 +13,14 @@ the sealed storage that WAL, catalogs and manifests go through.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgherd.archive.crypto import Cipher, EncryptedStorage, read_key
 from pgherd.archive.storage import LocalStorage, Storage
-from pgherd.model.repository import RepositorySpec
+from pgherd.model.repository import SPEC_FILE, RepositorySpec, specs_from_json, write_specs
 
-SPEC_FILE = "repositories.json"
+__all__ = ["SPEC_FILE", "Repository", "open_repository", "read_specs", "write_specs"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,6 @@ def open_repository(spec: RepositorySpec) -> Repository:
     return Repository(spec, raw, cipher)
 
 
-def write_specs(specs: tuple[RepositorySpec, ...]) -> str:
-    return json.dumps({"format": 1, "repositories": [s.to_json() for s in specs]}, indent=2)
-
-
 def read_specs(path: Path) -> tuple[RepositorySpec, ...]:
-    raw = json.loads(path.read_text())
-    return tuple(RepositorySpec.from_json(r) for r in raw["repositories"])
+    """A repositories.json file (a node's spool, a restored server's data directory)."""
+    return specs_from_json(path.read_text())

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
-from pgherd.archive.commands import fetch_command, history_dir
 from pgherd.archive.repository import write_specs
 from pgherd.archive.restore_files import lay_out
 from pgherd.archive.restore_view import archive_view
@@ -41,7 +40,6 @@ from pgherd.errors import (
     TargetUnreachable,
     TimedOut,
 )
-from pgherd.lab import ports
 from pgherd.model.backup import BackupFormat
 from pgherd.model.backup_chain import chain
 from pgherd.model.lsn import Lsn
@@ -53,7 +51,8 @@ from pgherd.model.recovery_target import (
 )
 from pgherd.model.repository import RepositorySpec
 from pgherd.model.wal import WalKind
-from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, process
+from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, ports, process
+from pgherd.pg.archive_commands import fetch_command, history_dir
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import popen_kwargs, program_env, run

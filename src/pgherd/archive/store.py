@@ -28,6 +28,7 @@ from pgherd.archive.storage import LocalStorage, Storage, StoredObject
 from pgherd.errors import ArchiveError, ArchiveMismatch, CorruptWal, MissingWal, WalConflict
 from pgherd.model.wal import (
     DEFAULT_SEGMENT_SIZE,
+    HISTORY_FOLDER,
     Segment,
     WalKind,
     WalName,
@@ -37,7 +38,6 @@ from pgherd.model.wal import (
 
 IDENTITY_KEY = "archive.json"
 WAL_PREFIX = "wal/"
-HISTORY_FOLDER = "wal/history"
 ZSTD_LEVEL = 1  # measured on WAL: level 3 costs ~3x the CPU for ~3% smaller files
 
 
@@ -178,7 +178,7 @@ class WalArchive:
 
     def push_bytes(self, name: str, data: bytes) -> PushResult:
         """Archive ``data`` as the WAL file ``name``."""
-        import zstandard
+        import zstandard  # lazy: ~30 ms that `wal fetch` of a history file never needs
 
         identity = self.identity()
         try:
@@ -244,7 +244,7 @@ class WalArchive:
 
     def read(self, found: ArchivedFile) -> bytes:
         """The original bytes of an archived file, checked against its sha256."""
-        import zstandard
+        import zstandard  # lazy: ~30 ms that `wal fetch` of a history file never needs
 
         raw = self.storage.get(found.key)
         if raw is None:

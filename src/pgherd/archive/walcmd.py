@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pgherd.archive.wal_repos import WalRepositories
 
+from pgherd.errors import ConfigError, PgherdError
+
 EXIT_NOT_FOUND = 1
 EXIT_FATAL = 126
 PUSHER_WAIT = 60.0  # seconds a push waits for the resident pusher's answer
@@ -65,8 +67,6 @@ def _repositories(args: argparse.Namespace) -> WalRepositories:
 
     config = config_mod.load(config_mod.config_path(args.config))
     if config.archive is None:
-        from pgherd.errors import ConfigError
-
         raise ConfigError(f"{config_mod.config_path(args.config)} has no archive section")
     return WalRepositories.open(config.archive.specs())
 
@@ -94,7 +94,6 @@ def _push_through_spool(spool: Path, source: Path) -> int | None:
 
 
 def main(argv: list[str]) -> int:
-    from pgherd.errors import PgherdError
 
     args = _parser().parse_args(argv)
     verb = args.verb

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,25 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.archive import pusher as wal_pusher
 from pgherd.archive import schedule as backup_schedule
 from pgherd.config import ClusterConfig
+from pgherd.dcs.open import open_store
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers
+from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
+from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.events import Event
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
+from pgherd.physical import events_store
 
 log = logging.getLogger("pgherd.agent")
 
@@ -56,8 +61,6 @@ class Agent:
         self.pusher: wal_pusher.Pusher | None = None
         self.ha = None
         if automatic:
-            from pgherd.ha.loop import HaLoop
-
             assert config is not None
             self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
@@ -210,6 +213,15 @@ class Agent:
             self.ha.release()
 
 
+def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event], object]:
+    """Where this agent records cluster events (the scheduled backups it takes): the
+    coordination store if the cluster has one, else its own primary's events table."""
+    if config.ha is not None:
+        store_log = StoreEventLog(open_store(config, timeout=5.0))
+        return store_log.save
+    return lambda event: events_store.save(local, event)
+
+
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -218,8 +230,6 @@ def run(config_path: Path, node_name: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd request
     config = config_mod.load(config_path)
     if config.witness(node_name) is not None:
-        from pgherd.ha import witness
-
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)
@@ -258,11 +268,9 @@ def run(config_path: Path, node_name: str) -> None:
     ).start()
 
     if config.backup.schedule:
-        from pgherd.dcs.store_events import event_log
-
         threading.Thread(
             target=backup_schedule.run_on_schedule,
-            args=(config, node_name, threading.Event(), event_log(config, agent.token).save),
+            args=(config, node_name, threading.Event(), _event_recorder(config, local)),
             name="backup-schedule",
             daemon=True,
         ).start()

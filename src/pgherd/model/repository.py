@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+
+SPEC_FILE = "repositories.json"  # in a node's WAL spool, for archive_command
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,12 @@ class RepositorySpec:
         assert isinstance(retention, dict)
         values = {k: v for k, v in raw.items() if k != "retention"}
         return cls(**values, retention=Retention(**retention))  # type: ignore[arg-type]
+
+
+def write_specs(specs: tuple[RepositorySpec, ...]) -> str:
+    return json.dumps({"format": 1, "repositories": [s.to_json() for s in specs]}, indent=2)
+
+
+def specs_from_json(text: str) -> tuple[RepositorySpec, ...]:
+    raw = json.loads(text)
+    return tuple(RepositorySpec.from_json(r) for r in raw["repositories"])

@@ -7,12 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pgherd.archive.repository import SPEC_FILE, write_specs
-from pgherd.model.repository import RepositorySpec
+from pgherd.model.repository import SPEC_FILE, RepositorySpec, write_specs
+from pgherd.model.wal import HISTORY_FOLDER
 from pgherd.pg.osuser import OsUser
 
-# store.HISTORY_FOLDER, not imported: the archive store is not needed to write settings.
-HISTORY_FOLDER = "wal/history"
 SPOOL_DIR = "wal-spool"
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pgherd.archive.commands import archive_settings, spool_of, write_spool
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.pg import binaries, conninfo, hba, osuser
+from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
