@@ -91,6 +91,9 @@ class Pusher:
         self._last_pushed: str | None = None
         self._durations: list[float] = []
         self._waiting: list[str] = []
+        # a segment whose push failed is tried again after 1, 2, 4… up to 30 s, so that
+        # a failing repository is not hammered every scan
+        self._retry_at: dict[str, tuple[float, int]] = {}
         self._lock_fd: int | None = None
         self._running = False
 
@@ -158,6 +161,9 @@ class Pusher:
                 break
             if name in self._in_flight or name in answered:
                 continue
+            retry = self._retry_at.get(name)
+            if retry is not None and time.monotonic() < retry[0]:
+                continue
             with self._lock:
                 self._in_flight[name] = pool.submit(self._push, name)
             room -= 1
@@ -188,11 +194,14 @@ class Pusher:
             with self._lock:
                 self._failures += 1
                 self._last_error = f"{name}: {text}"
+                count = self._retry_at.get(name, (0.0, 0))[1] + 1
+                self._retry_at[name] = (time.monotonic() + min(2.0 ** (count - 1), 30.0), count)
             log.warning("archiving %s failed: %s", name, text)
             spool_mod.write_answer(self.spool, name, spool_mod.ERROR, text)
             return
         spool_mod.write_answer(self.spool, name, spool_mod.OK)
         with self._lock:
+            self._retry_at.pop(name, None)
             self._pushed += 1
             self._pushed_bytes += results[0].result.original_bytes if results else 0
             self._last_pushed = name
