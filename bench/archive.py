@@ -403,9 +403,6 @@ def pitr(
             phases[how].append(log_phases(into))
             console.print(f"  {how} restore to {target}: {seconds:.1f} s {phases[how][-1]}")
             remove_restore(into)
-    pusher.stop()
-    thread.join(10)
-    node.set_archive_command(spool_push_command(node.spool))
     median = {k: statistics.median(v) for k, v in times.items()}
     return {
         "backups": {"copy": copy["label"], "main": local["label"], "s3": remote["label"]},
@@ -420,6 +417,19 @@ def pitr(
         "ratio_pgherd_to_cp": round(median["pgherd"] / median["cp"], 3),
         "ratio_s3_to_local": round(median["pgherd-s3"] / median["pgherd"], 3),
     }
+
+
+def push_to_both(node: Node, work: Path, s3: RepositorySpec) -> pusher_mod.Pusher:
+    """From here on every segment goes to a plain copy (for the cp baseline) and, through
+    the pusher's code, to both repositories (backups wait for their end in each)."""
+    copies = make_dir(work / "cp-archive")
+    spool = make_dir(work / "pitr-spool")
+    main_spec = RepositorySpec("main", path=str(node.directory / "archive"))
+    write_spool(spool, [main_spec, s3], USER)
+    pusher = pusher_mod.Pusher(node.data, spool, WalRepositories.open([main_spec, s3]), 4)
+    threading.Thread(target=pusher.run, daemon=True).start()
+    node.set_archive_command(f"cp %p {shlex.quote(str(copies))}/%f && {spool_push_command(spool)}")
+    return pusher
 
 
 def restore_pgherd(
@@ -729,10 +739,12 @@ def run_all(
                 console.print(f"  pgbench -c 4 -T {duration} with {mode}…")
                 runs.append(archive_run(node, mode, duration, work, s3))
         startup = push_startup(node)
+        pusher = push_to_both(node, work, s3)
         recovery = pitr(node, gigabytes, work, max(1, args.rounds), s3)
         console.print("  backups: pg_basebackup, full, incremental after 1 % changed…")
         taken = backups(node, work, args.scale)
         delta = delta_restore(node, work, args.scale)
+        pusher.stop()
     finally:
         subprocess.run(
             [*pgherd_program(), "lab", "down", "--dir", str(lab)], capture_output=True, check=False
