@@ -105,12 +105,20 @@ class Pusher:
         # readable by all: archive_command (the PostgreSQL OS user) tests the lock
         self._lock_fd = os.open(self.spool / spool_mod.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         os.fchmod(self._lock_fd, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another pusher holds %s; this one stays idle", self.spool / spool_mod.LOCK)
-            os.close(self._lock_fd)
-            return
+        # archive_command tests the lock with a brief shared lock, and another pusher may
+        # hold it: wait our turn rather than give up (and take over when it exits).
+        waited = 0.0
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if self._halt.wait(0.1):
+                    os.close(self._lock_fd)
+                    return
+                waited += 0.1
+                if round(waited, 1) == 5.0:
+                    log.warning("waiting for %s: another pusher holds it", spool_mod.LOCK)
         self._running = True
         last_sweep = last_status = 0.0
         try:
