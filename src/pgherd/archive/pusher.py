@@ -120,6 +120,7 @@ class Pusher:
                 if round(waited, 1) == 5.0:
                     log.warning("waiting for %s: another pusher holds it", spool_mod.LOCK)
         self._running = True
+        self.write_status()  # the heartbeat archive_command looks for
         last_sweep = last_status = 0.0
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="wal-push") as pool:
@@ -129,7 +130,7 @@ class Pusher:
                         if time.monotonic() - last_sweep > SWEEP_INTERVAL:
                             last_sweep = time.monotonic()
                             self._sweep()
-                        if time.monotonic() - last_status > 1:
+                        if time.monotonic() - last_status > 1:  # the heartbeat
                             last_status = time.monotonic()
                             self.write_status()
                     except Exception:
@@ -137,7 +138,9 @@ class Pusher:
                     self._halt.wait(SCAN_INTERVAL)
         finally:
             self._running = False
-            os.close(self._lock_fd)  # releases the lock: archive_command pushes itself
+            # archive_command pushes by itself from now on
+            (self.spool / spool_mod.STATUS).unlink(missing_ok=True)
+            os.close(self._lock_fd)
 
     def stop(self) -> None:
         self._halt.set()
@@ -245,8 +248,13 @@ class Pusher:
             )
 
     def write_status(self) -> None:
-        """status.json in the spool, for commands that run outside the agent."""
-        spool_mod.write_answer(self.spool, "status", ".json", json.dumps(asdict(self.status())))
+        """status.json in the spool: the heartbeat, and the figures for tools outside the
+        agent (readable by all, like the lock)."""
+        text = json.dumps(asdict(self.status()))
+        tmp = self.spool / f".{spool_mod.STATUS}.tmp"
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.spool / spool_mod.STATUS)
 
 
 def start(

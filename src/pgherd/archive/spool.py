@@ -3,10 +3,10 @@
 A directory per node (``<home>/wal-spool``, owned by the PostgreSQL OS user)::
 
     repositories.json     which repositories to push to (no secrets: file names)
-    pusher.lock           held (flock) by the agent's pusher while it runs
+    pusher.lock           held (flock) by the agent's pusher: one pusher per spool
     <wal name>.ok         the pusher's word: durable in every repository
     <wal name>.error      the pusher's word: it failed, and why (one line)
-    status.json           the pusher's figures, for status commands and metrics
+    status.json           the pusher's figures and heartbeat (rewritten every second)
     in-use                touched by archive_command at every push through the spool
 
 archive_command (``pgherd wal push %p --spool DIR``) answers PostgreSQL from the
@@ -21,31 +21,28 @@ Standard library only: this is on the archive_command path.
 
 from __future__ import annotations
 
-import fcntl
 import os
+import time
 from pathlib import Path
 
 LOCK = "pusher.lock"
 IN_USE = "in-use"
 IN_USE_WINDOW = 30.0  # seconds after archive_command last came by that the pusher works
 STATUS = "status.json"
+HEARTBEAT = 5.0  # seconds: a status.json older than this is a pusher that is gone
 OK = ".ok"
 ERROR = ".error"
 
 
 def pusher_running(spool: Path) -> bool:
-    """Whether a pusher holds the spool's lock (without taking it for long)."""
+    """Whether the pusher runs: it rewrites status.json every second (a heartbeat read
+    without taking its lock, so that archive_command polling never keeps a starting
+    pusher from taking it)."""
     try:
-        fd = os.open(spool / LOCK, os.O_RDONLY)
+        age = time.time() - (spool / STATUS).stat().st_mtime
     except FileNotFoundError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock we may have taken
-    return False
+    return age < HEARTBEAT
 
 
 def write_answer(spool: Path, name: str, suffix: str, text: str = "") -> None:

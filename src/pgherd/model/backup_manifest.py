@@ -33,7 +33,7 @@ FORMAT = 1
 class Chunk:
     index: int
     size: int  # bytes of the original
-    hash: str  # of the bytes as read (blake2b-128, hex)
+    hash: str  # of the bytes as read (SHA-256's first 128 bits, hex)
     stored: str  # of the bytes the bundle holds for it
     bundle: str  # the bundle's key in the repository
     offset: int  # in the bundle
