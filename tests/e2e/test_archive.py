@@ -477,9 +477,13 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
     drill = cli_json(lab, "backup", "drill", "--scratch", str(module_dir))
     assert drill["ok"], drill
     assert drill["databases"] >= 2
+    standby = cli_json(lab, "backup", "create", "--type", "differential", "--from-standby")
+    assert (standby["node"], standby["from_standby"]) == ("node2", True)
+    assert (standby["kind"], standby["parent"]) == ("differential", full["label"])
     refused = cli(lab, "backup", "delete", full["label"], check=False)
     assert refused.returncode == 1
-    assert f"backups {inc['label']} build on {full['label']}" in refused.stderr
+    assert f"build on {full['label']}" in refused.stderr
+    cli(lab, "backup", "delete", standby["label"])
     cli(lab, "backup", "delete", inc["label"])
     cli(lab, "backup", "delete", full["label"])
     assert {b.label for b in archive_of(lab).backups()} == {history.backup}

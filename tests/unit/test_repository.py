@@ -220,3 +220,45 @@ def test_a_failing_repository_is_answered_with_its_reason_and_nothing_is_acknowl
     )
     assert not list(spooled.glob("*.ok"))
     assert pusher.status().failures == 1
+
+
+# ---- an interrupted backup resumes -------------------------------------------------------
+
+
+class FailingAfter(MemoryStorage):
+    """Stores ``allowed`` bundles, then fails like a store that went away."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        if "/bundles/" in key and not key.endswith(".idx"):
+            if self.allowed <= 0:
+                raise StorageError(errno.EIO, "the connection was reset")
+            self.allowed -= 1
+        return super().put_new(key, data)
+
+
+def test_an_interrupted_backup_resumes_without_storing_its_chunks_again(tmp_path: Path) -> None:
+    from pgherd.archive.backup_engine import BackupEngine, walk
+
+    source = tmp_path / "data"
+    (source / "base" / "5").mkdir(parents=True)
+    for n in range(4):  # four files of ~9 MB: one bundle each, at least
+        (source / "base" / "5" / f"1638{n}").write_bytes(os.urandom(9 * 1024 * 1024))
+    storage = FailingAfter(allowed=2)
+    repository = Repository(RepositorySpec("r", path="/x"), storage, None)
+    files, _dirs = walk(source)
+    first = BackupEngine(repository, "F1", source, None, workers=1)
+    with pytest.raises(StorageError, match="reset"):
+        first.copy(files)
+    stored_before = {k for k in storage.objects if "/bundles/" in k and not k.endswith(".idx")}
+    assert len(stored_before) == 2
+    storage.allowed = 100
+    again = BackupEngine(repository, "F1", source, None, workers=1)
+    assert again.load_resume() > 0
+    entries = again.copy(files)
+    reused = {c.bundle for e in entries for c in e.chunks} & stored_before
+    assert reused, "chunks stored by the interrupted run are used again"
+    assert again.progress.stored_bytes < 4 * 9 * 1024 * 1024 * 0.8

@@ -70,6 +70,13 @@ def status(config: ClusterConfig) -> ArchiveStatus:
         )
     ):
         problem = f"archive_command is failing: last failure on {archiver.last_failed_wal}"
+    if archiver is not None and config.archive is not None:
+        waiting = archiver.ready_count * size
+        if waiting > config.archive.queue_max:
+            problem = (
+                f"archiving falls behind: {waiting // 2**20} MB of WAL waiting in pg_wal "
+                f"(archive.queue_max {config.archive.queue_max // 2**20} MB)"
+            )
     return ArchiveStatus(
         path=str(archive.root),
         system_identifier=identity.system_identifier,
