@@ -142,3 +142,40 @@ def test_pgherd_errors_come_back_as_error_and_hint(
     assert response.status_code == status
     body: dict[str, Any] = response.json()
     assert body == {"error": error.message, "hint": error.hint}
+
+
+class FakeArchive:
+    """The archive port: backups asked of this node, and its pusher's figures."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str | None]] = []
+
+    def take_backup(self, kind: str, repository: str | None) -> dict[str, Any]:
+        self.asked.append((kind, repository))
+        if repository == "missing":
+            raise Refused("no repository named 'missing'", "repositories: main")
+        return {"label": "20261206T010000ZF", "kind": kind}
+
+    def pusher_status(self) -> dict[str, Any] | None:
+        return {"running": True, "waiting": 3, "failures": 0}
+
+
+def test_backups_are_taken_on_request_with_the_token_and_the_pusher_is_open(
+    agent: FakeAgent,
+) -> None:
+    from pgherd.api import routes_archive
+
+    archive = FakeArchive()
+    app = create_app(agent)
+    app.include_router(routes_archive.router(lambda: None, TOKEN, archive))  # type: ignore[arg-type, return-value]
+    with TestClient(app) as http:
+        assert http.post("/backup", json={"type": "incremental"}).status_code == 401
+        done = http.post("/backup", json={"type": "incremental"}, headers=AUTH)
+        assert done.status_code == 200
+        assert done.json()["kind"] == "incremental"
+        assert archive.asked == [("incremental", None)]
+        assert http.post("/backup", json={"type": "weekly"}, headers=AUTH).status_code == 422
+        refused = http.post("/backup", json={"repository": "missing"}, headers=AUTH)
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "no repository named 'missing'"
+        assert http.get("/archive/pusher").json()["waiting"] == 3

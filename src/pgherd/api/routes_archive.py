@@ -1,12 +1,16 @@
-"""The agent's archive endpoints: WAL switch, restore points, replay control, archiver.
+"""The agent's archive endpoints: WAL switch, restore points, replay control, archiver,
+the WAL pusher's figures and backups of this node.
 
-Reading (``GET /replay``, ``GET /archiver``) is open like ``/status``; acting needs the
-cluster's token.
+Reading (``GET /replay``, ``GET /archiver``, ``GET /archive/pusher``) is open like
+``/status``; acting needs the cluster's token. ``POST /backup`` takes a bundled backup of
+this node, where its data directory is (a CLI on another machine, the leader's schedule
+with ``from_standby``), and answers when it is done, with its catalog entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -21,9 +25,35 @@ class RestorePointRequest(BaseModel):
     name: str
 
 
-def router(instance: Callable[[], Instance], token: str) -> APIRouter:
+class BackupRequest(BaseModel):
+    type: Literal["full", "differential", "incremental"] = "full"
+    repository: str | None = None
+
+
+class ArchivePort(Protocol):
+    """What the archive endpoints need from the agent beside its PostgreSQL."""
+
+    def take_backup(self, kind: str, repository: str | None) -> dict[str, Any]: ...
+
+    def pusher_status(self) -> dict[str, Any] | None: ...
+
+
+def router(
+    instance: Callable[[], Instance], token: str, archive: ArchivePort | None = None
+) -> APIRouter:
     api = APIRouter()
     needs_token = authorized(token)
+
+    if archive is not None:
+        port = archive
+
+        @api.post("/backup", dependencies=needs_token)
+        def backup(request: BackupRequest) -> dict[str, Any]:
+            return port.take_backup(request.type, request.repository)
+
+        @api.get("/archive/pusher")
+        def pusher() -> dict[str, Any]:
+            return port.pusher_status() or {"running": False}
 
     @api.get("/replay")
     def replay() -> ReplayState:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pgherd import config as config_mod
 from pgherd.archive.bundles import ChunkReader, runs
-from pgherd.archive.catalog import Archive, backup_to_json
+from pgherd.archive.catalog import Archive, backup_from_json, backup_to_json
 from pgherd.archive.repository import open_repository
 from pgherd.archive.storage import LocalStorage, fsync_dir
 from pgherd.clients.agent import statuses
@@ -363,6 +363,11 @@ def create(
         return create_copy(
             config, archive, source, lambda p: on_progress(p.done_bytes, p.total_bytes)
         )
+    if not backup_bundled.is_local(config, source.name):
+        # The data directory is on another machine: its agent takes the backup there.
+        step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
+        client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
+        return backup_from_json(client.take_backup(str(kind), repository))
     archives = archives_of(config)
     workers = config.backup.workers
     return backup_bundled.create(

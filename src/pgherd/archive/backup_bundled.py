@@ -45,13 +45,18 @@ def pick_standby(config: ClusterConfig) -> NodeStatus:
     return max(running, key=lambda s: (s.replay_lsn or Lsn(0), s.name))
 
 
+def is_local(config: ClusterConfig, name: str) -> bool:
+    """Whether the node's data directory is on this machine (and readable here)."""
+    return (config.node(name).data_dir / "PG_VERSION").is_file()
+
+
 def local_node(config: ClusterConfig, name: str) -> LocalNode:
-    node = config.node(name)
-    if not (node.data_dir / "PG_VERSION").is_file():
+    if not is_local(config, name):
         raise Refused(
-            f"{name}'s data directory {node.data_dir} is not on this machine (or not readable)",
-            f"run `pgherd backup create` on {name}'s host, or use --format copy "
-            "(pg_basebackup over the network)",
+            f"{name}'s data directory {config.node(name).data_dir} is not on this machine "
+            "(or not readable)",
+            f"ask {name}'s agent (`pgherd backup create --node {name}` does), or use "
+            "--format copy (pg_basebackup over the network)",
         )
     return LocalNode.open(config, name)
 

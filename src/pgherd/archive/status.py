@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pgherd import config as config_mod
-from pgherd.archive.backup import archive_of, primary_status
+from pgherd.archive.backup import archive_of, archives_of, primary_status
 from pgherd.archive.store import ArchivedFile
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
@@ -34,6 +34,8 @@ class ArchiveStatus:
     primary: str | None
     archiver: ArchiverState | None
     trailing_bytes: int | None  # primary's position − the end of the newest segment
+    pusher: dict[str, object] | None  # the primary agent's WAL pusher (PushStatus)
+    repositories: list[str]
     problem: str | None
 
 
@@ -48,16 +50,21 @@ def status(config: ClusterConfig) -> ArchiveStatus:
     oldest = min(segments, key=_order, default=None)
     primary: str | None = None
     archiver: ArchiverState | None = None
+    pusher: dict[str, object] | None = None
     problem: str | None = None
     try:
         node = config.node(primary_status(config).name)
         primary = node.name
-        archiver = ArchiveAgentClient(node, config_mod.read_token(config)).archiver()
+        client = ArchiveAgentClient(node, config_mod.read_token(config))
+        archiver = client.archiver()
+        pusher = client.pusher()
     except PgherdError as exc:
         problem = exc.message
     trailing = None
     if archiver is not None and newest is not None and newest.wal.segment is not None:
         trailing = lag_bytes(archiver.current_lsn, newest.wal.segment.end(size))
+    if pusher is not None and pusher.get("last_error") and pusher.get("failures"):
+        problem = f"the WAL pusher failed: {pusher['last_error']}"
     if (
         archiver is not None
         and archiver.failed_count
@@ -78,7 +85,7 @@ def status(config: ClusterConfig) -> ArchiveStatus:
                 f"(archive.queue_max {config.archive.queue_max // 2**20} MB)"
             )
     return ArchiveStatus(
-        path=str(archive.root),
+        path=archive.describe(),
         system_identifier=identity.system_identifier,
         pg_major=identity.pg_major,
         files=len(files),
@@ -94,6 +101,8 @@ def status(config: ClusterConfig) -> ArchiveStatus:
         primary=primary,
         archiver=archiver,
         trailing_bytes=trailing,
+        pusher=pusher,
+        repositories=[a.describe() for a in archives_of(config)],
         problem=problem,
     )
 

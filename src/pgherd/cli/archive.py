@@ -82,6 +82,18 @@ def status(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     ),
                 ),
             ]
+        if result.pusher is not None and result.pusher.get("running"):
+            p = result.pusher
+            seconds = p.get("seconds_per_segment")
+            rows += [
+                (
+                    "pusher",
+                    f"{p.get('workers')} workers, {p.get('in_flight')} in flight, "
+                    f"{p.get('pushed')} pushed, {p.get('failures')} failures"
+                    + (f", {float(str(seconds)):.2f} s per segment" if seconds else ""),
+                ),
+            ]
+        rows.append(("repositories", ", ".join(result.repositories)))
         for key, value in rows:
             table.add_row(key, value)
         console.print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pgherd.clients.agent import AgentClient
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 
@@ -26,3 +28,19 @@ class ArchiveAgentClient(AgentClient):
 
     def archiver(self) -> ArchiverState:
         return ArchiverState.model_validate(self._request("GET", "/archiver"))
+
+    def take_backup(
+        self, kind: str, repository: str | None, timeout: float = 24 * 3600
+    ) -> dict[str, Any]:
+        """A bundled backup of this node taken by its agent; the catalog entry (JSON)."""
+        answer = self._request(
+            "POST", "/backup", timeout, body={"type": kind, "repository": repository}
+        )
+        assert isinstance(answer, dict)
+        return answer
+
+    def pusher(self) -> dict[str, Any]:
+        """The agent's WAL pusher: waiting, in flight, pushed, failures (PushStatus)."""
+        answer = self._request("GET", "/archive/pusher")
+        assert isinstance(answer, dict)
+        return answer

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from fastapi import FastAPI
 from pgherd import config as config_mod
 from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
+from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.archive import pusher as wal_pusher
 from pgherd.archive import schedule as backup_schedule
+from pgherd.archive.catalog import backup_to_json
 from pgherd.config import ClusterConfig
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
@@ -34,6 +37,7 @@ from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.events import Event
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
@@ -213,6 +217,36 @@ class Agent:
             self.ha.release()
 
 
+class AgentArchive:
+    """The archive port of this agent's API: backups of its own node, its pusher."""
+
+    def __init__(self, config: ClusterConfig, node: str, agent: Agent) -> None:
+        self.config = config
+        self.node = node
+        self.agent = agent
+
+    def take_backup(self, kind: str, repository: str | None) -> dict[str, Any]:
+        log.info("taking a %s backup (asked through the API)", kind)
+        made = backup_mod.create(
+            self.config,
+            self.node,
+            BackupKind(kind),
+            False,
+            False,
+            repository,
+            lambda _done, _total: None,
+            lambda text: log.info("backup: %s", text),
+        )
+        return backup_to_json(made)
+
+    def pusher_status(self) -> dict[str, Any] | None:
+        pusher = self.agent.pusher
+        if pusher is None:
+            return None
+        status = pusher.status()
+        return asdict(status) | {"over_limit": status.over_limit}
+
+
 def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event], object]:
     """Where this agent records cluster events (the scheduled backups it takes): the
     coordination store if the cluster has one, else its own primary's events table."""
@@ -296,7 +330,11 @@ def run(config_path: Path, node_name: str) -> None:
     app = create_app(agent, lifespan, mesh=agent.mesh)
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(agent.operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
+    app.include_router(
+        routes_archive.router(
+            lambda: local.instance, agent.token, AgentArchive(config, node_name, agent)
+        )
+    )
     app.include_router(routes_history.router(history, config.history.interval, agent.token))
     app.include_router(routes_ha.router(agent))
     server = uvicorn.Server(
