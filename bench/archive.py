@@ -596,6 +596,7 @@ def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copie
     USER.write_file(into / "recovery.signal", "")
     log = into / "restore.log"
     run([PGBIN["pg_ctl"], "start", "-D", into, "-l", log, "-W"], USER, timeout=60)
+    gone = 0  # postmaster.pid is rewritten at the end of recovery: look twice
     while True:
         try:
             with psycopg.connect(host=str(into), port=port, user="postgres") as conn:
@@ -604,7 +605,9 @@ def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copie
                     break
         except psycopg.OperationalError:
             pass
-        if process.running_postmaster(into) is None and time.monotonic() - started > 5:
+        running = process.running_postmaster(into) is not None
+        gone = 0 if running else gone + 1
+        if gone >= 10 and time.monotonic() - started > 5:
             raise RuntimeError(f"the cp restore stopped: see {log}")
         time.sleep(0.1)
     return time.monotonic() - started

@@ -118,7 +118,9 @@ class Pusher:
                     return
                 waited += 0.1
                 if round(waited, 1) == 5.0:
-                    log.warning("waiting for %s: another pusher holds it", spool_mod.LOCK)
+                    log.warning(
+                        "waiting for %s: another pusher holds it", self.spool / spool_mod.LOCK
+                    )
         self._running = True
         self.write_status()  # the heartbeat archive_command looks for
         last_sweep = last_status = 0.0
