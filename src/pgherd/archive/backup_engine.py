@@ -38,7 +38,14 @@ from pathlib import Path
 
 from pgherd.archive.bundles import BundleWriter, chunk_hash, read_index
 from pgherd.archive.repository import Repository
-from pgherd.model.backup_manifest import CHUNK_SIZE, Chunk, FileEntry, Manifest, reuse
+from pgherd.model.backup_manifest import (
+    CHUNK_SIZE,
+    Chunk,
+    FileEntry,
+    Manifest,
+    reuse,
+    unchanged_since,
+)
 from pgherd.model.lsn import Lsn
 
 log = logging.getLogger(__name__)
@@ -267,17 +274,38 @@ class BackupEngine:
         threshold: Lsn | None,
         writer: BundleWriter,
     ) -> Chunk:
-        digest = chunk_hash(data)
         with self._lock:
             self.progress.read_bytes += len(data)
+        before = parent.chunks[index] if parent is not None and index < len(parent.chunks) else None
+        if (
+            source.relation
+            and before is not None
+            and threshold is not None
+            and before.size == len(data)
+            and unchanged_since(data, threshold)
+        ):
+            # Not changed through WAL since the parent started: the parent's copy serves,
+            # and the chunk is not even hashed (the cost of an incremental backup is then
+            # reading the pages' headers). Its recorded hash is the parent's, so a delta
+            # restore keeps a local chunk equal to the parent's copy.
+            return self._reused(before, len(data))
+        digest = chunk_hash(data)
         resumed = self._resume.get((source.path, index, digest))
         if resumed is not None:
             return resumed
-        before = parent.chunks[index] if parent is not None and index < len(parent.chunks) else None
         if before is not None and reuse(source.relation, digest, data, before, threshold):
-            with self._lock:
-                self.progress.reused_bytes += len(data)
-            return Chunk(
-                index, len(data), digest, before.stored, before.bundle, before.offset, before.length
-            )
+            return self._reused(before, len(data), digest)
         return writer.add(source.path, index, data, digest)
+
+    def _reused(self, before: Chunk, size: int, digest: str | None = None) -> Chunk:
+        with self._lock:
+            self.progress.reused_bytes += size
+        return Chunk(
+            before.index,
+            size,
+            digest or before.hash,
+            before.stored,
+            before.bundle,
+            before.offset,
+            before.length,
+        )

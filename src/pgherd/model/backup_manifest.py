@@ -18,6 +18,7 @@ start, and a delta restore keeps a local chunk that matches either.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,14 +157,18 @@ def from_json(text: str) -> Manifest:
 # ---- what changed: the rule for one chunk ------------------------------------------------
 
 
+_PD_LSN = struct.Struct("<II")  # pd_lsn: xlogid, xrecoff (little-endian, as written)
+
+
 def page_lsns(data: bytes) -> list[int]:
-    """pd_lsn of every whole page in ``data`` (xlogid, xrecoff: two little-endian uint32)."""
-    found = []
-    for start in range(0, len(data) - PAGE_SIZE + 1, PAGE_SIZE):
-        high = int.from_bytes(data[start : start + 4], "little")
-        low = int.from_bytes(data[start + 4 : start + 8], "little")
-        found.append((high << 32) | low)
-    return found
+    """pd_lsn of every whole page in ``data``."""
+    return [
+        (high << 32) | low
+        for high, low in (
+            _PD_LSN.unpack_from(data, start)
+            for start in range(0, len(data) - PAGE_SIZE + 1, PAGE_SIZE)
+        )
+    ]
 
 
 def unchanged_since(data: bytes, threshold: Lsn) -> bool:
