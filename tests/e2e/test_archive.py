@@ -480,9 +480,26 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
     standby = cli_json(lab, "backup", "create", "--type", "differential", "--from-standby")
     assert (standby["node"], standby["from_standby"]) == ("node2", True)
     assert (standby["kind"], standby["parent"]) == ("differential", full["label"])
+    # what the leader's schedule does, and what a CLI on another machine asks of an agent
+    from pgherd.archive import schedule
+    from pgherd.clients.archive import ArchiveAgentClient
+    from pgherd.config import read_token
+    from pgherd.model.backup_schedule import ScheduledRun
+    from pgherd.model.events import Event
+
+    events: list[Event] = []
+    schedule.take(config, "node1", ScheduledRun("0 1 * * *", "incremental"), events.append)
+    assert [e.outcome for e in events] == ["running", "succeeded"]
+    scheduled = events[-1].details["label"]
+    asked = ArchiveAgentClient(config.node("node2"), read_token(config)).take_backup(
+        "incremental", None
+    )
+    assert (asked["node"], asked["parent"]) == ("node2", scheduled)
     refused = cli(lab, "backup", "delete", full["label"], check=False)
     assert refused.returncode == 1
     assert f"build on {full['label']}" in refused.stderr
+    cli(lab, "backup", "delete", asked["label"])
+    cli(lab, "backup", "delete", scheduled)
     cli(lab, "backup", "delete", standby["label"])
     cli(lab, "backup", "delete", inc["label"])
     cli(lab, "backup", "delete", full["label"])
