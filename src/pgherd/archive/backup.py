@@ -202,25 +202,29 @@ def wait_archived(
     archives: list[Archive],
     stop_lsn: Lsn,
     timeline: int,
+    switched: bool = False,
     timeout: float = 120,
 ) -> None:
-    """Make the primary close and archive the segment holding a backup's end, and wait
-    until every repository holds it, so a restore from it finds every segment it needs."""
+    """Wait until every repository holds the segment with a backup's end, so a restore
+    from it finds every segment it needs. ``switched``: the backup's stop closed that
+    segment already (pg_backup_stop on a primary does); otherwise (a standby's backup, a
+    copy) the primary is made to switch WAL — and so is it when the segment has not come
+    after a few seconds."""
     size = archives[0].wal.identity().wal_segment_size
     name = Segment((stop_lsn.value - 1) // size, timeline).name(size)
-    if all(a.wal.find(name) for a in archives):
-        return
-    primary = config.node(primary_status(config).name)
-    client = ArchiveAgentClient(primary, config_mod.read_token(config))
-    switched = client.switch_wal()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    switched_at: str | None = None
+    while time.monotonic() - started < timeout:
         if all(a.wal.find(name) for a in archives):
             return
+        if switched_at is None and (not switched or time.monotonic() - started > 5):
+            primary = config.node(primary_status(config).name)
+            client = ArchiveAgentClient(primary, config_mod.read_token(config))
+            switched_at = str(client.switch_wal().lsn)
         time.sleep(0.1)
     raise PgherdError(
-        f"the backup's last segment {name} was not archived within {timeout:.0f} s "
-        f"(switched at {switched.lsn})",
+        f"the backup's last segment {name} was not archived within {timeout:.0f} s"
+        + (f" (switched at {switched_at})" if switched_at else ""),
         "check archive_command: `pgherd archive status`",
     )
 
@@ -379,5 +383,5 @@ def create(
         workers,
         lambda p: on_progress(p.read_bytes, p.total_bytes),
         step,
-        lambda lsn, tli: wait_archived(config, archives, lsn, tli),
+        lambda lsn, tli, switched: wait_archived(config, archives, lsn, tli, switched),
     )

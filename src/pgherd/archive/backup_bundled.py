@@ -70,7 +70,7 @@ def create(
     workers: int,
     on_progress: Callable[[EngineProgress], None],
     step: Callable[[str], None],
-    ensure_archived: Callable[[Lsn, int], None],
+    ensure_archived: Callable[[Lsn, int, bool], None],
 ) -> Backup:
     local = local_node(config, source.name)
     identity = archive.wal.identity()
@@ -104,7 +104,8 @@ def create(
     if tli is None or start_time is None:
         raise PgherdError(f"cannot read pg_backup_stop's backup label: {stopped.backup_label!r}")
     start_tli = int(tli.group(1))
-    ensure_archived(stopped.lsn, start_tli)
+    # pg_backup_stop on a primary switched WAL itself; a standby's cannot
+    ensure_archived(stopped.lsn, start_tli, not started.in_recovery)
     manifest = Manifest(
         label=label,
         start_lsn=started.lsn,
