@@ -7,6 +7,9 @@ copied and kept under version control.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
@@ -22,11 +25,15 @@ from pydantic import (
 )
 
 from pgherd.errors import ConfigError, UnknownNode
+from pgherd.model import ha_settings as ha_model
+from pgherd.model import settings as settings_rules
 from pgherd.model.repository import RepositorySpec, Retention
+from pgherd.model.sockets import socket_dir_fits
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
+SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
@@ -98,8 +105,7 @@ class NodeConfig(_AgentFiles, _Strict):
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
-        # A Unix socket path is limited to 107 bytes; ".s.PGSQL.65535" adds 15.
-        if len(str(self.socket_dir).encode()) + 15 > 107:
+        if not socket_dir_fits(str(self.socket_dir)):
             raise ValueError(
                 f"the path {self.socket_dir} is too long for a Unix socket; "
                 "use a shorter data_dir or home"
@@ -318,6 +324,9 @@ class EtcdDcs(_Strict):
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
 
 
+_HA = ha_model.Settings()
+
+
 class HaConfig(_Strict):
     """Automatic failover (``failover: automatic``): the coordination store and timing.
 
@@ -326,26 +335,40 @@ class HaConfig(_Strict):
     (docs/failover.md works an example through).
     """
 
+    # The defaults are model/ha.py's Settings' (the values decide() is tested with).
     dcs: SqliteDcs | EtcdDcs
-    ttl: float = Field(default=3.0, gt=0, le=3600)  # seconds a lease lasts unrenewed
-    loop_wait: float = Field(default=0.5, gt=0, le=600)  # seconds between HA cycles
-    retry_timeout: float = Field(default=1.0, gt=0, le=600)  # longest wait for the store
-    maximum_lag: int = Field(default=16 * 1024 * 1024, ge=0)  # bytes; further behind: no
-    primary_start_timeout: float = Field(default=10.0, ge=0)  # restart in place this long
-    synchronous: bool = False  # manage synchronous_standby_names (ANY quorum of standbys)
-    synchronous_quorum: int = Field(default=1, ge=1)  # commits wait for this many standbys
-    failsafe: bool = False  # store down, every member answers the primary: it stays
+    ttl: float = Field(default=_HA.ttl, gt=0, le=3600)  # seconds a lease lasts unrenewed
+    loop_wait: float = Field(default=_HA.loop_wait, gt=0, le=600)  # seconds between cycles
+    retry_timeout: float = Field(default=_HA.retry_timeout, gt=0, le=600)  # store's longest
+    maximum_lag: int = Field(default=_HA.maximum_lag, ge=0)  # bytes; further behind: no
+    primary_start_timeout: float = Field(default=_HA.primary_start_timeout, ge=0)  # in place
+    synchronous: bool = _HA.synchronous  # manage synchronous_standby_names (ANY quorum)
+    synchronous_quorum: int = Field(default=_HA.sync_quorum, ge=1)  # commits wait for these
+    failsafe: bool = _HA.failsafe  # store down, every member answers the primary: it stays
+    # A primary's agent that stops (systemctl stop/restart, an upgrade) leaves PostgreSQL
+    # running and extends its lease to this many seconds: the next agent must renew it by
+    # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
+    # (docs/failover.md). 0: no extension, the lease's ttl.
+    agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            raise ValueError(
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s), so that a "
-                "primary that cannot renew its lease demotes before it expires"
-            )
+        problem = ha_model.timing_problem(self.ttl, self.loop_wait, self.retry_timeout)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def settings(self, mode: ha_model.Mode) -> ha_model.Settings:
+        """The settings decide() takes: every field of model/ha.py's Settings that this
+        section has by the same name, and the quorum."""
+        shared = {f.name for f in dataclasses.fields(ha_model.Settings)} & set(
+            type(self).model_fields
+        )
+        return ha_model.Settings(
+            mode=mode,
+            sync_quorum=self.synchronous_quorum,
+            **{name: getattr(self, name) for name in shared},
+        )
 
 
 Topology = Literal["streaming", "independent"]
@@ -406,6 +429,9 @@ class ClusterConfig(_Strict):
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+            problem = settings_rules.managed_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def node(self, name: str) -> NodeConfig:
@@ -456,19 +482,26 @@ def _require_unique(what: str, values: list[str]) -> None:
 
 
 def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
+    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
+    ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
+    absence :func:`load` reports, naming both places it looked)."""
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
+    if env:
+        return Path(env)
+    if not DEFAULT_CONFIG.exists() and SERVER_CONFIG.exists():
+        return SERVER_CONFIG
+    return DEFAULT_CONFIG
 
 
 def load(path: Path) -> ClusterConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
+        where = f"{path} or {SERVER_CONFIG}" if path == DEFAULT_CONFIG else str(path)
         raise ConfigError(
-            f"no config file at {path}",
+            f"no config file at {where}",
             f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
         ) from None
     except yaml.YAMLError as exc:
@@ -503,6 +536,16 @@ def describe(exc: ValidationError) -> str:
 def dump(config: ClusterConfig) -> str:
     data = config.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def fingerprint(config: ClusterConfig) -> str:
+    """A short hash of the cluster part of the config: every agent should run with the same
+    one (``cluster show`` names the hosts whose agents differ). Computed from the validated
+    values, so comments, key order and defaults written out do not change it; ``console``
+    (web console logins, not read by the agents) is left out."""
+    data = config.model_dump(mode="json", exclude={"console"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def read_token(config: ClusterConfig) -> str:

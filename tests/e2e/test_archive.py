@@ -494,11 +494,11 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
     asked = ArchiveAgentClient(config.node("node2"), read_token(config)).take_backup(
         "incremental", None
     )
-    assert (asked["node"], asked["parent"]) == ("node2", scheduled)
+    assert (asked.node, asked.parent) == ("node2", scheduled)
     refused = cli(lab, "backup", "delete", full["label"], check=False)
     assert refused.returncode == 1
     assert f"build on {full['label']}" in refused.stderr
-    cli(lab, "backup", "delete", asked["label"])
+    cli(lab, "backup", "delete", asked.label)
     cli(lab, "backup", "delete", scheduled)
     cli(lab, "backup", "delete", standby["label"])
     cli(lab, "backup", "delete", inc["label"])

@@ -10,12 +10,14 @@ with ``from_standby``), and answers when it is done, with its catalog entry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from pgherd.api.auth import authorized
+from pgherd.errors import Refused
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.pg import archive_sql
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 from pgherd.pg.instance import Instance
@@ -33,9 +35,9 @@ class BackupRequest(BaseModel):
 class ArchivePort(Protocol):
     """What the archive endpoints need from the agent beside its PostgreSQL."""
 
-    def take_backup(self, kind: str, repository: str | None) -> dict[str, Any]: ...
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade: ...
 
-    def pusher_status(self) -> dict[str, Any] | None: ...
+    def pusher_status(self) -> PusherState: ...
 
 
 def router(
@@ -44,16 +46,15 @@ def router(
     api = APIRouter()
     needs_token = authorized(token)
 
-    if archive is not None:
-        port = archive
+    @api.post("/backup", dependencies=needs_token)
+    def backup(request: BackupRequest) -> BackupMade:
+        if archive is None:
+            raise Refused("this agent takes no backups", "ask the node's own agent (pgherd agent)")
+        return archive.take_backup(request.type, request.repository)
 
-        @api.post("/backup", dependencies=needs_token)
-        def backup(request: BackupRequest) -> dict[str, Any]:
-            return port.take_backup(request.type, request.repository)
-
-        @api.get("/archive/pusher")
-        def pusher() -> dict[str, Any]:
-            return port.pusher_status() or {"running": False}
+    @api.get("/archive/pusher")
+    def pusher() -> PusherState:
+        return archive.pusher_status() if archive is not None else PusherState(running=False)
 
     @api.get("/replay")
     def replay() -> ReplayState:

@@ -167,10 +167,7 @@ def _describe(
     manifest = json.loads((data / "backup_manifest").read_text())
     ranges = manifest.get("WAL-Ranges") or []
     stop = ranges[-1] if ranges else {"End-LSN": start.group(1), "Timeline": tli.group(1)}
-    control = controldata.parse_fields(
-        run([pgbin["pg_controldata"], "-D", data], user, timeout=30).stdout
-    )
-    next_xid = int(control.get("Latest checkpoint's NextXID", "0:0").split(":")[-1])
+    next_xid = controldata.read(pgbin, data, user).next_xid
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     return Backup(
         label=label,
@@ -371,7 +368,7 @@ def create(
         # The data directory is on another machine: its agent takes the backup there.
         step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
         client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
-        return backup_from_json(client.take_backup(str(kind), repository))
+        return backup_from_json(client.take_backup(str(kind), repository).model_dump(mode="json"))
     archives = archives_of(config)
     workers = config.backup.workers
     return backup_bundled.create(

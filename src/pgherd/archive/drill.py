@@ -15,7 +15,7 @@ from pathlib import Path
 from pgherd.archive import restore as restore_mod
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
-from pgherd.model.recovery_target import Target, TargetKind
+from pgherd.model.recovery_target import Target, TargetAction, TargetKind
 from pgherd.pg import binaries, osuser, ports, process
 from pgherd.pg.instance import Instance
 
@@ -52,7 +52,7 @@ def drill(
     into = holder / "data"
     port = _free_port()
     request = restore_mod.RestoreRequest(
-        into, port, Target(TargetKind.LATEST), "promote", repository=repository
+        into, port, Target(TargetKind.LATEST), TargetAction.PROMOTE, repository=repository
     )
     try:
         result = restore_mod.restore(config, request, step)

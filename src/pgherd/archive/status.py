@@ -11,6 +11,7 @@ from pgherd.archive.store import ArchivedFile
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
+from pgherd.model.archive_api import PusherState
 from pgherd.model.lsn import lag_bytes
 from pgherd.model.wal import WalKind
 from pgherd.pg.archive_sql import ArchiverState
@@ -34,7 +35,7 @@ class ArchiveStatus:
     primary: str | None
     archiver: ArchiverState | None
     trailing_bytes: int | None  # primary's position − the end of the newest segment
-    pusher: dict[str, object] | None  # the primary agent's WAL pusher (PushStatus)
+    pusher: PusherState | None  # the primary agent's WAL pusher
     repositories: list[str]
     problem: str | None
 
@@ -50,7 +51,7 @@ def status(config: ClusterConfig) -> ArchiveStatus:
     oldest = min(segments, key=_order, default=None)
     primary: str | None = None
     archiver: ArchiverState | None = None
-    pusher: dict[str, object] | None = None
+    pusher: PusherState | None = None
     problem: str | None = None
     try:
         node = config.node(primary_status(config).name)
@@ -63,8 +64,8 @@ def status(config: ClusterConfig) -> ArchiveStatus:
     trailing = None
     if archiver is not None and newest is not None and newest.wal.segment is not None:
         trailing = lag_bytes(archiver.current_lsn, newest.wal.segment.end(size))
-    if pusher is not None and pusher.get("last_error") and pusher.get("failures"):
-        problem = f"the WAL pusher failed: {pusher['last_error']}"
+    if pusher is not None and pusher.last_error and pusher.failures:
+        problem = f"the WAL pusher failed: {pusher.last_error}"
     if (
         archiver is not None
         and archiver.failed_count

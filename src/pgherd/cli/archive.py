@@ -82,15 +82,18 @@ def status(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     ),
                 ),
             ]
-        if result.pusher is not None and result.pusher.get("running"):
+        if result.pusher is not None and result.pusher.running:
             p = result.pusher
-            seconds = p.get("seconds_per_segment")
             rows += [
                 (
                     "pusher",
-                    f"{p.get('workers')} workers, {p.get('in_flight')} in flight, "
-                    f"{p.get('pushed')} pushed, {p.get('failures')} failures"
-                    + (f", {float(str(seconds)):.2f} s per segment" if seconds else ""),
+                    f"{p.workers} workers, {p.in_flight} in flight, {p.pushed} pushed, "
+                    f"{p.failures} failures"
+                    + (
+                        f", {p.seconds_per_segment:.2f} s per segment"
+                        if p.seconds_per_segment
+                        else ""
+                    ),
                 ),
             ]
         rows.append(("repositories", ", ".join(result.repositories)))
@@ -142,8 +145,8 @@ def cleanup(
     config = load_config(config_file)
     results = cleanup_mod.cleanup(config, keep, dry_run, policy, repo)
     if as_json:
-        data = [asdict(r) for r in results]
-        print_json(data[0] if len(data) == 1 and repo is None and keep is not None else data)
+        # one repository's result as before (an object); several as a list
+        print_json(results[0] if len(results) == 1 and repo is None else results)
         return
     verb = "would remove" if dry_run else "removed"
     for result in results:

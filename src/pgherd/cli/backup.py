@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
+from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
 from pgherd.pg.basebackup import Progress as CopyProgress
 
@@ -119,7 +120,6 @@ def verify(
     """pg_verifybackup (a copy) or every stored chunk's checksum (bundles), then the WAL
     from the backup to the archive's end: no gap, every
     segment matching its checksum. Exits 3 when a problem is found."""
-    from dataclasses import asdict
 
     from pgherd.archive import backup as backup_mod
 
@@ -127,7 +127,7 @@ def verify(
         load_config(config_file), label, checksums=not no_checksums, repository=repo
     )
     if as_json:
-        print_json(asdict(report) | {"ok": report.ok})
+        print_json(jsonable(report) | {"ok": report.ok})
     else:
         mark = "[green]✓[/]" if report.manifest_ok else "[red]✗[/]"
         console.print(f"{mark} pg_verifybackup: {report.manifest_detail}", soft_wrap=True)

@@ -11,16 +11,15 @@ import http.client
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
+from pgherd.model.reload import ReloadReport
 from pgherd.model.status import NodeStatus, unreachable
-
-if TYPE_CHECKING:
-    from pgherd.model.doctor import NodeFacts
 
 T = TypeVar("T")
 
@@ -91,6 +90,10 @@ class AgentClient:
     def status(self) -> NodeStatus:
         return NodeStatus.model_validate(self._request("GET", "/status"))
 
+    def ha(self, timeout: float | None = None) -> HaReport:
+        """The agent's HA loop (under manual failover: only the mode and the state)."""
+        return HaReport.model_validate(self._request("GET", "/ha", timeout))
+
     def facts(self) -> NodeFacts:
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
@@ -104,6 +107,10 @@ class AgentClient:
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+    def reload(self, timeout: float = 60) -> ReloadReport:
+        """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
 def _error_from(node: str, status: int, body: Any) -> Exception:

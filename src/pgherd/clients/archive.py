@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pgherd.clients.agent import AgentClient
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 
 
@@ -31,16 +30,12 @@ class ArchiveAgentClient(AgentClient):
 
     def take_backup(
         self, kind: str, repository: str | None, timeout: float = 24 * 3600
-    ) -> dict[str, Any]:
-        """A bundled backup of this node taken by its agent; the catalog entry (JSON)."""
-        answer = self._request(
-            "POST", "/backup", timeout, body={"type": kind, "repository": repository}
+    ) -> BackupMade:
+        """A bundled backup of this node taken by its agent (its catalog entry)."""
+        return BackupMade.model_validate(
+            self._request("POST", "/backup", timeout, body={"type": kind, "repository": repository})
         )
-        assert isinstance(answer, dict)
-        return answer
 
-    def pusher(self) -> dict[str, Any]:
-        """The agent's WAL pusher: waiting, in flight, pushed, failures (PushStatus)."""
-        answer = self._request("GET", "/archive/pusher")
-        assert isinstance(answer, dict)
-        return answer
+    def pusher(self) -> PusherState:
+        """The agent's WAL pusher: waiting, in flight, pushed, failures."""
+        return PusherState.model_validate(self._request("GET", "/archive/pusher"))

@@ -10,14 +10,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
-from pgherd.api.app import create_app
+from pgherd.api import routes_ha
+from pgherd.api.app import agent_app
 from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.archive import pusher as wal_pusher
@@ -28,18 +27,22 @@ from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers, witness
+from pgherd.ha import handover, peers, witness
+from pgherd.ha import loop as ha_loop
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
-from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
+from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.events import Event
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
@@ -66,7 +69,7 @@ class Agent:
         self.ha = None
         if automatic:
             assert config is not None
-            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
@@ -117,7 +120,7 @@ class Agent:
         if self.ha is not None:
             with self._action_lock:
                 log.info("restarting postgres (asked through the API)")
-                self.supervisor.stop()
+                self.supervisor.stop(restart=True)  # never "stopped on purpose" meanwhile
             self._start_through_ha()
             return
         with self._action_lock:
@@ -130,7 +133,7 @@ class Agent:
         if self.ha is not None:
             ha = self.ha.status()
             return routes_ha.Serving(
-                pg=ha.pg,
+                pg=ha.state,
                 role=ha.role,
                 leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
                 streaming=ha.streaming,
@@ -146,10 +149,10 @@ class Agent:
             detail={},
         )
 
-    def ha_state(self) -> dict[str, Any]:
+    def ha_state(self) -> HaReport:
         if self.ha is None:
-            return {"mode": "manual", "state": str(self.supervisor.state())}
-        return self.ha.status().as_json()
+            return HaReport(mode=Mode.MANUAL, state=self.supervisor.state())
+        return self.ha.status()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -205,16 +208,15 @@ class Agent:
                 except Exception:
                     log.exception("mesh worker step failed")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> str:
+        """The agent stops; PostgreSQL runs on for the next agent (ha/handover.py)."""
         self._stop.set()
-        if self.ha is not None:
-            self.ha.stop()
         if self.mesh is not None:
             self.mesh.workers.stop_all()
+        ha = self.local.config.ha
+        grace = ha.agent_restart_grace if ha is not None else 0.0
         with self._action_lock:
-            self.supervisor.stop("fast")
-        if self.ha is not None:
-            self.ha.release()
+            return handover.hand_over(self.ha, self.supervisor, grace)
 
 
 class AgentArchive:
@@ -225,7 +227,7 @@ class AgentArchive:
         self.node = node
         self.agent = agent
 
-    def take_backup(self, kind: str, repository: str | None) -> dict[str, Any]:
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
         log.info("taking a %s backup (asked through the API)", kind)
         made = backup_mod.create(
             self.config,
@@ -237,14 +239,14 @@ class AgentArchive:
             lambda _done, _total: None,
             lambda text: log.info("backup: %s", text),
         )
-        return backup_to_json(made)
+        return BackupMade.model_validate(backup_to_json(made))
 
-    def pusher_status(self) -> dict[str, Any] | None:
+    def pusher_status(self) -> PusherState:
         pusher = self.agent.pusher
         if pusher is None:
-            return None
+            return PusherState(running=False)
         status = pusher.status()
-        return asdict(status) | {"over_limit": status.over_limit}
+        return PusherState(**asdict(status), over_limit=status.over_limit)
 
 
 def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event], object]:
@@ -269,6 +271,8 @@ def run(config_path: Path, node_name: str) -> None:
     local = LocalNode.open(config, node_name)
     agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
+    reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
     local.prepare_home()
@@ -281,7 +285,11 @@ def run(config_path: Path, node_name: str) -> None:
         local.user.name,
         local.node.api_url,
     )
+    rewritten = reloader.rewrite_at_boot()  # settings changed while the agent was down
     agent.boot()
+    if rewritten and agent.supervisor.pid is not None:
+        reloader.reload_adopted()
+    threading.Thread(target=reloader.run, args=(agent._stop,), name="reload", daemon=True).start()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
     if agent.ha is not None:
@@ -319,24 +327,25 @@ def run(config_path: Path, node_name: str) -> None:
         yield
         sampling.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
-        # a `finally` after server.run() could run: stop PostgreSQL here instead.
-        log.info("agent stopping: shutting postgres down")
-        agent.shutdown()
+        # a `finally` after server.run() could run: hand over here instead.
+        log.info("agent stopping")
+        said = agent.shutdown()
         if agent.pusher is not None:
             agent.pusher.stop()
         pid_file.unlink(missing_ok=True)
-        log.info("agent stopped")
+        log.info("agent stopped: %s", said)
 
-    app = create_app(agent, lifespan, mesh=agent.mesh)
-    app.include_router(routes_logical.router(local, agent.token))
-    app.include_router(routes_ops.ops_router(agent.operations, agent.token))
-    app.include_router(
-        routes_archive.router(
-            lambda: local.instance, agent.token, AgentArchive(config, node_name, agent)
-        )
+    app = agent_app(
+        agent,
+        lifespan,
+        agent.mesh,
+        local,
+        agent.operations,
+        history,
+        config.history.interval,
+        reloader,
+        AgentArchive(config, node_name, agent),
     )
-    app.include_router(routes_history.router(history, config.history.interval, agent.token))
-    app.include_router(routes_ha.router(agent))
     server = uvicorn.Server(
         uvicorn.Config(
             app,
