@@ -59,10 +59,13 @@ class _Proxy(BaseHTTPRequestHandler):
             self._answer(507, b"<Error><Code>XMinioStorageFull</Code></Error>")
             return
         conn = http.client.HTTPConnection(*self.upstream, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-        conn.request(self.command, self.path, body=body, headers=headers)
-        answer = conn.getresponse()
-        data = answer.read()
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+            conn.request(self.command, self.path, body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read()
+        finally:
+            conn.close()
         if faults.damage_gets and self.command == "GET" and answer.status in (200, 206) and data:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         self.send_response(answer.status)
@@ -75,7 +78,6 @@ class _Proxy(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        conn.close()
 
     def _answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -133,8 +135,8 @@ def s3_server() -> Iterator[S3Server]:
     try:
         deadline = time.monotonic() + 30
         while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 conn.request("GET", "/")
                 conn.getresponse().read()
                 break
@@ -142,6 +144,8 @@ def s3_server() -> Iterator[S3Server]:
                 if time.monotonic() > deadline or moto.poll() is not None:
                     raise RuntimeError("moto's S3 server did not start") from None
                 time.sleep(0.1)
+            finally:
+                conn.close()
         yield S3Server(f"http://127.0.0.1:{port + 1}", f"http://127.0.0.1:{port}", faults)
     finally:
         proxy.shutdown()
