@@ -2,10 +2,8 @@
 ``backup.schedule`` when it falls due (model/backup_schedule.py), and records it in the
 cluster's events (started, then succeeded or failed with the reason).
 
-Backups run on the leader's own host: a bundled backup reads the data directory, so
-with ``backup.from_standby`` the standby must be on the same machine (a lab); on real
-servers schedule standby backups on the standby's host (`pgherd backup create
---from-standby` from cron there) until backups can be asked of another agent.
+A bundled backup reads the data directory: with ``backup.from_standby`` the standby's
+own agent takes it (``POST /backup``, through archive/backup.py), on its host.
 """
 
 from __future__ import annotations
