@@ -26,6 +26,7 @@ from pgherd.api import (
 )
 from pgherd.api.auth import authorized
 from pgherd.api.routes_agent import ReloadPort
+from pgherd.api.routes_archive import ArchivePort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -119,6 +120,7 @@ def agent_app(
     reloader: ReloadPort,
     checks: routes_ha.HaPort,
     metrics_sources: Sequence[metrics.Collector],
+    archive: ArchivePort | None = None,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
@@ -126,7 +128,7 @@ def agent_app(
     app = create_app(agent, lifespan, mesh=mesh)
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token, archive))
     app.include_router(routes_history.router(history, history_interval, agent.token))
     app.include_router(routes_ha.router(checks, agent.token))
     app.include_router(routes_agent.router(reloader, agent.token))

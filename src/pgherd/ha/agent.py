@@ -7,7 +7,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import uvicorn
@@ -15,8 +16,14 @@ from fastapi import FastAPI
 
 from pgherd import config as config_mod
 from pgherd.api.app import agent_app
+from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
+from pgherd.archive import pusher as wal_pusher
+from pgherd.archive import schedule as backup_schedule
+from pgherd.archive.catalog import backup_to_json
 from pgherd.config import ClusterConfig
+from pgherd.dcs.open import open_store
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
 from pgherd.ha import handover, maintenance, peers, witness
@@ -31,10 +38,14 @@ from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.archive_api import BackupMade, PusherState
+from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.events import Event
 from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
+from pgherd.physical import events_store
 
 log = logging.getLogger("pgherd.agent")
 
@@ -52,6 +63,8 @@ class Agent:
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
+        # set by run() when the cluster archives: its status() feeds the metrics
+        self.pusher: wal_pusher.Pusher | None = None
         self.ha = None
         if automatic:
             assert config is not None
@@ -183,6 +196,45 @@ class Agent:
             return handover.hand_over(self.ha, self.supervisor, grace)
 
 
+class AgentArchive:
+    """The archive port of this agent's API: backups of its own node, its pusher."""
+
+    def __init__(self, config: ClusterConfig, node: str, agent: Agent) -> None:
+        self.config = config
+        self.node = node
+        self.agent = agent
+
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
+        log.info("taking a %s backup (asked through the API)", kind)
+        made = backup_mod.create(
+            self.config,
+            self.node,
+            BackupKind(kind),
+            False,
+            False,
+            repository,
+            lambda _done, _total: None,
+            lambda text: log.info("backup: %s", text),
+        )
+        return BackupMade.model_validate(backup_to_json(made))
+
+    def pusher_status(self) -> PusherState:
+        pusher = self.agent.pusher
+        if pusher is None:
+            return PusherState(running=False)
+        status = pusher.status()
+        return PusherState(**asdict(status), over_limit=status.over_limit)
+
+
+def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event], object]:
+    """Where this agent records cluster events (the scheduled backups it takes): the
+    coordination store if the cluster has one, else its own primary's events table."""
+    if config.ha is not None:
+        store_log = StoreEventLog(open_store(config, timeout=5.0))
+        return store_log.save
+    return lambda event: events_store.save(local, event)
+
+
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -219,12 +271,28 @@ def run(config_path: Path, node_name: str) -> None:
     watcher.start()
     if agent.ha is not None:
         threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
+    if config.archive is not None:
+        agent.pusher = wal_pusher.start(
+            local.node.data_dir,
+            local.spool,
+            config.archive.specs(),
+            config.archive.push_workers,
+            config.archive.queue_max,
+        )
     threading.Thread(
         target=archive_cleanup.run_on_schedule,
         args=(config, node_name, threading.Event()),
         name="archive-cleanup",
         daemon=True,
     ).start()
+
+    if config.backup.schedule:
+        threading.Thread(
+            target=backup_schedule.run_on_schedule,
+            args=(config, node_name, threading.Event(), _event_recorder(config, local)),
+            name="backup-schedule",
+            daemon=True,
+        ).start()
 
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
@@ -239,6 +307,8 @@ def run(config_path: Path, node_name: str) -> None:
         # a `finally` after server.run() could run: hand over here instead.
         log.info("agent stopping")
         said = agent.shutdown()
+        if agent.pusher is not None:
+            agent.pusher.stop()
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped: %s", said)
 
@@ -254,6 +324,7 @@ def run(config_path: Path, node_name: str) -> None:
         reloader,
         checks,
         [NodeCollector(local, agent.status, agent.ha)],
+        AgentArchive(config, node_name, agent),
     )
     server = uvicorn.Server(
         uvicorn.Config(
