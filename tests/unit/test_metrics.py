@@ -19,7 +19,7 @@ from pgherd.api import routes_metrics
 from pgherd.model import metrics as model
 from pgherd.model.history import ArchiverRow, SenderRow, SenderState
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.mesh import ConflictCount, MeshWorkerRow
 from pgherd.model.status import PgState, Role, Slot
 
 with warnings.catch_warnings():
@@ -90,7 +90,18 @@ def primary(**changes: object) -> model.NodeMetrics:
         "archive_pending": 1,
         "restarts": 1,
         "mesh_workers": (
-            MeshWorkerRow(mesh="m", source="node2", target="node1", state="running", conflicts=4),
+            MeshWorkerRow(
+                mesh="m",
+                source="node2",
+                target="node1",
+                state="running",
+                conflicts=4,
+                conflict_counts=(
+                    ConflictCount(kind="update_differs", resolution="apply-remote", count=3),
+                    ConflictCount(kind="insert_exists", resolution="keep-local", count=1),
+                ),
+            ),
+            MeshWorkerRow(mesh="m", source="node3", target="node1", state="running", conflicts=2),
         ),
         "members": (model.MemberSeen("node1", 0.2), model.MemberSeen("node2", 17.0)),
     }
@@ -156,7 +167,39 @@ def test_a_primary_page_passes_promtool_and_says_what_the_node_is() -> None:
     assert value(found, "pgherd_archive_pending_segments") == 1
     assert value(found, "pgherd_archive_trailing_bytes") == 0x1000000
     assert value(found, "pgherd_postgres_restarts_total") == 1
-    assert value(found, "pgherd_mesh_conflicts_total", mesh="m", source="node2") == 4
+    conflicts = {"mesh": "m", "source": "node2"}
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            **conflicts,
+            kind="update_differs",
+            resolution="apply-remote",
+        )
+        == 3
+    )
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            **conflicts,
+            kind="insert_exists",
+            resolution="keep-local",
+        )
+        == 1
+    )
+    # a worker that does not count by kind still shows its total
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            mesh="m",
+            source="node3",
+            kind="any",
+            resolution="any",
+        )
+        == 2
+    )
     assert value(found, "pgherd_lease_remaining_seconds") == 2.5
     assert value(found, "pgherd_member_checkin_age_seconds", member="node2") == 17
     assert value(found, "pgherd_paused") == 0

@@ -20,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
-from pgherd.model.mesh import MeshSpec, MeshWorkerRow, WorkerState
+from pgherd.model.mesh import ConflictCount, MeshSpec, MeshWorkerRow, WorkerState
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 
@@ -190,6 +192,20 @@ class MeshWorkers:
             transactions=int(status.get("transactions", 0)),
             rows=int(status.get("rows", 0)),
             conflicts=int(status.get("conflicts", 0)),
+            conflict_counts=_conflict_counts(status.get("conflict_counts")),
             last_conflict=last_text,
             error=None if state == "running" else status.get("error"),
         )
+
+
+def _conflict_counts(raw: object) -> tuple[ConflictCount, ...]:
+    """The status file's ``conflict_counts`` (a worker of an older pgherd has none)."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw:
+        try:
+            found.append(ConflictCount.model_validate(item))
+        except ValidationError:
+            continue
+    return tuple(found)

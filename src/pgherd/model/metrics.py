@@ -122,11 +122,16 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
     )
     conflicts = CounterMetricFamily(
         "pgherd_mesh_conflicts",
-        "Conflicts resolved by the mesh apply worker into this node, per mesh and source.",
-        labels=["mesh", "source"],
+        "Conflicts resolved by the mesh apply worker into this node, per mesh, source, "
+        "kind and resolution.",
+        labels=["mesh", "source", "kind", "resolution"],
     )
     for w in m.mesh_workers:
-        conflicts.add_metric([w.mesh, w.source], w.conflicts)
+        if w.conflict_counts:
+            for c in w.conflict_counts:
+                conflicts.add_metric([w.mesh, w.source, c.kind, c.resolution], c.count)
+        elif w.conflicts:  # a worker that does not count by kind
+            conflicts.add_metric([w.mesh, w.source, "any", "any"], w.conflicts)
     yield conflicts
 
 
