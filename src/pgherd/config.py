@@ -99,6 +99,12 @@ class NodeConfig(_AgentFiles, _Strict):
     # Automatic failover never promotes a node tagged nofailover (a reporting replica, a
     # standby in another data centre): it stays a standby of whoever leads.
     nofailover: bool = False
+    # Never in the read pool of load balancers (GET /replica answers 503): a reporting
+    # replica, a standby being rebuilt.
+    noloadbalance: bool = False
+    # Never chosen as a synchronous standby (a standby far away, whose acknowledgement
+    # would slow every commit).
+    nosync: bool = False
     # Under automatic failover a standby streams from the leader, or from this node
     # (cascading) while that one runs as a standby.
     replicate_from: NodeName | None = None

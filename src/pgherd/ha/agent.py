@@ -15,7 +15,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_ha
 from pgherd.api.app import agent_app
 from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
@@ -27,10 +26,12 @@ from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import handover, peers, witness
+from pgherd.ha import handover, maintenance, peers, witness
 from pgherd.ha import loop as ha_loop
 from pgherd.ha import status as status_mod
+from pgherd.ha.checks import AgentChecks
 from pgherd.ha.history_store import HistoryStore, path_for
+from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
@@ -41,9 +42,7 @@ from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.events import Event
-from pgherd.model.ha_report import HaReport
-from pgherd.model.ha_settings import Mode
-from pgherd.model.status import Desired, NodeStatus, PgState, Role
+from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import events_store
@@ -71,6 +70,7 @@ class Agent:
             assert config is not None
             self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
+            self.operations.on_promoted = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
 
@@ -97,9 +97,13 @@ class Agent:
     def _start_through_ha(self, timeout: float = 60) -> None:
         """Under automatic failover a start is the HA loop's to carry out: a primary must
         not come up without its lease (it rejoins the leader instead)."""
+        assert self.ha is not None
+        if self.ha.status().maintenance:
+            with self._action_lock:
+                maintenance.start_by_hand(self.local, self.supervisor, self.ha.status().leader)
+            return
         log.info("starting postgres (asked through the API; the HA loop decides how)")
         self.supervisor.mark_down()
-        assert self.ha is not None
         self.ha.wake()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -126,33 +130,6 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
-
-    # ---- HaPort (load-balancer checks) ---------------------------------------------------
-
-    def serving(self) -> routes_ha.Serving:
-        if self.ha is not None:
-            ha = self.ha.status()
-            return routes_ha.Serving(
-                pg=ha.state,
-                role=ha.role,
-                leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
-                streaming=ha.streaming,
-                detail={"leader": ha.leader, "lease_left": ha.lease_left},
-            )
-        status = self.status()
-        streaming = status.wal_receiver is not None and status.wal_receiver.status == "streaming"
-        return routes_ha.Serving(
-            pg=status.state,
-            role=status.role,
-            leader_lease=status.role is Role.PRIMARY,  # manual failover: no lease
-            streaming=streaming,
-            detail={},
-        )
-
-    def ha_state(self) -> HaReport:
-        if self.ha is None:
-            return HaReport(mode=Mode.MANUAL, state=self.supervisor.state())
-        return self.ha.status()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -335,6 +312,7 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped: %s", said)
 
+    checks = AgentChecks(config, local, agent.status, agent.ha)
     app = agent_app(
         agent,
         lifespan,
@@ -344,6 +322,8 @@ def run(config_path: Path, node_name: str) -> None:
         history,
         config.history.interval,
         reloader,
+        checks,
+        [NodeCollector(local, agent.status, agent.ha)],
         AgentArchive(config, node_name, agent),
     )
     server = uvicorn.Server(
