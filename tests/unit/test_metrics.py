@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgherd import metrics
 from pgherd.api import routes_metrics
 from pgherd.model import metrics as model
+from pgherd.model.archive_api import PusherState
 from pgherd.model.history import ArchiverRow, SenderRow, SenderState
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import ConflictCount, MeshWorkerRow
@@ -104,6 +105,18 @@ def primary(**changes: object) -> model.NodeMetrics:
             MeshWorkerRow(mesh="m", source="node3", target="node1", state="running", conflicts=2),
         ),
         "members": (model.MemberSeen("node1", 0.2), model.MemberSeen("node2", 17.0)),
+        "pusher": PusherState(
+            running=True,
+            workers=4,
+            waiting=3,
+            waiting_bytes=3 << 24,
+            queue_max_bytes=1 << 30,
+            in_flight=2,
+            pushed=40,
+            pushed_bytes=40 << 24,
+            failures=1,
+            seconds_per_segment=0.12,
+        ),
     }
     values.update(changes)
     return model.NodeMetrics(**values)  # type: ignore[arg-type]
@@ -299,3 +312,14 @@ def test_the_page_labels_every_sample_with_cluster_and_node_unless_it_names_them
         "pgherd_failovers_total",
         frozenset({"cluster": "lab", "node": "node1"}.items()),
     ) in found
+
+
+def test_the_wal_pushers_figures_are_on_the_page() -> None:
+    found = samples(page(primary()))
+    assert value(found, "pgherd_archive_push_waiting_bytes") == 3 << 24
+    assert value(found, "pgherd_archive_push_queue_limit_bytes") == 1 << 30
+    assert value(found, "pgherd_archive_pushed_segments_total") == 40
+    assert value(found, "pgherd_archive_push_failures_total") == 1
+    assert value(found, "pgherd_archive_push_segment_seconds") == 0.12
+    idle = samples(page(primary(pusher=PusherState(running=False))))
+    assert not [name for name, _labels in idle if name.startswith("pgherd_archive_push")]

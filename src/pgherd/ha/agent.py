@@ -313,6 +313,7 @@ def run(config_path: Path, node_name: str) -> None:
         log.info("agent stopped: %s", said)
 
     checks = AgentChecks(config, local, agent.status, agent.ha)
+    archive_port = AgentArchive(config, node_name, agent)
     app = agent_app(
         agent,
         lifespan,
@@ -323,8 +324,8 @@ def run(config_path: Path, node_name: str) -> None:
         config.history.interval,
         reloader,
         checks,
-        [NodeCollector(local, agent.status, agent.ha)],
-        AgentArchive(config, node_name, agent),
+        [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
+        archive_port,
     )
     server = uvicorn.Server(
         uvicorn.Config(
