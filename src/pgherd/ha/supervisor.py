@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +60,7 @@ class Supervisor:
         # that died comes back (a primary without its lease must not).
         self.auto_restart = auto_restart
         self.system_identifier: str | None = None
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: process.Child | None = None
         self._adopted: int | None = None
         self._stopping = False
         self._crashed_at: float | None = None
@@ -217,7 +216,7 @@ class Supervisor:
         self._backoff.last_start = time.monotonic()
         log.info("started postgres (pid %d)", self._child.pid)
 
-    def _watch_child(self, child: subprocess.Popen[bytes]) -> None:
+    def _watch_child(self, child: process.Child) -> None:
         """Wait for the postmaster to exit (reaping it) and say so at once: a crash is seen
         within milliseconds, not at the next watch step."""
         child.wait()
@@ -225,7 +224,7 @@ class Supervisor:
         if callback is not None and child is self._child:
             callback()
 
-    def _popen(self) -> subprocess.Popen[bytes]:
+    def _popen(self) -> process.Child:
         """Runs on the spawner thread (see the module's docstring)."""
         return self.instance.spawn_postmaster(self._prefix)
 
@@ -265,11 +264,7 @@ class Supervisor:
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         child = self._child
         if child is not None and child.pid == pid:
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
+            return process.wait_child(child, timeout)
         return process.wait_gone(pid, timeout)
 
     # ---- watching ----------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,7 +102,7 @@ class Instance:
         """The postmaster's command line, for an agent that runs it as its own child."""
         return [str(self.pgbin["postgres"]), "-D", str(self.data_dir)]
 
-    def spawn_postmaster(self, prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    def spawn_postmaster(self, prefix: Sequence[str] = ()) -> process.Child:
         """Run ``postgres -D`` as a child of this process (its own session, as the OS
         user, its output appended to the server log); ``prefix`` goes before the program
         (the agent's ``setpriv --pdeathsig``). The caller reaps it."""
@@ -226,19 +225,25 @@ class Instance:
             connect_timeout=5,
         )
 
-    @contextlib.contextmanager
-    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        """A superuser connection over the local socket (peer auth, mapped in pg_ident)."""
+    def open(
+        self, dbname: str = "postgres", application_name: str = "pgherd"
+    ) -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection over the local socket (peer auth, mapped in pg_ident),
+        in autocommit, for a caller that keeps it open (the HA loop's) and closes it."""
         import psycopg
 
         try:
-            conn = psycopg.connect(self.conninfo(dbname), autocommit=True)
+            return psycopg.connect(self.conninfo(dbname, application_name), autocommit=True)
         except psycopg.OperationalError as exc:
             raise QueryFailed(
                 f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
                 f"is it running? see {self.log_file}",
             ) from None
-        with conn:
+
+    @contextlib.contextmanager
+    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """:meth:`open`, closed when the block ends."""
+        with self.open(dbname) as conn:
             yield conn
 
 
