@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from fastapi import FastAPI
 
 from pgherd import config
-from pgherd.api import routes_ha
 from pgherd.config import EtcdDcs, SqliteDcs
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
@@ -34,17 +31,11 @@ from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from pgherd.model.ha import Do, Peer
-from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
 from pgherd.pg.local_node import LocalNode
-
-with warnings.catch_warnings():
-    # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
-    from fastapi.testclient import TestClient
 
 LAB = Path("/var/tmp/pgherd-lab")
 
@@ -342,21 +333,36 @@ def test_an_unreachable_store_gives_an_empty_world() -> None:
 
 
 def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
+    """...and publishes the moment it would fire to the keeper, which holds PostgreSQL
+    to it when the agent is gone: always the same as the fence's own."""
     now = [100.0]
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(now[0]), margin=0.3, clock=lambda: now[0])
+    published: list[float | None] = []
+    fence = Fence(
+        lambda: stopped.append(now[0]),
+        margin=0.3,
+        clock=lambda: now[0],
+        publish=published.append,
+    )
     assert not fence.check()  # disarmed: nothing to fence
     fence.allow_until(103.0)
+    assert published == [pytest.approx(102.7)]
     now[0] = 102.6
     assert not fence.check()
     now[0] = 102.7
     assert fence.check()
     assert stopped == [102.7]
+    assert published[-1] is None  # fired: like the fence, the keeper holds nothing now
     assert not fence.check()  # once
     fence.allow_until(110.0)
+    assert published[-1] == pytest.approx(109.7)
     fence.disarm()
+    assert published[-1] is None
     now[0] = 200.0
     assert not fence.check()
+    fence.allow_until(300.0)
+    fence.close()  # the agent stops: what was published stays for the keeper
+    assert published[-1] == pytest.approx(299.7)
 
 
 class _StoreThatStops(MemoryStore):
@@ -413,7 +419,8 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     assert cfg.ha is not None
     local = LocalNode.open(cfg, "node1")
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(time.monotonic()))
+    published: list[float | None] = []
+    fence = Fence(lambda: stopped.append(time.monotonic()), publish=published.append)
     store = _StoreThatStops()
     assert store.acquire_leader("node1", 3.0)
     supervisor = Supervisor(local.instance, auto_restart=False)  # never started here
@@ -434,6 +441,7 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     assert peers.asked == 1  # once the store was lost, not before
     assert fence.until is not None
     assert fence.until >= lease_end + cfg.ha.ttl - 1.0
+    assert published[-1] == pytest.approx(fence.until - fence.margin)  # the keeper's moment
     assert not stopped
 
 
@@ -452,52 +460,3 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
 )
 def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
     assert server_quorum(names) == quorum
-
-
-# ---- load-balancer endpoints --------------------------------------------------------
-
-
-class FakeHa:
-    def __init__(self, serving: routes_ha.Serving) -> None:
-        self.now = serving
-
-    def serving(self) -> routes_ha.Serving:
-        return self.now
-
-    def ha_state(self) -> HaReport:
-        return HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node1")
-
-
-def codes(serving: routes_ha.Serving) -> dict[str, int]:
-    app = FastAPI()
-    app.include_router(routes_ha.router(FakeHa(serving)))
-    client = TestClient(app)
-    return {path: client.get(path).status_code for path in ("/primary", "/replica", "/read-only")}
-
-
-@pytest.mark.parametrize(
-    ("pg", "role", "lease", "streaming", "expected"),
-    [
-        (PgState.RUNNING, Role.PRIMARY, True, False, (200, 503, 200)),
-        (PgState.RUNNING, Role.PRIMARY, False, False, (503, 503, 503)),  # lease lapsed
-        (PgState.RUNNING, Role.STANDBY, False, True, (503, 200, 200)),
-        (PgState.RUNNING, Role.STANDBY, False, False, (503, 503, 200)),
-        (PgState.STOPPED, Role.PRIMARY, True, False, (503, 503, 503)),
-        (PgState.STARTING, Role.STANDBY, False, False, (503, 503, 503)),
-    ],
-)
-def test_load_balancer_checks(
-    pg: PgState, role: Role, lease: bool, streaming: bool, expected: tuple[int, int, int]
-) -> None:
-    found = codes(routes_ha.Serving(pg, role, lease, streaming, {}))
-    assert (found["/primary"], found["/replica"], found["/read-only"]) == expected
-
-
-def test_the_checks_say_why() -> None:
-    app = FastAPI()
-    app.include_router(
-        routes_ha.router(FakeHa(routes_ha.Serving(PgState.RUNNING, Role.PRIMARY, False, False, {})))
-    )
-    body = TestClient(app).get("/primary").json()
-    assert body["reason"] == "it runs as a primary without the leader lease"
-    assert TestClient(app).get("/ha").json()["leader"] == "node1"

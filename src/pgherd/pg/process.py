@@ -183,6 +183,7 @@ def spawn_logged(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     new_session: bool = True,
+    pass_fds: Sequence[int] = (),
     **as_user: Unpack[AsUser],
 ) -> Child:
     """Start ``argv`` in a session of its own (unless ``new_session`` is False), its input
@@ -199,6 +200,7 @@ def spawn_logged(
             env=env,
             cwd=cwd,
             start_new_session=new_session,
+            pass_fds=tuple(pass_fds),
             **as_user,
         )
     finally:
@@ -220,3 +222,21 @@ def stop_child(child: Child, timeout: float, sig: signal.Signals = signal.SIGTER
     if not wait_child(child, timeout):
         child.kill()
         child.wait(5)
+
+
+def run_here(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, capture: bool = True
+) -> tuple[int, str]:
+    """Run ``argv`` to its end as this process's user (a shell of the lab tour): its exit
+    code and, when ``capture``, what it printed (stdout and stderr together); else its
+    output goes to ours, on the terminal."""
+    done = subprocess.run(
+        list(argv),
+        env=dict(env),
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout or ""
