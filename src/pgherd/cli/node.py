@@ -15,6 +15,8 @@ from pgherd.clients.agent import AgentClient
 from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(
     help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
     "remove it."
@@ -104,7 +106,7 @@ def check(
             err_console.print(f"error: {exc.one_line()}", soft_wrap=True, markup=False)
         raise typer.Exit(int(model.State.UNKNOWN)) from None
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif nagios:
         print(result.line())
     else:
@@ -130,7 +132,7 @@ def remove(
 
     result = remove_node(_operation(config_file, as_json), node)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
         return
     if not result.steps:
         console.print(f"{node}: nothing left to remove", soft_wrap=True)

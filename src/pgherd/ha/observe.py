@@ -66,8 +66,7 @@ class LocalReader:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._conn is None or self._conn.closed:
-            conninfo = self.local.instance.conninfo(application_name="pgherd_ha")
-            self._conn = psycopg.connect(conninfo, autocommit=True)
+            self._conn = self.local.instance.open(application_name="pgherd_ha")
         try:
             yield self._conn
         except psycopg.Error:

@@ -12,8 +12,6 @@ fixing the row (or changing the policy) lets it go on by itself.
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +38,7 @@ class _Worker:
     mesh: str
     source: str
     spec_json: str
-    proc: subprocess.Popen[bytes] | None = None
+    proc: process.Child | None = None
     backoff: Backoff = field(default_factory=Backoff)
     start_after: float = 0.0
     restarts: int = 0
@@ -138,12 +136,7 @@ class MeshWorkers:
         proc, worker.proc = worker.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        process.stop_child(proc, timeout)
 
     def stop_mesh(self, name: str) -> None:
         """Stop the mesh's workers now (before its slots and origins are dropped)."""
