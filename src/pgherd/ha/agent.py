@@ -51,12 +51,23 @@ class Agent:
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
         self.ha = None
+        self.bootstrap = None
         if automatic:
+            from pgherd.ha.bootstrap import Bootstrap
             from pgherd.ha.loop import HaLoop
 
             assert config is not None
             self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
+            # Until its data are the store's cluster, the node bootstraps; then the HA loop.
+            self.bootstrap = Bootstrap(
+                config,
+                local,
+                self.supervisor,
+                self._action_lock,
+                self.ha.executor.store,
+                on_sentence=self.ha.say,
+            )
 
     # ---- AgentPort ---------------------------------------------------------------------
 
@@ -67,6 +78,8 @@ class Agent:
         )
         if self.mesh is not None:
             status = status.model_copy(update={"mesh_workers": self.mesh.worker_rows()})
+        if self.bootstrap is not None and not self.bootstrap.done:
+            status = status.model_copy(update={"bootstrap": self.bootstrap.sentence})
         return status
 
     def facts(self) -> NodeFacts:
@@ -148,7 +161,11 @@ class Agent:
         if self.supervisor.adopt():
             return
         if not self.local.instance.exists:
-            log.warning("%s holds no cluster yet; waiting", self.local.node.data_dir)
+            if self.ha is None:  # under automatic failover the bootstrap says what it does
+                log.warning(
+                    "%s holds no cluster yet; waiting (clone it with pgherd standby clone)",
+                    self.local.node.data_dir,
+                )
             return
         if self.ha is not None:
             # The first HA cycle decides: restart in place, lead, follow or rejoin.
@@ -196,6 +213,8 @@ class Agent:
 
     def shutdown(self) -> None:
         self._stop.set()
+        if self.bootstrap is not None:
+            self.bootstrap.stop()
         if self.ha is not None:
             self.ha.stop()
         if self.mesh is not None:
@@ -236,8 +255,10 @@ def run(config_path: Path, node_name: str) -> None:
     agent.boot()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
-    if agent.ha is not None:
-        threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
+    if agent.ha is not None and agent.bootstrap is not None:
+        threading.Thread(
+            target=agent.bootstrap.run, args=(agent.ha.run,), name="ha", daemon=True
+        ).start()
     threading.Thread(
         target=archive_cleanup.run_on_schedule,
         args=(config, node_name, threading.Event()),

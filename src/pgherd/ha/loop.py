@@ -304,6 +304,11 @@ class HaLoop:
         assert self._events is not None
         self._events.save(event)
 
+    def say(self, sentence: str) -> None:
+        """What GET /ha shows as the last decision (the bootstrap's, before the loop runs)."""
+        self.sentence = sentence
+        self.decided_at = time.time()
+
     def _log(self, sentence: str, level: int) -> None:
         self.decided_at = time.time()
         if sentence != self.sentence:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -47,12 +46,6 @@ SHUTDOWN_SIGNALS = {
 }
 
 
-def pdeathsig_prefix() -> list[str]:
-    """``setpriv --pdeathsig QUIT --`` (util-linux), or nothing where it is missing."""
-    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
-    return [setpriv, "--pdeathsig", "QUIT", "--"] if setpriv else []
-
-
 class Supervisor:
     def __init__(self, instance: Instance, auto_restart: bool = True) -> None:
         self.instance = instance
@@ -75,7 +68,7 @@ class Supervisor:
         # parent-death signal fires only when the agent itself goes.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postmaster-parent")
         self.on_exit: Callable[[], None] | None = None  # told at once when the server exits
-        self._prefix = pdeathsig_prefix()
+        self._prefix = process.pdeathsig_prefix("QUIT")
         if not self._prefix:
             log.warning("setpriv not found: PostgreSQL will outlive a killed agent")
 
@@ -185,6 +178,12 @@ class Supervisor:
                 self._delay = self._backoff.next_delay(now)
                 raise
             return True
+
+    def forget_cluster(self) -> None:
+        """The data directory was emptied to hold a new copy (a clone, an initdb): the next
+        start adopts whatever cluster is then there as this agent's."""
+        with self._lock:
+            self.system_identifier = None
 
     # ---- acting ------------------------------------------------------------------------
 

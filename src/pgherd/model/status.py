@@ -121,6 +121,8 @@ class NodeStatus(Frozen):
     error: str | None = None
     checked_at: datetime | None = None
     mesh_workers: tuple[MeshWorkerRow, ...] = ()  # apply workers into this node (mesh)
+    # Until the node holds its cluster's data: what its agent does about it (ha/bootstrap.py).
+    bootstrap: str | None = None
 
     @property
     def position(self) -> Lsn | None:

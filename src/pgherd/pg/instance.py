@@ -194,6 +194,28 @@ class Instance:
 
     # ---- reading ---------------------------------------------------------------------
 
+    def config_value(self, name: str) -> str | None:
+        """A setting as the configuration files give it (``postgres -C``): works on a stopped
+        data directory and beside a running server; None for a name PostgreSQL rejects."""
+        done = run(
+            [self.pgbin["postgres"], "-D", self.data_dir, "-C", name],
+            self.user,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def setting_contexts(self) -> dict[str, str]:
+        """Every setting's context (``postmaster``: a change needs a restart), from
+        ``postgres --describe-config`` of these programs."""
+        done = run([self.pgbin["postgres"], "--describe-config"], self.user, timeout=30)
+        contexts = {}
+        for line in done.stdout.splitlines():
+            fields = line.split("\t")
+            if len(fields) > 1:
+                contexts[fields[0]] = fields[1]
+        return contexts
+
     def controldata(self) -> controldata.ControlData:
         out = run([self.pgbin["pg_controldata"], "-D", self.data_dir], self.user, timeout=30)
         return controldata.parse(out.stdout)
