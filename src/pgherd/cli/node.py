@@ -72,8 +72,8 @@ def adopt(
     operator's rules, the replication role; a restart only if a changed setting needs one.
     """
     from pgherd.errors import InvalidInput
+    from pgherd.pg.local_node import LocalNode
     from pgherd.physical import adopt as adopt_mod
-    from pgherd.physical.local_node import LocalNode
 
     if not dry_run:
         raise InvalidInput(

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
+from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, unreachable
 
 if TYPE_CHECKING:
@@ -91,8 +92,6 @@ class AgentClient:
         return NodeStatus.model_validate(self._request("GET", "/status"))
 
     def facts(self) -> NodeFacts:
-        from pgherd.model.doctor import NodeFacts
-
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
     def start_postgres(self, timeout: float = 90) -> NodeStatus:

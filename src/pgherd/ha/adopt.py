@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 
 from pgherd.ha.supervisor import Supervisor
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import adopt
-from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.bootstrap")
 

@@ -52,8 +52,8 @@ from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import conf, process
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.controldata import read_system_identifier
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import adopt, bootstrap, clone
-from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.bootstrap")
 

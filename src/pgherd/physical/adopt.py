@@ -29,7 +29,7 @@ from pgherd.model.adopt import Change, Current, Facts, Original, Via
 from pgherd.pg import adopted, conf, hba, passfile, process, roles
 from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 CONNECT_WAIT = 10.0  # seconds for a reloaded server to accept pgherd's peer rule
 
