@@ -215,6 +215,7 @@ class HaLoop:
             diverged_from_leader=self._diverged(state, world, now),
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
+            never_ran=state.never_ran,
         )
 
     def _diverged(self, state: observe.LocalState, world: World, now: float) -> bool:

@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -25,7 +25,7 @@ from pgherd.errors import AgentError, AgentUnreachable, PgherdError
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import queries
 from pgherd.pg.local_node import LocalNode
 
@@ -42,6 +42,7 @@ class LocalState:
     streaming: bool = False
     streaming_standbys: tuple[str, ...] = ()
     down_for: float | None = None
+    never_ran: bool = False  # not since this agent started: a boot, not a crash
 
 
 def standby_position(receive: Lsn | None, replay: Lsn | None) -> Lsn | None:
@@ -89,7 +90,8 @@ class LocalReader:
             else:
                 return self._running(server)
         self.close()
-        return self._offline(pg, down_for)
+        offline = self._offline(pg, down_for)
+        return replace(offline, never_ran=not self.supervisor.ran)
 
     def _running(self, server: queries.ServerState) -> LocalState:
         if not server.in_recovery:
@@ -146,6 +148,12 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
         timeline=status.timeline,
         position=_api_position(status),
         nofailover=node.nofailover,
+        returning=(
+            status.role is Role.PRIMARY
+            and status.state in (PgState.STOPPED, PgState.STARTING)
+            and status.desired is Desired.RUNNING
+            and status.bootstrap is None
+        ),
     )
 
 

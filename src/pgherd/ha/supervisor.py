@@ -56,6 +56,7 @@ class Supervisor:
         # that died comes back (a primary without its lease must not).
         self.auto_restart = auto_restart
         self.system_identifier: str | None = None
+        self.ran = False  # a postmaster ran under this agent (started or adopted)
         self._child: subprocess.Popen[bytes] | None = None
         self._adopted: int | None = None
         self._stopping = False
@@ -102,6 +103,7 @@ class Supervisor:
         self._check_identity()
         with self._lock:
             self._adopted = pm.pid
+            self.ran = True
         log.info("adopted the running postmaster (pid %d)", pm.pid)
         return True
 
@@ -215,6 +217,7 @@ class Supervisor:
         self._adopted = None
         self._crashed_at = None
         self._down_since = None
+        self.ran = True
         self._backoff.last_start = time.monotonic()
         log.info("started postgres (pid %d)", self._child.pid)
 
