@@ -36,8 +36,8 @@ apt_install() {
 # PostgreSQL server and tools; python3-venv for the virtualenv; zstd for the archive;
 # etcd-server for the coordination store (tests and `lab up --dcs etcd`); chromium for the
 # console's browser tests (Playwright drives Debian's build: never `playwright install`,
-# which downloads a browser).
-apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux chromium ${PGHERD_EXTRA_APT:-}
+# which downloads a browser); iptables for the multi-host tests' faults (tests/hosts).
+apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux chromium iptables ${PGHERD_EXTRA_APT:-}
 
 key=$(printf '%s' "$here" | sha256sum | cut -c1-10)
 venv=${PGHERD_VENV:-/var/lib/pgherd/venvs/$(basename "$here")-$key}

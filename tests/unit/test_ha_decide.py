@@ -443,6 +443,14 @@ def returning_primary(**kw: object) -> Peer:
             "taking the lease",
         ),
         (
+            "a primary at boot whose lease the store still holds starts in place (timeout 0)",
+            replace(S, primary_start_timeout=0.0),
+            replace(DOWN_PRIMARY, holds_lease=True),
+            World(True, "node1", (peer("node2", 5000),)),
+            [Do.RENEW_LEASE, Do.START],
+            "restarting it in place",
+        ),
+        (
             "a primary that crashed past primary_start_timeout leaves the lease",
             replace(S, primary_start_timeout=0.0),
             replace(DOWN_PRIMARY, pg=PgState.CRASHED, never_ran=False),

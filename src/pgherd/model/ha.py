@@ -221,7 +221,9 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     gives the lease up so the best standby takes over."""
     crashed_for = me.crashed_for or 0.0
     if world.leader == me.name and me.role is Role.PRIMARY:
-        if crashed_for >= settings.primary_start_timeout:
+        # At boot the store may still hold this node's lease (etcd renews every lease when
+        # it restarts): start in place; primary_start_timeout bounds restarts after crashes.
+        if crashed_for >= settings.primary_start_timeout and not me.never_ran:
             return (
                 Action(
                     Do.RELEASE_LEASE,
