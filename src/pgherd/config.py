@@ -7,6 +7,9 @@ copied and kept under version control.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
@@ -22,10 +25,15 @@ from pydantic import (
 )
 
 from pgherd.errors import ConfigError, UnknownNode
+from pgherd.model import ha_settings as ha_model
+from pgherd.model import settings as settings_rules
+from pgherd.model.repository import RepositorySpec, Retention
+from pgherd.model.sockets import socket_dir_fits
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
+SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
@@ -91,14 +99,19 @@ class NodeConfig(_AgentFiles, _Strict):
     # Automatic failover never promotes a node tagged nofailover (a reporting replica, a
     # standby in another data centre): it stays a standby of whoever leads.
     nofailover: bool = False
+    # Never in the read pool of load balancers (GET /replica answers 503): a reporting
+    # replica, a standby being rebuilt.
+    noloadbalance: bool = False
+    # Never chosen as a synchronous standby (a standby far away, whose acknowledgement
+    # would slow every commit).
+    nosync: bool = False
     # Under automatic failover a standby streams from the leader, or from this node
     # (cascading) while that one runs as a standby.
     replicate_from: NodeName | None = None
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
-        # A Unix socket path is limited to 107 bytes; ".s.PGSQL.65535" adds 15.
-        if len(str(self.socket_dir).encode()) + 15 > 107:
+        if not socket_dir_fits(str(self.socket_dir)):
             raise ValueError(
                 f"the path {self.socket_dir} is too long for a Unix socket; "
                 "use a shorter data_dir or home"
@@ -118,17 +131,142 @@ class NodeConfig(_AgentFiles, _Strict):
         return self.home_dir / "postgresql.log"
 
 
+class RetentionConfig(_Strict):
+    """Per repository: keep this many full backups (and every differential and
+    incremental that depends on them), and/or every backup younger than ``keep_days``."""
+
+    keep_full: int | None = Field(default=None, ge=1)
+    keep_days: float | None = Field(default=None, gt=0)
+
+
+class RepositoryConfig(_Strict):
+    """One repository: a local or mounted directory (``path``) or an S3-compatible
+    bucket (``repo: s3://bucket/prefix`` with ``endpoint``, ``region`` and a
+    ``credentials_file`` in the AWS format). ``encryption_key_file``: AES-256-GCM."""
+
+    name: NodeName | None = None
+    path: AbsPath | None = None
+    repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
+        None
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")] | None = None
+    region: str = "us-east-1"
+    credentials_file: AbsPath | None = None
+    encryption_key_file: AbsPath | None = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Self:
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give a repository either path: DIR or repo: s3://bucket/prefix")
+        if self.repo is not None and self.credentials_file is None:
+            raise ValueError(
+                f"{self.repo} needs credentials_file: a file (mode 0600) with "
+                "aws_access_key_id and aws_secret_access_key; secrets never go in pgherd.yaml"
+            )
+        if self.path is not None and (self.endpoint or self.credentials_file):
+            raise ValueError("endpoint and credentials_file belong to an s3:// repo, not a path")
+        return self
+
+    def spec(self, default_name: str) -> RepositorySpec:
+        return RepositorySpec(
+            name=self.name or default_name,
+            path=str(self.path) if self.path else None,
+            repo=self.repo,
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials_file=str(self.credentials_file) if self.credentials_file else None,
+            encryption_key_file=(
+                str(self.encryption_key_file) if self.encryption_key_file else None
+            ),
+            retention=Retention(self.retention.keep_full, self.retention.keep_days),
+        )
+
+
 class ArchiveConfig(_Strict):
     """The WAL archive and base backups (docs/archive.md).
 
-    ``path`` must be reachable by the PostgreSQL OS user: archive_command runs as it.
-    With ``cleanup_keep`` set, the primary's agent runs ``archive cleanup --keep N``
-    every ``cleanup_interval`` seconds.
+    One repository is described in place (``path``, as before, or ``repo`` with its
+    S3 settings); more go in ``repositories``. Every WAL segment is acknowledged to
+    PostgreSQL only once it is durable in all of them; restores read the first that
+    has what they need. ``path`` must be reachable by the PostgreSQL OS user:
+    archive_command runs as it. With ``cleanup_keep`` set, the primary's agent runs
+    ``archive cleanup --keep N`` every ``cleanup_interval`` seconds.
+
+    The node's agent pushes WAL with ``push_workers`` in parallel; ``queue_max`` bytes
+    of WAL waiting to be archived is the level at which ``archive status`` and the
+    metrics report archiving as falling behind (WAL is never dropped).
     """
 
-    path: AbsPath
+    path: AbsPath | None = None
+    repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
+        None
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")] | None = None
+    region: str = "us-east-1"
+    credentials_file: AbsPath | None = None
+    encryption_key_file: AbsPath | None = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    repositories: tuple[RepositoryConfig, ...] = ()
     cleanup_keep: int | None = Field(default=None, ge=1)
     cleanup_interval: float = Field(default=3600, ge=10)
+    push_workers: int = Field(default=4, ge=1, le=64)
+    queue_max: int = Field(default=1024 * 1024 * 1024, ge=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _repositories(self) -> Self:
+        if self.path is None and self.repo is None and not self.repositories:
+            raise ValueError(
+                "name a repository: path: DIR, repo: s3://bucket/prefix, or repositories: [...]"
+            )
+        _require_unique_values("repository", [r.name for r in self.specs()])
+        return self
+
+    def first(self) -> RepositoryConfig | None:
+        if self.path is None and self.repo is None:
+            return None
+        return RepositoryConfig(
+            name="main",
+            path=self.path,
+            repo=self.repo,
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials_file=self.credentials_file,
+            encryption_key_file=self.encryption_key_file,
+            retention=self.retention,
+        )
+
+    def specs(self) -> tuple[RepositorySpec, ...]:
+        """Every repository, the one described in place first ("main")."""
+        first = self.first()
+        listed = ((first,) if first else ()) + self.repositories
+        return tuple(r.spec(f"repo{n}") for n, r in enumerate(listed, 1))
+
+
+class BackupRun(_Strict):
+    """One line of ``backup.schedule``: a cron expression and the kind of backup."""
+
+    cron: str
+    type: Literal["full", "differential", "incremental"] = "full"
+    repo: NodeName | None = None  # the repository (default: the first)
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> Self:
+        from croniter import croniter
+
+        if not croniter.is_valid(self.cron):
+            raise ValueError(f"{self.cron!r} is not a cron expression (e.g. '0 1 * * *')")
+        return self
+
+
+class BackupConfig(_Strict):
+    """Backups the agents take by themselves (docs/archive.md): the leader runs each
+    ``schedule`` entry when its cron expression falls due (UTC), from a standby when
+    ``from_standby``; ``workers`` read, compress and upload in parallel."""
+
+    schedule: tuple[BackupRun, ...] = ()
+    from_standby: bool = False
+    workers: int = Field(default=2, ge=1, le=32)
 
 
 class HistoryConfig(_Strict):
@@ -192,6 +330,9 @@ class EtcdDcs(_Strict):
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
 
 
+_HA = ha_model.Settings()
+
+
 class HaConfig(_Strict):
     """Automatic failover (``failover: automatic``): the coordination store and timing.
 
@@ -200,26 +341,40 @@ class HaConfig(_Strict):
     (docs/failover.md works an example through).
     """
 
+    # The defaults are model/ha.py's Settings' (the values decide() is tested with).
     dcs: SqliteDcs | EtcdDcs
-    ttl: float = Field(default=3.0, gt=0, le=3600)  # seconds a lease lasts unrenewed
-    loop_wait: float = Field(default=0.5, gt=0, le=600)  # seconds between HA cycles
-    retry_timeout: float = Field(default=1.0, gt=0, le=600)  # longest wait for the store
-    maximum_lag: int = Field(default=16 * 1024 * 1024, ge=0)  # bytes; further behind: no
-    primary_start_timeout: float = Field(default=10.0, ge=0)  # restart in place this long
-    synchronous: bool = False  # manage synchronous_standby_names (ANY quorum of standbys)
-    synchronous_quorum: int = Field(default=1, ge=1)  # commits wait for this many standbys
-    failsafe: bool = False  # store down, every member answers the primary: it stays
+    ttl: float = Field(default=_HA.ttl, gt=0, le=3600)  # seconds a lease lasts unrenewed
+    loop_wait: float = Field(default=_HA.loop_wait, gt=0, le=600)  # seconds between cycles
+    retry_timeout: float = Field(default=_HA.retry_timeout, gt=0, le=600)  # store's longest
+    maximum_lag: int = Field(default=_HA.maximum_lag, ge=0)  # bytes; further behind: no
+    primary_start_timeout: float = Field(default=_HA.primary_start_timeout, ge=0)  # in place
+    synchronous: bool = _HA.synchronous  # manage synchronous_standby_names (ANY quorum)
+    synchronous_quorum: int = Field(default=_HA.sync_quorum, ge=1)  # commits wait for these
+    failsafe: bool = _HA.failsafe  # store down, every member answers the primary: it stays
+    # A primary's agent that stops (systemctl stop/restart, an upgrade) leaves PostgreSQL
+    # running and extends its lease to this many seconds: the next agent must renew it by
+    # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
+    # (docs/failover.md). 0: no extension, the lease's ttl.
+    agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            raise ValueError(
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s), so that a "
-                "primary that cannot renew its lease demotes before it expires"
-            )
+        problem = ha_model.timing_problem(self.ttl, self.loop_wait, self.retry_timeout)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def settings(self, mode: ha_model.Mode) -> ha_model.Settings:
+        """The settings decide() takes: every field of model/ha.py's Settings that this
+        section has by the same name, and the quorum."""
+        shared = {f.name for f in dataclasses.fields(ha_model.Settings)} & set(
+            type(self).model_fields
+        )
+        return ha_model.Settings(
+            mode=mode,
+            sync_quorum=self.synchronous_quorum,
+            **{name: getattr(self, name) for name in shared},
+        )
 
 
 Topology = Literal["streaming", "independent"]
@@ -243,6 +398,7 @@ class ClusterConfig(_Strict):
     failover: Literal["manual", "automatic"] = "manual"
     ha: HaConfig | None = None
     archive: ArchiveConfig | None = None
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
@@ -272,11 +428,16 @@ class ClusterConfig(_Strict):
                 raise ValueError(
                     f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
                 )
+        if self.backup.schedule and self.archive is None:
+            raise ValueError("backup.schedule needs an archive: section (where backups go)")
         if self.witnesses and self.ha is None:
             raise ValueError("witnesses take part in the coordination store: add an ha: section")
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+            problem = settings_rules.managed_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def node(self, name: str) -> NodeConfig:
@@ -327,19 +488,26 @@ def _require_unique(what: str, values: list[str]) -> None:
 
 
 def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
+    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
+    ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
+    absence :func:`load` reports, naming both places it looked)."""
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
+    if env:
+        return Path(env)
+    if not DEFAULT_CONFIG.exists() and SERVER_CONFIG.exists():
+        return SERVER_CONFIG
+    return DEFAULT_CONFIG
 
 
 def load(path: Path) -> ClusterConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
+        where = f"{path} or {SERVER_CONFIG}" if path == DEFAULT_CONFIG else str(path)
         raise ConfigError(
-            f"no config file at {path}",
+            f"no config file at {where}",
             f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
         ) from None
     except yaml.YAMLError as exc:
@@ -374,6 +542,16 @@ def describe(exc: ValidationError) -> str:
 def dump(config: ClusterConfig) -> str:
     data = config.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def fingerprint(config: ClusterConfig) -> str:
+    """A short hash of the cluster part of the config: every agent should run with the same
+    one (``cluster show`` names the hosts whose agents differ). Computed from the validated
+    values, so comments, key order and defaults written out do not change it; ``console``
+    (web console logins, not read by the agents) is left out."""
+    data = config.model_dump(mode="json", exclude={"console"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def read_token(config: ClusterConfig) -> str:

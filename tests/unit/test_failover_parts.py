@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
-from fastapi import FastAPI
 
 from pgherd import config
-from pgherd.api import routes_ha
 from pgherd.config import EtcdDcs, SqliteDcs
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
@@ -27,21 +23,19 @@ from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import ConfigError, InvalidInput, Refused
 from pgherd.ha import observe
+from pgherd.ha.execute import Executor
 from pgherd.ha.fence import Fence
-from pgherd.ha.loop import HaLoop
+from pgherd.ha.loop import HaLoop, settings_of
+from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from pgherd.model.ha import Do, Peer
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
 from pgherd.pg.local_node import LocalNode
-
-with warnings.catch_warnings():
-    # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
-    from fastapi.testclient import TestClient
 
 LAB = Path("/var/tmp/pgherd-lab")
 
@@ -80,6 +74,37 @@ def test_an_ha_section_parses_into_typed_settings() -> None:
     assert parsed.ha.ttl == 10 and parsed.ha.loop_wait == 0.5
     assert parsed.node("node2").nofailover
     assert config.parse(yaml.safe_load(config.dump(parsed))) == parsed
+
+
+def test_the_ha_section_is_what_decide_takes() -> None:
+    """Its defaults are decide()'s, and every field they share reaches the settings."""
+    section = {"dcs": {"sqlite": "/var/tmp/lab/store.sqlite"}}
+    default = config.parse(raw(failover="automatic", ha=section))
+    assert default.ha is not None
+    assert default.ha.settings(Mode.AUTOMATIC) == Settings()
+    tuned = {
+        "ttl": 20.0,
+        "loop_wait": 2.0,
+        "retry_timeout": 4.0,
+        "maximum_lag": 1024,
+        "primary_start_timeout": 30.0,
+        "synchronous": True,
+        "synchronous_quorum": 2,
+        "failsafe": True,
+    }
+    parsed = config.parse(raw(failover="automatic", ha=section | tuned))
+    assert parsed.ha is not None
+    assert parsed.ha.settings(Mode.MANUAL) == Settings(
+        mode=Mode.MANUAL,
+        ttl=20.0,
+        loop_wait=2.0,
+        retry_timeout=4.0,
+        maximum_lag=1024,
+        primary_start_timeout=30.0,
+        synchronous=True,
+        sync_quorum=2,
+        failsafe=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -308,21 +333,36 @@ def test_an_unreachable_store_gives_an_empty_world() -> None:
 
 
 def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
+    """...and publishes the moment it would fire to the keeper, which holds PostgreSQL
+    to it when the agent is gone: always the same as the fence's own."""
     now = [100.0]
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(now[0]), margin=0.3, clock=lambda: now[0])
+    published: list[float | None] = []
+    fence = Fence(
+        lambda: stopped.append(now[0]),
+        margin=0.3,
+        clock=lambda: now[0],
+        publish=published.append,
+    )
     assert not fence.check()  # disarmed: nothing to fence
     fence.allow_until(103.0)
+    assert published == [pytest.approx(102.7)]
     now[0] = 102.6
     assert not fence.check()
     now[0] = 102.7
     assert fence.check()
     assert stopped == [102.7]
+    assert published[-1] is None  # fired: like the fence, the keeper holds nothing now
     assert not fence.check()  # once
     fence.allow_until(110.0)
+    assert published[-1] == pytest.approx(109.7)
     fence.disarm()
+    assert published[-1] is None
     now[0] = 200.0
     assert not fence.check()
+    fence.allow_until(300.0)
+    fence.close()  # the agent stops: what was published stays for the keeper
+    assert published[-1] == pytest.approx(299.7)
 
 
 class _StoreThatStops(MemoryStore):
@@ -342,6 +382,32 @@ class _StoreThatStops(MemoryStore):
         raise StoreUnavailable("no etcd endpoint answered: 127.0.0.1: ReadTimeout")
 
 
+class _Primary:
+    """This node's PostgreSQL, as a reader of it would find it: a running primary."""
+
+    def read(self) -> observe.LocalState:
+        return observe.LocalState(PgState.RUNNING, Role.PRIMARY, timeline=1)
+
+
+class _Standbys:
+    """The peers' agents: every other member answers, as a standby."""
+
+    def __init__(self, *names: str) -> None:
+        self.peers = tuple(
+            Peer(name, reachable=True, pg=PgState.RUNNING, role=Role.STANDBY) for name in names
+        )
+        self.asked = 0
+
+    def read(self) -> tuple[Peer, ...]:
+        self.asked += 1
+        return self.peers
+
+
+class _NeverDiverged:
+    def diverged(self, leader: str) -> bool:
+        raise AssertionError("a primary never compares its WAL with a leader's")
+
+
 def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() -> None:
     """The renewal fails after its full timeout; the next cycle's read would wait as long
     again, and the fence fires at the old lease's end before that cycle is over (the e2e
@@ -350,30 +416,32 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     cfg = layout.lab_config(
         LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
     )
+    assert cfg.ha is not None
+    local = LocalNode.open(cfg, "node1")
     stopped: list[float] = []
-    supervisor = SimpleNamespace(fence=lambda: stopped.append(time.monotonic()))
-    loop = HaLoop(cfg, LocalNode.open(cfg, "node1"), supervisor, threading.Lock(), "token")  # type: ignore[arg-type]
+    published: list[float | None] = []
+    fence = Fence(lambda: stopped.append(time.monotonic()), publish=published.append)
     store = _StoreThatStops()
     assert store.acquire_leader("node1", 3.0)
-    loop._store = store
-    loop.reader = SimpleNamespace(  # type: ignore[assignment]
-        read=lambda: observe.LocalState(PgState.RUNNING, Role.PRIMARY, timeline=1)
+    supervisor = Supervisor(local.instance, auto_restart=False)  # never started here
+    settings = settings_of(cfg)
+    executor = Executor(
+        local, supervisor, settings, "token", fence, threading.Lock(), lambda: store
     )
-    standbys = tuple(
-        Peer(name, reachable=True, pg=PgState.RUNNING, role=Role.STANDBY)
-        for name in ("node2", "node3")
-    )
-    loop.peers = SimpleNamespace(read=lambda: standbys)  # type: ignore[assignment]
+    peers = _Standbys("node2", "node3")
+    loop = HaLoop(cfg, local, executor, _Primary(), peers, lambda: store, _NeverDiverged())
     lease_end = time.monotonic() + 1.0  # renewed two seconds ago
-    loop.executor.lease.valid_until = lease_end
-    loop.fence.allow_until(lease_end)
+    executor.lease.valid_until = lease_end
+    fence.allow_until(lease_end)
 
     actions = loop.cycle()
 
     assert [a.do for a in actions] == [Do.RENEW_LEASE]
     assert store.calls_after_stop == 1  # the renewal; no check-in that would wait again
-    assert loop.fence.until is not None
-    assert loop.fence.until >= lease_end + cfg.ha.ttl - 1.0  # type: ignore[union-attr]
+    assert peers.asked == 1  # once the store was lost, not before
+    assert fence.until is not None
+    assert fence.until >= lease_end + cfg.ha.ttl - 1.0
+    assert published[-1] == pytest.approx(fence.until - fence.margin)  # the keeper's moment
     assert not stopped
 
 
@@ -392,52 +460,3 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
 )
 def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
     assert server_quorum(names) == quorum
-
-
-# ---- load-balancer endpoints --------------------------------------------------------
-
-
-class FakeHa:
-    def __init__(self, serving: routes_ha.Serving) -> None:
-        self.now = serving
-
-    def serving(self) -> routes_ha.Serving:
-        return self.now
-
-    def ha_state(self) -> dict[str, Any]:
-        return {"mode": "automatic", "leader": "node1"}
-
-
-def codes(serving: routes_ha.Serving) -> dict[str, int]:
-    app = FastAPI()
-    app.include_router(routes_ha.router(FakeHa(serving)))
-    client = TestClient(app)
-    return {path: client.get(path).status_code for path in ("/primary", "/replica", "/read-only")}
-
-
-@pytest.mark.parametrize(
-    ("pg", "role", "lease", "streaming", "expected"),
-    [
-        (PgState.RUNNING, Role.PRIMARY, True, False, (200, 503, 200)),
-        (PgState.RUNNING, Role.PRIMARY, False, False, (503, 503, 503)),  # lease lapsed
-        (PgState.RUNNING, Role.STANDBY, False, True, (503, 200, 200)),
-        (PgState.RUNNING, Role.STANDBY, False, False, (503, 503, 200)),
-        (PgState.STOPPED, Role.PRIMARY, True, False, (503, 503, 503)),
-        (PgState.STARTING, Role.STANDBY, False, False, (503, 503, 503)),
-    ],
-)
-def test_load_balancer_checks(
-    pg: PgState, role: Role, lease: bool, streaming: bool, expected: tuple[int, int, int]
-) -> None:
-    found = codes(routes_ha.Serving(pg, role, lease, streaming, {}))
-    assert (found["/primary"], found["/replica"], found["/read-only"]) == expected
-
-
-def test_the_checks_say_why() -> None:
-    app = FastAPI()
-    app.include_router(
-        routes_ha.router(FakeHa(routes_ha.Serving(PgState.RUNNING, Role.PRIMARY, False, False, {})))
-    )
-    body = TestClient(app).get("/primary").json()
-    assert body["reason"] == "it runs as a primary without the leader lease"
-    assert TestClient(app).get("/ha").json()["leader"] == "node1"

@@ -8,17 +8,32 @@ refusal and 500 for a failure, so the CLI can print them as it prints its own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from pgherd import metrics
+from pgherd.api import (
+    routes_agent,
+    routes_archive,
+    routes_ha,
+    routes_history,
+    routes_logical,
+    routes_metrics,
+    routes_ops,
+)
 from pgherd.api.auth import authorized
+from pgherd.api.routes_agent import ReloadPort
+from pgherd.api.routes_archive import ArchivePort
+from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
+from pgherd.api.routes_ops import OperationsPort
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
+from pgherd.pg.local_node import LocalNode
 
 
 class AgentPort(Protocol):
@@ -91,4 +106,33 @@ def create_app(
         agent.restart_postgres()
         return agent.status()
 
+    return app
+
+
+def agent_app(
+    agent: AgentPort,
+    lifespan: Lifespan | None,
+    mesh: MeshPort | None,
+    local: LocalNode,
+    operations: OperationsPort,
+    history: HistoryPort,
+    history_interval: float,
+    reloader: ReloadPort,
+    checks: routes_ha.HaPort,
+    metrics_sources: Sequence[metrics.Collector],
+    archive: ArchivePort | None = None,
+) -> FastAPI:
+    """Every route an agent serves, each area's router over its port. The one place
+    that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
+    checks the clients against it."""
+    app = create_app(agent, lifespan, mesh=mesh)
+    app.include_router(routes_logical.router(local, agent.token))
+    app.include_router(routes_ops.ops_router(operations, agent.token))
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token, archive))
+    app.include_router(routes_history.router(history, history_interval, agent.token))
+    app.include_router(routes_ha.router(checks, agent.token))
+    app.include_router(routes_agent.router(reloader, agent.token))
+    app.include_router(
+        routes_metrics.router(metrics_sources, local.config.cluster, local.node.name)
+    )
     return app

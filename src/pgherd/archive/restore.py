@@ -23,11 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
+from pgherd.archive.repository import write_specs
+from pgherd.archive.restore_files import lay_out
+from pgherd.archive.restore_view import archive_view
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.errors import (
@@ -37,24 +40,31 @@ from pgherd.errors import (
     TargetUnreachable,
     TimedOut,
 )
+from pgherd.model.backup import BackupFormat
+from pgherd.model.backup_chain import chain
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
-    ArchiveView,
+    Reached,
     RestorePlan,
     Target,
+    TargetAction,
     TargetKind,
     choose,
 )
-from pgherd.model.wal import WalKind, parse_history
-from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, ports, process
-from pgherd.pg.archive_commands import fetch_command
+from pgherd.model.repository import RepositorySpec
+from pgherd.model.sockets import socket_dir_fits
+from pgherd.model.wal import WalKind
+from pgherd.pg import archive_sql, binaries, conf, osuser, ports, process
+from pgherd.pg.archive_commands import fetch_command, history_dir
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
-from pgherd.pg.run import popen_kwargs, program_env, run
+from pgherd.pg.run import run
 
 SPOOL = "pgherd_prefetch"
 LOG_NAME = "pgherd-restore.log"
-ACTIONS = ("pause", "promote", "shutdown")
+# restore_command's repositories, in the data directory: the server keeps using it after
+# the restore returns (a promotion probes for history files); backups leave it out
+REPOSITORIES_FILE = "pgherd-repositories.json"
 PREFETCH_AHEAD = 8  # segments decompressed ahead of replay (128 MB of disk at most)
 
 
@@ -63,9 +73,11 @@ class RestoreRequest:
     into: Path
     port: int
     target: Target
-    action: str
+    action: TargetAction
     timeline: int | None = None
     timeout: float = 1800
+    delta: bool = False  # into a directory that holds a copy: fetch only what differs
+    repository: str | None = None  # read backups from this one (default: the first)
 
 
 @dataclass(frozen=True)
@@ -74,31 +86,12 @@ class RestoreResult:
     port: int
     backup: str
     target: str
-    state: str  # paused, promoted, shut down
+    state: Reached
     lsn: str | None
     time: datetime | None
     timeline: int | None
     seconds: float
     log: str
-
-
-def archive_view(wal: WalArchive) -> ArchiveView:
-    files = wal.files()
-    segments = frozenset(
-        f.wal.segment for f in files if f.wal.kind is WalKind.SEGMENT and f.wal.segment
-    )
-    histories = {
-        f.wal.timeline: parse_history(wal.read(f).decode())
-        for f in files
-        if f.wal.kind is WalKind.HISTORY
-    }
-    newest = max((f.archived_at for f in files if f.wal.kind is WalKind.SEGMENT), default=None)
-    return ArchiveView(
-        segments=segments,
-        histories=histories,
-        newest_archived_at=datetime.fromtimestamp(newest, UTC) if newest else None,
-        segment_size=wal.identity().wal_segment_size,
-    )
 
 
 def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
@@ -112,22 +105,29 @@ def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
 
 
 def check_request(request: RestoreRequest, user: OsUser) -> None:
-    if request.action not in ACTIONS:
-        raise InvalidInput(
-            f"--target-action {request.action!r} is not one of {', '.join(ACTIONS)}",
-            "use pause, promote or shutdown",
-        )
-    if request.target.kind is TargetKind.LATEST and request.action != "promote":
+    if request.target.kind is TargetKind.LATEST and request.action is not TargetAction.PROMOTE:
         raise InvalidInput(
             f"--latest with --target-action {request.action}: without a target, recovery "
             "replays to the end of the archive and always ends (promotes)",
             "drop --target-action, or give a target (--target-time, --target-lsn …)",
         )
     into = request.into
-    if into.exists() and any(into.iterdir()):
-        raise DataDirNotEmpty(f"{into} is not empty", "restore into a new or empty directory")
+    if request.delta:
+        if not (into / "PG_VERSION").is_file():
+            raise InvalidInput(
+                f"--delta: {into} holds no data directory", "drop --delta to restore into it"
+            )
+        if process.running_postmaster(into) is not None:
+            raise DataDirNotEmpty(
+                f"--delta: PostgreSQL is running in {into}", f"stop it first: pg_ctl -D {into} stop"
+            )
+    elif into.exists() and any(into.iterdir()):
+        raise DataDirNotEmpty(
+            f"{into} is not empty",
+            "restore into a new or empty directory, or pass --delta to reuse what it holds",
+        )
     osuser.require_reachable(into.parent if not into.exists() else into, user)
-    if len(str(into).encode()) + len("/.s.PGSQL.65535") > 107:
+    if not socket_dir_fits(str(into)):
         raise InvalidInput(f"the path {into} is too long for a Unix socket", "use a shorter one")
     if not ports.is_free("127.0.0.1", request.port):
         raise InvalidInput(
@@ -142,9 +142,18 @@ def restore(
     user = osuser.resolve(config.os_user)
     request = replace(request, into=request.into.absolute())
     check_request(request, user)
-    archive = archive_of(config)
+    archive = archive_of(config, request.repository)
     chosen = plan(archive, request)
     step(chosen.reason)
+    if chosen.backup.format is BackupFormat.COPY and request.delta:
+        raise InvalidInput(
+            f"--delta needs a bundled backup; {chosen.backup.label} is a pg_basebackup copy",
+            "drop --delta and restore into an empty directory",
+        )
+    if chosen.backup.format is BackupFormat.BUNDLES:
+        needed = chain(chosen.backup, archive.backups())
+        if len(needed) > 1:
+            step("backup chain: " + " → ".join(f"{b.label} ({b.kind})" for b in needed))
     pgbin = binaries.find(config.pg_bin)
     into = request.into
     spool = into / SPOOL
@@ -167,26 +176,39 @@ def restore(
         superuser=config.superuser,
     )
     try:
-        run(
-            ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
-            user,
-            timeout=3600,
-        )
-        step(
-            f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
-            f"into {into}"
-        )
-        _write_recovery_settings(into, request, archive, spool, user)
-        child = _spawn(instance)
+        if chosen.backup.format is BackupFormat.BUNDLES:
+            lay_out(
+                archive,
+                archive.manifest(chosen.backup.label),
+                into,
+                request.delta,
+                config.backup.workers,
+                user,
+                step,
+            )
+        else:
+            run(
+                ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
+                user,
+                timeout=3600,
+            )
+            step(
+                f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
+                f"into {into}"
+            )
+        specs = _specs_first(config, archive)
+        user.write_file(into / REPOSITORIES_FILE, write_specs(specs))
+        _write_recovery_settings(into, request, spool, specs, user)
+        child = instance.spawn_postmaster()
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
             f"{request.target.describe()}"
         )
-        state = _wait(instance, child, request, started)
+        arrival = _wait(instance, child, request, started)
     finally:
         prefetcher.stop()
         shutil.rmtree(spool, ignore_errors=True)
-    lsn, at, timeline = state[1:]
+    lsn, timeline = arrival.lsn, arrival.timeline
     if timeline is None and lsn is not None:
         timeline = chosen.path.timeline_at(Lsn.parse(lsn))
     return RestoreResult(
@@ -194,17 +216,28 @@ def restore(
         port=request.port,
         backup=chosen.backup.label,
         target=request.target.describe(),
-        state=state[0],
+        state=arrival.reached,
         lsn=lsn,
-        time=at,
+        time=arrival.time,
         timeline=timeline,
         seconds=time.monotonic() - started,
         log=str(instance.log_file),
     )
 
 
+def _specs_first(config: ClusterConfig, archive: Archive) -> tuple[RepositorySpec, ...]:
+    """Every repository, the one the backup came from first (restore_command's order)."""
+    assert config.archive is not None
+    specs = config.archive.specs()
+    return tuple(sorted(specs, key=lambda s: s.name != archive.name))
+
+
 def _write_recovery_settings(
-    into: Path, request: RestoreRequest, archive: Archive, spool: Path, user: OsUser
+    into: Path,
+    request: RestoreRequest,
+    spool: Path,
+    specs: tuple[RepositorySpec, ...],
+    user: OsUser,
 ) -> None:
     for stale in (STANDBY_SIGNAL, RECOVERY_SIGNAL, "postmaster.pid", "postmaster.opts"):
         (into / stale).unlink(missing_ok=True)
@@ -214,7 +247,8 @@ def _write_recovery_settings(
     spooled = shlex.quote(str(spool))
     restore_command = (
         f"mv -f {spooled}/%f %p 2>/dev/null || "
-        f"{{ test ! -e {spooled}/.absent-%f && {fetch_command(archive.root)}; }}"
+        f"{{ test ! -e {spooled}/.absent-%f && "
+        f"{fetch_command(['--repos', str(into / REPOSITORIES_FILE)], history_dir(specs))}; }}"
     )
     settings.update(
         {
@@ -244,30 +278,19 @@ def _write_recovery_settings(
     user.write_file(into / RECOVERY_SIGNAL, "")
 
 
-def _spawn(instance: Instance) -> subprocess.Popen[bytes]:
-    fd = os.open(instance.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        instance.user.chown(instance.log_file)
-        return subprocess.Popen(
-            instance.postgres_argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            env=program_env(instance.user),
-            cwd=instance.data_dir,
-            start_new_session=True,
-            **popen_kwargs(instance.user),
-        )
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class Arrival:
+    """Where replay stopped and what the server did there."""
 
-
-Reached = tuple[str, str | None, datetime | None, int | None]
+    reached: Reached
+    lsn: str | None
+    time: datetime | None
+    timeline: int | None  # None: not said (the backup's timeline path tells)
 
 
 def _wait(
     instance: Instance, child: subprocess.Popen[bytes], request: RestoreRequest, started: float
-) -> Reached:
+) -> Arrival:
     """Until the server paused, promoted or stopped at the target.
 
     Watched from postmaster.pid and the server log, without connecting: a connection
@@ -320,13 +343,13 @@ def _looks_reached(instance: Instance, request: RestoreRequest, log: LogWatch) -
     pm = process.read_postmaster_pid(instance.data_dir)
     if pm is None or pm.status not in ("ready", "standby"):
         return False
-    if request.action == "promote" or request.target.kind is TargetKind.LATEST:
+    if request.action is TargetAction.PROMOTE or request.target.kind is TargetKind.LATEST:
         # not "… accept read-only connections", which hot standby logs
         return log.grew("database system is ready to accept connections")
     return log.grew("pausing at the end of recovery")
 
 
-def _confirm(instance: Instance) -> Reached | None:
+def _confirm(instance: Instance) -> Arrival | None:
     try:
         with instance.connect() as conn:
             state = archive_sql.replay_state(conn)
@@ -334,20 +357,20 @@ def _confirm(instance: Instance) -> Reached | None:
         return None
     replayed = str(state.replay_lsn) if state.replay_lsn else None
     if state.in_recovery and state.pause_state == "paused":
-        return ("paused", replayed, state.replay_time, None)
+        return Arrival(Reached.PAUSED, replayed, state.replay_time, None)
     if not state.in_recovery:
-        return ("promoted", replayed, state.replay_time, state.timeline)
+        return Arrival(Reached.PROMOTED, replayed, state.replay_time, state.timeline)
     return None
 
 
-def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Reached:
+def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Arrival:
     log = _read(instance.log_file)
-    if request.action == "shutdown" and code == 0:
-        out = run([instance.pgbin["pg_controldata"], "-D", instance.data_dir], instance.user)
-        control = controldata.parse(out.stdout)
+    if request.action is TargetAction.SHUTDOWN and code == 0:
+        control = instance.controldata()
         if control.cluster_state == "shut down in recovery":
             lsn = max(control.min_recovery_end_lsn, control.checkpoint_lsn)
-            return ("shut down", str(lsn), None, control.min_recovery_end_timeline or None)
+            timeline = control.min_recovery_end_timeline or None
+            return Arrival(Reached.SHUT_DOWN, str(lsn), None, timeline)
     raise _failure(log, request)
 
 

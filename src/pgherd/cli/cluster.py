@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import conninfo
 
 if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
     from pgherd.ops.ha_view import HaView
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -44,6 +49,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
         ha = ha_view.read(config)
     problems = list(view.problems) + (ha.problems() if ha else [])
+    notes = cluster_model.pending_restart_notes(view.rows)
+    warnings = _config_warnings(config, view, ha)
     if as_json:
         data = cluster_model.view_json(config.cluster, view) | {"topology": config.topology}
         if workers:
@@ -52,6 +59,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             data["ha"] = ha.as_json()
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
+        data["config_fingerprint"] = config_mod.fingerprint(config)
+        data["warnings"] = warnings
         print_json(data)
     else:
         console.print(view_table(config.cluster, view, ha))
@@ -60,10 +69,26 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 console.print(line, soft_wrap=True)
         if workers:
             console.print(mesh_table(workers))
+        for note in notes:
+            console.print(f"[cyan]~[/] {escape(note)}", soft_wrap=True)
+        for warning in warnings:
+            console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
         for problem in problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def _config_warnings(config: ClusterConfig, view: ClusterView, ha: HaView | None) -> list[str]:
+    """Agents that run another pgherd.yaml than the rest, or than this host's file: the
+    nodes' own reports, and the witnesses' check-ins."""
+    found: dict[str, str | None] = {row.name: row.config_fingerprint for row in view.rows}
+    hosts = {n.name: n.host for n in config.nodes} | {w.name: w.api_host for w in config.witnesses}
+    if ha is not None:
+        for member in ha.members:
+            if not found.get(member.name):
+                found[member.name] = member.config_fingerprint or None
+    return cluster_model.config_warnings(found, hosts, config_mod.fingerprint(config))
 
 
 def ha_lines(ha: HaView) -> list[str]:
@@ -87,6 +112,17 @@ def ha_lines(ha: HaView) -> list[str]:
                 else "never checked in"
             )
             lines.append(f"witness {member.name}: {seen}")
+    if ha.paused:
+        what = "maintenance mode" if ha.maintenance else "automatic failover paused"
+        if ha.pause_until is None:
+            end = "until pgherd cluster resume"
+        else:
+            left = max(0.0, ha.pause_until - time.time())
+            end = (
+                f"until {time.strftime('%H:%M:%S', time.localtime(ha.pause_until))} "
+                f"({human_duration(left)} left)"
+            )
+        lines.append(f"{what}: {ha.paused}, {end}; the agents take no automatic action")
     lines.append(f"failover {ha.mode}, store {ha.store}")
     return lines
 
@@ -154,6 +190,56 @@ def mesh_table(workers: list[MeshWorkerRow]) -> Table:
     return table
 
 
+@app.command()
+def pause(
+    duration: Annotated[
+        str | None,
+        typer.Option("--for", help="end it by itself after this long (30m, 2h, 1h30m)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Maintenance mode: the agents keep PostgreSQL running and report, but take no
+    automatic action (no failover, no restart in place, no rejoin) until resumed."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    seconds = parse_duration(duration) if duration is not None else None
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.pause(config, seconds, requested_by(), events)
+    if as_json:
+        print_json(result.as_json())
+        return
+    end = "until pgherd cluster resume" if seconds is None else f"for {human_duration(seconds)}"
+    console.print(
+        f"cluster {config.cluster} in maintenance mode {end}: the agents keep PostgreSQL "
+        "running and take no automatic action",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def resume(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Leave maintenance mode: automatic failover is back on."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.resume(config, requested_by(), events)
+    if as_json:
+        print_json(result.as_json())
+    elif result.before is None:
+        console.print(f"cluster {config.cluster} was not in maintenance mode; nothing changed")
+    else:
+        console.print(f"cluster {config.cluster}: automatic failover is back on")
+
+
 def connstr(
     node: NodeArg,
     replication: Annotated[
@@ -178,7 +264,6 @@ def cleanup(
 ) -> None:
     """Trim every agent's monitoring history (lag samples) to the last N days.
     Exits 3 when an agent could not be reached (the others are trimmed)."""
-    from pgherd import config as config_mod
     from pgherd.clients.agent import fan_out
     from pgherd.clients.history import HistoryClient
     from pgherd.config import NodeConfig
@@ -199,7 +284,7 @@ def cleanup(
 
     results = fan_out(config.nodes, trim)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in results])
+        print_json(results)
     else:
         for r in results:
             if r.error:
@@ -211,3 +296,43 @@ def cleanup(
                 )
     if any(r.error for r in results):
         raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def restart(
+    every_node: Annotated[
+        bool, typer.Option("--all", help="restart every node, not only those with pending settings")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan; change nothing")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds each node may take to stream again")
+    ] = 120.0,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rolling restart for settings pending a restart: standbys one at a time, then a
+    switchover, then the old primary. Refused (nothing done) when it cannot be done
+    safely: a node down, a standby not streaming, no standby to take the primary's role."""
+    from pgherd.cli.operations import _operation
+    from pgherd.errors import InvalidInput
+    from pgherd.ops import restart as ops
+
+    op = _operation(config_file, as_json)
+    result = ops.rolling(op, every_node=every_node, dry_run=dry_run, timeout=timeout)
+    if as_json:
+        print_json(result.as_json())
+    elif dry_run or not result.plan:
+        if result.plan:
+            console.print("dry run: the rolling restart would")
+            for number, line in enumerate(result.plan, 1):
+                console.print(f"  {number}. {escape(line)}", soft_wrap=True)
+        console.print(escape(result.reason), soft_wrap=True)
+    else:
+        console.print(
+            f"rolling restart done in {human_seconds(result.seconds)}: {escape(result.reason)}",
+            soft_wrap=True,
+        )
+    if dry_run and result.outcome == "refused":
+        raise InvalidInput(f"rolling restart refused: {result.reason}", result.hint)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pgherd import config as config_mod
-from pgherd.cli import operations
+from pgherd.cli import adopt, operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import EXIT_ERROR, console, print_json
+from pgherd.cli.output import console, err_console, print_json
 from pgherd.clients.agent import AgentClient
+from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus
 
-app = typer.Typer(help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby.")
+app = typer.Typer(
+    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
+    "remove it."
+)
 app.command()(operations.rejoin)
+app.command()(adopt.adopt)
 
 
 def _client(config_file: ConfigOpt, node: str) -> AgentClient:
@@ -24,7 +30,7 @@ def _client(config_file: ConfigOpt, node: str) -> AgentClient:
 
 def _report(status: NodeStatus, as_json: bool) -> None:
     if as_json:
-        print_json(status.model_dump(mode="json"))
+        print_json(status)
     else:
         console.print(f"{status.name}: PostgreSQL {status.state} ({status.role})")
 
@@ -57,78 +63,79 @@ def restart(node: NodeArg, config_file: ConfigOpt = None, as_json: JsonOpt = Fal
 
 
 @app.command()
-def adopt(
+def check(
     node: NodeArg,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print what adopting would change; change nothing")
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="one line with perfdata, as Nagios plugins print")
     ] = False,
+    warning_lag: Annotated[str, typer.Option("--warning-lag", help="standby lag")] = "16MB",
+    critical_lag: Annotated[str, typer.Option("--critical-lag")] = "256MB",
+    warning_slot: Annotated[
+        str, typer.Option("--warning-slot", help="WAL a replication slot retains")
+    ] = "1GB",
+    critical_slot: Annotated[str, typer.Option("--critical-slot")] = "8GB",
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What adopting NODE's existing PostgreSQL would change (run on NODE's host).
+    """NODE's health for monitoring systems: agent, PostgreSQL, role, lag, slots, archive.
+    Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the Nagios plugins' convention)."""
+    from pgherd.model import nagios as model
+    from pgherd.model.size import parse_size
+    from pgherd.ops.node_check import check_node
 
-    The agent adopts it when it starts and the store holds no cluster yet
-    (docs/deploy.md): settings replication needs, pgherd's pg_hba block above the
-    operator's rules, the replication role; a restart only if a changed setting needs one.
-    """
-    from pgherd.errors import InvalidInput
-    from pgherd.pg.local_node import LocalNode
-    from pgherd.physical import adopt as adopt_mod
-
-    if not dry_run:
-        raise InvalidInput(
-            f"{node}'s agent adopts its PostgreSQL when it starts; this command only shows "
-            "what that would change",
-            f"pass --dry-run, then start the agent (pgherd agent run --node {node})",
+    try:
+        config = load_config(config_file)
+        config.node(node)
+        limits = model.Thresholds(
+            lag_bytes=(
+                parse_size(warning_lag, "--warning-lag"),
+                parse_size(critical_lag, "--critical-lag"),
+            ),
+            slot_bytes=(
+                parse_size(warning_slot, "--warning-slot"),
+                parse_size(critical_slot, "--critical-slot"),
+            ),
         )
-    config = load_config(config_file)
-    adoption = adopt_mod.inspect(LocalNode.open(config, node))
+        result = check_node(config, node, limits)
+    except PgherdError as exc:
+        # A check that cannot run is UNKNOWN (3) to a monitoring system, not an error (1).
+        if nagios:
+            print(f"PGHERD UNKNOWN - {exc.one_line()}")
+        else:
+            err_console.print(f"error: {exc.one_line()}", soft_wrap=True, markup=False)
+        raise typer.Exit(int(model.State.UNKNOWN)) from None
     if as_json:
-        print_json(adoption.as_json())
+        print_json(result.as_json())
+    elif nagios:
+        print(result.line())
     else:
-        _print_adoption(adoption)
-    if adoption.problems:
-        raise typer.Exit(EXIT_ERROR)
+        colour = {0: "green", 1: "yellow"}.get(int(result.state), "red")
+        console.print(f"[{colour}]{result.state.name}[/] {result.summary}", soft_wrap=True)
+        for item in result.perf:
+            console.print(f"  {item.render()}", markup=False)
+    raise typer.Exit(int(result.state))
 
 
-def _print_adoption(adoption: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+@app.command()
+def remove(
+    node: Annotated[str, typer.Argument(help="the node leaving the cluster", show_default=False)],
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove NODE from the cluster: drop the replication slots kept for it and its member
+    key in the store. Refused while it is the leader or its agent still runs; its data
+    directory is left alone. Then remove it from pgherd.yaml on every host and run
+    pgherd agent reload."""
+    from pgherd.cli.operations import _operation
+    from pgherd.ops.remove import remove as remove_node
 
-    state = f"running (pid {adoption.running_pid})" if adoption.running_pid else "stopped"
-    console.print(
-        f"{adoption.node}: PostgreSQL {adoption.major} in {escape(str(adoption.data_dir))}, "
-        f"system identifier {adoption.system_identifier}, {state}"
-    )
-    if adoption.problems:
-        for problem in adoption.problems:
-            console.print(f"[red]cannot adopt:[/] {escape(problem)}")
+    result = remove_node(_operation(config_file, as_json), node)
+    if as_json:
+        print_json(result.as_json())
         return
-    if adoption.pgherd_made:
-        console.print(
-            "pgherd's settings are already included: its agent registers the data as they are"
-        )
-    if adoption.changes:
-        table = Table("setting", "now", "adopted", "through", "restart")
-        for c in adoption.changes:
-            table.add_row(c.name, c.old or "(unset)", c.new, str(c.via), "yes" if c.restart else "")
-        console.print(table)
+    if not result.steps:
+        console.print(f"{node}: nothing left to remove", soft_wrap=True)
     else:
-        console.print("settings: nothing to change")
-    console.print(
-        f"pg_hba.conf: pgherd's block of {len(adoption.hba_block)} rules first, "
-        f"the {adoption.hba_kept} rules there now kept below it:"
-    )
-    for line in adoption.hba_block:
-        console.print(f"  {escape(line)}", soft_wrap=True)
-    console.print(f"pg_ident.conf: {len(adoption.ident_block)} lines of the map 'pgherd'")
-    console.print(
-        f"roles: {adoption.replication_user} with REPLICATION LOGIN (created or updated); "
-        f"{adoption.superuser} gets the passfile's password only if it has none"
-    )
-    if adoption.running_pid is None:
-        console.print("restart: no (it is stopped; the agent starts it with these settings)")
-    elif adoption.restart:
-        console.print(f"restart: yes, for {', '.join(adoption.restart)}")
-    else:
-        console.print("restart: no (the changes take effect on reload)")
+        console.print(f"removed {node} from the cluster", soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)

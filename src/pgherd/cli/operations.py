@@ -6,7 +6,6 @@ print its steps as they finish and its result, as a table or as JSON.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,23 +15,13 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, print_json
 from pgherd.errors import InvalidInput
 from pgherd.model.readable import human_seconds
+from pgherd.model.size import parse_size
 from pgherd.model.switchover import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:  # the orchestration is imported when a command runs, not at start-up
     from pgherd.ops.context import Operation, Step
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
-
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
-_UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
-
-
-def parse_size(text: str, option: str) -> int:
-    """``16MB`` → 16777216; plain numbers are bytes."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise InvalidInput(f"{option} {text!r} is not a size", "write it as 16MB, 512kB or bytes")
-    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class PrintedSteps:
@@ -109,10 +98,10 @@ def switchover(
         )
     except (ops.SwitchoverAborted, ops.SwitchoverFailed) as exc:
         if as_json:
-            print_json(exc.result.as_json())
+            print_json(exc.result)
         raise
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif dry_run:
         _print_dry_run(result)
     else:
@@ -158,7 +147,7 @@ def promote(
     op.config.node(node)
     outcome = ops.promote(op, node, force=force)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     console.print(
         f"{node} is the primary now, on timeline {outcome.timeline_after} "
@@ -186,7 +175,7 @@ def follow(
         op.config.node(upstream)
     outcome = ops.follow(op, node, upstream)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
     else:
         console.print(outcome.reason, soft_wrap=True)
 
@@ -208,7 +197,7 @@ def rejoin(
     op.config.node(node)
     outcome = ops.rejoin(op, node, force_clone=force_clone)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     if outcome.fallback:
         console.print(f"[yellow]![/] {outcome.fallback}", soft_wrap=True)
@@ -228,7 +217,7 @@ def events(
     config = load_config(config_file)
     found = event_log(config, config_mod.read_token(config)).recent(limit)
     if as_json:
-        print_json([e.model_dump(mode="json") for e in found])
+        print_json(found)
         return
     if not found:
         console.print("no events yet")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from pgherd.model.jsonable import jsonable
+
 if TYPE_CHECKING:
     from pgherd.pg.basebackup import Progress as CopyProgress
 
@@ -33,7 +35,9 @@ EXIT_DEGRADED = 3
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """What every ``--json`` prints: ``data`` (models, dataclasses, results) in the one
+    JSON form of :func:`pgherd.model.jsonable.jsonable`."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2) + "\n")
 
 
 def error(text: str) -> None:

@@ -56,7 +56,7 @@ def clone(
     with RichReporter().progress(f"clone {node} from {upstream}") as on_progress:
         result = clone_mod.clone(config, node, upstream_status, force, on_progress)
     if as_json:
-        print_json(result.__dict__)
+        print_json(result)
         return
     console.print(
         f"cloned {node} from {upstream}: {human_bytes(result.bytes_copied)} in "

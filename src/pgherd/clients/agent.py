@@ -11,16 +11,15 @@ import http.client
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
+from pgherd.model.reload import ReloadReport
 from pgherd.model.status import NodeStatus, unreachable
-
-if TYPE_CHECKING:
-    from pgherd.model.doctor import NodeFacts
 
 T = TypeVar("T")
 
@@ -42,7 +41,24 @@ class AgentClient:
         body: Any = None,
     ) -> tuple[int, Any]:
         """Send one request; returns the HTTP status and the decoded JSON body."""
-        headers = {"Accept": "application/json"}
+        status, raw = self.request_raw(method, path, timeout, params, body)
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = {"error": raw.decode(errors="replace").strip()}
+        return status, data
+
+    def request_raw(
+        self,
+        method: str,
+        path: str,
+        timeout: float | None = None,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        accept: str = "application/json",
+    ) -> tuple[int, bytes]:
+        """Send one request; returns the HTTP status and the body as it came."""
+        headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = None
@@ -66,11 +82,16 @@ class AgentClient:
             ) from None
         finally:
             conn.close()
-        try:
-            data = json.loads(raw) if raw else None
-        except ValueError:
-            data = {"error": raw.decode(errors="replace").strip()}
-        return response.status, data
+        return response.status, raw
+
+    def metrics(self, timeout: float | None = None) -> str:
+        """``GET /metrics``: the Prometheus page (docs/metrics.md), as text."""
+        status, raw = self.request_raw("GET", "/metrics", timeout, accept="text/plain")
+        if status != 200:
+            raise AgentError(
+                f"{self.node.name}: /metrics answered HTTP {status}", "see the agent's log"
+            )
+        return raw.decode()
 
     def _request(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
         status, data = self.request(method, path, timeout, **kw)
@@ -91,6 +112,10 @@ class AgentClient:
     def status(self) -> NodeStatus:
         return NodeStatus.model_validate(self._request("GET", "/status"))
 
+    def ha(self, timeout: float | None = None) -> HaReport:
+        """The agent's HA loop (under manual failover: only the mode and the state)."""
+        return HaReport.model_validate(self._request("GET", "/ha", timeout))
+
     def facts(self) -> NodeFacts:
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
@@ -104,6 +129,10 @@ class AgentClient:
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+    def reload(self, timeout: float = 60) -> ReloadReport:
+        """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
 def _error_from(node: str, status: int, body: Any) -> Exception:

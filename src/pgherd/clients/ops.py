@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pgherd.clients.agent import AgentClient
 from pgherd.model.events import Event
+from pgherd.model.ha_report import HaReport
 from pgherd.model.lsn import Lsn
 from pgherd.model.node_ops import (
     CheckpointDone,
@@ -28,8 +29,11 @@ class OpsClient(AgentClient):
         rows = self._request("GET", "/events", params={"limit": str(limit)})
         return [Event.model_validate(row) for row in rows]
 
-    def save_event(self, event: Event) -> None:
-        self._request("POST", "/events", body=event.model_dump(mode="json"))
+    def save_event(self, event: Event) -> Event:
+        """Write ``event`` on this node; the event as stored."""
+        return Event.model_validate(
+            self._request("POST", "/events", body=event.model_dump(mode="json"))
+        )
 
     def checkpoint(self, timeout: float = 300) -> CheckpointDone:
         return CheckpointDone.model_validate(self._request("POST", "/ops/checkpoint", timeout))
@@ -57,6 +61,12 @@ class OpsClient(AgentClient):
         body = {"past": str(past), "timeout": timeout}
         data = self._request("POST", "/ops/wait-replay", timeout + SLACK, body=body)
         return ReplayWait.model_validate(data)
+
+    def cycle_now(self) -> HaReport:
+        """Ask the agent's HA loop to run a cycle now (``POST /ha/cycle``): after an
+        operation moved the lease, the new holder takes it at once. The answer is the loop's
+        state before that cycle."""
+        return HaReport.model_validate(self._request("POST", "/ha/cycle", 5))
 
     def create_slot(self, name: str) -> SlotChange:
         return SlotChange.model_validate(self._request("POST", "/ops/slots", params={"name": name}))

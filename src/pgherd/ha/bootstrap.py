@@ -76,7 +76,6 @@ class Bootstrap:
         on_sentence: Callable[[str], None] = lambda _s: None,
     ) -> None:
         assert config.ha is not None
-        self.config = config
         self.local = local
         self.supervisor = supervisor
         self.lock = lock
@@ -92,6 +91,11 @@ class Bootstrap:
         self._stop = threading.Event()
         self._last_checkin = 0.0
         self.done = False  # the node is a member: the HA loop runs
+        self.on_member: Callable[[], None] = lambda: None  # told once it is a member
+
+    def config(self) -> ClusterConfig:
+        """The config in force (a reload gives the node a new one: ha/reload.py)."""
+        return self.local.config
 
     @property
     def marker_path(self) -> Path:
@@ -109,8 +113,8 @@ class Bootstrap:
             except Exception:
                 log.exception("bootstrap cycle failed")
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-        if not self._stop.is_set():
-            then()
+        # Even when stopped: the HA loop then returns at once, telling whoever waits for it.
+        then()
 
     def stop(self) -> None:
         self._stop.set()
@@ -170,8 +174,8 @@ class Bootstrap:
         try:
             snapshot = self.store().snapshot()
         except StoreUnavailable:
-            return BootWorld(store_ok=False, cluster=self.config.cluster, now=time.time()), {}
-        others = [n for n in self.config.nodes if n.name != self.me]
+            return BootWorld(store_ok=False, cluster=self.config().cluster, now=time.time()), {}
+        others = [n for n in self.config().nodes if n.name != self.me]
         found = {s.name: s for s in statuses(others, timeout=self.peer_timeout)}
         checked_in = {m.name for m in snapshot.members}
         peers = tuple(_peer(found[n.name], n.name in checked_in) for n in others)
@@ -189,7 +193,7 @@ class Bootstrap:
                 )
         return BootWorld(
             store_ok=True,
-            cluster=self.config.cluster,
+            cluster=self.config().cluster,
             record=record,
             record_version=snapshot.initialize.version if snapshot.initialize else 0,
             record_problem=problem,
@@ -253,6 +257,7 @@ class Bootstrap:
             self.clear_marker()  # an initdb that published its cluster before it stopped
         if self.supervisor.last_error and self.supervisor.last_error.startswith("not starting"):
             self.supervisor.last_error = None
+        self.on_member()
         log.info("bootstrap: done; the HA loop takes over")
 
     def _refuse(self, plan: Plan) -> None:
@@ -282,7 +287,7 @@ class Bootstrap:
         """Claim the cluster in the store (create-if-absent, or compare-and-set on the
         version this cycle read); returns the version of the claim written."""
         record = ClusterRecord(
-            cluster=self.config.cluster,
+            cluster=self.config().cluster,
             by=self.me,
             origin=origin,
             at=time.time(),
@@ -297,7 +302,7 @@ class Bootstrap:
             )
         log.info(
             "bootstrap: claimed the cluster %r in the store (%s%s)",
-            self.config.cluster,
+            self.config().cluster,
             origin,
             f", system identifier {sysid}" if sysid else "",
         )
@@ -312,7 +317,7 @@ class Bootstrap:
             with self.lock:
                 self.supervisor.forget_cluster()
                 bootstrap.init_primary(self.local)
-                if self.config.archive is not None:
+                if self.config().archive is not None:
                     self._init_archive()
                 self.supervisor.start()
                 bootstrap.create_replication_role(self.local)
@@ -324,7 +329,7 @@ class Bootstrap:
         self.clear_marker()
         log.info(
             "bootstrap: initialised the cluster %r: system identifier %s (PostgreSQL %s)",
-            self.config.cluster,
+            self.config().cluster,
             sysid,
             self.local.pgbin.version,
         )
@@ -360,7 +365,10 @@ class Bootstrap:
 
         control = self.local.instance.controldata()
         setup.init(
-            self.config, control.system_identifier, self.local.pgbin.major, control.wal_segment_size
+            self.config(),
+            control.system_identifier,
+            self.local.pgbin.major,
+            control.wal_segment_size,
         )
 
     def _adopt(self, world: BootWorld, data: LocalData) -> None:
@@ -386,7 +394,7 @@ class Bootstrap:
         with self.lock:
             self.supervisor.forget_cluster()
             result = clone.clone(
-                self.config,
+                self.config(),
                 self.me,
                 leader,
                 False,

@@ -7,6 +7,7 @@ values :func:`pgherd.model.ha.decide` takes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +17,22 @@ from typing import Any
 import psycopg
 
 from pgherd.clients.agent import AgentClient
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Snapshot
 from pgherd.dcs.checkin import CheckIn
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
+from pgherd.ha.rejoin_local import divergence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import queries
 from pgherd.pg.local_node import LocalNode
+
+log = logging.getLogger("pgherd.ha")
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,7 @@ class LocalReader:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._conn is None or self._conn.closed:
-            conninfo = self.local.instance.conninfo().replace(
-                "application_name=pgherd", "application_name=pgherd_ha"
-            )
+            conninfo = self.local.instance.conninfo(application_name="pgherd_ha")
             self._conn = psycopg.connect(conninfo, autocommit=True)
         try:
             yield self._conn
@@ -139,7 +142,7 @@ def _api_position(status: NodeStatus) -> Lsn | None:
 
 def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
     if status is None:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -148,6 +151,7 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
         timeline=status.timeline,
         position=_api_position(status),
         nofailover=node.nofailover,
+        nosync=node.nosync,
         returning=(
             status.role is Role.PRIMARY
             and status.state in (PgState.STOPPED, PgState.STARTING)
@@ -159,7 +163,7 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
 
 def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: float) -> Peer:
     if checkin is None or checkin.age() > fresh_within:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -168,6 +172,7 @@ def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: f
         timeline=checkin.timeline,
         position=checkin.position,
         nofailover=node.nofailover,
+        nosync=node.nosync,
     )
 
 
@@ -190,10 +195,36 @@ class PeerReader:
         except (AgentUnreachable, AgentError, ValueError):
             return None
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
     def read(self) -> tuple[Peer, ...]:
         others = [n for n in self.config.nodes if n.name != self.me]
         found = list(self._pool.map(self._ask, others))
         return tuple(peer_from_status(n, s) for n, s in zip(others, found, strict=True))
+
+
+class DivergenceProbe:
+    """Compares this node's WAL history with the leader's, through the leader's agent (the
+    HA loop asks when model.observing.watch_divergence says it is due)."""
+
+    def __init__(self, local: LocalNode, token: str, timeout: float = 3) -> None:
+        self.local = local
+        self.token = token
+        self.timeout = timeout
+
+    def diverged(self, leader: str) -> bool:
+        """True when this node's WAL is no longer a prefix of ``leader``'s; False when it
+        is, or when the leader could not tell (the next comparison tries again)."""
+        client = OpsClient(self.local.config.node(leader), self.token, self.timeout)
+        try:
+            verdict = divergence(self.local, client, True)
+        except PgherdError as exc:
+            log.info("could not compare my WAL with %s's: %s", leader, exc.message)
+            return False
+        if not verdict.can_follow:
+            log.warning("not streaming from %s: %s", leader, verdict.reason)
+        return not verdict.can_follow
 
 
 @dataclass(frozen=True)
@@ -223,18 +254,13 @@ class StoreView:
         return checkin_mod.checkins(self.snapshot.members)
 
 
-def needs_fresh_peers(view: StoreView, local: LocalState) -> bool:
-    """Steady state reads peers from their check-ins; a decision that may move the
-    primary role asks them directly (the lease is free, the store is down)."""
-    return not view.ok or view.leader is None or local.pg is not PgState.RUNNING
-
-
 def world(
     config: ClusterConfig,
     me: str,
     view: StoreView,
     peers: tuple[Peer, ...] | None,
     fresh_within: float,
+    observed_at: float = 0.0,
 ) -> World:
     """The World of model/ha.py from the store's view and, when asked, the peers' own word."""
     found = view.checkins
@@ -246,6 +272,7 @@ def world(
         )
     state = view.state
     sync = state.sync
+    now = time.time()
     return World(
         store_ok=view.ok,
         leader=view.leader,
@@ -253,6 +280,8 @@ def world(
         last_primary_position=checkin_mod.last_primary_position(found),
         sync_set=sync.members if sync else (),
         sync_quorum=sync.quorum if sync else 0,
-        paused=state.paused(time.time()),
+        paused=state.paused(now),
+        maintenance=state.maintenance(now) is not None,
         last_leader=state.last_leader,
+        observed_at=observed_at,
     )

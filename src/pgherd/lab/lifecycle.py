@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,13 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
+from pgherd import credentials
 from pgherd.archive import setup
 from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, ports, process
+from pgherd.pg import binaries, osuser, ports, process
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -125,13 +124,7 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     """The config file, a passfile with new passwords and a new API token, all owned by
     ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
-    user.make_dir(config.passfile.parent)
-    passwords = {
-        config.superuser: passfile.generate_password(),
-        config.replication_user: passfile.generate_password(),
-    }
-    user.write_file(config.passfile, passfile.render(passwords))
-    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    credentials.files.init(config, user, credentials.KINDS)
     user.write_file(config_path, config_mod.dump(config))
 
 
@@ -305,18 +298,11 @@ def _is_standby(config: ClusterConfig, node: NodeConfig) -> bool:
 
 
 def _stop_node(config: ClusterConfig, node: NodeConfig, reporter: Reporter) -> None:
-    had_agent = agents.stop(node)
-    instance = LocalNode.open(config, node.name).instance
-    pm = instance.postmaster()
-    if pm is not None:
-        try:
-            instance.stop("fast", timeout=60)
-        except PgherdError:
-            process.signal_pid(pm.pid, signal.SIGQUIT)
-            if not process.wait_gone(pm.pid, 10):
-                process.signal_pid(pm.pid, signal.SIGKILL)
-                process.wait_gone(pm.pid, 5)
-    what = "agent and PostgreSQL" if had_agent else "PostgreSQL"
+    had_pg = process.running_postmaster(node.data_dir) is not None
+    had_agent = agents.stop(node)  # the agent, then its PostgreSQL (fast shutdown)
+    what = (
+        "agent and PostgreSQL" if had_agent and had_pg else "agent" if had_agent else "PostgreSQL"
+    )
     reporter.step(
-        f"{node.name}: stopped {what}" if had_agent or pm else f"{node.name}: not running"
+        f"{node.name}: stopped {what}" if had_agent or had_pg else f"{node.name}: not running"
     )

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgherd.model.settings import text as render
 from pgherd.model.status import Frozen
 
 Setting = str | int | float | bool
@@ -202,13 +203,6 @@ def needs_restart(changes: Iterable[Change]) -> tuple[str, ...]:
 
 
 # ---- values --------------------------------------------------------------------------
-
-
-def render(value: Setting) -> str:
-    """A value as SHOW prints it (booleans as on/off)."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
 
 
 def same(name: str, current: str, new: Setting) -> bool:

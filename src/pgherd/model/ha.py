@@ -27,7 +27,8 @@ The rules that keep one writable primary:
   it has every member's word (in synchronous mode, the synchronous set's rule suffices);
   ``primary_start_timeout`` bounds restarts after a crash, never a start at boot;
 - while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
-  promotes, demotes or re-points anything; the holder only keeps its lease.
+  promotes, demotes or re-points anything; the holder only keeps its lease; in
+  maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either.
 """
 
 from __future__ import annotations
@@ -36,13 +37,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
-
-
-class Mode(StrEnum):
-    MANUAL = "manual"
-    AUTOMATIC = "automatic"
 
 
 class Do(StrEnum):
@@ -56,6 +53,11 @@ class Do(StrEnum):
     START = "start"  # start PostgreSQL again (crash, or asked)
     SET_SYNC = "set_sync"  # the primary writes synchronous_standby_names for ``members``
     WAIT = "wait"  # nothing to do; the sentence says why
+    # The fence and the lease as the cycle leaves them (model/fencing.py): bookkeeping of
+    # this agent only, never a call to the store or a server.
+    EXTEND_FENCE = "extend_fence"  # failsafe: writes allowed ``until`` (monotonic)
+    FORGET_LEASE = "forget_lease"  # the store says this node does not hold the lease
+    DISARM_FENCE = "disarm_fence"  # this server takes no writes: nothing to fence
 
 
 # What the executor records as cluster events (the rest are routine: renewals, waits).
@@ -68,29 +70,7 @@ class Action:
     reason: str
     target: str | None = None
     members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Settings:
-    mode: Mode = Mode.AUTOMATIC
-    ttl: float = 3.0
-    loop_wait: float = 0.5
-    retry_timeout: float = 1.0
-    maximum_lag: int = 16 * 1024 * 1024
-    primary_start_timeout: float = 10.0
-    synchronous: bool = False
-    sync_quorum: int = 1  # commits wait for this many synchronous standbys
-    failsafe: bool = False
-
-    def timing_problem(self) -> str | None:
-        """The rule that lets a primary demote before its lease can expire elsewhere."""
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            return (
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s)"
-            )
-        return None
+    until: float | None = None  # EXTEND_FENCE: the new deadline (monotonic seconds)
 
 
 @dataclass(frozen=True)
@@ -126,6 +106,7 @@ class Peer:
     timeline: int | None = None
     position: Lsn | None = None
     nofailover: bool = False
+    nosync: bool = False  # tagged: never chosen as a synchronous standby
     # A primary by its files, down, whose agent is about to start it (not stopped on
     # purpose, not crashed): on a cold start it leads, holding every commit of its timeline.
     returning: bool = False
@@ -140,7 +121,9 @@ class World:
     sync_set: tuple[str, ...] = ()  # who may be promoted in synchronous mode (the store's)
     sync_quorum: int = 1  # how many of sync_set acknowledged each commit (the store's)
     paused: str | None = None  # an operator's operation runs: why, and who asked
+    maintenance: bool = False  # the pause is maintenance (cluster pause): no action at all
     last_leader: str | None = None  # who held the lease last (its newest check-in says so)
+    observed_at: float = 0.0  # monotonic time the peers' answers were in
 
 
 def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
@@ -168,10 +151,14 @@ def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
 
 
 def _paused(me: Local, world: World) -> tuple[Action, ...]:
-    """An operator's operation (switchover, promotion) runs: hold still, keep the lease."""
+    """An operator's operation (switchover, promotion) runs, or the cluster is in
+    maintenance: hold still, keep the lease. Maintenance starts nothing either: a server
+    that died stays down until the operator starts it or resumes."""
     why = f"automatic failover is paused ({world.paused})"
+    if world.maintenance:
+        why = f"maintenance mode ({world.paused})"
     if world.store_ok and world.leader == me.name:
-        if me.crashed_for is not None and me.role is Role.PRIMARY:
+        if me.crashed_for is not None and me.role is Role.PRIMARY and not world.maintenance:
             return (
                 Action(Do.RENEW_LEASE, f"{why}: keeping my lease"),
                 Action(Do.START, "PostgreSQL should run: starting it in place (I hold the lease)"),
@@ -187,7 +174,7 @@ def _paused(me: Local, world: World) -> tuple[Action, ...]:
             Action(Do.ACQUIRE_LEASE, f"{why}: I run as the primary and the lease is free"),
             Action(Do.WAIT, "holding the lease as primary"),
         )
-    if me.crashed_for is not None and me.role is Role.STANDBY:
+    if me.crashed_for is not None and me.role is Role.STANDBY and not world.maintenance:
         return (Action(Do.START, f"{why}: PostgreSQL is down: starting it as a standby"),)
     return (Action(Do.WAIT, f"{why}: no automatic action"),)
 
@@ -356,8 +343,9 @@ def failsafe_holds(settings: Settings, me: Local, world: World) -> bool:
 
 
 def _sync_action(settings: Settings, me: Local, world: World) -> Action:
-    """The standbys that stream from me now, except those that may never be promoted."""
-    members = {p.name for p in world.peers if not p.nofailover}
+    """The standbys that stream from me now, except those that may never be promoted and
+    those tagged nosync."""
+    members = {p.name for p in world.peers if not p.nofailover and not p.nosync}
     # (pg_basebackup and other tools stream too, under their own application_name)
     streaming = sorted(n for n in me.streaming_standbys if n in members)
     return Action(

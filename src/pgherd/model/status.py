@@ -60,6 +60,12 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Message(Frozen):
+    """What an action that has no richer result answers: one sentence for the log."""
+
+    message: str
+
+
 class ReplicationRow(Frozen):
     """One row of pg_stat_replication on an upstream: a connected standby."""
 
@@ -121,6 +127,11 @@ class NodeStatus(Frozen):
     error: str | None = None
     checked_at: datetime | None = None
     mesh_workers: tuple[MeshWorkerRow, ...] = ()  # apply workers into this node (mesh)
+    # Parameters whose new value waits for a restart (pgherd node restart, cluster restart).
+    pending_restart: tuple[str, ...] = ()
+    # The fingerprint of the pgherd.yaml the agent runs with (config.fingerprint): every
+    # agent of a cluster should report the same one.
+    config_fingerprint: str | None = None
     # Until the node holds its cluster's data: what its agent does about it (ha/bootstrap.py).
     bootstrap: str | None = None
 

@@ -23,6 +23,7 @@ class MemberView:
     role: str | None = None
     leader: bool = False
     decision: str = ""
+    config_fingerprint: str = ""  # of the pgherd.yaml its agent runs with
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class HaView:
     lease_ttl: float | None = None
     lease_left: float | None = None
     paused: str | None = None
+    pause_until: float | None = None  # seconds since the epoch; None: until resumed
+    maintenance: bool = False  # the pause is maintenance mode (cluster pause)
     synchronous: tuple[str, ...] | None = None
     members: tuple[MemberView, ...] = field(default_factory=tuple)
 
@@ -51,7 +54,9 @@ class HaView:
             found.append(f"the coordination store does not answer: {self.problem}")
         elif self.mode == "automatic" and self.leader is None:
             found.append("no member holds the leader lease")
-        if self.paused:
+        if self.maintenance:
+            found.append(f"maintenance mode: no automatic failover ({self.paused})")
+        elif self.paused:
             found.append(f"automatic failover is paused: {self.paused}")
         return found
 
@@ -66,6 +71,8 @@ class HaView:
             "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
             "lease_age": None if self.lease_age is None else round(self.lease_age, 3),
             "paused": self.paused,
+            "pause_until": self.pause_until,
+            "maintenance": self.maintenance,
             "synchronous": list(self.synchronous) if self.synchronous is not None else None,
             "members": [
                 {
@@ -77,6 +84,7 @@ class HaView:
                     "role": m.role,
                     "leader": m.leader,
                     "decision": m.decision,
+                    "config_fingerprint": m.config_fingerprint or None,
                 }
                 for m in self.members
             ],
@@ -124,6 +132,7 @@ def read(config: ClusterConfig) -> HaView | None:
                     str(c.role) if kind == "data" else "witness",
                     leader is not None and leader.name == name,
                     c.decision,
+                    c.config_fingerprint,
                 )
             )
     state = dcs_state.parse(snapshot.config)
@@ -136,6 +145,8 @@ def read(config: ClusterConfig) -> HaView | None:
         lease_ttl=config.ha.ttl if leader else None,
         lease_left=leader.ttl_left if leader else None,
         paused=state.paused(now),
+        pause_until=state.pause.until if state.paused(now) and state.pause else None,
+        maintenance=state.maintenance(now) is not None,
         synchronous=sync,
         members=tuple(members),
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.model.adopt import Original, adopted_settings
-from pgherd.pg import adopted, binaries, conninfo, hba, osuser
-from pgherd.pg.archive_commands import archive_settings
+from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
+from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
@@ -38,8 +39,16 @@ BASE_SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True)
+# What pgherd.conf says about a standby's upstream: kept as written when the settings are
+# rewritten for a reload (the node keeps its role and upstream).
+ROLE_SETTINGS = ("primary_conninfo", "primary_slot_name")
+
+
+@dataclass(eq=False)
 class LocalNode:
+    """A node of the config on this machine. An agent shares one with all its parts;
+    :meth:`reconfigure` gives them all a reloaded config at once."""
+
     config: ClusterConfig
     node: NodeConfig
     pgbin: PgBin
@@ -101,9 +110,24 @@ class LocalNode:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
         if self.config.archive is not None:
-            values.update(archive_settings(self.config.archive.path))
+            values.update(archive_settings(self.spool, self.config.archive.specs()))
         values.update(self.config.settings)
         return values
+
+    def settings_in_force(self) -> dict[str, Setting]:
+        """pgherd.conf as the config wants it for the role the node has now: a primary's
+        settings, plus what the file says a standby streams from."""
+        written = conf.read_include(self.node.data_dir)
+        values = self.settings(None)
+        values.update({k: written[k] for k in ROLE_SETTINGS if k in written})
+        return values
+
+    def reconfigure(self, config: ClusterConfig) -> None:
+        """Run with a reloaded config. The caller (ha/reload.py) has checked that what
+        makes this node — its name, addresses, directories, programs, OS user, roles — is
+        unchanged, so the instance and the OS user stay as they are."""
+        self.node = config.node(self.node.name)
+        self.config = config
 
     def upstream_conninfo(self, upstream: NodeConfig) -> str:
         return conninfo.keyword(
@@ -127,8 +151,18 @@ class LocalNode:
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
 
+    @property
+    def spool(self) -> Path:
+        """The node's WAL spool: archive_command and the agent's pusher meet there."""
+        return spool_of(self.node.home_dir)
+
+    def write_spool(self) -> None:
+        if self.config.archive is not None:
+            write_spool(self.spool, self.config.archive.specs(), self.user)
+
     def write_config(self, upstream: NodeConfig | None) -> None:
         """Settings, access rules and the standby signal for this node's role."""
+        self.write_spool()
         self.instance.write_settings(self.node.name, self.settings(upstream))
         self.instance.write_access(*self.access_rules())
         self.instance.set_standby(upstream is not None)
@@ -136,3 +170,4 @@ class LocalNode:
     def prepare_home(self) -> None:
         self.user.make_dir(self.node.home_dir)
         self.user.make_dir(self.node.socket_dir)
+        self.write_spool()

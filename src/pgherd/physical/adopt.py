@@ -26,7 +26,7 @@ from psycopg import sql
 from pgherd.errors import PgherdError, QueryFailed, Refused
 from pgherd.model import adopt as model
 from pgherd.model.adopt import Change, Current, Facts, Original, Via
-from pgherd.pg import adopted, conf, hba, passfile, process, roles
+from pgherd.pg import adopted, binaries, conf, hba, passfile, process, roles
 from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
 from pgherd.pg.local_node import LocalNode
@@ -186,7 +186,7 @@ def _config_in(instance: Instance) -> bool:
 
 def _current(local: LocalNode, instance: Instance, original: Original | None) -> dict[str, Current]:
     """The settings adoption looks at, as the configuration files give them."""
-    contexts = instance.setting_contexts()
+    contexts = binaries.parameter_contexts(local.pgbin.bindir)
     in_auto = conf.read_auto_conf(instance.data_dir)
     names = list(model.WATCHED)
     wanted = local.settings(None, original or _placeholder(local))
