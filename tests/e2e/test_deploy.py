@@ -27,7 +27,7 @@ import pytest
 
 from pgherd.pg import osuser
 from tests.hosts.agents import as_user, service_env
-from tests.hosts.deployment import Deployment, Hosts, provision_hosts, write_secrets
+from tests.hosts.deployment import Deployment, Hosts, provision_hosts
 from tests.hosts.etcd import CLIENT_PORT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -64,11 +64,15 @@ def cluster_yaml(directory: Path, hosts: Hosts, **ha: object) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def main(hosts: Hosts, module_dir: Path, os_user: osuser.OsUser) -> Iterator[Deployment]:
+    """docs/deploy.md steps 1-4: etcd on three hosts (the hosts fixture), pgherd.yaml the
+    same on every host (checked), the secrets made once (on these hosts, one file system
+    stands for the copies)."""
     directory = module_dir / "main"
     os_user.make_dir(directory)
     deployment = Deployment(hosts, directory / "pgherd.yaml", os_user)
-    config = deployment.write_config(cluster_yaml(directory, hosts))
-    write_secrets(config, os_user)
+    deployment.write_config(cluster_yaml(directory, hosts))
+    deployment.pgherd("config", "check", on="host1")
+    deployment.pgherd("secrets", "init", on="host1")
     try:
         yield deployment
     finally:
@@ -143,7 +147,7 @@ def other_host(deployment: Deployment, *nodes: str) -> str:
 def test_three_servers_from_nothing_one_initdb_the_others_clone(main: Deployment) -> None:
     order = list(NODES)
     random.shuffle(order)
-    for name in order:  # docs/deploy.md, step 4: start the agent on each host, any order
+    for name in order:  # docs/deploy.md step 5: each host's unit started, in any order
         main.start_agent(name)
     primary = main.wait(lambda: healthy(main, "host4"), 240, "three nodes streaming")
 
@@ -375,6 +379,44 @@ def test_cold_start_by_power_off_with_primary_start_timeout_0(main: Deployment) 
     cold_start(main, power_off=True)
 
 
+# ---- adding a node ----------------------------------------------------------------------------
+
+
+def test_add_a_fourth_node_by_starting_its_agent(main: Deployment, module_dir: Path) -> None:
+    """docs/deploy.md, "Add a node": the node in pgherd.yaml on every host, the agents
+    reloaded (systemctl reload: SIGHUP), the new host's unit started."""
+    primary = main.wait(lambda: healthy(main, "host4"), 120, "a healthy cluster")
+    raw = json.loads(json.dumps(main.config.model_dump(mode="json")))
+    host4 = main.hosts["host4"]
+    raw["nodes"].append(
+        {
+            "name": "node4",
+            "host": host4.address,
+            "api_host": host4.address,
+            "data_dir": str(module_dir / "main" / "node4" / "data"),
+        }
+    )
+    started = main.sql(primary, "SELECT pg_postmaster_start_time()")
+    main.write_config(raw)
+    for name in NODES:
+        main.agents[name].reload()
+    hba = main.node(primary).data_dir / "pg_hba.conf"
+    main.wait(
+        lambda: host4.address in hba.read_text(), 60, "the leader's pg_hba.conf to let node4 in"
+    )
+
+    main.start_agent("node4")
+    members = (*NODES, "node4")
+    assert main.wait(lambda: healthy(main, "host1", members), 240, "node4 streaming") == primary
+    assert f"from {primary}" in main.log("node4") and "bootstrap: cloned" in main.log("node4")
+    slots = main.sql(primary, "SELECT slot_name FROM pg_replication_slots WHERE active")
+    assert ["node4"] in slots
+    count = main.sql(primary, "SELECT count(*) FROM acked")
+    main.wait(lambda: main.sql("node4", "SELECT count(*) FROM acked") == count, 30, "rows on node4")
+    # The reload restarted no PostgreSQL (the primary's postmaster started when it did).
+    assert main.sql(primary, "SELECT pg_postmaster_start_time()") == started
+
+
 # ---- adopting a running primary that holds data ------------------------------------------------
 
 
@@ -417,7 +459,7 @@ def test_adopt_a_running_primary_with_its_data_and_pg_hba_lines(
     as_postgres(*psql, "-c", "CREATE ROLE app LOGIN PASSWORD 'app'")
 
     adopted = Deployment(hosts, directory / "pgherd.yaml", os_user)
-    config = adopted.write_config(
+    adopted.write_config(
         {
             "cluster": "adopted",  # a second cluster in the same etcd
             "passfile": str(directory / "secrets" / "pgpass"),
@@ -439,7 +481,7 @@ def test_adopt_a_running_primary_with_its_data_and_pg_hba_lines(
             ],
         }
     )
-    write_secrets(config, os_user)
+    adopted.pgherd("secrets", "init", on="host1")
     main_leader = healthy(main, "host4")
     try:
         dry = json.loads(

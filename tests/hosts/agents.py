@@ -1,11 +1,13 @@
-"""Agents started as a systemd unit starts them: as the OS user that owns the data (never
-root), ``pgherd agent run --node NAME`` with the cluster's one pgherd.yaml, a clean
-environment, stderr to a log file (the journal, here), stopped with SIGTERM (KillMode=process:
-the agent alone is signalled, and it shuts its PostgreSQL down itself)."""
+"""Agents started as their systemd unit starts them: the unit ``pgherd agent unit --node
+NAME`` prints is read, and its ``ExecStart=`` run as its ``User=`` with its ``UMask=`` and a
+clean environment, stderr to a log file (the journal, here); stopped with SIGTERM
+(``KillMode=process``: the agent alone is signalled; PostgreSQL runs on under its keeper)
+and reloaded with SIGHUP (``ExecReload=``)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,6 +35,49 @@ def service_env(user: osuser.OsUser) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Unit:
+    """What a unit file says about starting the agent."""
+
+    exec_start: tuple[str, ...]
+    user: str
+    umask: int
+
+    @classmethod
+    def parse(cls, text: str) -> Unit:
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                fields.setdefault(key.strip(), value.strip())
+        argv = tuple(
+            a.replace("%%", "%").replace("$$", "$") for a in shlex.split(fields["ExecStart"])
+        )
+        return cls(argv, fields["User"], int(fields.get("UMask", "0022"), 8))
+
+
+def unit_of(config_path: Path, node: str) -> Unit:
+    """The unit ``pgherd agent unit --node NODE`` prints for this config."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgherd",
+            "agent",
+            "unit",
+            "--node",
+            node,
+            "--config",
+            str(config_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return Unit.parse(done.stdout)
+
+
 @dataclass
 class Agent:
     node: NodeConfig
@@ -55,6 +100,10 @@ class Agent:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def reload(self) -> None:
+        """systemctl reload: ExecReload=/bin/kill -HUP $MAINPID."""
+        self.proc.send_signal(signal.SIGHUP)
+
     def kill(self) -> None:
         """kill -9 of the agent (its PostgreSQL follows it: parent-death signal)."""
         if self.proc.poll() is None:
@@ -69,22 +118,12 @@ class Agent:
 
 
 def start_agent(
-    config_path: Path, node: NodeConfig, user: osuser.OsUser, netns: str | None = None
+    unit: Unit, node: NodeConfig, user: osuser.OsUser, netns: str | None = None
 ) -> Agent:
-    """``pgherd agent run --node NAME`` as ``user``, in the network namespace ``netns``."""
+    """The unit's ``ExecStart=`` as its ``User=``, in the network namespace ``netns``."""
+    assert unit.user == user.name, f"the unit runs the agent as {unit.user}, not {user.name}"
     user.make_dir(node.home_dir)
-    argv = [
-        *as_user(user),
-        sys.executable,
-        "-m",
-        "pgherd",
-        "agent",
-        "run",
-        "--node",
-        node.name,
-        "--config",
-        str(config_path),
-    ]
+    argv = [*as_user(user), *unit.exec_start]
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     log = os.open(node.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -97,6 +136,7 @@ def start_agent(
             stderr=log,
             env=service_env(user),
             cwd="/",
+            umask=unit.umask,
         )
     finally:
         os.close(log)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import subprocess
 import sys
 import time
@@ -17,8 +16,8 @@ from typing import Any
 
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
-from pgherd.pg import osuser, passfile
-from tests.hosts.agents import Agent, as_user, service_env, start_agent
+from pgherd.pg import osuser
+from tests.hosts.agents import Agent, Unit, as_user, service_env, start_agent, unit_of
 from tests.hosts.etcd import EtcdCluster
 from tests.hosts.network import Host, Network, unavailable
 
@@ -77,24 +76,13 @@ def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Itera
         network.remove()
 
 
-def write_secrets(config: ClusterConfig, user: osuser.OsUser) -> None:
-    """The passfile and API token as ``pgherd secrets init`` writes them (0600, owned by
-    the PostgreSQL OS user), once for every host (here, one shared filesystem)."""
-    user.make_dir(config.passfile.parent)
-    passwords = {
-        config.superuser: passfile.generate_password(),
-        config.replication_user: passfile.generate_password(),
-    }
-    user.write_file(config.passfile, passfile.render(passwords))
-    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
-
-
 @dataclass
 class Deployment:
     hosts: Hosts
     config_path: Path
     user: osuser.OsUser
     agents: dict[str, Agent] = field(default_factory=dict)
+    units: dict[str, Unit] = field(default_factory=dict)
 
     @property
     def config(self) -> ClusterConfig:
@@ -115,7 +103,10 @@ class Deployment:
     # ---- agents, as services ---------------------------------------------------------
 
     def start_agent(self, name: str) -> Agent:
-        agent = start_agent(self.config_path, self.node(name), self.user, self.host_of(name).netns)
+        """As the node's systemd unit starts it (docs/deploy.md installs that unit)."""
+        if name not in self.units:
+            self.units[name] = unit_of(self.config_path, name)
+        agent = start_agent(self.units[name], self.node(name), self.user, self.host_of(name).netns)
         self.agents[name] = agent
         return agent
 
