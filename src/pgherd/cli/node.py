@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from pgherd import config as config_mod
-from pgherd.cli import operations
+from pgherd.cli import adopt, operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, err_console, print_json
 from pgherd.clients.agent import AgentClient
@@ -22,6 +22,7 @@ app = typer.Typer(
     "remove it."
 )
 app.command()(operations.rejoin)
+app.command()(adopt.adopt)
 
 
 def _client(config_file: ConfigOpt, node: str) -> AgentClient:

@@ -59,6 +59,7 @@ class Supervisor:
         # that died comes back (a primary without its lease must not).
         self.auto_restart = auto_restart
         self.system_identifier: str | None = None
+        self.ran = False  # a postmaster ran under this agent (started or adopted)
         self._child: process.Child | None = None  # the keeper we started
         self._postmaster: int | None = None  # its postmaster
         self._adopted: int | None = None  # a postmaster found running at boot
@@ -110,6 +111,7 @@ class Supervisor:
         self._check_identity()
         with self._lock:
             self._adopted = pm.pid
+            self.ran = True
         if self.auto_restart:
             # Manual failover fences nothing: a deadline an agent under automatic failover
             # left for the keeper must not stop this server.
@@ -223,6 +225,12 @@ class Supervisor:
                 raise
             return True
 
+    def forget_cluster(self) -> None:
+        """The data directory was emptied to hold a new copy (a clone, an initdb): the next
+        start adopts whatever cluster is then there as this agent's."""
+        with self._lock:
+            self.system_identifier = None
+
     # ---- acting ------------------------------------------------------------------------
 
     def start(self, timeout: float = 60) -> None:
@@ -258,6 +266,7 @@ class Supervisor:
         self._adopted = None
         self._crashed_at = None
         self._down_since = None
+        self.ran = True
         self._backoff.last_start = time.monotonic()
         log.info("started postgres (pid %d, its keeper %d)", postmaster, child.pid)
 

@@ -242,6 +242,17 @@ class Instance:
 
     # ---- reading ---------------------------------------------------------------------
 
+    def config_value(self, name: str) -> str | None:
+        """A setting as the configuration files give it (``postgres -C``): works on a stopped
+        data directory and beside a running server; None for a name PostgreSQL rejects."""
+        done = run(
+            [self.pgbin["postgres"], "-D", self.data_dir, "-C", name],
+            self.user,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
     def controldata(self) -> controldata.ControlData:
         return controldata.read(self.pgbin, self.data_dir, self.user)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -45,6 +46,14 @@ def stop_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def pdeathsig_prefix(sig: str) -> list[str]:
+    """``setpriv --pdeathsig SIG --`` (util-linux): the program gets SIG when the thread that
+    started it exits (with the agent, even killed); nothing where setpriv is missing. Run it
+    after any switch of user: a change of credentials clears the parent-death signal."""
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+    return [setpriv, "--pdeathsig", sig, "--"] if setpriv else []
 
 
 def proc_state(pid: int) -> str | None:
