@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ def spawn(config_path: Path, node: AgentHost) -> int:
     return start(config_path, node).pid
 
 
-def start(config_path: Path, node: AgentHost) -> subprocess.Popen[bytes]:
+def start(config_path: Path, node: AgentHost) -> process.Child:
     """Start ``pgherd agent run`` for ``node`` as a service manager would: as the config's
     OS user (``postgres``) when we are root — an agent is never root — in its home, in a
     session of its own, its output appended to its log."""
