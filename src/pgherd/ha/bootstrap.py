@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pgherd.archive import setup
 from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Snapshot, Store, StoreUnavailable
@@ -361,8 +362,6 @@ class Bootstrap:
         self.clear_marker()
 
     def _init_archive(self) -> None:
-        from pgherd.archive import setup
-
         control = self.local.instance.controldata()
         setup.init(
             self.config(),
