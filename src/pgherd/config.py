@@ -45,7 +45,7 @@ SettingValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class _AgentFiles:
@@ -137,6 +137,14 @@ class HistoryConfig(_Strict):
 
     interval: float = Field(default=5, ge=1, le=3600)
     keep_days: float = Field(default=7, gt=0, le=3650)
+
+
+class ApiConfig(_Strict):
+    """The agents' HTTP API (docs/security.md). ``auth_reads``: reads need a credential
+    too (a viewer's is enough), except the load balancers' checks (``/health``,
+    ``/primary``, ``/replica``, ``/read-only``)."""
+
+    auth_reads: bool = False
 
 
 ConsoleRole = Literal["viewer", "operator"]
@@ -244,6 +252,7 @@ class ClusterConfig(_Strict):
     ha: HaConfig | None = None
     archive: ArchiveConfig | None = None
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
@@ -377,9 +386,18 @@ def dump(config: ClusterConfig) -> str:
 
 
 def read_token(config: ClusterConfig) -> str:
-    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
+    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file.
+
+    A variable that is set but blank is an error, not "no token": an agent started with
+    an empty token would let ``Authorization: Bearer`` with nothing after it act.
+    """
     env = os.environ.get(TOKEN_ENV)
-    if env:
+    if env is not None:
+        if not env.strip():
+            raise ConfigError(
+                f"{TOKEN_ENV} is set but blank",
+                f"unset it to use {config.api_token_file}, or set it to the API token",
+            )
         return env.strip()
     try:
         token = config.api_token_file.read_text().strip()

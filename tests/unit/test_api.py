@@ -96,7 +96,10 @@ def test_acting_needs_the_token(
 
 def test_a_401_has_the_same_error_shape_as_other_errors(client: TestClient) -> None:
     body = client.post("/postgres/stop").json()
-    assert body == {"error": "missing or wrong API token", "hint": "send the cluster's token"}
+    assert body == {
+        "error": "missing or wrong API token",
+        "hint": "send a viewer, operator or node credential as Authorization: Bearer TOKEN",
+    }
 
 
 def test_stop_with_the_token(client: TestClient, agent: FakeAgent) -> None:

@@ -1,8 +1,9 @@
 """The agent's HTTP API.
 
-Reading (``/health``, ``/status``) is open; acting (``POST /postgres/...``) needs the
-cluster's bearer token. Errors come back as ``{"error": ..., "hint": ...}`` with 409 for a
-refusal and 500 for a failure, so the CLI can print them as it prints its own.
+Reading (``/health``, ``/status``) is open unless ``api.auth_reads``; acting (``POST
+/postgres/...``) needs an operator's or a peer's credential, checked by api/guard.py before
+the body is read. Errors come back as ``{"error": ..., "hint": ...}`` (api/errors.py), so
+the CLI can print them as it prints its own.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import contextlib
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from pgherd.api import errors
 from pgherd.api.auth import authorized
+from pgherd.api.guard import MAX_BODY, Guard
 from pgherd.api.routes_mesh import MeshPort, mesh_router
-from pgherd.errors import PgherdError, Refused
+from pgherd.model.access import Grant, Grants, Role, digest
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
 
@@ -24,7 +27,7 @@ from pgherd.model.status import NodeStatus, PgState
 class AgentPort(Protocol):
     """What the API needs from an agent (a fake implements it in unit tests)."""
 
-    token: str
+    token: str  # the agent's own credential, for its calls to other agents
 
     def status(self) -> NodeStatus: ...
 
@@ -40,24 +43,39 @@ class AgentPort(Protocol):
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
-def create_app(
-    agent: AgentPort, lifespan: Lifespan | None = None, mesh: MeshPort | None = None
+def operator_only(token: str) -> Grants:
+    """The grants of a cluster with one shared token: it is the operator's."""
+    return Grants.of([Grant("operator", Role.OPERATOR, digest(token))])
+
+
+def secure(
+    app: FastAPI,
+    grants: Callable[[], Grants],
+    auth_reads: bool = False,
+    max_body: int = MAX_BODY,
 ) -> FastAPI:
+    """The guard (credentials and body size, before the body is read) and the one error
+    shape, on ``app``: every app that serves agent routes has both."""
+    app.add_middleware(Guard, grants=grants, auth_reads=auth_reads, max_body=max_body)
+    errors.install(app)
+    return app
+
+
+def create_app(
+    agent: AgentPort,
+    lifespan: Lifespan | None = None,
+    mesh: MeshPort | None = None,
+    grants: Callable[[], Grants] | None = None,
+    auth_reads: bool = False,
+    max_body: int = MAX_BODY,
+) -> FastAPI:
+    """``grants``: the credentials accepted, asked for on every request (so that a
+    rotation takes effect without a restart); by default the agent's token, as operator."""
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
+    fixed = operator_only(agent.token)
+    secure(app, grants or (lambda: fixed), auth_reads, max_body)
     if mesh is not None:
-        app.include_router(mesh_router(mesh, agent.token))
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        # One error shape for every failure: {"error": ..., "hint": ...}.
-        detail: object = exc.detail  # typed str, but our handlers raise it with a dict
-        body = detail if isinstance(detail, dict) else {"error": str(detail), "hint": ""}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(PgherdError)
-    async def _pgherd_error(_request: Request, exc: PgherdError) -> JSONResponse:
-        status = 409 if isinstance(exc, Refused) else 500
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
+        app.include_router(mesh_router(mesh))
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -74,7 +92,7 @@ def create_app(
         """Files and settings of the node, for ``pgherd doctor``."""
         return agent.facts()
 
-    needs_token = authorized(agent.token)
+    needs_token = authorized()
 
     @app.post("/postgres/start", dependencies=needs_token)
     def start() -> NodeStatus:

@@ -1,7 +1,7 @@
 """The agent's archive endpoints: WAL switch, restore points, replay control, archiver.
 
-Reading (``GET /replay``, ``GET /archiver``) is open like ``/status``; acting needs the
-cluster's token.
+Reading (``GET /replay``, ``GET /archiver``) is open like ``/status``; acting needs an
+operator's or a peer's credential.
 """
 
 from __future__ import annotations
@@ -9,21 +9,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import Field
 
 from pgherd.api.auth import authorized
+from pgherd.model.status import Frozen
 from pgherd.pg import archive_sql
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 from pgherd.pg.instance import Instance
 
 
-class RestorePointRequest(BaseModel):
-    name: str
+class RestorePointRequest(Frozen):
+    # PostgreSQL keeps at most 63 bytes of a restore point's name (MAXFNAMELEN - 1).
+    name: str = Field(min_length=1, max_length=63)
 
 
-def router(instance: Callable[[], Instance], token: str) -> APIRouter:
+def router(instance: Callable[[], Instance]) -> APIRouter:
     api = APIRouter()
-    needs_token = authorized(token)
+    needs_token = authorized()
 
     @api.get("/replay")
     def replay() -> ReplayState:

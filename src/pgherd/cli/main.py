@@ -88,6 +88,10 @@ def main() -> None:
     except PgherdError as exc:
         error(exc.one_line())
         sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a file or directory the command could not use, said in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        error(f"{exc.strerror or type(exc).__name__}{where}")
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)

@@ -261,11 +261,11 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
-    app = create_app(agent, lifespan, mesh=agent.mesh)
-    app.include_router(routes_logical.router(local, agent.token))
-    app.include_router(routes_ops.ops_router(agent.operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
-    app.include_router(routes_history.router(history, config.history.interval, agent.token))
+    app = create_app(agent, lifespan, mesh=agent.mesh, auth_reads=config.api.auth_reads)
+    app.include_router(routes_logical.router(local))
+    app.include_router(routes_ops.ops_router(agent.operations))
+    app.include_router(routes_archive.router(lambda: local.instance))
+    app.include_router(routes_history.router(history, config.history.interval))
     app.include_router(routes_ha.router(agent))
     server = uvicorn.Server(
         uvicorn.Config(
