@@ -8,6 +8,7 @@ copied and kept under version control.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -21,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from pgherd.errors import ConfigError, UnknownNode
+from pgherd.errors import ConfigError, InvalidInput, UnknownNode
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
@@ -29,7 +30,8 @@ DEFAULT_CONFIG = Path("pgherd.yaml")
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
-NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+NODE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+NodeName = Annotated[str, Field(pattern=NODE_NAME)]
 RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -333,6 +335,16 @@ def _require_unique(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"two nodes share the {what} {value}")
         seen.add(value)
+
+
+def check_node_name(name: str, option: str = "--node") -> str:
+    """A new node's name, checked before it becomes a directory, a slot or a config key."""
+    if not re.match(NODE_NAME, name):
+        raise InvalidInput(
+            f"{option} {name[:80]!r} is not a valid node name",
+            "use 1 to 63 lower-case letters, digits and _, starting with a letter",
+        )
+    return name
 
 
 def config_path(explicit: Path | None) -> Path:

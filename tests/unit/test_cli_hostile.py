@@ -154,3 +154,47 @@ def test_hostile_names_get_a_one_line_error(
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith(("error:", "pgherd wal")), shown
     assert _digest(config_file.parent) == before  # nothing changed
+
+
+def _run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["pgherd", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    _, err = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), err
+
+
+@pytest.mark.parametrize("name", ["../x", "Node", "a-b", "x" * 64, ""])
+def test_clone_refuses_a_new_node_name_that_is_not_one(
+    name: str,
+    config_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = config_file.read_text()
+    code, err = _run(
+        monkeypatch,
+        capsys,
+        *("standby", "clone", "--upstream", "node1", "--node", name, "-c", str(config_file)),
+        *("--data-dir", str(tmp_path / "d"), "--port", "29999", "--api-port", "30999"),
+    )
+    assert code == 1
+    assert err.startswith("error: --node") and "is not a valid node name" in err
+    assert config_file.read_text() == before
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+def test_a_blank_token_in_the_environment_is_refused(
+    value: str,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PGHERD_API_TOKEN", value)
+    code, err = _run(monkeypatch, capsys, "node", "stop", "node1", "-c", str(config_file))
+    assert code == 1
+    assert err.startswith("error: PGHERD_API_TOKEN is set but blank")
