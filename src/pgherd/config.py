@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
@@ -57,9 +58,16 @@ class _AgentFiles:
     if TYPE_CHECKING:
         api_host: str
         api_port: int
+        _api_ca: Path | None
 
         @property
         def home_dir(self) -> Path: ...
+
+    @property
+    def api_ca(self) -> Path | None:
+        """The CA that signs this member's API certificate: set from the cluster's ``tls``
+        section when the config is loaded (None: plain HTTP, ``tls: off``)."""
+        return self._api_ca
 
     @property
     def agent_log(self) -> Path:
@@ -72,7 +80,8 @@ class _AgentFiles:
     @property
     def api_url(self) -> str:
         host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
+        scheme = "https" if self._api_ca is not None else "http"
+        return f"{scheme}://{host}:{self.api_port}"
 
 
 class NodeConfig(_AgentFiles, _Strict):
@@ -81,6 +90,8 @@ class NodeConfig(_AgentFiles, _Strict):
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
     what pgherd keeps beside it: the socket directory, the server and agent logs.
     """
+
+    _api_ca: Path | None = PrivateAttr(default=None)
 
     name: NodeName
     host: str = "127.0.0.1"
@@ -141,6 +152,19 @@ class HistoryConfig(_Strict):
     keep_days: float = Field(default=7, gt=0, le=3650)
 
 
+class TlsConfig(_Strict):
+    """TLS between every pair of parts (docs/security.md), on unless ``tls: off``.
+
+    ``dir`` holds ``ca.crt`` (the cluster CA) and ``NAME.crt``/``NAME.key`` for each
+    member and etcd member (default: ``tls/`` beside the passfile), as ``pgherd secrets
+    init`` and ``lab up`` write them. ``client_certs``: agents present their certificate
+    when they call each other, and an agent accepts a node's credential only over a
+    connection that presented that node's certificate."""
+
+    dir: AbsPath | None = None
+    client_certs: bool = False
+
+
 class ApiConfig(_Strict):
     """The agents' HTTP API (docs/security.md). ``auth_reads``: reads need a credential
     too (a viewer's is enough), except the load balancers' checks (``/health``,
@@ -180,6 +204,8 @@ class WitnessConfig(_AgentFiles, _Strict):
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
 
+    _api_ca: Path | None = PrivateAttr(default=None)
+
     name: NodeName
     api_host: str = "127.0.0.1"
     api_port: Port = 8008
@@ -197,9 +223,32 @@ class SqliteDcs(_Strict):
 
 
 class EtcdDcs(_Strict):
-    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``http://host:port``."""
+    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``https://host:port``
+    (``http://`` only with ``tls: off``).
+
+    ``ca``: the CA that signs the etcd members' certificates (default: the cluster CA);
+    ``cert``/``key``: a client certificate, for etcd's ``--client-cert-auth``;
+    ``username``/``password_file``: etcd's own authentication (the password in a 0600
+    file, never in this one)."""
 
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
+    ca: AbsPath | None = None
+    cert: AbsPath | None = None
+    key: AbsPath | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=128)
+    password_file: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("ha.dcs: cert and key go together")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("ha.dcs: username and password_file go together")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return all(url.startswith("https://") for url in self.etcd)
 
 
 class HaConfig(_Strict):
@@ -255,6 +304,9 @@ class ClusterConfig(_Strict):
     archive: ArchiveConfig | None = None
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    # TLS on (the default: a section, or nothing) or off (``tls: off``, which YAML reads
+    # as false): doctor and cluster show flag a cluster that runs in plain text.
+    tls: TlsConfig | bool = Field(default_factory=TlsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
@@ -288,7 +340,39 @@ class ClusterConfig(_Strict):
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+        etcd = self.ha.dcs if self.ha is not None else None
+        if isinstance(etcd, EtcdDcs) and self.tls_on and not etcd.https:
+            raise ValueError(
+                "ha.dcs.etcd: plain http:// endpoints with TLS on; use https:// "
+                "(or tls: off, which doctor flags)"
+            )
+        ca = self.ca_file
+        for member in members:
+            member._api_ca = ca
         return self
+
+    @property
+    def tls_on(self) -> bool:
+        return self.tls is not False
+
+    @property
+    def tls_settings(self) -> TlsConfig:
+        return self.tls if isinstance(self.tls, TlsConfig) else TlsConfig()
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the CA and the members' certificates are (with TLS off too: where
+        ``secrets init`` would put them)."""
+        return self.tls_settings.dir or self.passfile.parent / "tls"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The cluster CA every client verifies servers against; None with ``tls: off``."""
+        return self.tls_dir / "ca.crt" if self.tls_on else None
+
+    def cert_files(self, member: str) -> tuple[Path, Path]:
+        """(certificate, key) of a member (a node, a witness, an etcd member)."""
+        return self.tls_dir / f"{member}.crt", self.tls_dir / f"{member}.key"
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:

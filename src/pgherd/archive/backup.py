@@ -101,6 +101,7 @@ def create(
         config.replication_user,
         config.passfile,
         application_name=f"pgherd_backup_{label}",
+        sslrootcert=config.ca_file,
     )
     args = basebackup.argv(
         pgbin, source_info, data, None, False, ("--label", f"pgherd backup {label}")

@@ -162,7 +162,7 @@ def connstr(
     config = load_config(config_file)
     target = config.node(node)
     user = config.replication_user if replication else config.superuser
-    print(conninfo.uri(target.host, target.port, user, config.passfile))
+    print(conninfo.uri(target.host, target.port, user, config.passfile, sslrootcert=config.ca_file))
 
 
 @app.command()

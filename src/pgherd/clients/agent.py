@@ -2,21 +2,25 @@
 
 Plain ``http.client`` from the standard library: the CLI starts in a fraction of the time
 it takes with httpx (0.2 s of imports here), and ``cluster show`` should answer in well
-under half a second.
+under half a second. With the cluster's TLS on (``node.api_ca``), HTTPS: the agent must
+show a certificate the cluster CA signed for the address dialled.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.status import NodeStatus, unreachable
+from pgherd.tls.context import client_context
 
 if TYPE_CHECKING:
     from pgherd.model.doctor import NodeFacts
@@ -25,6 +29,10 @@ T = TypeVar("T")
 
 
 class AgentClient:
+    # (certificate, key) this process presents to agents that ask for one (tls.client_certs):
+    # an agent sets its own node's pair at start-up; the CLI presents none.
+    client_cert: tuple[Path, Path] | None = None
+
     def __init__(
         self, node: NodeConfig | WitnessConfig, token: str | None = None, timeout: float = 5.0
     ) -> None:
@@ -50,13 +58,18 @@ class AgentClient:
             headers["Content-Type"] = "application/json"
         if params:
             path = f"{path}?{urlencode(params)}"
-        conn = http.client.HTTPConnection(
-            self.node.api_host, self.node.api_port, timeout=timeout or self.timeout
-        )
+        conn = self._connection(timeout or self.timeout)
         try:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
             raw = response.read()
+        except ssl.SSLCertVerificationError as exc:
+            raise AgentError(
+                f"the agent of {self.node.name} at {self.node.api_url} is not who it should "
+                f"be: {exc.verify_message}",
+                "its certificate must be signed by the cluster CA for that address "
+                "(pgherd secrets init issues them)",
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise AgentUnreachable(
                 f"the agent of {self.node.name} at {self.node.api_url} did not answer "
@@ -70,6 +83,15 @@ class AgentClient:
         except ValueError:
             data = {"error": raw.decode(errors="replace").strip()}
         return response.status, data
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        node = self.node
+        if node.api_ca is None:
+            return http.client.HTTPConnection(node.api_host, node.api_port, timeout=timeout)
+        context = client_context(node.api_ca, *(self.client_cert or (None, None)))
+        return http.client.HTTPSConnection(
+            node.api_host, node.api_port, timeout=timeout, context=context
+        )
 
     def _request(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
         status, data = self.request(method, path, timeout, **kw)

@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from pgherd import config as config_mod
 from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
+from pgherd.api.serving import uvicorn_tls
 from pgherd.archive import cleanup as archive_cleanup
+from pgherd.clients.agent import AgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
@@ -219,6 +221,9 @@ def run(config_path: Path, node_name: str) -> None:
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)
+    tls = uvicorn_tls(config, node_name)  # before anything starts: missing files refuse
+    if config.tls_on and config.tls_settings.client_certs:
+        AgentClient.client_cert = config.cert_files(node_name)
     agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     process.set_process_name(process.AGENT_PROCESS_NAME)
@@ -274,6 +279,7 @@ def run(config_path: Path, node_name: str) -> None:
             port=local.node.api_port,
             log_level="warning",
             access_log=False,
+            **tls,
         )
     )
     server.run()

@@ -18,7 +18,7 @@ from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout, ports
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, process
+from pgherd.pg import binaries, osuser, passfile, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.physical import bootstrap, clone
 from pgherd.physical.local_node import LocalNode
@@ -65,6 +65,7 @@ def up(
     sync: bool = False,
     witness: bool = False,
     failsafe: bool = False,
+    tls: bool = True,
 ) -> LabUp:
     started = time.monotonic()
     layout.check_failover(failover)
@@ -95,6 +96,7 @@ def up(
         sync=sync,
         witness=witness,
         failsafe=failsafe,
+        tls=tls,
     )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
@@ -121,8 +123,9 @@ def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter
 
 
 def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
-    """The config file, a passfile with new passwords and a new API token, all owned by
-    ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
+    """The config file, a passfile with new passwords, a new API token and (TLS on) the
+    cluster CA and every member's certificate, all owned by ``user`` (0600 in 0700
+    directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
     user.make_dir(config.passfile.parent)
     passwords = {
@@ -131,6 +134,8 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     }
     user.write_file(config.passfile, passfile.render(passwords))
     user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    if config.tls_on:
+        tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))
 
 

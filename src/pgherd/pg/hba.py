@@ -2,9 +2,9 @@
 
 pg_hba.conf is read top-down and the first matching rule wins, so pgherd's block goes
 first: TCP connections from the cluster's addresses must prove a password with
-scram-sha-256 (never ``trust``), and local connections as the superuser are allowed
-only to the OS users mapped in pg_ident.conf (root, for the agent, and the PostgreSQL OS
-user).
+scram-sha-256 (never ``trust``) over TLS (``hostssl``), and local connections as the
+superuser are allowed only to the OS users mapped in pg_ident.conf (root, for the agent,
+and the PostgreSQL OS user).
 """
 
 from __future__ import annotations
@@ -43,16 +43,26 @@ def cidr(host: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
-def rules(superuser: str, replication_user: str, hosts: Iterable[str]) -> list[HbaRule]:
+def rules(
+    superuser: str, replication_user: str, hosts: Iterable[str], ssl: bool = True
+) -> list[HbaRule]:
+    """``ssl``: TCP rules are ``hostssl``, followed by ``hostnossl … reject`` for every
+    address, so that a client without TLS is refused here rather than let in by a
+    ``host`` rule further down (initdb writes some); ``host`` only with ``tls: off``."""
     addresses = list(dict.fromkeys(cidr(h) for h in hosts))
+    tcp = "hostssl" if ssl else "host"
     found: list[HbaRule] = [
         HbaRule("local", "all", superuser, None, "peer", f"map={IDENT_MAP}"),
         HbaRule("local", "replication", superuser, None, "peer", f"map={IDENT_MAP}"),
     ]
     for address in addresses:
-        found.append(HbaRule("host", "replication", replication_user, address, "scram-sha-256"))
+        found.append(HbaRule(tcp, "replication", replication_user, address, "scram-sha-256"))
     for address in addresses:
-        found.append(HbaRule("host", "all", "all", address, "scram-sha-256"))
+        found.append(HbaRule(tcp, "all", "all", address, "scram-sha-256"))
+    if ssl:
+        for database in ("replication", "all"):
+            for anywhere in ("0.0.0.0/0", "::/0"):
+                found.append(HbaRule("hostnossl", database, "all", anywhere, "reject"))
     return found
 
 

@@ -104,6 +104,7 @@ def clone(
         config.replication_user,
         config.passfile,
         application_name=f"pgherd_clone_{node_name}",
+        sslrootcert=config.ca_file,
     )
     args = basebackup.argv(local.pgbin, source, local.node.data_dir, node_name, create_slot)
     basebackup.run_basebackup(args, local.user, progress)

@@ -75,6 +75,7 @@ class LocalNode:
         if upstream is not None:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
+        values.update(self.ssl_settings())
         if self.config.archive is not None:
             values.update(archive_settings(self.config.archive.path))
             # The archive serves standbys that fall behind and pg_rewind
@@ -84,6 +85,20 @@ class LocalNode:
         values.update(self.config.settings)
         return values
 
+    def ssl_settings(self) -> dict[str, Setting]:
+        """TLS with the node's certificate (``ssl = off`` only with the cluster's
+        ``tls: off``); the CA too, so that clients' certificates can be checked."""
+        if self.config.ca_file is None:
+            return {"ssl": False}
+        cert, key = self.config.cert_files(self.node.name)
+        return {
+            "ssl": True,
+            "ssl_cert_file": str(cert),
+            "ssl_key_file": str(key),
+            "ssl_ca_file": str(self.config.ca_file),
+            "ssl_min_protocol_version": "TLSv1.2",
+        }
+
     def upstream_conninfo(self, upstream: NodeConfig) -> str:
         return conninfo.keyword(
             upstream.host,
@@ -91,11 +106,14 @@ class LocalNode:
             self.config.replication_user,
             self.config.passfile,
             application_name=self.node.name,
+            sslrootcert=self.config.ca_file,
         )
 
     def access_rules(self) -> tuple[list[hba.HbaRule], list[str]]:
         hosts = [n.host for n in self.config.nodes]
-        rules = hba.rules(self.config.superuser, self.config.replication_user, hosts)
+        rules = hba.rules(
+            self.config.superuser, self.config.replication_user, hosts, self.config.tls_on
+        )
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
 
