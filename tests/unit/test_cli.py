@@ -171,8 +171,16 @@ def test_agent_haproxy_checks_each_agent_and_sends_traffic_to_postgres(
     for section in sections:
         servers = [line.split() for line in section.splitlines() if "    server " in line]
         check = ["check", "addr", "127.0.0.1", "port"]
+        # the agents serve HTTPS: HAProxy checks them over TLS, trusting the cluster CA only
+        tls = [
+            "check-ssl",
+            "verify",
+            "required",
+            "ca-file",
+            "/var/tmp/pgherd-lab/secrets/tls/ca.crt",
+        ]
         assert servers == [
-            ["server", f"node{i}", f"127.0.0.1:{5439 + i}", *check, str(6439 + i)]
+            ["server", f"node{i}", f"127.0.0.1:{5439 + i}", *check, str(6439 + i), *tls]
             for i in (1, 2, 3)
         ]
 

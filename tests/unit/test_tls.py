@@ -179,3 +179,60 @@ def test_a_certificate_lives_no_longer_than_its_ca() -> None:
     made = certs.issue(ca, "n", ["127.0.0.1"], days=400)
     assert made.certificate.not_valid_after_utc <= ca.certificate.not_valid_after_utc
     assert made.certificate.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(11)
+
+
+def test_a_server_built_without_ssl_is_refused_with_tls_on(
+    lab: config_mod.ClusterConfig, tmp_path: Path
+) -> None:
+    from pgherd.pg import binaries
+
+    found = binaries.pgserver_bindir()  # PostgreSQL 16 from PyPI: built without OpenSSL
+    if found is None:
+        pytest.skip("the dev dependency pgserver is not installed")
+    pgbin = binaries.inspect(found)
+    assert not pgbin.supports_ssl
+    local = LocalNode(lab, lab.node("node1"), pgbin, me())
+    with pytest.raises(ConfigError, match="built without OpenSSL"):
+        local.settings(None)
+    assert binaries.find(None).supports_ssl  # Debian's build has it
+
+
+def test_doctor_flags_tls_off_and_a_server_without_ssl() -> None:
+    from pgherd.model import doctor
+
+    assert doctor.check_tls(True) == []
+    (finding,) = doctor.check_tls(False)
+    assert (finding.severity, finding.check) == (doctor.Severity.WARNING, "tls")
+    facts = doctor.NodeFacts(
+        name="node1",
+        os_user="postgres",
+        data_dir="/d",
+        data_dir_exists=True,
+        data_dir_owner="postgres",
+        data_dir_mode=0o700,
+        settings={"ssl": "off"},
+    )
+    assert [f.check for f in doctor.check_node(facts, 2, False, tls=True)] == ["tls"]
+    assert doctor.check_node(facts, 2, False, tls=False) == []
+
+
+def test_cluster_show_says_when_tls_is_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    from pgherd.cli.main import main
+
+    lab = layout.lab_config(tmp_path / "lab", 1, 5440, "postgres", None, tls=False)
+    path = tmp_path / "pgherd.yaml"
+    path.write_text(config_mod.dump(lab))
+    for args in (["cluster", "show"], ["cluster", "show", "--json"]):
+        monkeypatch.setattr(sys, "argv", ["pgherd", *args, "-c", str(path)])
+        with pytest.raises(SystemExit):
+            main()
+        out = capsys.readouterr().out
+        if "--json" in args:
+            assert json.loads(out)["tls"] is False
+        else:
+            assert "TLS is off (tls: off in pgherd.yaml)" in " ".join(out.split())

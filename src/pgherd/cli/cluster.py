@@ -13,6 +13,7 @@ from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.doctor import TLS_OFF
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.pg import conninfo
 
@@ -49,6 +50,7 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             data["ha"] = ha.as_json()
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
+        data["tls"] = config.tls_on
         print_json(data)
     else:
         console.print(view_table(config.cluster, view, ha))
@@ -59,6 +61,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             console.print(mesh_table(workers))
         for problem in problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
+        if not config.tls_on:  # allowed, on purpose, and said every time
+            console.print(f"[red]![/] {TLS_OFF}", soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_DEGRADED)
 

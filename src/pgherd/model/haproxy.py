@@ -39,9 +39,11 @@ def _address(host: str) -> str:
 
 
 def render(config: ClusterConfig, bind: str, primary_port: int, replica_port: int) -> str:
+    # Agents serve HTTPS unless tls: off: the check speaks TLS and trusts the cluster CA only.
+    tls = f" check-ssl verify required ca-file {config.ca_file}" if config.ca_file else ""
     servers = "".join(
         f"    server {n.name} {_address(n.host)}:{n.port} "
-        f"check addr {n.api_host} port {n.api_port}\n"
+        f"check addr {n.api_host} port {n.api_port}{tls}\n"
         for n in config.nodes
     )
     bind = _address(bind)

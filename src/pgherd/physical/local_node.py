@@ -7,6 +7,7 @@ from functools import cached_property
 
 from pgherd.archive.commands import archive_settings
 from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.errors import ConfigError
 from pgherd.pg import binaries, conninfo, hba, osuser
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
@@ -90,6 +91,12 @@ class LocalNode:
         ``tls: off``); the CA too, so that clients' certificates can be checked."""
         if self.config.ca_file is None:
             return {"ssl": False}
+        if not self.pgbin.supports_ssl:
+            raise ConfigError(
+                f"TLS is on but PostgreSQL {self.pgbin.version} in {self.pgbin.bindir} was "
+                "built without OpenSSL",
+                "use a build with SSL (every packaged one has it), or set tls: off",
+            )
         cert, key = self.config.cert_files(self.node.name)
         return {
             "ssl": True,
