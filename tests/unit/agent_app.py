@@ -19,10 +19,12 @@ from pgherd.api.app import create_app
 from pgherd.errors import QueryFailed, UnknownNode
 from pgherd.ha.history_store import HistoryStore
 from pgherd.model.access import Grant, Grants, Role, digest
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import PgState
 from pgherd.model.status import Role as PgRole
 from pgherd.pg.instance import Instance
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import TOKEN, FakeAgent
 from tests.unit.test_ops_api import FakeOperations
 from tests.unit.test_routes_mesh import FakeMesh
@@ -61,8 +63,8 @@ class FakeHa:
     def serving(self) -> routes_ha.Serving:
         return routes_ha.Serving(PgState.RUNNING, PgRole.PRIMARY, True, False, {})
 
-    def ha_state(self) -> dict[str, Any]:
-        return {"mode": "manual", "state": "running"}
+    def ha_state(self) -> HaReport:
+        return HaReport(mode=Mode.MANUAL, state=PgState.RUNNING)
 
 
 class ServerDown:

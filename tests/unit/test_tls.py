@@ -19,7 +19,7 @@ from pgherd import config as config_mod
 from pgherd.errors import ConfigError
 from pgherd.lab import layout
 from pgherd.pg import conninfo, osuser, tlsfiles
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 from pgherd.tls import certs
 from pgherd.tls.context import client_context
 

@@ -20,14 +20,14 @@ from pgherd.model.publication import (
     PublicationSpec,
     TableFacts,
 )
-from pgherd.model.status import Frozen
+from pgherd.model.status import Frozen, Message
 from pgherd.model.subscription import (
     SequenceSync,
     SubscriptionInfo,
     SubscriptionSpec,
     SubscriptionStatus,
 )
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 class SubscriptionRef(Frozen):
@@ -47,10 +47,6 @@ class DdlRequest(Frozen):
     statement: str = Field(min_length=1, max_length=256 * 1024)
     dbname: str = "postgres"
     regrant: bool = False
-
-
-class Message(Frozen):
-    message: str
 
 
 class StopWrites(Frozen):

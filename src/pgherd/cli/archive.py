@@ -9,7 +9,10 @@ import typer
 from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
-from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, print_json
+from pgherd.cli.output import EXIT_DEGRADED, console, print_json
+from pgherd.model.readable import human_bytes
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="The WAL archive: set up, status, retention.")
 
@@ -104,7 +107,7 @@ def cleanup(
     config = load_config(config_file)
     result = cleanup_mod.cleanup(config, keep, dry_run)
     if as_json:
-        print_json(asdict(result))
+        print_json(result)
         return
     verb = "would remove" if dry_run else "removed"
     for reason in result.reasons:

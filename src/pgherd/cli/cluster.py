@@ -9,16 +9,19 @@ from rich.table import Table
 
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
 from pgherd.model.doctor import TLS_OFF
 from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import conninfo
 
 if TYPE_CHECKING:
     from pgherd.ops.ha_view import HaView
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="The cluster as a whole.")
 app.command()(operations.events)
@@ -200,7 +203,7 @@ def cleanup(
 
     results = fan_out(config.nodes, trim)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in results])
+        print_json(results)
     else:
         for r in results:
             if r.error:

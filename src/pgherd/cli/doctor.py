@@ -10,6 +10,8 @@ from rich.table import Table
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 
 def doctor(
     node: Annotated[str | None, typer.Argument(help="check only this node")] = None,
@@ -24,7 +26,7 @@ def doctor(
     nodes = [config.node(node)] if node is not None else list(config.nodes)
     findings = run_checks(config, node)
     if as_json:
-        print_json([f.__dict__ for f in findings])
+        print_json(findings)
     elif not findings:
         console.print(f"[green]✓[/] no problems found on {', '.join(n.name for n in nodes)}")
     else:

@@ -13,12 +13,15 @@ import typer
 
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import console, human_seconds, print_json
+from pgherd.cli.output import console, print_json
 from pgherd.errors import InvalidInput
+from pgherd.model.readable import human_seconds
 from pgherd.model.switchover import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:  # the orchestration is imported when a command runs, not at start-up
     from pgherd.ops.context import Operation, Step
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
 _UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -44,8 +47,8 @@ class PrintedSteps:
 
 
 def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
-    from pgherd.dcs.store_events import event_log
     from pgherd.ops.context import Operation, QuietSteps
+    from pgherd.ops.events import event_log
 
     config = load_config(config_file)
     token = config_mod.read_token(config)
@@ -106,10 +109,10 @@ def switchover(
         )
     except (ops.SwitchoverAborted, ops.SwitchoverFailed) as exc:
         if as_json:
-            print_json(exc.result.as_json())
+            print_json(exc.result)
         raise
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif dry_run:
         _print_dry_run(result)
     else:
@@ -155,7 +158,7 @@ def promote(
     op.config.node(node)
     outcome = ops.promote(op, node, force=force)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     console.print(
         f"{node} is the primary now, on timeline {outcome.timeline_after} "
@@ -183,7 +186,7 @@ def follow(
         op.config.node(upstream)
     outcome = ops.follow(op, node, upstream)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
     else:
         console.print(outcome.reason, soft_wrap=True)
 
@@ -205,7 +208,7 @@ def rejoin(
     op.config.node(node)
     outcome = ops.rejoin(op, node, force_clone=force_clone)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     if outcome.fallback:
         console.print(f"[yellow]![/] {outcome.fallback}", soft_wrap=True)
@@ -220,12 +223,12 @@ def events(
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
 
-    from pgherd.dcs.store_events import event_log
+    from pgherd.ops.events import event_log
 
     config = load_config(config_file)
     found = event_log(config, config_mod.read_token(config)).recent(limit)
     if as_json:
-        print_json([e.model_dump(mode="json") for e in found])
+        print_json(found)
         return
     if not found:
         console.print("no events yet")

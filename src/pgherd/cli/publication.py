@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from pgherd.clients.logical import LogicalClient
     from pgherd.model.publication import PublicationInfo, PublicationResult
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(
     help="Publications: which tables, rows, columns and operations a node sends.",
     no_args_is_help=True,
@@ -58,7 +60,7 @@ def publication_json(info: PublicationInfo) -> dict[str, Any]:
 
 def show_result(result: PublicationResult, verb: str, as_json: bool) -> None:
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        print_json(result)
         return
     info = result.publication
     console.print(

@@ -16,6 +16,8 @@ from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(help="WAL: archive_command, restore_command, switching segments.")
 
 ArchiveOpt = Annotated[
@@ -71,6 +73,6 @@ def switch(
     target = config.node(source_status(config, node).name)
     result = ArchiveAgentClient(target, config_mod.read_token(config)).switch_wal()
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        print_json(result)
     else:
         console.print(f"{target.name}: switched WAL at {result.lsn}; {result.segment} is due")

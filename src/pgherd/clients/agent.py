@@ -14,16 +14,15 @@ import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
+from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
 from pgherd.model.status import NodeStatus, unreachable
 from pgherd.tls.context import client_context
-
-if TYPE_CHECKING:
-    from pgherd.model.doctor import NodeFacts
 
 T = TypeVar("T")
 
@@ -112,9 +111,11 @@ class AgentClient:
     def status(self) -> NodeStatus:
         return NodeStatus.model_validate(self._request("GET", "/status"))
 
-    def facts(self) -> NodeFacts:
-        from pgherd.model.doctor import NodeFacts
+    def ha(self, timeout: float | None = None) -> HaReport:
+        """The agent's HA loop (under manual failover: only the mode and the state)."""
+        return HaReport.model_validate(self._request("GET", "/ha", timeout))
 
+    def facts(self) -> NodeFacts:
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
     def start_postgres(self, timeout: float = 90) -> NodeStatus:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.errors import PgherdError, Refused
+from pgherd.model.events import Outcome
+from pgherd.ops import follow, promote, rejoin, switchover
 from pgherd.ops.context import Operation, Step
 
 KEEP_FINISHED = 50
@@ -25,13 +27,13 @@ class Job:
     user: str
     started: float = field(default_factory=time.time)
     steps: list[Step] = field(default_factory=list)
-    outcome: str = "running"  # running, succeeded, failed
+    outcome: Outcome = Outcome.RUNNING  # then succeeded or failed
     message: str = ""
     finished: float | None = None
 
     @property
     def done(self) -> bool:
-        return self.outcome != "running"
+        return self.outcome is not Outcome.RUNNING
 
     def step_done(self, step: Step) -> None:  # StepReporter
         self.steps.append(step)
@@ -74,19 +76,17 @@ class Jobs:
     def _run(self, job: Job) -> None:
         try:
             job.message = self._execute(job)
-            job.outcome = "succeeded"
+            job.outcome = Outcome.SUCCEEDED
         except PgherdError as exc:
             job.message = exc.one_line()
-            job.outcome = "failed"
+            job.outcome = Outcome.FAILED
         except Exception as exc:  # shown to the operator rather than lost in a thread
             job.message = f"{type(exc).__name__}: {exc}"
-            job.outcome = "failed"
+            job.outcome = Outcome.FAILED
         finally:
             job.finished = time.time()
 
     def _execute(self, job: Job) -> str:
-        from pgherd.ops import follow, promote, rejoin, switchover
-
         request = job.request
         op = self._operation(job.user, job)
         if request.kind is ActionKind.SWITCHOVER:

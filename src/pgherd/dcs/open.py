@@ -46,7 +46,7 @@ def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
         )
     limit = config.ha.retry_timeout if timeout is None else timeout
     if isinstance(config.ha.dcs, EtcdDcs):
-        from pgherd.dcs.etcd import EtcdStore
+        from pgherd.dcs.etcd import EtcdStore  # lazy: httpx (~0.3 s) only for etcd
 
         dcs = config.ha.dcs
         endpoints = dcs.etcd
@@ -57,6 +57,6 @@ def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
             verify=etcd_verify(config, dcs),
             auth=etcd_auth(dcs),
         )
-    from pgherd.dcs.sqlite import SqliteStore
+    from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
     return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit)

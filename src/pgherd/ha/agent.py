@@ -9,21 +9,21 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
-from pgherd.api.app import create_app
+from pgherd.api import routes_ha
+from pgherd.api.app import agent_app
 from pgherd.api.serving import uvicorn_tls
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.clients.agent import AgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers
+from pgherd.ha import loop as ha_loop
+from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
@@ -32,9 +32,11 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 
@@ -54,10 +56,8 @@ class Agent:
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
         self.ha = None
         if automatic:
-            from pgherd.ha.loop import HaLoop
-
             assert config is not None
-            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Agent:
         if self.ha is not None:
             ha = self.ha.status()
             return routes_ha.Serving(
-                pg=ha.pg,
+                pg=ha.state,
                 role=ha.role,
                 leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
                 streaming=ha.streaming,
@@ -137,10 +137,10 @@ class Agent:
             detail={},
         )
 
-    def ha_state(self) -> dict[str, Any]:
+    def ha_state(self) -> HaReport:
         if self.ha is None:
-            return {"mode": "manual", "state": str(self.supervisor.state())}
-        return self.ha.status().as_json()
+            return HaReport(mode=Mode.MANUAL, state=self.supervisor.state())
+        return self.ha.status()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -216,8 +216,6 @@ def run(config_path: Path, node_name: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd request
     config = config_mod.load(config_path)
     if config.witness(node_name) is not None:
-        from pgherd.ha import witness
-
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)
@@ -266,12 +264,16 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
-    app = create_app(agent, lifespan, mesh=agent.mesh, auth_reads=config.api.auth_reads)
-    app.include_router(routes_logical.router(local))
-    app.include_router(routes_ops.ops_router(agent.operations))
-    app.include_router(routes_archive.router(lambda: local.instance))
-    app.include_router(routes_history.router(history, config.history.interval))
-    app.include_router(routes_ha.router(agent))
+    app = agent_app(
+        agent,
+        lifespan,
+        agent.mesh,
+        local,
+        agent.operations,
+        history,
+        config.history.interval,
+        auth_reads=config.api.auth_reads,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -118,13 +119,26 @@ class NodeFacts(_Value):
     meshes: tuple[str, ...] = ()
 
 
+class WorkerState(StrEnum):
+    """An apply worker's state, as its target's agent reports it: the worker's own while it
+    runs and reports (starting, running, conflict, error, stopped), else the agent's."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"  # for this node's PostgreSQL to run
+    RESTARTING = "restarting"  # it exited; started again after the backoff
+    CONFLICT = "conflict"  # stopped on a conflict its policy does not resolve
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
 class MeshWorkerRow(_Value):
     """One apply worker (source → target) as the target's agent reports it."""
 
     mesh: str
     source: str
     target: str
-    state: str  # running, starting, waiting, restarting, conflict, stopped
+    state: WorkerState
     pid: int | None = None
     restarts: int = 0
     lag_bytes: int | None = None
@@ -234,6 +248,49 @@ class Chunk(_Value):
 
     rows: int
     digest: str
+
+
+class OutgoingSlot(_Value):
+    """A slot on a member that feeds another member: active, and the WAL it keeps."""
+
+    slot_name: str
+    active: bool
+    confirmed_flush_lsn: str | None = None
+    current_lsn: str | None = None
+    retained_bytes: int | None = None
+
+
+class MeshNodeReport(_Value):
+    """One member's side of a mesh: its spec, the workers applying into it, and the slots
+    it keeps for the others (``GET /mesh/NAME``)."""
+
+    spec: MeshSpec
+    workers: tuple[MeshWorkerRow, ...]
+    slots: tuple[OutgoingSlot, ...]
+
+
+class MeshPrepared(_Value):
+    """What a member created for a mesh: its publication, slots and origins."""
+
+    created: tuple[str, ...]
+
+
+class MeshStarted(_Value):
+    mesh: str
+
+
+class MeshDropped(_Value):
+    """What a member dropped with a mesh."""
+
+    dropped: tuple[str, ...]
+
+
+class RangeChecksums(_Value):
+    """A table's key ranges on one member (``boundaries``: each range's first key) and
+    the rows and digest of each."""
+
+    boundaries: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pgherd.config import ClusterConfig
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import StoreUnavailable
+from pgherd.dcs.open import open_store
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,6 @@ def read(config: ClusterConfig) -> HaView | None:
     """The store's view of the cluster, or None when it has no store."""
     if config.ha is None:
         return None
-    from pgherd.dcs.open import open_store
-
     mode = "automatic" if config.automatic else "manual"
     where = describe_store(config)
     try:
