@@ -384,6 +384,20 @@ class ClusterConfig(_Strict):
         """The cluster CA every client verifies servers against; None with ``tls: off``."""
         return self.tls_dir / "ca.crt" if self.tls_on else None
 
+    # The agents' API credentials beside the operator's token file (docs/security.md):
+    # a viewer's token, each node's own token for its calls to other agents, and the
+    # grants file (digests and roles) the agents check every credential against.
+    @property
+    def viewer_token_file(self) -> Path:
+        return self.api_token_file.with_name("api-viewer-token")
+
+    @property
+    def grants_file(self) -> Path:
+        return self.api_token_file.with_name("api-grants.json")
+
+    def node_token_file(self, member: str) -> Path:
+        return self.api_token_file.parent / "node-tokens" / member
+
     def cert_files(self, member: str) -> tuple[Path, Path]:
         """(certificate, key) of a member (a node, a witness, an etcd member)."""
         return self.tls_dir / f"{member}.crt", self.tls_dir / f"{member}.key"

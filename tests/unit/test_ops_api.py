@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
-from pgherd.api.app import operator_only, secure
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.api.routes_ops import ops_router
 from pgherd.errors import Refused
 from pgherd.model.events import Event, Outcome

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from pgherd.api.app import operator_only, secure
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
 from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, MeshWorkerRow, NodeFacts

@@ -17,11 +17,13 @@ from fastapi.responses import JSONResponse
 
 from pgherd.api import errors, routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.auth import authorized
+from pgherd.api.credentials import operator_only
 from pgherd.api.guard import MAX_BODY, Guard
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
-from pgherd.model.access import Grant, Grants, Role, digest
+from pgherd.clients.credential import Credential, token_of
+from pgherd.model.access import Grants
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg.local_node import LocalNode
@@ -30,7 +32,9 @@ from pgherd.pg.local_node import LocalNode
 class AgentPort(Protocol):
     """What the API needs from an agent (a fake implements it in unit tests)."""
 
-    token: str  # the agent's own credential, for its calls to other agents
+    @property
+    def token(self) -> Credential:
+        """The agent's own credential, for its calls to other agents."""
 
     def status(self) -> NodeStatus: ...
 
@@ -48,11 +52,6 @@ class WholeAgentPort(AgentPort, routes_ha.HaPort, Protocol):
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
-
-
-def operator_only(token: str) -> Grants:
-    """The grants of a cluster with one shared token: it is the operator's."""
-    return Grants.of([Grant("operator", Role.OPERATOR, digest(token))])
 
 
 def secure(
@@ -79,7 +78,7 @@ def create_app(
     """``grants``: the credentials accepted, asked for on every request (so that a
     rotation takes effect without a restart); by default the agent's token, as operator."""
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
-    fixed = operator_only(agent.token)
+    fixed = operator_only(token_of(agent.token) or "")
     secure(app, grants or (lambda: fixed), auth_reads, max_body)
     if mesh is not None:
         app.include_router(mesh_router(mesh))

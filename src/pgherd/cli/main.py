@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore-point": ("pgherd.cli.restore", "restore_point_app"),
     "replay": ("pgherd.cli.restore", "replay_app"),
     "restore": ("pgherd.cli.restore", "restore"),
+    "secrets": ("pgherd.cli.secrets", "app"),
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from pgherd.clients.credential import Credential, token_of
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
@@ -31,9 +32,15 @@ class AgentClient:
     # (certificate, key) this process presents to agents that ask for one (tls.client_certs):
     # an agent sets its own node's pair at start-up; the CLI presents none.
     client_cert: tuple[Path, Path] | None = None
+    # The credential this process sends when a call names none (reads, which need one under
+    # api.auth_reads): an agent's own node token, the console's, the CLI's viewer token.
+    default_token: Credential | None = None
 
     def __init__(
-        self, node: NodeConfig | WitnessConfig, token: str | None = None, timeout: float = 5.0
+        self,
+        node: NodeConfig | WitnessConfig,
+        token: Credential | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.node = node
         self.token = token
@@ -49,8 +56,9 @@ class AgentClient:
     ) -> tuple[int, Any]:
         """Send one request; returns the HTTP status and the decoded JSON body."""
         headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = token_of(self.token if self.token is not None else AgentClient.default_token)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()

@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from pgherd import config as config_mod
 from pgherd.api import routes_ha
 from pgherd.api.app import agent_app
+from pgherd.api.credentials import GrantsFile, operator_only
 from pgherd.api.serving import uvicorn_tls
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.clients.agent import AgentClient
+from pgherd.clients.credential import Credential, TokenFile
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
@@ -31,6 +33,7 @@ from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.access import Grants
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
@@ -44,7 +47,9 @@ WATCH_INTERVAL = 0.5
 
 
 class Agent:
-    def __init__(self, local: LocalNode, token: str, config: ClusterConfig | None = None) -> None:
+    def __init__(
+        self, local: LocalNode, token: Credential, config: ClusterConfig | None = None
+    ) -> None:
         self.local = local
         self.token = token
         automatic = config is not None and config.automatic
@@ -208,6 +213,17 @@ class Agent:
             self.ha.release()
 
 
+def credentials(config: ClusterConfig, node_name: str) -> tuple[Credential, GrantsFile]:
+    """This node's own credential for its calls to other agents (its node token, read
+    again after a rotation), and the grants its API accepts (the grants file, read again
+    when it changes). A cluster set up before node tokens has one token for both."""
+    shared = config_mod.read_token(config) if not config.grants_file.exists() else None
+    mine = config.node_token_file(node_name)
+    own: Credential = TokenFile(mine) if mine.exists() else config_mod.read_token(config)
+    fallback = operator_only(shared) if shared else Grants(())
+    return own, GrantsFile(config.grants_file, fallback)
+
+
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -222,7 +238,9 @@ def run(config_path: Path, node_name: str) -> None:
     tls = uvicorn_tls(config, node_name)  # before anything starts: missing files refuse
     if config.tls_on and config.tls_settings.client_certs:
         AgentClient.client_cert = config.cert_files(node_name)
-    agent = Agent(local, config_mod.read_token(config), config)
+    own, grants = credentials(config, node_name)
+    AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
+    agent = Agent(local, own, config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
@@ -272,6 +290,7 @@ def run(config_path: Path, node_name: str) -> None:
         agent.operations,
         history,
         config.history.interval,
+        grants=grants,
         auth_reads=config.api.auth_reads,
     )
     server = uvicorn.Server(

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from pgherd.clients.credential import Credential
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
@@ -340,7 +341,7 @@ def build(
     local: LocalNode,
     supervisor: Supervisor,
     lock: threading.Lock,
-    token: str,
+    token: Credential,
 ) -> HaLoop:
     """The agent's HA loop with its real parts."""
     settings = settings_of(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 import signal
 import time
@@ -19,7 +18,7 @@ from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, ports, process, tlsfiles
+from pgherd.pg import apitokens, binaries, osuser, passfile, ports, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -134,7 +133,7 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
         config.replication_user: passfile.generate_password(),
     }
     user.write_file(config.passfile, passfile.render(passwords))
-    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    apitokens.write(config, user)
     if config.tls_on:
         tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))

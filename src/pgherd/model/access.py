@@ -133,3 +133,63 @@ def bearer(header: bytes | None) -> bytes | None:
     if scheme.lower() != b"bearer":
         return b""
     return token.strip()
+
+
+# ---- the grants file --------------------------------------------------------------------
+# JSON, as `pgherd secrets init|rotate` and `lab up` write it beside the token files:
+#   {"grants": [{"name": "operator", "role": "operator", "sha256": "…", "not_after": null}]}
+
+
+def grants_json(grants: Grants) -> dict[str, list[dict[str, object]]]:
+    return {
+        "grants": [
+            {
+                "name": g.name,
+                "role": str(g.role),
+                "sha256": g.token_digest,
+                "not_after": g.not_after,
+            }
+            for g in grants.grants
+        ]
+    }
+
+
+class BadGrants(ValueError):
+    """A grants file that is not what ``pgherd secrets`` writes."""
+
+
+def parse_grants(data: object) -> Grants:
+    """The grants of a parsed grants file; BadGrants naming what is wrong."""
+    items = data.get("grants") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise BadGrants("expected an object with a list of grants")
+    return Grants(tuple(_grant(i, item) for i, item in enumerate(items)))
+
+
+def _grant(i: int, item: object) -> Grant:
+    if not isinstance(item, dict):
+        raise BadGrants(f"grant {i} is not an object")
+    try:
+        role = Role(item["role"])
+        name, token_digest = str(item["name"]), str(item["sha256"])
+    except (KeyError, ValueError):
+        raise BadGrants(f"grant {i} needs a name, a role and a sha256") from None
+    not_after = item.get("not_after")
+    if len(token_digest) != 64 or not all(c in "0123456789abcdef" for c in token_digest):
+        raise BadGrants(f"grant {i}: sha256 is not a hex SHA-256 digest")
+    if not_after is not None and not isinstance(not_after, int | float):
+        raise BadGrants(f"grant {i}: not_after is not a time")
+    return Grant(name, role, token_digest, None if not_after is None else float(not_after))
+
+
+def rotated(old: Grants, new: Grants, now: float, grace: float) -> Grants:
+    """``new``, plus the grants of ``old`` still valid, each now ending ``grace`` seconds
+    from ``now`` at the latest: clients that still hold an old token keep working while
+    the new ones reach them."""
+    ending = now + grace
+    kept = [
+        Grant(g.name, g.role, g.token_digest, min(g.not_after or ending, ending))
+        for g in old.grants
+        if g.valid_at(now) and grace > 0
+    ]
+    return Grants((*new.grants, *kept))

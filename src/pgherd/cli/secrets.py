@@ -1,0 +1,86 @@
+"""pgherd secrets rotate: new API credentials (and certificates) without downtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
+from pgherd.cli.output import console, print_json
+
+app = typer.Typer(help="The cluster's secrets: API credentials, CA and certificates.")
+
+
+@app.command()
+def rotate(
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0,
+            max=7 * 86400,
+            help="seconds the previous tokens keep working, while the new ones reach "
+            "every client and host (0: at once)",
+        ),
+    ] = 600,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="also issue every member's certificate again (same CA)"),
+    ] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="OS user the agents run as, who owns the token files (default: os_user); "
+            "another user than PostgreSQL's keeps them from the server process",
+        ),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """New tokens for the operator, the viewer and every node; the agents accept old and
+    new for --grace seconds (they read the grants file again on its change: no restart)."""
+    from pgherd.pg import apitokens, osuser, tlsfiles
+
+    config = load_config(config_file)
+    user = osuser.resolve(config.os_user if owner is None else owner)
+    written = apitokens.write(config, user, grace)
+    issued: tuple[str, ...] = ()
+    if tls and config.tls_on:
+        made = tlsfiles.ensure(
+            config, osuser.resolve(config.os_user), tlsfiles.members(config), renew=True
+        )
+        issued = made.issued
+    until = (
+        dt.datetime.fromtimestamp(written.grace_until, dt.UTC).isoformat(timespec="seconds")
+        if written.grace_until
+        else None
+    )
+    if as_json:
+        print_json(
+            {
+                "grants": written.grants,
+                "node_tokens": list(written.members),
+                "previous_valid_until": until,
+                "certificates": list(issued),
+            }
+        )
+        return
+    console.print(
+        f"new API tokens: operator, viewer and {len(written.members)} node tokens "
+        f"in {config.api_token_file.parent}"
+    )
+    console.print(
+        f"the previous tokens work until {until}" if until else "the previous tokens no longer work"
+    )
+    if issued:
+        console.print(
+            f"new certificates for {', '.join(issued)}: PostgreSQL takes them on reload, "
+            "an agent's API on its restart (neither restarts PostgreSQL)"
+        )
+    console.print(
+        "on other hosts: copy api-grants.json, the tokens and node-tokens/NAME (and tls/NAME.*) "
+        "there before the grace ends"
+    )
