@@ -194,6 +194,8 @@ class ConsoleConfig(_Strict):
     users: tuple[ConsoleUser, ...] = ()
     token_login: bool = True
     session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+    # Sessions kept here survive a console restart (default: beside the API token file).
+    sessions_file: AbsPath | None = None
 
     @model_validator(mode="after")
     def _unique_users(self) -> Self:
@@ -397,6 +399,12 @@ class ClusterConfig(_Strict):
 
     def node_token_file(self, member: str) -> Path:
         return self.api_token_file.parent / "node-tokens" / member
+
+    @property
+    def console_sessions_file(self) -> Path:
+        return self.console.sessions_file or self.api_token_file.with_name(
+            "console-sessions.sqlite"
+        )
 
     def cert_files(self, member: str) -> tuple[Path, Path]:
         """(certificate, key) of a member (a node, a witness, an etcd member)."""

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.app import create_app
+from pgherd.api.audit import Sink
 from pgherd.errors import QueryFailed, UnknownNode
 from pgherd.ha.history_store import HistoryStore
 from pgherd.model.access import Grant, Grants, Role, digest
@@ -74,9 +75,16 @@ class ServerDown:
         raise QueryFailed("cannot connect to PostgreSQL: it is not running", "start it")
 
 
-def full_app(home: Path, auth_reads: bool = False) -> FastAPI:
+def full_app(home: Path, auth_reads: bool = False, audit: Sink | None = None) -> FastAPI:
     agent = FakeAgent()
-    app = create_app(agent, mesh=FakeMesh(), grants=lambda: GRANTS, auth_reads=auth_reads)
+    app = create_app(
+        agent,
+        mesh=FakeMesh(),
+        grants=lambda: GRANTS,
+        auth_reads=auth_reads,
+        audit=audit,
+        node="node1",
+    )
     down = ServerDown()
     app.include_router(routes_logical.router(cast(LocalNode, down)))
     app.include_router(routes_ops.ops_router(KnownNodesOperations()))

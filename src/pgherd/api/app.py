@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from pgherd.api import errors, routes_archive, routes_ha, routes_history, routes_logical, routes_ops
+from pgherd.api.audit import Audit, Sink
 from pgherd.api.auth import authorized
 from pgherd.api.credentials import operator_only
 from pgherd.api.guard import MAX_BODY, Guard
@@ -74,12 +75,17 @@ def create_app(
     grants: Callable[[], Grants] | None = None,
     auth_reads: bool = False,
     max_body: int = MAX_BODY,
+    audit: Sink | None = None,
+    node: str = "",
 ) -> FastAPI:
     """``grants``: the credentials accepted, asked for on every request (so that a
-    rotation takes effect without a restart); by default the agent's token, as operator."""
+    rotation takes effect without a restart); by default the agent's token, as operator.
+    ``audit``: where the record of every acting call goes (api/audit.py), for ``node``."""
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
     fixed = operator_only(token_of(agent.token) or "")
     secure(app, grants or (lambda: fixed), auth_reads, max_body)
+    if audit is not None:  # added last: the outermost, so the guard's refusals are seen
+        app.add_middleware(Audit, node=node, sink=audit)
     if mesh is not None:
         app.include_router(mesh_router(mesh))
 
@@ -128,11 +134,20 @@ def agent_app(
     history_interval: float,
     grants: Callable[[], Grants] | None = None,
     auth_reads: bool = False,
+    audit: Sink | None = None,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
     checks the clients against it."""
-    app = create_app(agent, lifespan, mesh=mesh, grants=grants, auth_reads=auth_reads)
+    app = create_app(
+        agent,
+        lifespan,
+        mesh=mesh,
+        grants=grants,
+        auth_reads=auth_reads,
+        audit=audit,
+        node=local.node.name,
+    )
     app.include_router(routes_logical.router(local))
     app.include_router(routes_ops.ops_router(operations))
     app.include_router(routes_archive.router(lambda: local.instance))

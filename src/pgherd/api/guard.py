@@ -75,6 +75,7 @@ class Guard:
         principal: Grant | None = None
         if token is not None:
             principal = self.grants().check(token, self.clock())
+            scope.setdefault("state", {})["principal"] = principal  # for the audit, too
             if principal is None:
                 await _answer(send, 401, UNAUTHORIZED, {"www-authenticate": "Bearer"})
                 return

@@ -64,7 +64,7 @@ def serve(config_path: Path, listen: str, cert: Path | None, key: Path | None) -
             "network in clear; give --cert and --key",
             host,
         )
-    app = create_app(config, token, https=https)
+    app = create_app(config, token, https=https, sessions_file=config.console_sessions_file)
     scheme = "https" if https else "http"
     shown = f"[{host}]" if ":" in host else host
     print(f"pgherd console for cluster {config.cluster}: {scheme}://{shown}:{port}/", flush=True)

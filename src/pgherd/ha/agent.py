@@ -27,6 +27,7 @@ from pgherd.ha import facts as facts_mod
 from pgherd.ha import loop as ha_loop
 from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
+from pgherd.ha.audit import AuditTrail
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
@@ -266,6 +267,9 @@ def run(config_path: Path, node_name: str) -> None:
         daemon=True,
     ).start()
 
+    trail = AuditTrail(config, node_name, own)
+    auditing = threading.Event()
+    threading.Thread(target=trail.run, args=(auditing,), name="audit", daemon=True).start()
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
     sampling = threading.Event()
@@ -275,6 +279,7 @@ def run(config_path: Path, node_name: str) -> None:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         sampling.set()
+        auditing.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
         # a `finally` after server.run() could run: stop PostgreSQL here instead.
         log.info("agent stopping: shutting postgres down")
@@ -292,6 +297,7 @@ def run(config_path: Path, node_name: str) -> None:
         config.history.interval,
         grants=grants,
         auth_reads=config.api.auth_reads,
+        audit=trail,
     )
     server = uvicorn.Server(
         uvicorn.Config(
