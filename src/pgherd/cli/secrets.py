@@ -33,8 +33,8 @@ def rotate(
         str | None,
         typer.Option(
             "--owner",
-            help="OS user the agents run as, who owns the token files (default: os_user); "
-            "another user than PostgreSQL's keeps them from the server process",
+            help="OS user the agents run as, who owns the token files (default: their "
+            "owner now); another user than PostgreSQL's keeps them from the server process",
         ),
     ] = None,
     config_file: ConfigOpt = None,
@@ -45,7 +45,12 @@ def rotate(
     from pgherd.pg import apitokens, osuser, tlsfiles
 
     config = load_config(config_file)
-    user = osuser.resolve(config.os_user if owner is None else owner)
+    if owner is not None:
+        user = osuser.resolve(owner)
+    elif config.api_token_file.exists():  # whoever owns them now: the agents' user
+        user = osuser.by_uid(config.api_token_file.stat().st_uid)
+    else:
+        user = osuser.current()
     written = apitokens.write(config, user, grace)
     issued: tuple[str, ...] = ()
     if tls and config.tls_on:

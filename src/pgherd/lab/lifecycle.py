@@ -133,7 +133,9 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
         config.replication_user: passfile.generate_password(),
     }
     user.write_file(config.passfile, passfile.render(passwords))
-    apitokens.write(config, user)
+    # The API credentials belong to the agents' user (who runs the lab), not PostgreSQL's:
+    # where the two differ, the server process cannot read them.
+    apitokens.write(config, osuser.current())
     if config.tls_on:
         tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))
