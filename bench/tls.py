@@ -84,7 +84,7 @@ class ModeLab:
         back = writer.outage_after(since)
         failed = next(t for t in writer.failed if t > since)
         common.reap()
-        self.lab.cli("lab", "up", "--dir", str(self.lab.directory), timeout=300)  # returns
+        common.run_checked([*self.lab.pgherd, "lab", "up", "--dir", str(self.lab.directory)], 300)
         self.wait_healthy()
         writer.steady()
         return {"unavailable": back - failed, "victim_index": float(victim[-1])}

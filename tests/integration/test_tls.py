@@ -230,3 +230,13 @@ def test_etcd_user_and_password(module_dir: Path, etcd_tls: tuple[EtcdServer, Et
             bad.close()
     finally:
         server.stop()
+
+
+def test_an_unknown_database_is_the_callers_mistake_not_a_failure(cluster: ClusterConfig) -> None:
+    """An API request naming a database that does not exist answers 422, not 500."""
+    from pgherd.errors import InvalidInput
+    from pgherd.pg.local_node import LocalNode
+
+    instance = LocalNode.open(cluster, "node1").instance
+    with pytest.raises(InvalidInput, match="does not exist"), instance.connect("no_such_db"):
+        pass

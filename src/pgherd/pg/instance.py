@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut, last_lines
+from pgherd.errors import (
+    CommandFailed,
+    DataDirNotEmpty,
+    InvalidInput,
+    QueryFailed,
+    TimedOut,
+    last_lines,
+)
 from pgherd.pg import conf, controldata, hba, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
@@ -234,6 +241,12 @@ class Instance:
         try:
             conn = psycopg.connect(self.conninfo(dbname), autocommit=True)
         except psycopg.OperationalError as exc:
+            if f'database "{dbname}" does not exist' in str(exc):
+                # The caller's input, not the server's state (an API request's dbname).
+                raise InvalidInput(
+                    f"database {dbname[:63]!r} does not exist on port {self.port}",
+                    "give the name of an existing database",
+                ) from None
             raise QueryFailed(
                 f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
                 f"is it running? see {self.log_file}",
