@@ -8,6 +8,8 @@ copied and kept under version control.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -26,11 +28,13 @@ from pydantic import (
 
 from pgherd.errors import ConfigError, InvalidInput, UnknownNode
 from pgherd.model import ha_settings as ha_model
+from pgherd.model import settings as settings_rules
 from pgherd.model.sockets import socket_dir_fits
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
+SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
@@ -276,6 +280,11 @@ class HaConfig(_Strict):
     synchronous: bool = _HA.synchronous  # manage synchronous_standby_names (ANY quorum)
     synchronous_quorum: int = Field(default=_HA.sync_quorum, ge=1)  # commits wait for these
     failsafe: bool = _HA.failsafe  # store down, every member answers the primary: it stays
+    # A primary's agent that stops (systemctl stop/restart, an upgrade) leaves PostgreSQL
+    # running and extends its lease to this many seconds: the next agent must renew it by
+    # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
+    # (docs/failover.md). 0: no extension, the lease's ttl.
+    agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
@@ -356,6 +365,9 @@ class ClusterConfig(_Strict):
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+            problem = settings_rules.managed_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         etcd = self.ha.dcs if self.ha is not None else None
         if isinstance(etcd, EtcdDcs) and self.tls_on and not etcd.https:
             raise ValueError(
@@ -468,19 +480,26 @@ def check_node_name(name: str, option: str = "--node") -> str:
 
 
 def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
+    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
+    ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
+    absence :func:`load` reports, naming both places it looked)."""
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
+    if env:
+        return Path(env)
+    if not DEFAULT_CONFIG.exists() and SERVER_CONFIG.exists():
+        return SERVER_CONFIG
+    return DEFAULT_CONFIG
 
 
 def load(path: Path) -> ClusterConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
+        where = f"{path} or {SERVER_CONFIG}" if path == DEFAULT_CONFIG else str(path)
         raise ConfigError(
-            f"no config file at {path}",
+            f"no config file at {where}",
             f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
         ) from None
     except yaml.YAMLError as exc:
@@ -515,6 +534,16 @@ def describe(exc: ValidationError) -> str:
 def dump(config: ClusterConfig) -> str:
     data = config.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def fingerprint(config: ClusterConfig) -> str:
+    """A short hash of the cluster part of the config: every agent should run with the same
+    one (``cluster show`` names the hosts whose agents differ). Computed from the validated
+    values, so comments, key order and defaults written out do not change it; ``console``
+    (web console logins, not read by the agents) is left out."""
+    data = config.model_dump(mode="json", exclude={"console"})
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def read_token(config: ClusterConfig) -> str:

@@ -15,11 +15,20 @@ from typing import Literal, Protocol
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from pgherd.api import errors, routes_archive, routes_ha, routes_history, routes_logical, routes_ops
+from pgherd.api import (
+    errors,
+    routes_agent,
+    routes_archive,
+    routes_ha,
+    routes_history,
+    routes_logical,
+    routes_ops,
+)
 from pgherd.api.audit import Audit, Sink
 from pgherd.api.auth import authorized
 from pgherd.api.credentials import operator_only
 from pgherd.api.guard import MAX_BODY, Guard
+from pgherd.api.routes_agent import ReloadPort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -132,6 +141,7 @@ def agent_app(
     operations: OperationsPort,
     history: HistoryPort,
     history_interval: float,
+    reloader: ReloadPort,
     grants: Callable[[], Grants] | None = None,
     auth_reads: bool = False,
     audit: Sink | None = None,
@@ -153,4 +163,5 @@ def agent_app(
     app.include_router(routes_archive.router(lambda: local.instance))
     app.include_router(routes_history.router(history, history_interval))
     app.include_router(routes_ha.router(agent))
+    app.include_router(routes_agent.router(reloader))
     return app

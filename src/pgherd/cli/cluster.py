@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
@@ -19,6 +21,7 @@ from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import conninfo
 
 if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
     from pgherd.ops.ha_view import HaView
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -45,6 +48,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
         ha = ha_view.read(config)
     problems = list(view.problems) + (ha.problems() if ha else [])
+    notes = cluster_model.pending_restart_notes(view.rows)
+    warnings = _config_warnings(config, view, ha)
     if as_json:
         data = cluster_model.view_json(config.cluster, view) | {"topology": config.topology}
         if workers:
@@ -54,6 +59,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
         data["tls"] = config.tls_on
+        data["config_fingerprint"] = config_mod.fingerprint(config)
+        data["warnings"] = warnings
         print_json(data)
     else:
         console.print(view_table(config.cluster, view, ha))
@@ -62,12 +69,28 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                 console.print(line, soft_wrap=True)
         if workers:
             console.print(mesh_table(workers))
+        for note in notes:
+            console.print(f"[cyan]~[/] {escape(note)}", soft_wrap=True)
+        for warning in warnings:
+            console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
         for problem in problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
         if not config.tls_on:  # allowed, on purpose, and said every time
             console.print(f"[red]![/] {TLS_OFF}", soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def _config_warnings(config: ClusterConfig, view: ClusterView, ha: HaView | None) -> list[str]:
+    """Agents that run another pgherd.yaml than the rest, or than this host's file: the
+    nodes' own reports, and the witnesses' check-ins."""
+    found: dict[str, str | None] = {row.name: row.config_fingerprint for row in view.rows}
+    hosts = {n.name: n.host for n in config.nodes} | {w.name: w.api_host for w in config.witnesses}
+    if ha is not None:
+        for member in ha.members:
+            if not found.get(member.name):
+                found[member.name] = member.config_fingerprint or None
+    return cluster_model.config_warnings(found, hosts, config_mod.fingerprint(config))
 
 
 def ha_lines(ha: HaView) -> list[str]:
@@ -215,3 +238,43 @@ def cleanup(
                 )
     if any(r.error for r in results):
         raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def restart(
+    every_node: Annotated[
+        bool, typer.Option("--all", help="restart every node, not only those with pending settings")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan; change nothing")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds each node may take to stream again")
+    ] = 120.0,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rolling restart for settings pending a restart: standbys one at a time, then a
+    switchover, then the old primary. Refused (nothing done) when it cannot be done
+    safely: a node down, a standby not streaming, no standby to take the primary's role."""
+    from pgherd.cli.operations import _operation
+    from pgherd.errors import InvalidInput
+    from pgherd.ops import restart as ops
+
+    op = _operation(config_file, as_json)
+    result = ops.rolling(op, every_node=every_node, dry_run=dry_run, timeout=timeout)
+    if as_json:
+        print_json(result.as_json())
+    elif dry_run or not result.plan:
+        if result.plan:
+            console.print("dry run: the rolling restart would")
+            for number, line in enumerate(result.plan, 1):
+                console.print(f"  {number}. {escape(line)}", soft_wrap=True)
+        console.print(escape(result.reason), soft_wrap=True)
+    else:
+        console.print(
+            f"rolling restart done in {human_seconds(result.seconds)}: {escape(result.reason)}",
+            soft_wrap=True,
+        )
+    if dry_run and result.outcome == "refused":
+        raise InvalidInput(f"rolling restart refused: {result.reason}", result.hint)

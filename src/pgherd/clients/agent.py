@@ -22,6 +22,7 @@ from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.ha_report import HaReport
+from pgherd.model.reload import ReloadReport
 from pgherd.model.status import NodeStatus, unreachable
 from pgherd.tls.context import client_context
 
@@ -136,6 +137,10 @@ class AgentClient:
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+    def reload(self, timeout: float = 60) -> ReloadReport:
+        """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
 def _error_from(node: str, status: int, body: Any) -> Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pgherd.config import fingerprint
 from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import conf, queries
@@ -28,6 +29,7 @@ def collect(
         "error": last_error,
         "version_num": local.pgbin.version_num,
         "checked_at": datetime.now(UTC),
+        "config_fingerprint": fingerprint(local.config),
     }
     if state is PgState.RUNNING:
         try:
@@ -53,6 +55,7 @@ def collect(
                     "wal_receiver": server.wal_receiver,
                     "replication": server.replication,
                     "slots": server.slots,
+                    "pending_restart": server.pending_restart,
                 }
             )
     return NodeStatus.model_validate(base | offline_fields(local))

@@ -23,6 +23,7 @@ class MemberView:
     role: str | None = None
     leader: bool = False
     decision: str = ""
+    config_fingerprint: str = ""  # of the pgherd.yaml its agent runs with
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class HaView:
                     "role": m.role,
                     "leader": m.leader,
                     "decision": m.decision,
+                    "config_fingerprint": m.config_fingerprint or None,
                 }
                 for m in self.members
             ],
@@ -124,6 +126,7 @@ def read(config: ClusterConfig) -> HaView | None:
                     str(c.role) if kind == "data" else "witness",
                     leader is not None and leader.name == name,
                     c.decision,
+                    c.config_fingerprint,
                 )
             )
     state = dcs_state.parse(snapshot.config)

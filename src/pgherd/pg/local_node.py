@@ -7,7 +7,7 @@ from functools import cached_property
 
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import ConfigError
-from pgherd.pg import binaries, conninfo, hba, osuser
+from pgherd.pg import binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
@@ -38,8 +38,16 @@ BASE_SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True)
+# What pgherd.conf says about a standby's upstream: kept as written when the settings are
+# rewritten for a reload (the node keeps its role and upstream).
+ROLE_SETTINGS = ("primary_conninfo", "primary_slot_name")
+
+
+@dataclass(eq=False)
 class LocalNode:
+    """A node of the config on this machine. An agent shares one with all its parts;
+    :meth:`reconfigure` gives them all a reloaded config at once."""
+
     config: ClusterConfig
     node: NodeConfig
     pgbin: PgBin
@@ -105,6 +113,21 @@ class LocalNode:
             "ssl_ca_file": str(self.config.ca_file),
             "ssl_min_protocol_version": "TLSv1.2",
         }
+
+    def settings_in_force(self) -> dict[str, Setting]:
+        """pgherd.conf as the config wants it for the role the node has now: a primary's
+        settings, plus what the file says a standby streams from."""
+        written = conf.read_include(self.node.data_dir)
+        values = self.settings(None)
+        values.update({k: written[k] for k in ROLE_SETTINGS if k in written})
+        return values
+
+    def reconfigure(self, config: ClusterConfig) -> None:
+        """Run with a reloaded config. The caller (ha/reload.py) has checked that what
+        makes this node — its name, addresses, directories, programs, OS user, roles — is
+        unchanged, so the instance and the OS user stay as they are."""
+        self.node = config.node(self.node.name)
+        self.config = config
 
     def upstream_conninfo(self, upstream: NodeConfig) -> str:
         return conninfo.keyword(
