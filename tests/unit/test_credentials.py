@@ -182,3 +182,27 @@ def test_a_token_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is empty"):
         token.value()
     assert token_of(None) is None and token_of("plain") == "plain"
+
+
+def test_with_auth_reads_the_cli_reads_as_the_viewer(
+    lab: ClusterConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgherd.clients.agent import AgentClient, read_as_viewer
+    from pgherd.config import parse
+
+    monkeypatch.setattr(AgentClient, "default_token", None)
+    monkeypatch.delenv("PGHERD_API_TOKEN", raising=False)
+
+    def sent() -> object:
+        return AgentClient.default_token
+
+    read_as_viewer(lab)  # reads open: nothing to send
+    assert sent() is None
+    closed = parse(lab.model_dump(mode="json") | {"api": {"auth_reads": True}})
+    user = osuser.resolve("postgres")
+    apitokens.write(closed, user)
+    read_as_viewer(closed)
+    assert sent() == closed.viewer_token_file.read_text().strip()
+    closed.viewer_token_file.unlink()  # a host without the viewer's file: the operator's
+    read_as_viewer(closed)
+    assert sent() == closed.api_token_file.read_text().strip()

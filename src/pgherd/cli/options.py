@@ -29,19 +29,7 @@ NodeArg = Annotated[str, typer.Argument(help="node name from pgherd.yaml", show_
 def load_config(path: Path | None) -> ClusterConfig:
     config = config_mod.load(config_mod.config_path(path))
     if config.api.auth_reads:
-        # The agents ask every read for a credential: the CLI reads as the viewer when it
-        # may read that token, else as the operator (its acting calls name that one).
-        from pgherd.clients.agent import AgentClient
+        from pgherd.clients.agent import read_as_viewer
 
-        AgentClient.default_token = read_credential(config)
+        read_as_viewer(config)
     return config
-
-
-def read_credential(config: ClusterConfig) -> str:
-    """The token the CLI reads with: the viewer's when its file is readable (least
-    privilege), else the operator's (``$PGHERD_API_TOKEN`` or the token file)."""
-    try:
-        viewer = config.viewer_token_file.read_text().strip()
-    except OSError:
-        viewer = ""
-    return viewer or config_mod.read_token(config)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from pgherd import config as config_mod
 from pgherd.clients.credential import Credential, token_of
-from pgherd.config import NodeConfig, WitnessConfig
+from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.ha_report import HaReport
@@ -171,3 +172,16 @@ def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStat
             return unreachable(node.name, exc.message)
 
     return fan_out(nodes, one)
+
+
+def read_as_viewer(config: ClusterConfig) -> None:
+    """When the agents ask every read for a credential (``api.auth_reads``), this process
+    reads as the viewer if it may read that token (least privilege), else as the operator
+    (``$PGHERD_API_TOKEN`` or the token file): the CLI and ``lab up`` call this."""
+    if not config.api.auth_reads:
+        return
+    try:
+        viewer = config.viewer_token_file.read_text().strip()
+    except OSError:
+        viewer = ""
+    AgentClient.default_token = viewer or config_mod.read_token(config)

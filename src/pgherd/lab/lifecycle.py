@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pgherd import config as config_mod
 from pgherd.archive import setup
-from pgherd.clients.agent import AgentClient, fan_out, statuses
+from pgherd.clients.agent import AgentClient, fan_out, read_as_viewer, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
@@ -73,6 +73,7 @@ def up(
     user = osuser.resolve(os_user)
     if config_path.exists():
         config = config_mod.load(config_path)
+        read_as_viewer(config)
         reporter.step(f"found the lab in {directory}; starting it")
         _start_existing(config, config_path, reporter)
         return LabUp(config, config_path, False, time.monotonic() - started)
