@@ -50,7 +50,7 @@ def rotate(
     elif config.api_token_file.exists():  # whoever owns them now: the agents' user
         user = osuser.by_uid(config.api_token_file.stat().st_uid)
     else:
-        user = osuser.current()
+        user = osuser.resolve(config.os_user)
     written = apitokens.write(config, user, grace)
     issued: tuple[str, ...] = ()
     if tls and config.tls_on:

@@ -133,9 +133,10 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
         config.replication_user: passfile.generate_password(),
     }
     user.write_file(config.passfile, passfile.render(passwords))
-    # The API credentials belong to the agents' user (who runs the lab), not PostgreSQL's:
-    # where the two differ, the server process cannot read them.
-    apitokens.write(config, osuser.current())
+    # The API credentials belong to the agents' user: the PostgreSQL OS user, as agents
+    # run on real servers (`secrets rotate --owner` gives them to another user, where the
+    # agents run as one, so that the server process cannot read them).
+    apitokens.write(config, user)
     if config.tls_on:
         tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))

@@ -94,10 +94,6 @@ def by_uid(uid: int) -> OsUser:
     return OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
 
-def current() -> OsUser:
-    return by_uid(os.geteuid())
-
-
 def unreachable_part(path: Path, user: OsUser) -> Path | None:
     """The first directory on the way to ``path`` that ``user`` cannot enter, if any.
 
