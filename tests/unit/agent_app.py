@@ -20,15 +20,12 @@ from pgherd.api.audit import Sink
 from pgherd.errors import QueryFailed, UnknownNode
 from pgherd.ha.history_store import HistoryStore
 from pgherd.model.access import Grant, Grants, Role, digest
-from pgherd.model.ha_report import HaReport
-from pgherd.model.ha_settings import Mode
-from pgherd.model.status import PgState
-from pgherd.model.status import Role as PgRole
 from pgherd.pg.instance import Instance
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import TOKEN, FakeAgent
 from tests.unit.test_ops_api import FakeOperations
 from tests.unit.test_routes_mesh import FakeMesh
+from tests.unit.test_serving import PRIMARY, FakeHa
 
 VIEWER = "v1ewer-t0ken"
 PEER = "n0de2-peer-t0ken"
@@ -60,14 +57,6 @@ class KnownNodesOperations(FakeOperations):
         return super().rewind(source, timeout)
 
 
-class FakeHa:
-    def serving(self) -> routes_ha.Serving:
-        return routes_ha.Serving(PgState.RUNNING, PgRole.PRIMARY, True, False, {})
-
-    def ha_state(self) -> HaReport:
-        return HaReport(mode=Mode.MANUAL, state=PgState.RUNNING)
-
-
 class ServerDown:
     """Stands for a LocalNode or an Instance whose PostgreSQL is not running."""
 
@@ -90,5 +79,5 @@ def full_app(home: Path, auth_reads: bool = False, audit: Sink | None = None) ->
     app.include_router(routes_ops.ops_router(KnownNodesOperations()))
     app.include_router(routes_archive.router(lambda: cast(Instance, down)))
     app.include_router(routes_history.router(HistoryStore(home / "history.sqlite", "node1"), 5))
-    app.include_router(routes_ha.router(FakeHa()))
+    app.include_router(routes_ha.router(FakeHa(PRIMARY)))
     return app

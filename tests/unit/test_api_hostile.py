@@ -33,6 +33,7 @@ MARK = "ECHO-MARKER-7f3a"
 # A new route with a body must be listed here (test_every_body_route_is_covered).
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "/restore-point": {"name": "before_upgrade"},
+    "/backup": {"type": "full"},
     "/history/cleanup": {"keep_days": 7},
     "/ops/follow": {"upstream": "node1"},
     "/ops/rewind": {"source": "node1", "timeout": 60},

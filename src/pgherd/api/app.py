@@ -9,12 +9,13 @@ the CLI can print them as it prints its own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from pgherd import metrics
 from pgherd.api import (
     errors,
     routes_agent,
@@ -22,6 +23,7 @@ from pgherd.api import (
     routes_ha,
     routes_history,
     routes_logical,
+    routes_metrics,
     routes_ops,
 )
 from pgherd.api.audit import Audit, Sink
@@ -29,6 +31,7 @@ from pgherd.api.auth import authorized
 from pgherd.api.credentials import operator_only
 from pgherd.api.guard import MAX_BODY, Guard
 from pgherd.api.routes_agent import ReloadPort
+from pgherd.api.routes_archive import ArchivePort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -55,10 +58,6 @@ class AgentPort(Protocol):
     def stop_postgres(self, mode: str) -> None: ...
 
     def restart_postgres(self) -> None: ...
-
-
-class WholeAgentPort(AgentPort, routes_ha.HaPort, Protocol):
-    """An agent that also answers the load-balancer checks (ha/agent.py's Agent)."""
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -134,7 +133,7 @@ def create_app(
 
 
 def agent_app(
-    agent: WholeAgentPort,
+    agent: AgentPort,
     lifespan: Lifespan | None,
     mesh: MeshPort | None,
     local: LocalNode,
@@ -142,6 +141,9 @@ def agent_app(
     history: HistoryPort,
     history_interval: float,
     reloader: ReloadPort,
+    checks: routes_ha.HaPort,
+    metrics_sources: Sequence[metrics.Collector],
+    archive: ArchivePort | None = None,
     grants: Callable[[], Grants] | None = None,
     auth_reads: bool = False,
     audit: Sink | None = None,
@@ -160,8 +162,11 @@ def agent_app(
     )
     app.include_router(routes_logical.router(local))
     app.include_router(routes_ops.ops_router(operations))
-    app.include_router(routes_archive.router(lambda: local.instance))
+    app.include_router(routes_archive.router(lambda: local.instance, archive))
     app.include_router(routes_history.router(history, history_interval))
-    app.include_router(routes_ha.router(agent))
+    app.include_router(routes_ha.router(checks))
     app.include_router(routes_agent.router(reloader))
+    app.include_router(
+        routes_metrics.router(metrics_sources, local.config.cluster, local.node.name)
+    )
     return app

@@ -26,7 +26,7 @@ from pgherd.errors import PgherdError
 from pgherd.model.events import Event, Outcome
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.ops.context import Operation
-from pgherd.ops.events import AgentEventLog
+from pgherd.ops.events import event_log
 
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger("pgherd.console")
@@ -56,18 +56,19 @@ class Console:
 
         def write() -> None:
             try:
-                AgentEventLog(self.config, self.token).save(event)
+                event_log(self.config, self.token).save(event)
             except PgherdError as exc:
                 log.warning("audit: console %s by %s not recorded: %s", what, user, exc.one_line())
 
         threading.Thread(target=write, name="console-audit", daemon=True).start()
 
     def operation(self, user: str, job: Job | None = None) -> Operation:
-        """An operation as the CLI runs it, recorded as asked by ``user`` on the console."""
+        """An operation as the CLI runs it, recorded as asked by ``user`` on the console,
+        where the CLI records it (the store under automatic failover: ops/events.py)."""
         op = Operation(
             config=self.config,
             token=self.token,
-            events=AgentEventLog(self.config, self.token),
+            events=event_log(self.config, self.token),
             requested_by=f"{user}@console",
         )
         if job is not None:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
+from pgherd import credentials
 from pgherd.archive import setup
 from pgherd.clients.agent import AgentClient, fan_out, read_as_viewer, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import apitokens, binaries, osuser, passfile, ports, process, tlsfiles
+from pgherd.pg import apitokens, binaries, osuser, ports, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -127,15 +128,10 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     cluster CA and every member's certificate, all owned by ``user`` (0600 in 0700
     directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
-    user.make_dir(config.passfile.parent)
-    passwords = {
-        config.superuser: passfile.generate_password(),
-        config.replication_user: passfile.generate_password(),
-    }
-    user.write_file(config.passfile, passfile.render(passwords))
-    # The API credentials belong to the agents' user: the PostgreSQL OS user, as agents
-    # run on real servers (`secrets rotate --owner` gives them to another user, where the
-    # agents run as one, so that the server process cannot read them).
+    credentials.files.init(config, user, credentials.KINDS)
+    # The viewer's and every node's tokens and the grants beside the operator's (a new one
+    # too, so that the grants name it), as the PostgreSQL OS user: agents may run as it, as
+    # on real servers (`secrets rotate --owner` gives them to another agents' user).
     apitokens.write(config, user)
     if config.tls_on:
         tlsfiles.ensure(config, user, layout.tls_members(config))

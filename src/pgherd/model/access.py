@@ -41,7 +41,17 @@ class Access(StrEnum):
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Answered to anyone, even with api.auth_reads: load balancers and liveness probes cannot
 # send a token, and these say only "up or not" and the role.
-ALWAYS_OPEN = frozenset({"/health", "/primary", "/replica", "/read-only"})
+ALWAYS_OPEN = frozenset(
+    {
+        "/health",
+        "/primary",
+        "/read-write",
+        "/replica",
+        "/read-only",
+        "/liveness",
+        "/readiness",
+    }
+)
 # Reads that show table contents (mesh conflicts, checksums): a credential always.
 READ_NEEDS_CREDENTIAL = ("/mesh",)
 
