@@ -28,9 +28,11 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the files pgherd.yaml names for secrets — the passfile (generated passwords
-    for the superuser and the replication role) and the agents' API token — mode 0600,
-    owned by the PostgreSQL OS user. A file that exists is kept (--force replaces it).
-    Copy them to every other host (docs/deploy.md)."""
+    for the superuser and the replication role), the agents' API credentials (operator,
+    viewer, a token per node, the grants) and, TLS on, the cluster CA and a certificate per
+    member — mode 0600, owned by the PostgreSQL OS user. A file that exists is kept
+    (--force replaces it). Copy them to the other hosts (docs/deploy.md, docs/security.md:
+    each host needs only its own node token and key; the CA key stays where it was made)."""
     from pgherd import credentials
     from pgherd.credentials.files import Action
     from pgherd.pg import osuser

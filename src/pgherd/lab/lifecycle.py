@@ -18,7 +18,7 @@ from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import apitokens, binaries, osuser, ports, process, tlsfiles
+from pgherd.pg import binaries, osuser, ports, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -129,11 +129,7 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
     credentials.files.init(config, user, credentials.KINDS)
-    # The viewer's and every node's tokens and the grants beside the operator's (a new one
-    # too, so that the grants name it), as the PostgreSQL OS user: agents may run as it, as
-    # on real servers (`secrets rotate --owner` gives them to another agents' user).
-    apitokens.write(config, user)
-    if config.tls_on:
+    if config.tls_on:  # and the lab's own etcd members and the store's client
         tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))
 

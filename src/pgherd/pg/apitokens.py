@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgherd.config import ClusterConfig
 from pgherd.model.access import Grant, Grants, Role, digest, grants_json, parse_grants, rotated
@@ -40,6 +41,26 @@ def previous(config: ClusterConfig) -> Grants:
     if config.api_token_file.exists() and (old := config.api_token_file.read_text().strip()):
         return Grants.of([Grant("operator", Role.OPERATOR, digest(old))])
     return Grants(())
+
+
+def for_operator(config: ClusterConfig, operator: str) -> dict[Path, str]:
+    """New viewer and node tokens, and the grants that accept them with ``operator`` (the
+    token already in the operator's file): what ``pgherd secrets init`` writes beside it."""
+    members = [n.name for n in config.nodes] + [w.name for w in config.witnesses]
+    viewer = new_token()
+    peers = {name: new_token() for name in members}
+    grants = Grants.of(
+        [
+            Grant("operator", Role.OPERATOR, digest(operator)),
+            Grant("viewer", Role.VIEWER, digest(viewer)),
+            *(Grant(name, Role.PEER, digest(token)) for name, token in peers.items()),
+        ]
+    )
+    files = {
+        config.grants_file: json.dumps(grants_json(grants), indent=1) + "\n",
+        config.viewer_token_file: viewer + "\n",
+    }
+    return files | {config.node_token_file(name): t + "\n" for name, t in peers.items()}
 
 
 def write(config: ClusterConfig, owner: OsUser, grace: float | None = None) -> Written:
