@@ -9,8 +9,8 @@ and without any. What must hold for all of them:
 - every 4xx in the ``{error, hint}`` shape;
 - without a credential, every acting operation is refused with 401, whatever the body.
 
-Bounded: ``FUZZ_EXAMPLES`` examples per operation and mode (about 20 s here); raise it
-with ``PGHERD_FUZZ_EXAMPLES`` for a longer run.
+Bounded: ``FUZZ_EXAMPLES`` examples per operation and mode (under a minute on a loaded
+machine); raise it with ``PGHERD_FUZZ_EXAMPLES`` for a longer run.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pgherd.model.access import ALWAYS_OPEN, READ_METHODS
 from tests.unit.agent_app import full_app
 from tests.unit.fake_agent import TOKEN
 
-FUZZ_EXAMPLES = int(os.environ.get("PGHERD_FUZZ_EXAMPLES", "6"))
+FUZZ_EXAMPLES = int(os.environ.get("PGHERD_FUZZ_EXAMPLES", "3"))
 NEEDS_POSTGRES = ("/logical/", "/replay", "/wal/switch", "/restore-point", "/archiver")
 
 
