@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
 from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, MeshWorkerRow, NodeFacts
+from pgherd.model.mesh_sequences import SequenceSetting
 
 SPEC = MeshSpec(name="shop", nodes=("a", "b"), tables=("public.t",))
 
@@ -37,6 +38,9 @@ class FakeMesh:
 
     def prepare(self, spec: MeshSpec) -> list[str]:
         return [f"publication pgherd_{spec.name}"]
+
+    def set_sequences(self, spec: MeshSpec, settings: Sequence[SequenceSetting]) -> list[str]:
+        return [f"sequence {s.sequence}" for s in settings]
 
     def start(self, spec: MeshSpec) -> None:
         self.started.append(spec)

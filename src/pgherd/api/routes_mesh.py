@@ -19,12 +19,14 @@ from pgherd.model.mesh import (
     MeshDropped,
     MeshNodeReport,
     MeshPrepared,
+    MeshSequencesSet,
     MeshSpec,
     MeshStarted,
     MeshWorkerRow,
     NodeFacts,
     RangeChecksums,
 )
+from pgherd.model.mesh_sequences import SequenceSetting
 
 
 class MeshPort(Protocol):
@@ -33,6 +35,8 @@ class MeshPort(Protocol):
     def inspect(self, dbname: str, tables: Sequence[str]) -> NodeFacts: ...
 
     def prepare(self, spec: MeshSpec) -> list[str]: ...
+
+    def set_sequences(self, spec: MeshSpec, settings: Sequence[SequenceSetting]) -> list[str]: ...
 
     def start(self, spec: MeshSpec) -> None: ...
 
@@ -63,6 +67,11 @@ class InspectRequest(_Body):
 class TableChecksumRequest(_Body):
     dbname: str
     table: str
+
+
+class SequencesRequest(_Body):
+    spec: MeshSpec
+    settings: list[SequenceSetting]
 
 
 class ChecksumRequest(_Body):
@@ -97,6 +106,13 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         """The publication, the slots for the other members and their origins."""
         _same(name, spec)
         return MeshPrepared(created=tuple(mesh.prepare(spec)))
+
+    @router.post("/{name}/sequences")
+    def sequences(name: str, body: SequencesRequest) -> MeshSequencesSet:
+        """Give this member its own sequence values: ALTER SEQUENCE … INCREMENT BY …
+        RESTART WITH … (model/mesh_sequences.py)."""
+        _same(name, body.spec)
+        return MeshSequencesSet(done=tuple(mesh.set_sequences(body.spec, body.settings)))
 
     @router.put("/{name}")
     def start(name: str, spec: MeshSpec) -> MeshStarted:

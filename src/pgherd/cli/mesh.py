@@ -11,6 +11,7 @@ from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP
 from pgherd.model.readable import human_bytes, human_seconds
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -54,12 +55,23 @@ def create(
             help="last-update-wins compares commit times in slots of this length",
         ),
     ] = TIME_RESOLUTION_US // 1000,
+    sequence_step: Annotated[
+        int,
+        typer.Option(
+            "--sequence-step",
+            min=1,
+            max=MAX_STEP,
+            help="member k draws sequence values ≡ k (mod step): at most this many members",
+        ),
+    ] = DEFAULT_STEP,
     config_file: ConfigOpt = None,
 ) -> None:
     """Replicate TABLES between NODES in both directions (every pair: a full mesh)."""
     from pgherd.mesh.operations import build_spec
 
-    spec = build_spec(name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms)
+    spec = build_spec(
+        name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms, sequence_step
+    )
     _mesh(config_file).create(spec, _say)
     console.print(
         f"mesh {spec.name}: {', '.join(spec.nodes)} replicate {', '.join(spec.tables)} "
@@ -130,17 +142,22 @@ def verify(
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare the tables on every member by key ranges. Exits 3 when they differ."""
-    spec, differences = _mesh(config_file).verify(name, chunk_rows)
+    """Compare the tables on every member by key ranges, and the sequences they use. Exits 3
+    when rows differ or two members' sequences could hand out the same value."""
+    spec, differences, collisions = _mesh(config_file).verify(name, chunk_rows)
     if as_json:
         print_json(
             {
                 "mesh": name,
                 "tables": list(spec.tables),
-                "clean": not differences,
+                "clean": not differences and not collisions,
                 "differences": [
                     {"table": d.table, "from": d.start, "to": d.end, "rows": dict(d.rows)}
                     for d in differences
+                ],
+                "sequences": [
+                    {"sequence": c.sequence, "nodes": list(c.nodes), "why": c.why}
+                    for c in collisions
                 ],
             }
         )
@@ -154,7 +171,14 @@ def verify(
             counts = ", ".join(f"{n} {c}" for n, c in d.rows.items())
             table.add_row(d.table, d.start or "(start)", d.end or "(end)", counts)
         console.print(table)
-    if differences:
+    if not as_json:
+        for c in collisions:
+            console.print(
+                f"[yellow]![/] sequence {c.sequence} could hand out the same value on "
+                f"{c.nodes[0]} and {c.nodes[1]}: {c.why}",
+                soft_wrap=True,
+            )
+    if differences or collisions:
         raise typer.Exit(EXIT_DEGRADED)
 
 

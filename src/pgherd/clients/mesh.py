@@ -11,12 +11,14 @@ from pgherd.model.mesh import (
     MeshDropped,
     MeshNodeReport,
     MeshPrepared,
+    MeshSequencesSet,
     MeshSpec,
     MeshStarted,
     MeshWorkerRow,
     NodeFacts,
     RangeChecksums,
 )
+from pgherd.model.mesh_sequences import SequenceSetting
 
 
 class MeshClient(AgentClient):
@@ -39,6 +41,14 @@ class MeshClient(AgentClient):
             "POST", f"/mesh/{spec.name}/prepare", 120, body=spec.model_dump(mode="json")
         )
         return list(MeshPrepared.model_validate(data).created)
+
+    def set_sequences(self, spec: MeshSpec, settings: list[SequenceSetting]) -> list[str]:
+        body = {
+            "spec": spec.model_dump(mode="json"),
+            "settings": [s.model_dump(mode="json") for s in settings],
+        }
+        data = self._request("POST", f"/mesh/{spec.name}/sequences", 120, body=body)
+        return list(MeshSequencesSet.model_validate(data).done)
 
     def start(self, spec: MeshSpec) -> None:
         data = self._request("PUT", f"/mesh/{spec.name}", body=spec.model_dump(mode="json"))

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgherd.errors import Refused, TimedOut
+from pgherd.mesh import node_sequences
 from pgherd.model import mesh as mesh_model
 from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
 from pgherd.pg.local_node import LocalNode
@@ -89,6 +90,7 @@ def inspect(
         ).fetchone()
         assert row is not None
         found = {table: table_def(conn, table) for table in tables}
+        sequences = node_sequences.read(conn, [t for t, d in found.items() if d is not None])
     return NodeFacts(
         node=local.node.name,
         version_num=int(row[0]),
@@ -98,6 +100,7 @@ def inspect(
         free_origins=int(row[4]),
         tables=found,
         meshes=tuple(meshes),
+        sequences=tuple(sequences),
     )
 
 

@@ -19,8 +19,10 @@ from pgherd.clients.mesh import MeshClient
 from pgherd.config import ClusterConfig, NodeConfig, describe
 from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, Refused
 from pgherd.model import mesh as mesh_model
+from pgherd.model import mesh_sequences
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
-from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, RangeDifference
+from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, NodeFacts, RangeDifference
+from pgherd.model.mesh_sequences import DEFAULT_STEP, Collision, SequencePlan
 
 WHOLE_TABLE = 2**31 - 1  # a chunk size that gives one chunk: the whole table
 Say = Callable[[str], None]
@@ -37,6 +39,7 @@ def build_spec(
     policy: str,
     dbname: str,
     time_resolution_ms: int = TIME_RESOLUTION_US // 1000,
+    sequence_step: int = DEFAULT_STEP,
 ) -> MeshSpec:
     try:
         return MeshSpec(
@@ -46,13 +49,14 @@ def build_spec(
             policy=Policy(policy),
             dbname=dbname,
             time_resolution_us=time_resolution_ms * 1000,
+            sequence_step=sequence_step,
         )
     except ValueError as exc:
         detail = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidInput(
             f"invalid mesh: {detail}",
             "mesh names: a-z, 0-9, _ (up to 20); --nodes a,b[,c]; --tables t1,s.t2; "
-            f"--policy {'|'.join(p.value for p in Policy)}",
+            f"--policy {'|'.join(p.value for p in Policy)}; --sequence-step 1..1000",
         ) from None
 
 
@@ -91,12 +95,13 @@ class Mesh:
 
     def create(self, spec: MeshSpec, say: Say = _quiet) -> MeshSpec:
         members = self.members(spec)
-        facts = fan_out(members, lambda n: self.client(n).inspect(spec.dbname, list(spec.tables)))
+        facts = self._inspect(spec, members)
         _refuse_problems(spec, mesh_model.create_problems(spec, facts))
+        sequences = _sequence_plan(spec, facts)
         say(f"checked {len(members)} nodes: settings, primary keys, table definitions")
         self._require_same_rows(spec, members)
         say("the tables hold the same rows on every node")
-        self._prepare_and_start(spec, members, say)
+        self._prepare_and_start(spec, members, sequences, say)
         return spec
 
     def add_node(self, name: str, node: str, say: Say = _quiet) -> MeshSpec:
@@ -107,17 +112,16 @@ class Mesh:
         new = MeshSpec.model_validate(new.model_dump())
         newcomer = self.config.node(node)
         reference = self.members(spec)[0]
-        facts = fan_out(
-            [reference, newcomer],
-            lambda n: self.client(n).inspect(spec.dbname, list(spec.tables)),
-        )
+        all_facts = self._inspect(new, self.members(new))
+        facts = [all_facts[0], all_facts[-1]]  # the reference and the newcomer
         if name in facts[1].meshes:
             raise Refused(f"{node} already holds a mesh named {name}", "drop it there first")
         _refuse_problems(new, mesh_model.create_problems(new, facts, adding=True))
+        sequences = _sequence_plan(new, all_facts)
         say(f"checked {node} against {reference.name}")
         self._require_same_rows(new, [reference, newcomer])
         say(f"{node} holds the same rows as {reference.name}")
-        self._prepare_and_start(new, self.members(new), say)
+        self._prepare_and_start(new, self.members(new), sequences, say)
         return new
 
     def set_policy(self, name: str, policy: str, say: Say = _quiet) -> MeshSpec:
@@ -135,13 +139,31 @@ class Mesh:
         say(f"policy {new.policy} on {', '.join(n.name for n in members)}; workers restarted")
         return new
 
-    def _prepare_and_start(self, spec: MeshSpec, members: list[NodeConfig], say: Say) -> None:
+    def _inspect(self, spec: MeshSpec, members: list[NodeConfig]) -> list[NodeFacts]:
+        return fan_out(members, lambda n: self.client(n).inspect(spec.dbname, list(spec.tables)))
+
+    def _prepare_and_start(
+        self, spec: MeshSpec, members: list[NodeConfig], sequences: SequencePlan, say: Say
+    ) -> None:
         created = fan_out(members, lambda n: self.client(n).prepare(spec))
         for member, what in zip(members, created, strict=True):
             if what:
                 say(f"{member.name}: created {', '.join(what)}")
+        self._set_sequences(spec, members, sequences, say)
         fan_out(members, lambda n: self.client(n).start(spec))
         say(f"apply workers started on {', '.join(n.name for n in members)}")
+
+    def _set_sequences(
+        self, spec: MeshSpec, members: list[NodeConfig], sequences: SequencePlan, say: Say
+    ) -> None:
+        """Each member's own sequence values (model/mesh_sequences.py), before any worker
+        runs."""
+        todo = [n for n in members if sequences.settings.get(n.name)]
+        done = fan_out(
+            todo, lambda n: self.client(n).set_sequences(spec, sequences.settings[n.name])
+        )
+        for member, what in zip(todo, done, strict=True):
+            say(f"{member.name}: {'; '.join(what)}")
 
     def _require_same_rows(self, spec: MeshSpec, members: list[NodeConfig]) -> None:
         for table in spec.tables:
@@ -194,9 +216,15 @@ class Mesh:
             rows.append(row)
         return rows
 
-    def verify(self, name: str, chunk_rows: int) -> tuple[MeshSpec, list[RangeDifference]]:
+    def verify(
+        self, name: str, chunk_rows: int
+    ) -> tuple[MeshSpec, list[RangeDifference], list[Collision]]:
+        """The key ranges whose rows differ between members, and the sequences that could
+        hand out the same value on two members."""
         spec = self.find(name)
         members = self.members(spec)
+        facts = self._inspect(spec, members)
+        collisions = mesh_sequences.collisions({f.node: f.sequences for f in facts})
         differences: list[RangeDifference] = []
         for table in spec.tables:
             bounds, first = self.client(members[0]).checksums(name, table, chunk_rows)
@@ -207,7 +235,7 @@ class Mesh:
             chunks = {members[0].name: first}
             chunks |= {n.name: c for n, c in zip(members[1:], others, strict=True)}
             differences += mesh_model.differing_ranges(table, bounds, chunks)
-        return spec, differences
+        return spec, differences, collisions
 
     def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
         spec = self.find(name)
@@ -222,6 +250,22 @@ class Mesh:
         dropped = fan_out(members, lambda n: self.client(n).drop(name))
         for member, what in zip(members, dropped, strict=True):
             say(f"{member.name}: dropped {', '.join(what)}")
+
+
+def _sequence_plan(spec: MeshSpec, facts: Sequence[NodeFacts]) -> SequencePlan:
+    """Every member's own sequence values; refused (nothing changed) when a sequence cannot
+    be given them."""
+    found = mesh_sequences.plan(
+        spec.nodes, spec.sequence_step, {f.node: f.sequences for f in facts}
+    )
+    if found.problems:
+        more = f" (and {len(found.problems) - 1} more)" if found.problems[1:] else ""
+        raise Refused(
+            f"cannot give mesh {spec.name}'s members values of their own: "
+            f"{found.problems[0]}{more}",
+            mesh_sequences.FIX,
+        )
+    return found
 
 
 def _refuse_problems(spec: MeshSpec, problems: list[str]) -> None:

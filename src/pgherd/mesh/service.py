@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgherd.errors import Refused
-from pgherd.mesh import node_ops, store
+from pgherd.mesh import node_ops, node_sequences, store
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.mesh import (
     Chunk,
@@ -16,6 +16,7 @@ from pgherd.model.mesh import (
     NodeFacts,
     OutgoingSlot,
 )
+from pgherd.model.mesh_sequences import SequenceSetting
 from pgherd.pg.local_node import LocalNode
 
 
@@ -37,6 +38,13 @@ class MeshService:
     def prepare(self, spec: MeshSpec) -> list[str]:
         self._require_member(spec)
         return node_ops.prepare(self.local, spec)
+
+    def set_sequences(self, spec: MeshSpec, settings: Sequence[SequenceSetting]) -> list[str]:
+        """Give this member its own sequence values (settings decided by the CLI from every
+        member's sequences)."""
+        self._require_member(spec)
+        with node_ops.connect(self.local, spec.dbname) as conn:
+            return node_sequences.apply(conn, settings)
 
     def start(self, spec: MeshSpec) -> None:
         """Keep ``spec``: the workers that apply into this node start on the next tick."""

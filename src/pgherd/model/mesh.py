@@ -20,6 +20,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP, SequenceFact
 
 MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -39,6 +40,9 @@ class MeshSpec(BaseModel):
     nodes: tuple[MemberName, ...] = Field(min_length=2)  # in priority order, highest first
     tables: tuple[TableName, ...] = Field(min_length=1)  # schema.table
     time_resolution_us: int = TIME_RESOLUTION_US
+    # Member k (from 1, in ``nodes`` order) draws sequence values ≡ k (mod sequence_step):
+    # model/mesh_sequences.py. Fixed at create: it bounds how many members the mesh takes.
+    sequence_step: int = Field(default=DEFAULT_STEP, ge=1, le=MAX_STEP)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -117,6 +121,7 @@ class NodeFacts(_Value):
     free_origins: int
     tables: dict[str, TableDef | None]  # None: the table does not exist there
     meshes: tuple[str, ...] = ()
+    sequences: tuple[SequenceFact, ...] = ()  # those the tables use (model/mesh_sequences.py)
 
 
 class WorkerState(StrEnum):
@@ -273,6 +278,12 @@ class MeshPrepared(_Value):
     """What a member created for a mesh: its publication, slots and origins."""
 
     created: tuple[str, ...]
+
+
+class MeshSequencesSet(_Value):
+    """What a member changed on its sequences (``ALTER SEQUENCE`` statements, described)."""
+
+    done: tuple[str, ...]
 
 
 class MeshStarted(_Value):
