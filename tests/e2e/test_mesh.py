@@ -169,13 +169,19 @@ def test_create_refuses_tables_that_differ_between_nodes(nodes: Nodes) -> None:
 
 
 def test_create_refuses_tables_with_different_rows(nodes: Nodes) -> None:
-    nodes.on_all("CREATE TABLE rows_differ (id int PRIMARY KEY)", ("node1", "node2"))
-    nodes.sql("node2", "INSERT INTO rows_differ VALUES (1)")
+    nodes.on_all("CREATE TABLE rows_differ (id int PRIMARY KEY, v text)", ("node1", "node2"))
+    nodes.sql("node1", "INSERT INTO rows_differ SELECT g, 'same' FROM generate_series(1, 50) g")
+    nodes.sql("node2", "INSERT INTO rows_differ SELECT g, 'same' FROM generate_series(1, 50) g")
+    nodes.sql("node2", "INSERT INTO rows_differ VALUES (77, 'extra')")
+    nodes.sql("node1", "UPDATE rows_differ SET v = 'changed' WHERE id = 30")
     done = nodes.cli(
         "mesh", "create", "bad", "--nodes", "node1,node2", "--tables", "rows_differ", check=False
     )
     assert done.returncode == 1
-    assert "holds different rows on the nodes (rows: node1 0, node2 1)" in done.stderr
+    assert "holds different rows on the nodes (rows: node1 50, node2 51)" in done.stderr
+    assert "first differing keys: [30], [77] (not on node1)" in done.stderr
+    assert "--initial-copy-from NODE" in done.stderr
+    assert nodes.sql("node1", "SELECT count(*) FROM pg_replication_slots") == [(0,)]
 
 
 # ---- convergence under load -----------------------------------------------------------------
@@ -362,6 +368,53 @@ def test_ddl_on_a_member_changes_every_member_and_replication_goes_on(nodes: Nod
         ("from node2",),
     ]
     drop(nodes, "shaped")
+
+
+def columns_of(nodes: Nodes, node: str, table: str) -> list[str]:
+    rows = nodes.sql(
+        node,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "ORDER BY ordinal_position",
+        table,
+    )
+    return [str(r[0]) for r in rows]
+
+
+def test_ddl_travels_in_the_stream_while_every_member_writes(nodes: Nodes) -> None:
+    # A column added on node1 and dropped again on node2 while all three write: each member
+    # runs each change at its place in the origin's stream; rows of either shape that are
+    # in flight meanwhile still apply (a worker waits for a column that is on its way, and
+    # leaves out one that was dropped here).
+    nodes.on_all(LOAD_TABLE.format("streamed"))
+    create(nodes, "streamed", "node1,node2,node3", "streamed")
+    writers = [Writer(nodes.config, f"node{i}", "streamed", i * 10_000_000) for i in (1, 2, 3)]
+    stop = threading.Event()
+    threads = start_writers(writers, stop)
+    try:
+        time.sleep(1.5)
+        added = nodes.cli("ddl", "node1", "ALTER TABLE streamed ADD COLUMN note text")
+        assert "ran it from node1's stream" in added.stdout
+        for node in ("node1", "node2", "node3"):
+            assert columns_of(nodes, node, "streamed") == ["id", "n", "origin", "note"]
+        # node2 writes the new column at once: its rows reach node3 whatever node3's lag.
+        nodes.sql("node2", "INSERT INTO streamed VALUES (1, 1, 'node2', 'with a note')")
+        time.sleep(1.5)
+        nodes.cli("ddl", "node2", "ALTER TABLE streamed DROP COLUMN note")
+        time.sleep(1.5)
+    finally:
+        stop_writers(writers, threads, stop)
+    wait_converged(nodes, "streamed")
+    count, total = expected_state(writers)
+    for node in ("node1", "node2", "node3"):
+        assert columns_of(nodes, node, "streamed") == ["id", "n", "origin"]
+        assert table_state(nodes, node, "streamed") == (count + 1, total + 1)
+    assert conflicts(nodes, "streamed") == []
+    log = nodes.sql("node3", "SELECT origin_node, statement FROM pgherd.mesh_ddl ORDER BY at")
+    assert log == [
+        ("node1", "ALTER TABLE streamed ADD COLUMN note text"),
+        ("node2", "ALTER TABLE streamed DROP COLUMN note"),
+    ]
+    drop(nodes, "streamed")
 
 
 def test_unchanged_toasted_values_key_changes_and_nulls_replicate(nodes: Nodes) -> None:
@@ -657,6 +710,100 @@ def test_add_node_joins_a_third_node_and_refuses_different_rows(nodes: Nodes) ->
     gone = nodes.cli("mesh", "status", "grow", check=False)
     assert gone.returncode == 1
     assert "no node knows a mesh named grow" in gone.stderr
+
+
+# ---- initial copy ---------------------------------------------------------------------------
+
+
+def start_writers(writers: list[Writer], stop: threading.Event) -> list[threading.Thread]:
+    threads = [threading.Thread(target=w.run, args=(120, stop)) for w in writers]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def stop_writers(
+    writers: list[Writer], threads: list[threading.Thread], stop: threading.Event
+) -> None:
+    stop.set()
+    for thread in threads:
+        thread.join()
+    for w in writers:
+        assert w.error is None, f"writer on {w.node}: {w.error!r}"
+
+
+def test_add_node_copies_the_rows_while_every_member_writes(nodes: Nodes) -> None:
+    # node3 has no table: the copy creates it from node1's definition, then copies the rows
+    # in the snapshot its slot starts from, while node1 and node2 go on writing.
+    nodes.on_all(LOAD_TABLE.format("joined"), ("node1", "node2"))
+    nodes.sql("node1", "INSERT INTO joined SELECT g, 1, 'old' FROM generate_series(1, 20000) g")
+    create(nodes, "joined", "node1,node2", "joined", "--initial-copy-from", "node1")
+    writers = [Writer(nodes.config, f"node{i}", "joined", i * 10_000_000) for i in (1, 2)]
+    stop = threading.Event()
+    threads = start_writers(writers, stop)
+    try:
+        time.sleep(2)
+        added = nodes.cli("mesh", "add-node", "joined", "--node", "node3")
+        assert "node3: created table public.joined (from node1)" in added.stdout
+        assert "node3: copied" in added.stdout
+        third = Writer(nodes.config, "node3", "joined", 30_000_000)
+        threads += start_writers([third], stop)
+        writers.append(third)
+        time.sleep(3)
+    finally:
+        stop_writers(writers, threads, stop)
+    assert all(w.transactions > 20 for w in writers), [w.transactions for w in writers]
+    wait_converged(nodes, "joined")
+    count, total = expected_state(writers)
+    expected = (count + 20000, total + 20000)
+    for node in ("node1", "node2", "node3"):
+        assert table_state(nodes, node, "joined") == expected, node
+    # Nothing arrived twice (an insert of a key that is there is a conflict) or crossed.
+    assert conflicts(nodes, "joined") == []
+    assert len(wait_running(nodes, "joined")) == 6
+    drop(nodes, "joined")
+
+
+def test_create_merges_disjoint_rows_and_refuses_overlapping_ones(nodes: Nodes) -> None:
+    nodes.on_all(LOAD_TABLE.format("merged"), ("node1", "node2"))
+    nodes.sql("node1", "INSERT INTO merged SELECT g, 1, 'n1' FROM generate_series(1, 500) g")
+    nodes.sql("node2", "INSERT INTO merged SELECT g, 2, 'n2' FROM generate_series(501, 900) g")
+    nodes.sql("node2", "INSERT INTO merged VALUES (7, 2, 'n2')")  # also on node1
+    refused = nodes.cli(
+        "mesh",
+        "create",
+        "merged",
+        "--nodes",
+        "node1,node2",
+        "--tables",
+        "merged",
+        "--merge",
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "has a key this node holds too" in refused.stderr  # whichever copy failed first
+    assert "Key (id)=(7) already exists" in refused.stderr
+    for node in ("node1", "node2"):  # undone
+        assert nodes.sql(node, f"{SLOTS} WHERE slot_name LIKE 'pgherd\\_merged%'") == []
+        assert nodes.sql(node, "SELECT count(*) FROM merged") == [
+            (500 if node == "node1" else 401,)
+        ]
+    nodes.sql("node2", "DELETE FROM merged WHERE id = 7")
+    writers = [Writer(nodes.config, f"node{i}", "merged", i * 10_000_000) for i in (1, 2)]
+    stop = threading.Event()
+    threads = start_writers(writers, stop)
+    try:
+        time.sleep(1)
+        create(nodes, "merged", "node1,node2", "merged", "--merge")
+        time.sleep(2)
+    finally:
+        stop_writers(writers, threads, stop)
+    wait_converged(nodes, "merged")
+    count, total = expected_state(writers)
+    for node in ("node1", "node2"):
+        assert table_state(nodes, node, "merged") == (count + 900, total + 500 + 800)
+    assert conflicts(nodes, "merged") == []
+    drop(nodes, "merged")
 
 
 # ---- faults -----------------------------------------------------------------------------------

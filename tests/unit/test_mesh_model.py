@@ -141,3 +141,18 @@ def test_differing_ranges_names_the_key_ranges_and_counts() -> None:
         ("[20]", None, {"a": 10, "b": 9}),
     ]
     assert m.differing_ranges("public.t", [], {"a": [same], "b": [same]}) == []
+
+
+def test_differing_keys_names_changed_and_missing_rows_in_key_order() -> None:
+    rows = {
+        "a": [("[1]", "x"), ("[2]", "y"), ("[3]", "z"), ("[5]", "w")],
+        "b": [("[1]", "x"), ("[2]", "Y"), ("[4]", "q"), ("[5]", "w")],
+    }
+    found = m.differing_keys("public.t", rows)
+    assert [(d.key, dict(d.digests)) for d in found] == [
+        ("[2]", {"a": "y", "b": "Y"}),
+        ("[3]", {"a": "z", "b": None}),
+        ("[4]", {"a": None, "b": "q"}),
+    ]
+    assert m.describe_keys(found) == "[2], [3] (not on b), [4] (not on a)"
+    assert len(m.differing_keys("public.t", rows, limit=1)) == 1

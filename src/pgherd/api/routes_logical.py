@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from pgherd.api.auth import authorized
 from pgherd.logical import ddl, publication, sequences, subscription, writes
-from pgherd.model.ddl import DdlEffect
+from pgherd.model.ddl import DdlApplied, DdlEffect
 from pgherd.model.publication import (
     PublicationAlter,
     PublicationInfo,
@@ -46,6 +46,7 @@ class DdlRequest(Frozen):
     statement: str
     dbname: str = "postgres"
     regrant: bool = False
+    meshes: tuple[str, ...] = ()  # log it for these meshes' members (pgherd.mesh_ddl)
 
 
 class StopWrites(Frozen):
@@ -125,8 +126,8 @@ def router(local: LocalNode, token: str) -> APIRouter:
         return ddl.dry_run(local, req.statement, req.dbname)
 
     @acting.post("/ddl")
-    def ddl_apply(req: DdlRequest) -> Message:
-        return Message(message=ddl.apply(local, req.statement, req.dbname, req.regrant))
+    def ddl_apply(req: DdlRequest) -> DdlApplied:
+        return ddl.apply(local, req.statement, req.dbname, req.regrant, req.meshes)
 
     routes.include_router(acting)
     return routes

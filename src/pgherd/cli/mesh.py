@@ -64,15 +64,30 @@ def create(
             help="member k draws sequence values ≡ k (mod step): at most this many members",
         ),
     ] = DEFAULT_STEP,
+    initial_copy_from: Annotated[
+        str | None,
+        typer.Option(
+            "--initial-copy-from",
+            help="replace the other nodes' rows by a copy of this node's (tables may be absent)",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge", help="every node keeps its rows and gets the others' (keys must differ)"
+        ),
+    ] = False,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Replicate TABLES between NODES in both directions (every pair: a full mesh)."""
+    """Replicate TABLES between NODES in both directions (every pair: a full mesh). The
+    tables must hold the same rows, unless --initial-copy-from or --merge says how to make
+    them so."""
     from pgherd.mesh.operations import build_spec
 
     spec = build_spec(
         name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms, sequence_step
     )
-    _mesh(config_file).create(spec, _say)
+    _mesh(config_file).create(spec, _say, copy_from=initial_copy_from, merge=merge)
     console.print(
         f"mesh {spec.name}: {', '.join(spec.nodes)} replicate {', '.join(spec.tables)} "
         f"({spec.policy})",
@@ -84,10 +99,18 @@ def create(
 def add_node(
     name: NameArg,
     node: Annotated[str, typer.Option("--node", help="the node to add")],
+    initial_copy_from: Annotated[
+        str | None,
+        typer.Option(
+            "--initial-copy-from", help="the member to copy from (default: the first one)"
+        ),
+    ] = None,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Add NODE to a mesh (its tables must hold the same rows as the members')."""
-    spec = _mesh(config_file).add_node(name, node, _say)
+    """Add NODE to a mesh. Its tables, when empty or absent, get a copy of a member's rows
+    (consistent with the streams: writes go on meanwhile); tables that hold other rows are
+    refused unless --initial-copy-from replaces them."""
+    spec = _mesh(config_file).add_node(name, node, _say, copy_from=initial_copy_from)
     console.print(f"mesh {spec.name}: {', '.join(spec.nodes)}", soft_wrap=True)
 
 

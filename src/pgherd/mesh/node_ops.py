@@ -17,9 +17,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgherd.errors import Refused, TimedOut
+from pgherd.logical import schema as schema_sync
+from pgherd.logical.publication import grant_published
 from pgherd.mesh import node_sequences
+from pgherd.mesh.apply import progress
 from pgherd.model import mesh as mesh_model
-from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
+from pgherd.model.mesh import Chunk, ColumnDef, MeshDdl, MeshSpec, NodeFacts, TableDef
+from pgherd.model.mesh_copy import JoinPlan, SlotStart
+from pgherd.model.names import QualifiedName
+from pgherd.pg import conninfo
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -57,6 +63,30 @@ COMMENT ON TABLE pgherd.mesh_seen IS
 COMMENT ON TABLE pgherd.conflicts IS
     'Conflicts met by pgherd''s mesh apply workers on this node (never replicated)';
 """
+SCHEMA_SQL += f"{progress.TABLE_SQL};\n{progress.COMMENT_SQL};\n"
+# Schema changes of mesh tables, carried in the stream like rows (docs/mesh.md, "DDL"):
+# ``pgherd ddl`` inserts a row on the node it runs on, in the same transaction as the
+# change; every member's worker from that node runs the statement at that place in the
+# stream. ``dropped_columns`` (schema.table.column, one a line): columns the change
+# removed, whose values rows written before it elsewhere may still carry. ``after``
+# (node:id, one a line): the other members' changes the origin had run before it, which
+# every member runs first.
+SCHEMA_SQL += """
+CREATE TABLE IF NOT EXISTS pgherd.mesh_ddl (
+    origin_node     text NOT NULL,
+    id              bigserial,
+    mesh            text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT now(),
+    statement       text NOT NULL,
+    search_path     text NOT NULL,
+    dropped_columns text NOT NULL DEFAULT '',
+    after           text NOT NULL DEFAULT '',
+    PRIMARY KEY (origin_node, id)
+);
+COMMENT ON TABLE pgherd.mesh_ddl IS
+    'Schema changes of mesh tables, replicated with the rows and run by each member in order';
+"""
+DDL_TABLE = "pgherd.mesh_ddl"
 
 
 # What a mesh's publication sends: row changes and TRUNCATE (applied at its place in the
@@ -139,15 +169,22 @@ def table_def(conn: Conn, table: str) -> TableDef | None:
 # ---- setting up and tearing down ----------------------------------------------------------
 
 
-def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
+def prepare(local: LocalNode, spec: MeshSpec, plan: JoinPlan | None = None) -> list[str]:
     """This node's part of ``spec``: the conflicts table, the publication, a slot for each
-    other member and an origin for each. Idempotent; returns what it created."""
+    other member and an origin for each; when nodes join (``plan``), a slot that feeds a
+    newcomer is a copy of the slot that feeds the reference, or is left to the newcomer's
+    copy (model/mesh_copy.py). The replication role may read the tables (a newcomer's copy
+    reads them) and the positions. Idempotent; returns what it created."""
     me = local.node.name
     created: list[str] = []
     with connect(local, spec.dbname) as conn:
         conn.execute(SCHEMA_SQL)
+        if plan is not None and me in plan.newcomers:
+            created += _create_missing(local, conn, spec, plan.copies[me][0])
         publication = mesh_model.publication_name(spec.name)
-        tables = sql.SQL(", ").join(sql.Identifier(*t.split(".", 1)) for t in spec.tables)
+        tables = sql.SQL(", ").join(
+            sql.Identifier(*t.split(".", 1)) for t in (*spec.tables, DDL_TABLE)
+        )
         exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
         if exists.fetchone() is None:
             conn.execute(
@@ -168,17 +205,31 @@ def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
                     sql.Identifier(publication), sql.Literal(PUBLISH)
                 )
             )
+        _grant_reads(conn, local.config.replication_user, publication)
         for other in spec.nodes:
             if other == me:
                 continue
             slot = mesh_model.slot_name(spec.name, other)
-            made = conn.execute(
-                "SELECT pg_create_logical_replication_slot(%s, 'pgoutput') WHERE NOT EXISTS "
-                "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
-                (slot, slot),
-            ).fetchone()
-            if made is not None:
-                created.append(f"slot {slot}")
+            start = plan.slot_start(me, other) if plan is not None else SlotStart.FRESH
+            if start is SlotStart.COPY:
+                assert plan is not None
+                assert plan.reference is not None
+                feeds_reference = mesh_model.slot_name(spec.name, plan.reference)
+                made = conn.execute(
+                    "SELECT pg_copy_logical_replication_slot(%s, %s) WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                    (feeds_reference, slot, slot),
+                ).fetchone()
+                if made is not None:
+                    created.append(f"slot {slot} (a copy of {feeds_reference})")
+            elif start is SlotStart.FRESH:
+                made = conn.execute(
+                    "SELECT pg_create_logical_replication_slot(%s, 'pgoutput') WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                    (slot, slot),
+                ).fetchone()
+                if made is not None:
+                    created.append(f"slot {slot}")
             origin = mesh_model.origin_name(spec.name, other)
             made = conn.execute(
                 "SELECT pg_replication_origin_create(%s) "
@@ -190,15 +241,56 @@ def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
     return created
 
 
-def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
+def _create_missing(local: LocalNode, conn: Conn, spec: MeshSpec, source: str) -> list[str]:
+    """The mesh's tables this joining node lacks, from its copy source's definitions
+    (pg_dump as the replication role, as ``subscription create --sync-schema`` does)."""
+    missing = [QualifiedName(*t.split(".", 1)) for t in spec.tables if table_def(conn, t) is None]
+    if not missing:
+        return []
+    config = local.config
+    node = config.node(source)
+    dsn = conninfo.keyword(
+        node.host, node.port, config.replication_user, config.passfile, dbname=spec.dbname
+    )
+    schema_sync.sync(local, conn, dsn, missing, whole=False)
+    return [f"table {t.schema}.{t.name} (from {source})" for t in missing]
+
+
+def _grant_reads(conn: Conn, role: str, publication: str) -> None:
+    """What a joining node reads here as the replication role: the published tables (its
+    copy) and the mesh's positions and what the sources had seen (where its streams start)."""
+    grant_published(conn, role, publication)
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        return
+    who = sql.Identifier(role)
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pgherd TO {}").format(who))
+    conn.execute(
+        sql.SQL("GRANT SELECT ON pgherd.mesh_progress, pgherd.mesh_seen TO {}").format(who)
+    )
+
+
+def set_progress(local: LocalNode, spec: MeshSpec, source: str, lsn: int) -> None:
+    """Start ``source``'s stream into this node no earlier than ``lsn`` (where a joining
+    source's copy ended: what it wrote before is not sent)."""
+    with connect(local, spec.dbname) as conn:
+        conn.execute(SCHEMA_SQL)
+        progress.raise_to(conn, spec.name, source, lsn)
+
+
+def drop(
+    local: LocalNode, spec: MeshSpec, timeout: float = 30, only: Sequence[str] = ()
+) -> list[str]:
     """Remove the mesh's slots, origins and publication from this node (its workers must
-    have stopped: an active slot or origin cannot be dropped). Keeps pgherd.conflicts."""
+    have stopped: an active slot or origin cannot be dropped), and its positions. Keeps
+    pgherd.conflicts. ``only``: just what serves the pairs with these nodes (a join that
+    failed), everything when this node is one of them."""
     dropped: list[str] = []
     me = local.node.name
+    whole = not only or me in only
     deadline = time.monotonic() + timeout
     with connect(local, spec.dbname) as conn:
         for other in spec.nodes:
-            if other == me:
+            if other == me or not (whole or other in only):
                 continue
             slot = mesh_model.slot_name(spec.name, other)
             origin = mesh_model.origin_name(spec.name, other)
@@ -219,10 +311,29 @@ def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
                 f"origin {origin}",
             )
             dropped += [f"slot {slot}", f"origin {origin}"]
+            _forget_positions(conn, spec.name, other)
+        if not whole:
+            return dropped
+        copy_origin = mesh_model.copy_origin_name(spec.name)
+        conn.execute(
+            "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) IS NOT NULL",
+            (copy_origin, copy_origin),
+        )
         publication = mesh_model.publication_name(spec.name)
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
         dropped.append(f"publication {publication}")
     return dropped
+
+
+def _forget_positions(conn: Conn, mesh: str, source: str) -> None:
+    for table in ("mesh_progress", "mesh_seen"):
+        if conn.execute("SELECT to_regclass(%s)", (f"pgherd.{table}",)).fetchone() != (None,):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE mesh = %s AND source_node = %s").format(
+                    sql.Identifier("pgherd", table)
+                ),
+                (mesh, source),
+            )
 
 
 def _retry_while_busy(
@@ -259,6 +370,29 @@ def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, An
             (spec.name, limit),
         ).fetchall()
     return [dict(r) for r in rows]
+
+
+def ddl_log(local: LocalNode, spec: MeshSpec, limit: int = 100) -> list[MeshDdl]:
+    """The schema changes this node ran for the mesh (its own and the others'), newest
+    first."""
+    with connect(local, spec.dbname) as conn:
+        if conn.execute("SELECT to_regclass('pgherd.mesh_ddl')").fetchone() == (None,):
+            return []
+        rows = conn.execute(
+            "SELECT origin_node, id, at::text, statement, dropped_columns FROM pgherd.mesh_ddl "
+            "WHERE mesh = %s ORDER BY at DESC, id DESC LIMIT %s",
+            (spec.name, limit),
+        ).fetchall()
+    return [
+        MeshDdl(
+            origin_node=str(r[0]),
+            id=int(r[1]),
+            at=str(r[2]),
+            statement=str(r[3]),
+            dropped_columns=tuple(c for c in str(r[4]).splitlines() if c),
+        )
+        for r in rows
+    ]
 
 
 def outgoing_slots(local: LocalNode, spec: MeshSpec) -> list[dict[str, Any]]:
@@ -314,34 +448,46 @@ def boundaries(local: LocalNode, dbname: str, table: str, chunk_rows: int) -> li
         return [str(r[0]) for r in conn.execute(query)]
 
 
+def _range_where(
+    found: TableDef, key: sql.Composable, start: str | None, end: str | None
+) -> sql.Composable:
+    """``WHERE`` the key lies in [start, end) (keys given as JSON arrays, typed back into
+    row values); nothing when the range is open on both sides."""
+    types = {c.name: c.type for c in found.columns}
+
+    def as_key(param: str) -> sql.Composable:
+        return sql.SQL("({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("({}::json->>{})::{}").format(
+                    sql.Placeholder(param), sql.Literal(i), sql.SQL(types[k])
+                )
+                for i, k in enumerate(found.primary_key)
+            )
+        )
+
+    key_row = sql.SQL("({})").format(key)
+    where: list[sql.Composable] = []
+    if start is not None:
+        where.append(sql.SQL("{} >= {}").format(key_row, as_key("b")))
+    if end is not None:
+        where.append(sql.SQL("{} < {}").format(key_row, as_key("e")))
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+
+
+def _range_params(start: str | None, end: str | None) -> dict[str, str] | None:
+    params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
+    return params or None
+
+
 def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) -> list[Chunk]:
     """Rows and an md5 of their contents for each key range between ``bounds``."""
     with connect(local, dbname) as conn:
         conn.execute(_VERIFY_SETTINGS)
         found, key, row = _verify_parts(conn, table)
-        types = {c.name: c.type for c in found.columns}
-
-        def as_key(param: str) -> sql.Composable:
-            """A key given as a JSON array, typed back into a row value."""
-            return sql.SQL("({})").format(
-                sql.SQL(", ").join(
-                    sql.SQL("({}::json->>{})::{}").format(
-                        sql.Placeholder(param), sql.Literal(i), sql.SQL(types[k])
-                    )
-                    for i, k in enumerate(found.primary_key)
-                )
-            )
-
-        key_row = sql.SQL("({})").format(key)
         chunks: list[Chunk] = []
         starts: list[str | None] = [None, *bounds]
         ends: list[str | None] = [*bounds, None]
         for start, end in zip(starts, ends, strict=True):
-            where: list[sql.Composable] = []
-            if start is not None:
-                where.append(sql.SQL("{} >= {}").format(key_row, as_key("b")))
-            if end is not None:
-                where.append(sql.SQL("{} < {}").format(key_row, as_key("e")))
             query = sql.SQL(
                 "SELECT count(*), coalesce(md5(string_agg(md5({row}), '' ORDER BY {key})), '') "
                 "FROM {table} {where}"
@@ -349,10 +495,35 @@ def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) 
                 row=row,
                 key=key,
                 table=sql.Identifier(*table.split(".", 1)),
-                where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+                where=_range_where(found, key, start, end),
             )
-            params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
-            result = conn.execute(query, params or None).fetchone()
+            result = conn.execute(query, _range_params(start, end)).fetchone()
             assert result is not None
             chunks.append(Chunk(rows=int(result[0]), digest=str(result[1])))
     return chunks
+
+
+def key_digests(
+    local: LocalNode,
+    dbname: str,
+    table: str,
+    start: str | None,
+    end: str | None,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """The first ``limit`` keys (JSON arrays) in [start, end), in key order, each with an md5
+    of its row: what names the rows that differ between two nodes."""
+    with connect(local, dbname) as conn:
+        conn.execute(_VERIFY_SETTINGS)
+        found, key, row = _verify_parts(conn, table)
+        query = sql.SQL(
+            "SELECT json_build_array({key})::text, md5({row}) FROM {table} {where} "
+            "ORDER BY {key} LIMIT {limit}"
+        ).format(
+            key=key,
+            row=row,
+            table=sql.Identifier(*table.split(".", 1)),
+            where=_range_where(found, key, start, end),
+            limit=sql.Literal(limit),
+        )
+        return [(str(k), str(d)) for k, d in conn.execute(query, _range_params(start, end))]

@@ -12,7 +12,7 @@ rows it wrote so that they are not sent on (loop prevention).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Self
@@ -75,6 +75,12 @@ def slot_name(mesh: str, target: str) -> str:
 def origin_name(mesh: str, source: str) -> str:
     """The replication origin on a target node for changes from ``source``."""
     return f"pgherd_{mesh}_{source}"
+
+
+def copy_origin_name(mesh: str) -> str:
+    """The replication origin of the rows a node's initial copy wrote (model/mesh_copy.py);
+    the dot keeps it apart from every node's origin."""
+    return f"pgherd_{mesh}.copy"
 
 
 def qualify(table: str) -> str:
@@ -155,12 +161,18 @@ class MeshWorkerRow(_Value):
     error: str | None = None
 
 
-def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = False) -> list[str]:
+def create_problems(
+    spec: MeshSpec,
+    facts: Sequence[NodeFacts],
+    adding: bool = False,
+    absent_ok: Collection[str] = (),
+) -> list[str]:
     """Why ``spec`` cannot be set up on these nodes; empty when it can.
 
     Every node must have logical WAL, commit timestamps, room for its slots and origins,
     and every table with a primary key, REPLICA IDENTITY DEFAULT and the same definition
-    everywhere (compared with the first node's).
+    everywhere (compared with the first node's). A node in ``absent_ok`` may lack tables:
+    its initial copy creates them from a source's definitions.
     """
     problems: list[str] = []
     others = len(spec.nodes) - 1
@@ -186,17 +198,18 @@ def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = F
                 f"{where}: needs {others} free replication origins "
                 f"(max_replication_slots), has {fact.free_origins}"
             )
-        problems.extend(_table_problems(spec, fact))
+        problems.extend(_table_problems(spec, fact, fact.node in absent_ok))
     problems.extend(_definition_differences(spec, facts))
     return problems
 
 
-def _table_problems(spec: MeshSpec, fact: NodeFacts) -> list[str]:
+def _table_problems(spec: MeshSpec, fact: NodeFacts, absent_ok: bool = False) -> list[str]:
     problems = []
     for table in spec.tables:
         found = fact.tables.get(table)
         if found is None:
-            problems.append(f"{fact.node}: table {table} does not exist")
+            if not absent_ok:
+                problems.append(f"{fact.node}: table {table} does not exist")
         elif not found.primary_key:
             problems.append(f"{fact.node}: table {table} has no primary key")
         elif found.replica_identity != "d":
@@ -286,6 +299,17 @@ class MeshSequencesSet(_Value):
     done: tuple[str, ...]
 
 
+class MeshDdl(_Value):
+    """A schema change logged for a mesh (``pgherd.mesh_ddl``): made on ``origin_node``,
+    run by every other member's worker at its place in that node's stream."""
+
+    origin_node: str
+    id: int
+    at: str
+    statement: str
+    dropped_columns: tuple[str, ...] = ()
+
+
 class MeshStarted(_Value):
     mesh: str
 
@@ -332,3 +356,48 @@ def differing_ranges(
                 RangeDifference(table, start, end, {node: c.rows for node, c in seen.items()})
             )
     return found
+
+
+class KeyDigests(_Value):
+    """Keys of a table (JSON arrays, in key order) with an md5 of each row."""
+
+    rows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class KeyDifference:
+    table: str
+    key: str  # a JSON array
+    digests: Mapping[str, str | None]  # per node; None: the key is not there
+
+
+def differing_keys(
+    table: str, rows: Mapping[str, Sequence[tuple[str, str]]], limit: int = 5
+) -> list[KeyDifference]:
+    """The first keys (in the first node's key order, then the others') whose rows differ
+    between nodes or are missing on some; ``rows[node]`` are (key, digest) pairs."""
+    by_node = {node: dict(found) for node, found in rows.items()}
+    keys: list[str] = []
+    seen: set[str] = set()
+    for found in rows.values():
+        for key, _digest in found:
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
+    differences = []
+    for key in keys:
+        digests = {node: by_node[node].get(key) for node in by_node}
+        if len(set(digests.values())) > 1:
+            differences.append(KeyDifference(table, key, digests))
+            if len(differences) == limit:
+                break
+    return differences
+
+
+def describe_keys(differences: Sequence[KeyDifference]) -> str:
+    """``key [1] differs (node2 lacks it), key [7] differs`` for a refusal or a report."""
+    parts = []
+    for d in differences:
+        missing = [node for node, digest in d.digests.items() if digest is None]
+        parts.append(f"{d.key}" + (f" (not on {', '.join(missing)})" if missing else ""))
+    return ", ".join(parts)

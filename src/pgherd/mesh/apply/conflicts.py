@@ -46,6 +46,7 @@ class ApplyContext:
     origin_nodes: dict[int, str]  # roident -> node, for the mesh's origins
     resolution_us: int
     origin_names: dict[str, str]  # origin name -> node, for the mesh's origins
+    baseline_roident: int = 0  # the origin of this node's initial copy (0: none)
 
     @property
     def source_roident(self) -> int:
@@ -78,6 +79,7 @@ class Counters:
     conflicts: int = 0
     groups: int = 0
     skipped_loops: int = 0  # transactions dropped because they carry an origin
+    schema_changes: int = 0  # schema changes of the mesh run from the source's stream
     last_conflict: ConflictRecord | None = None
     # Conflicts by (kind, resolution): what /metrics exposes as pgherd_mesh_conflicts_total.
     by_kind: dict[tuple[ConflictKind, Resolution], int] = field(default_factory=dict)
@@ -181,6 +183,8 @@ class RowApplier:
                 return Version(self.ctx.source, None)  # written by this very transaction
             return Version(None, None)
         when = po.to_micros(commit_time)
+        if roident and int(roident) == self.ctx.baseline_roident:
+            return Version(None, when, baseline=True)
         if not roident:
             return Version(self.ctx.target, when)
         return Version(self.ctx.origin_nodes.get(int(roident), f"origin {roident}"), when)
