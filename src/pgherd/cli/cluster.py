@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +16,7 @@ from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import conninfo
@@ -110,6 +112,17 @@ def ha_lines(ha: HaView) -> list[str]:
                 else "never checked in"
             )
             lines.append(f"witness {member.name}: {seen}")
+    if ha.paused:
+        what = "maintenance mode" if ha.maintenance else "automatic failover paused"
+        if ha.pause_until is None:
+            end = "until pgherd cluster resume"
+        else:
+            left = max(0.0, ha.pause_until - time.time())
+            end = (
+                f"until {time.strftime('%H:%M:%S', time.localtime(ha.pause_until))} "
+                f"({human_duration(left)} left)"
+            )
+        lines.append(f"{what}: {ha.paused}, {end}; the agents take no automatic action")
     lines.append(f"failover {ha.mode}, store {ha.store}")
     return lines
 
@@ -177,6 +190,56 @@ def mesh_table(workers: list[MeshWorkerRow]) -> Table:
     return table
 
 
+@app.command()
+def pause(
+    duration: Annotated[
+        str | None,
+        typer.Option("--for", help="end it by itself after this long (30m, 2h, 1h30m)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Maintenance mode: the agents keep PostgreSQL running and report, but take no
+    automatic action (no failover, no restart in place, no rejoin) until resumed."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    seconds = parse_duration(duration) if duration is not None else None
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.pause(config, seconds, requested_by(), events)
+    if as_json:
+        print_json(result)
+        return
+    end = "until pgherd cluster resume" if seconds is None else f"for {human_duration(seconds)}"
+    console.print(
+        f"cluster {config.cluster} in maintenance mode {end}: the agents keep PostgreSQL "
+        "running and take no automatic action",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def resume(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Leave maintenance mode: automatic failover is back on."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.resume(config, requested_by(), events)
+    if as_json:
+        print_json(result)
+    elif result.before is None:
+        console.print(f"cluster {config.cluster} was not in maintenance mode; nothing changed")
+    else:
+        console.print(f"cluster {config.cluster}: automatic failover is back on")
+
+
 def connstr(
     node: NodeArg,
     replication: Annotated[
@@ -201,7 +264,6 @@ def cleanup(
 ) -> None:
     """Trim every agent's monitoring history (lag samples) to the last N days.
     Exits 3 when an agent could not be reached (the others are trimmed)."""
-    from pgherd import config as config_mod
     from pgherd.clients.agent import fan_out
     from pgherd.clients.history import HistoryClient
     from pgherd.config import NodeConfig
@@ -260,7 +322,7 @@ def restart(
     op = _operation(config_file, as_json)
     result = ops.rolling(op, every_node=every_node, dry_run=dry_run, timeout=timeout)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif dry_run or not result.plan:
         if result.plan:
             console.print("dry run: the rolling restart would")

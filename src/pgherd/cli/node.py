@@ -8,16 +8,21 @@ import typer
 from rich.markup import escape
 
 from pgherd import config as config_mod
-from pgherd.cli import operations
+from pgherd.cli import adopt, operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import console, print_json
+from pgherd.cli.output import console, err_console, print_json
 from pgherd.clients.agent import AgentClient
+from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(
-    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; remove it."
+    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
+    "remove it."
 )
 app.command()(operations.rejoin)
+app.command()(adopt.adopt)
 
 
 def _client(config_file: ConfigOpt, node: str) -> AgentClient:
@@ -60,6 +65,60 @@ def restart(node: NodeArg, config_file: ConfigOpt = None, as_json: JsonOpt = Fal
 
 
 @app.command()
+def check(
+    node: NodeArg,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="one line with perfdata, as Nagios plugins print")
+    ] = False,
+    warning_lag: Annotated[str, typer.Option("--warning-lag", help="standby lag")] = "16MB",
+    critical_lag: Annotated[str, typer.Option("--critical-lag")] = "256MB",
+    warning_slot: Annotated[
+        str, typer.Option("--warning-slot", help="WAL a replication slot retains")
+    ] = "1GB",
+    critical_slot: Annotated[str, typer.Option("--critical-slot")] = "8GB",
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """NODE's health for monitoring systems: agent, PostgreSQL, role, lag, slots, archive.
+    Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the Nagios plugins' convention)."""
+    from pgherd.model import nagios as model
+    from pgherd.model.size import parse_size
+    from pgherd.ops.node_check import check_node
+
+    try:
+        config = load_config(config_file)
+        config.node(node)
+        limits = model.Thresholds(
+            lag_bytes=(
+                parse_size(warning_lag, "--warning-lag"),
+                parse_size(critical_lag, "--critical-lag"),
+            ),
+            slot_bytes=(
+                parse_size(warning_slot, "--warning-slot"),
+                parse_size(critical_slot, "--critical-slot"),
+            ),
+        )
+        result = check_node(config, node, limits)
+    except PgherdError as exc:
+        # A check that cannot run is UNKNOWN (3) to a monitoring system, not an error (1).
+        if nagios:
+            print(f"PGHERD UNKNOWN - {exc.one_line()}")
+        else:
+            err_console.print(f"error: {exc.one_line()}", soft_wrap=True, markup=False)
+        raise typer.Exit(int(model.State.UNKNOWN)) from None
+    if as_json:
+        print_json(result)
+    elif nagios:
+        print(result.line())
+    else:
+        colour = {0: "green", 1: "yellow"}.get(int(result.state), "red")
+        console.print(f"[{colour}]{result.state.name}[/] {result.summary}", soft_wrap=True)
+        for item in result.perf:
+            console.print(f"  {item.render()}", markup=False)
+    raise typer.Exit(int(result.state))
+
+
+@app.command()
 def remove(
     node: Annotated[str, typer.Argument(help="the node leaving the cluster", show_default=False)],
     config_file: ConfigOpt = None,
@@ -74,7 +133,7 @@ def remove(
 
     result = remove_node(_operation(config_file, as_json), node)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
         return
     if not result.steps:
         console.print(f"{node}: nothing left to remove", soft_wrap=True)

@@ -24,4 +24,4 @@ def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
         return EtcdStore(endpoints, config.cluster, timeout=max(limit / len(endpoints), 0.1))
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
-    return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit)
+    return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit, cluster=config.cluster)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -12,13 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
+from pgherd import credentials
 from pgherd.archive import setup
 from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, ports, process
+from pgherd.pg import binaries, osuser, ports, process
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -114,7 +114,6 @@ def _start_witnesses(config: ClusterConfig, config_path: Path, reporter: Reporte
 def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter) -> None:
     pid = agents.running_agent(witness)
     if pid is None:
-        witness.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         pid = agents.spawn(config_path, witness)
     agents.wait_healthy(witness, pid)
     reporter.step(f"{witness.name}: witness agent on {witness.api_url} (no data)")
@@ -124,13 +123,7 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     """The config file, a passfile with new passwords and a new API token, all owned by
     ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
-    user.make_dir(config.passfile.parent)
-    passwords = {
-        config.superuser: passfile.generate_password(),
-        config.replication_user: passfile.generate_password(),
-    }
-    user.write_file(config.passfile, passfile.render(passwords))
-    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    credentials.files.init(config, user, credentials.KINDS)
     user.write_file(config_path, config_mod.dump(config))
 
 
@@ -188,7 +181,6 @@ def _clone_and_start(
 def _start_agent(config_path: Path, node: NodeConfig, reporter: Reporter) -> None:
     pid = agents.running_agent(node)
     if pid is None:
-        node.home_dir.mkdir(parents=True, exist_ok=True)
         pid = agents.spawn(config_path, node)
     agents.wait_healthy(node, pid)
     reporter.step(f"{node.name}: agent on {node.api_url}, PostgreSQL on port {node.port}")

@@ -8,8 +8,9 @@ quoted by psycopg.sql.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -25,7 +26,7 @@ from pgherd.model import mesh as mesh_model
 from pgherd.model.mesh import Chunk, ColumnDef, MeshDdl, MeshSpec, NodeFacts, TableDef
 from pgherd.model.mesh_copy import JoinPlan, SlotStart
 from pgherd.model.names import QualifiedName
-from pgherd.pg import conninfo
+from pgherd.pg import conninfo, replication
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -215,28 +216,12 @@ def prepare(local: LocalNode, spec: MeshSpec, plan: JoinPlan | None = None) -> l
                 assert plan is not None
                 assert plan.reference is not None
                 feeds_reference = mesh_model.slot_name(spec.name, plan.reference)
-                made = conn.execute(
-                    "SELECT pg_copy_logical_replication_slot(%s, %s) WHERE NOT EXISTS "
-                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
-                    (feeds_reference, slot, slot),
-                ).fetchone()
-                if made is not None:
+                if replication.copy_logical_slot(conn, feeds_reference, slot):
                     created.append(f"slot {slot} (a copy of {feeds_reference})")
-            elif start is SlotStart.FRESH:
-                made = conn.execute(
-                    "SELECT pg_create_logical_replication_slot(%s, 'pgoutput') WHERE NOT EXISTS "
-                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
-                    (slot, slot),
-                ).fetchone()
-                if made is not None:
-                    created.append(f"slot {slot}")
+            elif start is SlotStart.FRESH and replication.create_logical_slot(conn, slot):
+                created.append(f"slot {slot}")
             origin = mesh_model.origin_name(spec.name, other)
-            made = conn.execute(
-                "SELECT pg_replication_origin_create(%s) "
-                "WHERE pg_replication_origin_oid(%s) IS NULL",
-                (origin, origin),
-            ).fetchone()
-            if made is not None:
+            if replication.create_origin(conn, origin):
                 created.append(f"origin {origin}")
     return created
 
@@ -294,31 +279,15 @@ def drop(
                 continue
             slot = mesh_model.slot_name(spec.name, other)
             origin = mesh_model.origin_name(spec.name, other)
-            _retry_while_busy(
-                conn,
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s",
-                (slot,),
-                deadline,
-                f"slot {slot}",
-            )
-            _retry_while_busy(
-                conn,
-                "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) "
-                "IS NOT NULL",
-                (origin, origin),
-                deadline,
-                f"origin {origin}",
-            )
+            drop_slot = partial(replication.drop_slot_now, conn, slot)
+            _retry_while_busy(drop_slot, deadline, f"slot {slot}")
+            drop_origin = partial(replication.drop_origin, conn, origin)
+            _retry_while_busy(drop_origin, deadline, f"origin {origin}")
             dropped += [f"slot {slot}", f"origin {origin}"]
             _forget_positions(conn, spec.name, other)
         if not whole:
             return dropped
-        copy_origin = mesh_model.copy_origin_name(spec.name)
-        conn.execute(
-            "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) IS NOT NULL",
-            (copy_origin, copy_origin),
-        )
+        replication.drop_origin(conn, mesh_model.copy_origin_name(spec.name))
         publication = mesh_model.publication_name(spec.name)
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
         dropped.append(f"publication {publication}")
@@ -336,12 +305,10 @@ def _forget_positions(conn: Conn, mesh: str, source: str) -> None:
             )
 
 
-def _retry_while_busy(
-    conn: Conn, query: str, params: tuple[Any, ...], deadline: float, what: str
-) -> None:
+def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> None:
     while True:
         try:
-            conn.execute(query, params)
+            drop()
         except psycopg.errors.ObjectInUse as exc:
             if time.monotonic() > deadline:
                 raise TimedOut(

@@ -24,6 +24,22 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a step failed; the reason says what state it left
 
 
+# Every kind of event pgherd records: operators' operations, the HA loop's decisions
+# (requested by pgherd-agent@NODE) and maintenance mode. The console's filter lists them.
+OPERATIONS = (
+    "switchover",
+    "promote",
+    "follow",
+    "rejoin",
+    "failover",
+    "demote",
+    "restart",
+    "release-lease",
+    "pause",
+    "resume",
+)
+
+
 class Event(Frozen):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     operation: str  # switchover, promote, follow, rejoin

@@ -36,6 +36,8 @@ class HaView:
     lease_ttl: float | None = None
     lease_left: float | None = None
     paused: str | None = None
+    pause_until: float | None = None  # seconds since the epoch; None: until resumed
+    maintenance: bool = False  # the pause is maintenance mode (cluster pause)
     synchronous: tuple[str, ...] | None = None
     members: tuple[MemberView, ...] = field(default_factory=tuple)
 
@@ -52,7 +54,9 @@ class HaView:
             found.append(f"the coordination store does not answer: {self.problem}")
         elif self.mode == "automatic" and self.leader is None:
             found.append("no member holds the leader lease")
-        if self.paused:
+        if self.maintenance:
+            found.append(f"maintenance mode: no automatic failover ({self.paused})")
+        elif self.paused:
             found.append(f"automatic failover is paused: {self.paused}")
         return found
 
@@ -67,6 +71,8 @@ class HaView:
             "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
             "lease_age": None if self.lease_age is None else round(self.lease_age, 3),
             "paused": self.paused,
+            "pause_until": self.pause_until,
+            "maintenance": self.maintenance,
             "synchronous": list(self.synchronous) if self.synchronous is not None else None,
             "members": [
                 {
@@ -139,6 +145,8 @@ def read(config: ClusterConfig) -> HaView | None:
         lease_ttl=config.ha.ttl if leader else None,
         lease_left=leader.ttl_left if leader else None,
         paused=state.paused(now),
+        pause_until=state.pause.until if state.paused(now) and state.pause else None,
+        maintenance=state.maintenance(now) is not None,
         synchronous=sync,
         members=tuple(members),
     )
