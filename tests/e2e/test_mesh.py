@@ -8,14 +8,17 @@ these 2 cores) rather than the issue's 30 s, to keep the suite inside its time b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -632,6 +635,29 @@ def luw_mesh(nodes: Nodes) -> Iterator[str]:
     nodes.on_all("DELETE FROM pgherd.conflicts WHERE mesh = 'uu'", ("node1", "node2"))
 
 
+@contextlib.contextmanager
+def console_client(nodes: Nodes) -> Iterator[Any]:
+    """The web console (in this process) over the module's agents, logged in with the
+    cluster's token (an operator)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
+    from pgherd import config as config_mod
+    from pgherd.console.app import create_app
+
+    token = config_mod.read_token(nodes.config)
+    with TestClient(create_app(nodes.config, token), follow_redirects=False) as client:
+        page = client.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = client.post(
+            "/login", data={"csrf": csrf.group(1), "user": "token", "password": token}
+        )
+        assert done.status_code == 303, done.text
+        yield client
+
+
 def kinds(nodes: Nodes, mesh: str) -> set[tuple[str, str, str]]:
     return {(c["target_node"], c["kind"], c["resolution"]) for c in conflicts(nodes, mesh)}
 
@@ -650,6 +676,21 @@ def test_update_update_the_later_update_wins_on_both(nodes: Nodes, luw_mesh: str
         ("node1", "update_differs", "apply-remote"),
         ("node2", "update_differs", "keep-local"),
     }
+    # The console's mesh page shows the conflict log, filtered by table and by outcome.
+    with console_client(nodes) as console:
+        page = console.get("/mesh", params={"name": "uu"})
+        assert page.status_code == 200
+        assert page.text.count('data-kind="update_differs"') == 2
+        assert 'data-pair="node1-node2"' in page.text
+        kept = console.get(
+            "/mesh",
+            params={"name": "uu", "table": "public.uu", "resolution": "keep-local"},
+            headers={"HX-Request": "true"},
+        )
+        assert kept.text.count('data-kind="update_differs"') == 1
+        assert 'data-resolution="keep-local"' in kept.text
+        none = console.get("/mesh", params={"name": "uu", "kind": "insert_exists"})
+        assert "no conflicts match" in none.text
 
 
 def test_update_delete_the_delete_wins_on_both(nodes: Nodes, luw_mesh: str) -> None:

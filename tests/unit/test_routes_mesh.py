@@ -88,8 +88,16 @@ class FakeMesh:
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return (MeshWorkerRow(mesh="shop", source="b", target="a", state="running"),)
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return [{"kind": "insert_exists", "limit": limit}]
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        found = {"kind": "insert_exists", "limit": limit}
+        return [found | {"table": table, "resolution": resolution}] if table else [found]
 
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
         return [MeshDdl(origin_node="a", id=1, at="now", statement="ALTER TABLE t ADD c int")]
@@ -161,6 +169,10 @@ def test_reads_and_refusals() -> None:
     assert http.get("/mesh/workers", headers=AUTH).json()[0]["state"] == "running"
     assert http.get("/mesh/shop/conflicts?limit=7", headers=AUTH).json() == [
         {"kind": "insert_exists", "limit": 7}
+    ]
+    filtered = http.get("/mesh/shop/conflicts?table=public.t&resolution=skip", headers=AUTH).json()
+    assert filtered == [
+        {"kind": "insert_exists", "limit": 100, "table": "public.t", "resolution": "skip"}
     ]
     gone = http.delete("/mesh/nope", headers=AUTH)
     assert gone.status_code == 409

@@ -57,7 +57,14 @@ class MeshPort(Protocol):
 
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]: ...
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]: ...
 
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]: ...
 
@@ -220,8 +227,16 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         return mesh.status(name)
 
     @router.get("/{name}/conflicts")
-    def conflicts(name: str, limit: int = 100) -> list[dict[str, Any]]:
-        return mesh.conflicts(name, limit)
+    def conflicts(
+        name: str,
+        limit: int = 100,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Conflicts met on this member, newest first, filtered by table (schema.table),
+        kind and resolution when given."""
+        return mesh.conflicts(name, limit, table, kind, resolution)
 
     @router.get("/{name}/ddl")
     def ddl_log(name: str, limit: int = 100) -> list[MeshDdl]:

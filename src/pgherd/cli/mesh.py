@@ -209,11 +209,21 @@ def verify(
 def conflicts(
     name: NameArg,
     limit: Annotated[int, typer.Option("--limit", min=1, help="newest first, at most")] = 50,
+    on_table: Annotated[str | None, typer.Option("--table", help="only this table")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="only this kind (insert_exists, update_differs…)")
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(
+            "--resolution", help="only this outcome: apply-remote, keep-local, skip, error"
+        ),
+    ] = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Conflicts the mesh's workers met, from pgherd.conflicts on every member."""
-    rows = _mesh(config_file).conflicts(name, limit)
+    rows = _mesh(config_file).conflicts(name, limit, on_table, kind, resolution)
     if as_json:
         print_json(rows)
         return

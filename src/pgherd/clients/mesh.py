@@ -103,8 +103,19 @@ class MeshClient(AgentClient):
     def mesh_status(self, name: str) -> MeshNodeReport:
         return MeshNodeReport.model_validate(self._request("GET", f"/mesh/{name}"))
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return list(self._request("GET", f"/mesh/{name}/conflicts", params={"limit": str(limit)}))
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {"limit": str(limit)}
+        for key, value in (("table", table), ("kind", kind), ("resolution", resolution)):
+            if value:
+                params[key] = value
+        return list(self._request("GET", f"/mesh/{name}/conflicts", params=params))
 
     def ddl_log(self, name: str, limit: int = 100) -> list[MeshDdl]:
         """The schema changes this member ran for the mesh, newest first."""

@@ -16,7 +16,8 @@ them) with what the sources had seen (``pgherd.mesh_seen``). The end of that tra
 where the other members start this node's stream.
 
 Like the apply worker's stream, the source connections are opened here with the replication
-role's passfile (psycopg2 for the replication protocol, which psycopg 3 lacks).
+role's passfile (the replication command through mesh/apply/stream.py: psycopg 3 has no
+replication protocol).
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ from typing import Any
 
 import psycopg
 import psycopg2
-import psycopg2.extras
 from psycopg import sql
 
 from pgherd.errors import PgherdError
 from pgherd.mesh import store
-from pgherd.mesh.apply import progress
+from pgherd.mesh.apply import progress, stream
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh_copy import CopyRequest, CopyState, CopyStatus, TableProgress
@@ -198,21 +198,13 @@ class InitialCopy:
                 )
             if busy is not None:  # left by a copy that failed: its snapshot is gone with it
                 snapshot.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-            replication = psycopg2.connect(
-                dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
-            )
-            try:
-                cursor = replication.cursor()
-                cursor.execute(f'CREATE_REPLICATION_SLOT "{slot}" LOGICAL pgoutput EXPORT_SNAPSHOT')
-                made = cursor.fetchone()
+            with stream.slot_with_snapshot(dsn, slot) as made:
                 snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 snapshot.execute(
-                    sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(made[2])))
+                    sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(made.snapshot))
                 )
-            finally:
-                replication.close()
-            log.info("copying from %s at %s (slot %s)", name, made[1], slot)
-            yield _Source(name, slot, snapshot, Lsn.parse(str(made[1])).value)
+            log.info("copying from %s at %s (slot %s)", name, made.consistent_point, slot)
+            yield _Source(name, slot, snapshot, Lsn.parse(made.consistent_point).value)
         finally:
             snapshot.close()
 

@@ -323,7 +323,16 @@ def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> N
 # ---- reading --------------------------------------------------------------------------------
 
 
-def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, Any]]:
+def conflicts(
+    local: LocalNode,
+    spec: MeshSpec,
+    limit: int,
+    table: str | None = None,
+    kind: str | None = None,
+    resolution: str | None = None,
+) -> list[dict[str, Any]]:
+    """The conflicts met on this node, newest first; only those on ``table`` (schema.table),
+    of ``kind``, resolved by ``resolution``, when given."""
     with connect(local, spec.dbname) as conn:
         if conn.execute("SELECT to_regclass('pgherd.conflicts')").fetchone() == (None,):
             return []
@@ -332,9 +341,18 @@ def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, An
             "SELECT id, at, source_node, target_node, table_name, kind, key::text AS key, "
             "local_row::text AS local_row, local_node, local_commit_ts, "
             "remote_row::text AS remote_row, remote_commit_ts, remote_lsn::text AS remote_lsn, "
-            "policy, resolution, reason FROM pgherd.conflicts WHERE mesh = %s "
-            "ORDER BY id DESC LIMIT %s",
-            (spec.name, limit),
+            "policy, resolution, reason FROM pgherd.conflicts WHERE mesh = %(mesh)s "
+            "AND (%(table)s::text IS NULL OR table_name = %(table)s) "
+            "AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
+            "AND (%(resolution)s::text IS NULL OR resolution = %(resolution)s) "
+            "ORDER BY id DESC LIMIT %(limit)s",
+            {
+                "mesh": spec.name,
+                "table": table,
+                "kind": kind,
+                "resolution": resolution,
+                "limit": limit,
+            },
         ).fetchall()
     return [dict(r) for r in rows]
 

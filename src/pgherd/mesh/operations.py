@@ -396,9 +396,22 @@ class Mesh:
             differences += mesh_model.differing_ranges(table, bounds, chunks)
         return spec, differences, collisions
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every member's conflicts, newest first, filtered (a table given bare is in
+        public)."""
         spec = self.find(name)
-        lists = fan_out(self.members(spec), lambda n: self.client(n).conflicts(name, limit))
+        qualified = mesh_model.qualify(table) if table else None
+        lists = fan_out(
+            self.members(spec),
+            lambda n: self.client(n).conflicts(name, limit, qualified, kind, resolution),
+        )
         rows = [row for found in lists for row in found]
         rows.sort(key=lambda r: str(r["at"]), reverse=True)
         return rows[:limit]

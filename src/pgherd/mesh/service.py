@@ -111,8 +111,15 @@ class MeshService:
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
         return node_ops.ddl_log(self.local, self.spec(name), limit)
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return node_ops.conflicts(self.local, self.spec(name), limit)
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return node_ops.conflicts(self.local, self.spec(name), limit, table, kind, resolution)
 
     def boundaries(self, name: str, table: str, chunk_rows: int) -> list[str]:
         spec = self.spec(name)
