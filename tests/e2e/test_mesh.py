@@ -9,6 +9,7 @@ these 2 cores) rather than the issue's 30 s, to keep the suite inside its time b
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -847,6 +848,68 @@ def test_create_merges_disjoint_rows_and_refuses_overlapping_ones(nodes: Nodes) 
     drop(nodes, "merged")
 
 
+# ---- forwarding ---------------------------------------------------------------------------
+
+
+def test_a_star_passes_each_leafs_changes_on_to_the_other_leaves(nodes: Nodes) -> None:
+    nodes.on_all(LOAD_TABLE.format("star"))
+    create(nodes, "star", "node1,node2,node3", "star", "--topology", "star")
+    pairs = wait_running(nodes, "star")
+    assert {(p["source"], p["target"]) for p in pairs} == {
+        ("node1", "node2"), ("node1", "node3"), ("node2", "node1"), ("node3", "node1"),
+    }  # fmt: skip
+    writers = [Writer(nodes.config, f"node{i}", "star", i * 10_000_000) for i in (1, 2, 3)]
+    run_writers(writers, seconds=5)
+    wait_converged(nodes, "star")
+    expected = expected_state(writers)
+    for node in ("node1", "node2", "node3"):
+        assert table_state(nodes, node, "star") == expected, node
+    assert conflicts(nodes, "star") == []
+    # node2's rows reached node3 through the hub (applied there under the hub's origin).
+    origins = nodes.sql(
+        "node3",
+        "SELECT DISTINCT o.roname FROM star s, pg_xact_commit_timestamp_origin(s.xmin) c "
+        "JOIN pg_replication_origin o ON o.roident = c.roident WHERE s.origin = 'node2'",
+    )
+    assert origins == [("pgherd_star_node1",)]
+    drop(nodes, "star")
+
+
+def test_subscriptions_cascade_with_forward_and_a_loop_is_refused(nodes: Nodes) -> None:
+    nodes.sql("node1", "CREATE TABLE cascade (id int PRIMARY KEY, v text)")
+    nodes.cli("publication", "create", "c1", "--node", "node1", "--tables", "cascade")
+    nodes.cli(
+        "subscription", "create", "c12", "--node", "node2", "--from", "node1",
+        "--publication", "c1", "--sync-schema",
+    )  # fmt: skip
+    nodes.cli("publication", "create", "c2", "--node", "node2", "--tables", "cascade")
+    # node2 passes on what it received from node1 (PostgreSQL 15 always does: --forward
+    # says so, and on 16+ sends origin = any)
+    nodes.cli(
+        "subscription", "create", "c23", "--node", "node3", "--from", "node2",
+        "--publication", "c2", "--sync-schema", "--forward",
+    )  # fmt: skip
+    nodes.sql("node1", "INSERT INTO cascade VALUES (1, 'made on node1')")
+    wait_until(
+        lambda: nodes.sql("node3", "SELECT v FROM cascade") == [("made on node1",)],
+        what="node1's row on node3 through node2",
+    )
+    # node3 → node1 would send node1's row back to node1.
+    nodes.cli("publication", "create", "c3", "--node", "node3", "--tables", "cascade")
+    refused = nodes.cli(
+        "subscription", "create", "c31", "--node", "node1", "--from", "node3",
+        "--publication", "c3", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "would close a loop: node3/postgres → node1/postgres → node2/postgres" in refused.stderr
+    assert "PostgreSQL 15 cannot filter by origin" in refused.stderr
+    assert nodes.sql("node1", "SELECT count(*) FROM pg_subscription") == [(0,)]
+    nodes.cli("subscription", "drop", "c23", "--node", "node3")
+    nodes.cli("subscription", "drop", "c12", "--node", "node2")
+    for node, pub in (("node1", "c1"), ("node2", "c2"), ("node3", "c3")):
+        nodes.cli("publication", "drop", pub, "--node", node)
+
+
 # ---- faults -----------------------------------------------------------------------------------
 
 
@@ -900,3 +963,51 @@ def test_kill_9_of_worker_and_target_during_writes_loses_and_repeats_nothing(nod
     # A transaction applied twice would have met its own rows: an insert_exists conflict.
     assert conflicts(nodes, "crash") == []
     drop(nodes, "crash")
+
+
+# A member down this long in the suite (the issue's minute: PGHERD_MESH_DOWN_SECONDS=60).
+DOWN_SECONDS = float(os.environ.get("PGHERD_MESH_DOWN_SECONDS", "15"))
+
+
+@pytest.mark.slow
+def test_a_mesh_of_three_survives_killed_workers_and_a_member_down(nodes: Nodes) -> None:
+    nodes.on_all(LOAD_TABLE.format("faults"))
+    create(nodes, "faults", "node1,node2,node3", "faults")
+    writers = [Writer(nodes.config, f"node{i}", "faults", i * 10_000_000) for i in (1, 2, 3)]
+    stop, stop3 = threading.Event(), threading.Event()
+    threads = start_writers(writers[:2], stop) + start_writers(writers[2:], stop3)
+    pairs = [("node1", "node2"), ("node2", "node3"), ("node3", "node1"), ("node2", "node1")]
+    try:
+        # kill -9 of workers while every member writes (one transaction in 20 has 500 rows:
+        # a worker is often in the middle of one)
+        for source, target in pairs:
+            time.sleep(1.5)
+            pid = wait_until(
+                functools.partial(worker_pid, nodes, "faults", source, target), what="a worker"
+            )
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+        # node3 down while node1 and node2 write (its own writer stops first: a commit
+        # whose answer is lost in the shutdown would make its count unknowable)
+        stop3.set()
+        threads[2].join()
+        nodes.cli("node", "stop", "node3")
+        time.sleep(DOWN_SECONDS)
+        nodes.cli("node", "start", "node3")
+        later = Writer(nodes.config, "node3", "faults", 40_000_000)
+        writers.append(later)
+        threads += start_writers([later], stop)
+        time.sleep(3)
+    finally:
+        stop.set()
+        stop3.set()
+        stop_writers(writers, threads, stop)
+    assert all(w.transactions > 10 for w in writers), [w.transactions for w in writers]
+    assert len(wait_running(nodes, "faults", timeout=120)) == 6
+    wait_converged(nodes, "faults", timeout=180)
+    expected = expected_state(writers)
+    for node in ("node1", "node2", "node3"):
+        assert table_state(nodes, node, "faults") == expected, node
+    # A transaction applied twice would have met its own rows: an insert_exists conflict.
+    assert conflicts(nodes, "faults") == []
+    drop(nodes, "faults")

@@ -156,3 +156,22 @@ def test_differing_keys_names_changed_and_missing_rows_in_key_order() -> None:
     ]
     assert m.describe_keys(found) == "[2], [3] (not on b), [4] (not on a)"
     assert len(m.differing_keys("public.t", rows, limit=1)) == 1
+
+
+def test_star_and_chain_pairs_and_what_each_source_passes_on() -> None:
+    star = spec(nodes=("hub", "a", "b", "c"), topology="star")
+    assert star.pairs() == [
+        ("hub", "a"), ("hub", "b"), ("hub", "c"), ("a", "hub"), ("b", "hub"), ("c", "hub")
+    ]  # fmt: skip
+    assert star.sources_of("a") == ["hub"]
+    assert star.sources_of("hub") == ["a", "b", "c"]
+    assert star.forwarded("hub", "a") == {"b", "c"}  # the hub passes the other leaves on
+    assert star.forwarded("a", "hub") == frozenset()  # a leaf has nothing to pass on
+    chain = spec(nodes=("a", "b", "c", "d"), topology="chain")
+    assert chain.pairs() == [("a", "b"), ("b", "c"), ("c", "d"), ("b", "a"), ("c", "b"), ("d", "c")]
+    assert chain.forwarded("b", "c") == {"a"}
+    assert chain.forwarded("c", "b") == {"d"}
+    assert chain.forwarded("a", "b") == frozenset()
+    full = spec(nodes=("a", "b", "c"))
+    assert full.forwarded("a", "b") == frozenset()
+    assert len(full.pairs()) == 6

@@ -77,6 +77,14 @@ def create(
             "--merge", help="every node keeps its rows and gets the others' (keys must differ)"
         ),
     ] = False,
+    topology: Annotated[
+        str,
+        typer.Option(
+            "--topology",
+            help="full (every pair), star (the first node passes the others' changes on) or "
+            "chain (each node passes on to the next)",
+        ),
+    ] = "full",
     config_file: ConfigOpt = None,
 ) -> None:
     """Replicate TABLES between NODES in both directions (every pair: a full mesh). The
@@ -85,7 +93,14 @@ def create(
     from pgherd.mesh.operations import build_spec
 
     spec = build_spec(
-        name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms, sequence_step
+        name,
+        _split(nodes),
+        _split(tables),
+        policy,
+        dbname,
+        time_resolution_ms,
+        sequence_step,
+        topology,
     )
     _mesh(config_file).create(spec, _say, copy_from=initial_copy_from, merge=merge)
     console.print(

@@ -207,23 +207,32 @@ def prepare(local: LocalNode, spec: MeshSpec, plan: JoinPlan | None = None) -> l
                 )
             )
         _grant_reads(conn, local.config.replication_user, publication)
+        pairs = spec.pairs()
         for other in spec.nodes:
-            if other == me:
-                continue
-            slot = mesh_model.slot_name(spec.name, other)
-            start = plan.slot_start(me, other) if plan is not None else SlotStart.FRESH
-            if start is SlotStart.COPY:
-                assert plan is not None
-                assert plan.reference is not None
-                feeds_reference = mesh_model.slot_name(spec.name, plan.reference)
-                if replication.copy_logical_slot(conn, feeds_reference, slot):
-                    created.append(f"slot {slot} (a copy of {feeds_reference})")
-            elif start is SlotStart.FRESH and replication.create_logical_slot(conn, slot):
-                created.append(f"slot {slot}")
+            if (me, other) in pairs:
+                created += _make_slot(conn, spec, me, other, plan)
             origin = mesh_model.origin_name(spec.name, other)
-            if replication.create_origin(conn, origin):
+            if (other, me) in pairs and replication.create_origin(conn, origin):
                 created.append(f"origin {origin}")
     return created
+
+
+def _make_slot(
+    conn: Conn, spec: MeshSpec, me: str, target: str, plan: JoinPlan | None
+) -> list[str]:
+    """The slot on this node that feeds ``target``: made now, a copy of the one that feeds
+    the reference, or left to the target's copy (a join: model/mesh_copy.py)."""
+    slot = mesh_model.slot_name(spec.name, target)
+    start = plan.slot_start(me, target) if plan is not None else SlotStart.FRESH
+    if start is SlotStart.COPY:
+        assert plan is not None
+        assert plan.reference is not None
+        feeds_reference = mesh_model.slot_name(spec.name, plan.reference)
+        if replication.copy_logical_slot(conn, feeds_reference, slot):
+            return [f"slot {slot} (a copy of {feeds_reference})"]
+    elif start is SlotStart.FRESH and replication.create_logical_slot(conn, slot):
+        return [f"slot {slot}"]
+    return []
 
 
 def _create_missing(local: LocalNode, conn: Conn, spec: MeshSpec, source: str) -> list[str]:

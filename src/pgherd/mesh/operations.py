@@ -23,7 +23,14 @@ from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, PgherdErro
 from pgherd.model import mesh as mesh_model
 from pgherd.model import mesh_copy, mesh_sequences
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
-from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, NodeFacts, RangeDifference
+from pgherd.model.mesh import (
+    Chunk,
+    MeshNodeReport,
+    MeshSpec,
+    NodeFacts,
+    RangeDifference,
+    Topology,
+)
 from pgherd.model.mesh_copy import CopyRequest, CopyState, CopyStatus, JoinPlan
 from pgherd.model.mesh_sequences import DEFAULT_STEP, Collision, SequencePlan
 
@@ -46,6 +53,7 @@ def build_spec(
     dbname: str,
     time_resolution_ms: int = TIME_RESOLUTION_US // 1000,
     sequence_step: int = DEFAULT_STEP,
+    topology: str = Topology.FULL.value,
 ) -> MeshSpec:
     try:
         return MeshSpec(
@@ -56,13 +64,15 @@ def build_spec(
             dbname=dbname,
             time_resolution_us=time_resolution_ms * 1000,
             sequence_step=sequence_step,
+            topology=Topology(topology),
         )
     except ValueError as exc:
         detail = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         raise InvalidInput(
             f"invalid mesh: {detail}",
             "mesh names: a-z, 0-9, _ (up to 20); --nodes a,b[,c]; --tables t1,s.t2; "
-            f"--policy {'|'.join(p.value for p in Policy)}; --sequence-step 1..1000",
+            f"--policy {'|'.join(p.value for p in Policy)}; --sequence-step 1..1000; "
+            f"--topology {'|'.join(t.value for t in Topology)}",
         ) from None
 
 
@@ -125,6 +135,8 @@ class Mesh:
             plan = mesh_copy.plan_create_from(spec.nodes, copy_from)
         elif merge:
             plan = mesh_copy.plan_merge(spec.nodes)
+        if plan is not None:
+            _require_copy_pairs(spec, plan)
         facts = self._inspect(spec, members)
         absent_ok = [n for n in spec.nodes if n != copy_from] if plan is not None else []
         _refuse_problems(spec, mesh_model.create_problems(spec, facts, absent_ok=absent_ok))
@@ -155,7 +167,16 @@ class Mesh:
         new = spec.model_copy(update={"nodes": (*spec.nodes, node)})
         new = MeshSpec.model_validate(new.model_dump())
         newcomer = self.config.node(node)
-        reference = self.config.node(copy_from or spec.nodes[0])
+        # In a star or a chain the newcomer streams from one member only (the hub, the
+        # last node): it copies from that one.
+        neighbours = new.sources_of(node)
+        if copy_from is not None and copy_from not in neighbours:
+            raise InvalidInput(
+                f"--initial-copy-from {copy_from}: in this {new.topology} mesh {node} "
+                f"streams from {', '.join(neighbours)} only",
+                f"copy from {neighbours[0]}",
+            )
+        reference = self.config.node(copy_from or neighbours[0])
         all_facts = self._inspect(new, self.members(new))
         facts = [next(f for f in all_facts if f.node == reference.name), all_facts[-1]]
         if name in facts[1].meshes:
@@ -422,6 +443,19 @@ class Mesh:
         dropped = fan_out(members, lambda n: self.client(n).drop(name))
         for member, what in zip(members, dropped, strict=True):
             say(f"{member.name}: dropped {', '.join(what)}")
+
+
+def _require_copy_pairs(spec: MeshSpec, plan: JoinPlan) -> None:
+    """Every newcomer copies from members it streams from (in a star, from the hub)."""
+    pairs = spec.pairs()
+    for newcomer, sources in plan.copies.items():
+        missing = [s for s in sources if (s, newcomer) not in pairs]
+        if missing:
+            raise InvalidInput(
+                f"in a {spec.topology} mesh {newcomer} does not stream from "
+                f"{', '.join(missing)}, so it cannot copy from there",
+                "copy from the hub of a star (--initial-copy-from), or use a full mesh",
+            )
 
 
 def _sequence_plan(spec: MeshSpec, facts: Sequence[NodeFacts]) -> SequencePlan:

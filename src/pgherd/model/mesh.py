@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,6 +28,25 @@ MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TableName = Annotated[str, Field(pattern=r"^[^.\s]+\.[^.\s]+$")]
 MAX_NAME = 63  # NAMEDATALEN - 1: slots, origins and publications are names
 MIN_VERSION = 140000
+
+
+class Topology(StrEnum):
+    """Which members stream to which (docs/mesh.md, "Topologies").
+
+    - ``full``: every ordered pair; a change travels one hop (each member hears each
+      other directly), so a worker drops every transaction its source only applied.
+    - ``star``: the first node is the hub, the others leaves; the hub passes on to each
+      leaf what it applied from the others.
+    - ``chain``: each node with the next, both ways; a node passes on what it applied from
+      one neighbour to the other.
+
+    Star and chain are trees, so a change reaches every member by one path only and
+    cannot come back: a worker passes on a transaction whose origin is a neighbour of its
+    source other than its target, and drops the rest (its target's own changes)."""
+
+    FULL = "full"
+    STAR = "star"
+    CHAIN = "chain"
 
 
 class MeshSpec(BaseModel):
@@ -43,6 +63,7 @@ class MeshSpec(BaseModel):
     # Member k (from 1, in ``nodes`` order) draws sequence values ≡ k (mod sequence_step):
     # model/mesh_sequences.py. Fixed at create: it bounds how many members the mesh takes.
     sequence_step: int = Field(default=DEFAULT_STEP, ge=1, le=MAX_STEP)
+    topology: Topology = Topology.FULL
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -56,11 +77,28 @@ class MeshSpec(BaseModel):
         return self
 
     def pairs(self) -> list[tuple[str, str]]:
-        """Every ordered (source, target) pair: a full mesh."""
-        return [(s, t) for s in self.nodes for t in self.nodes if s != t]
+        """Every ordered (source, target) pair that streams, by the topology."""
+        nodes = self.nodes
+        if self.topology is Topology.STAR:
+            hub = nodes[0]
+            return [(hub, leaf) for leaf in nodes[1:]] + [(leaf, hub) for leaf in nodes[1:]]
+        if self.topology is Topology.CHAIN:
+            links = list(pairwise(nodes))
+            return [*links, *((b, a) for a, b in links)]
+        return [(s, t) for s in nodes for t in nodes if s != t]
 
     def sources_of(self, target: str) -> list[str]:
-        return [n for n in self.nodes if n != target]
+        """The members whose stream ``target`` applies, in node order."""
+        sources = {s for s, t in self.pairs() if t == target}
+        return [n for n in self.nodes if n in sources]
+
+    def forwarded(self, source: str, target: str) -> frozenset[str]:
+        """The members whose changes ``source`` applied and passes on to ``target`` (their
+        origin on ``source`` names them): none in a full mesh; in a tree, the source's
+        other neighbours (what they sent it, including what they passed on)."""
+        if self.topology is Topology.FULL:
+            return frozenset()
+        return frozenset(n for n in self.sources_of(source) if n != target)
 
 
 def publication_name(mesh: str) -> str:

@@ -183,17 +183,25 @@ class Applier:
         self._careful = begin.final_lsn <= self.careful_until
 
     def origin(self, payload: bytes) -> None:
-        """The transaction was replicated into the source: not ours to forward (a change
-        travels one hop), but it tells what the source had applied."""
+        """The transaction was replicated into the source. It tells what the source had
+        applied; it is applied here only when the source passes that member's changes on to
+        this node (a star or a chain: ``ctx.forwarded``), else dropped (in a full mesh a
+        change travels one hop; this node's own changes never come back)."""
         if self.remote not in (Remote.BEGUN, Remote.SKIPPING):
             raise po.ProtocolError(f"Origin while a transaction is {self.remote}")
-        self.remote = Remote.SKIPPING
-        self.counters.skipped_loops += 1
         origin = po.decode(payload)
         assert isinstance(origin, po.Origin)
         node = self.ctx.origin_names.get(origin.name)
         if node is not None and self._txn.commit_time > self.seen.get(node, -1):
             self.seen[node] = self._txn.commit_time
+        if node is not None and node in self.ctx.forwarded:
+            self.counters.forwarded += 1
+            if self.remote is Remote.BEGUN:
+                txn = self._txn
+                self._txn = RemoteTxn(txn.final_lsn, txn.commit_time, origin=node)
+            return
+        self.remote = Remote.SKIPPING
+        self.counters.skipped_loops += 1
 
     def commit(self, payload: bytes) -> None:
         commit = po.decode(payload)

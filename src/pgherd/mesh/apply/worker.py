@@ -232,6 +232,7 @@ class Worker:
             resolution_us=self.spec.time_resolution_us,
             origin_names=names,
             baseline_roident=int(baseline[0]) if baseline is not None else 0,
+            forwarded=self.spec.forwarded(self.source.name, self.target),
         )
 
     def _setup_origin(self, conn: psycopg.Connection[Any], origin: str) -> None:
@@ -373,6 +374,7 @@ class Worker:
             "conflict_counts": counters.conflict_counts(),
             "groups": counters.groups,
             "skipped_loops": counters.skipped_loops,
+            "forwarded": counters.forwarded,
             "schema_changes": counters.schema_changes,
             "replays": self.replays,
             "last_conflict": None
