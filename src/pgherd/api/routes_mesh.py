@@ -1,7 +1,7 @@
 """The agent's /mesh endpoints: what ``pgherd mesh …`` asks a member node to do or report.
 
-Every endpoint needs the cluster's token: they create and drop slots, and conflicts and
-checksums show table contents.
+Every endpoint needs a credential: reads a viewer's (conflicts and checksums show table
+contents), acting an operator's or a peer's.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgherd.api.auth import authorized
@@ -135,12 +135,13 @@ class SequencesRequest(_Body):
 
 class ChecksumRequest(_Body):
     table: str
-    chunk_rows: int = Field(default=10_000, ge=1)
+    chunk_rows: int = Field(default=10_000, ge=1, le=100_000_000)
     boundaries: list[str] | None = None  # None: compute them here (the reference node)
 
 
-def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
-    router = APIRouter(prefix="/mesh", dependencies=authorized(token))
+def mesh_router(mesh: MeshPort) -> APIRouter:
+    router = APIRouter(prefix="/mesh")
+    acting = authorized()
 
     @router.get("")
     def list_meshes() -> list[MeshSpec]:
@@ -150,17 +151,17 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
     def workers() -> list[MeshWorkerRow]:
         return list(mesh.worker_rows())
 
-    @router.post("/inspect")
+    @router.post("/inspect", dependencies=acting)
     def inspect(body: InspectRequest) -> NodeFacts:
         """This node's settings and the tables' definitions, for the checks of create."""
         return mesh.inspect(body.dbname, body.tables)
 
-    @router.post("/checksum")
+    @router.post("/checksum", dependencies=acting)
     def table_checksum(body: TableChecksumRequest) -> Chunk:
         """Rows and digest of a whole table, before a mesh exists (create, add-node)."""
         return mesh.table_checksum(body.dbname, body.table)
 
-    @router.post("/ranges")
+    @router.post("/ranges", dependencies=acting)
     def table_ranges(body: RangesRequest) -> RangeChecksums:
         """Checksums of a table by key range before a mesh exists (create's comparison)."""
         bounds, chunks = mesh.table_ranges(
@@ -168,19 +169,19 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         )
         return RangeChecksums(boundaries=tuple(bounds), chunks=tuple(chunks))
 
-    @router.post("/keys")
+    @router.post("/keys", dependencies=acting)
     def key_digests(body: KeysRequest) -> KeyDigests:
         """Keys in a range with an md5 of each row: which rows differ between nodes."""
         found = mesh.key_digests(body.dbname, body.table, body.start, body.end, body.limit)
         return KeyDigests(rows=tuple(found))
 
-    @router.post("/{name}/prepare")
+    @router.post("/{name}/prepare", dependencies=acting)
     def prepare(name: str, body: PrepareRequest) -> MeshPrepared:
         """The publication, the slots for the other members and their origins."""
         _same(name, body.spec)
         return MeshPrepared(created=tuple(mesh.prepare(body.spec, body.plan)))
 
-    @router.post("/{name}/copy")
+    @router.post("/{name}/copy", dependencies=acting)
     def start_copy(name: str, body: CopyRequest) -> CopyStatus:
         """Start this node's initial copy from the given members; it runs on in the agent."""
         _same(name, body.spec)
@@ -190,7 +191,7 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
     def copy_status(name: str) -> CopyStatus:
         return mesh.copy_status(name)
 
-    @router.post("/{name}/progress")
+    @router.post("/{name}/progress", dependencies=acting)
     def set_progress(name: str, body: ProgressRequest) -> MeshStarted:
         """Start a source's stream into this node no earlier than an LSN (the end of the
         source's initial copy)."""
@@ -198,27 +199,27 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         mesh.set_progress(body.spec, body.source, body.lsn)
         return MeshStarted(mesh=name)
 
-    @router.post("/{name}/abandon")
+    @router.post("/{name}/abandon", dependencies=acting)
     def abandon(name: str, body: AbandonRequest) -> MeshDropped:
         """Undo a join that failed: what serves the pairs with the given nodes."""
         _same(name, body.spec)
         return MeshDropped(dropped=tuple(mesh.abandon(body.spec, body.nodes)))
 
-    @router.post("/{name}/sequences")
+    @router.post("/{name}/sequences", dependencies=acting)
     def sequences(name: str, body: SequencesRequest) -> MeshSequencesSet:
         """Give this member its own sequence values: ALTER SEQUENCE … INCREMENT BY …
         RESTART WITH … (model/mesh_sequences.py)."""
         _same(name, body.spec)
         return MeshSequencesSet(done=tuple(mesh.set_sequences(body.spec, body.settings)))
 
-    @router.put("/{name}")
+    @router.put("/{name}", dependencies=acting)
     def start(name: str, spec: MeshSpec) -> MeshStarted:
         """Keep the spec and run the workers that apply into this node."""
         _same(name, spec)
         mesh.start(spec)
         return MeshStarted(mesh=name)
 
-    @router.delete("/{name}")
+    @router.delete("/{name}", dependencies=acting)
     def drop(name: str) -> MeshDropped:
         return MeshDropped(dropped=tuple(mesh.drop(name)))
 
@@ -229,7 +230,7 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
     @router.get("/{name}/conflicts")
     def conflicts(
         name: str,
-        limit: int = 100,
+        limit: int = Query(default=100, ge=1, le=10_000),
         table: str | None = None,
         kind: str | None = None,
         resolution: str | None = None,
@@ -239,11 +240,11 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         return mesh.conflicts(name, limit, table, kind, resolution)
 
     @router.get("/{name}/ddl")
-    def ddl_log(name: str, limit: int = 100) -> list[MeshDdl]:
+    def ddl_log(name: str, limit: int = Query(default=100, ge=1, le=10_000)) -> list[MeshDdl]:
         """Schema changes this member ran for the mesh (pgherd.mesh_ddl), newest first."""
         return mesh.ddl_log(name, limit)
 
-    @router.post("/{name}/checksums")
+    @router.post("/{name}/checksums", dependencies=acting)
     def checksums(name: str, body: ChecksumRequest) -> RangeChecksums:
         bounds = body.boundaries
         if bounds is None:

@@ -185,6 +185,7 @@ class InitialCopy:
             config.passfile,
             dbname=self.spec.dbname,
             application_name=f"pgherd copy {self.spec.name} to {me}",
+            sslrootcert=config.ca_file,
         )
         snapshot = psycopg.connect(dsn, autocommit=True)
         try:

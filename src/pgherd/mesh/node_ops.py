@@ -244,7 +244,12 @@ def _create_missing(local: LocalNode, conn: Conn, spec: MeshSpec, source: str) -
     config = local.config
     node = config.node(source)
     dsn = conninfo.keyword(
-        node.host, node.port, config.replication_user, config.passfile, dbname=spec.dbname
+        node.host,
+        node.port,
+        config.replication_user,
+        config.passfile,
+        dbname=spec.dbname,
+        sslrootcert=config.ca_file,
     )
     schema_sync.sync(local, conn, dsn, missing, whole=False)
     return [f"table {t.schema}.{t.name} (from {source})" for t in missing]
