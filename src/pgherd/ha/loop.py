@@ -114,6 +114,7 @@ class HaLoop:
         self.peers = peers
         self._store = store
         self.probe = probe
+        self.started_at = time.monotonic()  # the agent's start, for model.ha's boot grace
         self._stop = threading.Event()
         self._stopped = threading.Event()  # run() returned
         self._wake = threading.Event()
@@ -212,6 +213,7 @@ class HaLoop:
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
             never_ran=state.never_ran,
+            agent_up_for=now - self.started_at,
         )
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
