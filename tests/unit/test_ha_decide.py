@@ -538,7 +538,7 @@ def returning_primary(**kw: object) -> Peer:
         (
             "a standby just started waits for the last leader that does not answer yet",
             S,
-            replace(STANDBY, agent_up_for=5.0),
+            replace(STANDBY, booting_for=5.0),
             World(
                 True,
                 None,
@@ -552,7 +552,7 @@ def returning_primary(**kw: object) -> Peer:
         (
             "past the boot grace, a host loss fails over as always",
             S,
-            replace(STANDBY, agent_up_for=31.0),
+            replace(STANDBY, booting_for=31.0),
             World(
                 True,
                 None,
