@@ -390,6 +390,7 @@ def run(config_path: Path, node_name: str) -> None:
         grants=grants,
         auth_reads=config.api.auth_reads,
         audit=trail,
+        bind_peers=config.tls_on and config.tls_settings.client_certs,
     )
     server = uvicorn.Server(
         uvicorn.Config(
