@@ -133,6 +133,8 @@ def test_tls_switched_on_by_a_reload(plain: Plain, os_user: osuser.OsUser) -> No
     assert report.tls_reload == (
         "the certificate files changed after PostgreSQL last read them (renewed or rotated)",
     )
+    assert not report.unchanged  # pgherd.yaml is, but the server was not: said so
+    assert "node1: PostgreSQL reloaded" in report.lines()
     with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
         _connect(plain.config, sslmode="verify-full", sslrootcert=str(old_ca))
     with _connect(plain.config, sslmode="verify-full", sslrootcert=str(on.ca_file)) as conn:

@@ -66,6 +66,16 @@ class Rewritten:
         return self.settings or self.access
 
 
+@dataclass(frozen=True)
+class ServerReloaded:
+    """What the running server said after the files were rewritten."""
+
+    said: str = ""  # "reloaded", "not running: …"
+    pending_restart: tuple[str, ...] = ()
+    overridden: Mapping[str, str] = field(default_factory=dict)
+    tls_reasons: tuple[str, ...] = ()  # why it reloaded for TLS (model/server_tls.py)
+
+
 class Reloader:
     def __init__(
         self,
@@ -174,10 +184,10 @@ class Reloader:
         except PgherdError:
             self._reconfigure(old)
             raise
-        said, pending, overridden, tls_reasons = self._reload_postgres(rewritten)
+        server = self._reload_postgres(rewritten)
         return ReloadReport(
             node=self.local.node.name,
-            unchanged=plan.unchanged and not rewritten.any,
+            unchanged=plan.unchanged and not rewritten.any and not server.tls_reasons,
             fingerprint_before=config_mod.fingerprint(old),
             fingerprint=config_mod.fingerprint(effective),
             file_fingerprint=file_fingerprint,
@@ -185,12 +195,12 @@ class Reloader:
                 ReloadedSetting(name=s.name, before=s.before, after=s.after, effect=s.effect)
                 for s in (*settings, *self._tls_changes(rewritten))
             ),
-            postgres=said,
-            pending_restart=pending,
-            overridden=overridden,
+            postgres=server.said,
+            pending_restart=server.pending_restart,
+            overridden=dict(server.overridden),
             access_rules=rewritten.access,
             tls=plan.tls,
-            tls_reload=tls_reasons,
+            tls_reload=server.tls_reasons,
             members=plan.members,
             this_node=plan.this_node,
             needs_agent_restart=plan.needs_restart,
@@ -250,15 +260,13 @@ class Reloader:
         contexts = binaries.parameter_contexts(self.local.pgbin.bindir)
         return server_tls.changes(rewritten.before, rewritten.after, contexts)
 
-    def _reload_postgres(
-        self, rewritten: Rewritten
-    ) -> tuple[str, tuple[str, ...], dict[str, str], tuple[str, ...]]:
+    def _reload_postgres(self, rewritten: Rewritten) -> ServerReloaded:
         """Reload a running server when its files changed, or when its TLS is not what the
         config wants (switched, or certificates renewed since it read them:
-        model/server_tls.py); what it says afterwards, and the TLS reasons."""
+        model/server_tls.py); what it says afterwards."""
         if self.supervisor.state() is not PgState.RUNNING:
             said = "not running: the files apply at its next start" if rewritten.any else ""
-            return said, (), {}, ()
+            return ServerReloaded(said)
         files = tlsfiles.node_files(self.local.config, self.local.node.name)
         contexts = binaries.parameter_contexts(self.local.pgbin.bindir)
         try:
@@ -277,8 +285,8 @@ class Reloader:
                 pending = reload_sql.pending_restart(conn)
                 overridden = reload_sql.overridden(conn, list(self.local.config.settings))
         except PgherdError as exc:
-            return f"not reloaded: {exc.message}", (), {}, ()
-        return said, pending, overridden, tls.reasons
+            return ServerReloaded(f"not reloaded: {exc.message}")
+        return ServerReloaded(said, pending, overridden, tls.reasons)
 
     # ---- at boot -----------------------------------------------------------------------
 
@@ -303,14 +311,14 @@ class Reloader:
     def reload_adopted(self, rewritten: Rewritten) -> None:
         """After boot: a running server adopted reloads when its files were rewritten, or
         when its TLS is not the config's (certificates renewed while the agent was down)."""
-        said, pending, overridden, tls_reasons = self._reload_postgres(rewritten)
-        for reason in tls_reasons:
+        server = self._reload_postgres(rewritten)
+        for reason in server.tls_reasons:
             log.info("TLS: %s", reason)
-        if said:
-            log.info("PostgreSQL %s", said)
-        if pending:
-            log.warning("pending restart: %s", ", ".join(pending))
-        for name, where in overridden.items():
+        if server.said:
+            log.info("PostgreSQL %s", server.said)
+        if server.pending_restart:
+            log.warning("pending restart: %s", ", ".join(server.pending_restart))
+        for name, where in server.overridden.items():
             log.warning("%s is set in %s, which overrides pgherd.yaml", name, where)
 
 
