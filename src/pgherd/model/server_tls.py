@@ -53,7 +53,7 @@ class TlsFiles:
 
     wanted: bool  # the config's TLS is on
     missing: tuple[str, ...] = ()  # paths
-    changed_at: float | None = None  # the newest modification time of the three
+    changed_at: float | None = None  # when the newest of the three landed (inode change time)
 
 
 @dataclass(frozen=True)
