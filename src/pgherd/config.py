@@ -7,9 +7,8 @@ copied and kept under version control.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -21,11 +20,23 @@ from pydantic import (
     model_validator,
 )
 
-from pgherd.errors import ConfigError, UnknownNode
+from pgherd import config_lite
+from pgherd.config_lite import (
+    AgentFiles,
+    LiteConfig,
+    NodeFiles,
+    SettingValue,
+    find_named,
+    find_node,
+    node_listening_at,
+)
+from pgherd.errors import ConfigError
 
-CONFIG_ENV = "PGHERD_CONFIG"
-TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
-DEFAULT_CONFIG = Path("pgherd.yaml")
+# Where they have always been found (they live with the quick commands' reader now).
+CONFIG_ENV = config_lite.CONFIG_ENV
+TOKEN_ENV = config_lite.TOKEN_ENV
+DEFAULT_CONFIG = config_lite.DEFAULT_CONFIG
+config_path = config_lite.config_path
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
@@ -41,39 +52,13 @@ def _absolute(path: Path) -> Path:
 
 
 AbsPath = Annotated[Path, AfterValidator(_absolute)]
-SettingValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class _AgentFiles:
-    """Where a member's agent keeps its log and pid file, and its API's URL: the same for
-    data nodes and witnesses."""
-
-    if TYPE_CHECKING:
-        api_host: str
-        api_port: int
-
-        @property
-        def home_dir(self) -> Path: ...
-
-    @property
-    def agent_log(self) -> Path:
-        return self.home_dir / "agent.log"
-
-    @property
-    def agent_pid_file(self) -> Path:
-        return self.home_dir / "agent.pid"
-
-    @property
-    def api_url(self) -> str:
-        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
-
-
-class NodeConfig(_AgentFiles, _Strict):
+class NodeConfig(NodeFiles, _Strict):
     """One PostgreSQL server and its agent.
 
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
@@ -104,18 +89,6 @@ class NodeConfig(_AgentFiles, _Strict):
                 "use a shorter data_dir or home"
             )
         return self
-
-    @property
-    def home_dir(self) -> Path:
-        return self.home or self.data_dir.parent
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.home_dir / "run"
-
-    @property
-    def server_log(self) -> Path:
-        return self.home_dir / "postgresql.log"
 
 
 class ArchiveConfig(_Strict):
@@ -165,7 +138,7 @@ class ConsoleConfig(_Strict):
         return self
 
 
-class WitnessConfig(_AgentFiles, _Strict):
+class WitnessConfig(AgentFiles, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
@@ -280,13 +253,10 @@ class ClusterConfig(_Strict):
         return self
 
     def node(self, name: str) -> NodeConfig:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise UnknownNode(name, self.node_names)
+        return find_node(self.nodes, name)
 
     def witness(self, name: str) -> WitnessConfig | None:
-        return next((w for w in self.witnesses if w.name == name), None)
+        return find_named(self.witnesses, name)
 
     @property
     def automatic(self) -> bool:
@@ -299,10 +269,7 @@ class ClusterConfig(_Strict):
 
     def node_at(self, host: str | None, port: int | None) -> NodeConfig | None:
         """The node listening at host:port, as a standby's wal receiver reports its sender."""
-        for node in self.nodes:
-            if node.port == port and node.host == host:
-                return node
-        return None
+        return node_listening_at(self.nodes, host, port)
 
     def pg_bin_for(self, node: NodeConfig) -> Path | None:
         return node.pg_bin or self.pg_bin
@@ -311,6 +278,12 @@ class ClusterConfig(_Strict):
     def independent(self) -> bool:
         """Every node is its own cluster: several primaries are expected, not a split brain."""
         return self.topology == "independent"
+
+    def lite(self) -> LiteConfig:
+        """The same config in the form the quick commands read (pgherd.config_lite), for
+        the functions they share with the rest of pgherd. Built anew on every call: a
+        copy made with ``model_copy(update=…)`` must not inherit a stale one."""
+        return config_lite.from_validated(self.model_dump(mode="json"))
 
 
 def _require_unique_values(what: str, values: list[str]) -> None:
@@ -326,29 +299,24 @@ def _require_unique(what: str, values: list[str]) -> None:
         seen.add(value)
 
 
-def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
-    if explicit is not None:
-        return explicit
-    env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
-
-
 def load(path: Path) -> ClusterConfig:
+    return parse_bytes(config_lite.read_config_bytes(path), path)
+
+
+def parse_bytes(data: bytes, path: Path) -> ClusterConfig:
+    """A config file's bytes, validated (the source of the quick commands' cache too, so
+    that both read a file the same way and fail on it with the same words).
+
+    Validation must stay a function of the file's text alone: the quick commands keep its
+    result, keyed by the text (pgherd.config_cache), so a check of the filesystem or the
+    environment here would be skipped on their next run; such checks belong where the
+    file is used."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no config file at {path}",
-            f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
-        ) from None
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read the config file {path}: it is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ConfigError(f"cannot read the config file {path}: {reason}") from None
     return parse(raw, source=str(path))
 
 
@@ -378,16 +346,4 @@ def dump(config: ClusterConfig) -> str:
 
 def read_token(config: ClusterConfig) -> str:
     """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
-    env = os.environ.get(TOKEN_ENV)
-    if env:
-        return env.strip()
-    try:
-        token = config.api_token_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the API token file {config.api_token_file}: {exc.strerror}",
-            f"run as a user that can read it, or set {TOKEN_ENV}",
-        ) from None
-    if not token:
-        raise ConfigError(f"the API token file {config.api_token_file} is empty")
-    return token
+    return config_lite.read_token_file(config.api_token_file)

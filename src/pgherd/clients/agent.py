@@ -1,8 +1,10 @@
 """Talking to agents: the only way the CLI reaches a node.
 
 Plain ``http.client`` from the standard library: the CLI starts in a fraction of the time
-it takes with httpx (0.2 s of imports here), and ``cluster show`` should answer in well
-under half a second.
+it takes with httpx (0.2 s of imports here). This module imports no pydantic either: the
+quick commands (``cluster show``, ``standby clone``) read statuses as
+:class:`~pgherd.model.status_lite.LiteStatus` (:func:`lite_statuses`), and the pydantic
+models are imported only by the methods that return them.
 """
 
 from __future__ import annotations
@@ -11,23 +13,41 @@ import http.client
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
-from pgherd.model.status import NodeStatus, unreachable
+from pgherd.model.status_lite import LiteStatus, lite_unreachable, read_status
 
 if TYPE_CHECKING:
     from pgherd.model.doctor import NodeFacts
+    from pgherd.model.status import NodeStatus
 
 T = TypeVar("T")
 
 
+class AgentAddress(Protocol):
+    """Where a member's agent listens: a node or a witness of either form of the config
+    (pgherd.config or pgherd.config_lite)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def api_host(self) -> str: ...
+
+    @property
+    def api_port(self) -> int: ...
+
+    @property
+    def api_url(self) -> str: ...
+
+
+AddressT = TypeVar("AddressT", bound=AgentAddress)
+
+
 class AgentClient:
-    def __init__(
-        self, node: NodeConfig | WitnessConfig, token: str | None = None, timeout: float = 5.0
-    ) -> None:
+    def __init__(self, node: AgentAddress, token: str | None = None, timeout: float = 5.0) -> None:
         self.node = node
         self.token = token
         self.timeout = timeout
@@ -88,7 +108,19 @@ class AgentClient:
         return status == 200, str(state)
 
     def status(self) -> NodeStatus:
+        from pgherd.model.status import NodeStatus  # pydantic: not on the quick commands' path
+
         return NodeStatus.model_validate(self._request("GET", "/status"))
+
+    def lite_status(self) -> LiteStatus:
+        """``GET /status`` without pydantic, for the quick commands."""
+        try:
+            return read_status(self._request("GET", "/status"))
+        except ValueError as exc:
+            raise AgentError(
+                f"{self.node.name}: the agent's status could not be read ({exc})",
+                "is the agent a different pgherd version? upgrade both to the same one",
+            ) from None
 
     def facts(self) -> NodeFacts:
         from pgherd.model.doctor import NodeFacts
@@ -96,14 +128,20 @@ class AgentClient:
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
     def start_postgres(self, timeout: float = 90) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(self._request("POST", "/postgres/start", timeout))
 
     def stop_postgres(self, mode: str = "fast", timeout: float = 90) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(
             self._request("POST", "/postgres/stop", timeout, params={"mode": mode})
         )
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
 
 
@@ -119,19 +157,32 @@ def _error_from(node: str, status: int, body: Any) -> Exception:
     return AgentError(text, hint or f"HTTP {status} from the agent of {node}")
 
 
-def fan_out(nodes: Sequence[NodeConfig], call: Callable[[NodeConfig], T]) -> list[T]:
+def fan_out(nodes: Sequence[AddressT], call: Callable[[AddressT], T]) -> list[T]:
     """``call`` for every node at once; results in the nodes' order."""
     with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
         return list(pool.map(call, nodes))
 
 
-def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStatus]:
+def statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[NodeStatus]:
     """Every node's status; a node whose agent does not answer is marked unreachable."""
+    from pgherd.model.status import unreachable
 
-    def one(node: NodeConfig) -> NodeStatus:
+    def one(node: AgentAddress) -> NodeStatus:
         try:
             return AgentClient(node, timeout=timeout).status()
         except (AgentUnreachable, AgentError) as exc:
             return unreachable(node.name, exc.message)
+
+    return fan_out(nodes, one)
+
+
+def lite_statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[LiteStatus]:
+    """:func:`statuses` for the quick commands: the same, read without pydantic."""
+
+    def one(node: AgentAddress) -> LiteStatus:
+        try:
+            return AgentClient(node, timeout=timeout).lite_status()
+        except (AgentUnreachable, AgentError) as exc:
+            return lite_unreachable(node.name, exc.message)
 
     return fan_out(nodes, one)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from pgherd.config import ClusterConfig, EtcdDcs
+from typing import TYPE_CHECKING
+
+from pgherd.config_lite import LiteConfig, LiteEtcdDcs, as_lite
 from pgherd.dcs.base import Store
 from pgherd.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
 
-def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
+
+def open_store(config: ClusterConfig | LiteConfig, timeout: float | None = None) -> Store:
     """``timeout``: the longest one call may wait for the store (default: the config's
     ``retry_timeout``). Each etcd endpoint gets its share, so that trying them all still
     fits in it."""
+    config = as_lite(config)  # pydantic-free: cluster show reads the store
     if config.ha is None:
         raise ConfigError(
             "this cluster has no coordination store (no ha: section in pgherd.yaml)",
             "add one (docs/failover.md) or use the manual operations",
         )
     limit = config.ha.retry_timeout if timeout is None else timeout
-    if isinstance(config.ha.dcs, EtcdDcs):
+    if isinstance(config.ha.dcs, LiteEtcdDcs):
         from pgherd.dcs.etcd import EtcdStore
 
         endpoints = config.ha.dcs.etcd

@@ -1,0 +1,141 @@
+"""``pgherd cluster show``: every node's role, state, upstream, timeline, LSN and lag, the
+failover state from the store, the mesh workers; exit 3 when degraded."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgherd import config_cache
+from pgherd.cli.output import EXIT_DEGRADED, human_bytes, human_seconds, print_json
+from pgherd.cli.text import Column, Printer, Span, Table
+from pgherd.clients.agent import lite_statuses
+from pgherd.config_lite import config_path
+from pgherd.model import cluster as cluster_model
+from pgherd.model.cluster import ClusterView
+from pgherd.model.status_lite import LiteMeshWorker
+
+if TYPE_CHECKING:
+    from pgherd.ops.ha_view import HaView
+
+
+def run(config_file: Path | None, as_json: bool) -> int:
+    config = config_cache.load(config_path(config_file))
+
+    def node_at(host: str | None, port: int | None) -> str | None:
+        node = config.node_at(host, port)
+        return node.name if node else (f"{host}:{port}" if host else None)
+
+    found = lite_statuses(config.nodes)
+    view = cluster_model.view(found, node_at, config.independent)
+    workers = [w for status in found for w in status.mesh_workers]
+    ha = None
+    if config.ha is not None:
+        from pgherd.ops import ha_view
+
+        ha = ha_view.read(config)
+    problems = list(view.problems) + (ha.problems() if ha else [])
+    if as_json:
+        data = cluster_model.view_json(config.cluster, view) | {"topology": config.topology}
+        if workers:
+            data["mesh_workers"] = [asdict(w) for w in workers]
+        if ha is not None:
+            data["ha"] = ha.as_json()
+            data["problems"] = problems
+            data["health"] = "degraded" if problems else "healthy"
+        print_json(data)
+    else:
+        out = Printer()
+        out.table(view_table(config.cluster, view, ha))
+        if ha is not None:
+            for line in ha_lines(ha):
+                out.line(line)
+        if workers:
+            out.table(mesh_table(workers))
+        for problem in problems:
+            out.line(Span("!", "yellow"), f" {problem}")
+    return EXIT_DEGRADED if problems else 0
+
+
+def ha_lines(ha: HaView) -> list[str]:
+    """The leader, its lease and the store, under the table."""
+    lines = []
+    if ha.store_ok and ha.leader:
+        lease = ""
+        if ha.lease_age is not None and ha.lease_left is not None:
+            lease = (
+                f": lease renewed {human_seconds(ha.lease_age)} ago, "
+                f"{human_seconds(ha.lease_left)} left of {human_seconds(ha.lease_ttl)}"
+            )
+        lines.append(f"leader {ha.leader}{lease}")
+    if ha.synchronous is not None:
+        lines.append("synchronous standbys: " + (", ".join(ha.synchronous) or "none"))
+    for member in ha.members:
+        if member.kind == "witness":
+            seen = (
+                f"checked in {human_seconds(member.checked_in_ago)} ago"
+                if member.checked_in_ago is not None
+                else "never checked in"
+            )
+            lines.append(f"witness {member.name}: {seen}")
+    lines.append(f"failover {ha.mode}, store {ha.store}")
+    return lines
+
+
+STATE_STYLE = {
+    "running": "green",
+    "streaming": "green",
+    "catchup": "yellow",
+    "not streaming": "red",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "stopped": "red",
+    "crashed": "red",
+    "unreachable": "red",
+}
+
+
+def view_table(name: str, view: ClusterView, ha: HaView | None = None) -> Table:
+    health = "degraded" if ha is not None and ha.problems() else str(view.health)
+    headers = ["Node", "Role", "State", "Upstream", "TL", "LSN", "Lag", "Lag time"]
+    if ha is not None:
+        headers.append("Check-in age")
+    columns = [Column(h, right=h.startswith(("Lag", "Check-in"))) for h in headers]
+    table = Table(f"cluster {name} ({health})", columns)
+    checkins = {m.name: m.checked_in_ago for m in ha.members} if ha is not None else {}
+    for row in view.rows:
+        mark = "*" if row.is_primary else " "
+        if ha is not None and ha.leader == row.name:
+            mark = "*" if row.is_primary else "L"
+        cells: list[str | Span] = [
+            f"{mark} {row.name}",
+            str(row.role),
+            Span(row.state, STATE_STYLE.get(row.state, "")),
+            row.upstream or "",
+            str(row.timeline) if row.timeline is not None else "-",
+            str(row.lsn) if row.lsn else "-",
+            human_bytes(row.lag_bytes),
+            human_seconds(row.lag_seconds),
+        ]
+        if ha is not None:
+            ago = checkins.get(row.name)
+            cells.append(human_seconds(ago) if ago is not None else "never")
+        table.add_row(*cells)
+    return table
+
+
+def mesh_table(workers: list[LiteMeshWorker]) -> Table:
+    """The mesh apply workers (pgherd mesh status has the details)."""
+    headers = ("Mesh", "Pair", "State", "Lag", "Lag time", "Conflicts")
+    table = Table("mesh apply workers", [Column(h, right=h.startswith("Lag")) for h in headers])
+    for w in workers:
+        table.add_row(
+            w.mesh,
+            f"{w.source} → {w.target}",
+            Span(w.state, STATE_STYLE.get(w.state, "red")),
+            human_bytes(w.lag_bytes),
+            human_seconds(w.lag_seconds),
+            str(w.conflicts),
+        )
+    return table
