@@ -45,8 +45,8 @@ from pgherd.lab import layout, lifecycle
 from pgherd.mesh import node_ops, store
 from pgherd.model.mesh import MeshSpec
 from pgherd.pg import osuser
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
-from pgherd.physical.local_node import LocalNode
 
 DIRECTORY = Path("/var/tmp/pgherd-bench-apply")
 MESH = "bench"

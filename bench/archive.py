@@ -51,8 +51,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import common
-from pgherd.archive.commands import pgherd_program, push_command
 from pgherd.pg import binaries, osuser, process
+from pgherd.pg.archive_commands import pgherd_program, push_command
 from pgherd.pg.run import popen_kwargs, program_env, run
 
 # Settings that make pgbench write WAL as fast as this machine allows (the archivers'

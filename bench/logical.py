@@ -31,7 +31,7 @@ import psycopg
 
 from pgherd.config import ClusterConfig
 from pgherd.lab import lifecycle
-from pgherd.lab.ports import is_free
+from pgherd.pg.ports import is_free
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -33,8 +33,8 @@ from pgherd.ha import status as status_mod
 from pgherd.lab import layout, lifecycle
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import osuser, passfile, roles
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import clone
-from pgherd.physical.local_node import LocalNode
 
 ROOT = Path("/var/tmp/pgherd-bench-switchover")
 

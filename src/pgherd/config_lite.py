@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from pgherd.errors import ConfigError, UnknownNode
 from pgherd.model.json_values import boolean, integer, number, text
 
-if TYPE_CHECKING:
-    from pgherd.config import ClusterConfig
-
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
@@ -279,7 +276,13 @@ class LiteConfig:
         return read_token_file(self.api_token_file)
 
 
-def as_lite(config: ClusterConfig | LiteConfig) -> LiteConfig:
+class Validated(Protocol):
+    """pgherd.config's ClusterConfig, as far as this module needs to know it."""
+
+    def lite(self) -> LiteConfig: ...
+
+
+def as_lite(config: Validated | LiteConfig) -> LiteConfig:
     """The lite form of either form (functions the quick commands share with the rest of
     pgherd accept both)."""
     return config if isinstance(config, LiteConfig) else config.lite()

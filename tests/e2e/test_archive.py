@@ -22,9 +22,9 @@ import psycopg
 import pytest
 
 from pgherd.archive.catalog import Archive
-from pgherd.archive.commands import pgherd_program, push_command
 from pgherd.errors import ArchiveMismatch
 from pgherd.pg import binaries, hba, osuser, process
+from pgherd.pg.archive_commands import pgherd_program, push_command
 from pgherd.pg.instance import Instance
 from pgherd.pg.run import run
 from tests.conftest import free_port_base

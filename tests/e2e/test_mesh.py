@@ -28,8 +28,8 @@ from pgherd.config import ClusterConfig
 from pgherd.lab import agents
 from pgherd.mesh.apply.splice import FIXED_SEND_SIZE
 from pgherd.pg import osuser, process
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
-from pgherd.physical.local_node import LocalNode
 from tests.conftest import free_port_base
 from tests.support import cluster_config, connect, pgherd, query, wait_until
 

@@ -30,8 +30,8 @@ from pgherd import config as config_mod
 from pgherd.config import ClusterConfig
 from pgherd.lab import lifecycle
 from pgherd.pg import osuser, process
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
-from pgherd.physical.local_node import LocalNode
 from tests.support import postgres_processes, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

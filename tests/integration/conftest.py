@@ -9,8 +9,8 @@ import pytest
 
 from pgherd.config import ClusterConfig
 from pgherd.pg import osuser
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
-from pgherd.physical.local_node import LocalNode
 from tests.conftest import free_port_base
 from tests.support import cluster_config
 

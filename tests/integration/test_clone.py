@@ -11,8 +11,8 @@ from pgherd.model import cluster as cluster_model
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import conf, passfile
 from pgherd.pg.basebackup import Progress
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import clone
-from pgherd.physical.local_node import LocalNode
 from tests.support import query, wait_until
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pgherd.errors import CommandFailed, DataDirNotEmpty
 from pgherd.ha import status as status_mod
 from pgherd.model.status import PgState, Role
 from pgherd.pg import conf, hba, osuser, passfile
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 from tests.support import connect, query
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from pgherd.errors import Refused
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.status import Desired, PgState
 from pgherd.pg import osuser, process
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
-from pgherd.physical.local_node import LocalNode
 from tests.conftest import free_port_base
 from tests.support import cluster_config, wait_until
 
@@ -55,7 +55,7 @@ AGENT = textwrap.dedent(
     import sys, time
     from pgherd import config as config_mod
     from pgherd.ha.supervisor import Supervisor
-    from pgherd.physical.local_node import LocalNode
+    from pgherd.pg.local_node import LocalNode
 
     from pathlib import Path
     config = config_mod.load(Path(sys.argv[1]))

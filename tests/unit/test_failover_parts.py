@@ -36,7 +36,7 @@ from pgherd.model.ha import Do, Peer
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 with warnings.catch_warnings():
     # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.

@@ -206,14 +206,14 @@ def test_restore_command_answers_a_missing_history_file_without_pgherd(
 ) -> None:
     import subprocess
 
-    from pgherd.archive import commands, store
+    from pgherd.model.wal import HISTORY_FOLDER
+    from pgherd.pg import archive_commands as commands
 
-    assert commands.HISTORY_FOLDER == store.HISTORY_FOLDER
     monkeypatch.setattr(commands, "pgherd_program", lambda: ["echo", "PGHERD"])
     archive = tmp_path / "archive dir"  # a space: the path must be quoted
-    (archive / store.HISTORY_FOLDER).mkdir(parents=True)
+    (archive / HISTORY_FOLDER).mkdir(parents=True)
     if history_present:
-        (archive / store.HISTORY_FOLDER / f"{name}-{'0' * 64}.zst").write_bytes(b"")
+        (archive / HISTORY_FOLDER / f"{name}-{'0' * 64}.zst").write_bytes(b"")
     command = commands.fetch_command(archive).replace("%f", name).replace("%p", "pg_wal/x")
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
     assert (done.returncode == 0) is reaches_pgherd

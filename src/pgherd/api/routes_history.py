@@ -1,4 +1,4 @@
-"""The agent's monitoring history (``ha/history_store.py``).
+"""The agent's monitoring history (kept by ``ha/history_store.py``).
 
 ``GET /history`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
 needs the cluster's token.
@@ -7,14 +7,14 @@ needs the cluster's token.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from fastapi import APIRouter, Query
 from pydantic import Field
 
 from pgherd.api.auth import authorized
-from pgherd.ha.history_store import MAX_LIMIT, HistoryStore
 from pgherd.model import history
-from pgherd.model.history import CleanupResult, HistoryPage, SampleKind
+from pgherd.model.history import MAX_LIMIT, CleanupResult, HistoryPage, Sample, SampleKind
 from pgherd.model.status import Frozen
 
 
@@ -22,7 +22,26 @@ class CleanupRequest(Frozen):
     keep_days: float = Field(ge=0)
 
 
-def router(store: HistoryStore, interval: float, token: str) -> APIRouter:
+class HistoryPort(Protocol):
+    """What the routes need of the agent's history (``ha.history_store.HistoryStore``)."""
+
+    @property
+    def source(self) -> str: ...
+
+    def read(
+        self,
+        since: datetime | None = None,
+        kind: SampleKind | None = None,
+        subject: str | None = None,
+        limit: int = 10_000,
+    ) -> list[Sample]: ...
+
+    def oldest(self) -> datetime | None: ...
+
+    def trim(self, before: datetime) -> tuple[int, int]: ...
+
+
+def router(store: HistoryPort, interval: float, token: str) -> APIRouter:
     api = APIRouter(tags=["history"])
 
     @api.get("/history")

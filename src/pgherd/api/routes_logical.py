@@ -26,7 +26,7 @@ from pgherd.model.subscription import (
     SubscriptionSpec,
     SubscriptionStatus,
 )
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 class SubscriptionRef(Frozen):

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
-from pgherd.archive.commands import fetch_command
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.errors import (
@@ -38,7 +37,6 @@ from pgherd.errors import (
     TargetUnreachable,
     TimedOut,
 )
-from pgherd.lab import ports
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
     ArchiveView,
@@ -48,7 +46,8 @@ from pgherd.model.recovery_target import (
     choose,
 )
 from pgherd.model.wal import WalKind, parse_history
-from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, process
+from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, ports, process
+from pgherd.pg.archive_commands import fetch_command
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import popen_kwargs, program_env, run

@@ -28,6 +28,7 @@ from pgherd.archive.storage import LocalStorage, Storage, StoredObject
 from pgherd.errors import ArchiveError, ArchiveMismatch, CorruptWal, MissingWal, WalConflict
 from pgherd.model.wal import (
     DEFAULT_SEGMENT_SIZE,
+    HISTORY_FOLDER,
     Segment,
     WalKind,
     WalName,
@@ -37,7 +38,6 @@ from pgherd.model.wal import (
 
 IDENTITY_KEY = "archive.json"
 WAL_PREFIX = "wal/"
-HISTORY_FOLDER = "wal/history"
 ZSTD_LEVEL = 1  # measured on WAL: level 3 costs ~3x the CPU for ~3% smaller files
 
 
@@ -174,7 +174,7 @@ class WalArchive:
 
     def push(self, source: Path, name: str | None = None) -> PushResult:
         """Archive the file at ``source`` (named ``name``, default its file name)."""
-        import zstandard
+        import zstandard  # lazy: ~30 ms that `wal fetch` of a history file never needs
 
         name = name or source.name
         identity = self.identity()
@@ -242,7 +242,7 @@ class WalArchive:
 
     def read(self, found: ArchivedFile) -> bytes:
         """The original bytes of an archived file, checked against its sha256."""
-        import zstandard
+        import zstandard  # lazy: ~30 ms that `wal fetch` of a history file never needs
 
         raw = self.storage.get(found.key)
         if raw is None:

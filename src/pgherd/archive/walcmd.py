@@ -21,6 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pgherd.archive.store import WalArchive
+from pgherd.errors import ConfigError, PgherdError
+
 EXIT_NOT_FOUND = 1
 EXIT_FATAL = 126
 
@@ -48,16 +51,11 @@ def _archive_path(args: argparse.Namespace) -> Path:
 
     config = config_cache.load(config_path(args.config))
     if config.archive is None:
-        from pgherd.errors import ConfigError
-
         raise ConfigError(f"{config_path(args.config)} has no archive section")
     return config.archive.path
 
 
 def main(argv: list[str]) -> int:
-    from pgherd.archive.store import WalArchive
-    from pgherd.errors import PgherdError
-
     args = _parser().parse_args(argv)
     verb = args.verb
     try:

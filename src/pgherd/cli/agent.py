@@ -9,6 +9,8 @@ import typer
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(help="The per-node daemon: owns its PostgreSQL, serves the HTTP API.")
 
 
@@ -46,4 +48,7 @@ def haproxy(
             "give reads and writes two different ports",
         )
     config = load_config(config_file)
-    typer.echo(haproxy_model.render(config, bind, primary_port, replica_port), nl=False)
+    typer.echo(
+        haproxy_model.render(config.cluster, config.nodes, bind, primary_port, replica_port),
+        nl=False,
+    )

@@ -8,7 +8,10 @@ import typer
 from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
-from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, human_bytes, print_json
+from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
+from pgherd.model.readable import human_bytes
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="Base backups in the archive.")
 

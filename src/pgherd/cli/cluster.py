@@ -10,6 +10,8 @@ from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(help="The cluster as a whole.")
 app.command()(operations.events)
 

@@ -14,6 +14,8 @@ from pgherd.cli.options import ConfigOpt
 from pgherd.cli.output import console
 from pgherd.errors import InvalidInput
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(
     help="The web console: the cluster's picture, lag history, logical replication, actions.",
 )

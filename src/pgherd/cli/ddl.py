@@ -9,6 +9,8 @@ import typer
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_ERROR, console, error, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 
 def ddl(
     node: NodeArg,

@@ -10,6 +10,8 @@ from rich.table import Table
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 
 def doctor(
     node: Annotated[str | None, typer.Argument(help="check only this node")] = None,

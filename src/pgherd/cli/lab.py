@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
-from pgherd.cli.output import RichReporter, console, human_seconds
+from pgherd.cli.output import RichReporter, console
 from pgherd.lab import layout
+from pgherd.model.readable import human_seconds
 from pgherd.pg import conninfo
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="A whole cluster on this machine, for demos, tests and learning.")
 

@@ -9,8 +9,11 @@ from rich.table import Table
 
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
-from pgherd.cli.output import EXIT_DEGRADED, console, human_bytes, human_seconds, print_json
+from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.readable import human_bytes, human_seconds
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="Multi-master: nodes that replicate tables to each other, both ways.")
 

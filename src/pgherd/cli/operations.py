@@ -13,12 +13,15 @@ import typer
 
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import console, human_seconds, print_json
+from pgherd.cli.output import console, print_json
 from pgherd.errors import InvalidInput
+from pgherd.model.readable import human_seconds
 from pgherd.model.switchover import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:  # the orchestration is imported when a command runs, not at start-up
     from pgherd.ops.context import Operation, Step
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
 _UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -44,8 +47,8 @@ class PrintedSteps:
 
 
 def _operation(config_file: ConfigOpt, as_json: bool) -> Operation:
-    from pgherd.dcs.store_events import event_log
     from pgherd.ops.context import Operation, QuietSteps
+    from pgherd.ops.events import event_log
 
     config = load_config(config_file)
     token = config_mod.read_token(config)
@@ -220,7 +223,7 @@ def events(
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
 
-    from pgherd.dcs.store_events import event_log
+    from pgherd.ops.events import event_log
 
     config = load_config(config_file)
     found = event_log(config, config_mod.read_token(config)).recent(limit)

@@ -84,7 +84,7 @@ class RichReporter:
         if not console.is_terminal:  # a log or a pipe: the summary line says enough
             yield lambda _p: None
             return
-        from rich.progress import (
+        from rich.progress import (  # lazy: only a terminal shows a progress bar
             BarColumn,
             DownloadColumn,
             Progress,
@@ -108,22 +108,3 @@ class RichReporter:
                 bar.update(task, completed=p.done_bytes, total=p.total_bytes)
 
             yield update
-
-
-def human_bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{value} B"
-
-
-def human_seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    return f"{value:.1f} s"

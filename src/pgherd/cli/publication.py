@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from pgherd.clients.logical import LogicalClient
     from pgherd.model.publication import PublicationInfo, PublicationResult
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(
     help="Publications: which tables, rows, columns and operations a node sends.",
     no_args_is_help=True,

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from pgherd.model.recovery_target import Target
     from pgherd.pg.archive_sql import ReplayState
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 
 def restore(
     into: Annotated[Path, typer.Option("--into", help="a new (or empty) data directory")],

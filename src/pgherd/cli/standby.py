@@ -10,11 +10,14 @@ import typer
 from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt
-from pgherd.cli.output import RichReporter, console, human_bytes, human_seconds, print_json
+from pgherd.cli.output import RichReporter, console, print_json
 from pgherd.clients.agent import AgentClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import InvalidInput, UnknownNode
+from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import osuser
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="Standbys: clone, switchover, promote, follow.")
 app.command()(operations.switchover)

@@ -9,11 +9,14 @@ import typer
 from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
-from pgherd.cli.output import console, human_bytes, human_seconds, print_json
+from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.cli.publication import client
+from pgherd.model.readable import human_bytes, human_seconds
 
 if TYPE_CHECKING:
     from pgherd.model.subscription import SubscriptionInfo, SubscriptionStatus
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(
     help="Subscriptions: a node receiving publications from another node or cluster.",
@@ -135,7 +138,6 @@ def status(
 ) -> None:
     """Each table's sync state, apply lag, the worker, and the last error with a hint.
     Exits 3 when the subscription is failing."""
-    from pgherd.cli.output import EXIT_DEGRADED
     from pgherd.model.subscription import Health
 
     result = client(config_file, node, acting=False).subscription_status(name, dbname)

@@ -16,6 +16,8 @@ from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(help="WAL: archive_command, restore_command, switching segments.")
 
 ArchiveOpt = Annotated[

@@ -123,7 +123,7 @@ class AgentClient:
             ) from None
 
     def facts(self) -> NodeFacts:
-        from pgherd.model.doctor import NodeFacts
+        from pgherd.model.doctor import NodeFacts  # pydantic: not on the quick commands' path
 
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 

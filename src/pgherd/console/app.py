@@ -1,93 +1,29 @@
-"""The console's FastAPI application: the shared state, login, security headers, and the
-page and action routers (``pages.py``, ``posts.py``)."""
+"""The console's FastAPI application: login, security headers, and the page and action
+routers (``pages.py``, ``posts.py``) over the state they share (``context.py``)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from pgherd.cli.output import human_bytes, human_seconds
 from pgherd.config import ClusterConfig
-from pgherd.console import security, sessions, state
-from pgherd.console.forms import Form, table_value
-from pgherd.console.jobs import Job, Jobs
-from pgherd.console.sessions import COOKIE, LOGIN_COOKIE, Session, Sessions
+from pgherd.console import pages, posts, security, sessions, state
+from pgherd.console.context import Console, templates
+from pgherd.console.forms import Form
+from pgherd.console.jobs import Jobs
+from pgherd.console.sessions import COOKIE, LOGIN_COOKIE, Sessions
 from pgherd.errors import PgherdError, UnknownNode
-from pgherd.ops.context import Operation
-from pgherd.ops.events import AgentEventLog
 
 HERE = Path(__file__).parent
 
 
-@dataclass
-class Console:
-    """Everything the routes share."""
-
-    config: ClusterConfig
-    token: str
-    sessions: Sessions
-    cache: state.StateCache
-    jobs: Jobs
-    templates: Jinja2Templates
-    https: bool = False
-
-    def operation(self, user: str, job: Job | None = None) -> Operation:
-        """An operation as the CLI runs it, recorded as asked by ``user`` on the console."""
-        op = Operation(
-            config=self.config,
-            token=self.token,
-            events=AgentEventLog(self.config, self.token),
-            requested_by=f"{user}@console",
-        )
-        if job is not None:
-            op.reporter = job
-        return op
-
-    def render(
-        self, request: Request, template: str, session: Session | None, **context: Any
-    ) -> HTMLResponse:
-        return self.templates.TemplateResponse(
-            request,
-            template,
-            {
-                "session": session,
-                "cluster": self.config.cluster,
-                "nodes": self.config.node_names,
-                "archive": self.config.archive is not None,
-                **context,
-            },
-        )
-
-
-def _local_time(value: datetime | float | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value).astimezone()
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def templates() -> Jinja2Templates:
-    found = Jinja2Templates(directory=str(HERE / "templates"))
-    found.env.filters["bytes"] = human_bytes
-    found.env.filters["seconds"] = human_seconds
-    found.env.filters["time"] = _local_time
-    found.env.globals["table_value"] = table_value
-    return found
-
-
 def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAPI:
-    from pgherd.console import pages, posts
-
     app = FastAPI(title="pgherd console", docs_url=None, redoc_url=None, openapi_url=None)
     console = Console(
         config=config,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.errors import PgherdError, Refused
+from pgherd.ops import follow, promote, rejoin, switchover
 from pgherd.ops.context import Operation, Step
 
 KEEP_FINISHED = 50
@@ -85,8 +86,6 @@ class Jobs:
             job.finished = time.time()
 
     def _execute(self, job: Job) -> str:
-        from pgherd.ops import follow, promote, rejoin, switchover
-
         request = job.request
         op = self._operation(job.user, job)
         if request.kind is ActionKind.SWITCHOVER:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from pgherd.console import topology, views
-from pgherd.console.app import Console
+from pgherd.console.context import Console
 from pgherd.console.plans import ActionKind
 from pgherd.console.security import Denied, session_of
 from pgherd.console.sessions import Session

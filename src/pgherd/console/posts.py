@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from pgherd.archive import restore_points
 from pgherd.clients.logical import LogicalClient
 from pgherd.console import forms, plans
-from pgherd.console.app import Console
+from pgherd.console.context import Console
 from pgherd.console.forms import Form
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.console.security import operator_post

@@ -41,6 +41,7 @@ def check_tls(cert: Path | None, key: Path | None) -> None:
 
 
 def serve(config_path: Path, listen: str, cert: Path | None, key: Path | None) -> None:
+    # lazy: FastAPI and uvicorn (~1 s) for serving only, not for `pgherd console passwd`
     import uvicorn
 
     from pgherd.console.app import create_app

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pgherd.cli.output import human_bytes, human_seconds
 from pgherd.console.state import ClusterState
 from pgherd.model.cluster import NodeRow
+from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.model.status import PgState, Role
 
 PER_ROW = 4

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pgherd.archive import status as status_mod
+from pgherd.archive.backup import archive_of
 from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.clients.history import HistoryClient
 from pgherd.clients.logical import LogicalClient
@@ -22,6 +24,7 @@ from pgherd.model.history import Sample, SampleKind
 from pgherd.model.publication import PublicationInfo, TableFacts
 from pgherd.model.status import PgState
 from pgherd.model.subscription import SubscriptionStatus
+from pgherd.ops.doctor import findings as run_checks
 from pgherd.ops.events import AgentEventLog
 
 READ_TIMEOUT = 5.0  # a page waits this long at most for an agent that hangs
@@ -36,8 +39,6 @@ def reader(node: NodeConfig) -> LogicalClient:
 
 
 def findings(config: ClusterConfig) -> list[Finding]:
-    from pgherd.ops.doctor import findings as run_checks
-
     return run_checks(config)
 
 
@@ -151,9 +152,6 @@ def lag_series(
 def archive_page(config: ClusterConfig) -> dict[str, Any]:
     """The archive's status, backups and restore points (read from the archive directory,
     as ``pgherd archive status`` and ``backup list`` read it)."""
-    from pgherd.archive import status as status_mod
-    from pgherd.archive.backup import archive_of
-
     if config.archive is None:
         return {"configured": False}
     try:

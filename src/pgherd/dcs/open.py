@@ -24,10 +24,10 @@ def open_store(config: ClusterConfig | LiteConfig, timeout: float | None = None)
         )
     limit = config.ha.retry_timeout if timeout is None else timeout
     if isinstance(config.ha.dcs, LiteEtcdDcs):
-        from pgherd.dcs.etcd import EtcdStore
+        from pgherd.dcs.etcd import EtcdStore  # lazy: httpx (~0.3 s) only for etcd
 
         endpoints = config.ha.dcs.etcd
         return EtcdStore(endpoints, config.cluster, timeout=max(limit / len(endpoints), 0.1))
-    from pgherd.dcs.sqlite import SqliteStore
+    from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
     return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.model.events import Event
-from pgherd.ops.events import AgentEventLog, EventLog
 
 
 class StoreEventLog:
@@ -45,13 +43,3 @@ class StoreEventLog:
             latest[event.id] = event
         events = sorted(latest.values(), key=lambda e: e.started_at)
         return events[-limit:]
-
-
-def event_log(config: ClusterConfig, token: str) -> EventLog:
-    """Where this cluster's events live: the store if it has one, else the primary's
-    ``pgherd`` database through its agent."""
-    if config.ha is None:
-        return AgentEventLog(config, token)
-    from pgherd.dcs.open import open_store
-
-    return StoreEventLog(open_store(config, timeout=5.0))

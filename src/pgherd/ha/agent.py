@@ -21,9 +21,10 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import peers
+from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
+from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
@@ -32,7 +33,7 @@ from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 
@@ -52,8 +53,6 @@ class Agent:
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
         self.ha = None
         if automatic:
-            from pgherd.ha.loop import HaLoop
-
             assert config is not None
             self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
@@ -214,8 +213,6 @@ def run(config_path: Path, node_name: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd request
     config = config_mod.load(config_path)
     if config.witness(node_name) is not None:
-        from pgherd.ha import witness
-
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)

@@ -27,8 +27,8 @@ from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Action, Do, Settings
 from pgherd.pg import replication, sync_standbys
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import promote, slots
-from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.ha")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pgherd.errors import PgherdError
 from pgherd.model.doctor import NodeFacts
 from pgherd.pg import conf, hba
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 CONFIG_FILES = (
     "postgresql.conf",

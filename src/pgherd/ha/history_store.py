@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgherd.config import NodeConfig
-from pgherd.model.history import Sample, SampleKind
+from pgherd.model.history import MAX_LIMIT, Sample, SampleKind
 
 FILE_NAME = "history.sqlite"
-MAX_LIMIT = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (

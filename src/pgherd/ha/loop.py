@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
@@ -41,7 +42,7 @@ from pgherd.model.ha import (
     failsafe_holds,
 )
 from pgherd.model.status import PgState, Role
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.ha")
 
@@ -237,8 +238,6 @@ class HaLoop:
         if now - self._last_divergence_check < DIVERGENCE_AFTER:
             return False
         self._last_divergence_check = now
-        from pgherd.clients.ops import OpsClient
-
         try:
             verdict = divergence(
                 self.local, OpsClient(self.config.node(leader), self.executor.token, 3), True

@@ -27,7 +27,7 @@ from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import queries
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from pgherd.model.node_ops import (
 )
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import replication
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import clone, events_store, promote, rewind, slots, wal_position
-from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 

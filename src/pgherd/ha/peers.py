@@ -12,7 +12,7 @@ from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.model.status import NodeStatus, PgState, Role
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 def other_primary(local: LocalNode, timeout: float = 1.0) -> NodeStatus | None:

@@ -17,8 +17,8 @@ from pgherd.ha.supervisor import Supervisor
 from pgherd.model.follow import RejoinMethod, rejoin_plan
 from pgherd.model.status import Role
 from pgherd.model.timeline import Divergence, compare
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import clone, rewind, wal_position
-from pgherd.physical.local_node import LocalNode
 
 log = logging.getLogger("pgherd.ha")
 

@@ -20,7 +20,7 @@ from pgherd.ha.history_store import HistoryStore
 from pgherd.model import history
 from pgherd.model.status import PgState
 from pgherd.pg import history_sql
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
 TRIM_EVERY = 3600.0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import conf, queries
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 def collect(

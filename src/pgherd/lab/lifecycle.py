@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
+from pgherd.archive import setup
 from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
-from pgherd.lab import agents, lab_store, layout, ports
+from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, process
+from pgherd.pg import binaries, osuser, passfile, ports, process
 from pgherd.pg.basebackup import Progress
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
-from pgherd.physical.local_node import LocalNode
 
 CONFIG_NAME = "pgherd.yaml"
 
@@ -162,8 +163,6 @@ def _create_primary(
 
 
 def _init_archive(config: ClusterConfig, local: LocalNode, reporter: Reporter) -> None:
-    from pgherd.archive import setup
-
     control = local.instance.controldata()
     setup.init(config, control.system_identifier, local.pgbin.major, control.wal_segment_size)
     assert config.archive is not None

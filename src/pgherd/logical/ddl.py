@@ -16,7 +16,7 @@ import psycopg
 from pgherd.errors import QueryFailed
 from pgherd.logical.publication import grant_published
 from pgherd.model.ddl import DdlEffect, TouchedTable
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 Snapshot = dict[int, tuple[str, str, dict[str, str]]]

@@ -31,7 +31,7 @@ from pgherd.model.publication import (
     TableIdentity,
     TableSpec,
 )
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 

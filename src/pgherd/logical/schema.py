@@ -19,8 +19,8 @@ from psycopg import sql
 
 from pgherd.errors import QueryFailed, Refused
 from pgherd.model.names import QualifiedName
+from pgherd.pg.local_node import LocalNode
 from pgherd.pg.run import run
-from pgherd.physical.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 DUMP_OPTIONS = (

@@ -14,7 +14,7 @@ from pgherd.model import sequences as model
 from pgherd.model.names import QualifiedName
 from pgherd.model.sequences import SequenceState
 from pgherd.model.subscription import SequenceSync
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 

@@ -34,7 +34,7 @@ from pgherd.model.subscription import (
     TableSync,
 )
 from pgherd.pg import osuser
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 LOG_TAIL_BYTES = 2 * 1024 * 1024

@@ -16,7 +16,7 @@ import psycopg
 from pgherd.errors import Refused
 from pgherd.model.lsn import Lsn
 from pgherd.model.publication import TableFacts
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from pgherd.errors import Refused, TimedOut
 from pgherd.model import mesh as mesh_model
 from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 

@@ -9,7 +9,7 @@ from pgherd.errors import Refused
 from pgherd.mesh import node_ops, store
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.mesh import Chunk, MeshSpec, MeshWorkerRow, NodeFacts
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 class MeshService:

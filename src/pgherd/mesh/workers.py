@@ -25,7 +25,7 @@ from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
 from pgherd.model.mesh import MeshSpec, MeshWorkerRow
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.mesh")
 

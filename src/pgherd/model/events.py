@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from pydantic import Field
 
@@ -50,3 +51,19 @@ class Event(Frozen):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class EventLog(Protocol):
+    """Where operations record their events: the primary's ``pgherd`` database through
+    its agent (``ops.events.AgentEventLog``) or the coordination store
+    (``dcs.store_events.StoreEventLog``)."""
+
+    def save(self, event: Event, primary: str | None = None) -> bool:
+        """Write (or rewrite, same id) ``event``; ``primary`` names the node to write it on
+        when the caller knows it. False when no node could take it (nothing raised: an
+        operation never fails because its history could not be written)."""
+        ...
+
+    def recent(self, limit: int = 50) -> list[Event]:
+        """The latest ``limit`` events, oldest first."""
+        ...

@@ -7,7 +7,8 @@ says it holds the leader lease (docs/haproxy.md explains each setting).
 
 from __future__ import annotations
 
-from pgherd.config import ClusterConfig
+from collections.abc import Sequence
+from typing import Protocol
 
 HEAD = """\
 # HAProxy for pgherd cluster {cluster}: writes on {bind}:{primary_port}, reads on \
@@ -34,19 +35,37 @@ listen {name}
 {servers}"""
 
 
+class Server(Protocol):
+    """What the configuration needs of a node (a ``config.NodeConfig`` is one): where
+    PostgreSQL listens and where its agent answers the checks."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def api_host(self) -> str: ...
+    @property
+    def api_port(self) -> int: ...
+
+
 def _address(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def render(config: ClusterConfig, bind: str, primary_port: int, replica_port: int) -> str:
+def render(
+    cluster: str, nodes: Sequence[Server], bind: str, primary_port: int, replica_port: int
+) -> str:
     servers = "".join(
         f"    server {n.name} {_address(n.host)}:{n.port} "
         f"check addr {n.api_host} port {n.api_port}\n"
-        for n in config.nodes
+        for n in nodes
     )
     bind = _address(bind)
     text = HEAD.format(
-        cluster=config.cluster, bind=bind, primary_port=primary_port, replica_port=replica_port
+        cluster=cluster, bind=bind, primary_port=primary_port, replica_port=replica_port
     )
     for what, name, port, balance, check in (
         (

@@ -23,6 +23,9 @@ from pgherd.model.lsn import Lsn, lag_bytes
 from pgherd.model.status import Frozen
 from pgherd.model.wal import DEFAULT_SEGMENT_SIZE, parse_segment
 
+# The most samples one read returns (the API's ``limit`` and the store's both stop here).
+MAX_LIMIT = 100_000
+
 
 class SampleKind(StrEnum):
     STANDBY = "standby"  # a physical walsender: a streaming standby (or pg_receivewal)

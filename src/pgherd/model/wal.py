@@ -19,6 +19,9 @@ from enum import StrEnum
 from pgherd.model.lsn import Lsn
 
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
+# Where an archive keeps timeline history files: the archive store writes them there and
+# the restore_command answers a missing one with `ls` instead of starting pgherd.
+HISTORY_FOLDER = "wal/history"
 _SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
 _PARTIAL = re.compile(r"^([0-9A-F]{24})\.partial$")
 _BACKUP = re.compile(r"^([0-9A-F]{24})\.([0-9A-F]{8})\.backup$")

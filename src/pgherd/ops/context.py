@@ -15,8 +15,9 @@ from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.model.checks import streaming_from
+from pgherd.model.events import EventLog
 from pgherd.model.status import NodeStatus
-from pgherd.ops.events import EventLog, named_statuses
+from pgherd.ops.events import named_statuses
 
 
 @dataclass

@@ -1,20 +1,21 @@
 """Where operations record their events.
 
-:class:`EventLog` is the port; :class:`AgentEventLog` keeps events in the primary's
-``pgherd`` database through the primary's agent (replicated to every standby). The
-coordination store (etcd or sqlite) will be another implementation of the same port.
+:class:`~pgherd.model.events.EventLog` is the port; :class:`AgentEventLog` keeps events in
+the primary's ``pgherd`` database through the primary's agent (replicated to every
+standby); ``dcs.store_events.StoreEventLog`` keeps them in the coordination store, and
+:func:`event_log` chooses between the two for a cluster.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from pgherd.clients.agent import statuses
 from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
+from pgherd.dcs.open import open_store
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError, Refused
 from pgherd.model.checks import running_primaries
-from pgherd.model.events import Event, Outcome
+from pgherd.model.events import Event, EventLog, Outcome
 from pgherd.model.status import NodeStatus, PgState
 
 
@@ -26,18 +27,6 @@ def named_statuses(config: ClusterConfig) -> list[NodeStatus]:
         s if s.name == n.name else s.model_copy(update={"name": n.name})
         for n, s in zip(config.nodes, found, strict=True)
     ]
-
-
-class EventLog(Protocol):
-    def save(self, event: Event, primary: str | None = None) -> bool:
-        """Write (or rewrite, same id) ``event``; ``primary`` names the node to write it on
-        when the caller knows it. False when no node could take it (nothing raised: an
-        operation never fails because its history could not be written)."""
-        ...
-
-    def recent(self, limit: int = 50) -> list[Event]:
-        """The latest ``limit`` events, oldest first."""
-        ...
 
 
 class AgentEventLog:
@@ -86,6 +75,14 @@ class AgentEventLog:
             "no node of the cluster runs, so no event can be read",
             "start one: pgherd node start NODE",
         )
+
+
+def event_log(config: ClusterConfig, token: str) -> EventLog:
+    """Where this cluster's events live: the store if it has one, else the primary's
+    ``pgherd`` database through its agent."""
+    if config.ha is None:
+        return AgentEventLog(config, token)
+    return StoreEventLog(open_store(config, timeout=5.0))
 
 
 def record_refusal(

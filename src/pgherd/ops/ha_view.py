@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgherd.config_lite import LiteConfig, LiteSqliteDcs, as_lite
 from pgherd.dcs.base import Member, StoreUnavailable, Versioned
+from pgherd.dcs.open import open_store
 
 if TYPE_CHECKING:
     from pgherd.config import ClusterConfig
@@ -105,8 +106,6 @@ def read(config: ClusterConfig | LiteConfig) -> HaView | None:
     config = as_lite(config)
     if config.ha is None:
         return None
-    from pgherd.dcs.open import open_store
-
     mode = "automatic" if config.automatic else "manual"
     where = describe_store(config)
     try:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pgherd.config import ClusterConfig
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.open import open_store
 from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.errors import Refused, TimedOut
 
@@ -25,8 +26,6 @@ from pgherd.errors import Refused, TimedOut
 def _store(config: ClusterConfig) -> Store | None:
     if not config.automatic:
         return None
-    from pgherd.dcs.open import open_store
-
     return open_store(config, timeout=5.0)
 
 

@@ -111,7 +111,7 @@ def pgserver_bindir() -> Path | None:
     """PostgreSQL 16 server programs shipped by the PyPI package ``pgserver`` (a dev
     dependency), if it is installed: ``pgserver/pginstall/bin``. Found without importing
     the package; used through ``--pg-bin`` / ``pg_bin``, never chosen by default."""
-    import importlib.util
+    import importlib.util  # lazy: only when looking for pgserver's programs
 
     spec = importlib.util.find_spec("pgserver")
     if spec is None or spec.origin is None:

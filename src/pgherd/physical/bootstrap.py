@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgherd.pg import passfile, roles
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 def init_primary(local: LocalNode) -> None:

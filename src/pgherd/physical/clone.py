@@ -17,7 +17,7 @@ from pgherd.errors import DataDirNotEmpty, IdentityMismatch, Refused
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import basebackup, conninfo
 from pgherd.pg.basebackup import Progress
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pgherd.errors import Refused
 from pgherd.model.events import Event
 from pgherd.pg import events, replication
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 def save(local: LocalNode, event: Event) -> None:

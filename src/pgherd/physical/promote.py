@@ -8,8 +8,8 @@ from pgherd.errors import Refused
 from pgherd.model.node_ops import PromoteResult
 from pgherd.model.timeline import parse_history
 from pgherd.pg import queries, replication
+from pgherd.pg.local_node import LocalNode
 from pgherd.physical import wal_position
-from pgherd.physical.local_node import LocalNode
 
 
 def promote(local: LocalNode, timeout: float = 60) -> PromoteResult:

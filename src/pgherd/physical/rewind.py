@@ -9,8 +9,8 @@ from pgherd.errors import CommandFailed, Refused, last_lines
 from pgherd.model.node_ops import RewindResult
 from pgherd.pg import conninfo
 from pgherd.pg import rewind as pg_rewind
+from pgherd.pg.local_node import LocalNode
 from pgherd.pg.run import run
-from pgherd.physical.local_node import LocalNode
 
 
 def source_conninfo(local: LocalNode, source: NodeConfig) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgherd.model.node_ops import SlotChange
 from pgherd.pg import replication
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 
 def create(local: LocalNode, slot: str) -> SlotChange:

@@ -12,7 +12,7 @@ from pgherd.model.status import Role
 from pgherd.model.timeline import History, parse_history
 from pgherd.pg import queries
 from pgherd.pg.controldata import ControlData
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 CLEAN_PRIMARY = "shut down"
 CLEAN_STANDBY = "shut down in recovery"

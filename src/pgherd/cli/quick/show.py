@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgherd import config_cache
-from pgherd.cli.output import EXIT_DEGRADED, human_bytes, human_seconds, print_json
+from pgherd.cli.output import EXIT_DEGRADED, print_json
 from pgherd.cli.text import Column, Printer, Span, Table
 from pgherd.clients.agent import lite_statuses
 from pgherd.config_lite import config_path
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.model.status_lite import LiteMeshWorker
 
 if TYPE_CHECKING:

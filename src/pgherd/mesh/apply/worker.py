@@ -42,7 +42,7 @@ from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshSpec
 from pgherd.pg import conninfo
-from pgherd.physical.local_node import LocalNode
+from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.apply")
 

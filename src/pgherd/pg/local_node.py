@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from pgherd.archive.commands import archive_settings
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.pg import binaries, conninfo, hba, osuser
+from pgherd.pg.archive_commands import archive_settings
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance

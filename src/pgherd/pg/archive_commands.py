@@ -6,8 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-# store.HISTORY_FOLDER, not imported: the archive store is not needed to write settings.
-HISTORY_FOLDER = "wal/history"
+from pgherd.model.wal import HISTORY_FOLDER
 
 
 def pgherd_program() -> list[str]:

@@ -1,0 +1,83 @@
+"""What every route of the console shares: the :class:`Console` (config, sessions, the
+cluster state cache, jobs, templates), kept apart from ``app.py`` so that the routers
+(``pages.py``, ``posts.py``) and the application that includes them import it, not each
+other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from pgherd.config import ClusterConfig
+from pgherd.console import state
+from pgherd.console.forms import table_value
+from pgherd.console.jobs import Job, Jobs
+from pgherd.console.sessions import Session, Sessions
+from pgherd.model.readable import human_bytes, human_seconds
+from pgherd.ops.context import Operation
+from pgherd.ops.events import AgentEventLog
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass
+class Console:
+    """Everything the routes share."""
+
+    config: ClusterConfig
+    token: str
+    sessions: Sessions
+    cache: state.StateCache
+    jobs: Jobs
+    templates: Jinja2Templates
+    https: bool = False
+
+    def operation(self, user: str, job: Job | None = None) -> Operation:
+        """An operation as the CLI runs it, recorded as asked by ``user`` on the console."""
+        op = Operation(
+            config=self.config,
+            token=self.token,
+            events=AgentEventLog(self.config, self.token),
+            requested_by=f"{user}@console",
+        )
+        if job is not None:
+            op.reporter = job
+        return op
+
+    def render(
+        self, request: Request, template: str, session: Session | None, **context: Any
+    ) -> HTMLResponse:
+        return self.templates.TemplateResponse(
+            request,
+            template,
+            {
+                "session": session,
+                "cluster": self.config.cluster,
+                "nodes": self.config.node_names,
+                "archive": self.config.archive is not None,
+                **context,
+            },
+        )
+
+
+def _local_time(value: datetime | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value).astimezone()
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def templates() -> Jinja2Templates:
+    found = Jinja2Templates(directory=str(TEMPLATES))
+    found.env.filters["bytes"] = human_bytes
+    found.env.filters["seconds"] = human_seconds
+    found.env.filters["time"] = _local_time
+    found.env.globals["table_value"] = table_value
+    return found
