@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from pgherd import config
+from pgherd.dcs.sqlite import SqliteStore
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.lab import layout
+from pgherd.model.events import Event, Outcome
 from tests.conftest import free_port_base
 
 # Libraries that cost tenths of a second to import, and what pulls them in.
@@ -103,6 +106,35 @@ def test_cluster_show_json_with_a_store(tmp_path: Path) -> None:
     data = json.loads(run.stdout)
     assert data["health"] == "degraded"
     assert data["ha"]["store"].startswith("sqlite ")
+
+
+def test_cluster_events_from_the_store(tmp_path: Path) -> None:
+    path = lab_file(tmp_path, failover="automatic")
+    validated = config.load(path)
+    assert validated.ha is not None
+    (tmp_path / "lab").mkdir()
+    log = StoreEventLog(SqliteStore(validated.ha.dcs.sqlite))  # type: ignore[union-attr]
+    started = Event(operation="switchover", node="node2", requested_by="root@host")
+    assert log.save(started)
+    assert log.save(started.finish(Outcome.SUCCEEDED, "node2 is the primary [now]"))
+    assert log.save(Event(operation="promote", node="node3"))
+    run = twice(tmp_path, "cluster", "events", "--json", "-c", path)
+    assert (run.code, run.heavy) == (0, [])
+    assert json.loads(run.stdout) == [e.model_dump(mode="json") for e in log.recent(50)]
+    table = pgherd(tmp_path, "cluster", "events", "--limit", "1", "-c", path)
+    assert (table.code, table.heavy) == (0, [])
+    assert table.stdout.startswith("cluster lab: events")
+    assert "promote" in table.stdout and "switchover" not in table.stdout
+
+
+def test_cluster_events_without_a_store_and_no_agent(tmp_path: Path) -> None:
+    path = lab_file(tmp_path)
+    run = twice(tmp_path, "cluster", "events", "-c", path)
+    assert (run.code, run.heavy) == (1, [])
+    assert run.stderr == (
+        "error: no node of the cluster runs, so no event can be read — "
+        "start one: pgherd node start NODE\n"
+    )
 
 
 def test_connstr(tmp_path: Path) -> None:

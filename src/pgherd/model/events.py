@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field
 
+# pydantic-free, for `cluster events` (model/event_lite.py); found here as always.
+from pgherd.model.event_lite import Outcome as Outcome
 from pgherd.model.status import Frozen
-
-
-class Outcome(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    REFUSED = "refused"  # a check failed; nothing changed
-    ABORTED = "aborted"  # started, then undone; nothing changed
-    FAILED = "failed"  # a step failed; the reason says what state it left
 
 
 class Event(Frozen):

@@ -44,6 +44,11 @@ JSON = Option(("--json",), "as_json", "flag", default=False)
 COMMANDS: tuple[Command, ...] = (
     Command(("cluster", "show"), "pgherd.cli.quick.show", options=(CONFIG, JSON)),
     Command(
+        ("cluster", "events"),
+        "pgherd.cli.quick.events",
+        options=(Option(("--limit",), "limit", "int", default=50, minimum=1), CONFIG, JSON),
+    ),
+    Command(
         ("connstr",),
         "pgherd.cli.quick.connstr",
         arguments=("node",),
