@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
@@ -43,7 +43,7 @@ class AgentAddress(Protocol):
     def api_url(self) -> str: ...
 
 
-AddressT = TypeVar("AddressT", bound=AgentAddress)
+ItemT = TypeVar("ItemT")
 
 
 class AgentClient:
@@ -157,10 +157,31 @@ def _error_from(node: str, status: int, body: Any) -> Exception:
     return AgentError(text, hint or f"HTTP {status} from the agent of {node}")
 
 
-def fan_out(nodes: Sequence[AddressT], call: Callable[[AddressT], T]) -> list[T]:
-    """``call`` for every node at once; results in the nodes' order."""
-    with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
-        return list(pool.map(call, nodes))
+def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
+    """``call`` for every node at once, a thread each; results in the nodes' order. Once
+    every call ended, the exception of the first node (in order) that raised one is raised.
+
+    Plain threads, not concurrent.futures: its import (logging with it) costs ~10 ms of
+    every quick command's start-up."""
+    results: dict[int, T] = {}
+    errors: dict[int, BaseException] = {}
+
+    def one(index: int, node: ItemT) -> None:
+        try:
+            results[index] = call(node)
+        except BaseException as exc:  # raised again in the caller's thread
+            errors[index] = exc
+
+    threads = [
+        threading.Thread(target=one, args=(i, node), daemon=True) for i, node in enumerate(nodes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[min(errors)]
+    return [results[i] for i in range(len(nodes))]
 
 
 def statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[NodeStatus]:
