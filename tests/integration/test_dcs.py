@@ -11,6 +11,7 @@ import pytest
 
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.etcd import EtcdStore
+from pgherd.dcs.etcd_transport import OneShotTransport
 from pgherd.dcs.memory import MemoryStore
 from pgherd.dcs.sqlite import SqliteStore
 from pgherd.lab.etcd_server import EtcdServer
@@ -32,7 +33,7 @@ def etcd(module_dir: Path) -> Iterator[EtcdServer]:
     server.stop()
 
 
-@pytest.fixture(params=["memory", "sqlite", "etcd"])
+@pytest.fixture(params=["memory", "sqlite", "etcd", "etcd one-shot"])
 def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewClient]:
     """Makes clients of one fresh store; two clients stand for two agents."""
     kind: str = request.param
@@ -48,7 +49,9 @@ def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewCl
             store = SqliteStore(tmp_path / "dcs.sqlite")
         else:
             server: EtcdServer = request.getfixturevalue("etcd")
-            store = EtcdStore([server.url], prefix)
+            # "etcd one-shot": the transport of the quick commands (cluster show)
+            transport = OneShotTransport(2.0) if kind == "etcd one-shot" else None
+            store = EtcdStore([server.url], prefix, transport=transport)
         made.append(store)
         return store
 
@@ -187,9 +190,11 @@ def test_snapshot_reads_leader_members_and_config_at_once(new_client: NewClient)
     assert snap.config is not None and snap.config.value == "{}"
 
 
-def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer, one_shot: bool) -> None:
     dead = f"http://127.0.0.1:{free_port_base(1)}"
-    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1)
+    transport = OneShotTransport(1) if one_shot else None
+    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1, transport=transport)
     try:
         assert store.acquire_leader("node1", TTL)
         leader = store.leader()
@@ -198,11 +203,15 @@ def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
         store.close()
 
 
-def test_etcd_with_no_live_endpoint_is_unavailable() -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_etcd_with_no_live_endpoint_is_unavailable(one_shot: bool) -> None:
     dead = f"http://127.0.0.1:{free_port_base(1)}"
-    store = EtcdStore([dead], "nowhere", timeout=1)
+    transport = OneShotTransport(1) if one_shot else None
+    store = EtcdStore([dead], "nowhere", timeout=1, transport=transport)
     try:
-        with pytest.raises(StoreUnavailable, match="no etcd endpoint answered"):
+        with pytest.raises(
+            StoreUnavailable, match=r"no etcd endpoint answered: .*ConnectionRefused|ConnectError"
+        ):
             store.leader()
     finally:
         store.close()

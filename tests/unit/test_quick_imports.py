@@ -108,6 +108,16 @@ def test_cluster_show_json_with_a_store(tmp_path: Path) -> None:
     assert data["ha"]["store"].startswith("sqlite ")
 
 
+def test_cluster_show_with_etcd_needs_no_httpx(tmp_path: Path) -> None:
+    path = lab_file(tmp_path, failover="automatic", dcs="etcd")  # no etcd runs there
+    run = twice(tmp_path, "cluster", "show", "--json", "-c", path)
+    assert run.heavy == []
+    ha = json.loads(run.stdout)["ha"]
+    assert ha["store"].startswith("etcd http://")
+    assert not ha["store_ok"]
+    assert "no etcd endpoint answered" in ha["problem"]
+
+
 def test_cluster_events_from_the_store(tmp_path: Path) -> None:
     path = lab_file(tmp_path, failover="automatic")
     validated = config.load(path)

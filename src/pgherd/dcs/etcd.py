@@ -10,6 +10,7 @@ not answer, and the store is unavailable only when none does.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
 import threading
@@ -17,9 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from pgherd.dcs.base import Leader, Member, Snapshot, StoreUnavailable, Versioned
+from pgherd.dcs.etcd_transport import PooledTransport, Transport, TransportError
 
 
 def _b64(text: str) -> str:
@@ -42,14 +42,17 @@ class EtcdStore:
         endpoints: Sequence[str],
         prefix: str,
         timeout: float = 2.0,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport``: how requests go out (default: pooled connections, for a store
+        used for long; dcs/etcd_transport.py)."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = f"/pgherd/{prefix.strip('/')}/"
         # Events live outside the prefix so that a snapshot's range does not read them.
         self.events_prefix = f"/pgherd-events/{prefix.strip('/')}/"
-        self._client = httpx.Client(timeout=timeout)
+        self._transport = transport if transport is not None else PooledTransport(timeout)
         self._lease: tuple[str, str] | None = None  # (holder name, lease id)
         # name → (lease id, TTL, monotonic time of its last keep-alive): a member's check-in
         # reuses one lease instead of granting a new one every cycle.
@@ -66,16 +69,16 @@ class EtcdStore:
             index = (self._preferred + i) % count
             url = f"{self.endpoints[index]}/v3/{path}"
             try:
-                response = self._client.post(url, json=body)
-            except httpx.HTTPError as exc:
-                errors.append(f"{self.endpoints[index]}: {type(exc).__name__}")
+                status, raw = self._transport.post(url, body)
+            except TransportError as exc:
+                errors.append(f"{self.endpoints[index]}: {exc}")
                 continue
-            if response.status_code >= 500:
-                errors.append(f"{self.endpoints[index]}: HTTP {response.status_code}")
+            if status >= 500:
+                errors.append(f"{self.endpoints[index]}: HTTP {status}")
                 continue
             self._preferred = index
-            data: dict[str, Any] = response.json()
-            if response.status_code >= 400:
+            data: dict[str, Any] = json.loads(raw)
+            if status >= 400:
                 raise StoreUnavailable(f"etcd refused {path}: {data.get('message', data)}")
             return data
         raise StoreUnavailable("no etcd endpoint answered: " + "; ".join(errors))
@@ -256,4 +259,4 @@ class EtcdStore:
         return Snapshot(leader, tuple(members), config, time.time())
 
     def close(self) -> None:
-        self._client.close()
+        self._transport.close()

@@ -109,7 +109,7 @@ def read(config: ClusterConfig | LiteConfig) -> HaView | None:
     mode = "automatic" if config.automatic else "manual"
     where = describe_store(config)
     try:
-        store = open_store(config, timeout=2.0)
+        store = open_store(config, timeout=2.0, quick=True)
         try:
             leader = store.leader()
             snapshot = store.snapshot()

@@ -58,7 +58,7 @@ def run(limit: int, config_file: Path | None, as_json: bool) -> int:
 def recent(config: LiteConfig, limit: int) -> list[LiteEvent]:
     """The latest ``limit`` events, oldest first."""
     if config.ha is not None:
-        store = open_store(config, timeout=5.0)
+        store = open_store(config, timeout=5.0, quick=True)
         try:
             bodies = store.events(limit * 2)  # an event has one or two entries
         finally:
