@@ -22,9 +22,9 @@ from pydantic import (
 
 from pgherd import config_lite
 from pgherd.config_lite import (
-    AgentFiles,
+    AgentMember,
+    DataNode,
     LiteConfig,
-    NodeFiles,
     SettingValue,
     find_named,
     find_node,
@@ -58,7 +58,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class NodeConfig(NodeFiles, _Strict):
+class NodeConfig(DataNode, _Strict):
     """One PostgreSQL server and its agent.
 
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
@@ -138,7 +138,7 @@ class ConsoleConfig(_Strict):
         return self
 
 
-class WitnessConfig(AgentFiles, _Strict):
+class WitnessConfig(AgentMember, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""

@@ -70,6 +70,15 @@ def load(path: Path) -> LiteConfig:
     return config_lite.from_validated(validated)
 
 
+def remember(data: bytes, validated: dict[str, Any]) -> None:
+    """Keep ``validated`` (``ClusterConfig.model_dump(mode="json")`` of the config whose
+    text is ``data``) for the next command: for a command that wrote the file itself from
+    a config it validated (``standby clone`` adding a node)."""
+    with _cache_directory() as directory:
+        if directory is not None:
+            _write_entry(directory, hashlib.sha256(data).hexdigest(), validated)
+
+
 # ---- the directory ----------------------------------------------------------------------
 
 

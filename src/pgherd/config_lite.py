@@ -36,11 +36,13 @@ Failover = Literal["manual", "automatic"]
 # ---- what the validated and the lite forms share ----------------------------------------
 
 
-class AgentFiles:
-    """Where a member's agent keeps its log and pid file, and its API's URL: the same for
-    data nodes and witnesses."""
+class AgentMember:
+    """A member with an agent, data node or witness, in either form of the config: its
+    fields' names and types (declared here for type checkers; each form defines them) and
+    what follows from them. A function that reads only these takes either form."""
 
     if TYPE_CHECKING:
+        name: str
         api_host: str
         api_port: int
 
@@ -61,12 +63,18 @@ class AgentFiles:
         return f"http://{host}:{self.api_port}"
 
 
-class NodeFiles(AgentFiles):
-    """A data node's files: ``home`` defaults to the data directory's parent."""
+class DataNode(AgentMember):
+    """A data node (a PostgreSQL server and its agent) in either form of the config.
+    ``home`` defaults to the data directory's parent."""
 
     if TYPE_CHECKING:
+        host: str
+        port: int
         data_dir: Path
         home: Path | None
+        pg_bin: Path | None
+        nofailover: bool
+        replicate_from: str | None
 
     @property
     def home_dir(self) -> Path:
@@ -164,7 +172,7 @@ def read_token_file(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class LiteNode(NodeFiles):
+class LiteNode(DataNode):
     """:class:`pgherd.config.NodeConfig`."""
 
     name: str
@@ -180,7 +188,7 @@ class LiteNode(NodeFiles):
 
 
 @dataclass(frozen=True)
-class LiteWitness(AgentFiles):
+class LiteWitness(AgentMember):
     """:class:`pgherd.config.WitnessConfig`."""
 
     name: str

@@ -9,11 +9,7 @@ the cache: once per file text), so each case runs twice and the second run is ch
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,55 +20,16 @@ from pgherd.dcs.store_events import StoreEventLog
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from tests.conftest import free_port_base
-
-# Libraries that cost tenths of a second to import, and what pulls them in.
-HEAVY = ("typer", "click", "pydantic", "pydantic_core", "rich", "fastapi", "starlette", "httpx")
-
-RUNNER = """
-import atexit, json, sys
-out = sys.argv[1]
-def report():
-    loaded = sorted({name.split(".")[0] for name in sys.modules})
-    with open(out, "w") as file:
-        json.dump(loaded, file)
-atexit.register(report)
-sys.argv = ["pgherd", *sys.argv[2:]]
-from pgherd.cli.entry import main
-main()
-"""
+from tests.support import ListedRun, pgherd_listing_imports
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    modules: list[str]
-
-    @property
-    def heavy(self) -> list[str]:
-        return [m for m in self.modules if m in HEAVY]
+def pgherd(tmp_path: Path, *args: str | Path) -> ListedRun:
+    listing = tmp_path / f"modules-{len(list(tmp_path.iterdir()))}.json"
+    env = {"PGHERD_CACHE_DIR": str(tmp_path / "cache"), "PGHERD_CONFIG_CACHE": "on"}
+    return pgherd_listing_imports(listing, *args, env=env, timeout=60)
 
 
-def pgherd(tmp_path: Path, *args: str | Path) -> Run:
-    listing = tmp_path / f"modules-{os.getpid()}-{len(list(tmp_path.iterdir()))}.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    env["PGHERD_CACHE_DIR"] = str(tmp_path / "cache")
-    env.pop("PGHERD_CONFIG_CACHE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(listing), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-        cwd=tmp_path,
-    )
-    modules = json.loads(listing.read_text()) if listing.exists() else []
-    return Run(done.returncode, done.stdout, done.stderr, modules)
-
-
-def twice(tmp_path: Path, *args: str | Path) -> Run:
+def twice(tmp_path: Path, *args: str | Path) -> ListedRun:
     """The second of two runs (the first one validated the config)."""
     pgherd(tmp_path, *args)
     return pgherd(tmp_path, *args)
@@ -181,6 +138,23 @@ def test_wal_push_and_fetch_with_a_config(tmp_path: Path, verb: str) -> None:
     run = twice(tmp_path, *args)
     assert run.heavy == []
     assert run.code in (0, 1, 126)
+
+
+def test_standby_clone_refusals(tmp_path: Path) -> None:
+    path = lab_file(tmp_path)
+    unlisted = twice(
+        tmp_path, "standby", "clone", "--upstream", "node1", "--node", "node9", "-c", path
+    )
+    assert (unlisted.code, unlisted.heavy) == (1, [])
+    assert unlisted.stderr == (
+        f"error: node9 is not in {path} — add it there, or pass --data-dir, --port and "
+        "--api-port to add it\n"
+    )
+    down = pgherd(
+        tmp_path, "standby", "clone", "--upstream", "node1", "--node", "node3", "-c", path
+    )
+    assert (down.code, down.heavy) == (1, [])
+    assert down.stderr.startswith("error: the agent of node1 at http://127.0.0.1:")
 
 
 def test_help_still_comes_from_the_full_cli(tmp_path: Path) -> None:

@@ -80,10 +80,10 @@ class RichReporter:
 
     @contextlib.contextmanager
     def progress(self, label: str) -> Iterator[Callable[[CopyProgress], None]]:
-        console = _console("console")
-        if not console.is_terminal:  # a log or a pipe: the summary line says enough
-            yield lambda _p: None
+        if not is_terminal(sys.stdout):  # a log or a pipe: the summary line says enough
+            yield lambda _p: None  # (and rich is not imported: standby clone is quick)
             return
+        console = _console("console")
         from rich.progress import (  # lazy: only a terminal shows a progress bar
             BarColumn,
             DownloadColumn,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
 from pgherd.pg import binaries, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings
 from pgherd.pg.binaries import PgBin
@@ -39,13 +39,17 @@ BASE_SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class LocalNode:
-    config: ClusterConfig
-    node: NodeConfig
+    """``config`` in its pydantic-free form (pgherd.config_lite), so that ``standby
+    clone``, a quick command, can use it too; :meth:`open` takes either form."""
+
+    config: LiteConfig
+    node: LiteNode
     pgbin: PgBin
     user: OsUser
 
     @classmethod
-    def open(cls, config: ClusterConfig, name: str) -> LocalNode:
+    def open(cls, config: Validated | LiteConfig, name: str) -> LocalNode:
+        config = as_lite(config)
         node = config.node(name)
         return cls(
             config, node, binaries.find(config.pg_bin_for(node)), osuser.resolve(config.os_user)
@@ -63,7 +67,7 @@ class LocalNode:
             superuser=self.config.superuser,
         )
 
-    def settings(self, upstream: NodeConfig | None) -> dict[str, Setting]:
+    def settings(self, upstream: DataNode | None) -> dict[str, Setting]:
         node = self.node
         values: dict[str, Setting] = {
             "listen_addresses": node.host,
@@ -84,7 +88,7 @@ class LocalNode:
         values.update(self.config.settings)
         return values
 
-    def upstream_conninfo(self, upstream: NodeConfig) -> str:
+    def upstream_conninfo(self, upstream: DataNode) -> str:
         return conninfo.keyword(
             upstream.host,
             upstream.port,
@@ -99,7 +103,7 @@ class LocalNode:
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
 
-    def write_config(self, upstream: NodeConfig | None) -> None:
+    def write_config(self, upstream: DataNode | None) -> None:
         """Settings, access rules and the standby signal for this node's role."""
         self.instance.write_settings(self.node.name, self.settings(upstream))
         self.instance.write_access(*self.access_rules())

@@ -49,6 +49,21 @@ COMMANDS: tuple[Command, ...] = (
         options=(Option(("--limit",), "limit", "int", default=50, minimum=1), CONFIG, JSON),
     ),
     Command(
+        ("standby", "clone"),
+        "pgherd.cli.quick.clone",
+        options=(
+            Option(("--upstream",), "upstream", "text", required=True),
+            Option(("--node",), "node", "text", required=True),
+            Option(("--data-dir",), "data_dir", "path"),
+            Option(("--force",), "force", "flag", default=False),
+            Option(("--port",), "port", "int"),
+            Option(("--api-port",), "api_port", "int"),
+            Option(("--host",), "host", "text", default="127.0.0.1"),
+            CONFIG,
+            JSON,
+        ),
+    ),
+    Command(
         ("connstr",),
         "pgherd.cli.quick.connstr",
         arguments=("node",),
