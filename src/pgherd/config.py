@@ -7,6 +7,7 @@ copied and kept under version control.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -31,6 +32,8 @@ from pgherd.config_lite import (
     node_listening_at,
 )
 from pgherd.errors import ConfigError
+from pgherd.model import ha_settings as ha_model
+from pgherd.model.sockets import socket_dir_fits
 
 # Where they have always been found (they live with the quick commands' reader now).
 CONFIG_ENV = config_lite.CONFIG_ENV
@@ -82,8 +85,7 @@ class NodeConfig(DataNode, _Strict):
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
-        # A Unix socket path is limited to 107 bytes; ".s.PGSQL.65535" adds 15.
-        if len(str(self.socket_dir).encode()) + 15 > 107:
+        if not socket_dir_fits(str(self.socket_dir)):
             raise ValueError(
                 f"the path {self.socket_dir} is too long for a Unix socket; "
                 "use a shorter data_dir or home"
@@ -165,6 +167,9 @@ class EtcdDcs(_Strict):
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
 
 
+_HA = ha_model.Settings()
+
+
 class HaConfig(_Strict):
     """Automatic failover (``failover: automatic``): the coordination store and timing.
 
@@ -173,26 +178,35 @@ class HaConfig(_Strict):
     (docs/failover.md works an example through).
     """
 
+    # The defaults are model/ha.py's Settings' (the values decide() is tested with).
     dcs: SqliteDcs | EtcdDcs
-    ttl: float = Field(default=3.0, gt=0, le=3600)  # seconds a lease lasts unrenewed
-    loop_wait: float = Field(default=0.5, gt=0, le=600)  # seconds between HA cycles
-    retry_timeout: float = Field(default=1.0, gt=0, le=600)  # longest wait for the store
-    maximum_lag: int = Field(default=16 * 1024 * 1024, ge=0)  # bytes; further behind: no
-    primary_start_timeout: float = Field(default=10.0, ge=0)  # restart in place this long
-    synchronous: bool = False  # manage synchronous_standby_names (ANY quorum of standbys)
-    synchronous_quorum: int = Field(default=1, ge=1)  # commits wait for this many standbys
-    failsafe: bool = False  # store down, every member answers the primary: it stays
+    ttl: float = Field(default=_HA.ttl, gt=0, le=3600)  # seconds a lease lasts unrenewed
+    loop_wait: float = Field(default=_HA.loop_wait, gt=0, le=600)  # seconds between cycles
+    retry_timeout: float = Field(default=_HA.retry_timeout, gt=0, le=600)  # store's longest
+    maximum_lag: int = Field(default=_HA.maximum_lag, ge=0)  # bytes; further behind: no
+    primary_start_timeout: float = Field(default=_HA.primary_start_timeout, ge=0)  # in place
+    synchronous: bool = _HA.synchronous  # manage synchronous_standby_names (ANY quorum)
+    synchronous_quorum: int = Field(default=_HA.sync_quorum, ge=1)  # commits wait for these
+    failsafe: bool = _HA.failsafe  # store down, every member answers the primary: it stays
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            raise ValueError(
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s), so that a "
-                "primary that cannot renew its lease demotes before it expires"
-            )
+        problem = ha_model.timing_problem(self.ttl, self.loop_wait, self.retry_timeout)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def settings(self, mode: ha_model.Mode) -> ha_model.Settings:
+        """The settings decide() takes: every field of model/ha.py's Settings that this
+        section has by the same name, and the quorum."""
+        shared = {f.name for f in dataclasses.fields(ha_model.Settings)} & set(
+            type(self).model_fields
+        )
+        return ha_model.Settings(
+            mode=mode,
+            sync_quorum=self.synchronous_quorum,
+            **{name: getattr(self, name) for name in shared},
+        )
 
 
 Topology = Literal["streaming", "independent"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,10 @@ from pgherd.console.views import filter_events
 from pgherd.errors import InvalidInput
 from pgherd.model import cluster as cluster_model
 from pgherd.model.events import Event, Outcome
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import Lsn
+from pgherd.model.mesh import MeshWorkerRow, WorkerState
 from pgherd.model.status import Desired, NodeStatus, PgState, ReplicationRow, Role, WalReceiver
 from pgherd.model.subscription import SubscriptionInfo
 
@@ -146,8 +148,8 @@ def test_logical_and_mesh_arrows_and_outside_publishers() -> None:
             Subscription("node2", outside, "db.example:5432", False, None, None),
         ),
         mesh=(
-            MeshPair("m", "node1", "node2", "running", 10, 0.1),
-            MeshPair("m", "node2", "node1", "running", 0, 0.0),
+            MeshPair("m", "node1", "node2", WorkerState.RUNNING, 10, 0.1),
+            MeshPair("m", "node2", "node1", WorkerState.RUNNING, 0, 0.0),
         ),
     )
     picture = topology.layout(state)
@@ -275,30 +277,31 @@ def test_event_filters() -> None:
 def test_leader_only_when_the_agents_run_an_ha_loop() -> None:
     from pgherd.console.state import _leader, _NodeExtras
 
-    def extras(*loops: dict[str, Any] | None) -> dict[str, _NodeExtras]:
+    def extras(*loops: HaReport | None) -> dict[str, _NodeExtras]:
         return {f"node{i}": _NodeExtras(ha=ha) for i, ha in enumerate(loops, 1)}
 
-    manual = {"mode": "manual", "state": "running"}
+    manual = HaReport(mode=Mode.MANUAL, state=PgState.RUNNING)
     assert _leader(extras(manual, manual, None)) is None, "no HA loop: no lease shown"
     assert _leader(extras(None, None)) is None
-    follower = {"mode": "automatic", "leader": "node2", "holds_lease": False}
-    holder = {"mode": "automatic", "leader": "node2", "holds_lease": True, "lease_left": 2.54}
+    follower = HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node2")
+    holder = follower.model_copy(update={"holds_lease": True, "lease_left": 2.54})
     assert _leader(extras(follower, holder, follower)) == Leader("node2", "lease left 2.5 s")
     assert _leader(extras(follower, None)) == Leader(
         "node2", "the store names it; it does not answer as leader"
     )
-    nobody = {"mode": "automatic", "leader": None, "holds_lease": False}
+    nobody = HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING)
     assert _leader(extras(nobody, nobody)) == Leader(None, "no node holds the leader lease")
 
 
 def test_mesh_pairs_from_worker_rows() -> None:
     from pgherd.console.state import _mesh_pairs
 
-    rows: list[dict[str, object]] = [
-        {"mesh": "m", "source": "node2", "target": "node1", "state": "running", "lag_bytes": 5},
-        {"mesh": "m", "source": "node1", "target": "node2", "state": "conflict"},
-        {"mesh": "m", "source": "node1", "target": "node2", "state": "conflict"},
-        {"source": "broken row"},
+    rows = [
+        MeshWorkerRow(
+            mesh="m", source="node2", target="node1", state=WorkerState.RUNNING, lag_bytes=5
+        ),
+        MeshWorkerRow(mesh="m", source="node1", target="node2", state=WorkerState.CONFLICT),
+        MeshWorkerRow(mesh="m", source="node1", target="node2", state=WorkerState.CONFLICT),
     ]
     pairs = _mesh_pairs(rows)
     assert [(p.source, p.target, p.state) for p in pairs] == [

@@ -8,7 +8,6 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,12 +26,16 @@ from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import ConfigError, InvalidInput, Refused
 from pgherd.ha import observe
+from pgherd.ha.execute import Executor
 from pgherd.ha.fence import Fence
-from pgherd.ha.loop import HaLoop
+from pgherd.ha.loop import HaLoop, settings_of
+from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from pgherd.model.ha import Do, Peer
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
@@ -80,6 +83,37 @@ def test_an_ha_section_parses_into_typed_settings() -> None:
     assert parsed.ha.ttl == 10 and parsed.ha.loop_wait == 0.5
     assert parsed.node("node2").nofailover
     assert config.parse(yaml.safe_load(config.dump(parsed))) == parsed
+
+
+def test_the_ha_section_is_what_decide_takes() -> None:
+    """Its defaults are decide()'s, and every field they share reaches the settings."""
+    section = {"dcs": {"sqlite": "/var/tmp/lab/store.sqlite"}}
+    default = config.parse(raw(failover="automatic", ha=section))
+    assert default.ha is not None
+    assert default.ha.settings(Mode.AUTOMATIC) == Settings()
+    tuned = {
+        "ttl": 20.0,
+        "loop_wait": 2.0,
+        "retry_timeout": 4.0,
+        "maximum_lag": 1024,
+        "primary_start_timeout": 30.0,
+        "synchronous": True,
+        "synchronous_quorum": 2,
+        "failsafe": True,
+    }
+    parsed = config.parse(raw(failover="automatic", ha=section | tuned))
+    assert parsed.ha is not None
+    assert parsed.ha.settings(Mode.MANUAL) == Settings(
+        mode=Mode.MANUAL,
+        ttl=20.0,
+        loop_wait=2.0,
+        retry_timeout=4.0,
+        maximum_lag=1024,
+        primary_start_timeout=30.0,
+        synchronous=True,
+        sync_quorum=2,
+        failsafe=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -342,6 +376,32 @@ class _StoreThatStops(MemoryStore):
         raise StoreUnavailable("no etcd endpoint answered: 127.0.0.1: ReadTimeout")
 
 
+class _Primary:
+    """This node's PostgreSQL, as a reader of it would find it: a running primary."""
+
+    def read(self) -> observe.LocalState:
+        return observe.LocalState(PgState.RUNNING, Role.PRIMARY, timeline=1)
+
+
+class _Standbys:
+    """The peers' agents: every other member answers, as a standby."""
+
+    def __init__(self, *names: str) -> None:
+        self.peers = tuple(
+            Peer(name, reachable=True, pg=PgState.RUNNING, role=Role.STANDBY) for name in names
+        )
+        self.asked = 0
+
+    def read(self) -> tuple[Peer, ...]:
+        self.asked += 1
+        return self.peers
+
+
+class _NeverDiverged:
+    def diverged(self, leader: str) -> bool:
+        raise AssertionError("a primary never compares its WAL with a leader's")
+
+
 def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() -> None:
     """The renewal fails after its full timeout; the next cycle's read would wait as long
     again, and the fence fires at the old lease's end before that cycle is over (the e2e
@@ -350,30 +410,30 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     cfg = layout.lab_config(
         LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
     )
+    assert cfg.ha is not None
+    local = LocalNode.open(cfg, "node1")
     stopped: list[float] = []
-    supervisor = SimpleNamespace(fence=lambda: stopped.append(time.monotonic()))
-    loop = HaLoop(cfg, LocalNode.open(cfg, "node1"), supervisor, threading.Lock(), "token")  # type: ignore[arg-type]
+    fence = Fence(lambda: stopped.append(time.monotonic()))
     store = _StoreThatStops()
     assert store.acquire_leader("node1", 3.0)
-    loop._store = store
-    loop.reader = SimpleNamespace(  # type: ignore[assignment]
-        read=lambda: observe.LocalState(PgState.RUNNING, Role.PRIMARY, timeline=1)
+    supervisor = Supervisor(local.instance, auto_restart=False)  # never started here
+    settings = settings_of(cfg)
+    executor = Executor(
+        local, supervisor, settings, "token", fence, threading.Lock(), lambda: store
     )
-    standbys = tuple(
-        Peer(name, reachable=True, pg=PgState.RUNNING, role=Role.STANDBY)
-        for name in ("node2", "node3")
-    )
-    loop.peers = SimpleNamespace(read=lambda: standbys)  # type: ignore[assignment]
+    peers = _Standbys("node2", "node3")
+    loop = HaLoop(cfg, local, executor, _Primary(), peers, lambda: store, _NeverDiverged())
     lease_end = time.monotonic() + 1.0  # renewed two seconds ago
-    loop.executor.lease.valid_until = lease_end
-    loop.fence.allow_until(lease_end)
+    executor.lease.valid_until = lease_end
+    fence.allow_until(lease_end)
 
     actions = loop.cycle()
 
     assert [a.do for a in actions] == [Do.RENEW_LEASE]
     assert store.calls_after_stop == 1  # the renewal; no check-in that would wait again
-    assert loop.fence.until is not None
-    assert loop.fence.until >= lease_end + cfg.ha.ttl - 1.0  # type: ignore[union-attr]
+    assert peers.asked == 1  # once the store was lost, not before
+    assert fence.until is not None
+    assert fence.until >= lease_end + cfg.ha.ttl - 1.0
     assert not stopped
 
 
@@ -404,8 +464,8 @@ class FakeHa:
     def serving(self) -> routes_ha.Serving:
         return self.now
 
-    def ha_state(self) -> dict[str, Any]:
-        return {"mode": "automatic", "leader": "node1"}
+    def ha_state(self) -> HaReport:
+        return HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node1")
 
 
 def codes(serving: routes_ha.Serving) -> dict[str, int]:

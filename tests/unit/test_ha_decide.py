@@ -1,4 +1,5 @@
-"""decide(): every branch of the failover decision, table-driven."""
+"""decide(): every branch of the failover decision, table-driven; and the rules around
+it: the fence and the lease after acting, when a cycle asks its peers and its leader."""
 
 from __future__ import annotations
 
@@ -6,19 +7,27 @@ from dataclasses import replace
 
 import pytest
 
+from pgherd.model.fencing import after_acting
 from pgherd.model.ha import (
+    Action,
     Do,
     Local,
-    Mode,
     Peer,
-    Settings,
     World,
     candidate_verdict,
     decide,
     failsafe_holds,
     sync_standby_names,
 )
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
+from pgherd.model.observing import (
+    DIVERGENCE_AFTER,
+    DivergenceCheck,
+    DivergenceWatch,
+    needs_fresh_peers,
+    watch_divergence,
+)
 from pgherd.model.status import PgState, Role
 
 S = Settings()
@@ -473,3 +482,224 @@ class TestSynchronousSets:
         world = World(True, None, (peer("node3", 1),), sync_set=("node2",), sync_quorum=0)
         verdict = candidate_verdict(self.sync, STANDBY, world)
         assert verdict is not None and "2 are needed" in verdict
+
+
+# ---- the fence and the lease after acting (model/fencing.py) ----------------------------
+
+FAILSAFE = replace(S, failsafe=True)
+STANDBYS_ANSWER = (peer("node2", 1), peer("node3", 1))
+STOPPED = Local("node1", PgState.STOPPED, Role.PRIMARY, 1)
+CRASHED = Local("node1", PgState.CRASHED, Role.STANDBY, 1, crashed_for=1.0)
+
+
+@pytest.mark.parametrize(
+    ("case", "settings", "me", "world", "decided", "expected"),
+    [
+        (
+            "leader renews: nothing to change",
+            S,
+            PRIMARY,
+            World(True, "node1"),
+            [Do.RENEW_LEASE],
+            [],
+        ),
+        (
+            "store down, failsafe, every member answers: one more ttl",
+            FAILSAFE,
+            PRIMARY,
+            World(False, None, STANDBYS_ANSWER, observed_at=100.0),
+            [Do.WAIT],
+            [Do.EXTEND_FENCE],
+        ),
+        (
+            "store down, failsafe, a member silent: no extension",
+            FAILSAFE,
+            PRIMARY,
+            World(False, None, (peer("node2", 1), peer("node3", 1, reachable=False))),
+            [Do.DEMOTE],
+            [],
+        ),
+        (
+            "store down, no failsafe: no extension",
+            S,
+            PRIMARY,
+            World(False, None, STANDBYS_ANSWER),
+            [Do.DEMOTE],
+            [],
+        ),
+        (
+            "store up, failsafe: the lease is what counts",
+            FAILSAFE,
+            PRIMARY,
+            World(True, "node1", STANDBYS_ANSWER),
+            [Do.RENEW_LEASE],
+            [],
+        ),
+        (
+            "store gives the lease to another: forget ours",
+            S,
+            PRIMARY,
+            World(True, "node2"),
+            [Do.DEMOTE],
+            [Do.FORGET_LEASE],
+        ),
+        (
+            "store says nobody holds it: forget ours",
+            S,
+            PRIMARY,
+            World(True, None),
+            [Do.WAIT],
+            [Do.FORGET_LEASE],
+        ),
+        (
+            "lease just taken this cycle: keep it",
+            S,
+            PRIMARY,
+            World(True, None),
+            [Do.ACQUIRE_LEASE, Do.WAIT],
+            [],
+        ),
+        (
+            "store down: a lease is not forgotten on no news",
+            S,
+            PRIMARY,
+            World(False, None),
+            [Do.WAIT],
+            [],
+        ),
+        (
+            "streaming standby: forget, disarm",
+            S,
+            STANDBY,
+            World(True, "node1"),
+            [Do.WAIT],
+            [Do.FORGET_LEASE, Do.DISARM_FENCE],
+        ),
+        (
+            "standby about to be promoted: the fence stays",
+            S,
+            STANDBY,
+            World(True, None),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            [],
+        ),
+        (
+            "standby holding the lease, promoting: the fence stays",
+            S,
+            replace(STANDBY, name="node1"),
+            World(True, "node1"),
+            [Do.RENEW_LEASE, Do.PROMOTE],
+            [],
+        ),
+        (
+            "stopped primary releasing its lease: disarm",
+            S,
+            STOPPED,
+            World(True, "node1"),
+            [Do.RELEASE_LEASE],
+            [Do.DISARM_FENCE],
+        ),
+        (
+            "crashed primary restarting in place: the fence stays",
+            S,
+            replace(STOPPED, pg=PgState.CRASHED, crashed_for=1.0),
+            World(True, "node1"),
+            [Do.RENEW_LEASE, Do.START],
+            [],
+        ),
+        (
+            "crashed standby restarting: the fence stays until it runs",
+            S,
+            CRASHED,
+            World(True, "node2"),
+            [Do.START],
+            [Do.FORGET_LEASE],
+        ),
+        (
+            "a primary on its way up: may take writes soon, the fence stays",
+            S,
+            replace(PRIMARY, pg=PgState.STARTING),
+            World(True, "node1"),
+            [Do.RENEW_LEASE],
+            [],
+        ),
+        (
+            "store down, running standby: disarm only",
+            S,
+            STANDBY,
+            World(False, None),
+            [Do.WAIT],
+            [Do.DISARM_FENCE],
+        ),
+    ],
+)
+def test_after_acting(
+    case: str,
+    settings: Settings,
+    me: Local,
+    world: World,
+    decided: list[Do],
+    expected: list[Do],
+) -> None:
+    actions = tuple(Action(do, "decided") for do in decided)
+    orders = after_acting(settings, me, world, actions)
+    assert dos(orders) == expected, case
+    assert all(o.reason for o in orders)
+
+
+def test_failsafe_extends_the_fence_a_ttl_past_the_peers_answers() -> None:
+    world = World(False, None, STANDBYS_ANSWER, observed_at=100.0)
+    (order,) = after_acting(FAILSAFE, PRIMARY, world, (Action(Do.WAIT, "x"),))
+    assert order.until == 100.0 + FAILSAFE.ttl
+    assert "failsafe" in order.reason
+
+
+# ---- what a cycle looks at (model/observing.py) -----------------------------------------
+
+
+def test_the_peers_are_asked_only_when_the_primary_role_may_move() -> None:
+    assert not needs_fresh_peers(True, "node1", PgState.RUNNING)  # steady: check-ins
+    assert needs_fresh_peers(True, None, PgState.RUNNING)  # the lease is free
+    assert needs_fresh_peers(False, None, PgState.RUNNING)  # the store is down
+    assert needs_fresh_peers(True, "node1", PgState.CRASHED)  # this server is down
+
+
+def _watch(
+    watch: DivergenceWatch, now: float, streaming: bool = False, upstream: str = "node1"
+) -> DivergenceCheck:
+    return watch_divergence(
+        watch, "node2", PgState.RUNNING, Role.STANDBY, streaming, upstream, "node1", now
+    )
+
+
+def test_a_standby_that_stopped_streaming_compares_after_a_while_then_not_too_often() -> None:
+    first = _watch(DivergenceWatch(), 10.0)
+    assert not first.compare_now and first.watch.not_streaming_since == 10.0
+    early = _watch(first.watch, 10.0 + DIVERGENCE_AFTER - 0.1)
+    assert not early.compare_now
+    due = _watch(early.watch, 10.0 + DIVERGENCE_AFTER)
+    assert due.compare_now and due.watch.last_compared == 10.0 + DIVERGENCE_AFTER
+    again = _watch(due.watch, 10.0 + DIVERGENCE_AFTER + 1.0)
+    assert not again.compare_now  # compared a second ago
+    later = _watch(again.watch, 10.0 + 2 * DIVERGENCE_AFTER)
+    assert later.compare_now
+
+
+@pytest.mark.parametrize(
+    ("case", "pg", "role", "streaming", "upstream", "leader"),
+    [
+        ("streaming", PgState.RUNNING, Role.STANDBY, True, "node1", "node1"),
+        ("not running", PgState.STOPPED, Role.STANDBY, False, "node1", "node1"),
+        ("a primary", PgState.RUNNING, Role.PRIMARY, False, None, "node1"),
+        ("no leader", PgState.RUNNING, Role.STANDBY, False, "node1", None),
+        ("I lead", PgState.RUNNING, Role.STANDBY, False, "node1", "node2"),
+        ("cascading from another", PgState.RUNNING, Role.STANDBY, False, "node3", "node1"),
+    ],
+)
+def test_only_a_silent_standby_of_the_leader_is_watched(
+    case: str, pg: PgState, role: Role, streaming: bool, upstream: str | None, leader: str | None
+) -> None:
+    watch = DivergenceWatch(not_streaming_since=0.0, last_compared=0.0)
+    check = watch_divergence(watch, "node2", pg, role, streaming, upstream, leader, 100.0)
+    assert not check.compare_now, case
+    assert check.watch.not_streaming_since is None  # the clock starts again next time

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
-from pgherd.model.mesh import Chunk, MeshSpec, MeshWorkerRow, NodeFacts
+from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, MeshWorkerRow, NodeFacts
 
 SPEC = MeshSpec(name="shop", nodes=("a", "b"), tables=("public.t",))
 
@@ -46,8 +46,8 @@ class FakeMesh:
             raise Refused(f"a is not a member of a mesh named {name}", "see mesh status")
         return ["slot pgherd_shop_b"]
 
-    def status(self, name: str) -> dict[str, Any]:
-        return {"spec": SPEC.model_dump(mode="json"), "workers": [], "slots": []}
+    def status(self, name: str) -> MeshNodeReport:
+        return MeshNodeReport(spec=SPEC, workers=(), slots=())
 
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return (MeshWorkerRow(mesh="shop", source="b", target="a", state="running"),)

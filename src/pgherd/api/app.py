@@ -14,11 +14,15 @@ from typing import Literal, Protocol
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
 from pgherd.api.auth import authorized
+from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
+from pgherd.api.routes_ops import OperationsPort
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
+from pgherd.pg.local_node import LocalNode
 
 
 class AgentPort(Protocol):
@@ -35,6 +39,10 @@ class AgentPort(Protocol):
     def stop_postgres(self, mode: str) -> None: ...
 
     def restart_postgres(self) -> None: ...
+
+
+class WholeAgentPort(AgentPort, routes_ha.HaPort, Protocol):
+    """An agent that also answers the load-balancer checks (ha/agent.py's Agent)."""
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -91,4 +99,25 @@ def create_app(
         agent.restart_postgres()
         return agent.status()
 
+    return app
+
+
+def agent_app(
+    agent: WholeAgentPort,
+    lifespan: Lifespan | None,
+    mesh: MeshPort | None,
+    local: LocalNode,
+    operations: OperationsPort,
+    history: HistoryPort,
+    history_interval: float,
+) -> FastAPI:
+    """Every route an agent serves, each area's router over its port. The one place
+    that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
+    checks the clients against it."""
+    app = create_app(agent, lifespan, mesh=mesh)
+    app.include_router(routes_logical.router(local, agent.token))
+    app.include_router(routes_ops.ops_router(operations, agent.token))
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
+    app.include_router(routes_history.router(history, history_interval, agent.token))
+    app.include_router(routes_ha.router(agent))
     return app

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from pgherd.model.ha_report import HaReport
 from pgherd.model.status import PgState, Role
 
 
@@ -35,7 +36,7 @@ class Serving:
 class HaPort(Protocol):
     def serving(self) -> Serving: ...
 
-    def ha_state(self) -> dict[str, Any]: ...
+    def ha_state(self) -> HaReport: ...
 
 
 def _answer(ok: bool, serving: Serving, why: str) -> JSONResponse:
@@ -95,7 +96,7 @@ def router(ha: HaPort) -> APIRouter:
         return _answer(ok, serving, why)
 
     @api.get("/ha")
-    def state() -> dict[str, Any]:
+    def state() -> HaReport:
         return ha.ha_state()
 
     return api

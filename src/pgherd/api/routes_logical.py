@@ -19,7 +19,7 @@ from pgherd.model.publication import (
     PublicationSpec,
     TableFacts,
 )
-from pgherd.model.status import Frozen
+from pgherd.model.status import Frozen, Message
 from pgherd.model.subscription import (
     SequenceSync,
     SubscriptionInfo,
@@ -46,10 +46,6 @@ class DdlRequest(Frozen):
     statement: str
     dbname: str = "postgres"
     regrant: bool = False
-
-
-class Message(Frozen):
-    message: str
 
 
 class StopWrites(Frozen):

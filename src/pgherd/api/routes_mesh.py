@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pgherd.api.auth import authorized
 from pgherd.errors import Refused
-from pgherd.model.mesh import Chunk, MeshSpec, MeshWorkerRow, NodeFacts
+from pgherd.model.mesh import (
+    Chunk,
+    MeshDropped,
+    MeshNodeReport,
+    MeshPrepared,
+    MeshSpec,
+    MeshStarted,
+    MeshWorkerRow,
+    NodeFacts,
+    RangeChecksums,
+)
 
 
 class MeshPort(Protocol):
@@ -28,7 +38,7 @@ class MeshPort(Protocol):
 
     def drop(self, name: str) -> list[str]: ...
 
-    def status(self, name: str) -> dict[str, Any]: ...
+    def status(self, name: str) -> MeshNodeReport: ...
 
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]: ...
 
@@ -83,24 +93,24 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         return mesh.table_checksum(body.dbname, body.table)
 
     @router.post("/{name}/prepare")
-    def prepare(name: str, spec: MeshSpec) -> dict[str, list[str]]:
+    def prepare(name: str, spec: MeshSpec) -> MeshPrepared:
         """The publication, the slots for the other members and their origins."""
         _same(name, spec)
-        return {"created": mesh.prepare(spec)}
+        return MeshPrepared(created=tuple(mesh.prepare(spec)))
 
     @router.put("/{name}")
-    def start(name: str, spec: MeshSpec) -> dict[str, str]:
+    def start(name: str, spec: MeshSpec) -> MeshStarted:
         """Keep the spec and run the workers that apply into this node."""
         _same(name, spec)
         mesh.start(spec)
-        return {"mesh": name}
+        return MeshStarted(mesh=name)
 
     @router.delete("/{name}")
-    def drop(name: str) -> dict[str, list[str]]:
-        return {"dropped": mesh.drop(name)}
+    def drop(name: str) -> MeshDropped:
+        return MeshDropped(dropped=tuple(mesh.drop(name)))
 
     @router.get("/{name}")
-    def status(name: str) -> dict[str, Any]:
+    def status(name: str) -> MeshNodeReport:
         return mesh.status(name)
 
     @router.get("/{name}/conflicts")
@@ -108,12 +118,12 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         return mesh.conflicts(name, limit)
 
     @router.post("/{name}/checksums")
-    def checksums(name: str, body: ChecksumRequest) -> dict[str, Any]:
+    def checksums(name: str, body: ChecksumRequest) -> RangeChecksums:
         bounds = body.boundaries
         if bounds is None:
             bounds = mesh.boundaries(name, body.table, body.chunk_rows)
         chunks = mesh.checksums(name, body.table, bounds)
-        return {"boundaries": bounds, "chunks": [c.model_dump() for c in chunks]}
+        return RangeChecksums(boundaries=tuple(bounds), chunks=tuple(chunks))
 
     return router
 

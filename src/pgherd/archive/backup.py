@@ -137,10 +137,7 @@ def _describe(
     manifest = json.loads((data / "backup_manifest").read_text())
     ranges = manifest.get("WAL-Ranges") or []
     stop = ranges[-1] if ranges else {"End-LSN": start.group(1), "Timeline": tli.group(1)}
-    control = controldata.parse_fields(
-        run([pgbin["pg_controldata"], "-D", data], user, timeout=30).stdout
-    )
-    next_xid = int(control.get("Latest checkpoint's NextXID", "0:0").split(":")[-1])
+    next_xid = controldata.read(pgbin, data, user).next_xid
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     return Backup(
         label=label,

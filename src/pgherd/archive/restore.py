@@ -40,21 +40,23 @@ from pgherd.errors import (
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
     ArchiveView,
+    Reached,
     RestorePlan,
     Target,
+    TargetAction,
     TargetKind,
     choose,
 )
+from pgherd.model.sockets import socket_dir_fits
 from pgherd.model.wal import WalKind, parse_history
-from pgherd.pg import archive_sql, binaries, conf, controldata, osuser, ports, process
+from pgherd.pg import archive_sql, binaries, conf, osuser, ports, process
 from pgherd.pg.archive_commands import fetch_command
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
-from pgherd.pg.run import popen_kwargs, program_env, run
+from pgherd.pg.run import run
 
 SPOOL = "pgherd_prefetch"
 LOG_NAME = "pgherd-restore.log"
-ACTIONS = ("pause", "promote", "shutdown")
 PREFETCH_AHEAD = 8  # segments decompressed ahead of replay (128 MB of disk at most)
 
 
@@ -63,7 +65,7 @@ class RestoreRequest:
     into: Path
     port: int
     target: Target
-    action: str
+    action: TargetAction
     timeline: int | None = None
     timeout: float = 1800
 
@@ -74,7 +76,7 @@ class RestoreResult:
     port: int
     backup: str
     target: str
-    state: str  # paused, promoted, shut down
+    state: Reached
     lsn: str | None
     time: datetime | None
     timeline: int | None
@@ -112,12 +114,7 @@ def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
 
 
 def check_request(request: RestoreRequest, user: OsUser) -> None:
-    if request.action not in ACTIONS:
-        raise InvalidInput(
-            f"--target-action {request.action!r} is not one of {', '.join(ACTIONS)}",
-            "use pause, promote or shutdown",
-        )
-    if request.target.kind is TargetKind.LATEST and request.action != "promote":
+    if request.target.kind is TargetKind.LATEST and request.action is not TargetAction.PROMOTE:
         raise InvalidInput(
             f"--latest with --target-action {request.action}: without a target, recovery "
             "replays to the end of the archive and always ends (promotes)",
@@ -127,7 +124,7 @@ def check_request(request: RestoreRequest, user: OsUser) -> None:
     if into.exists() and any(into.iterdir()):
         raise DataDirNotEmpty(f"{into} is not empty", "restore into a new or empty directory")
     osuser.require_reachable(into.parent if not into.exists() else into, user)
-    if len(str(into).encode()) + len("/.s.PGSQL.65535") > 107:
+    if not socket_dir_fits(str(into)):
         raise InvalidInput(f"the path {into} is too long for a Unix socket", "use a shorter one")
     if not ports.is_free("127.0.0.1", request.port):
         raise InvalidInput(
@@ -177,16 +174,16 @@ def restore(
             f"into {into}"
         )
         _write_recovery_settings(into, request, archive, spool, user)
-        child = _spawn(instance)
+        child = instance.spawn_postmaster()
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
             f"{request.target.describe()}"
         )
-        state = _wait(instance, child, request, started)
+        arrival = _wait(instance, child, request, started)
     finally:
         prefetcher.stop()
         shutil.rmtree(spool, ignore_errors=True)
-    lsn, at, timeline = state[1:]
+    lsn, timeline = arrival.lsn, arrival.timeline
     if timeline is None and lsn is not None:
         timeline = chosen.path.timeline_at(Lsn.parse(lsn))
     return RestoreResult(
@@ -194,9 +191,9 @@ def restore(
         port=request.port,
         backup=chosen.backup.label,
         target=request.target.describe(),
-        state=state[0],
+        state=arrival.reached,
         lsn=lsn,
-        time=at,
+        time=arrival.time,
         timeline=timeline,
         seconds=time.monotonic() - started,
         log=str(instance.log_file),
@@ -244,30 +241,19 @@ def _write_recovery_settings(
     user.write_file(into / RECOVERY_SIGNAL, "")
 
 
-def _spawn(instance: Instance) -> subprocess.Popen[bytes]:
-    fd = os.open(instance.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        instance.user.chown(instance.log_file)
-        return subprocess.Popen(
-            instance.postgres_argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            env=program_env(instance.user),
-            cwd=instance.data_dir,
-            start_new_session=True,
-            **popen_kwargs(instance.user),
-        )
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class Arrival:
+    """Where replay stopped and what the server did there."""
 
-
-Reached = tuple[str, str | None, datetime | None, int | None]
+    reached: Reached
+    lsn: str | None
+    time: datetime | None
+    timeline: int | None  # None: not said (the backup's timeline path tells)
 
 
 def _wait(
     instance: Instance, child: subprocess.Popen[bytes], request: RestoreRequest, started: float
-) -> Reached:
+) -> Arrival:
     """Until the server paused, promoted or stopped at the target.
 
     Watched from postmaster.pid and the server log, without connecting: a connection
@@ -320,13 +306,13 @@ def _looks_reached(instance: Instance, request: RestoreRequest, log: LogWatch) -
     pm = process.read_postmaster_pid(instance.data_dir)
     if pm is None or pm.status not in ("ready", "standby"):
         return False
-    if request.action == "promote" or request.target.kind is TargetKind.LATEST:
+    if request.action is TargetAction.PROMOTE or request.target.kind is TargetKind.LATEST:
         # not "… accept read-only connections", which hot standby logs
         return log.grew("database system is ready to accept connections")
     return log.grew("pausing at the end of recovery")
 
 
-def _confirm(instance: Instance) -> Reached | None:
+def _confirm(instance: Instance) -> Arrival | None:
     try:
         with instance.connect() as conn:
             state = archive_sql.replay_state(conn)
@@ -334,20 +320,20 @@ def _confirm(instance: Instance) -> Reached | None:
         return None
     replayed = str(state.replay_lsn) if state.replay_lsn else None
     if state.in_recovery and state.pause_state == "paused":
-        return ("paused", replayed, state.replay_time, None)
+        return Arrival(Reached.PAUSED, replayed, state.replay_time, None)
     if not state.in_recovery:
-        return ("promoted", replayed, state.replay_time, state.timeline)
+        return Arrival(Reached.PROMOTED, replayed, state.replay_time, state.timeline)
     return None
 
 
-def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Reached:
+def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Arrival:
     log = _read(instance.log_file)
-    if request.action == "shutdown" and code == 0:
-        out = run([instance.pgbin["pg_controldata"], "-D", instance.data_dir], instance.user)
-        control = controldata.parse(out.stdout)
+    if request.action is TargetAction.SHUTDOWN and code == 0:
+        control = instance.controldata()
         if control.cluster_state == "shut down in recovery":
             lsn = max(control.min_recovery_end_lsn, control.checkpoint_lsn)
-            return ("shut down", str(lsn), None, control.min_recovery_end_timeline or None)
+            timeline = control.min_recovery_end_timeline or None
+            return Arrival(Reached.SHUT_DOWN, str(lsn), None, timeline)
     raise _failure(log, request)
 
 

@@ -107,7 +107,7 @@ def cleanup(
     config = load_config(config_file)
     result = cleanup_mod.cleanup(config, keep, dry_run)
     if as_json:
-        print_json(asdict(result))
+        print_json(result)
         return
     verb = "would remove" if dry_run else "removed"
     for reason in result.reasons:

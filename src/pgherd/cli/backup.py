@@ -9,6 +9,7 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
+from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -78,13 +79,12 @@ def verify(
 ) -> None:
     """pg_verifybackup, then the WAL from the backup to the archive's end: no gap, every
     segment matching its checksum. Exits 3 when a problem is found."""
-    from dataclasses import asdict
 
     from pgherd.archive import backup as backup_mod
 
     report = backup_mod.verify(load_config(config_file), label, checksums=not no_checksums)
     if as_json:
-        print_json(asdict(report) | {"ok": report.ok})
+        print_json(jsonable(report) | {"ok": report.ok})
     else:
         mark = "[green]✓[/]" if report.manifest_ok else "[red]✗[/]"
         console.print(f"{mark} pg_verifybackup: {report.manifest_detail}", soft_wrap=True)

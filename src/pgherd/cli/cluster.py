@@ -71,7 +71,7 @@ def cleanup(
 
     results = fan_out(config.nodes, trim)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in results])
+        print_json(results)
     else:
         for r in results:
             if r.error:

@@ -35,7 +35,7 @@ def ddl(
         if as_json:
             print_json(
                 {
-                    "effect": effect.model_dump(mode="json"),
+                    "effect": effect,
                     "order": str(how),
                     "reason": reason,
                     "subscribers": [t.model_dump(mode="json") for t in targets],
@@ -55,7 +55,7 @@ def ddl(
 
     report = rollout.run(config, node, statement, dbname, token, show)
     if as_json:
-        print_json(report.model_dump(mode="json"))
+        print_json(report)
     elif report.ok:
         console.print(f"done in this order: {report.order} ({report.reason})", soft_wrap=True)
     if not report.ok:

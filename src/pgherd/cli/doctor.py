@@ -26,7 +26,7 @@ def doctor(
     nodes = [config.node(node)] if node else list(config.nodes)
     findings = run_checks(config, node)
     if as_json:
-        print_json([f.__dict__ for f in findings])
+        print_json(findings)
     elif not findings:
         console.print(f"[green]✓[/] no problems found on {', '.join(n.name for n in nodes)}")
     else:

@@ -24,7 +24,7 @@ def _client(config_file: ConfigOpt, node: str) -> AgentClient:
 
 def _report(status: NodeStatus, as_json: bool) -> None:
     if as_json:
-        print_json(status.model_dump(mode="json"))
+        print_json(status)
     else:
         console.print(f"{status.name}: PostgreSQL {status.state} ({status.role})")
 

@@ -109,10 +109,10 @@ def switchover(
         )
     except (ops.SwitchoverAborted, ops.SwitchoverFailed) as exc:
         if as_json:
-            print_json(exc.result.as_json())
+            print_json(exc.result)
         raise
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif dry_run:
         _print_dry_run(result)
     else:
@@ -158,7 +158,7 @@ def promote(
     op.config.node(node)
     outcome = ops.promote(op, node, force=force)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     console.print(
         f"{node} is the primary now, on timeline {outcome.timeline_after} "
@@ -186,7 +186,7 @@ def follow(
         op.config.node(upstream)
     outcome = ops.follow(op, node, upstream)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
     else:
         console.print(outcome.reason, soft_wrap=True)
 
@@ -208,7 +208,7 @@ def rejoin(
     op.config.node(node)
     outcome = ops.rejoin(op, node, force_clone=force_clone)
     if as_json:
-        print_json(outcome.as_json())
+        print_json(outcome)
         return
     if outcome.fallback:
         console.print(f"[yellow]![/] {outcome.fallback}", soft_wrap=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pgherd.cli.text import is_terminal
+from pgherd.model.jsonable import jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,7 +59,9 @@ EXIT_DEGRADED = 3
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """What every ``--json`` prints: ``data`` (models, dataclasses, results) in the one
+    JSON form of :func:`pgherd.model.jsonable.jsonable`."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2) + "\n")
 
 
 def error(text: str) -> None:

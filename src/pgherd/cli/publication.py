@@ -60,7 +60,7 @@ def publication_json(info: PublicationInfo) -> dict[str, Any]:
 
 def show_result(result: PublicationResult, verb: str, as_json: bool) -> None:
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        print_json(result)
         return
     info = result.publication
     console.print(

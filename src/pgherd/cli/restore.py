@@ -50,23 +50,24 @@ def restore(
     """Point-in-time recovery: the newest backup before the target, its WAL from the
     archive, a server started as the OS user; reports the point reached."""
     from pgherd.archive import restore as restore_mod
+    from pgherd.model.recovery_target import Reached, TargetAction
 
     target = parse_target(target_time, target_name, target_lsn, target_xid, latest)
-    action = target_action or ("promote" if latest else "pause")
+    action = TargetAction.parse(target_action or ("promote" if latest else "pause"))
     request = restore_mod.RestoreRequest(into, port, target, action, timeline, timeout)
     reporter = RichReporter()
     result = restore_mod.restore(
         load_config(config_file), request, (lambda _t: None) if as_json else reporter.step
     )
     if as_json:
-        print_json(result.__dict__)
+        print_json(result)
         return
     at = result.time.isoformat(sep=" ", timespec="seconds") if result.time else "-"
     console.print(
         f"restored {result.into} from backup {result.backup}: {result.state} at LSN "
         f"{result.lsn}, last commit {at}, timeline {result.timeline} "
         f"({result.seconds:.1f} s); PostgreSQL runs on port {result.port}"
-        if result.state != "shut down"
+        if result.state is not Reached.SHUT_DOWN
         else f"restored {result.into} from backup {result.backup}: shut down at LSN "
         f"{result.lsn} ({result.seconds:.1f} s)",
         soft_wrap=True,
@@ -141,7 +142,7 @@ def restore_point_create(
     config = load_config(config_file)
     where, made = restore_points.create(config, name, config_mod.read_token(config), node)
     if as_json:
-        print_json(made.model_dump(mode="json"))
+        print_json(made)
     else:
         console.print(f"restore point {name!r} at {made.lsn} on timeline {made.timeline} ({where})")
 
@@ -172,7 +173,7 @@ def _replay(where: str, config_file: Path | None, verb: str) -> ReplayState:
 
 def _show(where: str, state: ReplayState, as_json: bool) -> None:
     if as_json:
-        print_json(state.model_dump(mode="json"))
+        print_json(state)
         return
     if not state.in_recovery:
         console.print(f"{where}: not in recovery (timeline {state.timeline})")

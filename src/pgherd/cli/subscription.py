@@ -93,7 +93,7 @@ def create(
     )
     info = client(config_file, node).create_subscription(spec)
     if as_json:
-        print_json(info.model_dump(mode="json"))
+        print_json(info)
     else:
         console.print(f"[green]✓[/] created {info_line(info)}", soft_wrap=True)
 
@@ -111,7 +111,7 @@ def list_(
     nodes = [config.node(node)] if node else list(config.nodes)
     found = {n.name: LogicalClient(n).subscriptions() for n in nodes}
     if as_json:
-        print_json({k: [i.model_dump(mode="json") for i in v] for k, v in found.items()})
+        print_json(found)
         return
     table = Table("Node", "Subscription", "Database", "State", "Publications", "Source", "Worker")
     for name, infos in found.items():
@@ -142,7 +142,7 @@ def status(
 
     result = client(config_file, node, acting=False).subscription_status(name, dbname)
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        print_json(result)
     else:
         print_status(result)
     if result.health is Health.ERROR:
@@ -238,7 +238,7 @@ def sync_sequences(
     """Move the subscriber's sequences past the publisher's (part of any cut-over)."""
     result = client(config_file, node).sync_sequences(name, dbname, margin)
     if as_json:
-        print_json([s.model_dump(mode="json") for s in result])
+        print_json(result)
         return
     table = Table("Sequence", "Publisher", "Subscriber", "Set to", "Note")
     for s in result:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
+from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_seconds
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -37,7 +38,7 @@ def plan(
     config = load_config(config_file)
     result = upgrade.plan(config, source, target, dbname, config_mod.read_token(config))
     if as_json:
-        print_json(result.model_dump(mode="json") | {"ok": result.ok})
+        print_json(jsonable(result) | {"ok": result.ok})
     else:
         table = Table("Check", "Finding", "Fix")
         colours = {"ok": "green", "warning": "yellow", "error": "red"}

@@ -73,6 +73,6 @@ def switch(
     target = config.node(source_status(config, node).name)
     result = ArchiveAgentClient(target, config_mod.read_token(config)).switch_wal()
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        print_json(result)
     else:
         console.print(f"{target.name}: switched WAL at {result.lsn}; {result.segment} is due")

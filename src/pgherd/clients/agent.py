@@ -13,41 +13,26 @@ import http.client
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
+from pgherd.config_lite import AgentMember
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.status_lite import LiteStatus, lite_unreachable, read_status
 
 if TYPE_CHECKING:
     from pgherd.model.doctor import NodeFacts
+    from pgherd.model.ha_report import HaReport
     from pgherd.model.status import NodeStatus
 
 T = TypeVar("T")
-
-
-class AgentAddress(Protocol):
-    """Where a member's agent listens: a node or a witness of either form of the config
-    (pgherd.config or pgherd.config_lite)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def api_host(self) -> str: ...
-
-    @property
-    def api_port(self) -> int: ...
-
-    @property
-    def api_url(self) -> str: ...
 
 
 ItemT = TypeVar("ItemT")
 
 
 class AgentClient:
-    def __init__(self, node: AgentAddress, token: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, node: AgentMember, token: str | None = None, timeout: float = 5.0) -> None:
         self.node = node
         self.token = token
         self.timeout = timeout
@@ -122,6 +107,12 @@ class AgentClient:
                 "is the agent a different pgherd version? upgrade both to the same one",
             ) from None
 
+    def ha(self, timeout: float | None = None) -> HaReport:
+        """The agent's HA loop (under manual failover: only the mode and the state)."""
+        from pgherd.model.ha_report import HaReport  # pydantic: not on the quick path
+
+        return HaReport.model_validate(self._request("GET", "/ha", timeout))
+
     def facts(self) -> NodeFacts:
         from pgherd.model.doctor import NodeFacts  # pydantic: not on the quick commands' path
 
@@ -184,11 +175,11 @@ def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
     return [results[i] for i in range(len(nodes))]
 
 
-def statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[NodeStatus]:
+def statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[NodeStatus]:
     """Every node's status; a node whose agent does not answer is marked unreachable."""
     from pgherd.model.status import unreachable
 
-    def one(node: AgentAddress) -> NodeStatus:
+    def one(node: AgentMember) -> NodeStatus:
         try:
             return AgentClient(node, timeout=timeout).status()
         except (AgentUnreachable, AgentError) as exc:
@@ -197,10 +188,10 @@ def statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[NodeSt
     return fan_out(nodes, one)
 
 
-def lite_statuses(nodes: Sequence[AgentAddress], timeout: float = 3.0) -> list[LiteStatus]:
+def lite_statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[LiteStatus]:
     """:func:`statuses` for the quick commands: the same, read without pydantic."""
 
-    def one(node: AgentAddress) -> LiteStatus:
+    def one(node: AgentMember) -> LiteStatus:
         try:
             return AgentClient(node, timeout=timeout).lite_status()
         except (AgentUnreachable, AgentError) as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig
 from pgherd.model.ddl import DdlEffect
@@ -15,6 +13,7 @@ from pgherd.model.publication import (
     PublicationSpec,
     TableFacts,
 )
+from pgherd.model.status import Message
 from pgherd.model.subscription import (
     SequenceSync,
     SubscriptionInfo,
@@ -29,9 +28,6 @@ class LogicalClient:
     def __init__(self, node: NodeConfig, token: str | None = None) -> None:
         self.node = node
         self.agent = AgentClient(node, token, timeout=30)
-
-    def _ref(self, name: str, dbname: str | None, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "dbname": dbname, **extra}
 
     # ---- publications ------------------------------------------------------------------
 
@@ -53,7 +49,7 @@ class LogicalClient:
         data = self.agent.call(
             "DELETE", "/logical/publications", params={"name": name, "dbname": dbname}
         )
-        return str(data["message"])
+        return Message.model_validate(data).message
 
     # ---- subscriptions -----------------------------------------------------------------
 
@@ -76,18 +72,35 @@ class LogicalClient:
         self, action: str, name: str, dbname: str | None = None
     ) -> SubscriptionInfo:
         """``action``: enable, disable or refresh."""
-        data = self.agent.call(
-            "POST", f"/logical/subscriptions/{action}", SLOW, body=self._ref(name, dbname)
-        )
+        actions = {
+            "enable": self.enable_subscription,
+            "disable": self.disable_subscription,
+            "refresh": self.refresh_subscription,
+        }
+        return actions[action](name, dbname)
+
+    def enable_subscription(self, name: str, dbname: str | None = None) -> SubscriptionInfo:
+        body = {"name": name, "dbname": dbname}
+        data = self.agent.call("POST", "/logical/subscriptions/enable", SLOW, body=body)
+        return SubscriptionInfo.model_validate(data)
+
+    def disable_subscription(self, name: str, dbname: str | None = None) -> SubscriptionInfo:
+        body = {"name": name, "dbname": dbname}
+        data = self.agent.call("POST", "/logical/subscriptions/disable", SLOW, body=body)
+        return SubscriptionInfo.model_validate(data)
+
+    def refresh_subscription(self, name: str, dbname: str | None = None) -> SubscriptionInfo:
+        body = {"name": name, "dbname": dbname}
+        data = self.agent.call("POST", "/logical/subscriptions/refresh", SLOW, body=body)
         return SubscriptionInfo.model_validate(data)
 
     def drop_subscription(self, name: str, dbname: str | None, local_only: bool) -> str:
-        body = self._ref(name, dbname, local_only=local_only)
+        body = {"name": name, "dbname": dbname, "local_only": local_only}
         data = self.agent.call("POST", "/logical/subscriptions/drop", SLOW, body=body)
-        return str(data["message"])
+        return Message.model_validate(data).message
 
     def sync_sequences(self, name: str, dbname: str | None, margin: int) -> list[SequenceSync]:
-        body = self._ref(name, dbname, margin=margin)
+        body = {"name": name, "dbname": dbname, "margin": margin}
         data = self.agent.call("POST", "/logical/subscriptions/sync-sequences", SLOW, body=body)
         return [SequenceSync.model_validate(d) for d in data]
 
@@ -101,7 +114,8 @@ class LogicalClient:
 
     def ddl_apply(self, statement: str, dbname: str, regrant: bool) -> str:
         body = {"statement": statement, "dbname": dbname, "regrant": regrant}
-        return str(self.agent.call("POST", "/logical/ddl", SLOW, body=body)["message"])
+        data = self.agent.call("POST", "/logical/ddl", SLOW, body=body)
+        return Message.model_validate(data).message
 
     # ---- tables and writes (upgrade) ---------------------------------------------------
 
@@ -113,7 +127,8 @@ class LogicalClient:
         data = self.agent.call(
             "POST", "/logical/writes/stop", timeout + 30, body={"timeout": timeout}
         )
-        return Lsn.parse(str(data["message"]))
+        return Lsn.parse(Message.model_validate(data).message)
 
     def resume_writes(self) -> str:
-        return str(self.agent.call("POST", "/logical/writes/resume", body={})["message"])
+        data = self.agent.call("POST", "/logical/writes/resume")
+        return Message.model_validate(data).message

@@ -6,7 +6,17 @@ from typing import Any
 
 from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig
-from pgherd.model.mesh import Chunk, MeshSpec, NodeFacts
+from pgherd.model.mesh import (
+    Chunk,
+    MeshDropped,
+    MeshNodeReport,
+    MeshPrepared,
+    MeshSpec,
+    MeshStarted,
+    MeshWorkerRow,
+    NodeFacts,
+    RangeChecksums,
+)
 
 
 class MeshClient(AgentClient):
@@ -16,6 +26,10 @@ class MeshClient(AgentClient):
     def specs(self) -> list[MeshSpec]:
         return [MeshSpec.model_validate(s) for s in self._request("GET", "/mesh")]
 
+    def workers(self) -> list[MeshWorkerRow]:
+        """The apply workers this node's agent runs (every mesh)."""
+        return [MeshWorkerRow.model_validate(r) for r in self._request("GET", "/mesh/workers")]
+
     def inspect(self, dbname: str, tables: list[str]) -> NodeFacts:
         body = {"dbname": dbname, "tables": tables}
         return NodeFacts.model_validate(self._request("POST", "/mesh/inspect", body=body))
@@ -24,18 +38,18 @@ class MeshClient(AgentClient):
         data = self._request(
             "POST", f"/mesh/{spec.name}/prepare", 120, body=spec.model_dump(mode="json")
         )
-        return list(data["created"])
+        return list(MeshPrepared.model_validate(data).created)
 
     def start(self, spec: MeshSpec) -> None:
-        self._request("PUT", f"/mesh/{spec.name}", body=spec.model_dump(mode="json"))
+        data = self._request("PUT", f"/mesh/{spec.name}", body=spec.model_dump(mode="json"))
+        MeshStarted.model_validate(data)
 
     def drop(self, name: str) -> list[str]:
-        return list(self._request("DELETE", f"/mesh/{name}", 120)["dropped"])
+        data = self._request("DELETE", f"/mesh/{name}", 120)
+        return list(MeshDropped.model_validate(data).dropped)
 
-    def mesh_status(self, name: str) -> dict[str, Any]:
-        data = self._request("GET", f"/mesh/{name}")
-        assert isinstance(data, dict)
-        return data
+    def mesh_status(self, name: str) -> MeshNodeReport:
+        return MeshNodeReport.model_validate(self._request("GET", f"/mesh/{name}"))
 
     def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
         return list(self._request("GET", f"/mesh/{name}/conflicts", params={"limit": str(limit)}))
@@ -45,8 +59,8 @@ class MeshClient(AgentClient):
     ) -> tuple[list[str], list[Chunk]]:
         body = {"table": table, "chunk_rows": chunk_rows, "boundaries": boundaries}
         data = self._request("POST", f"/mesh/{name}/checksums", 600, body=body)
-        chunks = [Chunk.model_validate(c) for c in data["chunks"]]
-        return list(data["boundaries"]), chunks
+        found = RangeChecksums.model_validate(data)
+        return list(found.boundaries), list(found.chunks)
 
     def table_checksum(self, dbname: str, table: str) -> Chunk:
         """Rows and digest of a whole table (the mesh need not exist yet)."""

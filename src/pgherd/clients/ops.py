@@ -28,8 +28,11 @@ class OpsClient(AgentClient):
         rows = self._request("GET", "/events", params={"limit": str(limit)})
         return [Event.model_validate(row) for row in rows]
 
-    def save_event(self, event: Event) -> None:
-        self._request("POST", "/events", body=event.model_dump(mode="json"))
+    def save_event(self, event: Event) -> Event:
+        """Write ``event`` on this node; the event as stored."""
+        return Event.model_validate(
+            self._request("POST", "/events", body=event.model_dump(mode="json"))
+        )
 
     def checkpoint(self, timeout: float = 300) -> CheckpointDone:
         return CheckpointDone.model_validate(self._request("POST", "/ops/checkpoint", timeout))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.errors import PgherdError, Refused
+from pgherd.model.events import Outcome
 from pgherd.ops import follow, promote, rejoin, switchover
 from pgherd.ops.context import Operation, Step
 
@@ -26,13 +27,13 @@ class Job:
     user: str
     started: float = field(default_factory=time.time)
     steps: list[Step] = field(default_factory=list)
-    outcome: str = "running"  # running, succeeded, failed
+    outcome: Outcome = Outcome.RUNNING  # then succeeded or failed
     message: str = ""
     finished: float | None = None
 
     @property
     def done(self) -> bool:
-        return self.outcome != "running"
+        return self.outcome is not Outcome.RUNNING
 
     def step_done(self, step: Step) -> None:  # StepReporter
         self.steps.append(step)
@@ -75,13 +76,13 @@ class Jobs:
     def _run(self, job: Job) -> None:
         try:
             job.message = self._execute(job)
-            job.outcome = "succeeded"
+            job.outcome = Outcome.SUCCEEDED
         except PgherdError as exc:
             job.message = exc.one_line()
-            job.outcome = "failed"
+            job.outcome = Outcome.FAILED
         except Exception as exc:  # shown to the operator rather than lost in a thread
             job.message = f"{type(exc).__name__}: {exc}"
-            job.outcome = "failed"
+            job.outcome = Outcome.FAILED
         finally:
             job.finished = time.time()
 

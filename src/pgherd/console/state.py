@@ -7,19 +7,23 @@ fragments for a second, so a page with several live parts costs one round of cal
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.clients.logical import LogicalClient
+from pgherd.clients.mesh import MeshClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.lsn import lag_bytes
+from pgherd.model.mesh import MeshWorkerRow, WorkerState
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.model.subscription import SubscriptionInfo
 from pgherd.ops.events import named_statuses
@@ -42,7 +46,7 @@ class MeshPair:
     mesh: str
     source: str
     target: str
-    state: str
+    state: WorkerState
     lag_bytes: int | None
     lag_seconds: float | None
 
@@ -81,8 +85,8 @@ class ClusterState:
 @dataclass
 class _NodeExtras:
     subscriptions: list[SubscriptionInfo] = field(default_factory=list)
-    ha: dict[str, Any] | None = None  # GET /ha: the agent's HA loop, or mode "manual"
-    mesh: list[dict[str, Any]] = field(default_factory=list)
+    ha: HaReport | None = None  # GET /ha: the agent's HA loop, or mode "manual"
+    mesh: list[MeshWorkerRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -92,11 +96,11 @@ def _extras(node: NodeConfig, status: NodeStatus, token: str) -> _NodeExtras:
         return found
     client = AgentClient(node, token, timeout=3)
     try:
-        code, body = client.request("GET", "/ha", 2)
-        if code == 200 and isinstance(body, dict):
-            found.ha = body
+        found.ha = client.ha(timeout=2)
     except AgentUnreachable as exc:
         found.errors.append(exc.message)
+    except PgherdError:
+        pass  # an agent without the endpoint: no HA loop to show
     if status.state is not PgState.RUNNING:
         return found
     try:
@@ -105,12 +109,8 @@ def _extras(node: NodeConfig, status: NodeStatus, token: str) -> _NodeExtras:
         found.subscriptions = reader.subscriptions()
     except PgherdError as exc:
         found.errors.append(f"{node.name}: subscriptions: {exc.message}")
-    try:
-        code, body = client.request("GET", "/mesh/workers", 3)
-        if code == 200 and isinstance(body, list):
-            found.mesh = [row for row in body if isinstance(row, dict)]
-    except AgentUnreachable:
-        pass
+    with contextlib.suppress(PgherdError):  # no mesh endpoint, or not allowed: no rows
+        found.mesh = MeshClient(node, token, timeout=3).workers()
     return found
 
 
@@ -166,34 +166,24 @@ def _subscription(
     return Subscription(node, info, source, source_node is not None, lag_b, lag_s)
 
 
-def _mesh_pairs(rows: list[dict[str, Any]]) -> tuple[MeshPair, ...]:
+def _mesh_pairs(rows: list[MeshWorkerRow]) -> tuple[MeshPair, ...]:
     pairs: dict[tuple[str, str, str], MeshPair] = {}
     for row in rows:
-        try:
-            pair = MeshPair(
-                mesh=str(row["mesh"]),
-                source=str(row["source"]),
-                target=str(row["target"]),
-                state=str(row.get("state", "?")),
-                lag_bytes=row.get("lag_bytes"),
-                lag_seconds=row.get("lag_seconds"),
-            )
-        except KeyError:
-            continue
+        pair = MeshPair(row.mesh, row.source, row.target, row.state, row.lag_bytes, row.lag_seconds)
         pairs[(pair.mesh, pair.source, pair.target)] = pair
     return tuple(pairs[k] for k in sorted(pairs))
 
 
 def _leader(extras: dict[str, _NodeExtras]) -> Leader | None:
-    loops = {name: e.ha for name, e in extras.items() if e.ha and e.ha.get("mode") != "manual"}
+    loops = {name: e.ha for name, e in extras.items() if e.ha and e.ha.mode is not Mode.MANUAL}
     if not loops:
         return None  # no agent runs an HA loop: failover is manual, there is no lease
-    holders = [name for name, ha in loops.items() if ha.get("holds_lease")]
+    holders = [name for name, ha in loops.items() if ha.holds_lease]
     if holders:
-        left = loops[holders[0]].get("lease_left")
-        detail = f"lease left {left:.1f} s" if isinstance(left, int | float) else ""
+        left = loops[holders[0]].lease_left
+        detail = f"lease left {left:.1f} s" if left is not None else ""
         return Leader(", ".join(holders), detail)
-    seen = sorted({str(ha["leader"]) for ha in loops.values() if ha.get("leader")})
+    seen = sorted({ha.leader for ha in loops.values() if ha.leader})
     if seen:
         return Leader(", ".join(seen), "the store names it; it does not answer as leader")
     return Leader(None, "no node holds the leader lease")

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from pgherd.dcs.base import Member
+from pgherd.model.ha import Local
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import Frozen, LsnField, PgState, Role
 
@@ -37,6 +38,24 @@ class CheckIn(Frozen):
     leader: bool = False  # it held the lease when it wrote this
     decision: str = ""  # the sentence of its last HA cycle
     at: float  # seconds since the epoch
+
+    @classmethod
+    def of(cls, me: Local, api_url: str, leader: bool, decision: str, at: float) -> CheckIn:
+        """What this node tells the others of itself: the node its HA cycle decided on."""
+        return cls(
+            name=me.name,
+            api_url=api_url,
+            state=me.pg,
+            role=me.role,
+            timeline=me.timeline,
+            position=me.position,
+            upstream=me.upstream,
+            streaming=me.streaming,
+            nofailover=me.nofailover,
+            leader=leader,
+            decision=decision,
+            at=at,
+        )
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.at)

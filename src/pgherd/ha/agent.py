@@ -9,28 +9,29 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
-from pgherd.api.app import create_app
+from pgherd.api import routes_ha
+from pgherd.api.app import agent_app
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
+from pgherd.ha import loop as ha_loop
 from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
-from pgherd.ha.loop import HaLoop
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.doctor import NodeFacts
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
@@ -54,7 +55,7 @@ class Agent:
         self.ha = None
         if automatic:
             assert config is not None
-            self.ha = HaLoop(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
@@ -118,7 +119,7 @@ class Agent:
         if self.ha is not None:
             ha = self.ha.status()
             return routes_ha.Serving(
-                pg=ha.pg,
+                pg=ha.state,
                 role=ha.role,
                 leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
                 streaming=ha.streaming,
@@ -134,10 +135,10 @@ class Agent:
             detail={},
         )
 
-    def ha_state(self) -> dict[str, Any]:
+    def ha_state(self) -> HaReport:
         if self.ha is None:
-            return {"mode": "manual", "state": str(self.supervisor.state())}
-        return self.ha.status().as_json()
+            return HaReport(mode=Mode.MANUAL, state=self.supervisor.state())
+        return self.ha.status()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -258,12 +259,9 @@ def run(config_path: Path, node_name: str) -> None:
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped")
 
-    app = create_app(agent, lifespan, mesh=agent.mesh)
-    app.include_router(routes_logical.router(local, agent.token))
-    app.include_router(routes_ops.ops_router(agent.operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
-    app.include_router(routes_history.router(history, config.history.interval, agent.token))
-    app.include_router(routes_ha.router(agent))
+    app = agent_app(
+        agent, lifespan, agent.mesh, local, agent.operations, history, config.history.interval
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

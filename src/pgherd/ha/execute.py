@@ -25,7 +25,8 @@ from pgherd.errors import PgherdError, Refused
 from pgherd.ha import rejoin_local, sync
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
-from pgherd.model.ha import Action, Do, Settings
+from pgherd.model.ha import Action, Do
+from pgherd.model.ha_settings import Settings
 from pgherd.pg import replication, sync_standbys
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import promote, slots
@@ -80,6 +81,16 @@ class Executor:
         the primary, so a lease it gets arms the fence."""
         do = action.do
         if do is Do.WAIT:
+            return None
+        if do is Do.EXTEND_FENCE:
+            assert action.until is not None
+            self.fence.allow_until(action.until)
+            return None
+        if do is Do.FORGET_LEASE:
+            self.lease.valid_until = None
+            return None
+        if do is Do.DISARM_FENCE:
+            self.fence.disarm()
             return None
         if do is Do.RENEW_LEASE:
             return self._lease_call(self.store().renew_leader, "renew", primary_ahead)

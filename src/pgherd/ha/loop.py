@@ -2,10 +2,15 @@
 ``loop_wait`` seconds (docs/failover.md).
 
 Each cycle reads this node's PostgreSQL, reads the store ONCE (leader, members, the
-cluster state), asks the peers' agents only when a decision may move the primary role,
-calls :func:`pgherd.model.ha.decide`, performs the actions (ha/execute.py), checks in to
-the store, and logs the decision's sentence when it changes. Failover decisions are
-recorded as cluster events in the store (``pgherd cluster events``).
+cluster state), asks the peers' agents only when a decision may move the primary role
+and the leader's agent only when this standby may have forked from it (both decided by
+model/observing.py), calls :func:`pgherd.model.ha.decide`, performs the actions
+(ha/execute.py), then the fence and lease orders of :func:`pgherd.model.fencing.after_acting`,
+checks in to the store, and logs the decision's sentence when it changes. Failover
+decisions are recorded as cluster events in the store (``pgherd cluster events``).
+
+Nothing here decides: the rules are in model/, the I/O in the collaborators
+:func:`build` hands to :class:`HaLoop`.
 """
 
 from __future__ import annotations
@@ -14,10 +19,9 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
-from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
@@ -27,26 +31,17 @@ from pgherd.errors import PgherdError
 from pgherd.ha import observe
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
-from pgherd.ha.rejoin_local import divergence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.events import Event, Outcome
-from pgherd.model.ha import (
-    RECORDED,
-    Action,
-    Do,
-    Local,
-    Mode,
-    Settings,
-    World,
-    decide,
-    failsafe_holds,
-)
+from pgherd.model.fencing import after_acting
+from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
+from pgherd.model.ha_report import HaReport
+from pgherd.model.ha_settings import Mode, Settings
+from pgherd.model.observing import DivergenceWatch, needs_fresh_peers, watch_divergence
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.ha")
-
-DIVERGENCE_AFTER = 2.0  # seconds a standby of the leader may not stream before we look why
 
 OPERATIONS = {
     Do.PROMOTE: "failover",
@@ -59,80 +54,67 @@ OPERATIONS = {
 
 
 def settings_of(config: ClusterConfig) -> Settings:
-    ha = config.ha
-    if ha is None:
+    if config.ha is None:
         return Settings(mode=Mode.MANUAL)
-    return Settings(
-        mode=Mode.AUTOMATIC if config.automatic else Mode.MANUAL,
-        ttl=ha.ttl,
-        loop_wait=ha.loop_wait,
-        retry_timeout=ha.retry_timeout,
-        maximum_lag=ha.maximum_lag,
-        primary_start_timeout=ha.primary_start_timeout,
-        synchronous=ha.synchronous,
-        sync_quorum=ha.synchronous_quorum,
-        failsafe=ha.failsafe,
-    )
+    return config.ha.settings(Mode.AUTOMATIC if config.automatic else Mode.MANUAL)
 
 
-@dataclass(frozen=True)
-class HaStatus:
-    """What the agent's API tells about its HA loop (GET /ha, the load-balancer checks)."""
+class LocalReading(Protocol):
+    def read(self) -> observe.LocalState: ...
 
-    mode: str
-    pg: PgState
-    role: Role
-    leader: str | None
-    holds_lease: bool
-    lease_left: float | None
-    store_ok: bool
-    paused: str | None
-    decision: str
-    decided_at: float | None  # seconds since the epoch
-    streaming: bool
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "state": str(self.pg),
-            "role": str(self.role),
-            "leader": self.leader,
-            "holds_lease": self.holds_lease,
-            "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
-            "store_ok": self.store_ok,
-            "paused": self.paused,
-            "decision": self.decision,
-            "decided_at": self.decided_at,
-            "streaming": self.streaming,
-        }
+class PeerReading(Protocol):
+    def read(self) -> tuple[Peer, ...]: ...
+
+
+class DivergenceProbing(Protocol):
+    def diverged(self, leader: str) -> bool: ...
+
+
+class StoreHandle:
+    """The store, opened on first use and kept: an agent may start before its store
+    answers, and the loop and its executor share one client."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.config)
+        return self._store
 
 
 class HaLoop:
+    """One agent's HA loop. Its collaborators come in built (:func:`build` wires the real
+    ones; the tests give fakes): the executor and its fence, the readers of this node,
+    of the peers and of the store, and the probe that compares WAL with the leader's."""
+
     def __init__(
         self,
         config: ClusterConfig,
         local: LocalNode,
-        supervisor: Supervisor,
-        lock: threading.Lock,
-        token: str,
+        executor: Executor,
+        reader: LocalReading,
+        peers: PeerReading,
+        store: Callable[[], Store],
+        probe: DivergenceProbing,
     ) -> None:
         self.config = config
         self.local = local
-        self.supervisor = supervisor
-        self.settings = settings_of(config)
+        self.settings = executor.settings
         self.me = local.node.name
-        self.fence = Fence(supervisor.fence)
-        self._store: Store | None = None
-        self.executor = Executor(
-            local, supervisor, self.settings, token, self.fence, lock, self._open_store
-        )
-        self.reader = observe.LocalReader(local, supervisor)
-        self.peers = observe.PeerReader(config, self.me, min(self.settings.retry_timeout, 1.0))
+        self.executor = executor
+        self.fence = executor.fence
+        self.supervisor = executor.supervisor
+        self.reader = reader
+        self.peers = peers
+        self._store = store
+        self.probe = probe
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._events: StoreEventLog | None = None
-        self._not_streaming_since: float | None = None
-        self._last_divergence_check = 0.0
+        self._watch = DivergenceWatch()
         self.sentence = "starting"
         self.decided_at: float | None = None
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
@@ -141,10 +123,10 @@ class HaLoop:
     # ---- the store -------------------------------------------------------------------
 
     def _open_store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.config)
-            self._events = StoreEventLog(self._store)
-        return self._store
+        store = self._store()
+        if self._events is None:
+            self._events = StoreEventLog(store)
+        return store
 
     def _read_store(self) -> observe.StoreView:
         try:
@@ -157,7 +139,7 @@ class HaLoop:
     def cycle(self) -> tuple[Action, ...]:
         local_state = self.reader.read()
         view = self._read_store()
-        world, me, peers_at = self._observe(local_state, view)
+        world, me = self._observe(local_state, view)
         actions = decide(self.settings, me, world)
         self.last_local, self.last_view = local_state, view
         store_lost = self._act(actions, me, world)
@@ -166,39 +148,41 @@ class HaLoop:
             # cycle would first wait for it again, and the fence may fire before that cycle
             # ends: check failsafe now, and make no more store calls in this cycle.
             view = observe.StoreView(False, problem="the store stopped answering")
-            world, me, peers_at = self._observe(local_state, view)
-        if failsafe_holds(self.settings, me, world) and not world.store_ok:
-            # Every member answered us as their primary: allowed one more lease's time.
-            self.fence.allow_until(peers_at + self.settings.ttl)
-        if (
-            world.store_ok
-            and world.leader != self.me
-            and Do.ACQUIRE_LEASE not in [a.do for a in actions]
-        ):
-            self.executor.lease.valid_until = None  # the store says we do not hold it
-        # Only a server that may take writes needs the fence: not a running standby, not
-        # a stopped server (unless it is about to be promoted or started as the primary).
-        takes_no_writes = (me.pg is PgState.RUNNING and me.role is Role.STANDBY) or me.pg in (
-            PgState.STOPPED,
-            PgState.CRASHED,
-        )
-        if takes_no_writes and not any(a.do in (Do.PROMOTE, Do.START) for a in actions):
-            self.fence.disarm()
-        self._check_in(local_state, view, actions)
+            world, me = self._observe(local_state, view)
+        for order in after_acting(self.settings, me, world, actions):
+            self.executor.perform(order, primary_ahead=False)
+        self._check_in(me, view, actions)
         return actions
 
     def _observe(
         self, local_state: observe.LocalState, view: observe.StoreView
-    ) -> tuple[World, Local, float]:
-        """The world as this cycle sees it, this node in it, and when the peers were asked
-        (they are, when a decision may move the primary role)."""
-        peers = self.peers.read() if observe.needs_fresh_peers(view, local_state) else None
-        peers_at = time.monotonic()
-        world = observe.world(self.config, self.me, view, peers, self.settings.ttl)
-        return world, self._local(local_state, world), peers_at
+    ) -> tuple[World, Local]:
+        """The world as this cycle sees it, and this node in it. The peers are asked when a
+        decision may move the primary role; the leader, when this standby may have
+        diverged from it."""
+        fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg)
+        peers = self.peers.read() if fresh else None
+        world = observe.world(
+            self.config, self.me, view, peers, self.settings.ttl, observed_at=time.monotonic()
+        )
+        return world, self._local(local_state, world)
 
     def _local(self, state: observe.LocalState, world: World) -> Local:
         now = time.monotonic()
+        check = watch_divergence(
+            self._watch,
+            self.me,
+            state.pg,
+            state.role,
+            state.streaming,
+            state.upstream,
+            world.leader,
+            now,
+        )
+        self._watch = check.watch
+        diverged = (
+            check.compare_now and world.leader is not None and self.probe.diverged(world.leader)
+        )
         return Local(
             name=self.me,
             pg=state.pg,
@@ -212,42 +196,10 @@ class HaLoop:
             holds_lease=world.leader == self.me,
             lease_valid_until=self.executor.lease.valid_until,
             now=now,
-            diverged_from_leader=self._diverged(state, world, now),
+            diverged_from_leader=diverged,
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
         )
-
-    def _diverged(self, state: observe.LocalState, world: World, now: float) -> bool:
-        """A standby of the leader that has not streamed for a while: is its WAL still a
-        prefix of the leader's? (Asked at most every DIVERGENCE_AFTER seconds.)"""
-        leader = world.leader
-        if (
-            state.pg is not PgState.RUNNING
-            or state.role is not Role.STANDBY
-            or state.streaming
-            or leader is None
-            or leader == self.me
-            or state.upstream != leader
-        ):
-            self._not_streaming_since = None
-            return False
-        if self._not_streaming_since is None:
-            self._not_streaming_since = now
-        if now - self._not_streaming_since < DIVERGENCE_AFTER:
-            return False
-        if now - self._last_divergence_check < DIVERGENCE_AFTER:
-            return False
-        self._last_divergence_check = now
-        try:
-            verdict = divergence(
-                self.local, OpsClient(self.config.node(leader), self.executor.token, 3), True
-            )
-        except PgherdError as exc:
-            log.info("could not compare my WAL with %s's: %s", leader, exc.message)
-            return False
-        if not verdict.can_follow:
-            log.warning("not streaming from %s: %s", leader, verdict.reason)
-        return not verdict.can_follow
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
         """Carry out ``actions`` in order, up to the first that fails; True when that one
@@ -309,27 +261,13 @@ class HaLoop:
             log.log(level, "%s", sentence)
             self.sentence = sentence
 
-    def _check_in(
-        self, state: observe.LocalState, view: observe.StoreView, actions: tuple[Action, ...]
-    ) -> None:
+    def _check_in(self, me: Local, view: observe.StoreView, actions: tuple[Action, ...]) -> None:
         if not view.ok:
             return
         holds = self.executor.lease.held()
         acquired = Do.ACQUIRE_LEASE in [a.do for a in actions]
-        checkin = CheckIn(
-            name=self.me,
-            api_url=self.local.node.api_url,
-            state=state.pg,
-            role=state.role,
-            timeline=state.timeline,
-            position=state.position,
-            upstream=state.upstream,
-            streaming=state.streaming,
-            nofailover=self.local.node.nofailover,
-            leader=holds and (view.leader == self.me or acquired),
-            decision=self.sentence,
-            at=time.time(),
-        )
+        leader = holds and (view.leader == self.me or acquired)
+        checkin = CheckIn.of(me, self.local.node.api_url, leader, self.sentence, time.time())
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
                 self.me, checkin.model_dump_json(), self.settings.ttl * CHECKIN_TTL_FACTOR
@@ -378,20 +316,42 @@ class HaLoop:
         with contextlib.suppress(StoreUnavailable):
             self._open_store().remove_member(self.me)
 
-    def status(self) -> HaStatus:
+    def status(self) -> HaReport:
         local, view = self.last_local, self.last_view
         now = time.monotonic()
         until = self.executor.lease.valid_until
-        return HaStatus(
-            mode=str(self.settings.mode),
-            pg=self.supervisor.state(),
+        return HaReport(
+            mode=self.settings.mode,
+            state=self.supervisor.state(),
             role=local.role,
             leader=view.leader,
             holds_lease=self.executor.lease.held(now),
-            lease_left=None if until is None else max(0.0, until - now),
+            lease_left=None if until is None else round(max(0.0, until - now), 3),
             store_ok=view.ok,
             paused=view.state.paused(),
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,
         )
+
+
+def build(
+    config: ClusterConfig,
+    local: LocalNode,
+    supervisor: Supervisor,
+    lock: threading.Lock,
+    token: str,
+) -> HaLoop:
+    """The agent's HA loop with its real parts."""
+    settings = settings_of(config)
+    store = StoreHandle(config)
+    executor = Executor(local, supervisor, settings, token, Fence(supervisor.fence), lock, store)
+    return HaLoop(
+        config,
+        local,
+        executor,
+        observe.LocalReader(local, supervisor),
+        observe.PeerReader(config, local.node.name, min(settings.retry_timeout, 1.0)),
+        store,
+        observe.DivergenceProbe(local, token),
+    )

@@ -7,6 +7,7 @@ values :func:`pgherd.model.ha.decide` takes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +17,22 @@ from typing import Any
 import psycopg
 
 from pgherd.clients.agent import AgentClient
+from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Snapshot
 from pgherd.dcs.checkin import CheckIn
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError
+from pgherd.ha.rejoin_local import divergence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import queries
 from pgherd.pg.local_node import LocalNode
+
+log = logging.getLogger("pgherd.ha")
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,7 @@ class LocalReader:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._conn is None or self._conn.closed:
-            conninfo = self.local.instance.conninfo().replace(
-                "application_name=pgherd", "application_name=pgherd_ha"
-            )
+            conninfo = self.local.instance.conninfo(application_name="pgherd_ha")
             self._conn = psycopg.connect(conninfo, autocommit=True)
         try:
             yield self._conn
@@ -188,6 +191,29 @@ class PeerReader:
         return tuple(peer_from_status(n, s) for n, s in zip(others, found, strict=True))
 
 
+class DivergenceProbe:
+    """Compares this node's WAL history with the leader's, through the leader's agent (the
+    HA loop asks when model.observing.watch_divergence says it is due)."""
+
+    def __init__(self, local: LocalNode, token: str, timeout: float = 3) -> None:
+        self.local = local
+        self.token = token
+        self.timeout = timeout
+
+    def diverged(self, leader: str) -> bool:
+        """True when this node's WAL is no longer a prefix of ``leader``'s; False when it
+        is, or when the leader could not tell (the next comparison tries again)."""
+        client = OpsClient(self.local.config.node(leader), self.token, self.timeout)
+        try:
+            verdict = divergence(self.local, client, True)
+        except PgherdError as exc:
+            log.info("could not compare my WAL with %s's: %s", leader, exc.message)
+            return False
+        if not verdict.can_follow:
+            log.warning("not streaming from %s: %s", leader, verdict.reason)
+        return not verdict.can_follow
+
+
 @dataclass(frozen=True)
 class StoreView:
     """The store, as one snapshot read this cycle (or the fact that it did not answer)."""
@@ -215,18 +241,13 @@ class StoreView:
         return checkin_mod.checkins(self.snapshot.members)
 
 
-def needs_fresh_peers(view: StoreView, local: LocalState) -> bool:
-    """Steady state reads peers from their check-ins; a decision that may move the
-    primary role asks them directly (the lease is free, the store is down)."""
-    return not view.ok or view.leader is None or local.pg is not PgState.RUNNING
-
-
 def world(
     config: ClusterConfig,
     me: str,
     view: StoreView,
     peers: tuple[Peer, ...] | None,
     fresh_within: float,
+    observed_at: float = 0.0,
 ) -> World:
     """The World of model/ha.py from the store's view and, when asked, the peers' own word."""
     found = view.checkins
@@ -247,4 +268,5 @@ def world(
         sync_quorum=sync.quorum if sync else 0,
         paused=state.paused(time.time()),
         last_leader=state.last_leader,
+        observed_at=observed_at,
     )

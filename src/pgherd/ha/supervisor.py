@@ -20,7 +20,6 @@ created again under a running agent).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,6 @@ from pgherd.model.status import Desired, PgState
 from pgherd.pg import process
 from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
-from pgherd.pg.run import popen_kwargs, program_env
 
 log = logging.getLogger(__name__)
 
@@ -229,22 +227,7 @@ class Supervisor:
 
     def _popen(self) -> subprocess.Popen[bytes]:
         """Runs on the spawner thread (see the module's docstring)."""
-        logfile = self.instance.log_file
-        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            self.instance.user.chown(logfile)
-            return subprocess.Popen(
-                [*self._prefix, *self.instance.postgres_argv()],
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                env=program_env(self.instance.user),
-                cwd=self.instance.data_dir,
-                start_new_session=True,
-                **popen_kwargs(self.instance.user),
-            )
-        finally:
-            os.close(fd)
+        return self.instance.spawn_postmaster(self._prefix)
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,28 +31,18 @@ def running_agent(node: AgentHost) -> int | None:
 
 def spawn(config_path: Path, node: AgentHost) -> int:
     """Start ``pgherd agent run`` for ``node`` detached from us; its output goes to its log."""
-    log_fd = os.open(node.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pgherd",
-                "agent",
-                "run",
-                "--node",
-                node.name,
-                "--config",
-                str(config_path),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        os.close(log_fd)
+    argv = [
+        sys.executable,
+        "-m",
+        "pgherd",
+        "agent",
+        "run",
+        "--node",
+        node.name,
+        "--config",
+        str(config_path),
+    ]
+    proc = process.spawn_logged(argv, node.agent_log)
     return proc.pid
 
 

@@ -20,7 +20,7 @@ from pgherd.config import ClusterConfig, NodeConfig, describe
 from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, Refused
 from pgherd.model import mesh as mesh_model
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
-from pgherd.model.mesh import Chunk, MeshSpec, RangeDifference
+from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, RangeDifference
 
 WHOLE_TABLE = 2**31 - 1  # a chunk size that gives one chunk: the whole table
 Say = Callable[[str], None]
@@ -167,7 +167,7 @@ class Mesh:
         spec = self.find(name)
         members = self.members(spec)
 
-        def one(node: NodeConfig) -> dict[str, Any] | str:
+        def one(node: NodeConfig) -> MeshNodeReport | str:
             try:
                 return self.client(node).mesh_status(name)
             except (AgentUnreachable, AgentError, Refused) as exc:
@@ -181,17 +181,16 @@ class Mesh:
             if isinstance(answer, str):
                 row |= {"state": "unknown", "error": answer}
             else:
-                worker = next(
-                    (w for w in answer["workers"] if w["source"] == source),
-                    {"state": "not started"},
+                worker = next((w for w in answer.workers if w.source == source), None)
+                row |= (
+                    {"state": "not started"} if worker is None else worker.model_dump(mode="json")
                 )
-                row |= worker
             slot_answer = answers[source]
-            if isinstance(slot_answer, dict):
+            if not isinstance(slot_answer, str):
                 slot = mesh_model.slot_name(name, target)
-                found = next((s for s in slot_answer["slots"] if s["slot_name"] == slot), None)
-                row["slot_active"] = found["active"] if found else None
-                row["slot_retained_bytes"] = found["retained_bytes"] if found else None
+                found = next((s for s in slot_answer.slots if s.slot_name == slot), None)
+                row["slot_active"] = found.active if found else None
+                row["slot_retained_bytes"] = found.retained_bytes if found else None
             rows.append(row)
         return rows
 

@@ -8,7 +8,14 @@ from typing import Any
 from pgherd.errors import Refused
 from pgherd.mesh import node_ops, store
 from pgherd.mesh.workers import MeshWorkers
-from pgherd.model.mesh import Chunk, MeshSpec, MeshWorkerRow, NodeFacts
+from pgherd.model.mesh import (
+    Chunk,
+    MeshNodeReport,
+    MeshSpec,
+    MeshWorkerRow,
+    NodeFacts,
+    OutgoingSlot,
+)
 from pgherd.pg.local_node import LocalNode
 
 
@@ -42,14 +49,15 @@ class MeshService:
         self.workers.stop_mesh(name)
         return node_ops.drop(self.local, spec)
 
-    def status(self, name: str) -> dict[str, Any]:
+    def status(self, name: str) -> MeshNodeReport:
         spec = self.spec(name)
-        workers = [w for w in self.workers.rows() if w.mesh == name]
-        return {
-            "spec": spec.model_dump(mode="json"),
-            "workers": [w.model_dump(mode="json") for w in workers],
-            "slots": node_ops.outgoing_slots(self.local, spec),
-        }
+        return MeshNodeReport(
+            spec=spec,
+            workers=tuple(w for w in self.workers.rows() if w.mesh == name),
+            slots=tuple(
+                OutgoingSlot.model_validate(s) for s in node_ops.outgoing_slots(self.local, spec)
+            ),
+        )
 
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return self.workers.rows()

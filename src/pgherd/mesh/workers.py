@@ -12,7 +12,6 @@ fixing the row (or changing the policy) lets it go on by itself.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from pathlib import Path
 from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
-from pgherd.model.mesh import MeshSpec, MeshWorkerRow
+from pgherd.model.mesh import MeshSpec, MeshWorkerRow, WorkerState
+from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.mesh")
@@ -116,30 +116,20 @@ class MeshWorkers:
         node = self.local.node
         store.mesh_dir(node).mkdir(mode=0o700, parents=True, exist_ok=True)
         log_file = store.log_path(node, worker.mesh, worker.source)
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            worker.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pgherd.mesh.apply",
-                    "--config",
-                    str(self.config_path),
-                    "--mesh",
-                    worker.mesh,
-                    "--source",
-                    worker.source,
-                    "--target",
-                    self.me,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            os.close(fd)
+        argv = [
+            sys.executable,
+            "-m",
+            "pgherd.mesh.apply",
+            "--config",
+            str(self.config_path),
+            "--mesh",
+            worker.mesh,
+            "--source",
+            worker.source,
+            "--target",
+            self.me,
+        ]
+        worker.proc = process.spawn_logged(argv, log_file)
 
     @staticmethod
     def _stop(worker: _Worker, timeout: float = 10) -> None:
@@ -174,13 +164,14 @@ class MeshWorkers:
         alive = worker.proc is not None and worker.proc.poll() is None
         fresh = time.time() - float(status.get("updated_at", 0)) < STATUS_FRESH
         if alive:
-            state = str(status.get("state", "starting")) if fresh else "starting"
+            reported = status.get("state") if fresh else None
+            state = WorkerState(reported) if reported else WorkerState.STARTING
         elif worker.exit_code == EXIT_CONFLICT:
-            state = "conflict"
+            state = WorkerState.CONFLICT
         elif worker.exit_code is not None:
-            state = "restarting"
+            state = WorkerState.RESTARTING
         else:
-            state = "waiting"  # for this node's PostgreSQL
+            state = WorkerState.WAITING
         last = status.get("last_conflict")
         last_text = None
         if isinstance(last, dict):

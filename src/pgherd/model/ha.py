@@ -30,13 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
-
-
-class Mode(StrEnum):
-    MANUAL = "manual"
-    AUTOMATIC = "automatic"
 
 
 class Do(StrEnum):
@@ -50,6 +46,11 @@ class Do(StrEnum):
     START = "start"  # start PostgreSQL again (crash, or asked)
     SET_SYNC = "set_sync"  # the primary writes synchronous_standby_names for ``members``
     WAIT = "wait"  # nothing to do; the sentence says why
+    # The fence and the lease as the cycle leaves them (model/fencing.py): bookkeeping of
+    # this agent only, never a call to the store or a server.
+    EXTEND_FENCE = "extend_fence"  # failsafe: writes allowed ``until`` (monotonic)
+    FORGET_LEASE = "forget_lease"  # the store says this node does not hold the lease
+    DISARM_FENCE = "disarm_fence"  # this server takes no writes: nothing to fence
 
 
 # What the executor records as cluster events (the rest are routine: renewals, waits).
@@ -62,29 +63,7 @@ class Action:
     reason: str
     target: str | None = None
     members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Settings:
-    mode: Mode = Mode.AUTOMATIC
-    ttl: float = 3.0
-    loop_wait: float = 0.5
-    retry_timeout: float = 1.0
-    maximum_lag: int = 16 * 1024 * 1024
-    primary_start_timeout: float = 10.0
-    synchronous: bool = False
-    sync_quorum: int = 1  # commits wait for this many synchronous standbys
-    failsafe: bool = False
-
-    def timing_problem(self) -> str | None:
-        """The rule that lets a primary demote before its lease can expire elsewhere."""
-        need = self.loop_wait + 2 * self.retry_timeout
-        if self.ttl < need:
-            return (
-                f"ttl ({self.ttl:g} s) must be at least loop_wait + 2 × retry_timeout "
-                f"({self.loop_wait:g} + 2 × {self.retry_timeout:g} = {need:g} s)"
-            )
-        return None
+    until: float | None = None  # EXTEND_FENCE: the new deadline (monotonic seconds)
 
 
 @dataclass(frozen=True)
@@ -129,6 +108,7 @@ class World:
     sync_quorum: int = 1  # how many of sync_set acknowledged each commit (the store's)
     paused: str | None = None  # an operator's operation runs: why, and who asked
     last_leader: str | None = None  # who held the lease last (its newest check-in says so)
+    observed_at: float = 0.0  # monotonic time the peers' answers were in
 
 
 def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:

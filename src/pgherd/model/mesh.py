@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
 
+# pydantic-free, for the quick commands' reader of GET /status; found here as always.
+from pgherd.model.status_lite import WorkerState as WorkerState
+
 MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TableName = Annotated[str, Field(pattern=r"^[^.\s]+\.[^.\s]+$")]
@@ -124,7 +127,7 @@ class MeshWorkerRow(_Value):
     mesh: str
     source: str
     target: str
-    state: str  # running, starting, waiting, restarting, conflict, stopped
+    state: WorkerState
     pid: int | None = None
     restarts: int = 0
     lag_bytes: int | None = None
@@ -234,6 +237,49 @@ class Chunk(_Value):
 
     rows: int
     digest: str
+
+
+class OutgoingSlot(_Value):
+    """A slot on a member that feeds another member: active, and the WAL it keeps."""
+
+    slot_name: str
+    active: bool
+    confirmed_flush_lsn: str | None = None
+    current_lsn: str | None = None
+    retained_bytes: int | None = None
+
+
+class MeshNodeReport(_Value):
+    """One member's side of a mesh: its spec, the workers applying into it, and the slots
+    it keeps for the others (``GET /mesh/NAME``)."""
+
+    spec: MeshSpec
+    workers: tuple[MeshWorkerRow, ...]
+    slots: tuple[OutgoingSlot, ...]
+
+
+class MeshPrepared(_Value):
+    """What a member created for a mesh: its publication, slots and origins."""
+
+    created: tuple[str, ...]
+
+
+class MeshStarted(_Value):
+    mesh: str
+
+
+class MeshDropped(_Value):
+    """What a member dropped with a mesh."""
+
+    dropped: tuple[str, ...]
+
+
+class RangeChecksums(_Value):
+    """A table's key ranges on one member (``boundaries``: each range's first key) and
+    the rows and digest of each."""
+
+    boundaries: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pgherd.errors import MissingWal, TargetUnreachable
+from pgherd.errors import InvalidInput, MissingWal, TargetUnreachable
 from pgherd.model.backup import Backup
 from pgherd.model.lsn import Lsn
 from pgherd.model.wal import (
@@ -26,6 +26,32 @@ from pgherd.model.wal import (
     contiguous_end,
     gaps,
 )
+
+
+class TargetAction(StrEnum):
+    """What the restored server does at its target (PostgreSQL's recovery_target_action)."""
+
+    PAUSE = "pause"
+    PROMOTE = "promote"
+    SHUTDOWN = "shutdown"
+
+    @classmethod
+    def parse(cls, text: str) -> TargetAction:
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidInput(
+                f"--target-action {text!r} is not one of {', '.join(cls)}",
+                "use pause, promote or shutdown",
+            ) from None
+
+
+class Reached(StrEnum):
+    """Where a restore stopped: the server paused at the target, promoted, or shut down."""
+
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    SHUT_DOWN = "shut down"
 
 
 class TargetKind(StrEnum):

@@ -41,6 +41,12 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Message(Frozen):
+    """What an action that has no richer result answers: one sentence for the log."""
+
+    message: str
+
+
 class ReplicationRow(Frozen):
     """One row of pg_stat_replication on an upstream: a connected standby."""
 

@@ -45,6 +45,19 @@ class Desired(StrEnum):
     STOPPED = "stopped"
 
 
+class WorkerState(StrEnum):
+    """An apply worker's state, as its target's agent reports it: the worker's own while it
+    runs and reports (starting, running, conflict, error, stopped), else the agent's."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"  # for this node's PostgreSQL to run
+    RESTARTING = "restarting"  # it exited; started again after the backoff
+    CONFLICT = "conflict"  # stopped on a conflict its policy does not resolve
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class LiteReplicationRow:
     """:class:`pgherd.model.status.ReplicationRow`."""
@@ -95,7 +108,7 @@ class LiteMeshWorker:
     mesh: str
     source: str
     target: str
-    state: str
+    state: WorkerState
     pid: int | None = None
     restarts: int = 0
     lag_bytes: int | None = None
@@ -232,7 +245,7 @@ def _mesh_worker(doc: object) -> LiteMeshWorker:
         mesh=text(data["mesh"]),
         source=text(data["source"]),
         target=text(data["target"]),
-        state=text(data["state"]),
+        state=WorkerState(data["state"]),
         pid=optional(data, "pid", integer),
         restarts=integer(data.get("restarts", 0)),
         lag_bytes=optional(data, "lag_bytes", integer),

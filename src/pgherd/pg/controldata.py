@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgherd.model.lsn import Lsn
+from pgherd.pg.binaries import PgBin
+from pgherd.pg.osuser import OsUser
+from pgherd.pg.run import run
 
 # "Database cluster state" values that mean the server was (or is) in recovery.
 RECOVERY_STATES = frozenset({"in archive recovery", "shut down in recovery", "in crash recovery"})
@@ -24,6 +27,7 @@ class ControlData:
     data_checksums: bool
     wal_log_hints: bool
     wal_segment_size: int
+    next_xid: int  # the latest checkpoint's NextXID, without its epoch
 
     @property
     def in_recovery(self) -> bool:
@@ -57,9 +61,15 @@ def parse(text: str) -> ControlData:
             data_checksums=fields.get("Data page checksum version", "0") != "0",
             wal_log_hints=fields.get("wal_log_hints setting") == "on",
             wal_segment_size=int(fields.get("Bytes per WAL segment", str(16 * 1024 * 1024))),
+            next_xid=int(fields.get("Latest checkpoint's NextXID", "0:0").split(":")[-1]),
         )
     except KeyError as missing:
         raise ValueError(f"pg_controldata output lacks {missing}") from None
+
+
+def read(pgbin: PgBin, data_dir: Path, user: OsUser, timeout: float = 30) -> ControlData:
+    """Run pg_controldata on ``data_dir`` (as ``user``) and parse its report."""
+    return parse(run([pgbin["pg_controldata"], "-D", data_dir], user, timeout=timeout).stdout)
 
 
 def read_system_identifier(data_dir: Path) -> str | None:

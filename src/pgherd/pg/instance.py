@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut,
 from pgherd.pg import conf, controldata, hba, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
-from pgherd.pg.run import run
+from pgherd.pg.run import popen_kwargs, program_env, run
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,6 +102,20 @@ class Instance:
     def postgres_argv(self) -> list[str]:
         """The postmaster's command line, for an agent that runs it as its own child."""
         return [str(self.pgbin["postgres"]), "-D", str(self.data_dir)]
+
+    def spawn_postmaster(self, prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """Run ``postgres -D`` as a child of this process (its own session, as the OS
+        user, its output appended to the server log); ``prefix`` goes before the program
+        (the agent's ``setpriv --pdeathsig``). The caller reaps it."""
+        os.close(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        self.user.chown(self.log_file)
+        return process.spawn_logged(
+            [*prefix, *self.postgres_argv()],
+            self.log_file,
+            env=program_env(self.user),
+            cwd=self.data_dir,
+            **popen_kwargs(self.user),
+        )
 
     def start(self, timeout: float = 60) -> None:
         """Start with ``pg_ctl start -w`` (for use without an agent)."""
@@ -195,10 +210,11 @@ class Instance:
     # ---- reading ---------------------------------------------------------------------
 
     def controldata(self) -> controldata.ControlData:
-        out = run([self.pgbin["pg_controldata"], "-D", self.data_dir], self.user, timeout=30)
-        return controldata.parse(out.stdout)
+        return controldata.read(self.pgbin, self.data_dir, self.user)
 
-    def conninfo(self, dbname: str = "postgres") -> str:
+    def conninfo(self, dbname: str = "postgres", application_name: str = "pgherd") -> str:
+        """The local socket, as the superuser; ``application_name`` tells pgherd's own
+        sessions apart in pg_stat_activity (the HA loop's is ``pgherd_ha``)."""
         import psycopg  # ~0.1 s: not on the path of commands that open no connection (clone)
 
         return psycopg.conninfo.make_conninfo(
@@ -206,7 +222,7 @@ class Instance:
             port=self.port,
             user=self.superuser,
             dbname=dbname,
-            application_name="pgherd",
+            application_name=application_name,
             connect_timeout=5,
         )
 

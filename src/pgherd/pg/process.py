@@ -11,9 +11,14 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
+
+from pgherd.pg.run import AsUser
 
 AGENT_PROCESS_NAME = b"pgherd-agent"  # what `ps -o comm` and /proc/PID/comm show for agents
 
@@ -167,3 +172,29 @@ def running_postmaster(data_dir: Path) -> PostmasterPid | None:
     if command_name(pm.pid) not in ("postgres", "postmaster"):
         return None  # the PID was reused by something else
     return pm
+
+
+def spawn_logged(
+    argv: Sequence[str],
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **as_user: Unpack[AsUser],
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, its input closed and its output appended to
+    ``log_file`` (created 0600): a postmaster, an agent, an apply worker. The caller
+    reaps it (or leaves it, detached, as the lab does with agents)."""
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            **as_user,
+        )
+    finally:
+        os.close(fd)

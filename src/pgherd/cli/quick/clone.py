@@ -9,7 +9,6 @@ before anything is copied, and remembered by the config cache).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from pgherd import config_cache
@@ -39,7 +38,7 @@ def run(
     with RichReporter().progress(f"clone {node} from {upstream}") as on_progress:
         result = clone_mod.clone(config, node, upstream_status, force, on_progress)
     if as_json:
-        print_json(asdict(result))
+        print_json(result)
         return 0
     out = Printer()
     out.line(

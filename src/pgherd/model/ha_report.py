@@ -1,0 +1,23 @@
+"""What an agent tells of its HA loop (``GET /ha``; the console's leader line)."""
+
+from __future__ import annotations
+
+from pgherd.model.ha_settings import Mode
+from pgherd.model.status import Frozen, PgState, Role
+
+
+class HaReport(Frozen):
+    """The HA loop as its last cycle left it. Under manual failover there is no loop:
+    only ``mode`` and ``state`` (the supervisor's) say anything."""
+
+    mode: Mode
+    state: PgState
+    role: Role = Role.UNKNOWN
+    leader: str | None = None  # the holder of the lease, as the store said last
+    holds_lease: bool = False  # this agent's lease is certainly valid now
+    lease_left: float | None = None  # seconds (rounded to ms), when it holds one
+    store_ok: bool = False
+    paused: str | None = None  # why automatic failover is paused, when it is
+    decision: str = ""  # the last cycle's sentence
+    decided_at: float | None = None  # seconds since the epoch
+    streaming: bool = False  # a standby that streams from its upstream

@@ -1,0 +1,67 @@
+"""What an HA cycle looks at, and when. Pure.
+
+Observation does the I/O (ha/observe.py); these rules say when it is worth more than the
+steady state's reads: the peers' own word when the primary role may move, and a
+comparison of WAL histories with the leader when a standby of it stopped streaming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgherd.model.status import PgState, Role
+
+# How long a standby of the leader may go without streaming before its agent compares its
+# WAL with the leader's; and how long it waits before comparing again while that lasts.
+DIVERGENCE_AFTER = 2.0
+
+
+@dataclass(frozen=True)
+class DivergenceWatch:
+    """Since when this standby of the leader has not streamed, and when its WAL was last
+    compared with the leader's (monotonic seconds)."""
+
+    not_streaming_since: float | None = None
+    last_compared: float = 0.0
+
+
+@dataclass(frozen=True)
+class DivergenceCheck:
+    watch: DivergenceWatch  # what to remember for the next cycle
+    compare_now: bool  # ask the leader for its WAL and compare
+
+
+def watch_divergence(
+    watch: DivergenceWatch,
+    me: str,
+    pg: PgState,
+    role: Role,
+    streaming: bool,
+    upstream: str | None,
+    leader: str | None,
+    now: float,
+) -> DivergenceCheck:
+    """A running standby of the leader that has not streamed for DIVERGENCE_AFTER seconds
+    may have WAL the leader never had (it was a primary, or followed one, on a timeline
+    that forked): compare, at most every DIVERGENCE_AFTER seconds, so that decide() can
+    send it to rejoin."""
+    if (
+        pg is not PgState.RUNNING
+        or role is not Role.STANDBY
+        or streaming
+        or leader is None
+        or leader == me
+        or upstream != leader
+    ):
+        return DivergenceCheck(DivergenceWatch(None, watch.last_compared), False)
+    since = now if watch.not_streaming_since is None else watch.not_streaming_since
+    if now - since < DIVERGENCE_AFTER or now - watch.last_compared < DIVERGENCE_AFTER:
+        return DivergenceCheck(DivergenceWatch(since, watch.last_compared), False)
+    return DivergenceCheck(DivergenceWatch(since, now), True)
+
+
+def needs_fresh_peers(store_ok: bool, leader: str | None, pg: PgState) -> bool:
+    """Steady state reads the peers from their check-ins; a decision that may move the
+    primary role asks them directly (the lease is free, the store is down, or this node's
+    server does not run)."""
+    return not store_ok or leader is None or pg is not PgState.RUNNING
