@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import subprocess
 import threading
 import time
@@ -69,20 +68,19 @@ def run_once(command: Command) -> Sample:
     """One run: wall time from start to exit, and the CPU time the process used."""
     if command.before is not None:
         command.before()
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     if command.as_postgres:
-        common.as_os_user(command.argv, timeout=60)
-    else:
-        done = subprocess.run(command.argv, capture_output=True, text=True, timeout=60, check=False)
-        # cluster show exits 3 when the cluster is degraded; anything else is a failure.
-        if done.returncode not in (0, 3):
-            raise common.CommandError(
-                f"{' '.join(command.argv)} exited {done.returncode}: {done.stderr.strip()}"
-            )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (used.ru_utime + used.ru_stime)
+        wall, cpu, _ = common.timed_cpu(lambda: common.as_os_user(command.argv, timeout=60))
+        return Sample(wall, cpu)
+    wall, cpu, done = common.timed_cpu(
+        lambda: subprocess.run(
+            command.argv, capture_output=True, text=True, timeout=60, check=False
+        )
+    )
+    # cluster show exits 3 when the cluster is degraded; anything else is a failure.
+    if done.returncode not in (0, 3):
+        raise common.CommandError(
+            f"{' '.join(command.argv)} exited {done.returncode}: {done.stderr.strip()}"
+        )
     return Sample(wall, cpu)
 
 
