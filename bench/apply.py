@@ -79,7 +79,7 @@ def cases(scale: float) -> list[Case]:
             big,
             None,
             f"INSERT INTO a_t SELECT g, 'row ' || g, g FROM generate_series(1, {big}) g",
-            1.0,
+            1.3,
         ),
         Case(
             "b",
@@ -90,7 +90,7 @@ def cases(scale: float) -> list[Case]:
             f"DO $$ BEGIN FOR i IN 0..{txns - 1} LOOP "
             "INSERT INTO b_t SELECT i * 10 + g, 'row ' || g, g FROM generate_series(1, 10) g; "
             "COMMIT; END LOOP; END $$",
-            1.0,
+            1.3,
         ),
         Case(
             "c",
@@ -100,7 +100,7 @@ def cases(scale: float) -> list[Case]:
             f"INSERT INTO c_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",
             f"DO $$ BEGIN FOR i IN 1..{small} LOOP "
             "UPDATE c_t SET n = n + 1 WHERE id = i; END LOOP; END $$",
-            0.5,
+            1.0,
         ),
         Case(
             "d",
@@ -109,7 +109,7 @@ def cases(scale: float) -> list[Case]:
             small,
             f"INSERT INTO d_t SELECT g, 'row ' || g, g FROM generate_series(1, {small}) g",
             "DELETE FROM d_t",
-            0.5,
+            1.0,
         ),
     ]
 

@@ -16,6 +16,7 @@ import psycopg
 
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config_lite import LiteConfig, LiteNode
 from pgherd.lab import layout, lifecycle
 from pgherd.pg import osuser
 
@@ -33,7 +34,9 @@ def cluster_config(
     return config
 
 
-def connect(config: ClusterConfig, node: NodeConfig | str, **kw: Any) -> psycopg.Connection[Any]:
+def connect(
+    config: ClusterConfig | LiteConfig, node: NodeConfig | LiteNode | str, **kw: Any
+) -> psycopg.Connection[Any]:
     """A superuser connection over TCP with the passfile, as a client would make it."""
     target = config.node(node) if isinstance(node, str) else node
     return psycopg.connect(
@@ -48,7 +51,9 @@ def connect(config: ClusterConfig, node: NodeConfig | str, **kw: Any) -> psycopg
     )
 
 
-def query(config: ClusterConfig, node: NodeConfig | str, sql: str, *params: Any) -> list[Any]:
+def query(
+    config: ClusterConfig | LiteConfig, node: NodeConfig | LiteNode | str, sql: str, *params: Any
+) -> list[Any]:
     """Run one statement; its rows, or [] for a statement that returns none."""
     with connect(config, node) as conn:
         cur = conn.execute(sql, params or None)

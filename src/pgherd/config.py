@@ -33,6 +33,7 @@ from pgherd.config_lite import (
 )
 from pgherd.errors import ConfigError
 from pgherd.model import ha_settings as ha_model
+from pgherd.model import settings as settings_rules
 from pgherd.model.sockets import socket_dir_fits
 
 # Where they have always been found (they live with the quick commands' reader now).
@@ -40,6 +41,7 @@ CONFIG_ENV = config_lite.CONFIG_ENV
 TOKEN_ENV = config_lite.TOKEN_ENV
 DEFAULT_CONFIG = config_lite.DEFAULT_CONFIG
 config_path = config_lite.config_path
+SERVER_CONFIG = config_lite.SERVER_CONFIG
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
@@ -188,6 +190,11 @@ class HaConfig(_Strict):
     synchronous: bool = _HA.synchronous  # manage synchronous_standby_names (ANY quorum)
     synchronous_quorum: int = Field(default=_HA.sync_quorum, ge=1)  # commits wait for these
     failsafe: bool = _HA.failsafe  # store down, every member answers the primary: it stays
+    # A primary's agent that stops (systemctl stop/restart, an upgrade) leaves PostgreSQL
+    # running and extends its lease to this many seconds: the next agent must renew it by
+    # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
+    # (docs/failover.md). 0: no extension, the lease's ttl.
+    agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
@@ -264,6 +271,9 @@ class ClusterConfig(_Strict):
         for key in self.settings:
             if not key.replace("_", "").replace(".", "").isalnum():
                 raise ValueError(f"settings: {key!r} is not a PostgreSQL parameter name")
+            problem = settings_rules.managed_problem(key)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     def node(self, name: str) -> NodeConfig:
@@ -356,6 +366,15 @@ def describe(exc: ValidationError) -> str:
 def dump(config: ClusterConfig) -> str:
     data = config.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def fingerprint(config: ClusterConfig) -> str:
+    """A short hash of the cluster part of the config: every agent should run with the same
+    one (``cluster show`` names the hosts whose agents differ). Computed from the validated
+    values, so comments, key order and defaults written out do not change it; ``console``
+    (web console logins, not read by the agents) is left out. The quick commands compute
+    it from the cached validated form the same way (config_lite.fingerprint_of)."""
+    return config_lite.fingerprint_of(config.model_dump(mode="json"))
 
 
 def read_token(config: ClusterConfig) -> str:

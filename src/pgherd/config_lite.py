@@ -15,6 +15,8 @@ address) is written once, here, and used by both.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from pgherd.model.json_values import boolean, integer, number, text
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
+SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
 
 SettingValue = str | int | float | bool
 Topology = Literal["streaming", "independent"]
@@ -129,11 +132,17 @@ def node_listening_at(
 
 
 def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml``."""
+    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
+    ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
+    absence :func:`read_config_bytes` reports, naming both places it looked)."""
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
-    return Path(env) if env else DEFAULT_CONFIG
+    if env:
+        return Path(env)
+    if not DEFAULT_CONFIG.exists() and SERVER_CONFIG.exists():
+        return SERVER_CONFIG
+    return DEFAULT_CONFIG
 
 
 def read_config_bytes(path: Path) -> bytes:
@@ -141,14 +150,24 @@ def read_config_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
+        where = f"{path} or {SERVER_CONFIG}" if path == DEFAULT_CONFIG else str(path)
         raise ConfigError(
-            f"no config file at {path}",
+            f"no config file at {where}",
             f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+
+
+def fingerprint_of(validated: Mapping[str, Any]) -> str:
+    """A short hash of a validated config (``ClusterConfig.model_dump(mode="json")``)
+    without its ``console`` part: what every agent of a cluster should report
+    (pgherd.config.fingerprint, which the agents use, calls this too)."""
+    data = {k: v for k, v in validated.items() if k != "console"}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def read_token_file(path: Path) -> str:
@@ -224,6 +243,7 @@ class LiteHa:
     synchronous: bool
     synchronous_quorum: int
     failsafe: bool
+    agent_restart_grace: float
 
 
 @dataclass(frozen=True)
@@ -253,6 +273,8 @@ class LiteConfig:
     nodes: tuple[LiteNode, ...]
     witnesses: tuple[LiteWitness, ...] = ()
     settings: Mapping[str, SettingValue] = field(default_factory=dict)
+    # config.fingerprint of the validated file (computed from it, not a field of it)
+    fingerprint: str = ""
 
     def node(self, name: str) -> LiteNode:
         return find_node(self.nodes, name)
@@ -320,6 +342,7 @@ def from_validated(data: Mapping[str, Any]) -> LiteConfig:
         nodes=tuple(_node(n) for n in data["nodes"]),
         witnesses=tuple(_witness(w) for w in data["witnesses"]),
         settings=dict(_settings(data["settings"])),
+        fingerprint=fingerprint_of(data),
     )
 
 
@@ -364,6 +387,7 @@ def _ha(data: Mapping[str, Any]) -> LiteHa:
         synchronous=boolean(data["synchronous"]),
         synchronous_quorum=integer(data["synchronous_quorum"]),
         failsafe=boolean(data["failsafe"]),
+        agent_restart_grace=number(data["agent_restart_grace"]),
     )
 
 

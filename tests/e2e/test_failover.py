@@ -219,14 +219,15 @@ def test_host_loss_fails_over_without_losing_a_commit_and_the_old_node_rejoins(
 
 
 def test_a_dead_agent_takes_its_postgresql_down_and_another_node_leads(lab: Lab) -> None:
-    """Nobody may fence a primary whose agent is gone: the kernel does (parent-death
-    signal), so it never takes writes without a lease."""
+    """A primary whose agent is gone is fenced by its keeper when the lease it last
+    renewed runs out (pg/keeper.py), so it never takes writes without a lease."""
     healthy(lab)
     old = primary_of(lab)
     pm = postmaster_pid(lab, old)
     kill_agent(lab, old)
-    wait_until(lambda: not process.is_alive(pm), 5, what="the postmaster to stop with its agent")
+    wait_until(lambda: not process.is_alive(pm), TTL + 2, what="the keeper to fence")
     log = lab.config.node(old).server_log.read_text(errors="replace")
+    assert "pgherd keeper: fencing: the agent did not renew the lease in time" in log
     assert "received immediate shutdown request" in log
     new = other_primary(lab, old)
     assert query(lab.config, new, "SELECT pg_is_in_recovery()") == [(False,)]

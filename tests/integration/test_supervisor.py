@@ -1,12 +1,19 @@
-"""The supervisor under automatic failover: the postmaster it spawns dies with the agent
-(parent-death signal), and it never starts a cluster other than the one it began with."""
+"""The supervisor: the postmaster it starts outlives its agent (under a keeper) and is
+adopted by the next one; the keeper stops it at the fence moment the agent published when
+no agent renews it, with a killed keeper it goes down, and a SIGTERM to the keeper (a
+system shutting down) is a fast shutdown. It never starts a cluster other than the one it
+began with."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +25,7 @@ from pgherd.pg import osuser, process
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
 from tests.conftest import free_port_base
-from tests.support import cluster_config, wait_until
+from tests.support import cluster_config, connect, query, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +67,8 @@ AGENT = textwrap.dedent(
     from pathlib import Path
     config = config_mod.load(Path(sys.argv[1]))
     supervisor = Supervisor(LocalNode.open(config, "node1").instance)
+    if len(sys.argv) > 2:  # a fence moment, this many seconds from now
+        supervisor.set_fence(time.monotonic() + float(sys.argv[2]))
     supervisor.start(timeout=60)
     print(supervisor.pid, flush=True)
     time.sleep(600)
@@ -67,28 +76,100 @@ AGENT = textwrap.dedent(
 )
 
 
-def test_the_postmaster_dies_with_its_agent(workdir: Path, os_user: osuser.OsUser) -> None:
-    """kill -9 of the process that spawned it: the kernel sends the postmaster SIGQUIT."""
-    config = cluster_config(workdir, os_user, 1, free_port_base(1))
-    local = LocalNode.open(config, "node1")
-    bootstrap.init_primary(local)
+def start_agent(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """A process that starts the postmaster as the agent does; returns it and the
+    postmaster's PID."""
     agent = subprocess.Popen(
-        [sys.executable, "-c", AGENT, str(workdir / "pgherd.yaml")],
+        [sys.executable, "-c", AGENT, str(workdir / "pgherd.yaml"), *args],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert agent.stdout is not None
+    return agent, int(agent.stdout.readline())
+
+
+def end(agent: subprocess.Popen[str]) -> None:
+    agent.kill()
+    agent.wait(10)
+    if agent.stdout is not None:
+        agent.stdout.close()
+
+
+def keeper_of(postmaster: int) -> int:
+    keeper = process.parent_pid(postmaster)
+    assert keeper is not None
+    assert process.command_name(keeper) == "pgherd-keeper"
+    return keeper
+
+
+@pytest.fixture
+def node(workdir: Path, os_user: osuser.OsUser) -> Iterator[LocalNode]:
+    config = cluster_config(workdir, os_user, 1, free_port_base(1))
+    local = LocalNode.open(config, "node1")
+    bootstrap.init_primary(local)
     try:
-        assert agent.stdout is not None
-        postmaster = int(agent.stdout.readline())
-        assert process.is_alive(postmaster)
-        agent.kill()
-        agent.wait(10)
-        wait_until(lambda: not process.is_alive(postmaster), 10, what="the postmaster to go")
-        assert "received immediate shutdown request" in local.instance.log_tail(20)
+        yield local
     finally:
-        agent.kill()
-        agent.wait(10)
-        if agent.stdout is not None:
-            agent.stdout.close()
         local.instance.stop("immediate")
         process.reap_zombie_children()
+
+
+def test_the_postmaster_outlives_its_agent_and_the_next_agent_adopts_it(
+    workdir: Path, node: LocalNode
+) -> None:
+    """kill -9 of the agent: PostgreSQL runs on (no fence was published: manual
+    failover), and a new supervisor adopts that very postmaster."""
+    agent, postmaster = start_agent(workdir)
+    keeper = keeper_of(postmaster)
+    assert process.parent_pid(keeper) == agent.pid
+    end(agent)
+    time.sleep(0.5)
+    assert process.is_alive(postmaster)
+    assert query(node.config, "node1", "SELECT 1") == [(1,)]
+    supervisor = Supervisor(node.instance)
+    assert supervisor.adopt()
+    assert supervisor.pid == postmaster
+    assert supervisor.state() is PgState.RUNNING
+    exited = threading.Event()
+    supervisor.on_exit = exited.set
+    supervisor.stop("fast")
+    assert not process.is_alive(postmaster)
+    assert exited.wait(5), "the adopted postmaster's exit was not noticed at once"
+    assert process.wait_gone(keeper, 5), "the keeper outlived its postmaster"
+
+
+def test_with_no_agent_to_renew_the_lease_the_keeper_fences_on_time(
+    workdir: Path, node: LocalNode
+) -> None:
+    agent, postmaster = start_agent(workdir, "3")
+    published = time.monotonic() + 3
+    end(agent)
+    wait_until(lambda: not process.is_alive(postmaster), 10, what="the keeper to fence")
+    stopped = time.monotonic()
+    assert published - 0.5 < stopped < published + 1.0
+    log = node.instance.log_tail(20)
+    assert "pgherd keeper: fencing: the agent did not renew the lease in time" in log
+    assert "received immediate shutdown request" in log
+
+
+def test_a_killed_keeper_takes_postgresql_down(workdir: Path, node: LocalNode) -> None:
+    agent, postmaster = start_agent(workdir)
+    try:
+        process.signal_pid(keeper_of(postmaster), signal.SIGKILL)
+        wait_until(lambda: not process.is_alive(postmaster), 10, what="the postmaster to go")
+        assert "received immediate shutdown request" in node.instance.log_tail(20)
+    finally:
+        end(agent)
+
+
+def test_sigterm_to_the_keeper_is_a_fast_shutdown(workdir: Path, node: LocalNode) -> None:
+    """What systemd's shutdown does to every process left: PostgreSQL stops cleanly and
+    does not wait for clients, as a smart shutdown would."""
+    agent, postmaster = start_agent(workdir)
+    try:
+        with connect(node.config, "node1"):  # a client that would hold a smart shutdown
+            process.signal_pid(keeper_of(postmaster), signal.SIGTERM)
+            wait_until(lambda: not process.is_alive(postmaster), 20, what="a fast shutdown")
+        assert "received fast shutdown request" in node.instance.log_tail(20)
+    finally:
+        end(agent)

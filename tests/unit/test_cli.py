@@ -61,6 +61,53 @@ def test_missing_config_is_one_line_and_exit_1() -> None:
     )
 
 
+def test_version_is_the_packages(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pgherd
+
+    assert run(monkeypatch, capsys, "--version") == (0, f"pgherd {pgherd.__version__}\n", "")
+
+
+def test_config_check_describes_a_valid_file(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config_file: Path,
+    tmp_path: Path,
+) -> None:
+    config = config_mod.load(config_file).model_copy(
+        update={"passfile": tmp_path / "passfile", "api_token_file": tmp_path / "token"}
+    )
+    config_file.write_text(config_mod.dump(config))
+    (tmp_path / "token").write_text("secret\n")
+    (tmp_path / "token").chmod(0o644)
+    code, out, err = run(monkeypatch, capsys, "config", "check", "-c", str(config_file))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{config_file}: valid (fingerprint ")
+    assert "3 node(s):" in out
+    assert "  node2: PostgreSQL 127.0.0.1:5441, agent http://127.0.0.1:6441" in out
+    code, out, _ = run(monkeypatch, capsys, "config", "check", "-c", str(config_file), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["valid"] is True
+    assert [n["name"] for n in data["nodes"]] == ["node1", "node2", "node3"]
+    assert data["fingerprint"] == config_mod.fingerprint(config_mod.load(config_file))
+    assert data["warnings"] == [
+        f"{tmp_path / 'passfile'} does not exist: create it with `pgherd secrets init` "
+        "(or copy it here)",
+        f"{tmp_path / 'token'} is mode 644: make it 0600 (chmod 600 {tmp_path / 'token'})",
+    ]
+
+
+def test_config_check_of_an_invalid_file_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+) -> None:
+    config_file.write_text(config_file.read_text().replace("port: 5441", "port: 99999"))
+    code, out, err = run(monkeypatch, capsys, "config", "check", "-c", str(config_file))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {config_file}: nodes.1.port: ")
+    assert err.count("\n") == 1
+
+
 def test_config_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ from pgherd.ha.history_store import HistoryStore
 from pgherd.lab import layout
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
+from pgherd.model.reload import ReloadReport
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import FakeAgent
@@ -37,6 +38,15 @@ from tests.unit.test_ops_api import FakeOperations
 from tests.unit.test_routes_mesh import FakeMesh
 
 CLIENTS = Path(pgherd.clients.__file__).parent
+
+
+class _Reloader:
+    def reload(self) -> ReloadReport:
+        return ReloadReport(
+            node="node1", unchanged=True, fingerprint_before="", fingerprint="", file_fingerprint=""
+        )
+
+
 CALLS = {"_request", "request", "call"}
 # Readers of an answer without pydantic (the quick commands'), each standing for the model
 # whose fields it reads (held equal by tests/unit/test_status_lite.py).
@@ -99,7 +109,7 @@ def _routes(tmp_path: Path) -> dict[tuple[str, str], Route]:
     config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
     local = LocalNode.open(config, "node1")
     history = HistoryStore(tmp_path / "history.sqlite", "node1")
-    app = agent_app(_Agent(), None, FakeMesh(), local, FakeOperations(), history, 5.0)
+    app = agent_app(_Agent(), None, FakeMesh(), local, FakeOperations(), history, 5.0, _Reloader())
     spec = app.openapi()
     routes = {}
     for path, operations in spec["paths"].items():

@@ -253,3 +253,63 @@ def test_upstream_is_resolved_through_node_at() -> None:
     assert by_name["node4"].upstream is None
     assert ("10.0.0.2", 5432) in asked
     assert all(host is not None for host, _ in asked)  # the primary has no upstream to ask for
+
+
+# ---- pending restarts and agents that run another pgherd.yaml ---------------------------
+
+HOSTS = {"node1": "10.0.0.1", "node2": "10.0.0.2", "node3": "10.0.0.3", "witness": "10.0.0.9"}
+
+
+@pytest.mark.parametrize(
+    ("fingerprints", "local", "said"),
+    [
+        ({"node1": "aaa", "node2": "aaa"}, "aaa", []),
+        ({"node1": "aaa", "node2": None}, "aaa", []),  # an agent that did not answer
+        ({}, "aaa", []),
+        (
+            {"node1": "aaa", "node2": "bbb", "node3": "aaa", "witness": "aaa"},
+            "aaa",
+            [
+                "the agents run different pgherd.yaml: node1 (10.0.0.1), node3 (10.0.0.3), "
+                "witness (10.0.0.9) run aaa; node2 (10.0.0.2) runs bbb — copy the same file to "
+                "every host, then pgherd agent reload (an agent restart for what a reload "
+                "cannot change)"
+            ],
+        ),
+        (
+            {"node1": "aaa", "node2": "aaa"},
+            "ccc",
+            [
+                "every agent runs pgherd.yaml aaa, but this host's file is ccc — pgherd agent "
+                "reload if this file is the newer, or copy theirs here"
+            ],
+        ),
+    ],
+)
+def test_agents_running_another_config_are_named_with_their_hosts(
+    fingerprints: dict[str, str | None], local: str, said: list[str]
+) -> None:
+    from pgherd.model.cluster import config_warnings
+
+    assert config_warnings(fingerprints, HOSTS, local) == said
+
+
+def test_pending_restarts_are_noted_with_how_to_apply_them() -> None:
+    from pgherd.model.cluster import pending_restart_notes
+
+    statuses = [
+        NodeStatus(name="node1", state=PgState.RUNNING, desired=Desired.RUNNING, role=Role.PRIMARY),
+        NodeStatus(
+            name="node2",
+            state=PgState.RUNNING,
+            desired=Desired.RUNNING,
+            role=Role.STANDBY,
+            pending_restart=("max_connections", "shared_buffers"),
+        ),
+    ]
+    found = view(statuses, node_at)
+    assert pending_restart_notes(found.rows) == [
+        "node2: pending restart: max_connections, shared_buffers — pgherd node restart node2, "
+        "or pgherd cluster restart for every node"
+    ]
+    assert found.rows[1].pending_restart == ("max_connections", "shared_buffers")

@@ -113,3 +113,17 @@ def test_commented_include_lines_do_not_count(line: str) -> None:
     updated = conf.with_include(text)
     assert updated.startswith(text)
     assert updated.endswith(conf.INCLUDE_LINE + "\n")
+
+
+def test_what_postgres_said_about_refused_files_is_one_line() -> None:
+    stderr = (
+        '2026-12-06 07:41:34.394 UTC [32389] LOG:  invalid value for parameter "wal_level": '
+        '"bogus"\n'
+        "2026-12-06 07:41:34.394 UTC [32389] HINT:  Available values: minimal, replica, logical.\n"
+        '2026-12-06 07:41:34.394 UTC [32389] FATAL:  configuration file "/d/pgherd.conf" '
+        "contains errors\n"
+    )
+    assert conf.config_errors(stderr) == (
+        'invalid value for parameter "wal_level": "bogus"; Available values: minimal, replica, '
+        'logical.; configuration file "/d/pgherd.conf" contains errors'
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pgherd import config
+from pgherd import config, config_lite
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import ConfigError, UnknownNode
 
@@ -255,13 +255,38 @@ def test_config_path_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("env", [None, ""])
 def test_config_path_defaults_to_the_current_directory(
-    monkeypatch: pytest.MonkeyPatch, env: str | None
+    monkeypatch: pytest.MonkeyPatch, env: str | None, tmp_path: Path
 ) -> None:
     if env is None:
         monkeypatch.delenv("PGHERD_CONFIG", raising=False)
     else:
         monkeypatch.setenv("PGHERD_CONFIG", env)
+    monkeypatch.chdir(tmp_path)
+    server = tmp_path / "etc" / "pgherd.yaml"
+    monkeypatch.setattr(config_lite, "SERVER_CONFIG", server)  # where config_path lives
+    # Neither exists: ./pgherd.yaml, whose absence load() reports naming both places.
     assert config.config_path(None) == Path("pgherd.yaml")
+    with pytest.raises(ConfigError, match=f"no config file at pgherd.yaml or {server}$"):
+        config.load(config.config_path(None))
+    # A server's file, when the current directory has none.
+    server.parent.mkdir()
+    server.write_text(yaml.safe_dump(raw_config()))
+    assert config.config_path(None) == server
+    # ./pgherd.yaml comes first.
+    (tmp_path / "pgherd.yaml").write_text(yaml.safe_dump(raw_config()))
+    assert config.config_path(None) == Path("pgherd.yaml")
+
+
+def test_the_fingerprint_ignores_spelling_and_console_logins() -> None:
+    raw = raw_config()
+    base = config.fingerprint(config.parse(raw))
+    assert len(base) == 12
+    spelled_out = raw | {"topology": "streaming", "history": {"interval": 5}}
+    assert config.fingerprint(config.parse(spelled_out)) == base
+    logins = raw | {"console": {"users": [{"name": "ann", "password_hash": "x"}]}}
+    assert config.fingerprint(config.parse(logins)) == base
+    changed = raw | {"settings": {"work_mem": "8MB"}}
+    assert config.fingerprint(config.parse(changed)) != base
 
 
 # ---- the API token -----------------------------------------------------------------------

@@ -342,21 +342,36 @@ def test_an_unreachable_store_gives_an_empty_world() -> None:
 
 
 def test_the_fence_stops_postgres_before_the_lease_can_expire() -> None:
+    """...and publishes the moment it would fire to the keeper, which holds PostgreSQL
+    to it when the agent is gone: always the same as the fence's own."""
     now = [100.0]
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(now[0]), margin=0.3, clock=lambda: now[0])
+    published: list[float | None] = []
+    fence = Fence(
+        lambda: stopped.append(now[0]),
+        margin=0.3,
+        clock=lambda: now[0],
+        publish=published.append,
+    )
     assert not fence.check()  # disarmed: nothing to fence
     fence.allow_until(103.0)
+    assert published == [pytest.approx(102.7)]
     now[0] = 102.6
     assert not fence.check()
     now[0] = 102.7
     assert fence.check()
     assert stopped == [102.7]
+    assert published[-1] is None  # fired: like the fence, the keeper holds nothing now
     assert not fence.check()  # once
     fence.allow_until(110.0)
+    assert published[-1] == pytest.approx(109.7)
     fence.disarm()
+    assert published[-1] is None
     now[0] = 200.0
     assert not fence.check()
+    fence.allow_until(300.0)
+    fence.close()  # the agent stops: what was published stays for the keeper
+    assert published[-1] == pytest.approx(299.7)
 
 
 class _StoreThatStops(MemoryStore):
@@ -413,7 +428,8 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     assert cfg.ha is not None
     local = LocalNode.open(cfg, "node1")
     stopped: list[float] = []
-    fence = Fence(lambda: stopped.append(time.monotonic()))
+    published: list[float | None] = []
+    fence = Fence(lambda: stopped.append(time.monotonic()), publish=published.append)
     store = _StoreThatStops()
     assert store.acquire_leader("node1", 3.0)
     supervisor = Supervisor(local.instance, auto_restart=False)  # never started here
@@ -434,6 +450,7 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     assert peers.asked == 1  # once the store was lost, not before
     assert fence.until is not None
     assert fence.until >= lease_end + cfg.ha.ttl - 1.0
+    assert published[-1] == pytest.approx(fence.until - fence.margin)  # the keeper's moment
     assert not stopped
 
 

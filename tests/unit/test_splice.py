@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from pgherd.mesh.apply import pgoutput as po
-from pgherd.mesh.apply.splice import FIXED_SEND_SIZE, row_splicer
+from pgherd.mesh.apply.splice import FIXED_SEND_SIZE, delete_reader, row_reader, row_splicer
 from tests.unit import pgoutput_capture as cap
 
 INT4, INT8, TEXT, BOOL, UUID, NUMERIC, JSONB = 23, 20, 25, 16, 2950, 1700, 3802
@@ -101,3 +101,50 @@ def test_the_generated_code_is_there_to_read() -> None:
     splice = row_splicer([INT8, TEXT, INT4])
     assert splice.__doc__ is not None
     assert "def splice(p):" in splice.__doc__
+
+
+def delete(columns: Sequence[tuple[str, bytes | None]], relid: int = 16384) -> bytes:
+    """A Delete message with its old key: each column a kind and its bytes."""
+    return b"D" + insert(columns, relid)[1:5] + b"K" + insert(columns, relid)[6:]
+
+
+@pytest.mark.parametrize(
+    ("oids", "key"),
+    [
+        pytest.param([INT8, TEXT, INT4], (0,), id="int8 key, the benchmark's"),
+        pytest.param([TEXT, UUID, INT4, BOOL], (1, 2), id="uuid and int4 key, not first"),
+        pytest.param([INT4], (0,), id="the key alone"),
+        pytest.param([TEXT, INT8], (0,), id="a text key: the general loop"),
+    ],
+)
+def test_delete_readers_agree_with_binary_values(oids: list[int], key: tuple[int, ...]) -> None:
+    read = delete_reader(oids, key)
+    rng = random.Random(7)
+    for _ in range(200):
+        columns = [
+            ("b", value_of(oid, rng)) if i in key else ("n", None) for i, oid in enumerate(oids)
+        ]
+        message = delete(columns)
+        assert read(message) == po.binary_values(message, 6)
+        assert read(message) == tuple(v for _k, v in columns)
+    # Messages the reader was not made for go to binary_values, which reads or refuses them.
+    wrong_size = [("b", b"\x00" * 3) if i in key else ("n", None) for i in range(len(oids))]
+    assert read(delete(wrong_size)) == po.binary_values(delete(wrong_size), 6)
+    in_text = [("t", b"1") if i in key else ("n", None) for i in range(len(oids))]
+    assert read(delete(in_text)) is None
+    full_row = [("b", value_of(oid, rng)) for oid in oids]
+    assert read(delete(full_row)) == po.binary_values(delete(full_row), 6)
+    with pytest.raises(po.ProtocolError):
+        read(delete(full_row) + b"\x00")
+
+
+@pytest.mark.parametrize("oids", LAYOUTS)
+def test_update_readers_agree_with_binary_values(oids: list[int]) -> None:
+    read = row_reader(oids)
+    rng = random.Random(11)
+    for _ in range(200):
+        columns = [("n", None) if rng.random() < 0.1 else ("b", value_of(oid, rng)) for oid in oids]
+        message = b"U" + insert(columns)[1:]
+        assert read(message) == po.binary_values(message, 6)
+    with pytest.raises(po.ProtocolError):
+        read(b"U" + insert([("b", value_of(oid, rng)) for oid in oids])[1:] + b"\x00")

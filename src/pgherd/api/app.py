@@ -14,8 +14,16 @@ from typing import Literal, Protocol
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from pgherd.api import routes_archive, routes_ha, routes_history, routes_logical, routes_ops
+from pgherd.api import (
+    routes_agent,
+    routes_archive,
+    routes_ha,
+    routes_history,
+    routes_logical,
+    routes_ops,
+)
 from pgherd.api.auth import authorized
+from pgherd.api.routes_agent import ReloadPort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -110,6 +118,7 @@ def agent_app(
     operations: OperationsPort,
     history: HistoryPort,
     history_interval: float,
+    reloader: ReloadPort,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
@@ -120,4 +129,5 @@ def agent_app(
     app.include_router(routes_archive.router(lambda: local.instance, agent.token))
     app.include_router(routes_history.router(history, history_interval, agent.token))
     app.include_router(routes_ha.router(agent))
+    app.include_router(routes_agent.router(reloader, agent.token))
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pgherd import config as config_mod
-from pgherd.cli.options import ConfigOpt
+from pgherd.cli.options import ConfigOpt, JsonOpt
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
@@ -23,6 +23,62 @@ def run(
     from pgherd.ha import agent as agent_mod  # FastAPI and uvicorn: only the agent needs them
 
     agent_mod.run(config_mod.config_path(config_file), node)
+
+
+@app.command()
+def reload(
+    node: Annotated[
+        str | None, typer.Option("--node", help="only this node's agent (default: every node's)")
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make agents read pgherd.yaml again, as SIGHUP does (systemctl reload): settings reach
+    PostgreSQL (restart-only ones show as pending restart), member changes apply; what
+    needs an agent restart is listed. Each agent reads the file on its own host. Exits 1
+    when an agent refused the file (nothing changed there), 3 when one did not answer."""
+    from pgherd.cli.options import load_config
+    from pgherd.cli.output import EXIT_DEGRADED, EXIT_ERROR, console, print_json
+    from pgherd.clients.agent import AgentClient, fan_out
+    from pgherd.config import NodeConfig
+    from pgherd.errors import AgentUnreachable, PgherdError
+    from pgherd.model.reload import ReloadReport
+
+    config = load_config(config_file)
+    token = config_mod.read_token(config)
+    nodes = [config.node(node)] if node is not None else list(config.nodes)
+
+    def one(target: NodeConfig) -> ReloadReport | PgherdError:
+        try:
+            return AgentClient(target, token).reload()
+        except PgherdError as exc:
+            return exc
+
+    results = fan_out(nodes, one)
+    if as_json:
+        print_json(
+            [
+                {
+                    "node": n.name,
+                    "ok": isinstance(r, ReloadReport),
+                    "report": r.model_dump(mode="json") if isinstance(r, ReloadReport) else None,
+                    "error": None if isinstance(r, ReloadReport) else r.one_line(),
+                }
+                for n, r in zip(nodes, results, strict=True)
+            ]
+        )
+    else:
+        for n, r in zip(nodes, results, strict=True):
+            if isinstance(r, ReloadReport):
+                for line in r.lines():
+                    console.print(line, soft_wrap=True, markup=False)
+            else:
+                console.print(f"{n.name}: {r.one_line()}", soft_wrap=True, markup=False)
+    failed = [r for r in results if not isinstance(r, ReloadReport)]
+    if any(not isinstance(r, AgentUnreachable) for r in failed):
+        raise typer.Exit(EXIT_ERROR)
+    if failed:
+        raise typer.Exit(EXIT_DEGRADED)
 
 
 @app.command()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
+from pgherd.model.readable import human_seconds
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
@@ -50,7 +53,6 @@ def cleanup(
 ) -> None:
     """Trim every agent's monitoring history (lag samples) to the last N days.
     Exits 3 when an agent could not be reached (the others are trimmed)."""
-    from pgherd import config as config_mod
     from pgherd.clients.agent import fan_out
     from pgherd.clients.history import HistoryClient
     from pgherd.config import NodeConfig
@@ -83,3 +85,43 @@ def cleanup(
                 )
     if any(r.error for r in results):
         raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def restart(
+    every_node: Annotated[
+        bool, typer.Option("--all", help="restart every node, not only those with pending settings")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan; change nothing")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="seconds each node may take to stream again")
+    ] = 120.0,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rolling restart for settings pending a restart: standbys one at a time, then a
+    switchover, then the old primary. Refused (nothing done) when it cannot be done
+    safely: a node down, a standby not streaming, no standby to take the primary's role."""
+    from pgherd.cli.operations import _operation
+    from pgherd.errors import InvalidInput
+    from pgherd.ops import restart as ops
+
+    op = _operation(config_file, as_json)
+    result = ops.rolling(op, every_node=every_node, dry_run=dry_run, timeout=timeout)
+    if as_json:
+        print_json(result.as_json())
+    elif dry_run or not result.plan:
+        if result.plan:
+            console.print("dry run: the rolling restart would")
+            for number, line in enumerate(result.plan, 1):
+                console.print(f"  {number}. {escape(line)}", soft_wrap=True)
+        console.print(escape(result.reason), soft_wrap=True)
+    else:
+        console.print(
+            f"rolling restart done in {human_seconds(result.seconds)}: {escape(result.reason)}",
+            soft_wrap=True,
+        )
+    if dry_run and result.outcome == "refused":
+        raise InvalidInput(f"rolling restart refused: {result.reason}", result.hint)

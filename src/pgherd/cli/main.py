@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore-point": ("pgherd.cli.restore", "restore_point_app"),
     "replay": ("pgherd.cli.restore", "replay_app"),
     "restore": ("pgherd.cli.restore", "restore"),
+    "config": ("pgherd.cli.config", "app"),
 }
 
 
@@ -77,8 +78,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from pgherd import __version__
+
+        typer.echo(f"pgherd {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="print pgherd's version and exit",
+        ),
+    ] = False,
+) -> None:
     """pgherd: set up, operate and watch PostgreSQL replication."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pgherd import config as config_mod
 from pgherd.cli import operations
@@ -13,7 +14,9 @@ from pgherd.cli.output import console, print_json
 from pgherd.clients.agent import AgentClient
 from pgherd.model.status import NodeStatus
 
-app = typer.Typer(help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby.")
+app = typer.Typer(
+    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; remove it."
+)
 app.command()(operations.rejoin)
 
 
@@ -54,3 +57,28 @@ def stop(
 def restart(node: NodeArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Restart NODE's PostgreSQL (fast shutdown, then start)."""
     _report(_client(config_file, node).restart_postgres(), as_json)
+
+
+@app.command()
+def remove(
+    node: Annotated[str, typer.Argument(help="the node leaving the cluster", show_default=False)],
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove NODE from the cluster: drop the replication slots kept for it and its member
+    key in the store. Refused while it is the leader or its agent still runs; its data
+    directory is left alone. Then remove it from pgherd.yaml on every host and run
+    pgherd agent reload."""
+    from pgherd.cli.operations import _operation
+    from pgherd.ops.remove import remove as remove_node
+
+    result = remove_node(_operation(config_file, as_json), node)
+    if as_json:
+        print_json(result.as_json())
+        return
+    if not result.steps:
+        console.print(f"{node}: nothing left to remove", soft_wrap=True)
+    else:
+        console.print(f"removed {node} from the cluster", soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)

@@ -15,7 +15,10 @@ ConfigOpt = Annotated[
     typer.Option(
         "-c",
         "--config",
-        help="pgherd.yaml to use (default: $PGHERD_CONFIG, then ./pgherd.yaml)",
+        help=(
+            "pgherd.yaml to use (default: $PGHERD_CONFIG, then ./pgherd.yaml, then "
+            "/etc/pgherd/pgherd.yaml)"
+        ),
         show_default=False,
     ),
 ]

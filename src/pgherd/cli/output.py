@@ -35,15 +35,23 @@ def _width(stream: Any) -> int | None:
 
 
 def make_console(stream: TextIO) -> Console:
+    """A console that writes to ``stream`` itself (a Printer's)."""
     from rich.console import Console
 
     return Console(file=stream, highlight=False, width=_width(stream))
 
 
 def __getattr__(name: str) -> Any:
-    """``console`` and ``err_console``, made (and rich imported) on first use."""
+    """``console`` and ``err_console``, made (and rich imported) on first use. Like rich's
+    own default, they write to whatever ``sys.stdout`` and ``sys.stderr`` are when they
+    print, not to the streams of the moment they were made."""
     if name in ("console", "err_console"):
-        made = make_console(sys.stderr if name == "err_console" else sys.stdout)
+        from rich.console import Console
+
+        stderr = name == "err_console"
+        made = Console(
+            stderr=stderr, highlight=False, width=_width(sys.stderr if stderr else sys.stdout)
+        )
         globals()[name] = made
         return made
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ from pgherd.model.status_lite import LiteStatus, lite_unreachable, read_status
 if TYPE_CHECKING:
     from pgherd.model.doctor import NodeFacts
     from pgherd.model.ha_report import HaReport
+    from pgherd.model.reload import ReloadReport
     from pgherd.model.status import NodeStatus
 
 T = TypeVar("T")
@@ -134,6 +135,12 @@ class AgentClient:
         from pgherd.model.status import NodeStatus
 
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
+
+    def reload(self, timeout: float = 60) -> ReloadReport:
+        """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        from pgherd.model.reload import ReloadReport  # pydantic: not on the quick path
+
+        return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
 def _error_from(node: str, status: int, body: Any) -> Exception:

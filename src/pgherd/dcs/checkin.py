@@ -38,9 +38,20 @@ class CheckIn(Frozen):
     leader: bool = False  # it held the lease when it wrote this
     decision: str = ""  # the sentence of its last HA cycle
     at: float  # seconds since the epoch
+    # The fingerprint of the pgherd.yaml its agent runs with (config.fingerprint):
+    # ``cluster show`` names the members whose agents differ.
+    config_fingerprint: str = ""
 
     @classmethod
-    def of(cls, me: Local, api_url: str, leader: bool, decision: str, at: float) -> CheckIn:
+    def of(
+        cls,
+        me: Local,
+        api_url: str,
+        leader: bool,
+        decision: str,
+        at: float,
+        config_fingerprint: str = "",
+    ) -> CheckIn:
         """What this node tells the others of itself: the node its HA cycle decided on."""
         return cls(
             name=me.name,
@@ -55,6 +66,7 @@ class CheckIn(Frozen):
             leader=leader,
             decision=decision,
             at=at,
+            config_fingerprint=config_fingerprint,
         )
 
     def age(self, now: float | None = None) -> float:

@@ -20,11 +20,12 @@ from pgherd.archive import cleanup as archive_cleanup
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
+from pgherd.ha import handover, peers, witness
 from pgherd.ha import loop as ha_loop
-from pgherd.ha import peers, witness
 from pgherd.ha import status as status_mod
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.operations import NodeOperations
+from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
@@ -106,7 +107,7 @@ class Agent:
         if self.ha is not None:
             with self._action_lock:
                 log.info("restarting postgres (asked through the API)")
-                self.supervisor.stop()
+                self.supervisor.stop(restart=True)  # never "stopped on purpose" meanwhile
             self._start_through_ha()
             return
         with self._action_lock:
@@ -194,16 +195,15 @@ class Agent:
                 except Exception:
                     log.exception("mesh worker step failed")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> str:
+        """The agent stops; PostgreSQL runs on for the next agent (ha/handover.py)."""
         self._stop.set()
-        if self.ha is not None:
-            self.ha.stop()
         if self.mesh is not None:
             self.mesh.workers.stop_all()
+        ha = self.local.config.ha
+        grace = ha.agent_restart_grace if ha is not None else 0.0
         with self._action_lock:
-            self.supervisor.stop("fast")
-        if self.ha is not None:
-            self.ha.release()
+            return handover.hand_over(self.ha, self.supervisor, grace)
 
 
 def run(config_path: Path, node_name: str) -> None:
@@ -219,6 +219,8 @@ def run(config_path: Path, node_name: str) -> None:
     local = LocalNode.open(config, node_name)
     agent = Agent(local, config_mod.read_token(config), config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha, config)
+    reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
     local.prepare_home()
@@ -231,7 +233,11 @@ def run(config_path: Path, node_name: str) -> None:
         local.user.name,
         local.node.api_url,
     )
+    rewritten = reloader.rewrite_at_boot()  # settings changed while the agent was down
     agent.boot()
+    if rewritten and agent.supervisor.pid is not None:
+        reloader.reload_adopted()
+    threading.Thread(target=reloader.run, args=(agent._stop,), name="reload", daemon=True).start()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
     if agent.ha is not None:
@@ -253,14 +259,21 @@ def run(config_path: Path, node_name: str) -> None:
         yield
         sampling.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
-        # a `finally` after server.run() could run: stop PostgreSQL here instead.
-        log.info("agent stopping: shutting postgres down")
-        agent.shutdown()
+        # a `finally` after server.run() could run: hand over here instead.
+        log.info("agent stopping")
+        said = agent.shutdown()
         pid_file.unlink(missing_ok=True)
-        log.info("agent stopped")
+        log.info("agent stopped: %s", said)
 
     app = agent_app(
-        agent, lifespan, agent.mesh, local, agent.operations, history, config.history.interval
+        agent,
+        lifespan,
+        agent.mesh,
+        local,
+        agent.operations,
+        history,
+        config.history.interval,
+        reloader,
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -8,6 +8,10 @@ until when the primary may take writes (the lease deadline, measured from *befor
 renewal was sent; in failsafe, a TTL past the moment every member confirmed it), and a
 small thread that does nothing else stops PostgreSQL at once (immediate shutdown) when
 that moment is ``margin`` away.
+
+The same moment is published (``publish``) to the postmaster's keeper (pg/keeper.py),
+which stops PostgreSQL then if the agent is gone: a killed or stopped agent's primary
+never takes writes past its lease either.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ class Fence:
         stop_now: Callable[[], None],
         margin: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        publish: Callable[[float | None], None] | None = None,
     ) -> None:
         self._stop_now = stop_now
+        self._publish = publish or (lambda _at: None)
         self.margin = margin
         self._clock = clock
         self._until: float | None = None
@@ -41,6 +47,7 @@ class Fence:
         with self._lock:
             earlier = self._until is None or deadline < self._until
             self._until = deadline
+            self._publish(deadline - self.margin)
         if earlier:
             self._wake.set()  # the thread sleeps until the old deadline: wake it
 
@@ -48,6 +55,7 @@ class Fence:
         """Not a primary any more (or never was): nothing to fence."""
         with self._lock:
             self._until = None
+            self._publish(None)
 
     @property
     def until(self) -> float | None:
@@ -60,6 +68,7 @@ class Fence:
             if until is None or self._clock() < until - self.margin:
                 return False
             self._until = None
+            self._publish(None)
         log.error(
             "fencing: the lease may expire in %.2f s and was not renewed: stopping "
             "PostgreSQL now (immediate shutdown)",
@@ -82,5 +91,7 @@ class Fence:
             self._wake.clear()
 
     def close(self) -> None:
+        """End the thread; what was last published stays (the agent is stopping: the keeper
+        holds PostgreSQL to it)."""
         self._closed = True
         self._wake.set()

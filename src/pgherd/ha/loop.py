@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from pgherd.config import ClusterConfig
+from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.dcs.counting import CountingStore
@@ -118,6 +118,7 @@ class HaLoop:
         self._store = store
         self.probe = probe
         self._stop = threading.Event()
+        self._stopped = threading.Event()  # run() returned
         self._wake = threading.Event()
         self._events: StoreEventLog | None = None
         self._watch = DivergenceWatch()
@@ -275,7 +276,14 @@ class HaLoop:
         holds = self.executor.lease.held()
         acquired = Do.ACQUIRE_LEASE in [a.do for a in actions]
         leader = holds and (view.leader == self.me or acquired)
-        checkin = CheckIn.of(me, self.local.node.api_url, leader, self.sentence, time.time())
+        checkin = CheckIn.of(
+            me,
+            self.local.node.api_url,
+            leader,
+            self.sentence,
+            time.time(),
+            config_fingerprint=fingerprint(self.config),
+        )
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
                 self.me, checkin.model_dump_json(), self.settings.ttl * CHECKIN_TTL_FACTOR
@@ -293,24 +301,38 @@ class HaLoop:
             ", synchronous" if self.settings.synchronous else "",
             ", failsafe" if self.settings.failsafe else "",
         )
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.cycle()
-            except Exception:
-                log.exception("HA cycle failed")
-            self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
-            self._wake.clear()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.cycle()
+                except Exception:
+                    log.exception("HA cycle failed")
+                self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
+                self._wake.clear()
+        finally:
+            self._stopped.set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
-        """Stop deciding (the agent shuts PostgreSQL down next), keep the fence off."""
+    def reconfigure(self, config: ClusterConfig) -> None:
+        """A reloaded pgherd.yaml (ha/reload.py): the members and their addresses. The HA
+        settings (store, ttl, timing) stay those the agent started with."""
+        old = self.peers
+        self.config = config
+        if isinstance(old, observe.PeerReader):
+            self.peers = observe.PeerReader(config, self.me, old.timeout)
+            old.close()
+
+    def stop(self, wait: float = 0.0) -> bool:
+        """Stop deciding, and the fence thread; wait up to ``wait`` seconds for a cycle in
+        progress to end (True if it did). The keeper keeps the last fence deadline: the
+        agent is stopping, PostgreSQL runs on (ha/handover.py)."""
         self._stop.set()
         self._wake.set()
         self.fence.close()
-        self.fence.disarm()
+        return self._stopped.wait(wait)
 
     def release(self) -> None:
         """Give up the lease at shutdown, once PostgreSQL is stopped: a standby takes over
@@ -355,7 +377,8 @@ def build(
     """The agent's HA loop with its real parts."""
     settings = settings_of(config)
     store = StoreHandle(config)
-    executor = Executor(local, supervisor, settings, token, Fence(supervisor.fence), lock, store)
+    fence = Fence(supervisor.fence, publish=supervisor.set_fence)  # the keeper holds it too
+    executor = Executor(local, supervisor, settings, token, fence, lock, store)
     return HaLoop(
         config,
         local,

@@ -185,6 +185,9 @@ class PeerReader:
         except (AgentUnreachable, AgentError, ValueError):
             return None
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
     def read(self) -> tuple[Peer, ...]:
         others = [n for n in self.config.nodes if n.name != self.me]
         found = list(self._pool.map(self._ask, others))

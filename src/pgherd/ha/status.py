@@ -28,6 +28,7 @@ def collect(
         "error": last_error,
         "version_num": local.pgbin.version_num,
         "checked_at": datetime.now(UTC),
+        "config_fingerprint": local.config.fingerprint,
     }
     if state is PgState.RUNNING:
         try:
@@ -53,6 +54,7 @@ def collect(
                     "wal_receiver": server.wal_receiver,
                     "replication": server.replication,
                     "slots": server.slots,
+                    "pending_restart": server.pending_restart,
                 }
             )
     return NodeStatus.model_validate(base | offline_fields(local))

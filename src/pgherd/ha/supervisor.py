@@ -1,16 +1,18 @@
 """Keeping one PostgreSQL server in the state the agent was told.
 
-The postmaster runs as the agent's own child (not through ``pg_ctl start``): PID 1 does
-not reap orphans here, so a postmaster started by pg_ctl would linger as a zombie after a
-crash and block the next start; as our child it is reaped by us and its death is seen at
-once. A postmaster already running when the agent starts (the agent was restarted) is
-adopted and watched through /proc.
+The postmaster is not started through ``pg_ctl start``: PID 1 does not reap orphans here,
+so a postmaster started by pg_ctl would linger as a zombie after a crash and block the
+next start. Nor is it the agent's own child: it is the child of a *keeper*
+(pg/keeper.py), a small process the agent starts for it, which reaps it, takes it down
+with itself if killed, and outlives the agent — so that stopping or restarting the agent
+(``systemctl restart``, an upgrade of pgherd) never restarts PostgreSQL. The keeper is
+the agent's child: its exit (right after the postmaster's) is seen at once. A postmaster
+already running when the agent starts (the agent was restarted) is adopted and watched
+through a pidfd (its exit seen at once too) and /proc.
 
-The postmaster is started through ``setpriv --pdeathsig QUIT``: when the agent dies (even
-by SIGKILL) the kernel sends the postmaster SIGQUIT, an immediate shutdown, so a dead
-agent never leaves a writable primary behind that nobody fences (docs/failover.md). The
-kernel sends that signal when the *thread* that forked the child exits, so every spawn
-happens on one long-lived thread of the supervisor, never on a short-lived API worker.
+Under automatic failover the HA loop publishes, through :meth:`Supervisor.set_fence`,
+until when this node may take writes; the keeper stops PostgreSQL at that moment if no
+agent renewed the lease by then (docs/failover.md, "When the agent stops or dies").
 
 The supervisor remembers the system identifier of the cluster it first started or adopted
 and refuses to start another one found later at the same path (a lab directory deleted and
@@ -19,19 +21,21 @@ created again under a running agent).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
+import os
+import select
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.backoff import Backoff
 from pgherd.model.status import Desired, PgState
-from pgherd.pg import process
+from pgherd.pg import keeper, process
 from pgherd.pg.controldata import read_system_identifier
 from pgherd.pg.instance import Instance
 
@@ -44,11 +48,7 @@ SHUTDOWN_SIGNALS = {
     "immediate": signal.SIGQUIT,
 }
 
-
-def pdeathsig_prefix() -> list[str]:
-    """``setpriv --pdeathsig QUIT --`` (util-linux), or nothing where it is missing."""
-    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
-    return [setpriv, "--pdeathsig", "QUIT", "--"] if setpriv else []
+KEEPER_REPORT_TIMEOUT = 30.0  # seconds for a keeper to say it started the postmaster
 
 
 class Supervisor:
@@ -61,29 +61,34 @@ class Supervisor:
         # that died comes back (a primary without its lease must not).
         self.auto_restart = auto_restart
         self.system_identifier: str | None = None
-        self._child: subprocess.Popen[bytes] | None = None
-        self._adopted: int | None = None
+        self._child: subprocess.Popen[bytes] | None = None  # the keeper we started
+        self._postmaster: int | None = None  # its postmaster
+        self._adopted: int | None = None  # a postmaster found running at boot
         self._stopping = False
         self._crashed_at: float | None = None
         self._down_since: float | None = None  # down while it should run (boot, fencing)
         self._delay = 0.0
         self._backoff = Backoff()
         self._lock = threading.RLock()
-        # The one thread that forks postmasters: it lives as long as the agent, so the
-        # parent-death signal fires only when the agent itself goes.
-        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postmaster-parent")
         self.on_exit: Callable[[], None] | None = None  # told at once when the server exits
-        self._prefix = pdeathsig_prefix()
-        if not self._prefix:
-            log.warning("setpriv not found: PostgreSQL will outlive a killed agent")
+        # Until when PostgreSQL may take writes (monotonic), as the HA loop last published
+        # it; None: nothing to fence (a standby, manual failover).
+        self._fence_at: float | None = None
+        self._fence_lock = threading.Lock()
 
     # ---- what is running ---------------------------------------------------------------
 
     @property
+    def fence_file(self) -> Path:
+        return self.instance.socket_dir / keeper.FENCE_FILE
+
+    @property
     def pid(self) -> int | None:
+        """The postmaster's PID while it runs."""
         with self._lock:
             if self._child is not None and self._child.poll() is None:
-                return self._child.pid
+                pm = self._postmaster
+                return pm if pm is not None and process.is_alive(pm) else None
             if self._adopted is not None and process.is_alive(self._adopted):
                 return self._adopted
             return None
@@ -107,8 +112,44 @@ class Supervisor:
         self._check_identity()
         with self._lock:
             self._adopted = pm.pid
+        if self.auto_restart:
+            # Manual failover fences nothing: a deadline an agent under automatic failover
+            # left for the keeper must not stop this server.
+            self.set_fence(None)
+        threading.Thread(
+            target=self._watch_adopted, args=(pm.pid,), name="postmaster-exit", daemon=True
+        ).start()
         log.info("adopted the running postmaster (pid %d)", pm.pid)
         return True
+
+    def _watch_adopted(self, pid: int) -> None:
+        """Say at once when an adopted postmaster exits (a pidfd becomes readable then),
+        as the keeper's exit tells for one we started."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return  # gone already, or an old kernel: the watch loop's /proc check sees it
+        try:
+            select.select([fd], [], [])
+        finally:
+            os.close(fd)
+        callback = self.on_exit
+        if callback is not None and self._adopted == pid:
+            callback()
+
+    def set_fence(self, at: float | None) -> None:
+        """Publish until when PostgreSQL may take writes (monotonic seconds; None: no
+        limit) for the keeper, which stops it then if no agent renewed the lease."""
+        with self._fence_lock:
+            self._fence_at = at
+            if not self.instance.socket_dir.is_dir():
+                return
+            try:
+                keeper.write_fence(
+                    self.fence_file, at, self.instance.user.uid, self.instance.user.gid
+                )
+            except OSError:
+                log.exception("could not publish the fence deadline for the keeper")
 
     def _check_identity(self) -> None:
         """Refuse a data directory whose cluster is not the one this agent started with."""
@@ -197,10 +238,10 @@ class Supervisor:
                     "clone it first: pgherd standby clone --upstream NODE --node NAME",
                 )
             self._spawn()
-            child = self._child
-        assert child is not None
+            postmaster = self._postmaster
+        assert postmaster is not None
         try:
-            self.instance.wait_ready(timeout, check_alive=child.pid)
+            self.instance.wait_ready(timeout, check_alive=postmaster)
         except Exception as exc:
             self.last_error = str(exc)
             raise
@@ -209,13 +250,18 @@ class Supervisor:
     def _spawn(self) -> None:
         self._check_identity()
         self.instance.prepare_start()
-        child = self._child = self._spawner.submit(self._popen).result()
+        with self._fence_lock:
+            keeper.write_fence(
+                self.fence_file, self._fence_at, self.instance.user.uid, self.instance.user.gid
+            )
+        child, postmaster = self._popen()
+        self._child, self._postmaster = child, postmaster
         threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
         self._adopted = None
         self._crashed_at = None
         self._down_since = None
         self._backoff.last_start = time.monotonic()
-        log.info("started postgres (pid %d)", self._child.pid)
+        log.info("started postgres (pid %d, its keeper %d)", postmaster, child.pid)
 
     def _watch_child(self, child: subprocess.Popen[bytes]) -> None:
         """Wait for the postmaster to exit (reaping it) and say so at once: a crash is seen
@@ -225,16 +271,43 @@ class Supervisor:
         if callback is not None and child is self._child:
             callback()
 
-    def _popen(self) -> subprocess.Popen[bytes]:
-        """Runs on the spawner thread (see the module's docstring)."""
-        return self.instance.spawn_postmaster(self._prefix)
+    def _popen(self) -> tuple[subprocess.Popen[bytes], int]:
+        """Start a keeper for the postmaster; returns it and the postmaster's PID."""
+        report_r, report_w = os.pipe()
+        try:
+            child = self.instance.spawn_kept_postmaster(self.fence_file, report_w)
+        finally:
+            os.close(report_w)
+        try:
+            return child, self._postmaster_of(child, report_r)
+        finally:
+            os.close(report_r)
 
-    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
-        """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout."""
+    def _postmaster_of(self, child: subprocess.Popen[bytes], report: int) -> int:
+        """The PID the keeper reports (a line on the pipe), or why it did not."""
+        ready, _, _ = select.select([report], [], [], KEEPER_REPORT_TIMEOUT)
+        line = os.read(report, 64).decode().strip() if ready else ""
+        if line.isdigit():
+            return int(line)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(1)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        raise PgherdError(
+            f"the keeper of postgres did not start it (exit {child.returncode}): "
+            f"{self.instance.log_tail(3) or 'no output'}",
+            f"see {self.instance.log_file}",
+        )
+
+    def stop(self, mode: str = "fast", timeout: float = 60, restart: bool = False) -> None:
+        """Shut down (``fast``: roll back sessions, shutdown checkpoint); escalate on timeout.
+        ``restart``: it should run again (the HA loop starts it in place: a primary keeps
+        its lease, where a server stopped on purpose would give it up)."""
         with self._lock:
-            self.desired = Desired.STOPPED
+            self.desired = Desired.RUNNING if restart else Desired.STOPPED
             self._crashed_at = None
-            self._down_since = None
+            self._down_since = time.monotonic() if restart else None
             pid = self.pid
             if pid is None:
                 return
@@ -264,7 +337,7 @@ class Supervisor:
 
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         child = self._child
-        if child is not None and child.pid == pid:
+        if child is not None and self._postmaster == pid:
             try:
                 child.wait(timeout)
             except subprocess.TimeoutExpired:

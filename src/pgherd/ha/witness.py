@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from pgherd.config import ClusterConfig
+from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.dcs.open import open_store
@@ -36,6 +37,7 @@ class Witness:
         assert self.node is not None
         self.ttl = config.ha.ttl
         self.loop_wait = config.ha.loop_wait
+        self.fingerprint = fingerprint(config)
         self._store: Store | None = None
         self._stop = threading.Event()
         self.store_ok = False
@@ -54,6 +56,7 @@ class Witness:
                 api_url=self.node.api_url,
                 decision="a witness: no data, never a leader",
                 at=time.time(),
+                config_fingerprint=self.fingerprint,
             )
             self._store.touch_member(
                 self.name, checkin.model_dump_json(), self.ttl * CHECKIN_TTL_FACTOR
@@ -92,6 +95,12 @@ def run(config: ClusterConfig, name: str) -> None:
     node.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     node.agent_pid_file.write_text(f"{os.getpid()}\n")
     log.info("witness %s of cluster %s; API on %s", name, config.cluster, node.api_url)
+    # systemctl reload must not stop it (SIGHUP's default): a witness holds only its name,
+    # its address and the store, which an agent restart applies.
+    signal.signal(
+        signal.SIGHUP,
+        lambda _s, _f: log.info("SIGHUP: a witness reads pgherd.yaml at start only; restart it"),
+    )
     threading.Thread(target=witness.run, name="witness", daemon=True).start()
     app = FastAPI(title="pgherd witness", version="1")
 

@@ -91,16 +91,32 @@ def agent_log_tail(node: AgentHost) -> str:
 
 
 def stop(node: AgentHost, timeout: float = 60) -> bool:
-    """SIGTERM the agent (it shuts PostgreSQL down first); SIGKILL after ``timeout``.
+    """SIGTERM the agent (SIGKILL after ``timeout``), then shut its PostgreSQL down (fast):
+    an agent that stops leaves PostgreSQL running for the next one (ha/handover.py), and a
+    lab that stops wants both gone.
 
     Returns True if an agent was running.
     """
     pid = running_agent(node)
-    if pid is None:
+    if pid is not None:
+        process.signal_pid(pid, signal.SIGTERM)
+        if not process.wait_gone(pid, timeout):
+            process.signal_pid(pid, signal.SIGKILL)
+            process.wait_gone(pid, 5)
+        node.agent_pid_file.unlink(missing_ok=True)
+    if isinstance(node, NodeConfig):
+        stop_postgres(node, timeout)
+    return pid is not None
+
+
+def stop_postgres(node: NodeConfig, timeout: float = 60) -> bool:
+    """Fast shutdown of the node's postmaster, if one runs (immediate, then SIGKILL, when
+    it does not go in time); True if one ran."""
+    pm = process.running_postmaster(node.data_dir)
+    if pm is None:
         return False
-    process.signal_pid(pid, signal.SIGTERM)
-    if not process.wait_gone(pid, timeout):
-        process.signal_pid(pid, signal.SIGKILL)
-        process.wait_gone(pid, 5)
-    node.agent_pid_file.unlink(missing_ok=True)
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
+        process.signal_pid(pm.pid, sig)
+        if process.wait_gone(pm.pid, wait):
+            break
     return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -305,18 +304,11 @@ def _is_standby(config: ClusterConfig, node: NodeConfig) -> bool:
 
 
 def _stop_node(config: ClusterConfig, node: NodeConfig, reporter: Reporter) -> None:
-    had_agent = agents.stop(node)
-    instance = LocalNode.open(config, node.name).instance
-    pm = instance.postmaster()
-    if pm is not None:
-        try:
-            instance.stop("fast", timeout=60)
-        except PgherdError:
-            process.signal_pid(pm.pid, signal.SIGQUIT)
-            if not process.wait_gone(pm.pid, 10):
-                process.signal_pid(pm.pid, signal.SIGKILL)
-                process.wait_gone(pm.pid, 5)
-    what = "agent and PostgreSQL" if had_agent else "PostgreSQL"
+    had_pg = process.running_postmaster(node.data_dir) is not None
+    had_agent = agents.stop(node)  # the agent, then its PostgreSQL (fast shutdown)
+    what = (
+        "agent and PostgreSQL" if had_agent and had_pg else "agent" if had_agent else "PostgreSQL"
+    )
     reporter.step(
-        f"{node.name}: stopped {what}" if had_agent or pm else f"{node.name}: not running"
+        f"{node.name}: stopped {what}" if had_agent or had_pg else f"{node.name}: not running"
     )

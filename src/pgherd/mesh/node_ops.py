@@ -58,6 +58,11 @@ COMMENT ON TABLE pgherd.conflicts IS
 """
 
 
+# What a mesh's publication sends: row changes and TRUNCATE (applied at its place in the
+# stream, with its CASCADE and RESTART IDENTITY; see docs/mesh.md).
+PUBLISH = "insert, update, delete, truncate"
+
+
 @contextmanager
 def connect(local: LocalNode, dbname: str) -> Iterator[Conn]:
     with local.instance.connect(dbname) as conn:
@@ -143,15 +148,21 @@ def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
         exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
         if exists.fetchone() is None:
             conn.execute(
-                sql.SQL(
-                    "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, update, delete')"
-                ).format(sql.Identifier(publication), tables)
+                sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = {})").format(
+                    sql.Identifier(publication), tables, sql.Literal(PUBLISH)
+                )
             )
             created.append(f"publication {publication}")
         else:
             conn.execute(
                 sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(
                     sql.Identifier(publication), tables
+                )
+            )
+            # A mesh made before TRUNCATE was replicated publishes it from now on.
+            conn.execute(
+                sql.SQL("ALTER PUBLICATION {} SET (publish = {})").format(
+                    sql.Identifier(publication), sql.Literal(PUBLISH)
                 )
             )
         for other in spec.nodes:

@@ -8,7 +8,7 @@ and :class:`~pgherd.model.status_lite.LiteStatus` (the quick commands', without 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -77,6 +77,12 @@ class StatusReading(Protocol):
     @property
     def position(self) -> Lsn | None: ...
 
+    @property
+    def pending_restart(self) -> Sequence[str]: ...
+
+    @property
+    def config_fingerprint(self) -> str | None: ...
+
 
 S = TypeVar("S", bound=StatusReading)
 
@@ -98,6 +104,8 @@ class NodeRow:
     lag_seconds: float | None
     system_identifier: str | None
     problem: str | None
+    pending_restart: tuple[str, ...] = ()  # settings that wait for a restart
+    config_fingerprint: str | None = None  # of the pgherd.yaml its agent runs with
 
     @property
     def is_primary(self) -> bool:
@@ -223,6 +231,8 @@ def _row(
         lag_seconds=lag_s,
         system_identifier=status.system_identifier,
         problem=problem,
+        pending_restart=tuple(status.pending_restart),
+        config_fingerprint=status.config_fingerprint,
     )
 
 
@@ -239,6 +249,8 @@ def row_json(row: NodeRow) -> dict[str, Any]:
         "lag_seconds": row.lag_seconds,
         "system_identifier": row.system_identifier,
         "problem": row.problem,
+        "pending_restart": list(row.pending_restart),
+        "config_fingerprint": row.config_fingerprint,
     }
 
 
@@ -251,3 +263,47 @@ def view_json(name: str, view: ClusterView) -> dict[str, Any]:
         "problems": list(view.problems),
         "nodes": [row_json(r) for r in view.rows],
     }
+
+
+def pending_restart_notes(rows: Sequence[NodeRow]) -> list[str]:
+    """A line per node with settings that wait for a restart, saying how to apply them."""
+    return [
+        f"{row.name}: pending restart: {', '.join(row.pending_restart)} — "
+        f"pgherd node restart {row.name}, or pgherd cluster restart for every node"
+        for row in rows
+        if row.pending_restart
+    ]
+
+
+def config_warnings(
+    fingerprints: Mapping[str, str | None], hosts: Mapping[str, str], local: str | None
+) -> list[str]:
+    """Members whose agents run another pgherd.yaml than the rest (named with their
+    hosts), or, when they all agree, a file on this host that differs from theirs.
+    ``fingerprints``: member -> what its agent reports (None: unknown, not counted)."""
+    groups: dict[str, list[str]] = {}
+    for name, found in fingerprints.items():
+        if found:
+            groups.setdefault(found, []).append(name)
+    if not groups:
+        return []
+
+    def who(names: list[str]) -> str:
+        return ", ".join(f"{n} ({hosts[n]})" if n in hosts else n for n in sorted(names))
+
+    if len(groups) > 1:
+        ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        parts = [f"{who(names)} run{'s' if len(names) == 1 else ''} {fp}" for fp, names in ranked]
+        return [
+            "the agents run different pgherd.yaml: "
+            + "; ".join(parts)
+            + " — copy the same file to every host, then pgherd agent reload (an agent "
+            "restart for what a reload cannot change)"
+        ]
+    (found,) = groups
+    if local is not None and found != local:
+        return [
+            f"every agent runs pgherd.yaml {found}, but this host's file is {local} — "
+            "pgherd agent reload if this file is the newer, or copy theirs here"
+        ]
+    return []

@@ -108,6 +108,11 @@ class NodeStatus(Frozen):
     error: str | None = None
     checked_at: datetime | None = None
     mesh_workers: tuple[MeshWorkerRow, ...] = ()  # apply workers into this node (mesh)
+    # Parameters whose new value waits for a restart (pgherd node restart, cluster restart).
+    pending_restart: tuple[str, ...] = ()
+    # The fingerprint of the pgherd.yaml the agent runs with (config.fingerprint): every
+    # agent of a cluster should report the same one.
+    config_fingerprint: str | None = None
 
     @property
     def position(self) -> Lsn | None:

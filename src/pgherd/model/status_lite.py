@@ -146,6 +146,8 @@ class LiteStatus:
     error: str | None = None
     checked_at: datetime | None = None
     mesh_workers: tuple[LiteMeshWorker, ...] = ()
+    pending_restart: tuple[str, ...] = ()
+    config_fingerprint: str | None = None
 
     @property
     def position(self) -> Lsn | None:
@@ -190,6 +192,8 @@ def read_status(doc: object) -> LiteStatus:
             error=optional(data, "error", text),
             checked_at=optional(data, "checked_at", _time),
             mesh_workers=tuple(_mesh_worker(w) for w in array(data.get("mesh_workers", []))),
+            pending_restart=tuple(text(p) for p in array(data.get("pending_restart", []))),
+            config_fingerprint=optional(data, "config_fingerprint", text),
         )
     except (KeyError, TypeError, ValueError) as exc:
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)

@@ -33,6 +33,7 @@ class MemberView:
     role: str | None = None
     leader: bool = False
     decision: str = ""
+    config_fingerprint: str = ""  # of the pgherd.yaml its agent runs with
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class HaView:
                     "role": m.role,
                     "leader": m.leader,
                     "decision": m.decision,
+                    "config_fingerprint": m.config_fingerprint or None,
                 }
                 for m in self.members
             ],
@@ -135,6 +137,7 @@ def read(config: ClusterConfig | LiteConfig) -> HaView | None:
                     c.role if kind == "data" else "witness",
                     leader is not None and leader.name == name,
                     c.decision,
+                    c.config_fingerprint,
                 )
             )
     state = seen_state(snapshot.config, now)
@@ -162,6 +165,7 @@ class SeenCheckIn:
     role: str
     decision: str
     at: float  # seconds since the epoch
+    config_fingerprint: str = ""  # of the pgherd.yaml its agent runs with
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ def seen_checkins(members: Sequence[Member]) -> dict[str, SeenCheckIn]:
                 role=str(data.get("role", "unknown")),
                 decision=str(data.get("decision", "")),
                 at=float(at),
+                config_fingerprint=str(data.get("config_fingerprint") or ""),
             )
         except (ValueError, TypeError, KeyError):
             continue

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pgherd.errors import PostgresNotFound
+from pgherd.errors import CommandFailed, PostgresNotFound
+from pgherd.model import settings as settings_rules
 
 REQUIRED = ("postgres", "initdb", "pg_ctl", "pg_controldata", "pg_basebackup")
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
@@ -66,6 +67,22 @@ def inspect(bindir: Path) -> PgBin:
             f"use PostgreSQL {SUPPORTED_MAJORS.start} to {SUPPORTED_MAJORS.stop - 1}",
         )
     return PgBin(bindir, major, version)
+
+
+@cache
+def parameter_contexts(bindir: Path) -> dict[str, str]:
+    """Every parameter these programs know, with its context (``postmaster``, ``sighup``,
+    ``user``…), from ``postgres --describe-config``: no data directory or server needed."""
+    out = subprocess.run(
+        [str(bindir / "postgres"), "--describe-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise CommandFailed("postgres --describe-config", out.returncode, out.stderr)
+    return settings_rules.parse_describe_config(out.stdout)
 
 
 def candidates() -> list[Path]:

@@ -70,3 +70,16 @@ def read_include(data_dir: Path) -> dict[str, str]:
             value = value[1:-1].replace("''", "'").replace("\\\\", "\\")
         values[name.strip()] = value
     return values
+
+
+def config_errors(stderr: str) -> str:
+    """What ``postgres`` said about configuration files it refused, without its log
+    prefixes: ``invalid value for parameter "work_mem": "lots"; configuration file
+    ".../pgherd.conf" contains errors``."""
+    said = []
+    for line in stderr.splitlines():
+        for level in ("LOG:", "FATAL:", "ERROR:", "HINT:", "DETAIL:"):
+            if level in line:
+                said.append(line.split(level, 1)[1].strip())
+                break
+    return "; ".join(said) or stderr.strip() or "no message"

@@ -5,14 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgherd.errors import CommandFailed, DataDirNotEmpty, QueryFailed, TimedOut, last_lines
-from pgherd.pg import conf, controldata, hba, process
+from pgherd.errors import (
+    CommandFailed,
+    DataDirNotEmpty,
+    QueryFailed,
+    Refused,
+    TimedOut,
+    last_lines,
+)
+from pgherd.pg import conf, controldata, hba, keeper, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import popen_kwargs, program_env, run
@@ -82,6 +90,22 @@ class Instance:
         self.user.write_file(hba_path, hba.with_block(_read(hba_path), lines))
         self.user.write_file(ident_path, hba.with_block(_read(ident_path), ident))
 
+    def check_config(self) -> None:
+        """Have ``postgres`` read the configuration files as a start or a reload would
+        (``postgres -C``, which a running server does not mind): raises Refused with its
+        own words when it would refuse them (an unknown parameter, a bad value)."""
+        done = run(
+            [self.pgbin["postgres"], "-D", self.data_dir, "-C", "data_directory"],
+            self.user,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise Refused(
+                f"PostgreSQL refuses the configuration: {conf.config_errors(done.stderr)}",
+                "fix settings: in pgherd.yaml (nothing was changed)",
+            )
+
     def set_standby(self, standby: bool) -> None:
         signal_file = self.data_dir / STANDBY_SIGNAL
         if standby:
@@ -103,17 +127,29 @@ class Instance:
         """The postmaster's command line, for an agent that runs it as its own child."""
         return [str(self.pgbin["postgres"]), "-D", str(self.data_dir)]
 
-    def spawn_postmaster(self, prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    def spawn_postmaster(self) -> subprocess.Popen[bytes]:
         """Run ``postgres -D`` as a child of this process (its own session, as the OS
-        user, its output appended to the server log); ``prefix`` goes before the program
-        (the agent's ``setpriv --pdeathsig``). The caller reaps it."""
+        user, its output appended to the server log). The caller reaps it."""
+        return self._spawn_logged(self.postgres_argv())
+
+    def spawn_kept_postmaster(self, fence_file: Path, report_fd: int) -> subprocess.Popen[bytes]:
+        """Run ``postgres -D`` under a keeper (pg/keeper.py: what an agent does, so that the
+        postmaster outlives it), the keeper a child of this process. The keeper writes the
+        postmaster's PID to ``report_fd``; the caller reaps the keeper."""
+        argv = keeper.command(sys.executable, fence_file, report_fd, self.postgres_argv())
+        return self._spawn_logged(argv, pass_fds=(report_fd,))
+
+    def _spawn_logged(
+        self, argv: list[str], pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen[bytes]:
         os.close(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         self.user.chown(self.log_file)
         return process.spawn_logged(
-            [*prefix, *self.postgres_argv()],
+            argv,
             self.log_file,
             env=program_env(self.user),
             cwd=self.data_dir,
+            pass_fds=pass_fds,
             **popen_kwargs(self.user),
         )
 

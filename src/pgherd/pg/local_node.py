@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
-from pgherd.pg import binaries, conninfo, hba, osuser
+from pgherd.pg import binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
@@ -37,10 +37,17 @@ BASE_SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True)
+# What pgherd.conf says about a standby's upstream: kept as written when the settings are
+# rewritten for a reload (the node keeps its role and upstream).
+ROLE_SETTINGS = ("primary_conninfo", "primary_slot_name")
+
+
+@dataclass(eq=False)
 class LocalNode:
-    """``config`` in its pydantic-free form (pgherd.config_lite), so that ``standby
-    clone``, a quick command, can use it too; :meth:`open` takes either form."""
+    """A node of the config on this machine. An agent shares one with all its parts;
+    :meth:`reconfigure` gives them all a reloaded config at once. ``config`` is held in
+    its pydantic-free form (pgherd.config_lite), so that ``standby clone``, a quick
+    command, can use it too; :meth:`open` and :meth:`reconfigure` take either form."""
 
     config: LiteConfig
     node: LiteNode
@@ -87,6 +94,22 @@ class LocalNode:
             values["wal_keep_size"] = ARCHIVED_WAL_KEEP_SIZE
         values.update(self.config.settings)
         return values
+
+    def settings_in_force(self) -> dict[str, Setting]:
+        """pgherd.conf as the config wants it for the role the node has now: a primary's
+        settings, plus what the file says a standby streams from."""
+        written = conf.read_include(self.node.data_dir)
+        values = self.settings(None)
+        values.update({k: written[k] for k in ROLE_SETTINGS if k in written})
+        return values
+
+    def reconfigure(self, config: Validated | LiteConfig) -> None:
+        """Run with a reloaded config. The caller (ha/reload.py) has checked that what
+        makes this node — its name, addresses, directories, programs, OS user, roles — is
+        unchanged, so the instance and the OS user stay as they are."""
+        config = as_lite(config)
+        self.node = config.node(self.node.name)
+        self.config = config
 
     def upstream_conninfo(self, upstream: DataNode) -> str:
         return conninfo.keyword(

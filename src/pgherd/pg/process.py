@@ -179,6 +179,7 @@ def spawn_logged(
     log_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: Sequence[int] = (),
     **as_user: Unpack[AsUser],
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own, its input closed and its output appended to
@@ -194,6 +195,7 @@ def spawn_logged(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
             **as_user,
         )
     finally:

@@ -25,7 +25,9 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,
        pg_last_xact_replay_timestamp() AS last_replay_time,
-       current_setting('primary_conninfo') AS primary_conninfo
+       current_setting('primary_conninfo') AS primary_conninfo,
+       ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)
+           AS pending_restart
 """
 
 _REPLICATION = """
@@ -74,6 +76,7 @@ class ServerState:
     wal_receiver: WalReceiver | None
     replication: tuple[ReplicationRow, ...]
     slots: tuple[Slot, ...]
+    pending_restart: tuple[str, ...] = ()  # parameters whose new value waits for a restart
 
 
 def _rows(conn: psycopg.Connection[Any], query: str) -> list[dict[str, Any]]:
@@ -127,4 +130,5 @@ def server_state(conn: psycopg.Connection[Any]) -> ServerState:
         wal_receiver=receiver,
         replication=replication,
         slots=slots,
+        pending_restart=tuple(server["pending_restart"] or ()),
     )

@@ -11,7 +11,7 @@ from pgherd import config_cache
 from pgherd.cli.output import EXIT_DEGRADED, print_json
 from pgherd.cli.text import Column, Printer, Span, Table
 from pgherd.clients.agent import lite_statuses
-from pgherd.config_lite import config_path
+from pgherd.config_lite import LiteConfig, config_path
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
 from pgherd.model.readable import human_bytes, human_seconds
@@ -37,6 +37,8 @@ def run(config_file: Path | None, as_json: bool) -> int:
 
         ha = ha_view.read(config)
     problems = list(view.problems) + (ha.problems() if ha else [])
+    notes = cluster_model.pending_restart_notes(view.rows)
+    warnings = config_warnings(config, view, ha)
     if as_json:
         data = cluster_model.view_json(config.cluster, view) | {"topology": config.topology}
         if workers:
@@ -45,6 +47,8 @@ def run(config_file: Path | None, as_json: bool) -> int:
             data["ha"] = ha.as_json()
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
+        data["config_fingerprint"] = config.fingerprint
+        data["warnings"] = warnings
         print_json(data)
     else:
         out = Printer()
@@ -54,9 +58,25 @@ def run(config_file: Path | None, as_json: bool) -> int:
                 out.line(line)
         if workers:
             out.table(mesh_table(workers))
+        for note in notes:
+            out.line(Span("~", "cyan"), f" {note}")
+        for warning in warnings:
+            out.line(Span("!", "yellow"), f" {warning}")
         for problem in problems:
             out.line(Span("!", "yellow"), f" {problem}")
     return EXIT_DEGRADED if problems else 0
+
+
+def config_warnings(config: LiteConfig, view: ClusterView, ha: HaView | None) -> list[str]:
+    """Agents that run another pgherd.yaml than the rest, or than this host's file: the
+    nodes' own reports, and the witnesses' check-ins."""
+    found: dict[str, str | None] = {row.name: row.config_fingerprint for row in view.rows}
+    hosts = {n.name: n.host for n in config.nodes} | {w.name: w.api_host for w in config.witnesses}
+    if ha is not None:
+        for member in ha.members:
+            if not found.get(member.name):
+                found[member.name] = member.config_fingerprint or None
+    return cluster_model.config_warnings(found, hosts, config.fingerprint)
 
 
 def ha_lines(ha: HaView) -> list[str]:

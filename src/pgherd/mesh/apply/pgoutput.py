@@ -18,19 +18,78 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from pgherd.mesh.apply.messages import (
+    BINARY,
+    KEY_FLAG,
+    NULL,
+    TEXT,
+    UNCHANGED,
+    Begin,
+    BeginPrepare,
+    Column,
+    Commit,
+    CommitPrepared,
+    Decoded,
+    Delete,
+    Insert,
+    Message,
+    Origin,
+    Prepare,
+    Relation,
+    RollbackPrepared,
+    StreamAbort,
+    StreamCommit,
+    StreamStart,
+    StreamStop,
+    Truncate,
+    TupleData,
+    Type,
+    Update,
+)
+
+# The messages are part of this module's interface (po.Begin, po.TupleData, ...).
+__all__ = [
+    "BINARY",
+    "KEY_FLAG",
+    "NULL",
+    "PG_EPOCH",
+    "TEXT",
+    "UNCHANGED",
+    "Begin",
+    "BeginPrepare",
+    "Column",
+    "Commit",
+    "CommitPrepared",
+    "Decoded",
+    "Delete",
+    "Insert",
+    "Message",
+    "Origin",
+    "Prepare",
+    "ProtocolError",
+    "Relation",
+    "RollbackPrepared",
+    "StreamAbort",
+    "StreamCommit",
+    "StreamStart",
+    "StreamStop",
+    "Truncate",
+    "TupleData",
+    "Type",
+    "Update",
+    "binary_values",
+    "copy_row",
+    "decode",
+    "insert_relid",
+    "now_micros",
+    "timestamp",
+    "to_micros",
+]
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_UNIX_MICROS = int(PG_EPOCH.timestamp()) * 1_000_000
-
-NULL = "n"
-UNCHANGED = "u"
-TEXT = "t"
-BINARY = "b"
-
-# Relation column flag: the column is part of the replica identity (the primary key).
-KEY_FLAG = 1
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -58,203 +117,6 @@ def now_micros() -> int:
 def to_micros(moment: datetime) -> int:
     delta = moment - PG_EPOCH
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-# ---- messages ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TupleData:
-    """One row: ``kinds`` has a letter per column (n, u, t, b), ``values`` the bytes
-    (None for n and u)."""
-
-    kinds: str
-    values: tuple[bytes | None, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Begin:
-    final_lsn: int  # the commit record's LSN
-    commit_time: int
-    xid: int
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    flags: int
-    commit_lsn: int
-    end_lsn: int  # the end of the commit record: what a replication origin records
-    commit_time: int
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Sent after Begin when the transaction was itself replicated (carries an origin)."""
-
-    origin_lsn: int
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    flags: int
-    name: str
-    type_oid: int
-    typmod: int
-
-    @property
-    def is_key(self) -> bool:
-        return bool(self.flags & KEY_FLAG)
-
-
-@dataclass(frozen=True, slots=True)
-class Relation:
-    relid: int
-    namespace: str
-    name: str
-    replica_identity: str  # d(efault), n(othing), f(ull), i(ndex)
-    columns: tuple[Column, ...]
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Type:
-    oid: int
-    namespace: str
-    name: str
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Insert:
-    relid: int
-    new: TupleData
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    relid: int
-    old_kind: str | None  # "K" (old key, when the key changed), "O" (REPLICA IDENTITY FULL)
-    old: TupleData | None
-    new: TupleData
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    relid: int
-    old_kind: str  # "K" or "O"
-    old: TupleData
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Truncate:
-    relids: tuple[int, ...]
-    cascade: bool
-    restart_identity: bool
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """pg_logical_emit_message(), sent when the ``messages`` option is on."""
-
-    transactional: bool
-    lsn: int
-    prefix: str
-    content: bytes
-    xid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStart:
-    xid: int
-    first_segment: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStop:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCommit:
-    xid: int
-    flags: int
-    commit_lsn: int
-    end_lsn: int
-    commit_time: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamAbort:
-    xid: int
-    subxid: int
-
-
-@dataclass(frozen=True, slots=True)
-class BeginPrepare:
-    prepare_lsn: int
-    end_lsn: int
-    prepare_time: int
-    xid: int
-    gid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Prepare:
-    flags: int
-    prepare_lsn: int
-    end_lsn: int
-    prepare_time: int
-    xid: int
-    gid: str
-    streamed: bool = False  # Stream Prepare ('p') rather than Prepare ('P')
-
-
-@dataclass(frozen=True, slots=True)
-class CommitPrepared:
-    flags: int
-    commit_lsn: int
-    end_lsn: int
-    commit_time: int
-    xid: int
-    gid: str
-
-
-@dataclass(frozen=True, slots=True)
-class RollbackPrepared:
-    flags: int
-    prepare_end_lsn: int
-    rollback_end_lsn: int
-    prepare_time: int
-    rollback_time: int
-    xid: int
-    gid: str
-
-
-Decoded = (
-    Begin
-    | Commit
-    | Origin
-    | Relation
-    | Type
-    | Insert
-    | Update
-    | Delete
-    | Truncate
-    | Message
-    | StreamStart
-    | StreamStop
-    | StreamCommit
-    | StreamAbort
-    | BeginPrepare
-    | Prepare
-    | CommitPrepared
-    | RollbackPrepared
-)
 
 
 # ---- reading ----------------------------------------------------------------------------

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pgherd.mesh.apply import pgoutput as po
 
 Splicer = Callable[[bytes], bytes | None]
+KeyReader = Callable[[bytes], tuple[bytes | None, ...] | None]
 
 # Types whose binary send format always has the same size (pg_type.typlen), by OID:
 # bool, int8, int2, int4, oid, float4, float8, date, time, timestamp, timestamptz,
@@ -49,13 +51,12 @@ _HEADER = 8  # tag, relid, "N", column count: the tuple data's columns start her
 _U32 = struct.Struct(">I")
 
 
-def row_splicer(type_oids: Sequence[int]) -> Splicer:
-    """A function that turns an Insert message of a relation whose columns have these
-    types into its COPY BINARY row (see the module docstring)."""
-    if not type_oids:
-        return po.copy_row
-    conditions: list[str] = []  # in the order the bytes come: each may use the one before
-    parts = ["p[6:8]"]
+def _layout(type_oids: Sequence[int]) -> tuple[list[str], list[tuple[str, str]]]:
+    """For a tuple of these types, every column binary: the conditions that check its bytes
+    (in the order the bytes come: each may use the one before) and, per column, where its
+    length word starts and where its value ends (expressions on ``p``)."""
+    conditions: list[str] = []
+    fields: list[tuple[str, str]] = []
     base = ""  # the variable that offsets are relative to ("" while they are constant)
 
     def at(offset: int) -> str:
@@ -69,16 +70,40 @@ def row_splicer(type_oids: Sequence[int]) -> Splicer:
         if size is not None:
             expected = b"b" + size.to_bytes(4, "big")
             conditions.append(f"p[{at(offset)}:{at(offset + 5)}] == {expected!r}")
-            parts.append(f"p[{at(offset + 1)}:{at(offset + 5 + size)}]")
+            fields.append((at(offset + 1), at(offset + 5 + size)))
             offset += 5 + size
             continue
         conditions.append(f"p[{at(offset)}] == 98")
         name = f"e{i}"
         end = f"{at(offset + 5)} + unpack(p, {at(offset + 1)})[0]"
         conditions.append(f"({name} := {end}) <= len(p)")
-        parts.append(f"p[{at(offset + 1)}:{name}]")
+        fields.append((at(offset + 1), name))
         base, offset = name, 0
     conditions.append(f"{at(offset)} == len(p)")
+    return conditions, fields
+
+
+def _plus(expression: str, n: int) -> str:
+    """``expression + n``, folded when the expression is a constant."""
+    return str(int(expression) + n) if expression.isdigit() else f"{expression} + {n}"
+
+
+def _make(name: str, source: str, label: str, fallback: object) -> Any:
+    """Compile generated ``source`` (integers and byte literals only) defining ``name``."""
+    namespace = {"unpack": _U32.unpack_from, "join": b"".join, "fallback": fallback}
+    exec(compile(source, label, "exec"), namespace)  # noqa: S102
+    made = namespace[name]
+    made.__doc__ = source
+    return made
+
+
+def row_splicer(type_oids: Sequence[int]) -> Splicer:
+    """A function that turns an Insert message of a relation whose columns have these
+    types into its COPY BINARY row (see the module docstring)."""
+    if not type_oids:
+        return po.copy_row
+    conditions, fields = _layout(type_oids)
+    parts = ["p[6:8]", *(f"p[{start}:{end}]" for start, end in fields)]
     source = (
         "def splice(p):\n"
         "    try:\n"
@@ -88,8 +113,69 @@ def row_splicer(type_oids: Sequence[int]) -> Splicer:
         "        pass\n"
         "    return fallback(p)\n"
     )
-    namespace = {"unpack": _U32.unpack_from, "join": b"".join, "fallback": po.copy_row}
-    exec(compile(source, f"<splice {list(type_oids)}>", "exec"), namespace)  # noqa: S102
-    splice: Splicer = namespace["splice"]  # type: ignore[assignment]
-    splice.__doc__ = source
+    splice: Splicer = _make("splice", source, f"<splice {list(type_oids)}>", po.copy_row)
     return splice
+
+
+def row_reader(type_oids: Sequence[int]) -> KeyReader:
+    """A function that reads the new row of an Update message without an old key (the same
+    layout as an Insert's) as :func:`pgoutput.binary_values` does, in straight-line code
+    made for these types; any other message goes to ``binary_values``."""
+
+    def fallback(p: bytes) -> tuple[bytes | None, ...] | None:
+        return po.binary_values(p, 6)
+
+    if not type_oids:
+        return fallback
+    conditions, fields = _layout(type_oids)
+    count = f"p[6:8] == {len(type_oids).to_bytes(2, 'big')!r}"
+    values = [f"p[{_plus(start, 4)}:{end}]" for start, end in fields]
+    source = (
+        "def read(p):\n"
+        "    try:\n"
+        f"        if {' and '.join([count, *conditions])}:\n"
+        f"            return ({', '.join(values)},)\n"
+        "    except IndexError:\n"
+        "        pass\n"
+        "    return fallback(p)\n"
+    )
+    read: KeyReader = _make("read", source, f"<update {list(type_oids)}>", fallback)
+    return read
+
+
+def delete_reader(type_oids: Sequence[int], key: Sequence[int]) -> KeyReader:
+    """A function that reads a Delete message's values (the key's, the other columns null,
+    as pgoutput sends them for ``REPLICA IDENTITY DEFAULT``) as
+    :func:`pgoutput.binary_values` does, in straight-line code when every key column has a
+    fixed size: the whole message then has one length and one shape, checked byte for byte
+    but the key's values. Any other message goes to ``binary_values``."""
+
+    def fallback(p: bytes) -> tuple[bytes | None, ...] | None:
+        return po.binary_values(p, 6)
+
+    sizes = [FIXED_SEND_SIZE.get(type_oids[i]) for i in key]
+    if not key or any(size is None for size in sizes):
+        return fallback
+    conditions = [f"p[6:8] == {len(type_oids).to_bytes(2, 'big')!r}"]
+    values: list[str] = []
+    offset = _HEADER
+    for i, oid in enumerate(type_oids):
+        if i in key:
+            size = FIXED_SEND_SIZE[oid]
+            expected = b"b" + size.to_bytes(4, "big")
+            conditions.append(f"p[{offset}:{offset + 5}] == {expected!r}")
+            values.append(f"p[{offset + 5}:{offset + 5 + size}]")
+            offset += 5 + size
+        else:
+            conditions.append(f"p[{offset}] == 110")
+            values.append("None")
+            offset += 1
+    conditions.insert(0, f"len(p) == {offset}")
+    source = (
+        "def read(p):\n"
+        f"    if {' and '.join(conditions)}:\n"
+        f"        return ({', '.join(values)},)\n"
+        "    return fallback(p)\n"
+    )
+    read: KeyReader = _make("read", source, f"<delete {list(type_oids)} key {list(key)}>", fallback)
+    return read

@@ -83,11 +83,19 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
 ORDER BY a.attnum
 """
 
-# The condition under which a batch UPDATE or DELETE may change a row without looking
-# closer: it was last written by this very transaction, or by the same source node.
-_SAME_WRITER = sql.SQL(
-    "(t.xmin = %s::xid OR coalesce((pg_xact_commit_timestamp_origin(t.xmin)).roident, 0) = %s::oid)"
+# A batch UPDATE or DELETE changes, without looking closer, only the rows last written by
+# this very transaction or by the same source node; the others go one by one through
+# conflict handling. Who wrote a row is asked once per distinct xmin, not once per row
+# (pg_xact_commit_timestamp_origin costs about as much as the delete itself, and the rows
+# of a batch come from few transactions), then the rows are changed by ctid: measured here,
+# a batch of 10,000 deletes takes 0.35-0.5x the time of checking each row (updates 0.7x).
+# A row changed by someone else between the read and the change fails the ctid and xmin
+# recheck (EvalPlanQual) and is left to conflict handling.
+_SAME_WRITERS = sql.SQL(
+    "ok AS (SELECT x FROM (SELECT DISTINCT x FROM m) AS d WHERE x = %s::xid "
+    "OR coalesce((pg_xact_commit_timestamp_origin(x)).roident, 0) = %s::oid)"
 )
+_SAME_ROW = sql.SQL("t.ctid = m.tid AND t.xmin = m.x AND m.x IN (SELECT x FROM ok)")
 
 
 @dataclass
@@ -180,33 +188,43 @@ class TargetTable:
         """The columns whose arrays a batch UPDATE takes, in order."""
         return tuple(sorted({*self.key, *self.update_sets}))
 
+    def _matched(self, positions: tuple[int, ...]) -> sql.Composable:
+        """The CTEs ``m`` (the batch rows whose key is there: ctid, xmin and the arrays'
+        columns) and ``ok`` (the xmins of the same writers)."""
+        return sql.SQL(
+            "u AS (SELECT * FROM {}), "
+            "m AS MATERIALIZED (SELECT t.ctid AS tid, t.xmin AS x, u.* FROM {} AS t "
+            "JOIN u ON {}), {}"
+        ).format(self._unnest(positions), self.ident, self._key_match("u"), _SAME_WRITERS)
+
     def update_batch_sql(self, conn: psycopg.Connection[Any]) -> str:
-        """Update the batch rows still written by the same source; returns their seqs."""
+        """Update the batch rows still written by the same source; the seqs of the others.
+        Parameters: seqs, one array per update position, own xid, source roident, seqs."""
         sets = self.update_sets
 
         def build() -> sql.Composable:
             assignments = sql.SQL(", ").join(
-                sql.SQL("{} = u.{}").format(self._col(i), _u(i)) for i in sets
+                sql.SQL("{} = m.{}").format(self._col(i), _u(i)) for i in sets
             )
             return _not_done(
-                sql.SQL("UPDATE {} AS t SET {} FROM {} WHERE {} AND {} RETURNING u.s").format(
-                    self.ident,
-                    assignments,
-                    self._unnest(self.update_positions),
-                    self._key_match("u"),
-                    _SAME_WRITER,
-                )
+                self._matched(self.update_positions),
+                sql.SQL("UPDATE {} AS t SET {} FROM m WHERE {} RETURNING m.s").format(
+                    self.ident, assignments, _SAME_ROW
+                ),
             )
 
         return self._cached("update_batch", build, conn)
 
     def delete_batch_sql(self, conn: psycopg.Connection[Any]) -> str:
+        """Delete the batch rows still written by the same source; the seqs of the others.
+        Parameters: seqs, one array per key column, own xid, source roident, seqs."""
         return self._cached(
             "delete_batch",
             lambda: _not_done(
-                sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {} RETURNING u.s").format(
-                    self.ident, self._unnest(self.key), self._key_match("u"), _SAME_WRITER
-                )
+                self._matched(self.key),
+                sql.SQL("DELETE FROM {} AS t USING m WHERE {} RETURNING m.s").format(
+                    self.ident, _SAME_ROW
+                ),
             ),
             conn,
         )
@@ -275,18 +293,27 @@ class TargetTable:
             conn,
         )
 
-    def truncate_sql(self, conn: psycopg.Connection[Any]) -> str:
-        return self._cached("truncate", lambda: sql.SQL("TRUNCATE {}").format(self.ident), conn)
 
-
-def _not_done(statement: sql.Composable) -> sql.Composable:
-    """Wrap a batch statement (whose first parameter is the batch's seq array and which
-    returns the seqs it changed) so that it returns one row: the seqs it did not change,
-    usually none (rather than a row per changed row for the client to read)."""
+def _not_done(ctes: sql.Composable, statement: sql.Composable) -> sql.Composable:
+    """Wrap a batch statement (which returns the seqs it changed) so that it returns one
+    row: the seqs it did not change, usually none (rather than a row per changed row for
+    the client to read); the batch's seq array is its last parameter."""
     return sql.SQL(
-        "WITH done AS ({}) SELECT coalesce(array_agg(x.s), '{{}}') FROM unnest(%s::int4[]) "
-        "AS x(s) WHERE x.s NOT IN (SELECT s FROM done)"
-    ).format(statement)
+        "WITH {}, done AS ({}) SELECT coalesce(array_agg(x.s), '{{}}') "
+        "FROM unnest(%s::int4[]) AS x(s) WHERE x.s NOT IN (SELECT s FROM done)"
+    ).format(ctes, statement)
+
+
+def truncate_sql(
+    tables: Sequence[TargetTable], cascade: bool, restart_identity: bool
+) -> sql.Composable:
+    """One TRUNCATE of ``tables`` (together, so that tables linked by foreign keys go at
+    once), with the options a Truncate message carries."""
+    return sql.SQL("TRUNCATE {}{}{}").format(
+        sql.SQL(", ").join(t.ident for t in tables),
+        sql.SQL(" RESTART IDENTITY") if restart_identity else sql.SQL(""),
+        sql.SQL(" CASCADE") if cascade else sql.SQL(""),
+    )
 
 
 def _u(i: int) -> sql.Identifier:

@@ -35,12 +35,15 @@ import psycopg2
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
 from pgherd.mesh.apply import pgoutput as po
-from pgherd.mesh.apply.applier import Applier, ApplyContext, ConflictStop, Replay
+from pgherd.mesh.apply.applier import Applier
+from pgherd.mesh.apply.conflicts import ApplyContext, ConflictStop, Counters
+from pgherd.mesh.apply.session import Replay
+from pgherd.mesh.apply.state import Remote
 from pgherd.mesh.apply.stream import Stream
 from pgherd.mesh.apply.target import register_wire
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshSpec
+from pgherd.model.mesh import MeshSpec, WorkerState
 from pgherd.pg import conninfo
 from pgherd.pg.local_node import LocalNode
 
@@ -77,13 +80,11 @@ _TAG_RELATION, _TAG_TRUNCATE, _TAG_TYPE, _TAG_MESSAGE = ord("R"), ord("T"), ord(
 
 @dataclass
 class Position:
+    """Where the stream stands (what the target committed is the applier's)."""
+
     received: int = 0  # the last message's LSN
     server: int = 0  # the source's WAL end, as it last said
-    committed: int = 0  # the origin's position after the last local commit
     durable: int = 0  # what the target has flushed (and the source was told)
-    skipped_end: int = 0  # the end of the last transaction skipped outside a group
-    skipped_time: int = 0  # and its commit time
-    pending_since: int | None = None  # commit time of the oldest change not yet committed
 
 
 class Worker:
@@ -102,15 +103,14 @@ class Worker:
         self.target = target
         self.status_path = status_path
         self.stopping = False
-        self.careful_until = 0
+        self.careful_until = 0  # replays apply transactions up to here carefully
         self.position = Position()
-        self.skipped_loops = 0
         self.replays = 0
-        self.state = "starting"
+        self.counters = Counters()
+        self.state = WorkerState.STARTING
         self.error: str | None = None
         self._applier: Applier | None = None
         self._last_tick = 0.0
-        self._in_remote = False
         self._backlog = False  # the transactions being read arrived long after their commit
 
     # ---- the whole run ------------------------------------------------------------------
@@ -122,7 +122,6 @@ class Worker:
                 self._session()
             except Replay as exc:
                 self.replays += 1
-                self.careful_until = self.position.received
                 log.warning(
                     "an insert met an existing key (%s); replaying from the origin with "
                     "conflict checks up to %s",
@@ -131,17 +130,17 @@ class Worker:
                 )
                 continue
             except ConflictStop as exc:
-                self.state, self.error = "conflict", f"stopped on a conflict: {exc}"
+                self.state, self.error = WorkerState.CONFLICT, f"stopped on a conflict: {exc}"
                 self._write_status()
                 log.error("%s (policy error); fix the row or change the policy", self.error)  # noqa: TRY400
                 return EXIT_CONFLICT
             except (psycopg.Error, psycopg2.Error, PgherdError, OSError, po.ProtocolError) as exc:
                 message = exc.message if isinstance(exc, PgherdError) else str(exc)
-                self.state, self.error = "error", " ".join(message.split())
+                self.state, self.error = WorkerState.ERROR, " ".join(message.split())
                 self._write_status()
                 log.error("apply from %s stopped: %s", self.source.name, self.error)  # noqa: TRY400
                 return EXIT_ERROR
-        self.state = "stopped"
+        self.state = WorkerState.STOPPED
         self._write_status()
         return EXIT_OK
 
@@ -149,11 +148,9 @@ class Worker:
         """One pair of connections: target (psycopg 3) and source stream (psycopg2)."""
         with self._connect_target() as conn:
             ctx = self._context(conn)
-            applier = self._applier = Applier(conn, ctx)
             self._setup_origin(conn, ctx.origin)
-            applier.load_seen()
-            start = _lsn(conn.execute("SELECT pg_replication_origin_session_progress(false)"))
-            self.position.committed = applier.committed_lsn = start
+            applier = self._applier = Applier(conn, ctx, self.counters, self.careful_until)
+            start = applier.start()
             dsn = conninfo.keyword(
                 self.source.host,
                 self.source.port,
@@ -165,17 +162,18 @@ class Worker:
             slot = mesh_model.slot_name(self.spec.name, self.target)
             publication = mesh_model.publication_name(self.spec.name)
             with Stream(dsn, slot, publication, start) as stream:
-                self.state, self.error = "running", None
+                self.state, self.error = WorkerState.RUNNING, None
                 log.info("applying %s → %s from %s", self.source.name, self.target, Lsn(start))
                 try:
-                    self._loop(stream, applier, conn)
+                    self._loop(stream, applier)
                 except ConflictStop as exc:
-                    conn.execute("ROLLBACK")
-                    applier.forget()
-                    applier.write_conflict(exc.record, once=True)
+                    applier.stop_on_conflict(exc.record)
                     raise
                 except Replay:
-                    applier.forget()
+                    # Every transaction of the failed group, up to the one being read,
+                    # is replayed carefully.
+                    self.careful_until = max(self.position.received, applier.replay_until)
+                    applier.abandon()
                     raise
 
     def _connect_target(self) -> psycopg.Connection[Any]:
@@ -206,6 +204,7 @@ class Worker:
             origin=mesh_model.origin_name(self.spec.name, self.source.name),
             origin_nodes={int(rid): names[str(name)] for rid, name in rows},
             resolution_us=self.spec.time_resolution_us,
+            origin_names=names,
         )
 
     def _setup_origin(self, conn: psycopg.Connection[Any], origin: str) -> None:
@@ -228,20 +227,19 @@ class Worker:
 
     # ---- the loop -----------------------------------------------------------------------
 
-    def _loop(self, stream: Stream, applier: Applier, conn: psycopg.Connection[Any]) -> None:
+    def _loop(self, stream: Stream, applier: Applier) -> None:
+        """Read the stream and hand each message to the applier; between messages, decide
+        when an open group commits (the stream quiet for a moment) and do the ticks."""
         pos = self.position
-        skip = False
         count = 0
         dry_since: float | None = None  # since when the stream has had nothing to read
-        commit_time = 0
-        origins = {mesh_model.origin_name(self.spec.name, n): n for n in self.spec.nodes}
         while not self.stopping:
             message = stream.read()
             if message is None:
                 now = time.monotonic()
                 if dry_since is None:
                     dry_since = now
-                if not self._in_remote and applier.group_open:
+                if applier.remote is Remote.BETWEEN and applier.group_open:
                     # Between transactions with a group open: the source may only be
                     # decoding the next one. Commit once it stays quiet for a moment, not at
                     # once: a group cut at every pause makes for many small commits.
@@ -250,77 +248,42 @@ class Worker:
                     if now - dry_since < quiet:
                         self._wait(stream, quiet / 4, now - dry_since)
                         continue
-                    self._end_group(applier)
-                self._tick(stream, applier, conn)
+                    applier.end_group()
+                self._tick(stream, applier)
                 self._wait(stream, IDLE_WAIT, time.monotonic() - dry_since)
                 continue
             dry_since = None
             payload: bytes = message.payload
             tag = payload[0]
             if tag == _TAG_INSERT:
-                if not skip:
-                    applier.insert(payload)
+                applier.insert(payload)
             elif tag == _TAG_UPDATE:
-                if not skip:
-                    applier.update(payload)
+                applier.update(payload)
             elif tag == _TAG_DELETE:
-                if not skip:
-                    applier.delete(payload)
+                applier.delete(payload)
             elif tag == _TAG_BEGIN:
-                begin = po.decode(payload)
-                assert isinstance(begin, po.Begin)
-                self._in_remote = True
-                commit_time = begin.commit_time
-                self._backlog = _behind(commit_time)
-                skip = begin.final_lsn < pos.committed  # applied before a restart
-                if not skip:
-                    applier.careful = begin.final_lsn <= self.careful_until
-                    applier.begin(begin)
-                    if pos.pending_since is None:
-                        pos.pending_since = begin.commit_time
+                applier.begin(payload)
+                self._backlog = _behind(applier.remote_time)
             elif tag == _TAG_COMMIT:
-                commit = po.decode(payload)
-                assert isinstance(commit, po.Commit)
-                self._in_remote = False
-                if skip:
-                    applier.skipped(commit.end_lsn)
-                    applied = False
-                else:
-                    applied = applier.commit(commit)
-                if not applied and not applier.group_open and commit.end_lsn > pos.skipped_end:
-                    pos.skipped_end, pos.skipped_time = commit.end_lsn, commit_time
-                skip = False
-                if applier.group_due():
-                    self._end_group(applier)
+                applier.commit(payload)
             elif tag == _TAG_ORIGIN:
-                skip = True  # replicated into the source: not ours to forward
-                self.skipped_loops += 1
-                origin = po.decode(payload)
-                assert isinstance(origin, po.Origin)
-                node = origins.get(origin.name)
-                if node is not None:
-                    applier.source_applied(node, commit_time)
+                applier.origin(payload)
             elif tag == _TAG_RELATION:
-                relation = po.decode(payload)
-                assert isinstance(relation, po.Relation)
-                applier.relation(relation)  # even when skipping: it is sent only once
+                applier.relation(payload)
             elif tag == _TAG_TRUNCATE:
-                if not skip:
-                    truncate = po.decode(payload)
-                    assert isinstance(truncate, po.Truncate)
-                    applier.truncate(truncate)
+                applier.truncate(payload)
             elif tag not in (_TAG_TYPE, _TAG_MESSAGE):
                 raise po.ProtocolError(f"unexpected message {payload[:1]!r} with protocol 1")
             if message.data_start > pos.received:
                 pos.received = message.data_start
             count += 1
             if count & 1023 == 0:
-                self._tick(stream, applier, conn)
-        if not self._in_remote and applier.group_open:
-            self._end_group(applier)
+                self._tick(stream, applier)
+        if applier.remote is Remote.BETWEEN:
+            applier.end_group()
         if not applier.group_open:
             # Stopping: confirm what is durable now, or the next start re-reads it all.
-            self._tick(stream, applier, conn, force=True)
+            self._tick(stream, applier, force=True)
 
     def _wait(self, stream: Stream, timeout: float, dry_for: float) -> None:
         """Wait for more of the stream: a nap when it ran dry only just now in the middle
@@ -330,18 +293,7 @@ class Worker:
         else:
             stream.wait(timeout)
 
-    def _end_group(self, applier: Applier) -> None:
-        applier.end_group()
-        self.position.committed = applier.committed_lsn
-        self.position.pending_since = None
-
-    def _tick(
-        self,
-        stream: Stream,
-        applier: Applier,
-        conn: psycopg.Connection[Any],
-        force: bool = False,
-    ) -> None:
+    def _tick(self, stream: Stream, applier: Applier, force: bool = False) -> None:
         """Once a second: tell the source what is durable, move the origin past skipped
         transactions when idle, and write the status file."""
         now = time.monotonic()
@@ -350,15 +302,10 @@ class Worker:
         self._last_tick = now
         pos = self.position
         pos.server = max(pos.server, stream.server_lsn)
-        if applier.copy_open:
+        if applier.copy_streaming:
             self._write_status()
             return
-        idle = not self._in_remote and not applier.group_open
-        if idle and pos.skipped_end > pos.committed:
-            # Only skipped transactions since the last commit: move the origin past them
-            # so that the source can release their WAL.
-            applier.advance_past_skipped(pos.skipped_end, pos.skipped_time)
-            pos.committed = pos.skipped_end
+        applier.advance_past_skipped()
         durable = applier.durable_lsn()
         if durable > 0:
             pos.durable = durable
@@ -370,32 +317,35 @@ class Worker:
     def status(self) -> dict[str, Any]:
         pos = self.position
         applier = self._applier
-        idle = not self._in_remote and (applier is None or not applier.group_open)
-        lag_bytes = 0 if idle else max(0, pos.server - pos.committed)
+        idle = applier is None or applier.idle
+        committed = applier.committed_lsn if applier is not None else 0
+        lag_bytes = 0 if idle else max(0, pos.server - committed)
         lag_seconds = 0.0
-        if not idle and pos.pending_since is not None:
+        pending_since = applier.pending_since if applier is not None else None
+        if not idle and pending_since is not None:
             now = po.now_micros()
-            lag_seconds = max(0.0, (now - pos.pending_since) / 1e6)
-        counters = applier.counters if applier is not None else None
-        last = counters.last_conflict if counters is not None else None
+            lag_seconds = max(0.0, (now - pending_since) / 1e6)
+        counters = self.counters
+        last = counters.last_conflict
         return {
             "mesh": self.spec.name,
             "source": self.source.name,
             "target": self.target,
             "pid": os.getpid(),
-            "state": self.state,
+            "state": str(self.state),
             "error": self.error,
-            "committed_lsn": str(Lsn(pos.committed)),
+            "committed_lsn": str(Lsn(committed)),
             "durable_lsn": str(Lsn(pos.durable)),
             "received_lsn": str(Lsn(pos.received)),
             "source_lsn": str(Lsn(pos.server)),
             "lag_bytes": lag_bytes,
             "lag_seconds": round(lag_seconds, 3),
-            "transactions": counters.transactions if counters else 0,
-            "rows": counters.rows if counters else 0,
-            "conflicts": counters.conflicts if counters else 0,
-            "groups": counters.groups if counters else 0,
-            "skipped_loops": self.skipped_loops,
+            "transactions": counters.transactions,
+            "rows": counters.rows,
+            "conflicts": counters.conflicts,
+            "conflict_counts": counters.conflict_counts(),
+            "groups": counters.groups,
+            "skipped_loops": counters.skipped_loops,
             "replays": self.replays,
             "last_conflict": None
             if last is None
@@ -421,8 +371,3 @@ class Worker:
 def _behind(commit_time: int) -> bool:
     """Applying a transaction committed more than BACKLOG_AGE_US ago: a backlog."""
     return po.now_micros() - commit_time > BACKLOG_AGE_US
-
-
-def _lsn(cursor: psycopg.Cursor[Any]) -> int:
-    row = cursor.fetchone()
-    return Lsn.parse(str(row[0])).value if row and row[0] is not None else 0
