@@ -14,7 +14,14 @@ import pytest
 import uvicorn
 
 from pgherd.api.app import create_app
-from pgherd.clients.agent import AgentClient, _error_from, fan_out, lite_statuses, statuses
+from pgherd.clients.agent import (
+    AgentClient,
+    _error_from,
+    fan_out,
+    lite_statuses,
+    statuses,
+    together,
+)
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.lsn import Lsn
@@ -195,6 +202,24 @@ def test_fan_out_raises_the_first_nodes_error_once_every_call_ended() -> None:
     with pytest.raises(ValueError, match="node 3"):
         fan_out([4, 3, 2, 1], call)
     assert sorted(ended) == [1, 2, 3, 4]
+
+
+def test_together_runs_both_at_once_and_raises_the_first_error() -> None:
+    def slow(value: str) -> str:
+        time.sleep(0.3)
+        return value
+
+    started = time.monotonic()
+    assert together(lambda: slow("a"), lambda: slow("b")) == ("a", "b")
+    assert time.monotonic() - started < 0.55
+
+    def boom(text: str) -> str:
+        raise ValueError(text)
+
+    with pytest.raises(ValueError, match="first"):
+        together(lambda: boom("first"), lambda: boom("second"))
+    with pytest.raises(ValueError, match="second"):
+        together(lambda: "fine", lambda: boom("second"))
 
 
 def test_client_facts(fresh: Served) -> None:

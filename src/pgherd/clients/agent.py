@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pgherd.model.status import NodeStatus
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 ItemT = TypeVar("ItemT")
@@ -180,6 +181,29 @@ def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
     if errors:
         raise errors[min(errors)]
     return [results[i] for i in range(len(nodes))]
+
+
+def together(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """``first()`` here and ``second()`` in a thread, at once; both results, or the error
+    of the first that raised (in that order) once both ended."""
+    done: dict[str, U] = {}
+    failed: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            done["value"] = second()
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run_second, daemon=True)
+    thread.start()
+    try:
+        value = first()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return value, done["value"]
 
 
 def statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[NodeStatus]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pgherd import config_cache
 from pgherd.cli.output import EXIT_DEGRADED, print_json
 from pgherd.cli.text import Column, Printer, Span, Table
-from pgherd.clients.agent import lite_statuses
+from pgherd.clients.agent import lite_statuses, together
 from pgherd.config_lite import LiteConfig, config_path
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
@@ -28,14 +28,10 @@ def run(config_file: Path | None, as_json: bool) -> int:
         node = config.node_at(host, port)
         return node.name if node else (f"{host}:{port}" if host else None)
 
-    found = lite_statuses(config.nodes)
+    # The agents and the store are asked at once: the command waits for the slower.
+    found, ha = together(lambda: lite_statuses(config.nodes), lambda: read_ha(config))
     view = cluster_model.view(found, node_at, config.independent)
     workers = [w for status in found for w in status.mesh_workers]
-    ha = None
-    if config.ha is not None:
-        from pgherd.ops import ha_view
-
-        ha = ha_view.read(config)
     problems = list(view.problems) + (ha.problems() if ha else [])
     notes = cluster_model.pending_restart_notes(view.rows)
     warnings = config_warnings(config, view, ha)
@@ -65,6 +61,15 @@ def run(config_file: Path | None, as_json: bool) -> int:
         for problem in problems:
             out.line(Span("!", "yellow"), f" {problem}")
     return EXIT_DEGRADED if problems else 0
+
+
+def read_ha(config: LiteConfig) -> HaView | None:
+    """The store's view of failover, or None for a cluster without a store."""
+    if config.ha is None:
+        return None
+    from pgherd.ops import ha_view  # and the store's client: only for a cluster with one
+
+    return ha_view.read(config)
 
 
 def config_warnings(config: LiteConfig, view: ClusterView, ha: HaView | None) -> list[str]:
