@@ -1,4 +1,4 @@
-"""Benchmark of issue 4: WAL archiving and point-in-time recovery.
+"""Benchmarks of issues 4 and 20: WAL archiving, backups and point-in-time recovery.
 
     $VENV/bin/python -m bench.archive                 # the real run: 60 s of pgbench, ~1 GB PITR
     $VENV/bin/python -m bench.archive --quick         # a check: 10 s, ~0.2 GB (~3 minutes)
@@ -24,6 +24,20 @@ backup is restored to that time twice (alternating order): ``pgherd restore
 recovery.signal, ``restore_command = 'cp DIR/%f %p'``, the same target, ``pg_ctl start``.
 Both are timed from the start of the copy until the server accepts writes. Targets: pgherd
 keeps up at the same WAL rate as cp; restore ≤ 1.1× the cp restore; archive ≥ 2× smaller.
+
+Issue 20 adds, in the same run, an S3-compatible repository (moto's server on loopback,
+started by the benchmark, reached like any S3 endpoint) beside the local directory:
+
+- archiving: ``pgherd-s3`` pushes through a spool to S3 with the agent's pusher code
+  (4 workers), side by side with ``cp`` and ``pgherd`` (the node's own pusher, local);
+- backups: a bundled full backup and an incremental one after 1 % of pgbench_accounts
+  changed (a contiguous range of rows), time and stored size, against ``pg_basebackup``
+  (fast checkpoint, plain format) of the same cluster — target: the incremental takes
+  < 15 % of the full one's time;
+- PITR to the same time from the local repository and from S3 (bundled backups in each);
+- restore after 1 % changed: ``--delta`` into the directory of an earlier restore against
+  a full restore into an empty one, from the local repository and from S3 — target:
+  < 20 % of the full restore's time.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,10 +64,18 @@ import psycopg
 from psycopg import sql as pgsql
 from rich.console import Console
 from rich.table import Table
+from tests.s3_server import S3Server, s3_server, write_credentials
 
 from bench import common
+from pgherd.archive import pusher as pusher_mod
+from pgherd.archive.wal_repos import WalRepositories
+from pgherd.model.repository import RepositorySpec
 from pgherd.pg import binaries, osuser, process
-from pgherd.pg.archive_commands import pgherd_program, push_command
+from pgherd.pg.archive_commands import (
+    pgherd_program,
+    spool_push_command,
+    write_spool,
+)
 from pgherd.pg.run import popen_kwargs, program_env, run
 
 # Settings that make pgbench write WAL as fast as this machine allows (the archivers'
@@ -104,6 +127,10 @@ class Node:
     @property
     def socket(self) -> Path:
         return self.directory / "node1" / "run"
+
+    @property
+    def spool(self) -> Path:
+        return self.directory / "node1" / "wal-spool"
 
     def sql(self, text: str | pgsql.Composed, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(
@@ -169,9 +196,13 @@ def make_dir(path: Path) -> Path:
 # ---- archiving -------------------------------------------------------------------------
 
 
-def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, Any]:
+def archive_run(
+    node: Node, mode: str, duration: int, work: Path, s3: RepositorySpec
+) -> dict[str, Any]:
     """pgbench for ``duration`` seconds with one archiver; what it cost and kept."""
     archive = node.directory / "archive"
+    bench_pusher: pusher_mod.Pusher | None = None
+    bench_thread: threading.Thread | None = None
     segment0 = node.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     receiver: subprocess.Popen[bytes] | None = None
     target = work / mode
@@ -181,7 +212,14 @@ def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, A
     if mode == "cp":
         node.set_archive_command(f"cp %p {shlex.quote(str(target))}/%f")
     elif mode == "pgherd":
-        node.set_archive_command(push_command(archive))
+        node.set_archive_command(spool_push_command(node.spool))  # the agent's pusher
+    elif mode == "pgherd-s3":
+        spool = make_dir(target / "spool")
+        write_spool(spool, [s3], USER)
+        bench_pusher = pusher_mod.Pusher(node.data, spool, WalRepositories.open([s3]), 4)
+        bench_thread = threading.Thread(target=bench_pusher.run, daemon=True)
+        bench_thread.start()
+        node.set_archive_command(spool_push_command(spool))
     else:
         node.set_archive_command("/bin/true")
         node.sql("SELECT pg_create_physical_replication_slot('bench_receivewal', true)")
@@ -209,7 +247,7 @@ def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, A
     wait_drained(node, 120)
     node.sql("CHECKPOINT")  # full-page images from the first write of each page on
     archiver = node.archiver_pid()
-    cpu0 = cpu_seconds(archiver, children=True)
+    cpu0 = cpu_seconds(archiver, children=True) + pusher_cpu(node, mode)
     lsn0 = node.lsn()
     started = time.monotonic()
     out = node.pgbench("-c", "4", "-j", "2", "-T", str(duration), "-n", timeout=duration + 120)
@@ -229,8 +267,12 @@ def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, A
     else:
         node.sql("SELECT pg_switch_wal()")
         drained = wait_drained(node, 300)
-        cpu = cpu_seconds(archiver, children=True) - cpu0
-        if mode == "pgherd":
+        cpu = cpu_seconds(archiver, children=True) + pusher_cpu(node, mode) - cpu0
+        if bench_pusher is not None and bench_thread is not None:
+            bench_pusher.stop()
+            bench_thread.join(10)
+            segments, stored = s3_stored(s3, segment0)
+        elif mode == "pgherd":
             segments, stored = wal_stored_bytes(archive, segment0)
         else:
             stored = stored_bytes(target)
@@ -253,6 +295,29 @@ def archive_run(node: Node, mode: str, duration: int, work: Path) -> dict[str, A
         "cpu_seconds": round(cpu, 2),
         "cpu_ms_per_wal_mb": round(1000 * cpu / (wal / 1e6), 1) if wal else None,
     }
+
+
+def pusher_cpu(node: Node, mode: str) -> float:
+    """CPU of the process that pushes: the node's agent (its pusher) or this benchmark
+    (pgherd-s3 runs the same pusher code in a thread here)."""
+    if mode == "pgherd":
+        pid = int((node.directory / "node1" / "agent.pid").read_text())
+        return cpu_seconds(pid, children=False)
+    if mode == "pgherd-s3":
+        return time.process_time()
+    return 0.0
+
+
+def s3_stored(s3: RepositorySpec, after_segment: str) -> tuple[int, int]:
+    from pgherd.archive.repository import open_repository
+
+    count = size = 0
+    for obj in open_repository(s3).raw.list("wal/"):
+        name = obj.key.rsplit("/", 1)[-1].split("-")[0]
+        if len(name) == 24 and name[8:] > after_segment[8:]:
+            count += 1
+            size += obj.size
+    return count, size
 
 
 def wait_drained(node: Node, timeout: float) -> float:
@@ -284,17 +349,29 @@ def wait_receiver(node: Node, lsn: int, timeout: float) -> float:
 # ---- PITR ------------------------------------------------------------------------------
 
 
-def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any]:
+def pitr(
+    node: Node, gigabytes: float, work: Path, rounds: int, s3: RepositorySpec
+) -> dict[str, Any]:
+    """The same target time restored by hand with cp, by pgherd from the local
+    repository and by pgherd from S3 (each repository holding its own bundled backup)."""
     archive = node.directory / "archive"
     copies = make_dir(work / "cp-archive")
-    node.set_archive_command(f"cp %p {shlex.quote(str(copies))}/%f && {push_command(archive)}")
+    spool = make_dir(work / "pitr-spool")
+    main_spec = RepositorySpec("main", path=str(archive))
+    write_spool(spool, [main_spec, s3], USER)
+    pusher = pusher_mod.Pusher(node.data, spool, WalRepositories.open([main_spec, s3]), 4)
+    thread = threading.Thread(target=pusher.run, daemon=True)
+    thread.start()
+    node.set_archive_command(f"cp %p {shlex.quote(str(copies))}/%f && {spool_push_command(spool)}")
     node.sql("SELECT pg_switch_wal()")
     wait_drained(node, 120)
-    backup = json.loads(pgherd("backup", "create", "--json", config=node.config))
+    copy = json.loads(pgherd("backup", "create", "--format", "copy", "--json", config=node.config))
+    local = json.loads(pgherd("backup", "create", "--json", config=node.config))
+    remote = json.loads(pgherd("backup", "create", "--repo", "s3", "--json", config=node.config))
     start = node.lsn()
     segment0 = node.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     goal = int(gigabytes * 1e9)
-    console.print(f"  writing {gigabytes:.1f} GB of WAL after backup {backup['label']}…")
+    console.print(f"  writing {gigabytes:.1f} GB of WAL after the backups…")
     target: str | None = None
     while node.lsn() - start < goal:
         node.pgbench("-c", "4", "-j", "2", "-T", "10", "-n")
@@ -307,19 +384,19 @@ def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any
     node.sql("SELECT pg_switch_wal()")
     wait_drained(node, 600)
     count, stored = wal_stored_bytes(archive, segment0)
-    times: dict[str, list[float]] = {"pgherd": [], "cp": []}
-    phases: dict[str, list[dict[str, float]]] = {"pgherd": [], "cp": []}
+    hows = ["cp", "pgherd", "pgherd-s3"]
+    times: dict[str, list[float]] = {h: [] for h in hows}
+    phases: dict[str, list[dict[str, float]]] = {h: [] for h in hows}
     for n in range(rounds):
-        order = ["cp", "pgherd"] if n % 2 == 0 else ["pgherd", "cp"]
-        for how in order:
+        for how in hows if n % 2 == 0 else list(reversed(hows)):
             into = work / f"restore-{how}"
             remove_restore(into)
             port = free_port_base()
-            seconds = (
-                restore_pgherd(node, into, port, target)
-                if how == "pgherd"
-                else restore_cp(node, into, port, target, backup["label"], copies)
-            )
+            if how == "cp":
+                seconds = restore_cp(node, into, port, target, copy["label"], copies)
+            else:
+                repo = "s3" if how == "pgherd-s3" else "main"
+                seconds = restore_pgherd(node, into, port, ["--target-time", target], repo)
             times[how].append(seconds)
             deadline = time.monotonic() + 5  # the log's last line may lag the state
             while not log_phases(into) and time.monotonic() < deadline:
@@ -329,7 +406,7 @@ def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any
             remove_restore(into)
     median = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "backup": backup["label"],
+        "backups": {"copy": copy["label"], "main": local["label"], "s3": remote["label"]},
         "wal_mb_replayed": round(wal / 1e6, 1),
         "target_time": target,
         "archive_segments": count,
@@ -339,10 +416,26 @@ def pitr(node: Node, gigabytes: float, work: Path, rounds: int) -> dict[str, Any
         "restore_median": {k: round(v, 2) for k, v in median.items()},
         "restore_phases": phases,
         "ratio_pgherd_to_cp": round(median["pgherd"] / median["cp"], 3),
+        "ratio_s3_to_local": round(median["pgherd-s3"] / median["pgherd"], 3),
     }
 
 
-def restore_pgherd(node: Node, into: Path, port: int, target: str) -> float:
+def push_to_both(node: Node, work: Path, s3: RepositorySpec) -> pusher_mod.Pusher:
+    """From here on every segment goes to a plain copy (for the cp baseline) and, through
+    the pusher's code, to both repositories (backups wait for their end in each)."""
+    copies = make_dir(work / "cp-archive")
+    spool = make_dir(work / "pitr-spool")
+    main_spec = RepositorySpec("main", path=str(node.directory / "archive"))
+    write_spool(spool, [main_spec, s3], USER)
+    pusher = pusher_mod.Pusher(node.data, spool, WalRepositories.open([main_spec, s3]), 4)
+    threading.Thread(target=pusher.run, daemon=True).start()
+    node.set_archive_command(f"cp %p {shlex.quote(str(copies))}/%f && {spool_push_command(spool)}")
+    return pusher
+
+
+def restore_pgherd(
+    node: Node, into: Path, port: int, target: list[str], repo: str, *more: str
+) -> float:
     started = time.monotonic()
     pgherd(
         "restore",
@@ -350,14 +443,132 @@ def restore_pgherd(node: Node, into: Path, port: int, target: str) -> float:
         str(into),
         "--port",
         str(port),
-        "--target-time",
-        target,
+        *target,
         "--target-action",
         "promote",
+        "--repo",
+        repo,
+        *more,
         "--json",
         config=node.config,
     )
     return time.monotonic() - started
+
+
+def one_percent(node: Node, scale: int, where: float) -> None:
+    """Change 1 % of pgbench_accounts: a contiguous range of rows from ``where`` (0–1)."""
+    rows = scale * 100_000
+    first = int(rows * where) + 1
+    node.sql(
+        "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN %s AND %s",
+        first,
+        first + rows // 100 - 1,
+    )
+
+
+def timed_backup(node: Node, *args: str) -> tuple[float, dict[str, Any]]:
+    started = time.monotonic()
+    made = json.loads(pgherd("backup", "create", *args, "--json", config=node.config))
+    return time.monotonic() - started, made
+
+
+def backups(node: Node, work: Path, scale: int) -> dict[str, Any]:
+    """pg_basebackup, a bundled full backup, then an incremental after 1 % changed."""
+    target = work / "basebackup"
+    shutil.rmtree(target, ignore_errors=True)
+    started = time.monotonic()
+    run(
+        [
+            PGBIN["pg_basebackup"],
+            "-h",
+            node.socket,
+            "-p",
+            str(node.port),
+            "-U",
+            "postgres",
+            "-D",
+            target,
+            "-c",
+            "fast",
+            "-X",
+            "none",  # like pgherd's backups, which take their WAL from the archive
+        ],
+        USER,
+        timeout=3600,
+    )
+    basebackup_s = time.monotonic() - started
+    basebackup_bytes = stored_bytes(target)
+    shutil.rmtree(target, ignore_errors=True)
+    full_s, full = timed_backup(node)
+    one_percent(node, scale, 0.3)
+    node.sql("CHECKPOINT")
+    inc_s, inc = timed_backup(node, "--type", "incremental")
+    console.print(
+        f"  pg_basebackup {basebackup_s:.1f} s; full {full_s:.1f} s "
+        f"({full['stored_bytes'] / 1e6:.0f} MB stored); incremental after 1 % {inc_s:.1f} s "
+        f"({inc['stored_bytes'] / 1e6:.1f} MB)"
+    )
+    return {
+        "pg_basebackup": {"seconds": round(basebackup_s, 2), "bytes": basebackup_bytes},
+        "full": {
+            "seconds": round(full_s, 2),
+            "size_bytes": full["size_bytes"],
+            "stored_bytes": full["stored_bytes"],
+        },
+        "incremental": {
+            "seconds": round(inc_s, 2),
+            "size_bytes": inc["size_bytes"],
+            "stored_bytes": inc["stored_bytes"],
+        },
+        "full_vs_pg_basebackup_time": round(full_s / basebackup_s, 3),
+        "incremental_vs_full_time": round(inc_s / full_s, 3),
+        "incremental_vs_full_stored": round(inc["stored_bytes"] / full["stored_bytes"], 3),
+    }
+
+
+def delta_restore(node: Node, work: Path, scale: int, repo: str, where: float) -> dict[str, Any]:
+    """A restore into an empty directory, then after 1 % changed (and an incremental
+    backup) a --delta restore into that directory against a full one into a new one,
+    both from ``repo`` (the local directory, or S3: where a delta restore saves the
+    transfer too)."""
+    first = work / "delta-target"
+    remove_restore(first)
+    port = free_port_base()
+    initial = restore_pgherd(node, first, port, ["--latest"], repo)
+    remove_restore_keep(first)
+    one_percent(node, scale, where)
+    node.sql("CHECKPOINT")
+    timed_backup(node, "--type", "incremental", "--repo", repo)
+    results: dict[str, float] = {}
+    fresh = work / "delta-full"
+    for how in ("delta", "full"):
+        if how == "delta":
+            results[how] = restore_pgherd(node, first, port, ["--latest"], repo, "--delta")
+            remove_restore_keep(first)
+        else:
+            remove_restore(fresh)
+            results[how] = restore_pgherd(node, fresh, port, ["--latest"], repo)
+            remove_restore(fresh)
+    remove_restore(first)
+    console.print(
+        f"  restore from {repo} after 1 % changed: --delta {results['delta']:.1f} s, full "
+        f"{results['full']:.1f} s (first restore {initial:.1f} s)"
+    )
+    return {
+        "repository": repo,
+        "first_restore_seconds": round(initial, 2),
+        "delta_seconds": round(results["delta"], 2),
+        "full_seconds": round(results["full"], 2),
+        "delta_vs_full": round(results["delta"] / results["full"], 3),
+    }
+
+
+def remove_restore_keep(into: Path) -> None:
+    """Stop a restored server, keeping its directory (for a --delta restore into it)."""
+    pm = process.running_postmaster(into)
+    if pm is not None:
+        process.signal_pid(pm.pid, signal.SIGINT)
+        process.wait_gone(pm.pid, 60)
 
 
 def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copies: Path) -> float:
@@ -385,6 +596,7 @@ def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copie
     USER.write_file(into / "recovery.signal", "")
     log = into / "restore.log"
     run([PGBIN["pg_ctl"], "start", "-D", into, "-l", log, "-W"], USER, timeout=60)
+    gone = 0  # postmaster.pid is rewritten at the end of recovery: look twice
     while True:
         try:
             with psycopg.connect(host=str(into), port=port, user="postgres") as conn:
@@ -393,7 +605,9 @@ def restore_cp(node: Node, into: Path, port: int, target: str, label: str, copie
                     break
         except psycopg.OperationalError:
             pass
-        if process.running_postmaster(into) is None and time.monotonic() - started > 5:
+        running = process.running_postmaster(into) is not None
+        gone = 0 if running else gone + 1
+        if gone >= 10 and time.monotonic() - started > 5:
             raise RuntimeError(f"the cp restore stopped: see {log}")
         time.sleep(0.1)
     return time.monotonic() - started
@@ -478,6 +692,37 @@ def main() -> None:
     ROOT.parent.mkdir(mode=0o755, exist_ok=True)
     os.chmod(ROOT.parent, 0o755)  # noqa: S103 - postgres must traverse it
     work = make_dir(ROOT)
+    with s3_server() as server:
+        server.make_bucket("pgherd-bench")
+        run_all(args, work, duration, gigabytes, server)
+
+
+def add_s3_repository(node: Node, work: Path, server: S3Server) -> RepositorySpec:
+    """The lab's pgherd.yaml gains an S3 repository (read by the CLI; the node's agent
+    keeps archiving into the local one)."""
+    import yaml
+
+    credentials = work / "s3.credentials"
+    write_credentials(credentials)
+    os.chown(credentials, USER.uid, USER.gid)  # restore_command reads it as postgres
+    raw = yaml.safe_load(node.config.read_text())
+    repository = {
+        "name": "s3",
+        "repo": "s3://pgherd-bench/archive",
+        "endpoint": server.endpoint,
+        "credentials_file": str(credentials),
+    }
+    raw["archive"]["repositories"] = [repository]
+    node.config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    pgherd("archive", "init", config=node.config)
+    return RepositorySpec(
+        "s3", repo=repository["repo"], endpoint=server.endpoint, credentials_file=str(credentials)
+    )
+
+
+def run_all(
+    args: argparse.Namespace, work: Path, duration: int, gigabytes: float, server: S3Server
+) -> None:
     base = free_port_base()
     lab = work / "lab"
     console.print(f"lab up (1 node, --archive) on port {base}; pgbench -i -s {args.scale}")
@@ -485,6 +730,7 @@ def main() -> None:
     node = Node(lab, base)
     started = datetime.now(UTC)
     try:
+        s3 = add_s3_repository(node, work, server)
         for name, value in SETTINGS.items():
             node.sql(
                 pgsql.SQL("ALTER SYSTEM SET {} = {}").format(
@@ -494,24 +740,32 @@ def main() -> None:
         node.sql("SELECT pg_reload_conf()")
         node.pgbench("-i", "-s", str(args.scale), "-q")
         runs: list[dict[str, Any]] = []
-        modes = ["cp", "pgherd", "pg_receivewal"]
+        modes = ["cp", "pgherd", "pgherd-s3", "pg_receivewal"]
         for n in range(args.rounds):
             for mode in modes if n % 2 == 0 else list(reversed(modes)):
                 console.print(f"  pgbench -c 4 -T {duration} with {mode}…")
-                runs.append(archive_run(node, mode, duration, work))
+                runs.append(archive_run(node, mode, duration, work, s3))
         startup = push_startup(node)
-        recovery = pitr(node, gigabytes, work, max(1, args.rounds))
+        pusher = push_to_both(node, work, s3)
+        recovery = pitr(node, gigabytes, work, max(1, args.rounds), s3)
+        console.print("  backups: pg_basebackup, full, incremental after 1 % changed…")
+        taken = backups(node, work, args.scale)
+        delta = delta_restore(node, work, args.scale, "main", 0.6)
+        delta_s3 = delta_restore(node, work, args.scale, "s3", 0.8)
+        pusher.stop()
     finally:
         subprocess.run(
             [*pgherd_program(), "lab", "down", "--dir", str(lab)], capture_output=True, check=False
         )
-    report(runs, recovery, startup, duration, gigabytes, started)
+    report(runs, recovery, startup, taken, [delta, delta_s3], duration, gigabytes, started)
 
 
 def report(
     runs: list[dict[str, Any]],
     recovery: dict[str, Any],
     startup: dict[str, float],
+    taken: dict[str, Any],
+    deltas: list[dict[str, Any]],
     duration: int,
     gigabytes: float,
     started: datetime,
@@ -538,7 +792,7 @@ def report(
     )
     for column in ("restore", "seconds (median)", "ratio to cp"):
         pitr_table.add_column(column)
-    for how in ("cp", "pgherd"):
+    for how in ("cp", "pgherd", "pgherd-s3"):
         seconds = recovery["restore_median"][how]
         pitr_table.add_row(
             how, f"{seconds:.1f}", f"{seconds / recovery['restore_median']['cp']:.2f}"
@@ -549,6 +803,36 @@ def report(
         f"segments ({recovery['archive_compression']}x smaller than the WAL); push start-up "
         f"{startup['wal_fetch_missing_s']} s vs full CLI {startup['full_cli_help_s']} s"
     )
+
+    backup_table = Table(title="backups (same cluster, one run)", title_justify="left")
+    for column in ("what", "seconds", "stored MB", "ratio"):
+        backup_table.add_column(column)
+    backup_table.add_row(
+        "pg_basebackup -X none",
+        str(taken["pg_basebackup"]["seconds"]),
+        f"{taken['pg_basebackup']['bytes'] / 1e6:.0f}",
+        "1.00",
+    )
+    backup_table.add_row(
+        "pgherd full",
+        str(taken["full"]["seconds"]),
+        f"{taken['full']['stored_bytes'] / 1e6:.0f}",
+        f"{taken['full_vs_pg_basebackup_time']:.2f} of pg_basebackup",
+    )
+    backup_table.add_row(
+        "pgherd incremental (1 %)",
+        str(taken["incremental"]["seconds"]),
+        f"{taken['incremental']['stored_bytes'] / 1e6:.1f}",
+        f"{taken['incremental_vs_full_time']:.2f} of full",
+    )
+    for delta in deltas:
+        backup_table.add_row(
+            f"restore --delta (1 %) from {delta['repository']}",
+            str(delta["delta_seconds"]),
+            "",
+            f"{delta['delta_vs_full']:.2f} of a full restore ({delta['full_seconds']} s)",
+        )
+    console.print(backup_table)
 
     def rate(mode: str) -> float:
         return float(statistics.median(r["wal_mb_per_s"] for r in runs if r["mode"] == mode))
@@ -568,7 +852,15 @@ def report(
         "archiving": runs,
         "startup": startup,
         "pitr": recovery,
+        "backups": taken,
+        "delta_restore": deltas,
         "targets": {
+            "s3_kept_up": all(r["kept_up"] for r in runs if r["mode"] == "pgherd-s3"),
+            "s3_wal_rate_vs_cp": round(rate("pgherd-s3") / rate("cp"), 3),
+            "incremental_under_15_percent_of_full": taken["incremental_vs_full_time"] < 0.15,
+            "delta_restore_under_20_percent_of_full": {
+                d["repository"]: d["delta_vs_full"] < 0.2 for d in deltas
+            },
             "pgherd_kept_up": all(r["kept_up"] for r in runs if r["mode"] == "pgherd"),
             "pgherd_wal_rate_vs_cp": round(rate("pgherd") / rate("cp"), 3),
             "restore_ratio_at_most_1_1": recovery["ratio_pgherd_to_cp"] <= 1.1,

@@ -36,8 +36,11 @@ apt_install() {
 # PostgreSQL server and tools; python3-venv for the virtualenv; zstd for the archive;
 # etcd-server for the coordination store (tests and `lab up --dcs etcd`); chromium for the
 # console's browser tests (Playwright drives Debian's build: never `playwright install`,
-# which downloads a browser).
-apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux chromium ${PGHERD_EXTRA_APT:-}
+# which downloads a browser); haproxy for the load-balancer tests and bench/haproxy.py;
+# prometheus for its `promtool` only (the tests check /metrics and the alert rules with
+# it; the server is never started: 19 MB to download, 96 MB installed, promtool 48 MB).
+apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux chromium \
+    haproxy prometheus ${PGHERD_EXTRA_APT:-}
 
 key=$(printf '%s' "$here" | sha256sum | cut -c1-10)
 venv=${PGHERD_VENV:-/var/lib/pgherd/venvs/$(basename "$here")-$key}
@@ -66,7 +69,7 @@ if [ ! -e "$deps_stamp" ]; then
     rm -f "$venv"/.deps-* && touch "$deps_stamp"
 fi
 # Reinstall the project only when its sources changed since the last install.
-src_hash=$(cd "$here" && find src pyproject.toml -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+src_hash=$(cd "$here" && find src docs/guide pyproject.toml -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$venv/.src-hash" 2>/dev/null)" != "$src_hash" ]; then
     pip_ install -q --no-deps --no-build-isolation --force-reinstall "$here" >/dev/null
     chmod -R a+rX "$venv"

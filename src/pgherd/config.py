@@ -34,6 +34,7 @@ from pgherd.config_lite import (
 from pgherd.errors import ConfigError
 from pgherd.model import ha_settings as ha_model
 from pgherd.model import settings as settings_rules
+from pgherd.model.repository import RepositorySpec, Retention
 from pgherd.model.sockets import socket_dir_fits
 
 # Where they have always been found (they live with the quick commands' reader now).
@@ -81,6 +82,12 @@ class NodeConfig(DataNode, _Strict):
     # Automatic failover never promotes a node tagged nofailover (a reporting replica, a
     # standby in another data centre): it stays a standby of whoever leads.
     nofailover: bool = False
+    # Never in the read pool of load balancers (GET /replica answers 503): a reporting
+    # replica, a standby being rebuilt.
+    noloadbalance: bool = False
+    # Never chosen as a synchronous standby (a standby far away, whose acknowledgement
+    # would slow every commit).
+    nosync: bool = False
     # Under automatic failover a standby streams from the leader, or from this node
     # (cascading) while that one runs as a standby.
     replicate_from: NodeName | None = None
@@ -95,17 +102,142 @@ class NodeConfig(DataNode, _Strict):
         return self
 
 
+class RetentionConfig(_Strict):
+    """Per repository: keep this many full backups (and every differential and
+    incremental that depends on them), and/or every backup younger than ``keep_days``."""
+
+    keep_full: int | None = Field(default=None, ge=1)
+    keep_days: float | None = Field(default=None, gt=0)
+
+
+class RepositoryConfig(_Strict):
+    """One repository: a local or mounted directory (``path``) or an S3-compatible
+    bucket (``repo: s3://bucket/prefix`` with ``endpoint``, ``region`` and a
+    ``credentials_file`` in the AWS format). ``encryption_key_file``: AES-256-GCM."""
+
+    name: NodeName | None = None
+    path: AbsPath | None = None
+    repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
+        None
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")] | None = None
+    region: str = "us-east-1"
+    credentials_file: AbsPath | None = None
+    encryption_key_file: AbsPath | None = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Self:
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give a repository either path: DIR or repo: s3://bucket/prefix")
+        if self.repo is not None and self.credentials_file is None:
+            raise ValueError(
+                f"{self.repo} needs credentials_file: a file (mode 0600) with "
+                "aws_access_key_id and aws_secret_access_key; secrets never go in pgherd.yaml"
+            )
+        if self.path is not None and (self.endpoint or self.credentials_file):
+            raise ValueError("endpoint and credentials_file belong to an s3:// repo, not a path")
+        return self
+
+    def spec(self, default_name: str) -> RepositorySpec:
+        return RepositorySpec(
+            name=self.name or default_name,
+            path=str(self.path) if self.path else None,
+            repo=self.repo,
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials_file=str(self.credentials_file) if self.credentials_file else None,
+            encryption_key_file=(
+                str(self.encryption_key_file) if self.encryption_key_file else None
+            ),
+            retention=Retention(self.retention.keep_full, self.retention.keep_days),
+        )
+
+
 class ArchiveConfig(_Strict):
     """The WAL archive and base backups (docs/archive.md).
 
-    ``path`` must be reachable by the PostgreSQL OS user: archive_command runs as it.
-    With ``cleanup_keep`` set, the primary's agent runs ``archive cleanup --keep N``
-    every ``cleanup_interval`` seconds.
+    One repository is described in place (``path``, as before, or ``repo`` with its
+    S3 settings); more go in ``repositories``. Every WAL segment is acknowledged to
+    PostgreSQL only once it is durable in all of them; restores read the first that
+    has what they need. ``path`` must be reachable by the PostgreSQL OS user:
+    archive_command runs as it. With ``cleanup_keep`` set, the primary's agent runs
+    ``archive cleanup --keep N`` every ``cleanup_interval`` seconds.
+
+    The node's agent pushes WAL with ``push_workers`` in parallel; ``queue_max`` bytes
+    of WAL waiting to be archived is the level at which ``archive status`` and the
+    metrics report archiving as falling behind (WAL is never dropped).
     """
 
-    path: AbsPath
+    path: AbsPath | None = None
+    repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
+        None
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")] | None = None
+    region: str = "us-east-1"
+    credentials_file: AbsPath | None = None
+    encryption_key_file: AbsPath | None = None
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    repositories: tuple[RepositoryConfig, ...] = ()
     cleanup_keep: int | None = Field(default=None, ge=1)
     cleanup_interval: float = Field(default=3600, ge=10)
+    push_workers: int = Field(default=4, ge=1, le=64)
+    queue_max: int = Field(default=1024 * 1024 * 1024, ge=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _repositories(self) -> Self:
+        if self.path is None and self.repo is None and not self.repositories:
+            raise ValueError(
+                "name a repository: path: DIR, repo: s3://bucket/prefix, or repositories: [...]"
+            )
+        _require_unique_values("repository", [r.name for r in self.specs()])
+        return self
+
+    def first(self) -> RepositoryConfig | None:
+        if self.path is None and self.repo is None:
+            return None
+        return RepositoryConfig(
+            name="main",
+            path=self.path,
+            repo=self.repo,
+            endpoint=self.endpoint,
+            region=self.region,
+            credentials_file=self.credentials_file,
+            encryption_key_file=self.encryption_key_file,
+            retention=self.retention,
+        )
+
+    def specs(self) -> tuple[RepositorySpec, ...]:
+        """Every repository, the one described in place first ("main")."""
+        first = self.first()
+        listed = ((first,) if first else ()) + self.repositories
+        return tuple(r.spec(f"repo{n}") for n, r in enumerate(listed, 1))
+
+
+class BackupRun(_Strict):
+    """One line of ``backup.schedule``: a cron expression and the kind of backup."""
+
+    cron: str
+    type: Literal["full", "differential", "incremental"] = "full"
+    repo: NodeName | None = None  # the repository (default: the first)
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> Self:
+        from croniter import croniter
+
+        if not croniter.is_valid(self.cron):
+            raise ValueError(f"{self.cron!r} is not a cron expression (e.g. '0 1 * * *')")
+        return self
+
+
+class BackupConfig(_Strict):
+    """Backups the agents take by themselves (docs/archive.md): the leader runs each
+    ``schedule`` entry when its cron expression falls due (UTC), from a standby when
+    ``from_standby``; ``workers`` read, compress and upload in parallel."""
+
+    schedule: tuple[BackupRun, ...] = ()
+    from_standby: bool = False
+    workers: int = Field(default=2, ge=1, le=32)
 
 
 class HistoryConfig(_Strict):
@@ -237,6 +369,7 @@ class ClusterConfig(_Strict):
     failover: Literal["manual", "automatic"] = "manual"
     ha: HaConfig | None = None
     archive: ArchiveConfig | None = None
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
@@ -266,6 +399,8 @@ class ClusterConfig(_Strict):
                 raise ValueError(
                     f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
                 )
+        if self.backup.schedule and self.archive is None:
+            raise ValueError("backup.schedule needs an archive: section (where backups go)")
         if self.witnesses and self.ha is None:
             raise ValueError("witnesses take part in the coordination store: add an ha: section")
         for key in self.settings:
@@ -307,7 +442,7 @@ class ClusterConfig(_Strict):
         """The same config in the form the quick commands read (pgherd.config_lite), for
         the functions they share with the rest of pgherd. Built anew on every call: a
         copy made with ``model_copy(update=…)`` must not inherit a stale one."""
-        return config_lite.from_validated(self.model_dump(mode="json"))
+        return config_lite.from_validated(self.model_dump(mode="json"), derived(self))
 
 
 def _require_unique_values(what: str, values: list[str]) -> None:
@@ -366,6 +501,14 @@ def describe(exc: ValidationError) -> str:
 def dump(config: ClusterConfig) -> str:
     data = config.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def derived(config: ClusterConfig) -> dict[str, Any]:
+    """What the models compute from a validated config that the lite form holds as values
+    (config_lite.from_validated; the quick commands' cache keeps it beside the file's
+    validated form): the archive's repositories."""
+    specs = config.archive.specs() if config.archive is not None else ()
+    return {"archive_specs": [s.to_json() for s in specs]}
 
 
 def fingerprint(config: ClusterConfig) -> str:

@@ -44,7 +44,7 @@ from pgherd.config_lite import LiteConfig
 
 CACHE_DIR_ENV = "PGHERD_CACHE_DIR"
 SWITCH_ENV = "PGHERD_CONFIG_CACHE"
-FORMAT = 1
+FORMAT = 2  # 2: with what pgherd.config derived (the archive's repositories)
 MAX_ENTRIES = 64
 TOUCH_AFTER_SECONDS = 3600.0  # refresh an entry's mtime (its place in the LRU) at most hourly
 # Code outside pgherd whose change could change what validation accepts or produces.
@@ -64,19 +64,21 @@ def load(path: Path) -> LiteConfig:
         # pydantic: only for a text not validated yet (or no usable cache).
         from pgherd import config as config_mod
 
-        validated = config_mod.parse_bytes(data, path).model_dump(mode="json")
+        parsed = config_mod.parse_bytes(data, path)
+        validated, derived = parsed.model_dump(mode="json"), config_mod.derived(parsed)
         if directory is not None:
-            _write_entry(directory, key, validated)
-    return config_lite.from_validated(validated)
+            _write_entry(directory, key, validated, derived)
+    return config_lite.from_validated(validated, derived)
 
 
-def remember(data: bytes, validated: dict[str, Any]) -> None:
+def remember(data: bytes, validated: dict[str, Any], derived: dict[str, Any]) -> None:
     """Keep ``validated`` (``ClusterConfig.model_dump(mode="json")`` of the config whose
-    text is ``data``) for the next command: for a command that wrote the file itself from
-    a config it validated (``standby clone`` adding a node)."""
+    text is ``data``) and ``derived`` (pgherd.config.derived of it) for the next command:
+    for a command that wrote the file itself from a config it validated (``standby clone``
+    adding a node)."""
     with _cache_directory() as directory:
         if directory is not None:
-            _write_entry(directory, hashlib.sha256(data).hexdigest(), validated)
+            _write_entry(directory, hashlib.sha256(data).hexdigest(), validated, derived)
 
 
 # ---- the directory ----------------------------------------------------------------------
@@ -154,7 +156,7 @@ def _read_entry(directory: int, key: str) -> LiteConfig | None:
             return None
         if not _code_unchanged(entry.get("code")):
             return None
-        config = config_lite.from_validated(entry["config"])
+        config = config_lite.from_validated(entry["config"], entry["derived"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     finally:
@@ -165,8 +167,16 @@ def _read_entry(directory: int, key: str) -> LiteConfig | None:
     return config
 
 
-def _write_entry(directory: int, key: str, validated: dict[str, Any]) -> None:
-    entry = {"format": FORMAT, "sha256": key, "code": code_files(), "config": validated}
+def _write_entry(
+    directory: int, key: str, validated: dict[str, Any], derived: dict[str, Any]
+) -> None:
+    entry = {
+        "format": FORMAT,
+        "sha256": key,
+        "code": code_files(),
+        "config": validated,
+        "derived": derived,
+    }
     temporary = f".{key}.{os.getpid()}.tmp"
     try:
         fd = os.open(

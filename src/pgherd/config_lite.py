@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pgherd.errors import ConfigError, UnknownNode
 from pgherd.model.json_values import boolean, integer, number, text
+from pgherd.model.repository import RepositorySpec
 
 CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
@@ -203,6 +204,8 @@ class LiteNode(DataNode):
     home: Path | None
     pg_bin: Path | None
     nofailover: bool
+    noloadbalance: bool
+    nosync: bool
     replicate_from: str | None
 
 
@@ -248,11 +251,24 @@ class LiteHa:
 
 @dataclass(frozen=True)
 class LiteArchive:
-    """:class:`pgherd.config.ArchiveConfig`."""
+    """:class:`pgherd.config.ArchiveConfig`; its repositories as ``specs()`` gives them,
+    computed when the file was validated."""
 
-    path: Path
+    path: Path | None
+    repo: str | None
+    endpoint: str | None
+    region: str
+    credentials_file: Path | None
+    encryption_key_file: Path | None
     cleanup_keep: int | None
     cleanup_interval: float
+    push_workers: int
+    queue_max: int
+    repository_specs: tuple[RepositorySpec, ...] = ()
+
+    def specs(self) -> tuple[RepositorySpec, ...]:
+        """Every repository, the one described in place first ("main")."""
+        return self.repository_specs
 
 
 @dataclass(frozen=True)
@@ -321,12 +337,15 @@ def as_lite(config: Validated | LiteConfig) -> LiteConfig:
 # ---- from the validated form ------------------------------------------------------------
 
 
-def from_validated(data: Mapping[str, Any]) -> LiteConfig:
+def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteConfig:
     """The lite config from ``ClusterConfig.model_dump(mode="json")`` of a validated file
-    (a malformed mapping raises KeyError, TypeError or ValueError: the cache treats that as
-    a miss)."""
+    and what pgherd.config derived from it (``derived``: pgherd.config.derived; a
+    malformed mapping raises KeyError, TypeError or ValueError: the cache treats that as a
+    miss)."""
     ha = data["ha"]
     archive = data["archive"]
+    if archive is not None:
+        archive = dict(archive) | {"specs": derived["archive_specs"]}
     return LiteConfig(
         cluster=text(data["cluster"]),
         topology=_choice(data["topology"], ("streaming", "independent")),
@@ -357,6 +376,8 @@ def _node(data: Mapping[str, Any]) -> LiteNode:
         home=_path_or_none(data["home"]),
         pg_bin=_path_or_none(data["pg_bin"]),
         nofailover=boolean(data["nofailover"]),
+        noloadbalance=boolean(data["noloadbalance"]),
+        nosync=boolean(data["nosync"]),
         replicate_from=None if data["replicate_from"] is None else text(data["replicate_from"]),
     )
 
@@ -394,9 +415,17 @@ def _ha(data: Mapping[str, Any]) -> LiteHa:
 def _archive(data: Mapping[str, Any]) -> LiteArchive:
     keep = data["cleanup_keep"]
     return LiteArchive(
-        path=_path(data["path"]),
+        path=_path_or_none(data["path"]),
+        repo=None if data["repo"] is None else text(data["repo"]),
+        endpoint=None if data["endpoint"] is None else text(data["endpoint"]),
+        region=text(data["region"]),
+        credentials_file=_path_or_none(data["credentials_file"]),
+        encryption_key_file=_path_or_none(data["encryption_key_file"]),
         cleanup_keep=None if keep is None else integer(keep),
         cleanup_interval=number(data["cleanup_interval"]),
+        push_workers=integer(data["push_workers"]),
+        queue_max=integer(data["queue_max"]),
+        repository_specs=tuple(RepositorySpec.from_json(dict(s)) for s in data["specs"]),
     )
 
 

@@ -5,17 +5,24 @@ acknowledged commit was lost. Each test leaves a healthy cluster behind (whoever
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import signal
 import sqlite3
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgherd.clients.agent import AgentClient
 from pgherd.config import SqliteDcs
+from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.lab import agents
 from pgherd.pg import process
 from tests.e2e.conftest import Lab, start_lab, stop_lab
@@ -153,6 +160,73 @@ def lb(lab: Lab, node: str, path: str) -> int:
     return status
 
 
+@dataclass
+class Scraper:
+    """Scrapes every agent's /metrics every 0.2 s in a thread, as Prometheus would (a
+    little more often), and keeps the pages."""
+
+    lab: Lab
+    pages: list[tuple[str, str]] = field(default_factory=list)  # (node, text)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Scraper:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for node in self.lab.config.nodes:
+                try:
+                    self.pages.append((node.name, AgentClient(node, timeout=1).metrics()))
+                except (AgentUnreachable, AgentError):
+                    continue  # an agent that is down gives no page
+
+    def value(self, node: str, name: str) -> float | None:
+        """``name``'s value in the newest page of ``node`` (no other labels than the page's)."""
+        for page_node, text in reversed(self.pages):
+            if page_node != node:
+                continue
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == name and set(sample.labels) == {"cluster", "node"}:
+                        return float(sample.value)
+            return None
+        return None
+
+    def wait_for(self, node: str, name: str, wanted: float, at_least: bool = False) -> bool:
+        def seen() -> bool:
+            found = self.value(node, name)
+            return found is not None and (found >= wanted if at_least else found == wanted)
+
+        wait_until(seen, 30, what=f"{name} = {wanted} on {node}")
+        return True
+
+    def check_pages(self) -> None:
+        """Every page Prometheus would have read passes ``promtool check metrics`` (at most
+        30 of them, spread over the run)."""
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is missing: scripts/bootstrap.sh installs it"
+        assert len(self.pages) > 10
+        step = max(1, len(self.pages) // 30)
+        for node, text in self.pages[::step]:
+            done = subprocess.run(
+                [promtool, "check", "metrics"],
+                input=text,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, f"{node}: {done.stdout}{done.stderr}"
+
+
 def test_cluster_show_names_the_leader_its_lease_and_every_check_in(lab: Lab) -> None:
     healthy(lab)
     data = show(lab)
@@ -168,8 +242,26 @@ def test_cluster_show_names_the_leader_its_lease_and_every_check_in(lab: Lab) ->
     for name in lab.config.node_names:
         is_primary = name == primary
         assert lb(lab, name, "/primary") == (200 if is_primary else 503)
+        assert lb(lab, name, "/read-write") == (200 if is_primary else 503)
         assert lb(lab, name, "/replica") == (503 if is_primary else 200)
+        assert lb(lab, name, "/replica?lag=16MB") == (503 if is_primary else 200)
         assert lb(lab, name, "/read-only") == 200
+        assert lb(lab, name, "/liveness") == 200
+        assert lb(lab, name, "/readiness") == 200
+        assert lb(lab, name, "/quorum") == (503 if is_primary else 200)  # synchronous mode
+    cluster_doc = AgentClient(lab.config.node(primary)).call("GET", "/cluster")
+    assert {m["name"]: m["role"] for m in cluster_doc["members"]}[primary] == "leader"
+    assert all(
+        m["role"] == "sync_standby" and m["lag"] is not None
+        for m in cluster_doc["members"]
+        if m["name"] != primary
+    )
+    assert isinstance(AgentClient(lab.config.node(primary)).call("GET", "/history"), list)
+    for name in lab.config.node_names:
+        done = pgherd("node", "check", name, "--nagios", config=lab.config_path, check=False)
+        assert done.returncode == 0, done.stdout
+        assert done.stdout.startswith(f"PGHERD OK - {name} "), done.stdout
+        assert ("'lag'=" in done.stdout) == (name != primary)
     if lab.config.witnesses:
         assert members["witness"]["kind"] == "witness"
         assert members["witness"]["checked_in_ago"] < TTL
@@ -200,17 +292,26 @@ def test_host_loss_fails_over_without_losing_a_commit_and_the_old_node_rejoins(
 ) -> None:
     healthy(lab)
     old = primary_of(lab)
-    with Writer(lab.config, table="host_loss") as writer:
+    with Writer(lab.config, table="host_loss") as writer, Scraper(lab) as scraper:
         writer.wait_for_more(20)
+        assert scraper.wait_for(old, "pgherd_is_leader", 1.0)
         kill_host(lab, old)
         lost_at = time.monotonic()
         new = other_primary(lab, old)
         writer.wait_for_more(20, timeout=30)
+        assert scraper.wait_for(new, "pgherd_is_leader", 1.0)
+        assert scraper.wait_for(new, "pgherd_failovers_total", 1.0, at_least=True)
+    scraper.check_pages()
     first_on_new = min(t for t in writer.acked_at.values() if t > lost_at)
     assert first_on_new - lost_at < 15
     assert not writer.missing_on(new), "an acknowledged commit is missing on the new primary"
-    kinds = {(e["operation"], e["node"], e["outcome"]) for e in events(lab)}
+    found = events(lab)
+    kinds = {(e["operation"], e["node"], e["outcome"]) for e in found}
     assert ("failover", new, "succeeded") in kinds
+    failover = [e for e in found if e["operation"] == "failover" and e["node"] == new][-1]
+    assert f"{old} was lost (its lease last renewed at" in failover["reason"], failover
+    assert f"{new} at " in failover["reason"] and "candidates:" in failover["reason"]
+    assert failover["details"]["lost_leader"] == old
     bring_back(lab, old)
     assert ("rejoin", old, "succeeded") in {
         (e["operation"], e["node"], e["outcome"]) for e in events(lab)
@@ -304,6 +405,9 @@ def test_with_the_store_down_failsafe_keeps_a_primary_every_member_answers(lab: 
             # Past the lease, the primary stays: every member answered it.
             assert max(writer.acked_at.values()) > stopped_at + TTL + 1
             assert lb(lab, old, "/ha") == 200
+            # ... and load balancers keep sending it writes: failsafe protects clients too
+            assert lb(lab, old, "/primary") == 200
+            assert lb(lab, old, "/failsafe") == 200
             # One member stops answering: failsafe no longer holds and it steps down.
             process.signal_pid(agent, signal.SIGSTOP)
             try:
@@ -318,3 +422,43 @@ def test_with_the_store_down_failsafe_keeps_a_primary_every_member_answers(lab: 
         healthy(lab)
         writer.wait_for_more(10, timeout=30)
     assert not writer.missing_on(primary_of(lab))
+
+
+def test_in_maintenance_nothing_is_promoted_and_resume_recovers(lab: Lab) -> None:
+    if store_of(lab) != "sqlite":
+        pytest.skip("the same code for both stores; once is enough")
+    healthy(lab)
+    old = primary_of(lab)
+    standbys = [n for n in lab.config.node_names if n != old]
+    # a pause with a duration ends by itself
+    pgherd("cluster", "pause", "--for", "8s", config=lab.config_path)
+    assert show(lab)["ha"]["maintenance"]
+    wait_until(lambda: not show(lab)["ha"]["paused"], 15, what="the 8 s pause to end")
+
+    done = pgherd("cluster", "pause", config=lab.config_path)
+    assert "maintenance mode until pgherd cluster resume" in done.stdout
+    try:
+        data = show(lab)
+        assert data["ha"]["maintenance"] and data["ha"]["pause_until"] is None
+        assert any("maintenance mode" in p for p in data["problems"])
+        table = pgherd("cluster", "show", config=lab.config_path, check=False)
+        assert table.returncode == 3 and "the agents take no automatic action" in table.stdout
+        page = AgentClient(lab.config.node(standbys[0])).metrics()
+        assert "pgherd_paused{" in page and re.search(r"pgherd_paused\{[^}]*\} 1\.0", page)
+        kill_agent(lab, old)
+        time.sleep(TTL + 3)  # the lease is long gone
+        done = pgherd("node", "check", old, "--nagios", config=lab.config_path, check=False)
+        assert done.returncode == 2 and "PGHERD CRITICAL" in done.stdout, done.stdout
+        for name in standbys:
+            assert query(lab.config, name, "SELECT pg_is_in_recovery()") == [(True,)]
+            decision = AgentClient(lab.config.node(name)).call("GET", "/ha")["decision"]
+            assert "maintenance mode" in decision, decision
+        assert show(lab)["primary"] is None
+    finally:
+        resumed = pgherd("cluster", "resume", config=lab.config_path)
+    assert "automatic failover is back on" in resumed.stdout
+    new = other_primary(lab, old)
+    assert new in standbys
+    kinds = [(e["operation"], e["outcome"]) for e in events(lab)]
+    assert ("pause", "succeeded") in kinds and ("resume", "succeeded") in kinds
+    bring_back(lab, old)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from pgherd.api.app import create_app
 from pgherd.errors import DataDirNotEmpty, PgherdError, Refused, TimedOut
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState
@@ -142,3 +144,64 @@ def test_pgherd_errors_come_back_as_error_and_hint(
     assert response.status_code == status
     body: dict[str, Any] = response.json()
     assert body == {"error": error.message, "hint": error.hint}
+
+
+class FakeArchive:
+    """The archive port: backups asked of this node, and its pusher's figures."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str | None]] = []
+
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
+        self.asked.append((kind, repository))
+        if repository == "missing":
+            raise Refused("no repository named 'missing'", "repositories: main")
+        when = datetime(2026, 12, 6, 1, tzinfo=UTC)
+        return BackupMade(
+            label="20261206T010000ZI",
+            node="node1",
+            timeline=1,
+            start_lsn="0/3000028",
+            stop_lsn="0/3000100",
+            stop_timeline=1,
+            start_time=when,
+            stop_time=when,
+            size_bytes=100,
+            next_xid=740,
+            system_identifier="7",
+            pg_major=15,
+            kind=kind,
+            parent="20261205T010000ZF",
+            format="bundles",
+            stored_bytes=10,
+            from_standby=False,
+        )
+
+    def pusher_status(self) -> PusherState:
+        return PusherState(running=True, waiting=3)
+
+
+def test_backups_are_taken_on_request_with_the_token_and_the_pusher_is_open(
+    agent: FakeAgent,
+) -> None:
+    from pgherd.api import routes_archive
+
+    archive = FakeArchive()
+    app = create_app(agent)
+    app.include_router(routes_archive.router(lambda: None, TOKEN, archive))  # type: ignore[arg-type, return-value]
+    bare = create_app(agent)
+    bare.include_router(routes_archive.router(lambda: None, TOKEN))  # type: ignore[arg-type, return-value]
+    with TestClient(bare) as http:
+        assert http.get("/archive/pusher").json()["running"] is False
+        assert http.post("/backup", json={}, headers=AUTH).status_code == 409
+    with TestClient(app) as http:
+        assert http.post("/backup", json={"type": "incremental"}).status_code == 401
+        done = http.post("/backup", json={"type": "incremental"}, headers=AUTH)
+        assert done.status_code == 200
+        assert done.json()["kind"] == "incremental"
+        assert archive.asked == [("incremental", None)]
+        assert http.post("/backup", json={"type": "weekly"}, headers=AUTH).status_code == 422
+        refused = http.post("/backup", json={"repository": "missing"}, headers=AUTH)
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "no repository named 'missing'"
+        assert http.get("/archive/pusher").json()["waiting"] == 3

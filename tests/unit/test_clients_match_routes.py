@@ -25,12 +25,12 @@ from pydantic import BaseModel
 
 import pgherd.clients
 from pgherd.api.app import agent_app
-from pgherd.api.routes_ha import Serving
 from pgherd.ha.history_store import HistoryStore
 from pgherd.lab import layout
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
 from pgherd.model.reload import ReloadReport
+from pgherd.model.serving import Serving
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import FakeAgent
@@ -52,13 +52,35 @@ CALLS = {"_request", "request", "call"}
 # whose fields it reads (held equal by tests/unit/test_status_lite.py).
 LITE_READERS: dict[str, type[BaseModel]] = {"read_status": NodeStatus}
 # Called by load balancers (docs/haproxy.md), not by pgherd.
-FOR_OTHER_TOOLS = {("GET", "/primary"), ("GET", "/replica"), ("GET", "/read-only")}
+FOR_OTHER_TOOLS = {
+    ("GET", "/primary"),
+    ("GET", "/read-write"),
+    ("GET", "/replica"),
+    ("GET", "/read-only"),
+    ("GET", "/liveness"),
+    ("GET", "/readiness"),
+    ("GET", "/failsafe"),
+    ("GET", "/quorum"),
+    # Patroni's documents, for tools written for Patroni (docs/haproxy.md)
+    ("GET", "/cluster"),
+    ("GET", "/history"),
+    # Prometheus (docs/metrics.md); clients.agent.AgentClient.metrics reads it as text
+    ("GET", "/metrics"),
+}
 # The only answers that are not a model, and why.
 FREE_FORM = {
     ("GET", "/health"): "its status code (200 or 503) is the answer, for service managers",
     ("GET", "/primary"): "a load-balancer check: the status code is the answer",
     ("GET", "/replica"): "a load-balancer check: the status code is the answer",
     ("GET", "/read-only"): "a load-balancer check: the status code is the answer",
+    ("GET", "/read-write"): "a load-balancer check: the status code is the answer",
+    ("GET", "/liveness"): "a load-balancer check: the status code is the answer",
+    ("GET", "/readiness"): "a load-balancer check: the status code is the answer",
+    ("GET", "/failsafe"): "a load-balancer check: the status code is the answer",
+    ("GET", "/quorum"): "a load-balancer check: the status code is the answer",
+    ("GET", "/cluster"): "Patroni's /cluster document, in Patroni's shape",
+    ("GET", "/history"): "Patroni's /history: lists of [timeline, lsn, reason]",
+    ("GET", "/metrics"): "Prometheus's text format, not JSON",
     ("GET", "/mesh/{}/conflicts"): "rows of pgherd.conflicts, shown as the table has them",
 }
 
@@ -67,10 +89,25 @@ class _Agent(FakeAgent):
     """The fake agent, with the load-balancer port too (never called here)."""
 
     def serving(self) -> Serving:
-        return Serving(PgState.RUNNING, Role.PRIMARY, True, False, {})
+        return Serving(PgState.RUNNING, Role.PRIMARY, may_write=True, streaming=False)
 
     def ha_state(self) -> HaReport:
         return HaReport(mode=Mode.MANUAL, state=PgState.RUNNING)
+
+    def members(self) -> dict[str, Any]:
+        return {"scope": "lab", "members": []}
+
+    def timeline_history(self) -> list[list[Any]]:
+        return []
+
+    def failsafe_state(self) -> tuple[bool, dict[str, Any]]:
+        return False, {}
+
+    def quorum_state(self) -> tuple[bool, dict[str, Any]]:
+        return False, {}
+
+    def cycle_now(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -109,7 +146,10 @@ def _routes(tmp_path: Path) -> dict[tuple[str, str], Route]:
     config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
     local = LocalNode.open(config, "node1")
     history = HistoryStore(tmp_path / "history.sqlite", "node1")
-    app = agent_app(_Agent(), None, FakeMesh(), local, FakeOperations(), history, 5.0, _Reloader())
+    agent = _Agent()
+    app = agent_app(
+        agent, None, FakeMesh(), local, FakeOperations(), history, 5.0, _Reloader(), agent, []
+    )
     spec = app.openapi()
     routes = {}
     for path, operations in spec["paths"].items():

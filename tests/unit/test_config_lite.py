@@ -37,7 +37,15 @@ def full_raw() -> dict[str, Any]:
             "synchronous_quorum": 1,
             "failsafe": True,
         },
-        "archive": {"path": "/srv/archive", "cleanup_keep": 3, "cleanup_interval": 600},
+        "archive": {
+            "path": "/srv/archive",
+            "cleanup_keep": 3,
+            "cleanup_interval": 600,
+            "retention": {"keep_full": 2},
+            "repositories": [
+                {"name": "offsite", "path": "/mnt/offsite", "encryption_key_file": "/etc/key"}
+            ],
+        },
         "nodes": [
             {"name": "db1", "host": "10.0.0.1", "port": 5432, "api_host": "10.0.0.1",
              "api_port": 8008, "data_dir": "/srv/pg/data"},
@@ -65,9 +73,13 @@ CONFIGS = {
 }
 
 # Computed from the validated file, not fields of it (tested below).
-DERIVED = {"fingerprint"}
+DERIVED = {"fingerprint", "repository_specs"}
 # Fields of the validated config the quick commands do not read (and so do not mirror).
-NOT_MIRRORED = {"ClusterConfig": {"history", "console"}}
+NOT_MIRRORED = {
+    "ClusterConfig": {"history", "console", "backup"},
+    # held as the repositories ArchiveConfig.specs() makes of them (repository_specs)
+    "ArchiveConfig": {"retention", "repositories"},
+}
 PROPERTIES = {
     "LiteNode": ("home_dir", "socket_dir", "server_log", "agent_log", "agent_pid_file", "api_url"),
     "LiteWitness": ("home_dir", "agent_log", "agent_pid_file", "api_url"),
@@ -155,7 +167,7 @@ def test_a_malformed_validated_mapping_is_refused() -> None:
         {k: v for k, v in good.items() if k != "passfile"},
     ):
         with pytest.raises((KeyError, TypeError, ValueError)):
-            config_lite.from_validated(broken)
+            config_lite.from_validated(broken, config.derived(CONFIGS["lab"]))
 
 
 def test_as_lite_takes_either_form() -> None:
@@ -170,3 +182,12 @@ def test_the_fingerprint_is_the_validated_configs(name: str) -> None:
     validated = CONFIGS[name]
     assert validated.lite().fingerprint == config.fingerprint(validated)
     assert len(config.fingerprint(validated)) == 12
+
+
+def test_the_archives_repositories_are_the_validated_configs() -> None:
+    validated = CONFIGS["everything set"]
+    assert validated.archive is not None
+    lite = validated.lite().archive
+    assert lite is not None
+    assert lite.specs() == validated.archive.specs()
+    assert [s.name for s in lite.specs()] == ["main", "offsite"]

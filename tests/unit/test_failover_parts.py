@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from fastapi import FastAPI
 
 from pgherd import config
-from pgherd.api import routes_ha
 from pgherd.config import EtcdDcs, SqliteDcs
 from pgherd.dcs import checkin as checkin_mod
 from pgherd.dcs import state as dcs_state
@@ -34,17 +31,11 @@ from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from pgherd.model.ha import Do, Peer
-from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
 from pgherd.pg.local_node import LocalNode
-
-with warnings.catch_warnings():
-    # As in test_api.py: Starlette's TestClient falls back to httpx with a warning.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`", UserWarning)
-    from fastapi.testclient import TestClient
 
 LAB = Path("/var/tmp/pgherd-lab")
 
@@ -469,52 +460,3 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
 )
 def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
     assert server_quorum(names) == quorum
-
-
-# ---- load-balancer endpoints --------------------------------------------------------
-
-
-class FakeHa:
-    def __init__(self, serving: routes_ha.Serving) -> None:
-        self.now = serving
-
-    def serving(self) -> routes_ha.Serving:
-        return self.now
-
-    def ha_state(self) -> HaReport:
-        return HaReport(mode=Mode.AUTOMATIC, state=PgState.RUNNING, leader="node1")
-
-
-def codes(serving: routes_ha.Serving) -> dict[str, int]:
-    app = FastAPI()
-    app.include_router(routes_ha.router(FakeHa(serving)))
-    client = TestClient(app)
-    return {path: client.get(path).status_code for path in ("/primary", "/replica", "/read-only")}
-
-
-@pytest.mark.parametrize(
-    ("pg", "role", "lease", "streaming", "expected"),
-    [
-        (PgState.RUNNING, Role.PRIMARY, True, False, (200, 503, 200)),
-        (PgState.RUNNING, Role.PRIMARY, False, False, (503, 503, 503)),  # lease lapsed
-        (PgState.RUNNING, Role.STANDBY, False, True, (503, 200, 200)),
-        (PgState.RUNNING, Role.STANDBY, False, False, (503, 503, 200)),
-        (PgState.STOPPED, Role.PRIMARY, True, False, (503, 503, 503)),
-        (PgState.STARTING, Role.STANDBY, False, False, (503, 503, 503)),
-    ],
-)
-def test_load_balancer_checks(
-    pg: PgState, role: Role, lease: bool, streaming: bool, expected: tuple[int, int, int]
-) -> None:
-    found = codes(routes_ha.Serving(pg, role, lease, streaming, {}))
-    assert (found["/primary"], found["/replica"], found["/read-only"]) == expected
-
-
-def test_the_checks_say_why() -> None:
-    app = FastAPI()
-    app.include_router(
-        routes_ha.router(FakeHa(routes_ha.Serving(PgState.RUNNING, Role.PRIMARY, False, False, {})))
-    )
-    body = TestClient(app).get("/primary").json()
-    assert body["reason"] == "it runs as a primary without the leader lease"
-    assert TestClient(app).get("/ha").json()["leader"] == "node1"

@@ -19,6 +19,7 @@ from pgherd.dcs.sqlite import SqliteStore
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
+from pgherd.model.repository import RepositorySpec, write_specs
 from tests.conftest import free_port_base
 from tests.support import ListedRun, pgherd_listing_imports
 
@@ -124,19 +125,30 @@ def test_a_missing_config(tmp_path: Path) -> None:
     assert run.stderr.startswith(f"error: no config file at {tmp_path}/none.yaml — ")
 
 
+@pytest.mark.parametrize("where", ["--archive", "--repos", "-c"])
 @pytest.mark.parametrize("verb", ["push", "fetch"])
-def test_wal_push_and_fetch_with_a_config(tmp_path: Path, verb: str) -> None:
-    path = lab_file(tmp_path, archive=True)
+def test_wal_push_and_fetch(tmp_path: Path, verb: str, where: str) -> None:
+    """As PostgreSQL runs them: a directory (--archive), the repositories a node's spool
+    names (--repos, what a restore writes), or the config (-c)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    options: tuple[str | Path, ...] = (where, archive)
+    if where == "--repos":
+        specs = tmp_path / "repositories.json"
+        specs.write_text(write_specs((RepositorySpec("main", path=str(archive)),)))
+        options = (where, specs)
+    elif where == "-c":
+        options = (where, lab_file(tmp_path, archive=True))
     segment = "000000010000000000000001"
     args: Sequence[str | Path]
     if verb == "push":
         wal = tmp_path / segment
         wal.write_bytes(b"\0" * 1024)
-        args = ("wal", "push", wal, "-c", path)
+        args = ("wal", "push", wal, *options)
     else:
-        args = ("wal", "fetch", segment, tmp_path / "restored", "-c", path)
+        args = ("wal", "fetch", segment, tmp_path / "restored", *options)
     run = twice(tmp_path, *args)
-    assert run.heavy == []
+    assert run.heavy == [], run.stderr
     assert run.code in (0, 1, 126)
 
 
@@ -155,6 +167,16 @@ def test_standby_clone_refusals(tmp_path: Path) -> None:
     )
     assert (down.code, down.heavy) == (1, [])
     assert down.stderr.startswith("error: the agent of node1 at http://127.0.0.1:")
+
+
+def test_node_check(tmp_path: Path) -> None:
+    path = lab_file(tmp_path)
+    run = twice(tmp_path, "node", "check", "node2", "--nagios", "-c", path)
+    assert (run.code, run.heavy) == (2, [])  # CRITICAL: its agent does not answer
+    assert run.stdout.startswith("PGHERD CRITICAL - node2: the agent does not answer")
+    unknown = pgherd(tmp_path, "node", "check", "node9", "--nagios", "-c", path)
+    assert (unknown.code, unknown.heavy) == (3, [])
+    assert unknown.stdout.startswith("PGHERD UNKNOWN - unknown node 'node9'")
 
 
 def test_help_still_comes_from_the_full_cli(tmp_path: Path) -> None:

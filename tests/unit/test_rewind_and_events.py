@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pgherd.cli.operations import parse_size
 from pgherd.errors import InvalidInput
 from pgherd.model.events import Event, Outcome
 from pgherd.model.lsn import Lsn
+from pgherd.model.size import parse_size
 from pgherd.pg import rewind
 
 REWOUND = """pg_rewind: connected to server

@@ -214,7 +214,11 @@ def test_restore_command_answers_a_missing_history_file_without_pgherd(
     (archive / HISTORY_FOLDER).mkdir(parents=True)
     if history_present:
         (archive / HISTORY_FOLDER / f"{name}-{'0' * 64}.zst").write_bytes(b"")
-    command = commands.fetch_command(archive).replace("%f", name).replace("%p", "pg_wal/x")
+    command = (
+        commands.fetch_command(["--archive", str(archive)], archive / HISTORY_FOLDER)
+        .replace("%f", name)
+        .replace("%p", "pg_wal/x")
+    )
     done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
     assert (done.returncode == 0) is reaches_pgherd
     assert done.stdout.startswith("PGHERD wal fetch") is reaches_pgherd

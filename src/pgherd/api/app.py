@@ -8,22 +8,25 @@ refusal and 500 for a failure, so the CLI can print them as it prints its own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from pgherd import metrics
 from pgherd.api import (
     routes_agent,
     routes_archive,
     routes_ha,
     routes_history,
     routes_logical,
+    routes_metrics,
     routes_ops,
 )
 from pgherd.api.auth import authorized
 from pgherd.api.routes_agent import ReloadPort
+from pgherd.api.routes_archive import ArchivePort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
@@ -47,10 +50,6 @@ class AgentPort(Protocol):
     def stop_postgres(self, mode: str) -> None: ...
 
     def restart_postgres(self) -> None: ...
-
-
-class WholeAgentPort(AgentPort, routes_ha.HaPort, Protocol):
-    """An agent that also answers the load-balancer checks (ha/agent.py's Agent)."""
 
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
@@ -111,7 +110,7 @@ def create_app(
 
 
 def agent_app(
-    agent: WholeAgentPort,
+    agent: AgentPort,
     lifespan: Lifespan | None,
     mesh: MeshPort | None,
     local: LocalNode,
@@ -119,6 +118,9 @@ def agent_app(
     history: HistoryPort,
     history_interval: float,
     reloader: ReloadPort,
+    checks: routes_ha.HaPort,
+    metrics_sources: Sequence[metrics.Collector],
+    archive: ArchivePort | None = None,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
@@ -126,8 +128,11 @@ def agent_app(
     app = create_app(agent, lifespan, mesh=mesh)
     app.include_router(routes_logical.router(local, agent.token))
     app.include_router(routes_ops.ops_router(operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token))
+    app.include_router(routes_archive.router(lambda: local.instance, agent.token, archive))
     app.include_router(routes_history.router(history, history_interval, agent.token))
-    app.include_router(routes_ha.router(agent))
+    app.include_router(routes_ha.router(checks, agent.token))
     app.include_router(routes_agent.router(reloader, agent.token))
+    app.include_router(
+        routes_metrics.router(metrics_sources, local.config.cluster, local.node.name)
+    )
     return app

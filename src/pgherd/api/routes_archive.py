@@ -1,17 +1,23 @@
-"""The agent's archive endpoints: WAL switch, restore points, replay control, archiver.
+"""The agent's archive endpoints: WAL switch, restore points, replay control, archiver,
+the WAL pusher's figures and backups of this node.
 
-Reading (``GET /replay``, ``GET /archiver``) is open like ``/status``; acting needs the
-cluster's token.
+Reading (``GET /replay``, ``GET /archiver``, ``GET /archive/pusher``) is open like
+``/status``; acting needs the cluster's token. ``POST /backup`` takes a bundled backup of
+this node, where its data directory is (a CLI on another machine, the leader's schedule
+with ``from_standby``), and answers when it is done, with its catalog entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, Protocol
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from pgherd.api.auth import authorized
+from pgherd.errors import Refused
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.pg import archive_sql
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 from pgherd.pg.instance import Instance
@@ -21,9 +27,34 @@ class RestorePointRequest(BaseModel):
     name: str
 
 
-def router(instance: Callable[[], Instance], token: str) -> APIRouter:
+class BackupRequest(BaseModel):
+    type: Literal["full", "differential", "incremental"] = "full"
+    repository: str | None = None
+
+
+class ArchivePort(Protocol):
+    """What the archive endpoints need from the agent beside its PostgreSQL."""
+
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade: ...
+
+    def pusher_status(self) -> PusherState: ...
+
+
+def router(
+    instance: Callable[[], Instance], token: str, archive: ArchivePort | None = None
+) -> APIRouter:
     api = APIRouter()
     needs_token = authorized(token)
+
+    @api.post("/backup", dependencies=needs_token)
+    def backup(request: BackupRequest) -> BackupMade:
+        if archive is None:
+            raise Refused("this agent takes no backups", "ask the node's own agent (pgherd agent)")
+        return archive.take_backup(request.type, request.repository)
+
+    @api.get("/archive/pusher")
+    def pusher() -> PusherState:
+        return archive.pusher_status() if archive is not None else PusherState(running=False)
 
     @api.get("/replay")
     def replay() -> ReplayState:

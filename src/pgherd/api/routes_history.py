@@ -1,7 +1,7 @@
 """The agent's monitoring history (kept by ``ha/history_store.py``).
 
-``GET /history`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
-needs the cluster's token.
+``GET /history/lag`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
+needs the cluster's token. (``GET /history`` is the timeline history, as Patroni's.)
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class HistoryPort(Protocol):
 def router(store: HistoryPort, interval: float, token: str) -> APIRouter:
     api = APIRouter(tags=["history"])
 
-    @api.get("/history")
+    @api.get("/history/lag")
     def read(
         since: datetime | None = None,
         kind: SampleKind | None = None,

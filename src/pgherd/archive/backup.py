@@ -19,13 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgherd import config as config_mod
-from pgherd.archive.catalog import Archive, backup_to_json
-from pgherd.archive.storage import fsync_dir
+from pgherd.archive.bundles import ChunkReader, runs
+from pgherd.archive.catalog import Archive, backup_from_json, backup_to_json
+from pgherd.archive.repository import open_repository
+from pgherd.archive.storage import LocalStorage, fsync_dir
 from pgherd.clients.agent import statuses
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
-from pgherd.errors import CorruptWal, PgherdError, Refused
-from pgherd.model.backup import Backup
+from pgherd.errors import ArchiveError, CorruptWal, InvalidInput, PgherdError, Refused
+from pgherd.model.backup import Backup, BackupFormat, BackupKind
+from pgherd.model.backup_chain import descendants
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath, WalKind, gaps, parse_history
@@ -38,14 +41,33 @@ _START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
 _START_TIME = re.compile(r"^START TIME: (.+)$", re.M)
 
 
-def archive_of(config: ClusterConfig) -> Archive:
+def archives_of(config: ClusterConfig) -> list[Archive]:
+    """Every repository of the cluster, opened (the first is where restores look first)."""
     if config.archive is None:
         raise Refused(
             "pgherd.yaml has no archive section",
             "add `archive: {path: /var/lib/pgherd/archive}` (see docs/archive.md), "
             "or create a lab with `pgherd lab up --archive`",
         )
-    archive = Archive(config.archive.path)
+    try:
+        return [Archive(open_repository(spec)) for spec in config.archive.specs()]
+    except OSError as exc:
+        raise ArchiveError(str(exc.strerror or exc), "fix archive: in pgherd.yaml") from None
+
+
+def archive_of(config: ClusterConfig, name: str | None = None) -> Archive:
+    """One repository (the first, or the one named), checked to be set up."""
+    archives = archives_of(config)
+    if name is None:
+        archive = archives[0]
+    else:
+        found = [a for a in archives if a.name == name]
+        if not found:
+            raise InvalidInput(
+                f"no repository named {name!r}",
+                f"repositories: {', '.join(a.name for a in archives)}",
+            )
+        archive = found[0]
     archive.require()
     return archive
 
@@ -76,11 +98,14 @@ def new_label(archive: Archive) -> str:
     return candidate
 
 
-def create(
-    config: ClusterConfig, node: str | None, on_progress: Callable[[Progress], None]
+def create_copy(
+    config: ClusterConfig,
+    archive: Archive,
+    source: NodeStatus,
+    on_progress: Callable[[Progress], None],
 ) -> Backup:
-    archive = archive_of(config)
-    source = source_status(config, node)
+    """pgherd's first format: a pg_basebackup copy (over the replication protocol, so
+    from any machine) into a local repository's directory."""
     identity = archive.wal.identity()
     archive.wal.require_cluster(
         source.system_identifier or "?", (source.version_num or 0) // 10000, f" ({source.name})"
@@ -89,7 +114,12 @@ def create(
     user = osuser.resolve(config.os_user)
     pgbin = binaries.find(config.pg_bin_for(target))
     label = new_label(archive)
-    archive.storage.make_dirs(archive.backups_dir)
+    if archive.root is None:
+        raise InvalidInput(
+            f"--format copy writes into a local directory; {archive.describe()} is not one",
+            "use bundles (the default) for an object store",
+        )
+    LocalStorage(archive.root).make_dirs(archive.backups_dir)
     partial = archive.backups_dir / f".{label}.partial"
     if partial.exists():
         shutil.rmtree(partial)
@@ -109,7 +139,7 @@ def create(
         basebackup.run_basebackup(args, user, on_progress)
         stopped = datetime.now(UTC)
         backup = _describe(data, label, source, stopped, identity.pg_major, pgbin, user)
-        _wait_archived(config, archive, backup)
+        wait_archived(config, archives_of(config), backup.stop_lsn, backup.stop_timeline)
         user.write_file(partial / "backup.json", json.dumps(backup_to_json(backup), indent=2))
         os.rename(partial, archive.backup_dir(label))
         fsync_dir(archive.backups_dir)
@@ -164,27 +194,34 @@ def _parse_label_time(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _wait_archived(
-    config: ClusterConfig, archive: Archive, backup: Backup, timeout: float = 60
+def wait_archived(
+    config: ClusterConfig,
+    archives: list[Archive],
+    stop_lsn: Lsn,
+    timeline: int,
+    switched: bool = False,
+    timeout: float = 120,
 ) -> None:
-    """Make the primary close and archive the segment holding the backup's end, so a
-    restore from it finds every segment it needs in the archive."""
-    size = archive.wal.identity().wal_segment_size
-    last = Segment((backup.stop_lsn.value - 1) // size, backup.stop_timeline)
-    name = last.name(size)
-    if archive.wal.find(name):
-        return
-    primary = config.node(primary_status(config).name)
-    client = ArchiveAgentClient(primary, config_mod.read_token(config))
-    switched = client.switch_wal()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if archive.wal.find(name):
+    """Wait until every repository holds the segment with a backup's end, so a restore
+    from it finds every segment it needs. ``switched``: the backup's stop closed that
+    segment already (pg_backup_stop on a primary does); otherwise (a standby's backup, a
+    copy) the primary is made to switch WAL — and so is it when the segment has not come
+    after a few seconds."""
+    size = archives[0].wal.identity().wal_segment_size
+    name = Segment((stop_lsn.value - 1) // size, timeline).name(size)
+    started = time.monotonic()
+    switched_at: str | None = None
+    while time.monotonic() - started < timeout:
+        if all(a.wal.find(name) for a in archives):
             return
+        if switched_at is None and (not switched or time.monotonic() - started > 5):
+            primary = config.node(primary_status(config).name)
+            client = ArchiveAgentClient(primary, config_mod.read_token(config))
+            switched_at = str(client.switch_wal().lsn)
         time.sleep(0.1)
     raise PgherdError(
-        f"the backup's last segment {name} was not archived within {timeout:.0f} s "
-        f"(switched at {switched.lsn})",
+        f"the backup's last segment {name} was not archived within {timeout:.0f} s"
+        + (f" (switched at {switched_at})" if switched_at else ""),
         "check archive_command: `pgherd archive status`",
     )
 
@@ -207,20 +244,26 @@ class VerifyReport:
         return self.manifest_ok and not self.problems
 
 
-def verify(config: ClusterConfig, label: str, checksums: bool = True) -> VerifyReport:
-    """pg_verifybackup on the copy, then the WAL from its start to the archive's end:
+def verify(
+    config: ClusterConfig, label: str, checksums: bool = True, repository: str | None = None
+) -> VerifyReport:
+    """The backup's own files (pg_verifybackup on a copy; every stored chunk against its
+    checksum for a bundled backup), then the WAL from its start to the archive's end:
     every segment present (no gap) and, with ``checksums``, matching its sha256."""
-    archive = archive_of(config)
+    archive = archive_of(config, repository)
     backup = archive.backup(label)
-    user = osuser.resolve(config.os_user)
-    pgbin = binaries.find(config.pg_bin)
-    done = run(
-        [pgbin["pg_verifybackup"], archive.backup_dir(label) / "data"],
-        user,
-        timeout=600,
-        check=False,
-    )
-    detail = (done.stdout + done.stderr).strip().splitlines()
+    if backup.format is BackupFormat.BUNDLES:
+        ok, detail = _verify_bundles(archive, label)
+    else:
+        user = osuser.resolve(config.os_user)
+        pgbin = binaries.find(config.pg_bin)
+        done = run(
+            [pgbin["pg_verifybackup"], archive.backup_dir(label) / "data"],
+            user,
+            timeout=600,
+            check=False,
+        )
+        ok, detail = done.returncode == 0, (done.stdout + done.stderr).strip().splitlines()
     wal = archive.wal
     size = wal.identity().wal_segment_size
     files = wal.files()
@@ -237,7 +280,7 @@ def verify(config: ClusterConfig, label: str, checksums: bool = True) -> VerifyR
     first = Segment(backup.start_lsn.segment_number(size), backup.timeline)
     report = VerifyReport(
         label=label,
-        manifest_ok=done.returncode == 0,
+        manifest_ok=ok,
         manifest_detail=detail[-1] if detail else "",
         wal_from=first.name(size),
         wal_to=newest.name(size) if newest else None,
@@ -262,9 +305,80 @@ def verify(config: ClusterConfig, label: str, checksums: bool = True) -> VerifyR
     return report
 
 
-def delete(config: ClusterConfig, label: str) -> Backup:
-    archive = archive_of(config)
+def _verify_bundles(archive: Archive, label: str) -> tuple[bool, list[str]]:
+    """Every chunk the backup's manifest names (its own and its parents'), read back,
+    decrypted, decompressed and matched to its checksum."""
+    manifest = archive.manifest(label)
+    reader = ChunkReader(archive.repository.raw, archive.repository.cipher)
+    chunks = [c for f in manifest.files for c in f.chunks]
+    problems = []
+    for group in runs(chunks):
+        try:
+            reader.read_run(group)
+        except (PgherdError, OSError) as exc:
+            problems.append(exc.message if isinstance(exc, PgherdError) else str(exc))
+    if problems:
+        return False, problems
+    return True, [f"{len(manifest.files)} files, {len(chunks)} chunks match their checksums"]
+
+
+def delete(config: ClusterConfig, label: str, repository: str | None = None) -> Backup:
+    """Refused while another backup builds on this one (delete that one first)."""
+    archive = archive_of(config, repository)
+    backups = archive.backups()
     backup = archive.backup(label)
-    shutil.rmtree(archive.backup_dir(label))
-    fsync_dir(archive.backups_dir)
+    needing = sorted(descendants(label, backups))
+    if needing:
+        raise Refused(
+            f"backups {', '.join(needing)} build on {label}",
+            "delete them first, or let `archive cleanup` decide",
+        )
+    archive.delete_backup(backup)
     return backup
+
+
+def create(
+    config: ClusterConfig,
+    node: str | None,
+    kind: BackupKind,
+    copy: bool,
+    from_standby: bool,
+    repository: str | None,
+    on_progress: Callable[[int, int], None],
+    step: Callable[[str], None],
+) -> Backup:
+    """A backup of the primary, of ``node``, or of the furthest standby, into one
+    repository (the first unless named): bundled (default) or a pg_basebackup copy."""
+    from pgherd.archive import backup_bundled
+
+    archive = archive_of(config, repository)
+    if from_standby and node is None:
+        source = backup_bundled.pick_standby(config)
+    else:
+        source = source_status(config, node)
+    if copy:
+        if kind is not BackupKind.FULL:
+            raise InvalidInput(
+                "--format copy takes full backups only", "drop --type, or use bundles"
+            )
+        return create_copy(
+            config, archive, source, lambda p: on_progress(p.done_bytes, p.total_bytes)
+        )
+    if not backup_bundled.is_local(config, source.name):
+        # The data directory is on another machine: its agent takes the backup there.
+        step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
+        client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
+        return backup_from_json(client.take_backup(str(kind), repository).model_dump(mode="json"))
+    archives = archives_of(config)
+    workers = config.backup.workers
+    return backup_bundled.create(
+        config,
+        archive,
+        archives,
+        source,
+        kind,
+        workers,
+        lambda p: on_progress(p.read_bytes, p.total_bytes),
+        step,
+        lambda lsn, tli, switched: wait_archived(config, archives, lsn, tli, switched),
+    )

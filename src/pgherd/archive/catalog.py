@@ -1,17 +1,23 @@
-"""The archive's catalog: base backups and restore points, as plain JSON files.
+"""A repository's catalog: base backups and restore points, as plain JSON objects.
 
 ::
 
-    <archive>/
-      archive.json                       the cluster's identity
+    <repository>/
+      archive.json                           the cluster's identity
       wal/<tli+log>/<segment>-<sha256>.zst   WAL (see store.py)
       wal/history/<tli>.history-<sha256>.zst
-      backups/<label>/backup.json        the catalog entry, written last
-      backups/<label>/data/              pg_basebackup's plain copy, with backup_manifest
+      catalog/backups/<label>.json           a bundled backup's entry, written last
+      catalog/partial/<label>.json           a bundled backup being taken (resumable)
+      backups/<label>/manifest.json          its files and chunks (model/backup_manifest.py)
+      backups/<label>/bundles/…              its chunks (archive/bundles.py)
+      backups/<label>/backup.json            pgherd's first format (a local directory only):
+      backups/<label>/data/                  pg_basebackup's plain copy, with backup_manifest
       restore-points/<name>.json
 
-A backup being made lives in ``backups/.<label>.partial`` and is renamed into place once
-its catalog entry is written, so a listed backup is always a finished one.
+A listed backup is always a finished one: its entry is the last thing written (a first-
+format copy is made in ``backups/.<label>.partial`` and renamed into place). In an
+encrypted repository every object but the bundles is sealed whole, and the bundles'
+chunks each on their own.
 """
 
 from __future__ import annotations
@@ -22,15 +28,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pgherd.archive.storage import LocalStorage
+from pgherd.archive.repository import Repository
+from pgherd.archive.storage import LocalStorage, Storage
 from pgherd.archive.store import WalArchive
 from pgherd.errors import ArchiveError, InvalidInput
-from pgherd.model.backup import Backup
+from pgherd.model import backup_manifest
+from pgherd.model.backup import Backup, BackupFormat, BackupKind
+from pgherd.model.backup_manifest import Manifest
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import RestorePoint
+from pgherd.model.repository import RepositorySpec
 
 BACKUPS = "backups"
 RESTORE_POINTS = "restore-points"
+CATALOG = "catalog/backups/"
+PARTIAL = "catalog/partial/"
 
 
 def backup_to_json(backup: Backup) -> dict[str, Any]:
@@ -47,6 +59,11 @@ def backup_to_json(backup: Backup) -> dict[str, Any]:
         "next_xid": backup.next_xid,
         "system_identifier": backup.system_identifier,
         "pg_major": backup.pg_major,
+        "kind": str(backup.kind),
+        "parent": backup.parent,
+        "format": str(backup.format),
+        "stored_bytes": backup.stored_bytes,
+        "from_standby": backup.from_standby,
     }
 
 
@@ -64,6 +81,11 @@ def backup_from_json(raw: dict[str, Any]) -> Backup:
         next_xid=int(raw["next_xid"]),
         system_identifier=str(raw["system_identifier"]),
         pg_major=int(raw["pg_major"]),
+        kind=BackupKind(raw.get("kind", "full")),
+        parent=raw.get("parent"),
+        format=BackupFormat(raw.get("format", "copy")),
+        stored_bytes=int(raw.get("stored_bytes", raw["size_bytes"])),
+        from_standby=bool(raw.get("from_standby", False)),
     )
 
 
@@ -87,20 +109,37 @@ def point_from_json(raw: dict[str, Any]) -> RestorePoint:
 
 @dataclass(frozen=True)
 class Archive:
-    """A local archive directory: the WAL store plus the catalog beside it."""
+    """One repository: its WAL store plus the catalog beside it."""
 
-    root: Path
+    repository: Repository
+
+    @classmethod
+    def local(cls, root: Path) -> Archive:
+        return cls(Repository(RepositorySpec("main", path=str(root)), LocalStorage(root), None))
 
     @property
-    def storage(self) -> LocalStorage:
-        return LocalStorage(self.root)
+    def name(self) -> str:
+        return self.repository.name
+
+    @property
+    def root(self) -> Path | None:
+        """The directory, for a local repository."""
+        raw = self.repository.raw
+        return raw.root if isinstance(raw, LocalStorage) else None
+
+    def describe(self) -> str:
+        return self.repository.describe()
+
+    @property
+    def storage(self) -> Storage:
+        return self.repository.storage
 
     @property
     def wal(self) -> WalArchive:
         return WalArchive(self.storage)
 
     def require(self) -> None:
-        if not self.root.is_dir():
+        if self.root is not None and not self.root.is_dir():
             raise ArchiveError(
                 f"there is no archive at {self.root}",
                 "create it with `pgherd archive init` (lab up --archive does it)",
@@ -111,30 +150,105 @@ class Archive:
 
     @property
     def backups_dir(self) -> Path:
+        if self.root is None:
+            raise ArchiveError(f"{self.describe()} is not a local directory")
         return self.root / BACKUPS
 
     def backup_dir(self, label: str) -> Path:
         return self.backups_dir / label
 
     def backups(self) -> list[Backup]:
-        found = []
-        if self.backups_dir.is_dir():
-            for entry in sorted(self.backups_dir.iterdir()):
-                info = entry / "backup.json"
-                if entry.name.startswith(".") or not info.is_file():
-                    continue
-                try:
-                    found.append(backup_from_json(json.loads(info.read_text())))
-                except (ValueError, KeyError) as exc:
-                    raise ArchiveError(f"{info} is unreadable: {exc}") from None
+        found = self._copies()
+        for obj in self.storage.list(CATALOG):
+            raw = self.storage.get(obj.key)
+            if raw is None:
+                continue
+            try:
+                found.append(backup_from_json(json.loads(raw)))
+            except (ValueError, KeyError) as exc:
+                raise ArchiveError(f"{self.describe()}/{obj.key} is unreadable: {exc}") from None
         return sorted(found, key=lambda b: (b.stop_lsn, b.stop_time))
 
+    def _copies(self) -> list[Backup]:
+        """pgherd's first format: pg_basebackup copies in backups/<label>/data."""
+        found: list[Backup] = []
+        if self.root is None or not self.backups_dir.is_dir():
+            return found
+        for entry in sorted(self.backups_dir.iterdir()):
+            info = entry / "backup.json"
+            if entry.name.startswith(".") or not info.is_file():
+                continue
+            try:
+                found.append(backup_from_json(json.loads(info.read_text())))
+            except (ValueError, KeyError) as exc:
+                raise ArchiveError(f"{info} is unreadable: {exc}") from None
+        return found
+
     def backup(self, label: str) -> Backup:
-        for backup in self.backups():
+        backups = self.backups()
+        for backup in backups:
             if backup.label == label:
                 return backup
-        known = ", ".join(b.label for b in self.backups()) or "none"
-        raise InvalidInput(f"no backup labelled {label!r} in {self.root}", f"backups: {known}")
+        known = ", ".join(b.label for b in backups) or "none"
+        raise InvalidInput(
+            f"no backup labelled {label!r} in {self.describe()}", f"backups: {known}"
+        )
+
+    def manifest(self, label: str) -> Manifest:
+        raw = self.storage.get(f"{BACKUPS}/{label}/manifest.json")
+        if raw is None:
+            raise ArchiveError(
+                f"backup {label} in {self.describe()} has no manifest",
+                "the backup is damaged: take a new full backup",
+            )
+        return backup_manifest.from_json(raw.decode())
+
+    def add_backup(self, backup: Backup, manifest: Manifest) -> None:
+        """The manifest, then the catalog entry (last: a listed backup is complete)."""
+        self.storage.put_new(
+            f"{BACKUPS}/{backup.label}/manifest.json", backup_manifest.to_json(manifest).encode()
+        )
+        entry = json.dumps(backup_to_json(backup), indent=2).encode()
+        if not self.storage.put_new(f"{CATALOG}{backup.label}.json", entry):
+            raise ArchiveError(f"backup {backup.label} is already in {self.describe()}")
+        self.storage.delete(f"{PARTIAL}{backup.label}.json")
+
+    def delete_backup(self, backup: Backup) -> int:
+        """Remove a backup (entry first, so that a half-deleted one is never listed)."""
+        if backup.format is BackupFormat.COPY:
+            import shutil
+
+            from pgherd.archive.storage import fsync_dir
+
+            directory = self.backup_dir(backup.label)
+            size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+            shutil.rmtree(directory)
+            fsync_dir(self.backups_dir)
+            return size
+        freed = self.storage.delete(f"{CATALOG}{backup.label}.json")
+        for obj in self.storage.list(f"{BACKUPS}/{backup.label}/"):
+            freed += self.storage.delete(obj.key)
+        return freed
+
+    # ---- partial (interrupted) backups -------------------------------------------------
+
+    def partials(self) -> list[dict[str, Any]]:
+        found = []
+        for obj in self.storage.list(PARTIAL):
+            raw = self.storage.get(obj.key)
+            if raw is not None:
+                found.append(json.loads(raw))
+        return found
+
+    def mark_partial(self, label: str, info: dict[str, Any]) -> None:
+        self.storage.put_new(
+            f"{PARTIAL}{label}.json", json.dumps({**info, "label": label}).encode()
+        )
+
+    def drop_partial(self, label: str) -> None:
+        for obj in self.storage.list(f"{BACKUPS}/{label}/"):
+            self.storage.delete(obj.key)
+        self.storage.delete(f"{PARTIAL}{label}.json")
 
     # ---- restore points --------------------------------------------------------------
 

@@ -23,11 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
+from pgherd.archive.repository import write_specs
+from pgherd.archive.restore_files import lay_out
+from pgherd.archive.restore_view import archive_view
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.errors import (
@@ -37,9 +40,10 @@ from pgherd.errors import (
     TargetUnreachable,
     TimedOut,
 )
+from pgherd.model.backup import BackupFormat
+from pgherd.model.backup_chain import chain
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
-    ArchiveView,
     Reached,
     RestorePlan,
     Target,
@@ -47,16 +51,20 @@ from pgherd.model.recovery_target import (
     TargetKind,
     choose,
 )
+from pgherd.model.repository import RepositorySpec
 from pgherd.model.sockets import socket_dir_fits
-from pgherd.model.wal import WalKind, parse_history
+from pgherd.model.wal import WalKind
 from pgherd.pg import archive_sql, binaries, conf, osuser, ports, process
-from pgherd.pg.archive_commands import fetch_command
+from pgherd.pg.archive_commands import fetch_command, history_dir
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import run
 
 SPOOL = "pgherd_prefetch"
 LOG_NAME = "pgherd-restore.log"
+# restore_command's repositories, in the data directory: the server keeps using it after
+# the restore returns (a promotion probes for history files); backups leave it out
+REPOSITORIES_FILE = "pgherd-repositories.json"
 PREFETCH_AHEAD = 8  # segments decompressed ahead of replay (128 MB of disk at most)
 
 
@@ -68,6 +76,8 @@ class RestoreRequest:
     action: TargetAction
     timeline: int | None = None
     timeout: float = 1800
+    delta: bool = False  # into a directory that holds a copy: fetch only what differs
+    repository: str | None = None  # read backups from this one (default: the first)
 
 
 @dataclass(frozen=True)
@@ -82,25 +92,6 @@ class RestoreResult:
     timeline: int | None
     seconds: float
     log: str
-
-
-def archive_view(wal: WalArchive) -> ArchiveView:
-    files = wal.files()
-    segments = frozenset(
-        f.wal.segment for f in files if f.wal.kind is WalKind.SEGMENT and f.wal.segment
-    )
-    histories = {
-        f.wal.timeline: parse_history(wal.read(f).decode())
-        for f in files
-        if f.wal.kind is WalKind.HISTORY
-    }
-    newest = max((f.archived_at for f in files if f.wal.kind is WalKind.SEGMENT), default=None)
-    return ArchiveView(
-        segments=segments,
-        histories=histories,
-        newest_archived_at=datetime.fromtimestamp(newest, UTC) if newest else None,
-        segment_size=wal.identity().wal_segment_size,
-    )
 
 
 def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
@@ -121,8 +112,20 @@ def check_request(request: RestoreRequest, user: OsUser) -> None:
             "drop --target-action, or give a target (--target-time, --target-lsn …)",
         )
     into = request.into
-    if into.exists() and any(into.iterdir()):
-        raise DataDirNotEmpty(f"{into} is not empty", "restore into a new or empty directory")
+    if request.delta:
+        if not (into / "PG_VERSION").is_file():
+            raise InvalidInput(
+                f"--delta: {into} holds no data directory", "drop --delta to restore into it"
+            )
+        if process.running_postmaster(into) is not None:
+            raise DataDirNotEmpty(
+                f"--delta: PostgreSQL is running in {into}", f"stop it first: pg_ctl -D {into} stop"
+            )
+    elif into.exists() and any(into.iterdir()):
+        raise DataDirNotEmpty(
+            f"{into} is not empty",
+            "restore into a new or empty directory, or pass --delta to reuse what it holds",
+        )
     osuser.require_reachable(into.parent if not into.exists() else into, user)
     if not socket_dir_fits(str(into)):
         raise InvalidInput(f"the path {into} is too long for a Unix socket", "use a shorter one")
@@ -139,9 +142,18 @@ def restore(
     user = osuser.resolve(config.os_user)
     request = replace(request, into=request.into.absolute())
     check_request(request, user)
-    archive = archive_of(config)
+    archive = archive_of(config, request.repository)
     chosen = plan(archive, request)
     step(chosen.reason)
+    if chosen.backup.format is BackupFormat.COPY and request.delta:
+        raise InvalidInput(
+            f"--delta needs a bundled backup; {chosen.backup.label} is a pg_basebackup copy",
+            "drop --delta and restore into an empty directory",
+        )
+    if chosen.backup.format is BackupFormat.BUNDLES:
+        needed = chain(chosen.backup, archive.backups())
+        if len(needed) > 1:
+            step("backup chain: " + " → ".join(f"{b.label} ({b.kind})" for b in needed))
     pgbin = binaries.find(config.pg_bin)
     into = request.into
     spool = into / SPOOL
@@ -164,16 +176,29 @@ def restore(
         superuser=config.superuser,
     )
     try:
-        run(
-            ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
-            user,
-            timeout=3600,
-        )
-        step(
-            f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
-            f"into {into}"
-        )
-        _write_recovery_settings(into, request, archive, spool, user)
+        if chosen.backup.format is BackupFormat.BUNDLES:
+            lay_out(
+                archive,
+                archive.manifest(chosen.backup.label),
+                into,
+                request.delta,
+                config.backup.workers,
+                user,
+                step,
+            )
+        else:
+            run(
+                ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
+                user,
+                timeout=3600,
+            )
+            step(
+                f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
+                f"into {into}"
+            )
+        specs = _specs_first(config, archive)
+        user.write_file(into / REPOSITORIES_FILE, write_specs(specs))
+        _write_recovery_settings(into, request, spool, specs, user)
         child = instance.spawn_postmaster()
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
@@ -200,8 +225,19 @@ def restore(
     )
 
 
+def _specs_first(config: ClusterConfig, archive: Archive) -> tuple[RepositorySpec, ...]:
+    """Every repository, the one the backup came from first (restore_command's order)."""
+    assert config.archive is not None
+    specs = config.archive.specs()
+    return tuple(sorted(specs, key=lambda s: s.name != archive.name))
+
+
 def _write_recovery_settings(
-    into: Path, request: RestoreRequest, archive: Archive, spool: Path, user: OsUser
+    into: Path,
+    request: RestoreRequest,
+    spool: Path,
+    specs: tuple[RepositorySpec, ...],
+    user: OsUser,
 ) -> None:
     for stale in (STANDBY_SIGNAL, RECOVERY_SIGNAL, "postmaster.pid", "postmaster.opts"):
         (into / stale).unlink(missing_ok=True)
@@ -211,7 +247,8 @@ def _write_recovery_settings(
     spooled = shlex.quote(str(spool))
     restore_command = (
         f"mv -f {spooled}/%f %p 2>/dev/null || "
-        f"{{ test ! -e {spooled}/.absent-%f && {fetch_command(archive.root)}; }}"
+        f"{{ test ! -e {spooled}/.absent-%f && "
+        f"{fetch_command(['--repos', str(into / REPOSITORIES_FILE)], history_dir(specs))}; }}"
     )
     settings.update(
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pgherd.archive.backup import archive_of, source_status
+from pgherd.archive.backup import archive_of, archives_of, source_status
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import InvalidInput
@@ -35,5 +35,7 @@ def create(
         )
     target = config.node(source_status(config, node).name)
     made = ArchiveAgentClient(target, token).restore_point(name)
-    archive.add_restore_point(RestorePoint(made.name, made.lsn, made.timeline, made.time))
+    point = RestorePoint(made.name, made.lsn, made.timeline, made.time)
+    for each in archives_of(config):
+        each.add_restore_point(point)
     return target.name, made

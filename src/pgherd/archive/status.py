@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pgherd import config as config_mod
-from pgherd.archive.backup import archive_of, primary_status
+from pgherd.archive.backup import archive_of, archives_of, primary_status
 from pgherd.archive.store import ArchivedFile
 from pgherd.clients.archive import ArchiveAgentClient
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
+from pgherd.model.archive_api import PusherState
 from pgherd.model.lsn import lag_bytes
 from pgherd.model.wal import WalKind
 from pgherd.pg.archive_sql import ArchiverState
@@ -34,6 +35,8 @@ class ArchiveStatus:
     primary: str | None
     archiver: ArchiverState | None
     trailing_bytes: int | None  # primary's position − the end of the newest segment
+    pusher: PusherState | None  # the primary agent's WAL pusher
+    repositories: list[str]
     problem: str | None
 
 
@@ -48,16 +51,21 @@ def status(config: ClusterConfig) -> ArchiveStatus:
     oldest = min(segments, key=_order, default=None)
     primary: str | None = None
     archiver: ArchiverState | None = None
+    pusher: PusherState | None = None
     problem: str | None = None
     try:
         node = config.node(primary_status(config).name)
         primary = node.name
-        archiver = ArchiveAgentClient(node, config_mod.read_token(config)).archiver()
+        client = ArchiveAgentClient(node, config_mod.read_token(config))
+        archiver = client.archiver()
+        pusher = client.pusher()
     except PgherdError as exc:
         problem = exc.message
     trailing = None
     if archiver is not None and newest is not None and newest.wal.segment is not None:
         trailing = lag_bytes(archiver.current_lsn, newest.wal.segment.end(size))
+    if pusher is not None and pusher.last_error and pusher.failures:
+        problem = f"the WAL pusher failed: {pusher.last_error}"
     if (
         archiver is not None
         and archiver.failed_count
@@ -70,8 +78,15 @@ def status(config: ClusterConfig) -> ArchiveStatus:
         )
     ):
         problem = f"archive_command is failing: last failure on {archiver.last_failed_wal}"
+    if archiver is not None and config.archive is not None:
+        waiting = archiver.ready_count * size
+        if waiting > config.archive.queue_max:
+            problem = (
+                f"archiving falls behind: {waiting // 2**20} MB of WAL waiting in pg_wal "
+                f"(archive.queue_max {config.archive.queue_max // 2**20} MB)"
+            )
     return ArchiveStatus(
-        path=str(archive.root),
+        path=archive.describe(),
         system_identifier=identity.system_identifier,
         pg_major=identity.pg_major,
         files=len(files),
@@ -87,6 +102,8 @@ def status(config: ClusterConfig) -> ArchiveStatus:
         primary=primary,
         archiver=archiver,
         trailing_bytes=trailing,
+        pusher=pusher,
+        repositories=[a.describe() for a in archives_of(config)],
         problem=problem,
     )
 

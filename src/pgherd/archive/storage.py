@@ -1,14 +1,21 @@
-"""Where archived files live, behind one small interface (a local directory for now).
+"""Where archived files live, behind one small interface.
 
 The interface has the shape of an object store (flat keys, listing by prefix, a write
-that never replaces) so that S3-like backends can be added without touching the WAL
-logic. Keys use ``/`` as a separator.
+that never replaces, ranged reads): a local or mounted directory here
+(:class:`LocalStorage`), an S3-compatible store in :mod:`pgherd.archive.storage_s3`, and
+:class:`MemoryStorage` for unit tests. Keys use ``/`` as a separator.
+
+Every backend raises :class:`StorageError` (an OSError, so callers that handle I/O
+failures handle it) for a failure the repository reported, after its own retries.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +29,10 @@ class StoredObject:
     mtime: float  # seconds since the epoch, when it was stored
 
 
+class StorageError(OSError):
+    """The repository failed (after retries): full, unreachable, refusing, corrupt."""
+
+
 class Storage(Protocol):
     def put_new(self, key: str, data: bytes) -> bool:
         """Store ``data`` under ``key`` durably and atomically, unless ``key`` exists.
@@ -33,6 +44,10 @@ class Storage(Protocol):
 
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when there is no such key."""
+        ...
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start``; StorageError when the key or range is absent."""
         ...
 
     def list(self, prefix: str) -> list[StoredObject]:
@@ -95,17 +110,21 @@ class LocalStorage:
         if final.exists():
             return False
         self.make_dirs(final.parent)
-        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # pid and thread: the resident pusher writes from several threads at once.
+        tmp = final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}.{threading.get_native_id()}")
+        # Whatever fails (ENOSPC mid-write, a failed fsync or link), the temporary file
+        # goes: a push that fails for lack of space must not leave its partial copy in
+        # the archive to fill it further.
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             self._give(tmp)
             os.link(tmp, final)
         except FileExistsError:
@@ -115,11 +134,44 @@ class LocalStorage:
         fsync_dir(final.parent)
         return True
 
+    def sweep_temporary(self, older_than: float = 3600) -> list[str]:
+        """Remove temporary files that no running writer owns: their process is gone,
+        or they are older than ``older_than`` seconds (a writer killed by SIGKILL, an
+        earlier pgherd that leaked them). Returns the keys removed."""
+        removed = []
+        now = time.time()
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                match = _TMP_NAME.match(name)
+                if match is None:
+                    continue
+                path = Path(directory) / name
+                try:
+                    age = now - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if _alive(int(match.group(1))) and age < older_than:
+                    continue
+                path.unlink(missing_ok=True)
+                removed.append(str(path.relative_to(self.root)))
+        return removed
+
     def get(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                data = handle.read(length)
+        except FileNotFoundError:
+            raise StorageError(errno.ENOENT, f"{key} is not in {self.root}") from None
+        if len(data) != length:
+            raise StorageError(errno.EIO, f"{key} in {self.root} is shorter than expected")
+        return data
 
     def list(self, prefix: str) -> list[StoredObject]:
         folder, _, start = prefix.rpartition("/")
@@ -147,6 +199,19 @@ class LocalStorage:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
         return size
+
+
+TMP_MARK = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.tmp(\d+)(?:\.\d+)?$")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs with this pid (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _walk(base: Path, start: str) -> Iterator[tuple[Path, str]]:
@@ -192,6 +257,12 @@ class MemoryStorage:
 
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        data = self.objects.get(key)
+        if data is None or start + length > len(data):
+            raise StorageError(errno.ENOENT, f"{key}: no such range")
+        return data[start : start + length]
 
     def list(self, prefix: str) -> list[StoredObject]:
         return [

@@ -174,9 +174,12 @@ class WalArchive:
 
     def push(self, source: Path, name: str | None = None) -> PushResult:
         """Archive the file at ``source`` (named ``name``, default its file name)."""
+        return self.push_bytes(name or source.name, source.read_bytes())
+
+    def push_bytes(self, name: str, data: bytes) -> PushResult:
+        """Archive ``data`` as the WAL file ``name``."""
         import zstandard  # lazy: ~30 ms that `wal fetch` of a history file never needs
 
-        name = name or source.name
         identity = self.identity()
         try:
             wal = parse_name(name, identity.wal_segment_size)
@@ -184,7 +187,6 @@ class WalArchive:
             raise ArchiveError(
                 f"{name} is not a WAL file name", "archive_command must pass %p"
             ) from None
-        data = source.read_bytes()
         if wal.kind in (WalKind.SEGMENT, WalKind.PARTIAL):
             self._check_segment(wal, data, identity)
         digest = hashlib.sha256(data).hexdigest()

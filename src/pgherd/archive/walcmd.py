@@ -8,6 +8,11 @@ with argparse and imports only :mod:`pgherd.archive.store` — no Typer, rich or
 config named with ``-c`` is read through :mod:`pgherd.config_cache`, which validates each
 file text once). Started this way a push costs ~0.05 s of start-up instead of ~0.6 s.
 
+Where the repositories are: ``--spool DIR`` (what pgherd writes into a node's settings:
+the node's WAL spool, whose ``repositories.json`` names them, and where a push waits for
+the agent's resident pusher — see :mod:`pgherd.archive.spool`), ``--repos FILE`` (such a
+file, as a restore writes it), or ``--archive DIR`` (one local directory, as before).
+
 Exit codes follow what PostgreSQL makes of them: 0 done; 1 for "not archived" (fetch)
 or a push to retry; 126 when a restore must stop rather than carry on (a corrupt or
 missing segment in the middle of the archive, an archive of another cluster):
@@ -19,13 +24,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pgherd.archive.store import WalArchive
+if TYPE_CHECKING:
+    from pgherd.archive.wal_repos import WalRepositories
+
 from pgherd.errors import ConfigError, PgherdError
 
 EXIT_NOT_FOUND = 1
 EXIT_FATAL = 126
+PUSHER_WAIT = 60.0  # seconds a push waits for the resident pusher's answer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,31 +49,67 @@ def _parser() -> argparse.ArgumentParser:
     for command in (push, fetch):
         where = command.add_mutually_exclusive_group()
         where.add_argument("--archive", type=Path, help="the archive directory")
+        where.add_argument("--spool", type=Path, help="the node's WAL spool (pgherd's setting)")
+        where.add_argument("--repos", type=Path, help="a repositories.json file")
         where.add_argument("-c", "--config", type=Path, help="pgherd.yaml naming the archive")
     return parser
 
 
-def _archive_path(args: argparse.Namespace) -> Path:
+def _repositories(args: argparse.Namespace) -> WalRepositories:
+    from pgherd.archive.repository import SPEC_FILE, read_specs
+    from pgherd.archive.wal_repos import WalRepositories
+    from pgherd.model.repository import RepositorySpec
+
     if args.archive is not None:
-        return Path(args.archive)
-    from pgherd import config_cache  # validated once per file text, then read without pydantic
+        return WalRepositories.open([RepositorySpec("main", path=str(args.archive))])
+    if args.spool is not None or args.repos is not None:
+        return WalRepositories.open(read_specs(args.repos or args.spool / SPEC_FILE))
+    # The config, validated once per file text and then read without pydantic.
+    from pgherd import config_cache
     from pgherd.config_lite import config_path
 
     config = config_cache.load(config_path(args.config))
     if config.archive is None:
         raise ConfigError(f"{config_path(args.config)} has no archive section")
-    return config.archive.path
+    return WalRepositories.open(config.archive.specs())
+
+
+def _push_through_spool(spool: Path, source: Path) -> int | None:
+    """The pusher's answer for ``source`` (0 or 1), or None when no pusher runs."""
+    from pgherd.archive import spool as spool_mod
+
+    name = source.name
+    deadline = time.monotonic() + PUSHER_WAIT
+    spool_mod.mark_in_use(spool)
+    while True:
+        answer = spool_mod.take_answer(spool, name)
+        if answer is not None:
+            ok, why = answer
+            if not ok:
+                _complain("push", why)
+            return 0 if ok else 1
+        if not spool_mod.pusher_running(spool):
+            return None
+        if time.monotonic() > deadline:
+            _complain("push", f"the agent's pusher has not archived {name} in {PUSHER_WAIT:.0f} s")
+            return 1
+        time.sleep(0.01)
 
 
 def main(argv: list[str]) -> int:
+
     args = _parser().parse_args(argv)
     verb = args.verb
     try:
-        archive = WalArchive.local(_archive_path(args))
+        if verb == "push" and args.spool is not None:
+            answered = _push_through_spool(args.spool, args.path)
+            if answered is not None:
+                return answered
+        repositories = _repositories(args)
         if verb == "push":
-            archive.push(args.path)
+            repositories.push(args.path)
             return 0
-        found = archive.fetch(args.name, args.destination)
+        found = repositories.fetch(args.name, args.destination)
     except PgherdError as exc:
         _complain(verb, exc.one_line())
         return EXIT_FATAL if verb == "fetch" else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,81 @@ def run(
     from pgherd.ha import agent as agent_mod  # FastAPI and uvicorn: only the agent needs them
 
     agent_mod.run(config_mod.config_path(config_file), node)
+
+
+@app.command()
+def unit(
+    node: Annotated[str, typer.Option("--node", help="the node (or witness) the unit runs")],
+    exec_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--exec", help="the pgherd program to run (default: the one running this command)"
+        ),
+    ] = None,
+    writable: Annotated[
+        list[Path] | None,
+        typer.Option("--writable", help="another directory the agent or PostgreSQL writes"),
+    ] = None,
+    config_file: ConfigOpt = None,
+) -> None:
+    """Print a systemd unit that runs NODE's agent as the OS user that owns the data
+    (User=postgres): Restart=always, KillMode=process (restarting the agent never restarts
+    PostgreSQL), ExecReload sending SIGHUP (re-read pgherd.yaml), and hardening that
+    PostgreSQL lives with. Install it as /etc/systemd/system/pgherd@NODE.service."""
+    import grp
+    import pwd
+
+    from pgherd.cli.options import load_config
+    from pgherd.errors import InvalidInput
+    from pgherd.model import systemd_unit
+    from pgherd.pg.archive_commands import pgherd_program
+
+    path = config_mod.config_path(config_file).absolute()
+    config = load_config(config_file)
+    try:
+        entry = pwd.getpwnam(config.os_user)
+    except KeyError:
+        raise InvalidInput(
+            f"OS user {config.os_user!r} (os_user in pgherd.yaml) does not exist on this host",
+            "install PostgreSQL (it creates `postgres`) or set os_user",
+        ) from None
+    program = [str(exec_path.absolute())] if exec_path else pgherd_program()
+    argv = (*program, "agent", "run", "--node", node, "--config", str(path))
+    extra = tuple(str(p.absolute()) for p in writable or ())
+    witness = config.witness(node)
+    readable = [str(Path(program[0]).parent), str(path.parent)]
+    if witness is not None:
+        spec = systemd_unit.UnitSpec(
+            node=node,
+            cluster=config.cluster,
+            exec_start=argv,
+            user=entry.pw_name,
+            group=grp.getgrgid(entry.pw_gid).gr_name,
+            writable=(str(witness.home), *extra),
+            readable=tuple(readable),
+            witness=True,
+        )
+    else:
+        target = config.node(node)
+        home, data = target.home_dir, target.data_dir
+        mine = [str(home)] + ([] if data.is_relative_to(home) else [str(data)])
+        optional = [str(config.archive.path)] if config.archive is not None else []
+        if config.ha is not None and isinstance(config.ha.dcs, config_mod.SqliteDcs):
+            optional.append(str(config.ha.dcs.sqlite.parent))
+        pg_bin = config.pg_bin_for(target)
+        readable += [str(config.passfile), str(config.api_token_file)]
+        readable += [str(pg_bin)] if pg_bin else []
+        spec = systemd_unit.UnitSpec(
+            node=node,
+            cluster=config.cluster,
+            exec_start=argv,
+            user=entry.pw_name,
+            group=grp.getgrgid(entry.pw_gid).gr_name,
+            writable=(*mine, *extra),
+            optional_writable=tuple(optional),
+            readable=tuple(readable),
+        )
+    typer.echo(systemd_unit.render(spec), nl=False)
 
 
 @app.command()

@@ -82,6 +82,21 @@ def status(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     ),
                 ),
             ]
+        if result.pusher is not None and result.pusher.running:
+            p = result.pusher
+            rows += [
+                (
+                    "pusher",
+                    f"{p.workers} workers, {p.in_flight} in flight, {p.pushed} pushed, "
+                    f"{p.failures} failures"
+                    + (
+                        f", {p.seconds_per_segment:.2f} s per segment"
+                        if p.seconds_per_segment
+                        else ""
+                    ),
+                ),
+            ]
+        rows.append(("repositories", ", ".join(result.repositories)))
         for key, value in rows:
             table.add_row(key, value)
         console.print(table)
@@ -93,30 +108,82 @@ def status(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def cleanup(
-    keep: Annotated[int, typer.Option("--keep", min=1, help="newest base backups to keep")],
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=1, help="newest base backups to keep")
+    ] = None,
+    keep_full: Annotated[
+        int | None,
+        typer.Option("--keep-full", min=1, help="newest full backups to keep (with their chains)"),
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        typer.Option("--keep-days", min=0.001, help="keep what restores to the last D days need"),
+    ] = None,
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="one repository (default: every one)")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="report what would go; remove nothing")
     ] = False,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Keep the newest N backups and exactly the WAL and history files they and every
-    standby still need; remove the rest and report the space freed."""
+    """Keep backups by count (--keep), by full backups (--keep-full) and/or by age
+    (--keep-days) — or each repository's retention from pgherd.yaml — with every backup
+    a kept one builds on, and exactly the WAL they and every standby still need; remove
+    the rest and report the space freed."""
     from pgherd.archive import cleanup as cleanup_mod
+    from pgherd.errors import InvalidInput
+    from pgherd.model.retention import Policy
 
+    if keep is not None and (keep_full is not None or keep_days is not None):
+        raise InvalidInput(
+            "--keep counts every backup; it cannot be combined with --keep-full/--keep-days",
+            "use one or the other",
+        )
+    policy = Policy(keep_full, keep_days) if keep_full or keep_days else None
     config = load_config(config_file)
-    result = cleanup_mod.cleanup(config, keep, dry_run)
+    results = cleanup_mod.cleanup(config, keep, dry_run, policy, repo)
     if as_json:
-        print_json(result)
+        # one repository's result as before (an object); several as a list
+        print_json(results[0] if len(results) == 1 and repo is None else results)
         return
     verb = "would remove" if dry_run else "removed"
-    for reason in result.reasons:
-        console.print(f"  {reason}", soft_wrap=True)
-    console.print(
-        f"{verb} {len(result.removed_backups)} backups and {len(result.removed_files)} WAL "
-        f"files, {human_bytes(result.freed_bytes)}; kept backups: "
-        f"{', '.join(result.kept_backups) or 'none'}",
-        soft_wrap=True,
-    )
-    for name in result.removed_backups + result.removed_files:
-        console.print(f"  - {name}")
+    for result in results:
+        console.print(f"[bold]{result.repository}[/]")
+        for reason in result.reasons:
+            console.print(f"  {reason}", soft_wrap=True)
+        console.print(
+            f"  {verb} {len(result.removed_backups)} backups and {len(result.removed_files)} "
+            f"WAL files, {human_bytes(result.freed_bytes)}; kept backups: "
+            f"{', '.join(result.kept_backups) or 'none'}",
+            soft_wrap=True,
+        )
+        for name in result.removed_backups + result.removed_files:
+            console.print(f"    - {name}")
+
+
+@app.command()
+def check(
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="seconds to wait for the segment in each")
+    ] = 60,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the archive works end to end: switch the primary's WAL, wait until the
+    segment is in every repository, fetch it back from each and check it. Exits 3 when
+    a repository fails."""
+    from pgherd.archive import info as info_mod
+
+    result = info_mod.check(load_config(config_file), timeout)
+    if as_json:
+        print_json(asdict(result) | {"ok": result.ok})
+    else:
+        console.print(f"switched WAL at {result.lsn}: {result.segment}")
+        for r in result.repositories:
+            mark = "[green]✓[/]" if r.fetched else "[red]✗[/]"
+            after = f"archived after {r.archived_after:.2f} s, " if r.archived_after else ""
+            console.print(f"{mark} {r.name} ({r.where}): {after}{r.detail}", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(EXIT_DEGRADED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,12 +12,17 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
 from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
+from pgherd.pg.basebackup import Progress as CopyProgress
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="Base backups in the archive.")
 
 LabelArg = Annotated[str, typer.Argument(help="the backup's label (see backup list)")]
+RepoOpt = Annotated[
+    str | None, typer.Option("--repo", help="the repository's name (default: the first)")
+]
+KINDS = ("full", "differential", "incremental")
 
 
 @app.command()
@@ -25,39 +31,72 @@ def create(
         str | None,
         typer.Option("--node", help="back up this node, primary or standby (default: primary)"),
     ] = None,
+    kind: Annotated[str, typer.Option("--type", help="full, differential or incremental")] = "full",
+    from_standby: Annotated[
+        bool, typer.Option("--from-standby", help="back up the standby furthest ahead")
+    ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="bundles (default: chunks, compressed, parallel, resumable; run on the "
+            "node's host) or copy (pg_basebackup over the network, full only)",
+        ),
+    ] = "bundles",
+    repo: RepoOpt = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """pg_basebackup (fast checkpoint, WAL streamed, manifest) into the archive."""
+    """A base backup into a repository: full, differential (changes since the last full)
+    or incremental (changes since the last backup), compressed, encrypted where the
+    repository is, resumed if an earlier run was interrupted."""
     from pgherd.archive import backup as backup_mod
     from pgherd.archive.catalog import backup_to_json
+    from pgherd.errors import InvalidInput
+    from pgherd.model.backup import BackupKind
 
+    if kind not in KINDS:
+        raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
+    if fmt not in ("bundles", "copy"):
+        raise InvalidInput(f"--format {fmt!r} is not bundles or copy", "e.g. --format bundles")
     config = load_config(config_file)
-    with RichReporter().progress("base backup") as on_progress:
-        made = backup_mod.create(config, node, on_progress)
+    reporter = RichReporter()
+    with reporter.progress("base backup") as on_progress:
+        made = backup_mod.create(
+            config,
+            node,
+            BackupKind(kind),
+            fmt == "copy",
+            from_standby,
+            repo,
+            lambda done, total: on_progress(CopyProgress(done, total)),
+            (lambda _t: None) if as_json else reporter.step,
+        )
     if as_json:
         print_json(backup_to_json(made))
         return
     console.print(
-        f"backup {made.label} of {made.node}: {human_bytes(made.size_bytes)}, timeline "
-        f"{made.timeline}, WAL {made.start_lsn} to {made.stop_lsn}"
+        f"{made.kind} backup {made.label} of {made.node}: {human_bytes(made.size_bytes)} "
+        f"({human_bytes(made.stored_bytes)} stored), timeline {made.timeline}, WAL "
+        f"{made.start_lsn} to {made.stop_lsn}" + (f", on {made.parent}" if made.parent else "")
     )
 
 
 @app.command(name="list")
-def list_(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Every backup: label, node, timeline, start/stop LSN, times, size."""
+def list_(repo: RepoOpt = None, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Every backup: label, kind, node, timeline, start/stop LSN, times, size."""
     from pgherd.archive.backup import archive_of
     from pgherd.archive.catalog import backup_to_json
 
-    backups = archive_of(load_config(config_file)).backups()
+    backups = archive_of(load_config(config_file), repo).backups()
     if as_json:
         print_json([backup_to_json(b) for b in backups])
         return
-    table = Table("Label", "Node", "TL", "Start LSN", "Stop LSN", "Finished (UTC)", "Size")
+    table = Table("Label", "Kind", "Node", "TL", "Start LSN", "Stop LSN", "Finished (UTC)", "Size")
     for b in backups:
         table.add_row(
             b.label,
+            str(b.kind),
             b.node,
             str(b.timeline),
             str(b.start_lsn),
@@ -74,15 +113,19 @@ def verify(
     no_checksums: Annotated[
         bool, typer.Option("--no-checksums", help="check WAL presence only, not contents")
     ] = False,
+    repo: RepoOpt = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """pg_verifybackup, then the WAL from the backup to the archive's end: no gap, every
+    """pg_verifybackup (a copy) or every stored chunk's checksum (bundles), then the WAL
+    from the backup to the archive's end: no gap, every
     segment matching its checksum. Exits 3 when a problem is found."""
 
     from pgherd.archive import backup as backup_mod
 
-    report = backup_mod.verify(load_config(config_file), label, checksums=not no_checksums)
+    report = backup_mod.verify(
+        load_config(config_file), label, checksums=not no_checksums, repository=repo
+    )
     if as_json:
         print_json(jsonable(report) | {"ok": report.ok})
     else:
@@ -101,9 +144,85 @@ def verify(
 
 
 @app.command()
-def delete(label: LabelArg, config_file: ConfigOpt = None) -> None:
-    """Delete one backup (its WAL goes with the next `archive cleanup`)."""
+def delete(label: LabelArg, repo: RepoOpt = None, config_file: ConfigOpt = None) -> None:
+    """Delete one backup (its WAL goes with the next `archive cleanup`); refused while
+    another backup builds on it."""
     from pgherd.archive import backup as backup_mod
 
-    gone = backup_mod.delete(load_config(config_file), label)
+    gone = backup_mod.delete(load_config(config_file), label, repo)
     console.print(f"deleted backup {gone.label} ({human_bytes(gone.size_bytes)})")
+
+
+@app.command()
+def info(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Per repository: backups with their chains, sizes and WAL ranges, and the earliest
+    and latest points a restore can reach. Exits 3 when a repository has a problem."""
+    from dataclasses import asdict
+
+    from pgherd.archive import info as info_mod
+
+    repositories = info_mod.info(load_config(config_file))
+    if as_json:
+        print_json([asdict(r) for r in repositories])
+    else:
+        for r in repositories:
+            lock = ", encrypted" if r.encrypted else ""
+            console.print(f"[bold]{r.name}[/] ({r.where}{lock})", soft_wrap=True)
+            console.print(
+                f"  restorable from {r.earliest_restorable or '-'} to "
+                f"{r.latest_restorable or '-'} (LSN {r.latest_restorable_lsn or '-'}); "
+                f"WAL: {r.wal_segments} segments, {human_bytes(r.wal_bytes)}",
+                soft_wrap=True,
+            )
+            table = Table("Label", "Kind", "Chain", "WAL start", "WAL stop", "Size", "Stored")
+            for b in r.backups:
+                table.add_row(
+                    b.label,
+                    b.kind,
+                    " → ".join(b.chain[:-1]) or "-",
+                    b.wal_start,
+                    b.wal_stop,
+                    human_bytes(b.size_bytes),
+                    human_bytes(b.stored_bytes),
+                )
+            console.print(table)
+            for problem in r.problems:
+                console.print(f"  [red]✗[/] {problem}", soft_wrap=True)
+    if any(r.problems for r in repositories):
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def drill(
+    repo: RepoOpt = None,
+    scratch: Annotated[
+        Path | None,
+        typer.Option("--scratch", help="where to restore (default: the temporary directory)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the latest backup and all archived WAL into a scratch directory, start it,
+    run a check query, report the time, remove it. Exits 3 when the drill fails."""
+    from dataclasses import asdict
+
+    from pgherd.archive import drill as drill_mod
+
+    reporter = RichReporter()
+    result = drill_mod.drill(
+        load_config(config_file), repo, scratch, (lambda _t: None) if as_json else reporter.step
+    )
+    if as_json:
+        print_json(asdict(result))
+    elif result.ok:
+        console.print(
+            f"[green]✓[/] drill: backup {result.backup} restored and {result.state} in "
+            f"{result.restore_seconds:.1f} s; check query {result.check_seconds * 1000:.0f} ms "
+            f"({result.databases} databases, {human_bytes(result.table_bytes)} of tables); "
+            f"{result.detail}",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"[red]✗[/] drill failed: {result.detail}", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(EXIT_DEGRADED)

@@ -11,6 +11,7 @@ from pgherd import config as config_mod
 from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
+from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.readable import human_seconds
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -28,6 +29,56 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     code = quick_show.run(config_file, as_json)
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def pause(
+    duration: Annotated[
+        str | None,
+        typer.Option("--for", help="end it by itself after this long (30m, 2h, 1h30m)"),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Maintenance mode: the agents keep PostgreSQL running and report, but take no
+    automatic action (no failover, no restart in place, no rejoin) until resumed."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    seconds = parse_duration(duration) if duration is not None else None
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.pause(config, seconds, requested_by(), events)
+    if as_json:
+        print_json(result.as_json())
+        return
+    end = "until pgherd cluster resume" if seconds is None else f"for {human_duration(seconds)}"
+    console.print(
+        f"cluster {config.cluster} in maintenance mode {end}: the agents keep PostgreSQL "
+        "running and take no automatic action",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def resume(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Leave maintenance mode: automatic failover is back on."""
+    from pgherd.ops import maintenance
+    from pgherd.ops.context import requested_by
+    from pgherd.ops.events import event_log
+
+    config = load_config(config_file)
+    maintenance.require_automatic(config)
+    events = event_log(config, config_mod.read_token(config))
+    result = maintenance.resume(config, requested_by(), events)
+    if as_json:
+        print_json(result.as_json())
+    elif result.before is None:
+        console.print(f"cluster {config.cluster} was not in maintenance mode; nothing changed")
+    else:
+        console.print(f"cluster {config.cluster}: automatic failover is back on")
 
 
 def connstr(

@@ -1,4 +1,4 @@
-"""pgherd lab up|down."""
+"""pgherd lab up|down|tour."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pgherd.pg import conninfo
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(help="A whole cluster on this machine, for demos, tests and learning.")
+
+TOUR_DIR = Path("/var/tmp/pgherd-tour")  # noqa: S108 - a lab directory the user may change
 
 DirOpt = Annotated[
     Path, typer.Option("--dir", help="directory that holds the lab (config, data, logs)")
@@ -134,3 +136,53 @@ def down(
     from pgherd.lab import lifecycle
 
     lifecycle.down(directory, purge, RichReporter())
+
+
+@app.command()
+def tour(
+    chapter: Annotated[
+        str | None,
+        typer.Argument(help="one chapter, by name or number (default: all of them)"),
+    ] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="where the tour's labs go")] = TOUR_DIR,
+    port_base: Annotated[
+        int, typer.Option("--port-base", help="first of 30 ports the labs may use")
+    ] = layout.DEFAULT_PORT_BASE,
+    list_only: Annotated[bool, typer.Option("--list", help="list the chapters")] = False,
+    no_pause: Annotated[
+        bool, typer.Option("--no-pause", help="do not wait for Enter between steps")
+    ] = False,
+) -> None:
+    """The classic replication guide, live: each chapter's commands run on a lab, with what
+    they do, why, and what to look at. Pauses for Enter before each step on a terminal."""
+    import sys
+
+    from rich.markdown import Markdown
+
+    from pgherd.lab import tour as tour_mod
+
+    found = tour_mod.chapters()
+    if list_only:
+        for c in found:
+            console.print(f"{c.number:2d}  {c.name:<16} {c.title}")
+        return
+    selected = tour_mod.pick(found, chapter)
+    shell = tour_mod.Shell.for_lab(directory, port_base)
+    tour_mod.fresh_labs(shell)
+
+    def pause() -> None:
+        console.input("[dim]Enter to run the next step (Ctrl-C to stop)…[/]")
+
+    interactive = sys.stdin.isatty() and not no_pause
+    tour_mod.tour(
+        selected,
+        shell,
+        say=lambda text: console.print(Markdown(text)),
+        show=lambda command: console.print(f"[bold cyan]{command}[/]", markup=True),
+        pause=pause if interactive else None,
+    )
+    console.print(
+        f"done; the labs stay in {directory}: "
+        f"pgherd lab down --dir {directory}/streaming --purge (and {directory}/pair)",
+        soft_wrap=True,
+    )

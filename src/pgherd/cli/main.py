@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("pgherd.cli.restore", "replay_app"),
     "restore": ("pgherd.cli.restore", "restore"),
     "config": ("pgherd.cli.config", "app"),
+    "secrets": ("pgherd.cli.secrets", "app"),
 }
 
 

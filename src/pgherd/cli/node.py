@@ -15,7 +15,8 @@ from pgherd.clients.agent import AgentClient
 from pgherd.model.status import NodeStatus
 
 app = typer.Typer(
-    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; remove it."
+    help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
+    "remove it."
 )
 app.command()(operations.rejoin)
 
@@ -57,6 +58,40 @@ def stop(
 def restart(node: NodeArg, config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Restart NODE's PostgreSQL (fast shutdown, then start)."""
     _report(_client(config_file, node).restart_postgres(), as_json)
+
+
+@app.command()
+def check(
+    node: NodeArg,
+    nagios: Annotated[
+        bool, typer.Option("--nagios", help="one line with perfdata, as Nagios plugins print")
+    ] = False,
+    warning_lag: Annotated[str, typer.Option("--warning-lag", help="standby lag")] = "16MB",
+    critical_lag: Annotated[str, typer.Option("--critical-lag")] = "256MB",
+    warning_slot: Annotated[
+        str, typer.Option("--warning-slot", help="WAL a replication slot retains")
+    ] = "1GB",
+    critical_slot: Annotated[str, typer.Option("--critical-slot")] = "8GB",
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """NODE's health for monitoring systems: agent, PostgreSQL, role, lag, slots, archive.
+    Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the Nagios plugins' convention)."""
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import check as quick_check
+
+    raise typer.Exit(
+        quick_check.run(
+            node,
+            nagios,
+            warning_lag,
+            critical_lag,
+            warning_slot,
+            critical_slot,
+            config_file,
+            as_json,
+        )
+    )
 
 
 @app.command()

@@ -6,7 +6,6 @@ print its steps as they finish and its result, as a table or as JSON.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,23 +15,13 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, print_json
 from pgherd.errors import InvalidInput
 from pgherd.model.readable import human_seconds
+from pgherd.model.size import parse_size
 from pgherd.model.switchover import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:  # the orchestration is imported when a command runs, not at start-up
     from pgherd.ops.context import Operation, Step
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
-
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|kB|KB|MB|GB)?\s*$")
-_UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
-
-
-def parse_size(text: str, option: str) -> int:
-    """``16MB`` → 16777216; plain numbers are bytes."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise InvalidInput(f"{option} {text!r} is not a size", "write it as 16MB, 512kB or bytes")
-    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class PrintedSteps:

@@ -44,6 +44,17 @@ def restore(
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds to wait for the target")
     ] = 1800,
+    delta: Annotated[
+        bool,
+        typer.Option(
+            "--delta",
+            help="DIR holds a copy of the cluster (a failed node, an earlier restore): "
+            "fetch only the chunks that differ",
+        ),
+    ] = False,
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="restore from this repository (default: first)")
+    ] = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -54,7 +65,7 @@ def restore(
 
     target = parse_target(target_time, target_name, target_lsn, target_xid, latest)
     action = TargetAction.parse(target_action or ("promote" if latest else "pause"))
-    request = restore_mod.RestoreRequest(into, port, target, action, timeline, timeout)
+    request = restore_mod.RestoreRequest(into, port, target, action, timeline, timeout, delta, repo)
     reporter = RichReporter()
     result = restore_mod.restore(
         load_config(config_file), request, (lambda _t: None) if as_json else reporter.step

@@ -48,7 +48,24 @@ class AgentClient:
         body: Any = None,
     ) -> tuple[int, Any]:
         """Send one request; returns the HTTP status and the decoded JSON body."""
-        headers = {"Accept": "application/json"}
+        status, raw = self.request_raw(method, path, timeout, params, body)
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = {"error": raw.decode(errors="replace").strip()}
+        return status, data
+
+    def request_raw(
+        self,
+        method: str,
+        path: str,
+        timeout: float | None = None,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        accept: str = "application/json",
+    ) -> tuple[int, bytes]:
+        """Send one request; returns the HTTP status and the body as it came."""
+        headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = None
@@ -72,11 +89,16 @@ class AgentClient:
             ) from None
         finally:
             conn.close()
-        try:
-            data = json.loads(raw) if raw else None
-        except ValueError:
-            data = {"error": raw.decode(errors="replace").strip()}
-        return response.status, data
+        return response.status, raw
+
+    def metrics(self, timeout: float | None = None) -> str:
+        """``GET /metrics``: the Prometheus page (docs/metrics.md), as text."""
+        status, raw = self.request_raw("GET", "/metrics", timeout, accept="text/plain")
+        if status != 200:
+            raise AgentError(
+                f"{self.node.name}: /metrics answered HTTP {status}", "see the agent's log"
+            )
+        return raw.decode()
 
     def _request(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
         status, data = self.request(method, path, timeout, **kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgherd.clients.agent import AgentClient
+from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 
 
@@ -26,3 +27,15 @@ class ArchiveAgentClient(AgentClient):
 
     def archiver(self) -> ArchiverState:
         return ArchiverState.model_validate(self._request("GET", "/archiver"))
+
+    def take_backup(
+        self, kind: str, repository: str | None, timeout: float = 24 * 3600
+    ) -> BackupMade:
+        """A bundled backup of this node taken by its agent (its catalog entry)."""
+        return BackupMade.model_validate(
+            self._request("POST", "/backup", timeout, body={"type": kind, "repository": repository})
+        )
+
+    def pusher(self) -> PusherState:
+        """The agent's WAL pusher: waiting, in flight, pushed, failures."""
+        return PusherState.model_validate(self._request("GET", "/archive/pusher"))

@@ -23,7 +23,7 @@ class HistoryClient(AgentClient):
             params["kind"] = str(kind)
         if subject is not None:
             params["subject"] = subject
-        return HistoryPage.model_validate(self._request("GET", "/history", params=params))
+        return HistoryPage.model_validate(self._request("GET", "/history/lag", params=params))
 
     def cleanup(self, keep_days: float) -> CleanupResult:
         data = self._request("POST", "/history/cleanup", body={"keep_days": keep_days})

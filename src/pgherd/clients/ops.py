@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pgherd.clients.agent import AgentClient
 from pgherd.model.events import Event
+from pgherd.model.ha_report import HaReport
 from pgherd.model.lsn import Lsn
 from pgherd.model.node_ops import (
     CheckpointDone,
@@ -60,6 +61,12 @@ class OpsClient(AgentClient):
         body = {"past": str(past), "timeout": timeout}
         data = self._request("POST", "/ops/wait-replay", timeout + SLACK, body=body)
         return ReplayWait.model_validate(data)
+
+    def cycle_now(self) -> HaReport:
+        """Ask the agent's HA loop to run a cycle now (``POST /ha/cycle``): after an
+        operation moved the lease, the new holder takes it at once. The answer is the loop's
+        state before that cycle."""
+        return HaReport.model_validate(self._request("POST", "/ha/cycle", 5))
 
     def create_slot(self, name: str) -> SlotChange:
         return SlotChange.model_validate(self._request("POST", "/ops/slots", params={"name": name}))

@@ -21,7 +21,7 @@ from pgherd.console.jobs import Job, Jobs
 from pgherd.console.sessions import Session, Sessions
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.ops.context import Operation
-from pgherd.ops.events import AgentEventLog
+from pgherd.ops.events import event_log
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -39,11 +39,12 @@ class Console:
     https: bool = False
 
     def operation(self, user: str, job: Job | None = None) -> Operation:
-        """An operation as the CLI runs it, recorded as asked by ``user`` on the console."""
+        """An operation as the CLI runs it, recorded as asked by ``user`` on the console,
+        where the CLI records it (the store under automatic failover: ops/events.py)."""
         op = Operation(
             config=self.config,
             token=self.token,
-            events=AgentEventLog(self.config, self.token),
+            events=event_log(self.config, self.token),
             requested_by=f"{user}@console",
         )
         if job is not None:

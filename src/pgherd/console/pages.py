@@ -92,6 +92,7 @@ def router() -> APIRouter:
             refresh=REFRESH,
             tree=views.logical_tree(current, db),
             state=current,
+            primaries=views.writable_nodes(current),
         )
 
     @api.get("/fragments/logical", response_class=HTMLResponse)
@@ -144,6 +145,7 @@ def router() -> APIRouter:
             page="events",
             events=found,
             error=error,
+            operations=views.event_kinds(found),
             operation=operation,
             node=node,
             outcome=outcome,
@@ -184,6 +186,8 @@ def router() -> APIRouter:
         current = console.cache.get()
         body = cluster_model.view_json(console.config.cluster, current.view)
         body["leader"] = current.leader.name if current.leader else None
+        body["paused"] = current.leader.paused if current.leader else None
+        body["maintenance"] = current.leader.maintenance if current.leader else False
         body["subscriptions"] = [
             {"node": s.node, "name": s.info.name, "source": s.source, "lag_bytes": s.lag_bytes}
             for s in current.subscriptions

@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.clients.logical import LogicalClient
@@ -58,6 +58,8 @@ class Leader:
 
     name: str | None
     detail: str = ""
+    paused: str | None = None  # automatic failover paused: why (an operation, maintenance)
+    maintenance: bool = False  # the pause is maintenance mode (pgherd cluster pause)
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,13 @@ def _leader(extras: dict[str, _NodeExtras]) -> Leader | None:
     loops = {name: e.ha for name, e in extras.items() if e.ha and e.ha.mode is not Mode.MANUAL}
     if not loops:
         return None  # no agent runs an HA loop: failover is manual, there is no lease
+    pauses = [ha for ha in loops.values() if ha.paused]
+    paused = pauses[0].paused if pauses else None
+    maintenance = any(ha.maintenance for ha in pauses)
+    return replace(_holder(loops), paused=paused, maintenance=maintenance)
+
+
+def _holder(loops: dict[str, HaReport]) -> Leader:
     holders = [name for name, ha in loops.items() if ha.holds_lease]
     if holders:
         left = loops[holders[0]].lease_left

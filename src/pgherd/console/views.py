@@ -16,16 +16,17 @@ from pgherd.clients.history import HistoryClient
 from pgherd.clients.logical import LogicalClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.console.state import ClusterState, Subscription
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
 from pgherd.model import history
 from pgherd.model.doctor import Finding, NodeFacts
-from pgherd.model.events import Event
+from pgherd.model.events import OPERATIONS, Event
 from pgherd.model.history import Sample, SampleKind
 from pgherd.model.publication import PublicationInfo, TableFacts
-from pgherd.model.status import PgState
+from pgherd.model.status import PgState, Role
 from pgherd.model.subscription import SubscriptionStatus
 from pgherd.ops.doctor import findings as run_checks
-from pgherd.ops.events import AgentEventLog
+from pgherd.ops.events import event_log
 
 READ_TIMEOUT = 5.0  # a page waits this long at most for an agent that hangs
 
@@ -57,12 +58,26 @@ def events(
     node: str = "",
     outcome: str = "",
 ) -> tuple[list[Event], str | None]:
-    """The latest events, newest first, filtered; and why none could be read, if so."""
+    """The latest events, newest first, filtered; and why none could be read, if so. Read
+    where ``pgherd cluster events`` reads them: the coordination store when the cluster
+    has one (the HA loops record their decisions there), else the primary's database."""
     try:
-        found = AgentEventLog(config, token).recent(limit)
+        log = event_log(config, token)
     except PgherdError as exc:
         return [], exc.one_line()
+    try:
+        found = log.recent(limit)
+    except PgherdError as exc:
+        return [], exc.one_line()
+    finally:
+        if isinstance(log, StoreEventLog):
+            log.store.close()
     return filter_events(found, operation, node, outcome), None
+
+
+def event_kinds(found: Sequence[Event]) -> list[str]:
+    """The filter's choices: every kind pgherd records, and any other the events hold."""
+    return list(OPERATIONS) + sorted({e.operation for e in found} - set(OPERATIONS))
 
 
 def filter_events(
@@ -115,6 +130,14 @@ def logical_tree(current: ClusterState, dbname: str) -> list[LogicalNode]:
         return found
 
     return fan_out(config.nodes, one)
+
+
+def writable_nodes(current: ClusterState) -> list[str]:
+    """The nodes that can publish or subscribe: running primaries (a standby is read-only:
+    CREATE PUBLICATION and CREATE SUBSCRIPTION fail there)."""
+    return [
+        s.name for s in current.statuses if s.state is PgState.RUNNING and s.role is Role.PRIMARY
+    ]
 
 
 def tables(config: ClusterConfig, node: str, dbname: str) -> list[TableFacts]:

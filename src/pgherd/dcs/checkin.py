@@ -4,9 +4,10 @@ Peers read each other from these check-ins in steady state, so a cycle costs one
 read instead of a request to every agent; agents are asked over their API only when a
 decision needs fresh figures (the lease is free, or the store is down). The leader's
 check-in doubles as the last primary position standbys measure ``maximum_lag`` against.
-Check-ins live ``CHECKIN_TTL_FACTOR`` × ttl, longer than the lease, so that a lost
-leader's last position is still readable when its lease has expired; a check-in older
-than the lease counts as unreachable.
+Check-ins live a day (:func:`keep_for`), far longer than the lease: a lost leader's last
+position is still readable when its lease has expired, and ``cluster show`` tells when an
+unreachable member last checked in (not "never"); a check-in older than the lease counts
+as unreachable. A member stopped on purpose removes its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from pgherd.model.lsn import Lsn
 from pgherd.model.status import Frozen, LsnField, PgState, Role
 
 CHECKIN_TTL_FACTOR = 10.0
+CHECKIN_KEEP = 86400.0  # seconds: a day
+
+
+def keep_for(ttl: float) -> float:
+    """How long the store keeps a check-in: a day, and never less than 10 leases."""
+    return max(ttl * CHECKIN_TTL_FACTOR, CHECKIN_KEEP)
 
 
 class CheckIn(Frozen):

@@ -3,7 +3,10 @@ synchronous set. Read from the HA cycle's one snapshot; changed only by compare-
 
 ``pause``: while an operator's operation (a switchover, a promotion) moves the primary
 role by hand, the agents hold still (docs/failover.md). It carries its own end, so an
-operation that dies half-way does not leave automatic failover off for good.
+operation that dies half-way does not leave automatic failover off for good. A
+*maintenance* pause (``pgherd cluster pause [--for D]``) is the operator's own: the agents
+take no automatic action at all (no failover, no restart in place, no rejoin) until
+``cluster resume`` or its end; operations run under it and leave it in place.
 
 ``last_leader``: written when a member takes the lease.
 
@@ -26,10 +29,14 @@ from pgherd.model.status import Frozen
 
 class Pause(Frozen):
     reason: str  # "switchover to node2 by root@host"
-    until: float  # seconds since the epoch (wall clock: the store is shared by hosts)
+    # seconds since the epoch (wall clock: the store is shared by hosts); None: until
+    # resumed (maintenance only: an operation's pause always ends)
+    until: float | None
+    maintenance: bool = False  # cluster pause: no automatic action of any kind
+    since: float | None = None  # when it began (seconds since the epoch)
 
     def active(self, now: float | None = None) -> bool:
-        return self.until > (time.time() if now is None else now)
+        return self.until is None or self.until > (time.time() if now is None else now)
 
 
 class SyncState(Frozen):
@@ -47,6 +54,13 @@ class ClusterState(Frozen):
         """Why automatic failover is paused now, or None."""
         if self.pause is not None and self.pause.active(now):
             return self.pause.reason
+        return None
+
+    def maintenance(self, now: float | None = None) -> Pause | None:
+        """The maintenance pause in force now (``cluster pause``), or None."""
+        pause = self.pause
+        if pause is not None and pause.maintenance and pause.active(now):
+            return pause
         return None
 
 

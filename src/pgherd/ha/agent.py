@@ -7,35 +7,45 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from pgherd import config as config_mod
-from pgherd.api import routes_ha
 from pgherd.api.app import agent_app
+from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
+from pgherd.archive import pusher as wal_pusher
+from pgherd.archive import schedule as backup_schedule
+from pgherd.archive.catalog import backup_to_json
 from pgherd.config import ClusterConfig
+from pgherd.dcs.open import open_store
+from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import facts as facts_mod
-from pgherd.ha import handover, peers, witness
+from pgherd.ha import handover, maintenance, peers, witness
 from pgherd.ha import loop as ha_loop
 from pgherd.ha import status as status_mod
+from pgherd.ha.checks import AgentChecks
 from pgherd.ha.history_store import HistoryStore, path_for
+from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.archive_api import BackupMade, PusherState
+from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
-from pgherd.model.ha_report import HaReport
-from pgherd.model.ha_settings import Mode
-from pgherd.model.status import Desired, NodeStatus, PgState, Role
+from pgherd.model.events import Event
+from pgherd.model.status import Desired, NodeStatus, PgState
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
+from pgherd.physical import events_store
 
 log = logging.getLogger("pgherd.agent")
 
@@ -53,11 +63,14 @@ class Agent:
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
         self.mesh: MeshService | None = None  # set by run(): the mesh apply workers
+        # set by run() when the cluster archives: its status() feeds the metrics
+        self.pusher: wal_pusher.Pusher | None = None
         self.ha = None
         if automatic:
             assert config is not None
             self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
+            self.operations.on_promoted = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
 
@@ -84,9 +97,13 @@ class Agent:
     def _start_through_ha(self, timeout: float = 60) -> None:
         """Under automatic failover a start is the HA loop's to carry out: a primary must
         not come up without its lease (it rejoins the leader instead)."""
+        assert self.ha is not None
+        if self.ha.status().maintenance:
+            with self._action_lock:
+                maintenance.start_by_hand(self.local, self.supervisor, self.ha.status().leader)
+            return
         log.info("starting postgres (asked through the API; the HA loop decides how)")
         self.supervisor.mark_down()
-        assert self.ha is not None
         self.ha.wake()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -113,33 +130,6 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
-
-    # ---- HaPort (load-balancer checks) ---------------------------------------------------
-
-    def serving(self) -> routes_ha.Serving:
-        if self.ha is not None:
-            ha = self.ha.status()
-            return routes_ha.Serving(
-                pg=ha.state,
-                role=ha.role,
-                leader_lease=ha.holds_lease and ha.leader == self.local.node.name,
-                streaming=ha.streaming,
-                detail={"leader": ha.leader, "lease_left": ha.lease_left},
-            )
-        status = self.status()
-        streaming = status.wal_receiver is not None and status.wal_receiver.status == "streaming"
-        return routes_ha.Serving(
-            pg=status.state,
-            role=status.role,
-            leader_lease=status.role is Role.PRIMARY,  # manual failover: no lease
-            streaming=streaming,
-            detail={},
-        )
-
-    def ha_state(self) -> HaReport:
-        if self.ha is None:
-            return HaReport(mode=Mode.MANUAL, state=self.supervisor.state())
-        return self.ha.status()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -206,6 +196,45 @@ class Agent:
             return handover.hand_over(self.ha, self.supervisor, grace)
 
 
+class AgentArchive:
+    """The archive port of this agent's API: backups of its own node, its pusher."""
+
+    def __init__(self, config: ClusterConfig, node: str, agent: Agent) -> None:
+        self.config = config
+        self.node = node
+        self.agent = agent
+
+    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
+        log.info("taking a %s backup (asked through the API)", kind)
+        made = backup_mod.create(
+            self.config,
+            self.node,
+            BackupKind(kind),
+            False,
+            False,
+            repository,
+            lambda _done, _total: None,
+            lambda text: log.info("backup: %s", text),
+        )
+        return BackupMade.model_validate(backup_to_json(made))
+
+    def pusher_status(self) -> PusherState:
+        pusher = self.agent.pusher
+        if pusher is None:
+            return PusherState(running=False)
+        status = pusher.status()
+        return PusherState(**asdict(status), over_limit=status.over_limit)
+
+
+def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event], object]:
+    """Where this agent records cluster events (the scheduled backups it takes): the
+    coordination store if the cluster has one, else its own primary's events table."""
+    if config.ha is not None:
+        store_log = StoreEventLog(open_store(config, timeout=5.0))
+        return store_log.save
+    return lambda event: events_store.save(local, event)
+
+
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -242,12 +271,28 @@ def run(config_path: Path, node_name: str) -> None:
     watcher.start()
     if agent.ha is not None:
         threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
+    if config.archive is not None:
+        agent.pusher = wal_pusher.start(
+            local.node.data_dir,
+            local.spool,
+            config.archive.specs(),
+            config.archive.push_workers,
+            config.archive.queue_max,
+        )
     threading.Thread(
         target=archive_cleanup.run_on_schedule,
         args=(config, node_name, threading.Event()),
         name="archive-cleanup",
         daemon=True,
     ).start()
+
+    if config.backup.schedule:
+        threading.Thread(
+            target=backup_schedule.run_on_schedule,
+            args=(config, node_name, threading.Event(), _event_recorder(config, local)),
+            name="backup-schedule",
+            daemon=True,
+        ).start()
 
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
@@ -262,9 +307,12 @@ def run(config_path: Path, node_name: str) -> None:
         # a `finally` after server.run() could run: hand over here instead.
         log.info("agent stopping")
         said = agent.shutdown()
+        if agent.pusher is not None:
+            agent.pusher.stop()
         pid_file.unlink(missing_ok=True)
         log.info("agent stopped: %s", said)
 
+    checks = AgentChecks(config, local, agent.status, agent.ha)
     app = agent_app(
         agent,
         lifespan,
@@ -274,6 +322,9 @@ def run(config_path: Path, node_name: str) -> None:
         history,
         config.history.interval,
         reloader,
+        checks,
+        [NodeCollector(local, agent.status, agent.ha)],
+        AgentArchive(config, node_name, agent),
     )
     server = uvicorn.Server(
         uvicorn.Config(

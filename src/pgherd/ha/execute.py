@@ -27,6 +27,7 @@ from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Action, Do
 from pgherd.model.ha_settings import Settings
+from pgherd.model.haproxy import DRAIN_SECONDS
 from pgherd.pg import replication, sync_standbys
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import promote, slots
@@ -59,6 +60,9 @@ class Executor:
     store: Callable[[], Store]
     lease: Lease = field(default_factory=Lease)
     lock_wait: float = 0.2
+    # Told the moment the server left recovery, before the slots are made: load balancers
+    # may send writes from then on.
+    on_promoted: Callable[[], None] | None = None
 
     @property
     def me(self) -> str:
@@ -150,6 +154,8 @@ class Executor:
                 sync.before_promotion(self.store(), self.me)
             self.fence.allow_until(self.lease.valid_until or time.monotonic())
             result = promote.promote(self.local, timeout=30)
+            if self.on_promoted is not None:
+                self.on_promoted()
             self._prepare_slots()
             if not self.settings.synchronous:
                 self._clear_sync_names()
@@ -181,6 +187,9 @@ class Executor:
             self.fence.disarm()
             self.supervisor.stop("immediate", timeout=10)
             self.lease.valid_until = None
+            # Load balancers see /primary fail and drop it before it takes connections
+            # again as a standby (model/haproxy.py), so no write gets "read-only".
+            time.sleep(DRAIN_SECONDS)
             if target is not None:
                 try:
                     return "stopped; " + rejoin_local.rejoin(

@@ -20,11 +20,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
+from pgherd import metrics
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
-from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
+from pgherd.dcs.checkin import CheckIn, keep_for
 from pgherd.dcs.counting import CountingStore
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
@@ -33,6 +35,7 @@ from pgherd.ha import observe
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
+from pgherd.model import failover_report
 from pgherd.model.events import Event, Outcome
 from pgherd.model.fencing import after_acting
 from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
@@ -127,6 +130,10 @@ class HaLoop:
         self.cycles = 0  # since the agent started (GET /ha, with the store calls)
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
+        self.last_world: World | None = None
+        self.failsafe_active = False  # the store is down and failsafe keeps us writable
+        self.demoting = False  # a DEMOTE is under way: /primary answers 503 from now
+        executor.on_promoted = self._promoted
 
     # ---- the store -------------------------------------------------------------------
 
@@ -158,7 +165,10 @@ class HaLoop:
             # ends: check failsafe now, and make no more store calls in this cycle.
             view = observe.StoreView(False, problem="the store stopped answering")
             world, me = self._observe(local_state, view)
-        for order in after_acting(self.settings, me, world, actions):
+        orders = after_acting(self.settings, me, world, actions)
+        self.last_world = world
+        self.failsafe_active = not world.store_ok and Do.EXTEND_FENCE in [o.do for o in orders]
+        for order in orders:
             self.executor.perform(order, primary_ahead=False)
         self._check_in(me, view, actions)
         return actions
@@ -169,7 +179,8 @@ class HaLoop:
         """The world as this cycle sees it, and this node in it. The peers are asked when a
         decision may move the primary role; the leader, when this standby may have
         diverged from it."""
-        fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg)
+        paused = view.state.paused() is not None
+        fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg, paused)
         peers = self.peers.read() if fresh else None
         world = observe.world(
             self.config, self.me, view, peers, self.settings.ttl, observed_at=time.monotonic()
@@ -223,10 +234,12 @@ class HaLoop:
             recorded = action.do in RECORDED and not (
                 action.do is Do.START and me.role is not Role.PRIMARY
             )
-            event = self._event(action, world) if recorded else None
+            event = self._event(action, world, me) if recorded else None
+            self.demoting = action.do is Do.DEMOTE  # load balancers drop it before it stops
             try:
                 detail = self.executor.perform(action, primary_ahead)
             except Exception as exc:
+                self.demoting = False
                 why = failed(exc)
                 self._log(f"{sentence} — {action.do} failed: {why}", logging.WARNING)
                 if event is not None:
@@ -234,20 +247,42 @@ class HaLoop:
                 if not isinstance(exc, PgherdError):
                     log.exception("HA action %s failed", action.do)
                 return isinstance(exc, StoreUnavailable)
+            self.demoting = False
+            if action.do is Do.PROMOTE:
+                metrics.FAILOVERS.inc()
             if event is not None:
                 text = f"{action.reason} ({detail})" if detail else action.reason
+                if action.do is Do.PROMOTE:
+                    text = f"{text}: {self._explain(me, world)}"
                 self._save(event.finish(Outcome.SUCCEEDED, text))
             if detail and action.do not in (Do.RENEW_LEASE, Do.WAIT):
                 log.info("%s: %s", action.do, detail)
         self._log(sentence, logging.INFO)
         return False
 
-    def _event(self, action: Action, world: World) -> Event:
+    def _promoted(self) -> None:
+        """/primary answers 200 from now (the lease is held), not at the next cycle's read."""
+        self.last_local = replace(self.last_local, role=Role.PRIMARY)
+
+    def _lost_leader(self, world: World) -> failover_report.LostLeader:
+        name = world.last_leader
+        seen = self.last_view.checkins.get(name) if name else None
+        return failover_report.LostLeader(name, seen.at if seen is not None else None)
+
+    def _explain(self, me: Local, world: World) -> str:
+        """A failover's why: the lost leader, when it last renewed, every candidate."""
+        found = failover_report.candidates(self.settings, me, world)
+        return failover_report.sentence(self._lost_leader(world), found, time.time())
+
+    def _event(self, action: Action, world: World, me: Local) -> Event:
         details = {"decided_by": self.me}
         if action.target:
             details["target"] = action.target
         if world.leader:
             details["leader"] = world.leader
+        if action.do is Do.PROMOTE:
+            found = failover_report.candidates(self.settings, me, world)
+            details |= failover_report.details(self._lost_leader(world), found)
         return Event(
             operation=OPERATIONS.get(action.do, str(action.do)),
             node=self.me,
@@ -286,7 +321,7 @@ class HaLoop:
         )
         with contextlib.suppress(StoreUnavailable):
             self._open_store().touch_member(
-                self.me, checkin.model_dump_json(), self.settings.ttl * CHECKIN_TTL_FACTOR
+                self.me, checkin.model_dump_json(), keep_for(self.settings.ttl)
             )
 
     # ---- the thread ------------------------------------------------------------------
@@ -305,7 +340,8 @@ class HaLoop:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    self.cycle()
+                    with metrics.HA_CYCLE_SECONDS.time():
+                        self.cycle()
                 except Exception:
                     log.exception("HA cycle failed")
                 self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
@@ -359,6 +395,8 @@ class HaLoop:
             lease_left=None if until is None else round(max(0.0, until - now), 3),
             store_ok=view.ok,
             paused=view.state.paused(),
+            maintenance=view.state.maintenance() is not None,
+            failsafe_active=self.failsafe_active,
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,

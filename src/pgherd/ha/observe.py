@@ -140,7 +140,7 @@ def _api_position(status: NodeStatus) -> Lsn | None:
 
 def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
     if status is None:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -149,12 +149,13 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
         timeline=status.timeline,
         position=_api_position(status),
         nofailover=node.nofailover,
+        nosync=node.nosync,
     )
 
 
 def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: float) -> Peer:
     if checkin is None or checkin.age() > fresh_within:
-        return Peer(node.name, reachable=False, nofailover=node.nofailover)
+        return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
         reachable=True,
@@ -163,6 +164,7 @@ def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: f
         timeline=checkin.timeline,
         position=checkin.position,
         nofailover=node.nofailover,
+        nosync=node.nosync,
     )
 
 
@@ -262,6 +264,7 @@ def world(
         )
     state = view.state
     sync = state.sync
+    now = time.time()
     return World(
         store_ok=view.ok,
         leader=view.leader,
@@ -269,7 +272,8 @@ def world(
         last_primary_position=checkin_mod.last_primary_position(found),
         sync_set=sync.members if sync else (),
         sync_quorum=sync.quorum if sync else 0,
-        paused=state.paused(time.time()),
+        paused=state.paused(now),
+        maintenance=state.maintenance(now) is not None,
         last_leader=state.last_leader,
         observed_at=observed_at,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from pgherd.errors import Refused
 from pgherd.ha.supervisor import Supervisor
@@ -38,6 +39,8 @@ class NodeOperations:
         self.local = local
         self.supervisor = supervisor
         self._lock = lock
+        # Told when an operation promoted this node (the HA loop takes the lease at once).
+        self.on_promoted: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +97,9 @@ class NodeOperations:
             log.info("promoting (asked through the API)")
             result = promote.promote(self.local, timeout)
             log.info("promoted: timeline %d → %d", result.timeline_before, result.timeline_after)
-            return result
+        if self.on_promoted is not None:
+            self.on_promoted()
+        return result
 
     def follow(self, upstream: str, start: bool) -> None:
         """Make this node a standby of ``upstream``: rewrite its settings (primary_conninfo,

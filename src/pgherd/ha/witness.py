@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
-from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
+from pgherd.dcs.checkin import CheckIn, keep_for
 from pgherd.dcs.open import open_store
 from pgherd.pg import process
 
@@ -58,9 +58,7 @@ class Witness:
                 at=time.time(),
                 config_fingerprint=self.fingerprint,
             )
-            self._store.touch_member(
-                self.name, checkin.model_dump_json(), self.ttl * CHECKIN_TTL_FACTOR
-            )
+            self._store.touch_member(self.name, checkin.model_dump_json(), keep_for(self.ttl))
         except StoreUnavailable as exc:
             if self.store_ok:
                 log.warning("the store did not answer: %s", exc.message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -12,13 +11,14 @@ from pathlib import Path
 from typing import Protocol
 
 from pgherd import config as config_mod
+from pgherd import credentials
 from pgherd.archive import setup
 from pgherd.clients.agent import AgentClient, fan_out, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, passfile, ports, process
+from pgherd.pg import binaries, osuser, ports, process
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -124,13 +124,7 @@ def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUse
     """The config file, a passfile with new passwords and a new API token, all owned by
     ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
-    user.make_dir(config.passfile.parent)
-    passwords = {
-        config.superuser: passfile.generate_password(),
-        config.replication_user: passfile.generate_password(),
-    }
-    user.write_file(config.passfile, passfile.render(passwords))
-    user.write_file(config.api_token_file, secrets.token_urlsafe(32) + "\n")
+    credentials.files.init(config, user, credentials.KINDS)
     user.write_file(config_path, config_mod.dump(config))
 
 

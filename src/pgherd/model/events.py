@@ -16,6 +16,21 @@ from pydantic import Field
 from pgherd.model.event_lite import Outcome as Outcome
 from pgherd.model.status import Frozen
 
+# Every kind of event pgherd records: operators' operations, the HA loop's decisions
+# (requested by pgherd-agent@NODE) and maintenance mode. The console's filter lists them.
+OPERATIONS = (
+    "switchover",
+    "promote",
+    "follow",
+    "rejoin",
+    "failover",
+    "demote",
+    "restart",
+    "release-lease",
+    "pause",
+    "resume",
+)
+
 
 class Event(Frozen):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))

@@ -21,7 +21,8 @@ The rules that keep one writable primary:
   a primary only while it holds the lease (or takes a free one when nobody is ahead of its
   timeline), a standby always;
 - while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
-  promotes, demotes or re-points anything; the holder only keeps its lease.
+  promotes, demotes or re-points anything; the holder only keeps its lease; in
+  maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Peer:
     timeline: int | None = None
     position: Lsn | None = None
     nofailover: bool = False
+    nosync: bool = False  # tagged: never chosen as a synchronous standby
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class World:
     sync_set: tuple[str, ...] = ()  # who may be promoted in synchronous mode (the store's)
     sync_quorum: int = 1  # how many of sync_set acknowledged each commit (the store's)
     paused: str | None = None  # an operator's operation runs: why, and who asked
+    maintenance: bool = False  # the pause is maintenance (cluster pause): no action at all
     last_leader: str | None = None  # who held the lease last (its newest check-in says so)
     observed_at: float = 0.0  # monotonic time the peers' answers were in
 
@@ -136,10 +139,14 @@ def decide(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
 
 
 def _paused(me: Local, world: World) -> tuple[Action, ...]:
-    """An operator's operation (switchover, promotion) runs: hold still, keep the lease."""
+    """An operator's operation (switchover, promotion) runs, or the cluster is in
+    maintenance: hold still, keep the lease. Maintenance starts nothing either: a server
+    that died stays down until the operator starts it or resumes."""
     why = f"automatic failover is paused ({world.paused})"
+    if world.maintenance:
+        why = f"maintenance mode ({world.paused})"
     if world.store_ok and world.leader == me.name:
-        if me.crashed_for is not None and me.role is Role.PRIMARY:
+        if me.crashed_for is not None and me.role is Role.PRIMARY and not world.maintenance:
             return (
                 Action(Do.RENEW_LEASE, f"{why}: keeping my lease"),
                 Action(Do.START, "PostgreSQL should run: starting it in place (I hold the lease)"),
@@ -155,7 +162,7 @@ def _paused(me: Local, world: World) -> tuple[Action, ...]:
             Action(Do.ACQUIRE_LEASE, f"{why}: I run as the primary and the lease is free"),
             Action(Do.WAIT, "holding the lease as primary"),
         )
-    if me.crashed_for is not None and me.role is Role.STANDBY:
+    if me.crashed_for is not None and me.role is Role.STANDBY and not world.maintenance:
         return (Action(Do.START, f"{why}: PostgreSQL is down: starting it as a standby"),)
     return (Action(Do.WAIT, f"{why}: no automatic action"),)
 
@@ -310,8 +317,9 @@ def failsafe_holds(settings: Settings, me: Local, world: World) -> bool:
 
 
 def _sync_action(settings: Settings, me: Local, world: World) -> Action:
-    """The standbys that stream from me now, except those that may never be promoted."""
-    members = {p.name for p in world.peers if not p.nofailover}
+    """The standbys that stream from me now, except those that may never be promoted and
+    those tagged nosync."""
+    members = {p.name for p in world.peers if not p.nofailover and not p.nosync}
     # (pg_basebackup and other tools stream too, under their own application_name)
     streaming = sorted(n for n in me.streaming_standbys if n in members)
     return Action(

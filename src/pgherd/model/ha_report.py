@@ -20,6 +20,8 @@ class HaReport(Frozen):
     lease_left: float | None = None  # seconds (rounded to ms), when it holds one
     store_ok: bool = False
     paused: str | None = None  # why automatic failover is paused, when it is
+    maintenance: bool = False  # the pause is maintenance mode (pgherd cluster pause)
+    failsafe_active: bool = False  # the store is down and failsafe keeps this primary writable
     decision: str = ""  # the last cycle's sentence
     decided_at: float | None = None  # seconds since the epoch
     streaming: bool = False  # a standby that streams from its upstream

@@ -2,13 +2,61 @@
 
 HAProxy sends its health check to each agent's API (``/primary`` or ``/replica``) and the
 traffic to PostgreSQL's port: a node takes writes through the proxy only while its agent
-says it holds the leader lease (docs/haproxy.md explains each setting).
+says it may (docs/haproxy.md explains each setting).
+
+The check timings decide what a client feels in a switchover or a failover, more than
+pgherd's own timings do (measured with bench/haproxy.py; docs/benchmarks.md):
+
+- the new primary enters the write pool ``downinter`` after its agent answers 200 (it was
+  DOWN there, and ``rise 1`` takes it at the first good check): 100 ms;
+- the old primary leaves it ``inter + fastinter`` after its agent answers 503 (``fall 2``:
+  a second failed check, sent ``fastinter`` after the first, confirms it; one failed check
+  alone must not cut every session of a healthy primary);
+- ``retries 0``: a connection the server refuses (the old primary stopping) goes back to
+  the client at once; HAProxy's own retry would hold it a whole second (its turn-around
+  timer after a refused connect), longer than the switchover itself;
+- ``on-marked-down shutdown-sessions`` closes the sessions of a server that left the
+  pool, so clients reconnect through the proxy instead of writing to a demoted server;
+- the agents keep a demoted primary read-only but closed to clients for
+  :data:`DRAIN_SECONDS` (more than ``inter + fastinter`` and a check's round trip) before
+  it takes connections again as a standby, so that no write reaches it and fails with
+  "cannot execute ... in a read-only transaction".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CheckTimings:
+    inter_ms: int = 250  # between checks of a server that is UP
+    fastinter_ms: int = 100  # between checks of a server going UP or DOWN
+    downinter_ms: int = 100  # between checks of a server that is DOWN
+    fall: int = 2
+    rise: int = 1
+    timeout_check_ms: int = 1000
+
+    def default_server(self) -> str:
+        return (
+            f"default-server inter {self.inter_ms}ms fastinter {self.fastinter_ms}ms "
+            f"downinter {self.downinter_ms}ms fall {self.fall} rise {self.rise} "
+            "on-marked-down shutdown-sessions"
+        )
+
+    @property
+    def leave_seconds(self) -> float:
+        """The longest a server that answers 503 stays in its pool (two checks, each
+        bounded by the check timeout only when the agent hangs)."""
+        return (self.inter_ms + (self.fall - 1) * self.fastinter_ms) / 1000
+
+
+CHECKS = CheckTimings()
+# How long a demoted primary stays closed to clients (docs above): leave_seconds plus a
+# check's round trip and a margin for a loaded machine.
+DRAIN_SECONDS = CHECKS.leave_seconds + 0.25
 
 HEAD = """\
 # HAProxy for pgherd cluster {cluster}: writes on {bind}:{primary_port}, reads on \
@@ -19,10 +67,11 @@ global
 
 defaults
     mode tcp
-    timeout connect 4s
+    retries 0
+    timeout connect 2s
     timeout client 30m
     timeout server 30m
-    timeout check 2s
+    timeout check {timeout_check}ms
 """
 
 SECTION = """
@@ -31,7 +80,7 @@ listen {name}
     bind {bind}:{port}
 {balance}    option httpchk GET {check}
     http-check expect status 200
-    default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions
+    {default_server}
 {servers}"""
 
 
@@ -56,7 +105,12 @@ def _address(host: str) -> str:
 
 
 def render(
-    cluster: str, nodes: Sequence[Server], bind: str, primary_port: int, replica_port: int
+    cluster: str,
+    nodes: Sequence[Server],
+    bind: str,
+    primary_port: int,
+    replica_port: int,
+    checks: CheckTimings = CHECKS,
 ) -> str:
     servers = "".join(
         f"    server {n.name} {_address(n.host)}:{n.port} "
@@ -65,18 +119,22 @@ def render(
     )
     bind = _address(bind)
     text = HEAD.format(
-        cluster=cluster, bind=bind, primary_port=primary_port, replica_port=replica_port
+        cluster=cluster,
+        bind=bind,
+        primary_port=primary_port,
+        replica_port=replica_port,
+        timeout_check=checks.timeout_check_ms,
     )
     for what, name, port, balance, check in (
         (
-            "Writes: only the primary that holds the leader lease gets connections.",
+            "Writes: only the primary that may take writes (lease or failsafe).",
             "postgres_primary",
             primary_port,
             "",
             "/primary",
         ),
         (
-            "Reads: the streaming standbys, round robin.",
+            "Reads: the streaming standbys, round robin (tags: docs/haproxy.md).",
             "postgres_replicas",
             replica_port,
             "    balance roundrobin\n",
@@ -90,6 +148,7 @@ def render(
             port=port,
             balance=balance,
             check=check,
+            default_server=checks.default_server(),
             servers=servers,
         )
     return text

@@ -60,8 +60,13 @@ def watch_divergence(
     return DivergenceCheck(DivergenceWatch(since, now), True)
 
 
-def needs_fresh_peers(store_ok: bool, leader: str | None, pg: PgState) -> bool:
+def needs_fresh_peers(
+    store_ok: bool, leader: str | None, pg: PgState, paused: bool = False
+) -> bool:
     """Steady state reads the peers from their check-ins; a decision that may move the
     primary role asks them directly (the lease is free, the store is down, or this node's
-    server does not run)."""
+    server does not run). While failover is paused no decision moves it: a new primary
+    taking the lease an operation freed needs nobody's word, and must not wait for it."""
+    if store_ok and paused:
+        return False
     return not store_ok or leader is None or pg is not PgState.RUNNING

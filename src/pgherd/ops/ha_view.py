@@ -46,6 +46,8 @@ class HaView:
     lease_ttl: float | None = None
     lease_left: float | None = None
     paused: str | None = None
+    pause_until: float | None = None  # seconds since the epoch; None: until resumed
+    maintenance: bool = False  # the pause is maintenance mode (cluster pause)
     synchronous: tuple[str, ...] | None = None
     members: tuple[MemberView, ...] = field(default_factory=tuple)
 
@@ -62,7 +64,9 @@ class HaView:
             found.append(f"the coordination store does not answer: {self.problem}")
         elif self.mode == "automatic" and self.leader is None:
             found.append("no member holds the leader lease")
-        if self.paused:
+        if self.maintenance:
+            found.append(f"maintenance mode: no automatic failover ({self.paused})")
+        elif self.paused:
             found.append(f"automatic failover is paused: {self.paused}")
         return found
 
@@ -77,6 +81,8 @@ class HaView:
             "lease_left": None if self.lease_left is None else round(self.lease_left, 3),
             "lease_age": None if self.lease_age is None else round(self.lease_age, 3),
             "paused": self.paused,
+            "pause_until": self.pause_until,
+            "maintenance": self.maintenance,
             "synchronous": list(self.synchronous) if self.synchronous is not None else None,
             "members": [
                 {
@@ -150,6 +156,8 @@ def read(config: ClusterConfig | LiteConfig) -> HaView | None:
         lease_ttl=config.ha.ttl if leader else None,
         lease_left=leader.ttl_left if leader else None,
         paused=state.paused,
+        pause_until=state.pause_until,
+        maintenance=state.maintenance,
         synchronous=sync,
         members=tuple(members),
     )
@@ -173,6 +181,8 @@ class SeenState:
     """Of the cluster's state (dcs/state.py ``ClusterState``), at a moment."""
 
     paused: str | None = None  # the reason of a pause in force
+    pause_until: float | None = None  # its end (seconds since the epoch); None: until resumed
+    maintenance: bool = False  # the pause in force is maintenance mode (cluster pause)
     synchronous: tuple[str, ...] | None = None  # the synchronous set's members
 
 
@@ -202,12 +212,18 @@ def seen_state(config: Versioned | None, now: float) -> SeenState:
     try:
         data = json.loads(config.value)
         pause, sync = data.get("pause"), data.get("sync")
-        paused = None
-        if isinstance(pause, dict) and float(pause["until"]) > now:
-            paused = str(pause["reason"])
         members = None
         if isinstance(sync, dict):
             members = tuple(str(m) for m in sync.get("members", ()))
-        return SeenState(paused, members)
+        if isinstance(pause, dict):
+            until = None if pause.get("until") is None else float(pause["until"])
+            if until is None or until > now:  # in force (no end: until resumed)
+                return SeenState(
+                    paused=str(pause["reason"]),
+                    pause_until=until,
+                    maintenance=bool(pause.get("maintenance", False)),
+                    synchronous=members,
+                )
+        return SeenState(synchronous=members)
     except (ValueError, TypeError, KeyError, AttributeError):
         return SeenState()

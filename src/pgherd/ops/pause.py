@@ -6,21 +6,22 @@ demote itself, or a standby would take a lease that expires mid-way. So, when th
 fails over automatically, the operation pauses failover in the store for its duration
 (the holder keeps its lease, nobody promotes, demotes or re-points), hands the lease to
 the new primary once it is promoted, and lifts the pause. The pause carries an end, so an
-operation killed half-way does not switch automatic failover off for good.
+operation killed half-way does not switch automatic failover off for good. In maintenance
+mode (``cluster pause``) the operation runs under the operator's pause and leaves it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pgherd.config import ClusterConfig
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.open import open_store
 from pgherd.dcs.state import ClusterState, Pause, SyncState
-from pgherd.errors import Refused, TimedOut
+from pgherd.errors import PgherdError, Refused, TimedOut
 
 
 def _store(config: ClusterConfig) -> Store | None:
@@ -40,6 +41,8 @@ def paused(config: ClusterConfig, reason: str, seconds: float) -> Iterator[Store
     mine = Pause(reason=reason, until=time.time() + seconds)
 
     def take(state: ClusterState) -> ClusterState:
+        if state.maintenance() is not None:
+            return state  # maintenance holds the agents still already: run under it
         other = state.paused()
         if other is not None and other != reason:
             raise Refused(
@@ -66,9 +69,25 @@ def paused(config: ClusterConfig, reason: str, seconds: float) -> Iterator[Store
         store.close()
 
 
-def hand_over(store: Store | None, config: ClusterConfig, new: str, timeout: float = 15) -> str:
+def release_stopped_leader(store: Store, old: str) -> None:
+    """Free the lease of ``old``, whose PostgreSQL was shut down cleanly under an
+    operation's pause (best effort: :func:`hand_over` releases it otherwise). While paused
+    only a *running* primary takes a free lease, so nobody takes it before the promotion."""
+    with contextlib.suppress(StoreUnavailable):
+        store.release_leader(old)
+
+
+def hand_over(
+    store: Store | None,
+    config: ClusterConfig,
+    new: str,
+    timeout: float = 15,
+    wake: Callable[[], object] | None = None,
+) -> str:
     """Give the leader lease to ``new`` (just promoted): release the old holder's, and
-    wait for ``new``'s HA loop to take it. Returns what happened, for the step's detail."""
+    wait for ``new``'s HA loop to take it (``wake`` asks it to cycle now rather than at its
+    next ``loop_wait``: its load balancer's check answers 200 once it holds the lease).
+    Returns what happened, for the step's detail."""
     if store is None:
         return "manual failover: no lease"
     assert config.ha is not None
@@ -79,6 +98,9 @@ def hand_over(store: Store | None, config: ClusterConfig, new: str, timeout: flo
     holder = store.leader()
     if holder is not None and holder.name != new:
         store.release_leader(holder.name)
+    if wake is not None:
+        with contextlib.suppress(PgherdError):
+            wake()  # best effort: its own next cycle takes the lease anyway
     deadline = time.monotonic() + timeout
     while True:
         holder = store.leader()

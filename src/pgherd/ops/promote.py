@@ -58,7 +58,7 @@ def promote(op: Operation, node: str, force: bool = False, timeout: float = 60) 
             step.detail = f"timeline {result.timeline_before} → {result.timeline_after}"
         if store is not None:
             with op.step(f"hand the leader lease to {node}") as step:
-                step.detail = hand_over(store, op.config, node)
+                step.detail = hand_over(store, op.config, node, wake=op.client(node, 5).cycle_now)
     reason = f"{node} is the primary on timeline {result.timeline_after}"
     if overridden:
         reason += " (forced: " + "; ".join(overridden) + ")"

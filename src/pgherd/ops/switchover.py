@@ -18,13 +18,14 @@ from pgherd.errors import PgherdError, Refused
 from pgherd.model import switchover as model
 from pgherd.model.checks import Check, refusal, streaming_from
 from pgherd.model.events import Event, Outcome
+from pgherd.model.haproxy import DRAIN_SECONDS
 from pgherd.model.node_ops import NodeWal, ReplayWait
 from pgherd.model.slots import stale_slots
 from pgherd.model.status import PgState, Role
 from pgherd.model.timeline import Verdict, compare
 from pgherd.ops.context import Operation, Step, best_effort
 from pgherd.ops.events import record_refusal
-from pgherd.ops.pause import hand_over, paused
+from pgherd.ops.pause import hand_over, paused, release_stopped_leader
 
 
 class SwitchoverAborted(PgherdError):
@@ -144,9 +145,15 @@ class _Run:
             self._prepare(moving)
             paused_at = time.monotonic()
             shutdown = self._stop_old()
+            stopped_at = time.monotonic()
             wait = self._wait_target(shutdown)
             if not wait.reached:
                 self._abort(shutdown, wait)
+            if self.store is not None:
+                # The old primary is down for good: free its lease now, so that the new
+                # one's HA loop takes it the moment it is promoted (its load-balancer check
+                # answers 200 once it holds it). Paused, nobody else takes a free lease.
+                release_stopped_leader(self.store, old)
             with op.step(f"promote {new}") as step:
                 self.promote_requested = True
                 promoted = op.client(new).promote()
@@ -163,7 +170,10 @@ class _Run:
         try:
             if self.store is not None:
                 with op.step(f"hand the leader lease to {new}") as step:
-                    step.detail = hand_over(self.store, op.config, new)
+                    step.detail = hand_over(
+                        self.store, op.config, new, wake=op.client(new, 5).cycle_now
+                    )
+            self._drain(stopped_at)
             self._old_follows(shutdown)
             for sibling in moving:
                 with op.step(f"point {sibling} at {new}"):
@@ -291,6 +301,14 @@ class _Run:
         self.result.reason = reason
         self.result.seconds = self.op.seconds
         self.op.events.save(self.event.finish(Outcome.FAILED, reason))
+
+    def _drain(self, stopped_at: float) -> None:
+        """Load balancers drop the old primary from the write pool a few checks after its
+        agent answers 503 (model/haproxy.py): keep it closed to clients until then, so that
+        no write reaches it once it runs again as a standby ("read-only transaction")."""
+        left = stopped_at + DRAIN_SECONDS - time.monotonic()
+        if left > 0:
+            time.sleep(left)
 
     def _old_follows(self, shutdown: NodeWal) -> None:
         op, old, new = self.op, self.old, self.new

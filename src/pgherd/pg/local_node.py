@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
 from pgherd.pg import binaries, conf, conninfo, hba, osuser
-from pgherd.pg.archive_commands import archive_settings
+from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
@@ -87,7 +88,7 @@ class LocalNode:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
         if self.config.archive is not None:
-            values.update(archive_settings(self.config.archive.path))
+            values.update(archive_settings(self.spool, self.config.archive.specs()))
             # The archive serves standbys that fall behind and pg_rewind
             # (--restore-target-wal), so pg_wal need not hold much: PostgreSQL 15's
             # pg_rewind copies every WAL file the source keeps, whatever it needs.
@@ -126,8 +127,18 @@ class LocalNode:
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
 
+    @property
+    def spool(self) -> Path:
+        """The node's WAL spool: archive_command and the agent's pusher meet there."""
+        return spool_of(self.node.home_dir)
+
+    def write_spool(self) -> None:
+        if self.config.archive is not None:
+            write_spool(self.spool, self.config.archive.specs(), self.user)
+
     def write_config(self, upstream: DataNode | None) -> None:
         """Settings, access rules and the standby signal for this node's role."""
+        self.write_spool()
         self.instance.write_settings(self.node.name, self.settings(upstream))
         self.instance.write_access(*self.access_rules())
         self.instance.set_standby(upstream is not None)
@@ -135,3 +146,4 @@ class LocalNode:
     def prepare_home(self) -> None:
         self.user.make_dir(self.node.home_dir)
         self.user.make_dir(self.node.socket_dir)
+        self.write_spool()

@@ -64,6 +64,20 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        ("node", "check"),
+        "pgherd.cli.quick.check",
+        arguments=("node",),
+        options=(
+            Option(("--nagios",), "nagios", "flag", default=False),
+            Option(("--warning-lag",), "warning_lag", "text", default="16MB"),
+            Option(("--critical-lag",), "critical_lag", "text", default="256MB"),
+            Option(("--warning-slot",), "warning_slot", "text", default="1GB"),
+            Option(("--critical-slot",), "critical_slot", "text", default="8GB"),
+            CONFIG,
+            JSON,
+        ),
+    ),
+    Command(
         ("connstr",),
         "pgherd.cli.quick.connstr",
         arguments=("node",),

@@ -93,5 +93,7 @@ def with_node(
     updated = config_mod.parse(dumped | {"nodes": [*dumped["nodes"], entry]}, source=str(path))
     text = config_mod.dump(updated)
     osuser.resolve(config.os_user).write_file(path, text)
-    config_cache.remember(text.encode(), updated.model_dump(mode="json"))
+    config_cache.remember(
+        text.encode(), updated.model_dump(mode="json"), config_mod.derived(updated)
+    )
     return updated.lite()

@@ -3,6 +3,7 @@ failover state from the store, the mesh workers; exit 3 when degraded."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from pgherd.clients.agent import lite_statuses, together
 from pgherd.config_lite import LiteConfig, config_path
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.duration import human_duration
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.model.status_lite import LiteMeshWorker
 
@@ -105,6 +107,17 @@ def ha_lines(ha: HaView) -> list[str]:
                 else "never checked in"
             )
             lines.append(f"witness {member.name}: {seen}")
+    if ha.paused:
+        what = "maintenance mode" if ha.maintenance else "automatic failover paused"
+        if ha.pause_until is None:
+            end = "until pgherd cluster resume"
+        else:
+            left = max(0.0, ha.pause_until - time.time())
+            end = (
+                f"until {time.strftime('%H:%M:%S', time.localtime(ha.pause_until))} "
+                f"({human_duration(left)} left)"
+            )
+        lines.append(f"{what}: {ha.paused}, {end}; the agents take no automatic action")
     lines.append(f"failover {ha.mode}, store {ha.store}")
     return lines
 
