@@ -28,6 +28,7 @@ haproxy`` prints now) and ``legacy`` (``inter 1s fall 2 rise 2``, the earlier co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -313,6 +314,11 @@ def main() -> None:
                 proxy.close()
     finally:
         cluster.close()
+    # Reached only when every run finished: a failed run keeps HAProxy's config and log.
+    for name in ("haproxy.cfg", "haproxy.log"):
+        (ROOT / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # if nothing else is left in it
+        ROOT.rmdir()
     rows = []
     for name, events in results.items():
         for event, r in events.items():

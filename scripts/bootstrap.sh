@@ -36,11 +36,12 @@ apt_install() {
 # PostgreSQL server and tools; python3-venv for the virtualenv; zstd for the archive;
 # etcd-server for the coordination store (tests and `lab up --dcs etcd`); chromium for the
 # console's browser tests (Playwright drives Debian's build: never `playwright install`,
-# which downloads a browser); haproxy for the load-balancer tests and bench/haproxy.py;
+# which downloads a browser); iptables for the multi-host tests' faults (tests/hosts);
+# haproxy for the load-balancer tests and bench/haproxy.py;
 # prometheus for its `promtool` only (the tests check /metrics and the alert rules with
 # it; the server is never started: 19 MB to download, 96 MB installed, promtool 48 MB).
 apt_install postgresql-15 postgresql-contrib python3-venv zstd etcd-server util-linux chromium \
-    haproxy prometheus ${PGHERD_EXTRA_APT:-}
+    iptables haproxy prometheus ${PGHERD_EXTRA_APT:-}
 
 key=$(printf '%s' "$here" | sha256sum | cut -c1-10)
 venv=${PGHERD_VENV:-/var/lib/pgherd/venvs/$(basename "$here")-$key}

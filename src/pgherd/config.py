@@ -223,7 +223,7 @@ class BackupRun(_Strict):
 
     @model_validator(mode="after")
     def _valid_cron(self) -> Self:
-        from croniter import croniter
+        from croniter import croniter  # lazy: every command reads the config, few a cron
 
         if not croniter.is_valid(self.cron):
             raise ValueError(f"{self.cron!r} is not a cron expression (e.g. '0 1 * * *')")

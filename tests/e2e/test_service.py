@@ -7,10 +7,8 @@ PostgreSQL; ``node remove``. The tests run in order on one lab and leave it heal
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,22 +41,9 @@ def lab(module_dir: Path) -> Iterator[Lab]:
 
 
 def start_agent(lab: Lab, node: str) -> None:
-    """``pgherd agent run`` as a service manager starts it (lab down stops it)."""
-    target = lab.config.node(node)
-    log = os.open(target.agent_log, os.O_WRONLY | os.O_APPEND)
-    try:
-        argv = ["agent", "run", "--node", node, "--config", str(lab.config_path)]
-        SPAWNED.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "pgherd", *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        )
-    finally:
-        os.close(log)
+    """``pgherd agent run`` as a service manager starts it: as postgres (lab down stops
+    it)."""
+    SPAWNED.append(agents.start(lab.config_path, lab.config.node(node)))
 
 
 # ---- helpers --------------------------------------------------------------------------
@@ -135,6 +120,26 @@ def agent_pid(lab: Lab, node: str) -> int:
 def holds_lease(lab: Lab, node: str) -> bool:
     ha = AgentClient(lab.config.node(node)).call("GET", "/ha")
     return bool(ha["holds_lease"])
+
+
+# ---- the agents as a service manager runs them ------------------------------------------
+
+
+def uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid in /proc/{pid}/status")
+
+
+def test_agents_keepers_and_servers_run_as_postgres_not_root(lab: Lab) -> None:
+    settled(lab)
+    postgres = osuser.resolve("postgres").uid
+    for name, postmaster in postmasters(lab).items():
+        keeper = process.parent_pid(postmaster)
+        assert keeper is not None and process.command_name(keeper) == "pgherd-keeper"
+        for pid in (agent_pid(lab, name), keeper, postmaster):
+            assert uid_of(pid) == postgres, f"{name}: pid {pid} runs as uid {uid_of(pid)}"
 
 
 # ---- reload ---------------------------------------------------------------------------

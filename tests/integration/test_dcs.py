@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 TTL = 2.0  # whole seconds: etcd leases have a one-second resolution
 
-NewClient = Callable[[], Store]
+NewClient = Callable[..., Store]
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +35,24 @@ def etcd(module_dir: Path) -> Iterator[EtcdServer]:
 
 @pytest.fixture(params=["memory", "sqlite", "etcd", "etcd one-shot"])
 def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewClient]:
-    """Makes clients of one fresh store; two clients stand for two agents."""
+    """Makes clients of one fresh store; two clients stand for two agents, of the cluster
+    ``cluster`` (the name in pgherd.yaml)."""
     kind: str = request.param
     prefix = f"t{time.time_ns()}"
     memory = MemoryStore()
     made: list[Store] = []
 
-    def client() -> Store:
+    def client(cluster: str = "main") -> Store:
         store: Store
         if kind == "memory":
-            store = memory
+            store = memory.cluster_view(cluster)
         elif kind == "sqlite":
-            store = SqliteStore(tmp_path / "dcs.sqlite")
+            store = SqliteStore(tmp_path / "dcs.sqlite", cluster=cluster)
         else:
             server: EtcdServer = request.getfixturevalue("etcd")
             # "etcd one-shot": the transport of the quick commands (cluster show)
             transport = OneShotTransport(2.0) if kind == "etcd one-shot" else None
-            store = EtcdStore([server.url], prefix, transport=transport)
+            store = EtcdStore([server.url], f"{prefix}-{cluster}", transport=transport)
         made.append(store)
         return store
 
@@ -188,6 +189,81 @@ def test_snapshot_reads_leader_members_and_config_at_once(new_client: NewClient)
     assert snap.leader is not None and snap.leader.name == "node1"
     assert [m.name for m in snap.members] == ["node1"]
     assert snap.config is not None and snap.config.value == "{}"
+
+
+def test_initialize_is_created_once_of_many_racing_agents(new_client: NewClient) -> None:
+    clients = [new_client() for _ in range(4)]
+    results: dict[int, bool] = {}
+    barrier = threading.Barrier(len(clients))
+
+    def race(i: int) -> None:
+        barrier.wait()
+        results[i] = clients[i].initialize(f'{{"by": "node{i}"}}')
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, won in results.items() if won]
+    assert len(winners) == 1
+    found = clients[0].initialization()
+    assert found is not None and found.value == f'{{"by": "node{winners[0]}"}}'
+    assert not clients[winners[0]].initialize("again")  # not even by its creator
+
+
+def test_initialize_is_compare_and_set_and_cancelled_only_if_unchanged(
+    new_client: NewClient,
+) -> None:
+    a, b = new_client(), new_client()
+    assert a.initialization() is None
+    assert not a.cancel_initialization(0)
+    assert a.initialize("claimed by node1")
+    claim = b.initialization()
+    assert claim is not None
+    assert a.initialize("system identifier 7", claim.version)  # the claimer publishes
+    assert not b.initialize("taken over", claim.version)  # a stale version changes nothing
+    assert not b.cancel_initialization(claim.version)
+    published = b.initialization()
+    assert published is not None and published.value == "system identifier 7"
+    assert published.version != claim.version
+    assert a.cancel_initialization(published.version)
+    assert b.initialization() is None
+    assert b.initialize("claimed by node2")  # absent again: created anew
+    time.sleep(TTL + 0.5)
+    assert b.initialization() is not None  # no TTL: it outlives every agent
+
+
+def test_snapshot_reads_the_initialize_key(new_client: NewClient) -> None:
+    a = new_client()
+    assert a.snapshot().initialize is None
+    assert a.initialize("claimed")
+    snap = a.snapshot()
+    assert snap.initialize is not None and snap.initialize.value == "claimed"
+
+
+def test_two_clusters_in_one_store_never_mix(new_client: NewClient) -> None:
+    main, other = new_client("main"), new_client("main_2")
+    assert main.acquire_leader("node1", TTL)
+    assert other.acquire_leader("node1", TTL)  # its own lease, not main's
+    assert main.initialize("main's cluster")
+    assert other.initialization() is None
+    assert other.initialize("other's cluster")
+    main.touch_member("node1", "main", 30)
+    other.touch_member("node2", "other", 30)
+    assert main.set_config("main", 0)
+    main.append_event("main happened")
+    other.append_event("other happened")
+    snap = other.snapshot()
+    assert [(m.name, m.data) for m in snap.members] == [("node2", "other")]
+    assert snap.config is None
+    assert snap.initialize is not None and snap.initialize.value == "other's cluster"
+    assert other.events() == ("other happened",)
+    assert main.events() == ("main happened",)
+    assert [m.name for m in main.members()] == ["node1"]
+    assert main.release_leader("node1")
+    leader = other.leader()
+    assert leader is not None and leader.name == "node1"  # other's lease is untouched
 
 
 @pytest.mark.parametrize("one_shot", [False, True])

@@ -67,25 +67,29 @@ AGENT = textwrap.dedent(
     from pathlib import Path
     config = config_mod.load(Path(sys.argv[1]))
     supervisor = Supervisor(LocalNode.open(config, "node1").instance)
-    if len(sys.argv) > 2:  # a fence moment, this many seconds from now
-        supervisor.set_fence(time.monotonic() + float(sys.argv[2]))
     supervisor.start(timeout=60)
-    print(supervisor.pid, flush=True)
+    fence = None
+    if len(sys.argv) > 2:  # a fence moment, this many seconds from now
+        fence = time.monotonic() + float(sys.argv[2])
+        supervisor.set_fence(fence)
+    print(supervisor.pid, fence, flush=True)
     time.sleep(600)
     """
 )
 
 
-def start_agent(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
-    """A process that starts the postmaster as the agent does; returns it and the
-    postmaster's PID."""
+def start_agent(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], int, float | None]:
+    """A process that starts the postmaster as the agent does; returns it, the
+    postmaster's PID and the fence moment it published (monotonic: one clock for every
+    process of the host), if any."""
     agent = subprocess.Popen(
         [sys.executable, "-c", AGENT, str(workdir / "pgherd.yaml"), *args],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert agent.stdout is not None
-    return agent, int(agent.stdout.readline())
+    pid, fence = agent.stdout.readline().split()
+    return agent, int(pid), None if fence == "None" else float(fence)
 
 
 def end(agent: subprocess.Popen[str]) -> None:
@@ -119,7 +123,7 @@ def test_the_postmaster_outlives_its_agent_and_the_next_agent_adopts_it(
 ) -> None:
     """kill -9 of the agent: PostgreSQL runs on (no fence was published: manual
     failover), and a new supervisor adopts that very postmaster."""
-    agent, postmaster = start_agent(workdir)
+    agent, postmaster, _ = start_agent(workdir)
     keeper = keeper_of(postmaster)
     assert process.parent_pid(keeper) == agent.pid
     end(agent)
@@ -141,8 +145,8 @@ def test_the_postmaster_outlives_its_agent_and_the_next_agent_adopts_it(
 def test_with_no_agent_to_renew_the_lease_the_keeper_fences_on_time(
     workdir: Path, node: LocalNode
 ) -> None:
-    agent, postmaster = start_agent(workdir, "3")
-    published = time.monotonic() + 3
+    agent, postmaster, published = start_agent(workdir, "3")
+    assert published is not None
     end(agent)
     wait_until(lambda: not process.is_alive(postmaster), 10, what="the keeper to fence")
     stopped = time.monotonic()
@@ -153,7 +157,7 @@ def test_with_no_agent_to_renew_the_lease_the_keeper_fences_on_time(
 
 
 def test_a_killed_keeper_takes_postgresql_down(workdir: Path, node: LocalNode) -> None:
-    agent, postmaster = start_agent(workdir)
+    agent, postmaster, _ = start_agent(workdir)
     try:
         process.signal_pid(keeper_of(postmaster), signal.SIGKILL)
         wait_until(lambda: not process.is_alive(postmaster), 10, what="the postmaster to go")
@@ -165,7 +169,7 @@ def test_a_killed_keeper_takes_postgresql_down(workdir: Path, node: LocalNode) -
 def test_sigterm_to_the_keeper_is_a_fast_shutdown(workdir: Path, node: LocalNode) -> None:
     """What systemd's shutdown does to every process left: PostgreSQL stops cleanly and
     does not wait for clients, as a smart shutdown would."""
-    agent, postmaster = start_agent(workdir)
+    agent, postmaster, _ = start_agent(workdir)
     try:
         with connect(node.config, "node1"):  # a client that would hold a smart shutdown
             process.signal_pid(keeper_of(postmaster), signal.SIGTERM)

@@ -76,7 +76,11 @@ def test_config_check_describes_a_valid_file(
     tmp_path: Path,
 ) -> None:
     config = config_mod.load(config_file).model_copy(
-        update={"passfile": tmp_path / "passfile", "api_token_file": tmp_path / "token"}
+        update={
+            "passfile": tmp_path / "passfile",
+            "api_token_file": tmp_path / "token",
+            "settings": {"work_mem": "8MB", "shared_buffers": "1GB", "work_mme": "1"},
+        }
     )
     config_file.write_text(config_mod.dump(config))
     (tmp_path / "token").write_text("secret\n")
@@ -86,16 +90,25 @@ def test_config_check_describes_a_valid_file(
     assert out.startswith(f"{config_file}: valid (fingerprint ")
     assert "3 node(s):" in out
     assert "  node2: PostgreSQL 127.0.0.1:5441, agent http://127.0.0.1:6441" in out
+    text = out
     code, out, _ = run(monkeypatch, capsys, "config", "check", "-c", str(config_file), "--json")
     data = json.loads(out)
     assert code == 0 and data["valid"] is True
     assert [n["name"] for n in data["nodes"]] == ["node1", "node2", "node3"]
     assert data["fingerprint"] == config_mod.fingerprint(config_mod.load(config_file))
-    assert data["warnings"] == [
+    assert data["warnings"][:2] == [
         f"{tmp_path / 'passfile'} does not exist: create it with `pgherd secrets init` "
         "(or copy it here)",
         f"{tmp_path / 'token'} is mode 644: make it 0600 (chmod 600 {tmp_path / 'token'})",
     ]
+    if data["settings_effects"]:  # PostgreSQL's programs are on this host
+        assert data["settings_effects"] == {
+            "work_mem": "reload",
+            "shared_buffers": "restart",
+            "work_mme": "unknown",
+        }
+        assert data["warnings"][2].startswith("settings: work_mme is not a parameter of ")
+        assert "work_mem=8MB (reload), shared_buffers=1GB (restart)" in text
 
 
 def test_config_check_of_an_invalid_file_is_one_line(

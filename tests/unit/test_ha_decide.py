@@ -163,9 +163,11 @@ def dos(actions: tuple[object, ...]) -> list[Do]:
             "node2 is at",
         ),
         (
-            "an unreachable peer does not block",
+            "an unreachable peer does not block (the leader's last check-in is known)",
             STANDBY,
-            World(True, None, (peer("node3", 9000, reachable=False),)),
+            World(
+                True, None, (peer("node3", 9000, reachable=False),), last_primary_position=Lsn(5000)
+            ),
             [Do.ACQUIRE_LEASE, Do.PROMOTE],
             "healthiest",
         ),
@@ -418,8 +420,143 @@ def test_no_standby_takes_over_while_a_member_still_runs_as_the_primary() -> Non
     actions = decide(S, STANDBY, world)
     assert dos(actions) == [Do.WAIT]
     assert "node1 still runs as the primary" in actions[0].reason
-    gone = World(True, None, (peer("node1", 4000, role=Role.PRIMARY, reachable=False),))
+    gone = World(
+        True,
+        None,
+        (peer("node1", 4000, role=Role.PRIMARY, reachable=False),),
+        last_primary_position=Lsn(5000),
+    )
     assert dos(decide(S, STANDBY, gone)) == [Do.ACQUIRE_LEASE, Do.PROMOTE]
+
+
+# ---- a cold start: every agent and server stopped, started again in any order ------------
+
+DOWN_PRIMARY = Local("node1", PgState.STOPPED, Role.PRIMARY, 1, crashed_for=0.2, never_ran=True)
+
+
+def returning_primary(**kw: object) -> Peer:
+    values: dict[str, object] = {"pg": PgState.STOPPED, "role": Role.PRIMARY, "returning": True}
+    values.update(kw)
+    return peer("node1", 5000, **values)
+
+
+@pytest.mark.parametrize(
+    ("case", "settings", "me", "world", "expected", "says"),
+    [
+        (
+            "a primary at boot leads even with primary_start_timeout 0",
+            replace(S, primary_start_timeout=0.0),
+            DOWN_PRIMARY,
+            World(True, None, (peer("node2", 5000),)),
+            [Do.ACQUIRE_LEASE, Do.START],
+            "taking the lease",
+        ),
+        (
+            "a primary at boot whose lease the store still holds starts in place (timeout 0)",
+            replace(S, primary_start_timeout=0.0),
+            replace(DOWN_PRIMARY, holds_lease=True),
+            World(True, "node1", (peer("node2", 5000),)),
+            [Do.RENEW_LEASE, Do.START],
+            "restarting it in place",
+        ),
+        (
+            "a primary that crashed past primary_start_timeout leaves the lease",
+            replace(S, primary_start_timeout=0.0),
+            replace(DOWN_PRIMARY, pg=PgState.CRASHED, never_ran=False),
+            World(True, None, (peer("node2", 5000),)),
+            [Do.WAIT],
+            "within primary_start_timeout",
+        ),
+        (
+            "a primary at boot waits for the last leader, another node it cannot see",
+            S,
+            DOWN_PRIMARY,
+            World(True, None, (peer("node2", 5000, reachable=False),), last_leader="node2"),
+            [Do.WAIT],
+            "node2 led last and does not answer",
+        ),
+        (
+            "a primary at boot leads when the last leader answers and is not ahead",
+            S,
+            DOWN_PRIMARY,
+            World(True, None, (peer("node2", 4000),), last_leader="node2"),
+            [Do.ACQUIRE_LEASE, Do.START],
+            "taking the lease",
+        ),
+        (
+            "a standby waits for the former primary that starts again",
+            S,
+            STANDBY,
+            World(True, None, (returning_primary(), peer("node3", 5000))),
+            [Do.WAIT],
+            "node1, a primary by its files on timeline 1, starts again: it leads",
+        ),
+        (
+            "a former primary on an older timeline does not hold it back",
+            S,
+            replace(STANDBY, timeline=2),
+            World(True, None, (returning_primary(timeline=1), peer("node3", 5000, timeline=2))),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest",
+        ),
+        (
+            "a former primary that crashes at its start may still be ahead: wait for it",
+            S,
+            STANDBY,
+            World(
+                True,
+                None,
+                (returning_primary(pg=PgState.CRASHED, returning=False), peer("node3", 4000)),
+            ),
+            [Do.WAIT],
+            "waiting for node1 to run",
+        ),
+        (
+            "no leader checked in and a member is silent: wait for it",
+            S,
+            STANDBY,
+            World(True, None, (peer("node1", 0, reachable=False), peer("node3", 4000))),
+            [Do.WAIT],
+            "waiting for node1 to run, to compare positions",
+        ),
+        (
+            "no leader checked in and a member's server is not up yet: wait for it",
+            S,
+            STANDBY,
+            World(True, None, (peer("node3", 4000, pg=PgState.STOPPED),)),
+            [Do.WAIT],
+            "waiting for node3 to run",
+        ),
+        (
+            "every member answers and runs: the most advanced leads",
+            S,
+            STANDBY,
+            World(True, None, (peer("node3", 4000),)),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest",
+        ),
+        (
+            "synchronous mode: the synchronous set's rule suffices",
+            replace(S, synchronous=True),
+            STANDBY,
+            World(
+                True,
+                None,
+                (peer("node1", 0, reachable=False), peer("node3", 4000)),
+                sync_set=("node2", "node3"),
+                sync_quorum=1,
+            ),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest",
+        ),
+    ],
+)
+def test_cold_start(
+    case: str, settings: Settings, me: Local, world: World, expected: list[Do], says: str
+) -> None:
+    actions = decide(settings, me, world)
+    assert dos(actions) == expected, f"{case}: {actions}"
+    assert says in " / ".join(a.reason for a in actions), case
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def checkin(name: str, role: Role, at: float, kind: str = "data") -> str:
 
 def test_leader_checkins_pause_and_synchronous_set(lab: config.ClusterConfig) -> None:
     assert lab.ha is not None
-    store = SqliteStore(lab.ha.dcs.sqlite)  # type: ignore[union-attr]
+    store = SqliteStore(lab.ha.dcs.sqlite, cluster=lab.cluster)  # type: ignore[union-attr]
     now = time.time()
     assert store.acquire_leader("node1", 3.0)
     store.touch_member("node1", checkin("node1", Role.PRIMARY, now - 0.5), 30)

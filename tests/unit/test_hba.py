@@ -168,3 +168,11 @@ def test_trust_over_tcp_reports_every_offending_line_of_a_file() -> None:
         "host all all 0.0.0.0/0 trust",
         "hostssl all all ::/0 trust",
     ]
+
+
+def test_an_adopted_server_gets_tcp_rules_for_pgherd_roles_only() -> None:
+    """The operator's rules for their users, below pgherd's block, stay in force."""
+    lines = [r.line() for r in hba.rules("postgres", "replicator", ["10.0.0.1"], only_own=True)]
+    assert any("replication  replicator" in line for line in lines)
+    assert any("all          postgres         10.0.0.1/32" in line for line in lines)
+    assert not any(" all          all " in line for line in lines)

@@ -17,6 +17,7 @@ from pgherd.model.names import QualifiedName
 from pgherd.model.publication import TableFacts
 from pgherd.model.sequences import SequenceState
 from pgherd.model.status import Desired, NodeStatus, PgState, Role
+from pgherd.pg import remote
 
 S = QualifiedName("public", "s")
 
@@ -154,7 +155,7 @@ def test_sources_never_carry_a_password() -> None:
     assert "dbname=app" in conninfo
     uri, node = source.resolve(config, "postgresql://rep@db.example:6432/app", "postgres")
     assert node is None
-    assert source.describe(uri) == {
+    assert remote.describe(uri) == {
         "host": "db.example",
         "port": "6432",
         "user": "rep",

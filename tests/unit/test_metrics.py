@@ -17,9 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pgherd import metrics
 from pgherd.api import routes_metrics
 from pgherd.model import metrics as model
+from pgherd.model.archive_api import PusherState
 from pgherd.model.history import ArchiverRow, SenderRow, SenderState
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.mesh import ConflictCount, MeshWorkerRow
 from pgherd.model.status import PgState, Role, Slot
 
 with warnings.catch_warnings():
@@ -90,9 +91,32 @@ def primary(**changes: object) -> model.NodeMetrics:
         "archive_pending": 1,
         "restarts": 1,
         "mesh_workers": (
-            MeshWorkerRow(mesh="m", source="node2", target="node1", state="running", conflicts=4),
+            MeshWorkerRow(
+                mesh="m",
+                source="node2",
+                target="node1",
+                state="running",
+                conflicts=4,
+                conflict_counts=(
+                    ConflictCount(kind="update_differs", resolution="apply-remote", count=3),
+                    ConflictCount(kind="insert_exists", resolution="keep-local", count=1),
+                ),
+            ),
+            MeshWorkerRow(mesh="m", source="node3", target="node1", state="running", conflicts=2),
         ),
         "members": (model.MemberSeen("node1", 0.2), model.MemberSeen("node2", 17.0)),
+        "pusher": PusherState(
+            running=True,
+            workers=4,
+            waiting=3,
+            waiting_bytes=3 << 24,
+            queue_max_bytes=1 << 30,
+            in_flight=2,
+            pushed=40,
+            pushed_bytes=40 << 24,
+            failures=1,
+            seconds_per_segment=0.12,
+        ),
     }
     values.update(changes)
     return model.NodeMetrics(**values)  # type: ignore[arg-type]
@@ -156,7 +180,39 @@ def test_a_primary_page_passes_promtool_and_says_what_the_node_is() -> None:
     assert value(found, "pgherd_archive_pending_segments") == 1
     assert value(found, "pgherd_archive_trailing_bytes") == 0x1000000
     assert value(found, "pgherd_postgres_restarts_total") == 1
-    assert value(found, "pgherd_mesh_conflicts_total", mesh="m", source="node2") == 4
+    conflicts = {"mesh": "m", "source": "node2"}
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            **conflicts,
+            kind="update_differs",
+            resolution="apply-remote",
+        )
+        == 3
+    )
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            **conflicts,
+            kind="insert_exists",
+            resolution="keep-local",
+        )
+        == 1
+    )
+    # a worker that does not count by kind still shows its total
+    assert (
+        value(
+            found,
+            "pgherd_mesh_conflicts_total",
+            mesh="m",
+            source="node3",
+            kind="any",
+            resolution="any",
+        )
+        == 2
+    )
     assert value(found, "pgherd_lease_remaining_seconds") == 2.5
     assert value(found, "pgherd_member_checkin_age_seconds", member="node2") == 17
     assert value(found, "pgherd_paused") == 0
@@ -256,3 +312,14 @@ def test_the_page_labels_every_sample_with_cluster_and_node_unless_it_names_them
         "pgherd_failovers_total",
         frozenset({"cluster": "lab", "node": "node1"}.items()),
     ) in found
+
+
+def test_the_wal_pushers_figures_are_on_the_page() -> None:
+    found = samples(page(primary()))
+    assert value(found, "pgherd_archive_push_waiting_bytes") == 3 << 24
+    assert value(found, "pgherd_archive_push_queue_limit_bytes") == 1 << 30
+    assert value(found, "pgherd_archive_pushed_segments_total") == 40
+    assert value(found, "pgherd_archive_push_failures_total") == 1
+    assert value(found, "pgherd_archive_push_segment_seconds") == 0.12
+    idle = samples(page(primary(pusher=PusherState(running=False))))
+    assert not [name for name, _labels in idle if name.startswith("pgherd_archive_push")]

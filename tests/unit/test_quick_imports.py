@@ -81,7 +81,8 @@ def test_cluster_events_from_the_store(tmp_path: Path) -> None:
     validated = config.load(path)
     assert validated.ha is not None
     (tmp_path / "lab").mkdir()
-    log = StoreEventLog(SqliteStore(validated.ha.dcs.sqlite))  # type: ignore[union-attr]
+    store = SqliteStore(validated.ha.dcs.sqlite, cluster=validated.cluster)  # type: ignore[union-attr]
+    log = StoreEventLog(store)
     started = Event(operation="switchover", node="node2", requested_by="root@host")
     assert log.save(started)
     assert log.save(started.finish(Outcome.SUCCEEDED, "node2 is the primary [now]"))

@@ -21,6 +21,8 @@ from pgherd.archive.storage import LocalStorage, MemoryStorage, StorageError
 from pgherd.archive.store import Identity, WalArchive
 from pgherd.archive.wal_repos import WalRepositories
 from pgherd.errors import CorruptWal
+from pgherd.model.backup_manifest import FileEntry, Manifest
+from pgherd.model.lsn import Lsn
 from pgherd.model.repository import RepositorySpec
 from tests.unit.test_wal_store import SIZE, SYSID, name, segment_bytes
 
@@ -262,3 +264,34 @@ def test_an_interrupted_backup_resumes_without_storing_its_chunks_again(tmp_path
     reused = {c.bundle for e in entries for c in e.chunks} & stored_before
     assert reused, "chunks stored by the interrupted run are used again"
     assert again.progress.stored_bytes < 4 * 9 * 1024 * 1024 * 0.8
+
+
+def test_a_file_untouched_since_the_parent_read_it_is_not_read_again(tmp_path: Path) -> None:
+    """Same size and modification time as the parent recorded, that time before the
+    parent started: the parent's entry serves. A file put back with other times (a copy
+    restored by hand) is read and compared as usual."""
+    from pgherd.archive.backup_engine import BackupEngine, walk
+
+    source = tmp_path / "data"
+    (source / "base" / "5").mkdir(parents=True)
+    kept, put_back = source / "base" / "5" / "1", source / "base" / "5" / "2"
+    kept.write_bytes(b"a" * 300_000)
+    put_back.write_bytes(b"b" * 300_000)
+    for path in (kept, put_back):
+        os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    repository = Repository(RepositorySpec("r", path="/x"), MemoryStorage(), None)
+    files, _dirs = walk(source)
+    full = BackupEngine(repository, "F1", source, None, workers=1).copy(files)
+    parent = Manifest_of(full)
+    put_back.write_bytes(b"c" * 300_000)  # other bytes, put back with an old time
+    os.utime(put_back, ns=(999_000_000_000_000_000, 999_000_000_000_000_000))
+    files, _dirs = walk(source)
+    child = BackupEngine(repository, "I1", source, parent, workers=1, unchanged_before=time.time())
+    entries = {e.path: e for e in child.copy(files)}
+    assert child.progress.read_bytes == 300_000  # only the file put back was read
+    assert entries["base/5/1"].chunks == parent.files[0].chunks
+    assert entries["base/5/2"].chunks[0].hash != parent.files[1].chunks[0].hash
+
+
+def Manifest_of(entries: list[FileEntry]) -> Manifest:
+    return Manifest("F1", Lsn(0x1000), tuple(entries), (), "")

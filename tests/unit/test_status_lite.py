@@ -13,7 +13,7 @@ import pytest
 
 from pgherd.model import cluster as cluster_model
 from pgherd.model.lsn import Lsn
-from pgherd.model.mesh import MeshWorkerRow
+from pgherd.model.mesh import ConflictCount, MeshWorkerRow
 from pgherd.model.status import NodeStatus, ReplicationRow
 from pgherd.model.status_lite import LiteStatus, read_status
 from tests.unit import nodes
@@ -38,6 +38,7 @@ def full_primary() -> NodeStatus:
     worker = MeshWorkerRow(
         mesh="m1", source="node2", target="node1", state="running", pid=4242, restarts=1,
         lag_bytes=120, lag_seconds=0.5, transactions=10, rows=100, conflicts=2,
+        conflict_counts=(ConflictCount(kind="update_missing", resolution="skip", count=2),),
         last_conflict="update_missing", error=None,
     )  # fmt: skip
     return nodes.primary(
@@ -97,6 +98,7 @@ def test_a_status_reads_the_same_in_both_forms(name: str) -> None:
         (LiteStatus, NodeStatus),
         (type(read_status(wire(full_primary())).replication[0]), ReplicationRow),
         (type(read_status(wire(full_primary())).mesh_workers[0]), MeshWorkerRow),
+        (type(read_status(wire(full_primary())).mesh_workers[0].conflict_counts[0]), ConflictCount),
     ],
 )
 def test_every_field_is_read(lite_class: type, model: Any) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pgherd import config as config_mod
+from pgherd.archive import backup_bundled
 from pgherd.archive.bundles import ChunkReader, runs
 from pgherd.archive.catalog import Archive, backup_from_json, backup_to_json
 from pgherd.archive.repository import open_repository
@@ -349,8 +350,6 @@ def create(
 ) -> Backup:
     """A backup of the primary, of ``node``, or of the furthest standby, into one
     repository (the first unless named): bundled (default) or a pg_basebackup copy."""
-    from pgherd.archive import backup_bundled
-
     archive = archive_of(config, repository)
     if from_standby and node is None:
         source = backup_bundled.pick_standby(config)

@@ -86,7 +86,13 @@ def create(
     parent_manifest = archive.manifest(choice.parent.label) if choice.parent else None
     label, resumed = _label(archive, choice, source.name, backups)
     engine = BackupEngine(
-        archive.repository, label, local.node.data_dir, parent_manifest, workers, on_progress
+        archive.repository,
+        label,
+        local.node.data_dir,
+        parent_manifest,
+        workers,
+        on_progress,
+        _unchanged_before(choice, source.name),
     )
     if resumed:
         count = engine.load_resume()
@@ -136,6 +142,17 @@ def create(
     )
     archive.add_backup(backup, manifest)
     return backup
+
+
+def _unchanged_before(choice: ParentChoice, node: str) -> float | None:
+    """Files of this data directory not written since before the parent started (a
+    second of margin: backup_label's START TIME is truncated to the second) hold what the
+    parent read. Only when the parent read this same node: a standby's or another node's
+    files of an older mtime may still differ from what the parent saw."""
+    parent = choice.parent
+    if parent is None or parent.node != node:
+        return None
+    return parent.start_time.timestamp() - 1.0
 
 
 def end_segment(stop_lsn: Lsn, timeline: int, segment_size: int) -> str:

@@ -92,6 +92,7 @@ class SourceFile:
     size: int
     mode: int
     relation: bool  # a main-fork segment of a logged relation: compared by page LSN
+    mtime_ns: int = 0
 
 
 def walk(data_dir: Path) -> tuple[list[SourceFile], list[str]]:
@@ -129,7 +130,13 @@ def walk(data_dir: Path) -> tuple[list[SourceFile], list[str]]:
                 continue
             rel = f"{rel_dir}/{name}" if rel_dir else name
             files.append(
-                SourceFile(rel, st.st_size, st.st_mode & 0o777, bool(match and not match.group(2)))
+                SourceFile(
+                    rel,
+                    st.st_size,
+                    st.st_mode & 0o777,
+                    bool(match and not match.group(2)),
+                    st.st_mtime_ns,
+                )
             )
     return files, directories
 
@@ -169,12 +176,16 @@ class BackupEngine:
         parent: Manifest | None,
         workers: int,
         on_progress: Callable[[EngineProgress], None] = lambda _p: None,
+        unchanged_before: float | None = None,
     ) -> None:
         self.repository = repository
         self.label = label
         self.data_dir = data_dir
         self.parent = parent
         self.workers = max(1, workers)
+        # Files last written before this time (and of the same size) are the parent's
+        # bytes exactly: not read at all (see BackupEngine._file).
+        self.unchanged_before = unchanged_before
         self.on_progress = on_progress
         self.prefix = f"backups/{label}/"
         self._lock = threading.Lock()
@@ -249,6 +260,21 @@ class BackupEngine:
     def _file(self, source: SourceFile, writer: BundleWriter) -> FileEntry | None:
         parent = self.parent.file(source.path) if self.parent is not None else None
         threshold = self.parent.start_lsn if self.parent is not None else None
+        if (
+            parent is not None
+            and self.unchanged_before is not None
+            and parent.mtime_ns
+            and (source.size, source.mtime_ns) == (parent.size, parent.mtime_ns)
+            and source.mtime_ns / 1e9 < self.unchanged_before
+        ):
+            # The same size and modification time as when the parent read it, and that
+            # time before the parent started, on the same data directory: the file has
+            # not been written since the parent read it (a copy put back with old times
+            # would show another time), so the parent's entry is this file's.
+            with self._lock:
+                self.progress.reused_bytes += source.size
+                self.progress.files += 1
+            return FileEntry(source.path, parent.size, source.mode, parent.chunks, parent.mtime_ns)
         chunks: list[Chunk] = []
         size = 0
         try:
@@ -263,7 +289,7 @@ class BackupEngine:
         with self._lock:
             self.progress.files += 1
         self.on_progress(self.progress)
-        return FileEntry(source.path, size, source.mode, tuple(chunks))
+        return FileEntry(source.path, size, source.mode, tuple(chunks), source.mtime_ns)
 
     def _chunk(
         self,

@@ -23,13 +23,14 @@ chunks each on their own.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pgherd.archive.repository import Repository
-from pgherd.archive.storage import LocalStorage, Storage
+from pgherd.archive.storage import LocalStorage, Storage, fsync_dir
 from pgherd.archive.store import WalArchive
 from pgherd.errors import ArchiveError, InvalidInput
 from pgherd.model import backup_manifest
@@ -216,10 +217,6 @@ class Archive:
     def delete_backup(self, backup: Backup) -> int:
         """Remove a backup (entry first, so that a half-deleted one is never listed)."""
         if backup.format is BackupFormat.COPY:
-            import shutil
-
-            from pgherd.archive.storage import fsync_dir
-
             directory = self.backup_dir(backup.label)
             size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
             shutil.rmtree(directory)

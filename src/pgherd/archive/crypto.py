@@ -76,6 +76,7 @@ class Cipher:
     """AES-256-GCM with a fresh random nonce per seal."""
 
     def __init__(self, key: bytes) -> None:
+        # lazy: cryptography only for an encrypted repository (wal push/fetch start-up)
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if len(key) != 32:
@@ -88,7 +89,7 @@ class Cipher:
         return MAGIC + bytes([VERSION]) + nonce + self._aead.encrypt(nonce, data, context.encode())
 
     def open(self, sealed: bytes, context: str) -> bytes:
-        from cryptography.exceptions import InvalidTag
+        from cryptography.exceptions import InvalidTag  # lazy, as above
 
         head = len(MAGIC) + 1
         if sealed[: len(MAGIC)] != MAGIC or len(sealed) < OVERHEAD:

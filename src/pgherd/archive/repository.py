@@ -49,6 +49,7 @@ def open_repository(spec: RepositorySpec) -> Repository:
     if spec.path is not None:
         raw = LocalStorage(Path(spec.path))
     else:
+        # lazy: only an S3 repository needs it (wal push/fetch start-up)
         from pgherd.archive.storage_s3 import S3Location, S3Storage, read_credentials
 
         assert spec.repo is not None

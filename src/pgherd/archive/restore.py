@@ -18,7 +18,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -289,7 +288,7 @@ class Arrival:
 
 
 def _wait(
-    instance: Instance, child: subprocess.Popen[bytes], request: RestoreRequest, started: float
+    instance: Instance, child: process.Child, request: RestoreRequest, started: float
 ) -> Arrival:
     """Until the server paused, promoted or stopped at the target.
 

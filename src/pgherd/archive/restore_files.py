@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgherd.archive.backup_engine import SKIP_CONTENTS, walk
+from pgherd.archive.backup_engine import SKIP_CONTENTS, SourceFile, walk
 from pgherd.archive.bundles import ChunkReader, chunk_hash, runs
 from pgherd.archive.catalog import Archive
 from pgherd.model.backup_manifest import CHUNK_SIZE, Chunk, DeltaPlan, Manifest, delta_plan
@@ -33,20 +33,28 @@ class LayoutResult:
 
 
 def local_hashes(into: Path, manifest: Manifest, workers: int) -> dict[str, list[str | None]]:
-    """Each present file's chunk hashes (files the backup does not list: an empty list)."""
+    """Each present file's chunk hashes (files the backup does not list: an empty list).
+
+    A file with the size and modification time the backup recorded is taken as laid out
+    by a restore of it and not written since (a restore sets each file's time to the
+    recorded one; any write changes it), and is not read: pgBackRest's delta rule."""
     files, _dirs = walk(into)
     found: dict[str, list[str | None]] = {}
 
-    def one(path: str) -> None:
+    def one(source: SourceFile) -> None:
         hashes: list[str | None] = []
-        if manifest.file(path) is not None:
-            with (into / path).open("rb") as handle:
+        entry = manifest.file(source.path)
+        if entry is not None:
+            if entry.mtime_ns and (source.size, source.mtime_ns) == (entry.size, entry.mtime_ns):
+                found[source.path] = [c.stored for c in entry.chunks]
+                return
+            with (into / source.path).open("rb") as handle:
                 while data := handle.read(CHUNK_SIZE):
                     hashes.append(chunk_hash(data))
-        found[path] = hashes
+        found[source.path] = hashes
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, [f.path for f in files]))
+        list(pool.map(one, files))
     return found
 
 
@@ -139,6 +147,10 @@ def _fetch(
             list(pool.map(one, runs(unique)))
         if failures:
             raise failures[0]
+        for path, _size in plan.truncate:  # the times read at backup: see local_hashes
+            entry = manifest.file(path)
+            if entry is not None and entry.mtime_ns:
+                os.utime(fds[path], ns=(entry.mtime_ns, entry.mtime_ns))
         # No fsync here: PostgreSQL syncs the whole data directory before it starts
         # recovering from a backup (backup_label, pg_control not shut down cleanly).
     finally:

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _repositories(args: argparse.Namespace) -> WalRepositories:
+    # lazy imports here and below: PostgreSQL starts this once per segment (module docstring)
     from pgherd.archive.repository import SPEC_FILE, read_specs
     from pgherd.archive.wal_repos import WalRepositories
     from pgherd.model.repository import RepositorySpec

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
+from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -178,7 +179,7 @@ def check(
 
     result = info_mod.check(load_config(config_file), timeout)
     if as_json:
-        print_json(asdict(result) | {"ok": result.ok})
+        print_json(jsonable(result) | {"ok": result.ok})
     else:
         console.print(f"switched WAL at {result.lsn}: {result.segment}")
         for r in result.repositories:

@@ -204,7 +204,6 @@ def drill(
 ) -> None:
     """Restore the latest backup and all archived WAL into a scratch directory, start it,
     run a check query, report the time, remove it. Exits 3 when the drill fails."""
-    from dataclasses import asdict
 
     from pgherd.archive import drill as drill_mod
 
@@ -213,7 +212,7 @@ def drill(
         load_config(config_file), repo, scratch, (lambda _t: None) if as_json else reporter.step
     )
     if as_json:
-        print_json(asdict(result))
+        print_json(result)
     elif result.ok:
         console.print(
             f"[green]✓[/] drill: backup {result.backup} restored and {result.state} in "

@@ -52,7 +52,7 @@ def pause(
     events = event_log(config, config_mod.read_token(config))
     result = maintenance.pause(config, seconds, requested_by(), events)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
         return
     end = "until pgherd cluster resume" if seconds is None else f"for {human_duration(seconds)}"
     console.print(
@@ -74,7 +74,7 @@ def resume(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     events = event_log(config, config_mod.read_token(config))
     result = maintenance.resume(config, requested_by(), events)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif result.before is None:
         console.print(f"cluster {config.cluster} was not in maintenance mode; nothing changed")
     else:
@@ -162,7 +162,7 @@ def restart(
     op = _operation(config_file, as_json)
     result = ops.rolling(op, every_node=every_node, dry_run=dry_run, timeout=timeout)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
     elif dry_run or not result.plan:
         if result.plan:
             console.print("dry run: the rolling restart would")

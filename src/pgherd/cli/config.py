@@ -43,6 +43,13 @@ def describe(config: ClusterConfig, path: Path) -> dict[str, Any]:
             else "etcd " + ",".join(dcs.etcd)
         )
     warnings = [w for w in (_secret_problem(config, p) for p in _secret_files(config)) if w]
+    effects, found = _setting_effects(config)
+    warnings += [
+        f"settings: {name} is not a parameter of {found} (PostgreSQL would refuse its "
+        "configuration)"
+        for name, effect in effects.items()
+        if effect == "unknown"
+    ]
     return {
         "config": str(path.absolute()),
         "valid": True,
@@ -73,6 +80,8 @@ def describe(config: ClusterConfig, path: Path) -> dict[str, Any]:
         ],
         "archive": None if config.archive is None else config.archive.model_dump(mode="json"),
         "settings": dict(config.settings),
+        # what a change of each takes, by the local PostgreSQL's parameter contexts
+        "settings_effects": effects,
         "secrets": {"passfile": str(config.passfile), "api_token_file": str(config.api_token_file)},
         "warnings": warnings,
     }
@@ -117,13 +126,35 @@ def lines(summary: dict[str, Any]) -> list[str]:
             f"WAL archive {archive['path']}"
             + (f", the primary keeps {keep} backups" if keep else ", no scheduled cleanup")
         )
-    settings = summary["settings"]
+    settings, effects = summary["settings"], summary["settings_effects"]
     if settings:
-        out.append("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+        out.append(
+            "settings: "
+            + ", ".join(
+                f"{k}={v}" + (f" ({effects[k]})" if k in effects else "")
+                for k, v in settings.items()
+            )
+        )
     secrets = summary["secrets"]
     out.append(f"secrets: passfile {secrets['passfile']}, API token {secrets['api_token_file']}")
     out.extend(f"warning: {w}" for w in summary["warnings"])
     return out
+
+
+def _setting_effects(config: ClusterConfig) -> tuple[dict[str, str], str]:
+    """What changing each setting takes (reload, restart…), by the contexts of the
+    PostgreSQL programs found on this host; nothing when there are none."""
+    from pgherd.errors import PgherdError
+    from pgherd.model import settings as settings_model
+    from pgherd.pg import binaries
+
+    try:
+        pgbin = binaries.find(config.pg_bin)
+        contexts = binaries.parameter_contexts(pgbin.bindir)
+    except PgherdError:
+        return {}, ""
+    found = f"PostgreSQL {pgbin.version} ({pgbin.bindir})"
+    return {k: str(settings_model.effect(k, contexts)) for k in config.settings}, found
 
 
 def _secret_files(config: ClusterConfig) -> list[Path]:

@@ -8,17 +8,20 @@ import typer
 from rich.markup import escape
 
 from pgherd import config as config_mod
-from pgherd.cli import operations
+from pgherd.cli import adopt, operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
 from pgherd.cli.output import console, print_json
 from pgherd.clients.agent import AgentClient
 from pgherd.model.status import NodeStatus
+
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
 app = typer.Typer(
     help="Start, stop, restart a node's PostgreSQL; rejoin it as a standby; check its health; "
     "remove it."
 )
 app.command()(operations.rejoin)
+app.command()(adopt.adopt)
 
 
 def _client(config_file: ConfigOpt, node: str) -> AgentClient:
@@ -109,7 +112,7 @@ def remove(
 
     result = remove_node(_operation(config_file, as_json), node)
     if as_json:
-        print_json(result.as_json())
+        print_json(result)
         return
     if not result.steps:
         console.print(f"{node}: nothing left to remove", soft_wrap=True)

@@ -10,6 +10,8 @@ from rich.markup import escape
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import console, print_json
 
+# What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
+
 app = typer.Typer(help="The cluster's secret files: passfile, API token.")
 
 

@@ -4,9 +4,12 @@ The HA loop needs few things from a store, but needs them atomic. Each method do
 the atomicity a backend must give; the contract tests (tests/integration/test_dcs.py) run
 the same cases against every backend.
 
-Keys are grouped under a cluster prefix: ``leader`` (the lease), ``members/<name>``
-(each agent's check-in, with a TTL), ``config`` (cluster-wide settings, compare-and-set by
-version) and ``events/<sortable id>`` (the history).
+Keys are grouped under the cluster's name (``cluster:`` in pgherd.yaml), so that two
+clusters sharing one store never see each other's keys: ``initialize`` (which PostgreSQL
+cluster this is: who claimed its creation, then its system identifier; no TTL),
+``leader`` (the lease), ``members/<name>`` (each agent's check-in, with a TTL), ``config``
+(cluster-wide state, compare-and-set by version) and ``events/<sortable id>`` (the
+history).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Snapshot:
     members: tuple[Member, ...]
     config: Versioned | None
     read_at: float = field(default=0.0)
+    initialize: Versioned | None = None
 
 
 class Store(Protocol):
@@ -101,6 +105,28 @@ class Store(Protocol):
         """
         ...
 
+    def initialize(self, value: str, expected_version: int = 0) -> bool:
+        """Write the ``initialize`` key: which PostgreSQL cluster this store's cluster is
+        (model/bootstrap.py reads it: who claimed its creation, then its system identifier).
+
+        With ``expected_version`` 0, an atomic create-if-absent: of any number of agents
+        racing to initialise the cluster exactly one gets True, the others False with
+        nothing changed. Otherwise an atomic compare-and-set on the version (the claimer
+        publishes the system identifier; an agent takes over a claim whose claimer is gone):
+        False, with nothing written, when anyone wrote or deleted the key meanwhile. The key
+        has no TTL: it outlives every agent, as the cluster does.
+        """
+        ...
+
+    def initialization(self) -> Versioned | None:
+        """The ``initialize`` key and its version, or None when no cluster was claimed."""
+        ...
+
+    def cancel_initialization(self, expected_version: int) -> bool:
+        """Delete the ``initialize`` key only if its version is still ``expected_version``
+        (an agent whose initdb failed gives its claim back). Atomic delete-if-unchanged."""
+        ...
+
     def append_event(self, event: str) -> None:
         """Add an event to the history; events keep their order of appending per writer
         and are listed by the time they were appended."""
@@ -111,7 +137,8 @@ class Store(Protocol):
         ...
 
     def snapshot(self) -> Snapshot:
-        """Leader, members and config in one read (as consistent as the backend allows)."""
+        """Leader, members, config and the initialize key in one read (as consistent as the
+        backend allows)."""
         ...
 
     def close(self) -> None: ...

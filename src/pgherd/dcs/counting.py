@@ -61,6 +61,18 @@ class CountingStore:
         self._count("set_config")
         return self.store.set_config(value, expected_version)
 
+    def initialize(self, value: str, expected_version: int = 0) -> bool:
+        self._count("initialize")
+        return self.store.initialize(value, expected_version)
+
+    def initialization(self) -> Versioned | None:
+        self._count("initialization")
+        return self.store.initialization()
+
+    def cancel_initialization(self, expected_version: int) -> bool:
+        self._count("cancel_initialization")
+        return self.store.cancel_initialization(expected_version)
+
     def append_event(self, event: str) -> None:
         self._count("append_event")
         self.store.append_event(event)

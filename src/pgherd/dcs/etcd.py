@@ -36,6 +36,13 @@ def _prefix_end(prefix: str) -> str:
     return base64.b64encode(raw[:-1] + bytes([raw[-1] + 1])).decode()
 
 
+def _version_is(key: str, version: int) -> dict[str, str]:
+    """A transaction's comparison: the key is absent (0), or its mod revision is ``version``."""
+    if version == 0:
+        return {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+    return {"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": str(version)}
+
+
 class EtcdStore:
     def __init__(
         self,
@@ -203,22 +210,40 @@ class EtcdStore:
         return Versioned(_unb64(kvs[0]["value"]), int(kvs[0]["mod_revision"]))
 
     def set_config(self, value: str, expected_version: int) -> bool:
-        key = _b64(self._key("config"))
-        compare = (
-            {"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
-            if expected_version == 0
-            else {
-                "key": key,
-                "target": "MOD",
-                "result": "EQUAL",
-                "mod_revision": str(expected_version),
-            }
-        )
+        return self._put_if_version("config", value, expected_version)
+
+    def _put_if_version(self, name: str, value: str, expected_version: int) -> bool:
+        """Put ``name`` only if its mod revision is ``expected_version`` (0: absent)."""
+        key = _b64(self._key(name))
         result = self._call(
             "kv/txn",
             {
-                "compare": [compare],
+                "compare": [_version_is(key, expected_version)],
                 "success": [{"request_put": {"key": key, "value": _b64(value)}}],
+            },
+        )
+        return bool(result.get("succeeded"))
+
+    # ---- initialize ----------------------------------------------------------------------
+
+    def initialize(self, value: str, expected_version: int = 0) -> bool:
+        return self._put_if_version("initialize", value, expected_version)
+
+    def initialization(self) -> Versioned | None:
+        kvs = self._range(self._key("initialize"))
+        if not kvs:
+            return None
+        return Versioned(_unb64(kvs[0]["value"]), int(kvs[0]["mod_revision"]))
+
+    def cancel_initialization(self, expected_version: int) -> bool:
+        if expected_version == 0:
+            return False
+        key = _b64(self._key("initialize"))
+        result = self._call(
+            "kv/txn",
+            {
+                "compare": [_version_is(key, expected_version)],
+                "success": [{"request_delete_range": {"key": key}}],
             },
         )
         return bool(result.get("succeeded"))
@@ -247,6 +272,7 @@ class EtcdStore:
         leader = None
         members = []
         config = None
+        initialize = None
         for kv in kvs:
             name = _unb64(kv["key"])[len(self.prefix) :]
             value = _unb64(kv["value"])
@@ -256,7 +282,9 @@ class EtcdStore:
                 members.append(Member(name.removeprefix("members/"), value))
             elif name == "config":
                 config = Versioned(value, int(kv["mod_revision"]))
-        return Snapshot(leader, tuple(members), config, time.time())
+            elif name == "initialize":
+                initialize = Versioned(value, int(kv["mod_revision"]))
+        return Snapshot(leader, tuple(members), config, time.time(), initialize)
 
     def close(self) -> None:
         self._transport.close()

@@ -36,4 +36,4 @@ def open_store(
         return EtcdStore(endpoints, config.cluster, timeout=share, transport=transport)
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
-    return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit)
+    return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit, cluster=config.cluster)

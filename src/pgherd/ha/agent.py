@@ -29,6 +29,7 @@ from pgherd.ha import facts as facts_mod
 from pgherd.ha import handover, maintenance, peers, witness
 from pgherd.ha import loop as ha_loop
 from pgherd.ha import status as status_mod
+from pgherd.ha.bootstrap import Bootstrap
 from pgherd.ha.checks import AgentChecks
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.metrics_source import NodeCollector
@@ -66,10 +67,20 @@ class Agent:
         # set by run() when the cluster archives: its status() feeds the metrics
         self.pusher: wal_pusher.Pusher | None = None
         self.ha = None
+        self.bootstrap = None
         if automatic:
             assert config is not None
             self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
             self.supervisor.on_exit = self.ha.wake
+            # Until its data are the store's cluster, the node bootstraps; then the HA loop.
+            self.bootstrap = Bootstrap(
+                config,
+                local,
+                self.supervisor,
+                self._action_lock,
+                self.ha.executor.store,
+                on_sentence=self.ha.say,
+            )
             self.operations.on_promoted = self.ha.wake
 
     # ---- AgentPort ---------------------------------------------------------------------
@@ -81,6 +92,8 @@ class Agent:
         )
         if self.mesh is not None:
             status = status.model_copy(update={"mesh_workers": self.mesh.worker_rows()})
+        if self.bootstrap is not None and not self.bootstrap.done:
+            status = status.model_copy(update={"bootstrap": self.bootstrap.sentence})
         return status
 
     def facts(self) -> NodeFacts:
@@ -139,7 +152,11 @@ class Agent:
         if self.supervisor.adopt():
             return
         if not self.local.instance.exists:
-            log.warning("%s holds no cluster yet; waiting", self.local.node.data_dir)
+            if self.ha is None:  # under automatic failover the bootstrap says what it does
+                log.warning(
+                    "%s holds no cluster yet; waiting (clone it with pgherd standby clone)",
+                    self.local.node.data_dir,
+                )
             return
         if self.ha is not None:
             # The first HA cycle decides: restart in place, lead, follow or rejoin.
@@ -188,6 +205,8 @@ class Agent:
     def shutdown(self) -> str:
         """The agent stops; PostgreSQL runs on for the next agent (ha/handover.py)."""
         self._stop.set()
+        if self.bootstrap is not None:
+            self.bootstrap.stop()
         if self.mesh is not None:
             self.mesh.workers.stop_all()
         ha = self.local.config.ha
@@ -235,6 +254,13 @@ def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event]
     return lambda event: events_store.save(local, event)
 
 
+def _rewrite_at_boot(reloader: Reloader, supervisor: Supervisor) -> None:
+    """pgherd.conf and the access rules as pgherd.yaml wants them now (a setting changed
+    while the agent was down); a running server, adopted, reloads them."""
+    if reloader.rewrite_at_boot() and supervisor.pid is not None:
+        reloader.reload_adopted()
+
+
 def run(config_path: Path, node_name: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -262,15 +288,21 @@ def run(config_path: Path, node_name: str) -> None:
         local.user.name,
         local.node.api_url,
     )
-    rewritten = reloader.rewrite_at_boot()  # settings changed while the agent was down
+    if agent.bootstrap is None:
+        _rewrite_at_boot(reloader, agent.supervisor)  # settings changed while it was down
+    else:
+        # Only once the data directory holds the store's cluster: another cluster's files
+        # (refused), or files being created, cloned or adopted, are not pgherd's to rewrite.
+        agent.bootstrap.on_member = lambda: _rewrite_at_boot(reloader, agent.supervisor)
     agent.boot()
-    if rewritten and agent.supervisor.pid is not None:
-        reloader.reload_adopted()
     threading.Thread(target=reloader.run, args=(agent._stop,), name="reload", daemon=True).start()
     watcher = threading.Thread(target=agent.watch, name="watch", daemon=True)
     watcher.start()
-    if agent.ha is not None:
-        threading.Thread(target=agent.ha.run, name="ha", daemon=True).start()
+    if agent.ha is not None and agent.bootstrap is not None:
+        # Until its data are the store's cluster the node bootstraps, then the HA loop runs.
+        threading.Thread(
+            target=agent.bootstrap.run, args=(agent.ha.run,), name="ha", daemon=True
+        ).start()
     if config.archive is not None:
         agent.pusher = wal_pusher.start(
             local.node.data_dir,
@@ -313,6 +345,7 @@ def run(config_path: Path, node_name: str) -> None:
         log.info("agent stopped: %s", said)
 
     checks = AgentChecks(config, local, agent.status, agent.ha)
+    archive_port = AgentArchive(config, node_name, agent)
     app = agent_app(
         agent,
         lifespan,
@@ -323,8 +356,8 @@ def run(config_path: Path, node_name: str) -> None:
         config.history.interval,
         reloader,
         checks,
-        [NodeCollector(local, agent.status, agent.ha)],
-        AgentArchive(config, node_name, agent),
+        [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
+        archive_port,
     )
     server = uvicorn.Server(
         uvicorn.Config(

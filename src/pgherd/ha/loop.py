@@ -219,6 +219,7 @@ class HaLoop:
             diverged_from_leader=diverged,
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
+            never_ran=state.never_ran,
         )
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
@@ -298,6 +299,11 @@ class HaLoop:
                 return
         assert self._events is not None
         self._events.save(event)
+
+    def say(self, sentence: str) -> None:
+        """What GET /ha shows as the last decision (the bootstrap's, before the loop runs)."""
+        self.sentence = sentence
+        self.decided_at = time.time()
 
     def _log(self, sentence: str, level: int) -> None:
         self.decided_at = time.time()

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from pgherd.errors import PgherdError
 from pgherd.ha.observe import standby_position
 from pgherd.model import metrics as model
+from pgherd.model.archive_api import PusherState
 from pgherd.model.history import SenderState
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import archive_sql, history_sql
@@ -32,11 +33,16 @@ class NodeCollector:
     """A ``prometheus_client`` collector over one agent's node."""
 
     def __init__(
-        self, local: LocalNode, status: Callable[[], NodeStatus], ha: HaLoop | None
+        self,
+        local: LocalNode,
+        status: Callable[[], NodeStatus],
+        ha: HaLoop | None,
+        pusher: Callable[[], PusherState] | None = None,
     ) -> None:
         self.local = local
         self.status = status
         self.ha = ha
+        self.pusher = pusher
 
     def collect(self) -> Iterator[Metric]:
         yield from model.families(self.read())
@@ -61,6 +67,7 @@ class NodeCollector:
             archive_pending=pending,
             restarts=status.restarts,
             mesh_workers=status.mesh_workers,
+            pusher=self.pusher() if self.pusher is not None else None,
         )
         if self.ha is None:
             return found

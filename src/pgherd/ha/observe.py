@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -28,7 +28,7 @@ from pgherd.ha.rejoin_local import divergence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Peer, World
 from pgherd.model.lsn import Lsn
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status import Desired, NodeStatus, PgState, Role
 from pgherd.pg import queries
 from pgherd.pg.local_node import LocalNode
 
@@ -47,6 +47,7 @@ class LocalState:
     streaming: bool = False
     streaming_standbys: tuple[str, ...] = ()
     down_for: float | None = None
+    never_ran: bool = False  # not since this agent started: a boot, not a crash
 
 
 def standby_position(receive: Lsn | None, replay: Lsn | None) -> Lsn | None:
@@ -66,8 +67,7 @@ class LocalReader:
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._conn is None or self._conn.closed:
-            conninfo = self.local.instance.conninfo(application_name="pgherd_ha")
-            self._conn = psycopg.connect(conninfo, autocommit=True)
+            self._conn = self.local.instance.open(application_name="pgherd_ha")
         try:
             yield self._conn
         except psycopg.Error:
@@ -92,7 +92,8 @@ class LocalReader:
             else:
                 return self._running(server)
         self.close()
-        return self._offline(pg, down_for)
+        offline = self._offline(pg, down_for)
+        return replace(offline, never_ran=not self.supervisor.ran)
 
     def _running(self, server: queries.ServerState) -> LocalState:
         if not server.in_recovery:
@@ -150,6 +151,12 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
         position=_api_position(status),
         nofailover=node.nofailover,
         nosync=node.nosync,
+        returning=(
+            status.role is Role.PRIMARY
+            and status.state in (PgState.STOPPED, PgState.STARTING)
+            and status.desired is Desired.RUNNING
+            and status.bootstrap is None
+        ),
     )
 
 

@@ -21,12 +21,10 @@ created again under a running agent).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +59,8 @@ class Supervisor:
         # that died comes back (a primary without its lease must not).
         self.auto_restart = auto_restart
         self.system_identifier: str | None = None
-        self._child: subprocess.Popen[bytes] | None = None  # the keeper we started
+        self.ran = False  # a postmaster ran under this agent (started or adopted)
+        self._child: process.Child | None = None  # the keeper we started
         self._postmaster: int | None = None  # its postmaster
         self._adopted: int | None = None  # a postmaster found running at boot
         self._stopping = False
@@ -112,6 +111,7 @@ class Supervisor:
         self._check_identity()
         with self._lock:
             self._adopted = pm.pid
+            self.ran = True
         if self.auto_restart:
             # Manual failover fences nothing: a deadline an agent under automatic failover
             # left for the keeper must not stop this server.
@@ -225,6 +225,12 @@ class Supervisor:
                 raise
             return True
 
+    def forget_cluster(self) -> None:
+        """The data directory was emptied to hold a new copy (a clone, an initdb): the next
+        start adopts whatever cluster is then there as this agent's."""
+        with self._lock:
+            self.system_identifier = None
+
     # ---- acting ------------------------------------------------------------------------
 
     def start(self, timeout: float = 60) -> None:
@@ -260,10 +266,11 @@ class Supervisor:
         self._adopted = None
         self._crashed_at = None
         self._down_since = None
+        self.ran = True
         self._backoff.last_start = time.monotonic()
         log.info("started postgres (pid %d, its keeper %d)", postmaster, child.pid)
 
-    def _watch_child(self, child: subprocess.Popen[bytes]) -> None:
+    def _watch_child(self, child: process.Child) -> None:
         """Wait for the postmaster to exit (reaping it) and say so at once: a crash is seen
         within milliseconds, not at the next watch step."""
         child.wait()
@@ -271,7 +278,7 @@ class Supervisor:
         if callback is not None and child is self._child:
             callback()
 
-    def _popen(self) -> tuple[subprocess.Popen[bytes], int]:
+    def _popen(self) -> tuple[process.Child, int]:
         """Start a keeper for the postmaster; returns it and the postmaster's PID."""
         report_r, report_w = os.pipe()
         try:
@@ -283,14 +290,13 @@ class Supervisor:
         finally:
             os.close(report_r)
 
-    def _postmaster_of(self, child: subprocess.Popen[bytes], report: int) -> int:
+    def _postmaster_of(self, child: process.Child, report: int) -> int:
         """The PID the keeper reports (a line on the pipe), or why it did not."""
         ready, _, _ = select.select([report], [], [], KEEPER_REPORT_TIMEOUT)
         line = os.read(report, 64).decode().strip() if ready else ""
         if line.isdigit():
             return int(line)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(1)
+        process.wait_child(child, 1)
         if child.poll() is None:
             child.kill()
             child.wait()
@@ -338,11 +344,7 @@ class Supervisor:
     def _wait_exit(self, pid: int, timeout: float) -> bool:
         child = self._child
         if child is not None and self._postmaster == pid:
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
+            return process.wait_child(child, timeout)
         return process.wait_gone(pid, timeout)
 
     # ---- watching ----------------------------------------------------------------------

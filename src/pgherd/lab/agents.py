@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from pgherd import config as config_mod
 from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig, WitnessConfig
 from pgherd.errors import AgentUnreachable, PgherdError, Refused, TimedOut, last_lines
 from pgherd.model.status import Desired
-from pgherd.pg import process
+from pgherd.pg import osuser, process
+from pgherd.pg.run import popen_kwargs
 
 AGENT_COMM = process.AGENT_PROCESS_NAME.decode()
 
@@ -30,7 +33,17 @@ def running_agent(node: AgentHost) -> int | None:
 
 
 def spawn(config_path: Path, node: AgentHost) -> int:
-    """Start ``pgherd agent run`` for ``node`` detached from us; its output goes to its log."""
+    """Start ``pgherd agent run`` for ``node`` detached from us (see :func:`start`)."""
+    return start(config_path, node).pid
+
+
+def start(config_path: Path, node: AgentHost) -> process.Child:
+    """Start ``pgherd agent run`` for ``node`` as a service manager would: as the config's
+    OS user (``postgres``) when we are root — an agent is never root — in its home, in a
+    session of its own, its output appended to its log."""
+    user = osuser.resolve(config_mod.load(config_path).os_user)
+    home = node.home_dir
+    user.make_dir(home)
     argv = [
         sys.executable,
         "-m",
@@ -42,8 +55,8 @@ def spawn(config_path: Path, node: AgentHost) -> int:
         "--config",
         str(config_path),
     ]
-    proc = process.spawn_logged(argv, node.agent_log)
-    return proc.pid
+    env = {**os.environ, "HOME": str(user.home), "USER": user.name, "LOGNAME": user.name}
+    return process.spawn_logged(argv, node.agent_log, env=env, cwd=home, **popen_kwargs(user))
 
 
 def wait_healthy(node: AgentHost, pid: int, timeout: float = 60) -> None:

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ class EtcdServer:
         self.peer_port = peer_port
         self.name = name
         self.cluster = cluster or {name: f"http://127.0.0.1:{peer_port}"}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: process.Child | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -59,38 +58,32 @@ class EtcdServer:
         if binary is None:
             raise RuntimeError("etcd is not installed: scripts/bootstrap.sh installs etcd-server")
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
         initial = ",".join(f"{name}={url}" for name, url in self.cluster.items())
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--name",
-                self.name,
-                "--data-dir",
-                str(self.data_dir),
-                "--listen-client-urls",
-                self.url,
-                "--advertise-client-urls",
-                self.url,
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{self.peer_port}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{self.peer_port}",
-                "--initial-cluster",
-                initial,
-                "--initial-cluster-token",
-                "pgherd-" + "-".join(sorted(self.cluster)),
-                "--heartbeat-interval",
-                "50",
-                "--election-timeout",
-                "500",
-            ],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detached,
-        )
-        log.close()
+        argv = [
+            binary,
+            "--name",
+            self.name,
+            "--data-dir",
+            str(self.data_dir),
+            "--listen-client-urls",
+            self.url,
+            "--advertise-client-urls",
+            self.url,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{self.peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{self.peer_port}",
+            "--initial-cluster",
+            initial,
+            "--initial-cluster-token",
+            "pgherd-" + "-".join(sorted(self.cluster)),
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+        ]
+        log = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.proc = process.spawn_logged(argv, log, new_session=detached)
         if detached:
             self.pid_file.write_text(f"{self.proc.pid}\n")
         if wait:
@@ -131,9 +124,4 @@ class EtcdServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            process.stop_child(self.proc, 10)

@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pgherd.config import ClusterConfig
+from pgherd.config import ClusterConfig, SqliteDcs
+from pgherd.dcs.sqlite import SqliteStore
 from pgherd.errors import PgherdError
 from pgherd.lab import layout
 from pgherd.lab.etcd_server import EtcdServer
+from pgherd.pg import osuser
 
 
 class Reporter(Protocol):
@@ -27,6 +29,7 @@ def members(config: ClusterConfig, directory: Path) -> list[EtcdServer]:
 
 
 def start(config: ClusterConfig, directory: Path, reporter: Reporter) -> None:
+    _sqlite_for_agents(config)
     servers = members(config, directory)
     if not servers:
         return
@@ -48,6 +51,18 @@ def start(config: ClusterConfig, directory: Path, reporter: Reporter) -> None:
         ) from None
     names = ", ".join(f"{s.name} on {s.url}" for s in servers)
     reporter.step(f"etcd: {names}" + ("" if started else " (already running)"))
+
+
+def _sqlite_for_agents(config: ClusterConfig) -> None:
+    """A sqlite store the agents can write: they run as the OS user, the lab maybe as
+    root, and whoever opens the file first creates it (sqlite gives the files it adds
+    beside it, the WAL, the owner of the database file)."""
+    if config.ha is None or not isinstance(config.ha.dcs, SqliteDcs):
+        return
+    path = config.ha.dcs.sqlite
+    if not path.exists():
+        SqliteStore(path).close()
+    osuser.resolve(config.os_user).chown(path)
 
 
 def stop(config: ClusterConfig, directory: Path, reporter: Reporter) -> None:

@@ -114,7 +114,6 @@ def _start_witnesses(config: ClusterConfig, config_path: Path, reporter: Reporte
 def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter) -> None:
     pid = agents.running_agent(witness)
     if pid is None:
-        witness.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         pid = agents.spawn(config_path, witness)
     agents.wait_healthy(witness, pid)
     reporter.step(f"{witness.name}: witness agent on {witness.api_url} (no data)")
@@ -182,7 +181,6 @@ def _clone_and_start(
 def _start_agent(config_path: Path, node: NodeConfig, reporter: Reporter) -> None:
     pid = agents.running_agent(node)
     if pid is None:
-        node.home_dir.mkdir(parents=True, exist_ok=True)
         pid = agents.spawn(config_path, node)
     agents.wait_healthy(node, pid)
     reporter.step(f"{node.name}: agent on {node.api_url}, PostgreSQL on port {node.port}")

@@ -11,7 +11,6 @@ same shell (tests/docs/test_guide.py).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from pgherd.errors import InvalidInput
 from pgherd.model import guide
 from pgherd.model.guide import Chapter, Step
+from pgherd.pg import process
 
 _STATE = ".tour-env"
 
@@ -90,26 +90,14 @@ class Shell:
 
     def run(self, command: str, timeout: float = 900) -> tuple[int, str]:
         """Run ``command``; its exit code and what it printed (stdout and stderr)."""
-        done = subprocess.run(
-            self._argv(command),
-            env=self.env | {"PGHERD_TOUR_COMMAND": command},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return done.returncode, done.stdout
+        env = self.env | {"PGHERD_TOUR_COMMAND": command}
+        return process.run_here(self._argv(command), env, timeout)
 
     def run_live(self, command: str, timeout: float = 900) -> int:
         """Run ``command`` with its output going straight to the terminal."""
-        done = subprocess.run(
-            self._argv(command),
-            env=self.env | {"PGHERD_TOUR_COMMAND": command},
-            timeout=timeout,
-            check=False,
-        )
-        return done.returncode
+        env = self.env | {"PGHERD_TOUR_COMMAND": command}
+        code, _ = process.run_here(self._argv(command), env, timeout, capture=False)
+        return code
 
 
 LABS = ("streaming", "pair")  # the labs the chapters make under $LAB

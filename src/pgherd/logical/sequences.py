@@ -14,6 +14,7 @@ from pgherd.model import sequences as model
 from pgherd.model.names import QualifiedName
 from pgherd.model.sequences import SequenceState
 from pgherd.model.subscription import SequenceSync
+from pgherd.pg import remote
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -48,7 +49,7 @@ def read(conn: Conn) -> list[SequenceState]:
 
 def sync(local: LocalNode, name: str, dbname: str | None, margin: int) -> list[SequenceSync]:
     row = subscription_ops.lookup(local, name, dbname)
-    with subscription_ops.remote(row["subconninfo"]) as pub:
+    with remote.connect(row["subconninfo"]) as pub:
         publisher = read(pub)
     with local.instance.connect(row["datname"]) as conn:
         mine = {s.name: s for s in read(conn)}

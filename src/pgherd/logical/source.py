@@ -73,15 +73,6 @@ def resolve(
     return from_uri(source, passfile or config.passfile), None
 
 
-def describe(text: str) -> dict[str, str]:
-    """host, port, user, dbname of a conninfo, for display (never the other parameters)."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(text)
-    except psycopg.ProgrammingError:
-        return {}
-    return {k: str(params[k]) for k in ("host", "port", "user", "dbname") if params.get(k)}
-
-
 def subscription_spec(
     config: ClusterConfig,
     node: str,

@@ -8,9 +8,7 @@ read), which is checked before anything is created.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ from psycopg.rows import dict_row
 
 from pgherd.errors import InvalidInput, QueryFailed, Refused
 from pgherd.logical import schema as schema_sync
-from pgherd.logical import source
 from pgherd.logical.publication import execute
 from pgherd.model import subscription as model
 from pgherd.model import worker_log
@@ -33,28 +30,11 @@ from pgherd.model.subscription import (
     SubscriptionStatus,
     TableSync,
 )
-from pgherd.pg import osuser
+from pgherd.pg import osuser, remote
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
 LOG_TAIL_BYTES = 2 * 1024 * 1024
-
-
-@contextlib.contextmanager
-def remote(conninfo: str, what: str = "the publisher") -> Iterator[Conn]:
-    """A connection to the publisher, as the subscription itself connects."""
-    try:
-        conn = psycopg.connect(conninfo, autocommit=True)
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise Refused(
-            f"cannot connect to {what} ({source.describe(conninfo).get('host', '?')}:"
-            f"{source.describe(conninfo).get('port', '5432')}): {first}",
-            "is it running? is the role's password in the passfile, and does pg_hba.conf "
-            "let it in?",
-        ) from None
-    with conn:
-        yield conn
 
 
 def check_passfile(local: LocalNode, conninfo: str) -> None:
@@ -109,7 +89,7 @@ def create(local: LocalNode, spec: SubscriptionSpec) -> SubscriptionInfo:
                 f"subscription {spec.name!r} already exists {where}",
                 "drop it first, or choose another name",
             )
-        with remote(spec.conninfo) as pub:
+        with remote.connect(spec.conninfo) as pub:
             found = {
                 r[0]
                 for r in pub.execute(
@@ -169,7 +149,7 @@ JOIN pg_roles r ON r.oid = s.subowner
 
 
 def _info(row: dict[str, Any]) -> SubscriptionInfo:
-    shown = source.describe(row["subconninfo"])
+    shown = remote.describe(row["subconninfo"])
     return SubscriptionInfo(
         name=row["subname"],
         dbname=row["datname"],
@@ -350,7 +330,7 @@ def publisher_lag(conninfo: str, slot: str | None) -> PublisherView:
     if slot is None:
         return PublisherView(note="the subscription has no slot")
     try:
-        with remote(conninfo) as pub:
+        with remote.connect(conninfo) as pub:
             row = pub.execute(
                 """
                 SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint,

@@ -8,8 +8,9 @@ quoted by psycopg.sql.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from psycopg.rows import dict_row
 from pgherd.errors import Refused, TimedOut
 from pgherd.model import mesh as mesh_model
 from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
+from pgherd.pg import replication
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -169,20 +171,10 @@ def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
             if other == me:
                 continue
             slot = mesh_model.slot_name(spec.name, other)
-            made = conn.execute(
-                "SELECT pg_create_logical_replication_slot(%s, 'pgoutput') WHERE NOT EXISTS "
-                "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
-                (slot, slot),
-            ).fetchone()
-            if made is not None:
+            if replication.create_logical_slot(conn, slot):
                 created.append(f"slot {slot}")
             origin = mesh_model.origin_name(spec.name, other)
-            made = conn.execute(
-                "SELECT pg_replication_origin_create(%s) "
-                "WHERE pg_replication_origin_oid(%s) IS NULL",
-                (origin, origin),
-            ).fetchone()
-            if made is not None:
+            if replication.create_origin(conn, origin):
                 created.append(f"origin {origin}")
     return created
 
@@ -199,22 +191,10 @@ def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
                 continue
             slot = mesh_model.slot_name(spec.name, other)
             origin = mesh_model.origin_name(spec.name, other)
-            _retry_while_busy(
-                conn,
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s",
-                (slot,),
-                deadline,
-                f"slot {slot}",
-            )
-            _retry_while_busy(
-                conn,
-                "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) "
-                "IS NOT NULL",
-                (origin, origin),
-                deadline,
-                f"origin {origin}",
-            )
+            drop_slot = partial(replication.drop_slot_now, conn, slot)
+            _retry_while_busy(drop_slot, deadline, f"slot {slot}")
+            drop_origin = partial(replication.drop_origin, conn, origin)
+            _retry_while_busy(drop_origin, deadline, f"origin {origin}")
             dropped += [f"slot {slot}", f"origin {origin}"]
         publication = mesh_model.publication_name(spec.name)
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
@@ -222,12 +202,10 @@ def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
     return dropped
 
 
-def _retry_while_busy(
-    conn: Conn, query: str, params: tuple[Any, ...], deadline: float, what: str
-) -> None:
+def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> None:
     while True:
         try:
-            conn.execute(query, params)
+            drop()
         except psycopg.errors.ObjectInUse as exc:
             if time.monotonic() > deadline:
                 raise TimedOut(

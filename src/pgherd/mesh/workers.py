@@ -12,18 +12,18 @@ fixing the row (or changing the policy) lets it go on by itself.
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
-from pgherd.model.mesh import MeshSpec, MeshWorkerRow, WorkerState
+from pgherd.model.mesh import ConflictCount, MeshSpec, MeshWorkerRow, WorkerState
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 
@@ -38,7 +38,7 @@ class _Worker:
     mesh: str
     source: str
     spec_json: str
-    proc: subprocess.Popen[bytes] | None = None
+    proc: process.Child | None = None
     backoff: Backoff = field(default_factory=Backoff)
     start_after: float = 0.0
     restarts: int = 0
@@ -136,12 +136,7 @@ class MeshWorkers:
         proc, worker.proc = worker.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        process.stop_child(proc, timeout)
 
     def stop_mesh(self, name: str) -> None:
         """Stop the mesh's workers now (before its slots and origins are dropped)."""
@@ -190,6 +185,20 @@ class MeshWorkers:
             transactions=int(status.get("transactions", 0)),
             rows=int(status.get("rows", 0)),
             conflicts=int(status.get("conflicts", 0)),
+            conflict_counts=_conflict_counts(status.get("conflict_counts")),
             last_conflict=last_text,
             error=None if state == "running" else status.get("error"),
         )
+
+
+def _conflict_counts(raw: object) -> tuple[ConflictCount, ...]:
+    """The status file's ``conflict_counts`` (a worker of an older pgherd has none)."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw:
+        try:
+            found.append(ConflictCount.model_validate(item))
+        except ValidationError:
+            continue
+    return tuple(found)

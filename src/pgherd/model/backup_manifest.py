@@ -50,6 +50,7 @@ class FileEntry:
     size: int
     mode: int
     chunks: tuple[Chunk, ...]
+    mtime_ns: int = 0  # when it was read: an unchanged time lets a child skip reading it
 
     def chunk_count(self) -> int:
         return (self.size + CHUNK_SIZE - 1) // CHUNK_SIZE
@@ -110,6 +111,7 @@ def to_json(manifest: Manifest) -> str:
                 [c.index, c.size, c.hash, c.stored, number[c.bundle], c.offset, c.length]
                 for c in f.chunks
             ],
+            f.mtime_ns,
         ]
         for f in manifest.files
     ]
@@ -136,12 +138,13 @@ def from_json(text: str) -> Manifest:
     bundles: list[str] = raw["bundles"]
     files = tuple(
         FileEntry(
-            path,
-            size,
-            mode,
-            tuple(Chunk(i, sz, h, st, bundles[b], off, ln) for i, sz, h, st, b, off, ln in chunks),
+            row[0],
+            row[1],
+            row[2],
+            tuple(Chunk(i, sz, h, st, bundles[b], off, ln) for i, sz, h, st, b, off, ln in row[3]),
+            row[4] if len(row) > 4 else 0,
         )
-        for path, size, mode, chunks in raw["files"]
+        for row in raw["files"]
     )
     return Manifest(
         label=raw["label"],

@@ -20,6 +20,12 @@ The rules that keep one writable primary:
 - PostgreSQL that died is started again by this function's say-so, never behind its back:
   a primary only while it holds the lease (or takes a free one when nobody is ahead of its
   timeline), a standby always;
+- a cold start (every agent and server stopped, cleanly or not; nobody holds the lease and
+  no leader checked in lately) is led by the most advanced former member: a primary by its
+  files whose agent starts it again leads (it holds every commit of its timeline), unless
+  it was not the last leader and cannot see that one; a standby takes the lease only when
+  it has every member's word (in synchronous mode, the synchronous set's rule suffices);
+  ``primary_start_timeout`` bounds restarts after a crash, never a start at boot;
 - while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
   promotes, demotes or re-points anything; the holder only keeps its lease; in
   maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either.
@@ -86,6 +92,9 @@ class Local:
     diverged_from_leader: bool = False  # its timeline left the leader's history
     streaming_standbys: tuple[str, ...] = ()  # a primary's pg_stat_replication, streaming
     replicate_from: str | None = None  # the standby to cascade from (config), if any
+    # PostgreSQL has not run since this agent started (a boot, not a crash): the restart
+    # of a crashed primary is bounded by primary_start_timeout, its start at boot is not.
+    never_ran: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,9 @@ class Peer:
     position: Lsn | None = None
     nofailover: bool = False
     nosync: bool = False  # tagged: never chosen as a synchronous standby
+    # A primary by its files, down, whose agent is about to start it (not stopped on
+    # purpose, not crashed): on a cold start it leads, holding every commit of its timeline.
+    returning: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,9 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     gives the lease up so the best standby takes over."""
     crashed_for = me.crashed_for or 0.0
     if world.leader == me.name and me.role is Role.PRIMARY:
-        if crashed_for >= settings.primary_start_timeout:
+        # At boot the store may still hold this node's lease (etcd renews every lease when
+        # it restarts): start in place; primary_start_timeout bounds restarts after crashes.
+        if crashed_for >= settings.primary_start_timeout and not me.never_ran:
             return (
                 Action(
                     Do.RELEASE_LEASE,
@@ -230,10 +244,11 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
 def _down_primary_without_leader(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     """A primary (by its files) is down and nobody holds the lease: a cold start of the
     cluster, or an agent back after a while. It may lead again only if nobody went ahead
-    of it: no member runs as a primary, none is on a newer timeline (a promotion)."""
+    of it: no member runs as a primary, none is on a newer timeline (a promotion), and the
+    last leader, if another node, answers and is not ahead."""
     if not world.store_ok:
         return (Action(Do.WAIT, "PostgreSQL is down and the store is unreachable: waiting"),)
-    if (me.crashed_for or 0.0) >= settings.primary_start_timeout:
+    if not me.never_ran and (me.crashed_for or 0.0) >= settings.primary_start_timeout:
         return (
             Action(
                 Do.WAIT,
@@ -250,6 +265,17 @@ def _down_primary_without_leader(settings: Settings, me: Local, world: World) ->
                     Do.WAIT,
                     f"{peer.name} is on timeline {peer.timeline}, newer than my {me.timeline}: "
                     "waiting for it to lead, then rejoining it",
+                ),
+            )
+    last = world.last_leader
+    if last is not None and last != me.name:
+        led_last = next((p for p in world.peers if p.name == last), None)
+        if led_last is not None and not led_last.reachable:
+            return (
+                Action(
+                    Do.WAIT,
+                    f"{last} led last and does not answer: waiting for it (it may be ahead "
+                    "of me), or for an operator to choose (pgherd standby promote)",
                 ),
             )
     return (
@@ -365,6 +391,20 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
                     "the lease again or demotes itself",
                 ),
             )
+        if (
+            peer.reachable
+            and peer.returning
+            and (peer.timeline or 0) >= (me.timeline or 0)
+            and not peer.nofailover
+        ):
+            return (
+                Action(
+                    Do.WAIT,
+                    f"the lease is free and {peer.name}, a primary by its files on timeline "
+                    f"{peer.timeline}, starts again: it leads (it holds every commit of its "
+                    "timeline)",
+                ),
+            )
     verdict = candidate_verdict(settings, me, world)
     if verdict is not None:
         return (Action(Do.WAIT, f"not taking over: {verdict}"),)
@@ -400,6 +440,10 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
             f"I am {known - me.position} bytes behind the last primary position {known} "
             f"(maximum_lag {settings.maximum_lag})"
         )
+    if known is None and not settings.synchronous:
+        problem = _cold_start_verdict(me, world)
+        if problem is not None:
+            return problem
     candidates = [p for p in world.peers if p.name != me.name and _eligible(p)]
     if settings.synchronous:
         problem = _sync_verdict(settings, me, world)
@@ -412,6 +456,29 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
             peer.position == me.position and _wins_tie(peer.name, me.name, world.last_leader)
         ):
             return f"{peer.name} is at {peer.position}, at least as far as my {me.position}"
+    return None
+
+
+def _cold_start_verdict(me: Local, world: World) -> str | None:
+    """No leader checked in lately (a cold start, or every agent was away): nobody can say
+    how far the last primary got, so a standby leads only with every member's word — each
+    running, so that its position compares (then the most advanced leads, no commit lost).
+    A member on an older timeline than mine cannot be ahead: it is not waited for."""
+    waiting = [
+        p.name
+        for p in world.peers
+        if p.name != me.name
+        and (
+            not p.reachable
+            or (p.pg is not PgState.RUNNING and (p.timeline or 0) >= (me.timeline or 0))
+        )
+    ]
+    if waiting:
+        return (
+            f"no leader checked in lately (a cold start?): waiting for {', '.join(waiting)} "
+            "to run, to compare positions, so that the most advanced member leads "
+            "(pgherd standby promote chooses by hand)"
+        )
     return None
 
 

@@ -121,6 +121,14 @@ class NodeFacts(_Value):
     meshes: tuple[str, ...] = ()
 
 
+class ConflictCount(_Value):
+    """Conflicts of one kind resolved one way by an apply worker (its status file)."""
+
+    kind: str
+    resolution: str
+    count: int
+
+
 class MeshWorkerRow(_Value):
     """One apply worker (source → target) as the target's agent reports it."""
 
@@ -135,6 +143,7 @@ class MeshWorkerRow(_Value):
     transactions: int = 0
     rows: int = 0
     conflicts: int = 0
+    conflict_counts: tuple[ConflictCount, ...] = ()  # by kind and resolution
     last_conflict: str | None = None
     error: str | None = None
 

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from pgherd.model import history
+from pgherd.model.archive_api import PusherState
 from pgherd.model.history import SampleKind, SenderState
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshWorkerRow
@@ -50,6 +51,7 @@ class NodeMetrics:
     restarts: int = 0  # PostgreSQL restarts after a crash, by this agent
     mesh_workers: tuple[MeshWorkerRow, ...] = ()
     members: tuple[MemberSeen, ...] = ()
+    pusher: PusherState | None = None  # the agent's WAL pusher (archive/pusher.py), if any
 
 
 ROLES = (Role.PRIMARY, Role.STANDBY, Role.UNKNOWN)
@@ -115,6 +117,8 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
             "WAL segments waiting for archive_command (.ready files).",
             m.archive_pending,
         )
+    if m.pusher is not None and m.pusher.running:
+        yield from _pusher(m.pusher)
     yield _counter(
         "pgherd_postgres_restarts",
         "PostgreSQL restarts by this agent after a crash, since the agent started.",
@@ -122,11 +126,16 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
     )
     conflicts = CounterMetricFamily(
         "pgherd_mesh_conflicts",
-        "Conflicts resolved by the mesh apply worker into this node, per mesh and source.",
-        labels=["mesh", "source"],
+        "Conflicts resolved by the mesh apply worker into this node, per mesh, source, "
+        "kind and resolution.",
+        labels=["mesh", "source", "kind", "resolution"],
     )
     for w in m.mesh_workers:
-        conflicts.add_metric([w.mesh, w.source], w.conflicts)
+        if w.conflict_counts:
+            for c in w.conflict_counts:
+                conflicts.add_metric([w.mesh, w.source, c.kind, c.resolution], c.count)
+        elif w.conflicts:  # a worker that does not count by kind
+            conflicts.add_metric([w.mesh, w.source, "any", "any"], w.conflicts)
     yield conflicts
 
 
@@ -187,6 +196,45 @@ def _slots(slots: tuple[Slot, ...]) -> Iterator[Metric]:
         active.add_metric([slot.name, slot.slot_type], 1.0 if slot.active else 0.0)
     yield retained
     yield active
+
+
+def _pusher(p: PusherState) -> Iterator[Metric]:
+    yield _gauge(
+        "pgherd_archive_push_waiting_bytes",
+        "WAL waiting to be archived (.ready segments) as the agent's pusher sees it.",
+        p.waiting_bytes,
+    )
+    yield _gauge(
+        "pgherd_archive_push_queue_limit_bytes",
+        "archive.queue_max: WAL waiting past this counts as archiving falling behind.",
+        p.queue_max_bytes,
+    )
+    yield _gauge(
+        "pgherd_archive_push_in_flight",
+        "Segments the pusher is archiving now (to every repository).",
+        p.in_flight,
+    )
+    yield _counter(
+        "pgherd_archive_pushed_segments",
+        "WAL files the pusher made durable in every repository, since the agent started.",
+        p.pushed,
+    )
+    yield _counter(
+        "pgherd_archive_pushed_bytes",
+        "Bytes of WAL the pusher archived (before compression), since the agent started.",
+        p.pushed_bytes,
+    )
+    yield _counter(
+        "pgherd_archive_push_failures",
+        "Pushes that failed in some repository (retried with backoff), since the agent started.",
+        p.failures,
+    )
+    if p.seconds_per_segment is not None:
+        yield _gauge(
+            "pgherd_archive_push_segment_seconds",
+            "Mean time to make one segment durable everywhere, over the last 64 pushes.",
+            p.seconds_per_segment,
+        )
 
 
 def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFamily:

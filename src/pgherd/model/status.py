@@ -113,6 +113,8 @@ class NodeStatus(Frozen):
     # The fingerprint of the pgherd.yaml the agent runs with (config.fingerprint): every
     # agent of a cluster should report the same one.
     config_fingerprint: str | None = None
+    # Until the node holds its cluster's data: what its agent does about it (ha/bootstrap.py).
+    bootstrap: str | None = None
 
     @property
     def position(self) -> Lsn | None:

@@ -102,6 +102,15 @@ class LiteSlot:
 
 
 @dataclass(frozen=True)
+class LiteConflictCount:
+    """:class:`pgherd.model.mesh.ConflictCount`."""
+
+    kind: str
+    resolution: str
+    count: int
+
+
+@dataclass(frozen=True)
 class LiteMeshWorker:
     """:class:`pgherd.model.mesh.MeshWorkerRow`."""
 
@@ -116,6 +125,7 @@ class LiteMeshWorker:
     transactions: int = 0
     rows: int = 0
     conflicts: int = 0
+    conflict_counts: tuple[LiteConflictCount, ...] = ()
     last_conflict: str | None = None
     error: str | None = None
 
@@ -148,6 +158,7 @@ class LiteStatus:
     mesh_workers: tuple[LiteMeshWorker, ...] = ()
     pending_restart: tuple[str, ...] = ()
     config_fingerprint: str | None = None
+    bootstrap: str | None = None  # until the node holds its cluster's data
 
     @property
     def position(self) -> Lsn | None:
@@ -194,6 +205,7 @@ def read_status(doc: object) -> LiteStatus:
             mesh_workers=tuple(_mesh_worker(w) for w in array(data.get("mesh_workers", []))),
             pending_restart=tuple(text(p) for p in array(data.get("pending_restart", []))),
             config_fingerprint=optional(data, "config_fingerprint", text),
+            bootstrap=optional(data, "bootstrap", text),
         )
     except (KeyError, TypeError, ValueError) as exc:
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -243,6 +255,13 @@ def _slot(doc: object) -> LiteSlot:
     )
 
 
+def _conflict_count(doc: object) -> LiteConflictCount:
+    data = mapping(doc)
+    return LiteConflictCount(
+        kind=text(data["kind"]), resolution=text(data["resolution"]), count=integer(data["count"])
+    )
+
+
 def _mesh_worker(doc: object) -> LiteMeshWorker:
     data = mapping(doc)
     return LiteMeshWorker(
@@ -257,6 +276,7 @@ def _mesh_worker(doc: object) -> LiteMeshWorker:
         transactions=integer(data.get("transactions", 0)),
         rows=integer(data.get("rows", 0)),
         conflicts=integer(data.get("conflicts", 0)),
+        conflict_counts=tuple(_conflict_count(c) for c in array(data.get("conflict_counts", []))),
         last_conflict=optional(data, "last_conflict", text),
         error=optional(data, "error", text),
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pgherd.config import ClusterConfig
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.open import open_store
 from pgherd.dcs.state import ClusterState, Pause
 from pgherd.errors import Refused
 from pgherd.model.events import Event, EventLog, Outcome
@@ -101,8 +102,6 @@ def resume_in(store: Store, requested_by: str, events: EventLog) -> PauseResult:
 @contextlib.contextmanager
 def _store(config: ClusterConfig) -> Iterator[Store]:
     require_automatic(config)
-    from pgherd.dcs.open import open_store
-
     store = open_store(config, timeout=5.0)
     try:
         yield store

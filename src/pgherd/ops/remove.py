@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.dcs.open import open_store
 from pgherd.errors import Refused
 from pgherd.model import remove as model
 from pgherd.model.events import Event, Outcome
@@ -76,8 +77,6 @@ def remove(op: Operation, name: str) -> RemoveResult:
 def _store(op: Operation) -> Store | None:
     if op.config.ha is None:
         return None
-    from pgherd.dcs.open import open_store
-
     return open_store(op.config, timeout=5.0)
 
 

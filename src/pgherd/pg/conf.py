@@ -53,12 +53,29 @@ def with_include(postgresql_conf: str) -> str:
     return f"{postgresql_conf}{sep}\n{INCLUDE_LINE}\n"
 
 
+AUTO_CONF = "postgresql.auto.conf"
+
+
 def read_include(data_dir: Path) -> dict[str, str]:
     """The settings pgherd last wrote (values unquoted), for doctor and for tests."""
+    return _read_settings(data_dir / INCLUDE_FILE)
+
+
+def read_auto_conf(data_dir: Path) -> dict[str, str]:
+    """What ALTER SYSTEM set (postgresql.auto.conf, which PostgreSQL reads last)."""
+    return _read_settings(data_dir / AUTO_CONF)
+
+
+def _read_settings(path: Path) -> dict[str, str]:
     try:
-        text = (data_dir / INCLUDE_FILE).read_text()
+        text = path.read_text()
     except FileNotFoundError:
         return {}
+    return parse_settings(text)
+
+
+def parse_settings(text: str) -> dict[str, str]:
+    """``name = value`` lines (the simple form pgherd and ALTER SYSTEM write), unquoted."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         body = line.strip()

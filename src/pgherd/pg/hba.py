@@ -43,7 +43,12 @@ def cidr(host: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
-def rules(superuser: str, replication_user: str, hosts: Iterable[str]) -> list[HbaRule]:
+def rules(
+    superuser: str, replication_user: str, hosts: Iterable[str], only_own: bool = False
+) -> list[HbaRule]:
+    """pgherd's rules; ``only_own``: TCP rules for pgherd's superuser alone rather than for
+    every user (an adopted server, whose operator's rules for their users must not be
+    shadowed by pgherd's block, which comes first)."""
     addresses = list(dict.fromkeys(cidr(h) for h in hosts))
     found: list[HbaRule] = [
         HbaRule("local", "all", superuser, None, "peer", f"map={IDENT_MAP}"),
@@ -51,8 +56,9 @@ def rules(superuser: str, replication_user: str, hosts: Iterable[str]) -> list[H
     ]
     for address in addresses:
         found.append(HbaRule("host", "replication", replication_user, address, "scram-sha-256"))
+    tcp_user = superuser if only_own else "all"
     for address in addresses:
-        found.append(HbaRule("host", "all", "all", address, "scram-sha-256"))
+        found.append(HbaRule("host", "all", tcp_user, address, "scram-sha-256"))
     return found
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -127,21 +126,19 @@ class Instance:
         """The postmaster's command line, for an agent that runs it as its own child."""
         return [str(self.pgbin["postgres"]), "-D", str(self.data_dir)]
 
-    def spawn_postmaster(self) -> subprocess.Popen[bytes]:
+    def spawn_postmaster(self) -> process.Child:
         """Run ``postgres -D`` as a child of this process (its own session, as the OS
         user, its output appended to the server log). The caller reaps it."""
         return self._spawn_logged(self.postgres_argv())
 
-    def spawn_kept_postmaster(self, fence_file: Path, report_fd: int) -> subprocess.Popen[bytes]:
+    def spawn_kept_postmaster(self, fence_file: Path, report_fd: int) -> process.Child:
         """Run ``postgres -D`` under a keeper (pg/keeper.py: what an agent does, so that the
         postmaster outlives it), the keeper a child of this process. The keeper writes the
         postmaster's PID to ``report_fd``; the caller reaps the keeper."""
         argv = keeper.command(sys.executable, fence_file, report_fd, self.postgres_argv())
         return self._spawn_logged(argv, pass_fds=(report_fd,))
 
-    def _spawn_logged(
-        self, argv: list[str], pass_fds: tuple[int, ...] = ()
-    ) -> subprocess.Popen[bytes]:
+    def _spawn_logged(self, argv: list[str], pass_fds: tuple[int, ...] = ()) -> process.Child:
         os.close(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         self.user.chown(self.log_file)
         return process.spawn_logged(
@@ -245,6 +242,17 @@ class Instance:
 
     # ---- reading ---------------------------------------------------------------------
 
+    def config_value(self, name: str) -> str | None:
+        """A setting as the configuration files give it (``postgres -C``): works on a stopped
+        data directory and beside a running server; None for a name PostgreSQL rejects."""
+        done = run(
+            [self.pgbin["postgres"], "-D", self.data_dir, "-C", name],
+            self.user,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
     def controldata(self) -> controldata.ControlData:
         return controldata.read(self.pgbin, self.data_dir, self.user)
 
@@ -262,19 +270,25 @@ class Instance:
             connect_timeout=5,
         )
 
-    @contextlib.contextmanager
-    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        """A superuser connection over the local socket (peer auth, mapped in pg_ident)."""
+    def open(
+        self, dbname: str = "postgres", application_name: str = "pgherd"
+    ) -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection over the local socket (peer auth, mapped in pg_ident),
+        in autocommit, for a caller that keeps it open (the HA loop's) and closes it."""
         import psycopg
 
         try:
-            conn = psycopg.connect(self.conninfo(dbname), autocommit=True)
+            return psycopg.connect(self.conninfo(dbname, application_name), autocommit=True)
         except psycopg.OperationalError as exc:
             raise QueryFailed(
                 f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
                 f"is it running? see {self.log_file}",
             ) from None
-        with conn:
+
+    @contextlib.contextmanager
+    def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """:meth:`open`, closed when the block ends."""
+        with self.open(dbname) as conn:
             yield conn
 
 

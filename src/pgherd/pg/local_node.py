@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
-from pgherd.pg import binaries, conf, conninfo, hba, osuser
+from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
 from pgherd.pg.osuser import OsUser
+
+if TYPE_CHECKING:
+    from pgherd.model.adopt import Original
 
 # Settings every node gets, chosen for what later operations need: wal_log_hints for
 # pg_rewind (checksums are on too), logical wal_level for publications, slots and senders
@@ -75,24 +79,47 @@ class LocalNode:
             superuser=self.config.superuser,
         )
 
-    def settings(self, upstream: DataNode | None) -> dict[str, Setting]:
+    def settings(
+        self, upstream: DataNode | None, original: Original | None = None
+    ) -> dict[str, Setting]:
+        """pgherd.conf for this node. Data pgherd adopted (``pgherd.adopted`` in the data
+        directory, or ``original`` given) keep the operator's settings where replication
+        allows (model/adopt.py); data pgherd made get all of BASE_SETTINGS."""
         node = self.node
-        values: dict[str, Setting] = {
-            "listen_addresses": node.host,
-            "port": node.port,
-            "unix_socket_directories": str(node.socket_dir),
-            "cluster_name": node.name,
-            **BASE_SETTINGS,
-        }
+        original = original or adopted.read(node.data_dir)
+        # The archive serves standbys that fall behind and pg_rewind (--restore-target-wal),
+        # so pg_wal need not hold much: PostgreSQL 15's pg_rewind copies every WAL file the
+        # source keeps, whatever it needs.
+        wal_keep = ARCHIVED_WAL_KEEP_SIZE if self.config.archive is not None else "512MB"
+        values: dict[str, Setting]
+        if original is not None:
+            # Only for data pgherd adopted (pydantic; standby clone starts without it).
+            from pgherd.model.adopt import adopted_settings
+
+            values = dict(
+                adopted_settings(
+                    original,
+                    node.host,
+                    node.port,
+                    str(node.socket_dir),
+                    len(self.config.nodes),
+                    wal_keep,
+                )
+            )
+        else:
+            values = {
+                "listen_addresses": node.host,
+                "port": node.port,
+                "unix_socket_directories": str(node.socket_dir),
+                "cluster_name": node.name,
+                **BASE_SETTINGS,
+                "wal_keep_size": wal_keep,
+            }
         if upstream is not None:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
         if self.config.archive is not None:
             values.update(archive_settings(self.spool, self.config.archive.specs()))
-            # The archive serves standbys that fall behind and pg_rewind
-            # (--restore-target-wal), so pg_wal need not hold much: PostgreSQL 15's
-            # pg_rewind copies every WAL file the source keeps, whatever it needs.
-            values["wal_keep_size"] = ARCHIVED_WAL_KEEP_SIZE
         values.update(self.config.settings)
         return values
 
@@ -121,9 +148,16 @@ class LocalNode:
             application_name=self.node.name,
         )
 
-    def access_rules(self) -> tuple[list[hba.HbaRule], list[str]]:
+    def access_rules(self, only_own: bool | None = None) -> tuple[list[hba.HbaRule], list[str]]:
+        """pgherd's pg_hba and pg_ident lines. For adopted data (``only_own``; by default:
+        the data directory says so), TCP rules for pgherd's superuser alone, so that the
+        operator's rules for their users, below pgherd's block, stay in force."""
         hosts = [n.host for n in self.config.nodes]
-        rules = hba.rules(self.config.superuser, self.config.replication_user, hosts)
+        if only_own is None:
+            only_own = adopted.read(self.node.data_dir) is not None
+        rules = hba.rules(
+            self.config.superuser, self.config.replication_user, hosts, only_own=only_own
+        )
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Unpack
 
 from pgherd.pg.run import AsUser
+
+# A child this process started (and reaps): the postmaster, an apply worker, etcd.
+Child = subprocess.Popen[bytes]
 
 AGENT_PROCESS_NAME = b"pgherd-agent"  # what `ps -o comm` and /proc/PID/comm show for agents
 
@@ -42,6 +46,14 @@ def stop_with_parent(sig: int = signal.SIGTERM) -> None:
         libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def pdeathsig_prefix(sig: str) -> list[str]:
+    """``setpriv --pdeathsig SIG --`` (util-linux): the program gets SIG when the thread that
+    started it exits (with the agent, even killed); nothing where setpriv is missing. Run it
+    after any switch of user: a change of credentials clears the parent-death signal."""
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+    return [setpriv, "--pdeathsig", sig, "--"] if setpriv else []
 
 
 def proc_state(pid: int) -> str | None:
@@ -179,12 +191,14 @@ def spawn_logged(
     log_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    new_session: bool = True,
     pass_fds: Sequence[int] = (),
     **as_user: Unpack[AsUser],
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a session of its own, its input closed and its output appended to
-    ``log_file`` (created 0600): a postmaster, an agent, an apply worker. The caller
-    reaps it (or leaves it, detached, as the lab does with agents)."""
+) -> Child:
+    """Start ``argv`` in a session of its own (unless ``new_session`` is False), its input
+    closed and its output appended to ``log_file`` (created 0600): a postmaster, an agent,
+    an apply worker, etcd. The caller reaps it (or leaves it, detached, as the lab does
+    with agents)."""
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(
@@ -194,9 +208,44 @@ def spawn_logged(
             stderr=fd,
             env=env,
             cwd=cwd,
-            start_new_session=True,
+            start_new_session=new_session,
             pass_fds=tuple(pass_fds),
             **as_user,
         )
     finally:
         os.close(fd)
+
+
+def wait_child(child: Child, timeout: float) -> bool:
+    """Whether ``child`` exited (and was reaped) within ``timeout`` seconds."""
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def stop_child(child: Child, timeout: float, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Send ``child`` ``sig``; past ``timeout`` seconds, kill it. Reaped either way."""
+    child.send_signal(sig)
+    if not wait_child(child, timeout):
+        child.kill()
+        child.wait(5)
+
+
+def run_here(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, capture: bool = True
+) -> tuple[int, str]:
+    """Run ``argv`` to its end as this process's user (a shell of the lab tour): its exit
+    code and, when ``capture``, what it printed (stdout and stderr together); else its
+    output goes to ours, on the terminal."""
+    done = subprocess.run(
+        list(argv),
+        env=dict(env),
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout or ""

@@ -1,4 +1,5 @@
-"""SQL for replication operations on one server: slots, promotion, replay, checkpoints."""
+"""SQL for replication operations on one server: slots, origins, promotion, replay,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -36,6 +37,44 @@ def create_physical_slot(conn: Conn, name: str) -> bool:
     except psycopg.errors.DuplicateObject:
         return False
     return True
+
+
+def create_logical_slot(conn: Conn, name: str, plugin: str = "pgoutput") -> bool:
+    """Create a logical slot for ``plugin`` unless a slot of that name exists; True when
+    it was created here."""
+    made = conn.execute(
+        "SELECT pg_create_logical_replication_slot(%s, %s) WHERE NOT EXISTS "
+        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+        (name, plugin, name),
+    ).fetchone()
+    return made is not None
+
+
+def create_origin(conn: Conn, name: str) -> bool:
+    """Create a replication origin unless it exists; True when it was created here."""
+    made = conn.execute(
+        "SELECT pg_replication_origin_create(%s) WHERE pg_replication_origin_oid(%s) IS NULL",
+        (name, name),
+    ).fetchone()
+    return made is not None
+
+
+def drop_slot_now(conn: Conn, name: str) -> None:
+    """Drop slot ``name`` if it exists; psycopg.errors.ObjectInUse while a walsender uses
+    it (the caller may wait for its consumer to stop, as a mesh drop does)."""
+    conn.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+        (name,),
+    )
+
+
+def drop_origin(conn: Conn, name: str) -> None:
+    """Drop origin ``name`` if it exists; psycopg.errors.ObjectInUse while a session has
+    it set up."""
+    conn.execute(
+        "SELECT pg_replication_origin_drop(%s) WHERE pg_replication_origin_oid(%s) IS NOT NULL",
+        (name, name),
+    )
 
 
 def drop_slot(conn: Conn, name: str) -> bool:

@@ -28,3 +28,19 @@ def verifier(password: str, salt: bytes | None = None, iterations: int = ITERATI
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
+
+
+def matches(stored: str, password: str) -> bool:
+    """Whether ``password`` is the one behind a role's stored secret (a SCRAM verifier, or
+    an old ``md5`` hash, which is md5(password + role name) and cannot be checked without
+    the name: False)."""
+    try:
+        method, rest = stored.split("$", 1)
+        iterations_salt, keys = rest.split("$", 1)
+        iterations, salt = iterations_salt.split(":", 1)
+    except ValueError:
+        return False
+    if method != "SCRAM-SHA-256" or not password.isascii():
+        return False
+    rebuilt = verifier(password, base64.b64decode(salt), int(iterations))
+    return hmac.compare_digest(rebuilt.rsplit("$", 1)[1], keys)

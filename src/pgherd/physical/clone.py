@@ -105,7 +105,11 @@ def clone(
     upstream_status: UpstreamStatus,
     force: bool,
     on_progress: Callable[[Progress], None],
+    prefix: Sequence[str] = (),
 ) -> CloneResult:
+    """Copy ``upstream_status``'s node into this node's data directory with its own slot.
+    ``prefix``: what pg_basebackup's command line starts with (the agent's
+    ``setpriv --pdeathsig``, so that a copy never outlives the agent that started it)."""
     config = as_lite(config)
     local = LocalNode.open(config, node_name)
     upstream = config.node(upstream_status.name)
@@ -119,7 +123,7 @@ def clone(
     check_target(local, force)
     create_slot = slot_plan(upstream_status, local.node.name)
     local.prepare_home()
-    _empty(local.node.data_dir)
+    empty_directory(local.node.data_dir)
     local.user.make_dir(local.node.data_dir)
 
     started = time.monotonic()
@@ -136,7 +140,10 @@ def clone(
         config.passfile,
         application_name=f"pgherd_clone_{node_name}",
     )
-    args = basebackup.argv(local.pgbin, source, local.node.data_dir, node_name, create_slot)
+    args = [
+        *prefix,
+        *basebackup.argv(local.pgbin, source, local.node.data_dir, node_name, create_slot),
+    ]
     basebackup.run_basebackup(args, local.user, progress)
     seconds = time.monotonic() - started
 
@@ -162,8 +169,8 @@ def clone(
     )
 
 
-def _empty(directory: Path) -> None:
-    """Remove what a directory holds (after check_target allowed it), keep the directory."""
+def empty_directory(directory: Path) -> None:
+    """Remove what a directory holds, keep the directory (it may be a mount point)."""
     if not directory.exists():
         return
     for entry in directory.iterdir():

@@ -1,0 +1,168 @@
+"""Test hosts as network namespaces on one bridge.
+
+Each host is a namespace with its own address (``SUBNET.i``) on one end of a veth pair
+whose other end is a port of a bridge in a ``hub`` namespace; nothing is added to the
+machine's own namespace, and the addresses exist only inside namespaces this run created
+(names carry the run's prefix). Faults: a host's link cut (as if its cable were pulled),
+delay or loss on its link (``tc netem``), a port dropped (``iptables``); a host shut down
+or powered off is the signalling of every process in its namespace (``ip netns pids``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+SUBNET = "10.211.0"
+HUB_ADDRESS = f"{SUBNET}.254"
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+def unavailable() -> str | None:
+    """Why network namespaces cannot be used here, or None."""
+    if shutil.which("ip") is None:
+        return "the ip command (iproute2) is not installed"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    probe = f"hprobe{os.getpid() % 100000}"
+    try:
+        ip("netns", "add", probe)
+        ip("netns", "del", probe)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        return f"ip netns is not usable here: {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    netns: str
+    address: str
+    link: str  # the veth end in the bridge: down = the host's cable pulled
+    inner: str  # the veth end inside the host
+
+    def argv(self, *argv: str) -> list[str]:
+        """``argv`` run on this host (in its namespace)."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def pids(self) -> list[int]:
+        done = subprocess.run(
+            ["ip", "netns", "pids", self.netns], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in done.stdout.split() if p.isdigit()]
+
+
+@dataclass
+class Network:
+    prefix: str = field(default_factory=lambda: f"h{os.getpid() % 100000}")
+    hosts: dict[str, Host] = field(default_factory=dict)
+    _namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def hub(self) -> str:
+        return f"{self.prefix}hub"
+
+    def create(self) -> None:
+        ip("netns", "add", self.hub)
+        self._namespaces.append(self.hub)
+        ip("-n", self.hub, "link", "set", "lo", "up")
+        ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        ip("-n", self.hub, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
+        ip("-n", self.hub, "link", "set", "br0", "up")
+
+    def add_host(self, name: str, index: int) -> Host:
+        """A host ``name`` with the address SUBNET.index, linked to the bridge."""
+        netns = f"{self.prefix}{name}"
+        ip("netns", "add", netns)
+        self._namespaces.append(netns)
+        ip("-n", netns, "link", "set", "lo", "up")
+        inner, outer = f"{self.prefix}{index}i", f"{self.prefix}{index}o"
+        ip("link", "add", inner, "type", "veth", "peer", "name", outer)
+        ip("link", "set", inner, "netns", netns)
+        ip("link", "set", outer, "netns", self.hub)
+        address = f"{SUBNET}.{index}"
+        ip("-n", netns, "addr", "add", f"{address}/24", "dev", inner)
+        ip("-n", netns, "link", "set", inner, "up")
+        ip("-n", self.hub, "link", "set", outer, "master", "br0")
+        ip("-n", self.hub, "link", "set", outer, "up")
+        host = Host(name, netns, address, outer, inner)
+        self.hosts[name] = host
+        return host
+
+    # ---- faults ------------------------------------------------------------------------
+
+    def cut(self, host: Host) -> None:
+        """The host loses the network (its end in the bridge goes down)."""
+        ip("-n", self.hub, "link", "set", host.link, "down")
+
+    def heal(self, host: Host) -> None:
+        ip("-n", self.hub, "link", "set", host.link, "up")
+
+    def netem(self, host: Host, *spec: str) -> None:
+        """``tc netem`` on the host's link, e.g. ``netem(h, "delay", "200ms")``; no spec
+        removes it."""
+        base = ["tc", "qdisc"]
+        if spec:
+            subprocess.run(
+                host.argv(*base, "replace", "dev", host.inner, "root", "netem", *spec),
+                check=True,
+                capture_output=True,
+                timeout=20,
+            )
+        else:
+            subprocess.run(
+                host.argv(*base, "del", "dev", host.inner, "root"),
+                check=False,
+                capture_output=True,
+                timeout=20,
+            )
+
+    def drop_port(self, host: Host, port: int, drop: bool = True) -> None:
+        """Drop (or stop dropping) TCP packets to ``port`` arriving at the host."""
+        action = "-A" if drop else "-D"
+        rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP"]
+        subprocess.run(
+            host.argv("iptables", action, *rule), check=drop, capture_output=True, timeout=20
+        )
+
+    def shut_down(self, host: Host, power_off: bool = False, timeout: float = 90) -> None:
+        """Every process on the host gets SIGTERM, as at a system shutdown (then SIGKILL
+        after ``timeout``); ``power_off``: SIGKILL at once."""
+        sig = signal.SIGKILL if power_off else signal.SIGTERM
+        for pid in host.pids():
+            _signal(pid, sig)
+        deadline = time.monotonic() + timeout
+        while host.pids() and time.monotonic() < deadline:
+            _reap()
+            time.sleep(0.1)
+        for pid in host.pids():
+            _signal(pid, signal.SIGKILL)
+        while host.pids() and time.monotonic() < deadline + 10:
+            _reap()
+            time.sleep(0.1)
+
+    def remove(self) -> None:
+        for host in self.hosts.values():
+            self.shut_down(host, power_off=True, timeout=10)
+        for netns in reversed(self._namespaces):
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _reap() -> None:
+    """Collect our zombie children (as a subreaper, the test process inherits orphans)."""
+    from pgherd.pg import process
+
+    process.reap_zombie_children()
