@@ -35,7 +35,6 @@ the data and its WAL, and says how much it needs when it has not.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import shutil
 import signal
@@ -55,6 +54,7 @@ from bench.failover import one_run
 from bench.failover_systems import kill_host_processes, multi_host, postmaster_of, wait
 from bench.switchover import rejoin as rejoin_scenario
 from pgherd import config as config_mod
+from pgherd.clients.agent import AgentClient, read_as_viewer
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.lab import agents
 from pgherd.pg import osuser, process
@@ -168,16 +168,11 @@ class Console:
 
 
 def scrape(node: NodeConfig) -> tuple[int, float]:
-    """``GET /metrics`` on one agent: the HTTP status and the seconds it took."""
-    conn = http.client.HTTPConnection(node.api_host, node.api_port, timeout=30)
+    """``GET /metrics`` on one agent, as Prometheus would (HTTPS verified against the
+    cluster CA, the lab's default): the HTTP status and the seconds it took."""
     started = time.perf_counter()
-    try:
-        conn.request("GET", "/metrics")
-        answer = conn.getresponse()
-        answer.read()
-    finally:
-        conn.close()
-    return answer.status, time.perf_counter() - started
+    status, _ = AgentClient(node, timeout=30).request_raw("GET", "/metrics", accept="text/plain")
+    return status, time.perf_counter() - started
 
 
 def time_metrics(config: ClusterConfig, runs: int) -> dict[str, Any]:
@@ -202,13 +197,9 @@ def time_metrics(config: ClusterConfig, runs: int) -> dict[str, Any]:
 
 
 def ha_report(node: NodeConfig) -> dict[str, Any]:
-    conn = http.client.HTTPConnection(node.api_host, node.api_port, timeout=10)
-    try:
-        conn.request("GET", "/ha")
-        answer = conn.getresponse()
-        data: dict[str, Any] = json.loads(answer.read())
-    finally:
-        conn.close()
+    status, data = AgentClient(node, timeout=10).request("GET", "/ha")
+    if status != 200 or not isinstance(data, dict):
+        raise common.CommandError(f"{node.name}: GET /ha answered {status}: {data}")
     return data
 
 
@@ -254,6 +245,7 @@ def look(root: Path, nodes: int, runs: int, window: float) -> dict[str, Any]:
         with lab:
             up = lab.up()
             config = config_mod.load(lab.config_path)
+            read_as_viewer(config)  # /metrics and /ha are reads: a credential if they need one
             common.console.print(
                 f"  lab up --nodes {nodes}: {up:.1f} s; shrinking shared_buffers …"
             )

@@ -118,8 +118,19 @@ def names(rows: Sequence[dict[str, Any]], key: str = "name") -> list[str]:
 # ---- what a command imports -------------------------------------------------------------
 
 # Libraries that cost tenths of a second to import, which the quick commands must not load
-# (issue 21), and what pulls them in.
-HEAVY = ("typer", "click", "pydantic", "pydantic_core", "rich", "fastapi", "starlette", "httpx")
+# (issue 21), and what pulls them in; cryptography makes certificates (pgherd.tls.certs),
+# which a client verifying one never needs (the standard library's ssl does that).
+HEAVY = (
+    "typer",
+    "click",
+    "pydantic",
+    "pydantic_core",
+    "rich",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "cryptography",
+)
 
 _LISTING_RUNNER = """
 import atexit, json, sys

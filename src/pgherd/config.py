@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
@@ -24,6 +25,7 @@ from pydantic import (
 from pgherd import config_lite
 from pgherd.config_lite import (
     AgentMember,
+    ClusterFiles,
     DataNode,
     LiteConfig,
     SettingValue,
@@ -46,7 +48,9 @@ SERVER_CONFIG = config_lite.SERVER_CONFIG
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
-NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+NODE_NAME = config_lite.NODE_NAME
+check_node_name = config_lite.check_node_name
+NodeName = Annotated[str, Field(pattern=NODE_NAME)]
 RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -61,15 +65,30 @@ AbsPath = Annotated[Path, AfterValidator(_absolute)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class NodeConfig(DataNode, _Strict):
+class _ApiCa:
+    """A member's ``api_ca``: the cluster CA, set on each member by
+    :class:`ClusterConfig` from its ``tls`` section when the config is validated (None:
+    plain HTTP, ``tls: off``); the lite form holds it as a value."""
+
+    if TYPE_CHECKING:
+        _api_ca: Path | None
+
+    @property
+    def api_ca(self) -> Path | None:
+        return self._api_ca
+
+
+class NodeConfig(_ApiCa, DataNode, _Strict):
     """One PostgreSQL server and its agent.
 
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
     what pgherd keeps beside it: the socket directory, the server and agent logs.
     """
+
+    _api_ca: Path | None = PrivateAttr(default=None)
 
     name: NodeName
     host: str = "127.0.0.1"
@@ -248,6 +267,27 @@ class HistoryConfig(_Strict):
     keep_days: float = Field(default=7, gt=0, le=3650)
 
 
+class TlsConfig(_Strict):
+    """TLS between every pair of parts (docs/security.md), on unless ``tls: off``.
+
+    ``dir`` holds ``ca.crt`` (the cluster CA) and ``NAME.crt``/``NAME.key`` for each
+    member and etcd member (default: ``tls/`` beside the passfile), as ``pgherd secrets
+    init`` and ``lab up`` write them. ``client_certs``: agents present their certificate
+    when they call each other, and an agent accepts a node's credential only over a
+    connection that presented that node's certificate."""
+
+    dir: AbsPath | None = None
+    client_certs: bool = False
+
+
+class ApiConfig(_Strict):
+    """The agents' HTTP API (docs/security.md). ``auth_reads``: reads need a credential
+    too (a viewer's is enough), except the load balancers' checks (``/health``,
+    ``/primary``, ``/replica``, ``/read-only``)."""
+
+    auth_reads: bool = False
+
+
 ConsoleRole = Literal["viewer", "operator"]
 
 
@@ -267,6 +307,8 @@ class ConsoleConfig(_Strict):
     users: tuple[ConsoleUser, ...] = ()
     token_login: bool = True
     session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+    # Sessions kept here survive a console restart (default: beside the API token file).
+    sessions_file: AbsPath | None = None
 
     @model_validator(mode="after")
     def _unique_users(self) -> Self:
@@ -274,10 +316,12 @@ class ConsoleConfig(_Strict):
         return self
 
 
-class WitnessConfig(AgentMember, _Strict):
+class WitnessConfig(_ApiCa, AgentMember, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
+
+    _api_ca: Path | None = PrivateAttr(default=None)
 
     name: NodeName
     api_host: str = "127.0.0.1"
@@ -296,9 +340,32 @@ class SqliteDcs(_Strict):
 
 
 class EtcdDcs(_Strict):
-    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``http://host:port``."""
+    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``https://host:port``
+    (``http://`` only with ``tls: off``).
+
+    ``ca``: the CA that signs the etcd members' certificates (default: the cluster CA);
+    ``cert``/``key``: a client certificate, for etcd's ``--client-cert-auth``;
+    ``username``/``password_file``: etcd's own authentication (the password in a 0600
+    file, never in this one)."""
 
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
+    ca: AbsPath | None = None
+    cert: AbsPath | None = None
+    key: AbsPath | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=128)
+    password_file: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("ha.dcs: cert and key go together")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("ha.dcs: username and password_file go together")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return all(url.startswith("https://") for url in self.etcd)
 
 
 _HA = ha_model.Settings()
@@ -351,7 +418,7 @@ class HaConfig(_Strict):
 Topology = Literal["streaming", "independent"]
 
 
-class ClusterConfig(_Strict):
+class ClusterConfig(ClusterFiles, _Strict):
     """``topology``: ``streaming`` (one primary, the rest its standbys) or ``independent``
     (every node is a primary of its own, e.g. for logical replication between them)."""
 
@@ -371,6 +438,10 @@ class ClusterConfig(_Strict):
     archive: ArchiveConfig | None = None
     backup: BackupConfig = Field(default_factory=BackupConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    # TLS on (the default: a section, or nothing) or off (``tls: off``, which YAML reads
+    # as false): doctor and cluster show flag a cluster that runs in plain text.
+    tls: TlsConfig | bool = Field(default_factory=TlsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
@@ -409,7 +480,29 @@ class ClusterConfig(_Strict):
             problem = settings_rules.managed_problem(key)
             if problem is not None:
                 raise ValueError(problem)
+        etcd = self.ha.dcs if self.ha is not None else None
+        if isinstance(etcd, EtcdDcs) and self.tls_on and not etcd.https:
+            raise ValueError(
+                "ha.dcs.etcd: plain http:// endpoints with TLS on; use https:// "
+                "(or tls: off, which doctor flags)"
+            )
+        ca = self.ca_file
+        for member in members:
+            member._api_ca = ca
         return self
+
+    # tls_on, tls_dir, ca_file, cert_files and the API credentials' files: ClusterFiles,
+    # computed alike for the quick commands' form of the config.
+
+    @property
+    def tls_settings(self) -> TlsConfig:
+        return self.tls if isinstance(self.tls, TlsConfig) else TlsConfig()
+
+    @property
+    def console_sessions_file(self) -> Path:
+        return self.console.sessions_file or self.api_token_file.with_name(
+            "console-sessions.sqlite"
+        )
 
     def node(self, name: str) -> NodeConfig:
         return find_node(self.nodes, name)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from pgherd.errors import ConfigError, UnknownNode
+from pgherd.errors import ConfigError, InvalidInput, UnknownNode
 from pgherd.model.json_values import boolean, integer, number, text
 from pgherd.model.repository import RepositorySpec
 
@@ -31,6 +32,10 @@ CONFIG_ENV = "PGHERD_CONFIG"
 TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 DEFAULT_CONFIG = Path("pgherd.yaml")
 SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
+
+# Node names become replication slot and application names: slot names allow only
+# lower-case letters, digits and underscores, so names are held to that from the start.
+NODE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
 SettingValue = str | int | float | bool
 Topology = Literal["streaming", "independent"]
@@ -53,6 +58,11 @@ class AgentMember:
         @property
         def home_dir(self) -> Path: ...
 
+        @property
+        def api_ca(self) -> Path | None:
+            """The CA that signs this member's API certificate: the cluster's (None: plain
+            HTTP, ``tls: off``). Set from the cluster's ``tls`` when the config is read."""
+
     @property
     def agent_log(self) -> Path:
         return self.home_dir / "agent.log"
@@ -64,7 +74,8 @@ class AgentMember:
     @property
     def api_url(self) -> str:
         host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
+        scheme = "https" if self.api_ca is not None else "http"
+        return f"{scheme}://{host}:{self.api_port}"
 
 
 class DataNode(AgentMember):
@@ -132,6 +143,81 @@ def node_listening_at(
     return None
 
 
+class _TlsSection(Protocol):
+    @property
+    def dir(self) -> Path | None: ...
+
+    @property
+    def client_certs(self) -> bool: ...
+
+
+def tls_dir_of(tls: _TlsSection | bool, passfile: Path) -> Path:
+    """Where the CA and the members' certificates are: ``tls.dir``, else ``tls/`` beside
+    the passfile (with TLS off too: where ``secrets init`` would put them)."""
+    chosen = None if isinstance(tls, bool) else tls.dir
+    return chosen or passfile.parent / "tls"
+
+
+def ca_file_of(tls: _TlsSection | bool, passfile: Path) -> Path | None:
+    """The cluster CA every client verifies servers against; None with ``tls: off``."""
+    return None if tls is False else tls_dir_of(tls, passfile) / "ca.crt"
+
+
+class ClusterFiles:
+    """The files a cluster's config names by convention rather than by a field (the CA and
+    certificates, the API credentials beside the operator's token file: docs/security.md),
+    in either form of the config."""
+
+    if TYPE_CHECKING:
+        passfile: Path
+        api_token_file: Path
+
+        @property
+        def tls(self) -> _TlsSection | bool: ...
+
+    @property
+    def tls_on(self) -> bool:
+        """TLS between every part: on unless ``tls: off`` (YAML's false)."""
+        return self.tls is not False
+
+    @property
+    def tls_dir(self) -> Path:
+        return tls_dir_of(self.tls, self.passfile)
+
+    @property
+    def ca_file(self) -> Path | None:
+        return ca_file_of(self.tls, self.passfile)
+
+    def cert_files(self, member: str) -> tuple[Path, Path]:
+        """(certificate, key) of a member (a node, a witness, an etcd member)."""
+        return self.tls_dir / f"{member}.crt", self.tls_dir / f"{member}.key"
+
+    # The agents' API credentials beside the operator's token file: a viewer's token,
+    # each node's own token for its calls to other agents, and the grants file (digests
+    # and roles) the agents check every credential against.
+    @property
+    def viewer_token_file(self) -> Path:
+        return self.api_token_file.with_name("api-viewer-token")
+
+    @property
+    def grants_file(self) -> Path:
+        return self.api_token_file.with_name("api-grants.json")
+
+    def node_token_file(self, member: str) -> Path:
+        return self.api_token_file.parent / "node-tokens" / member
+
+
+def check_node_name(name: str, option: str = "--node") -> str:
+    """A new node's name, checked before it becomes a directory, a slot or a config key
+    (as the config's validation would: without pydantic, for the quick commands)."""
+    if not re.fullmatch(NODE_NAME, name):
+        raise InvalidInput(
+            f"{option} {name[:80]!r} is not a valid node name",
+            "use 1 to 63 lower-case letters, digits and _, starting with a letter",
+        )
+    return name
+
+
 def config_path(explicit: Path | None) -> Path:
     """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
     ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
@@ -172,9 +258,19 @@ def fingerprint_of(validated: Mapping[str, Any]) -> str:
 
 
 def read_token_file(path: Path) -> str:
-    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
+    """The agents' API bearer token (the operator's): ``$PGHERD_API_TOKEN`` or the token
+    file.
+
+    A variable that is set but blank is an error, not "no token": an agent started with
+    an empty token would let ``Authorization: Bearer`` with nothing after it act.
+    """
     env = os.environ.get(TOKEN_ENV)
-    if env:
+    if env is not None:
+        if not env.strip():
+            raise ConfigError(
+                f"{TOKEN_ENV} is set but blank",
+                f"unset it to use {path}, or set it to the API token",
+            )
         return env.strip()
     try:
         token = path.read_text().strip()
@@ -207,6 +303,7 @@ class LiteNode(DataNode):
     noloadbalance: bool
     nosync: bool
     replicate_from: str | None
+    api_ca: Path | None  # the cluster's CA file (ClusterFiles.ca_file), not a field of it
 
 
 @dataclass(frozen=True)
@@ -217,6 +314,7 @@ class LiteWitness(AgentMember):
     api_host: str
     api_port: int
     home: Path
+    api_ca: Path | None  # as LiteNode's
 
     @property
     def home_dir(self) -> Path:
@@ -230,7 +328,33 @@ class LiteSqliteDcs:
 
 @dataclass(frozen=True)
 class LiteEtcdDcs:
+    """:class:`pgherd.config.EtcdDcs`."""
+
     etcd: tuple[str, ...]
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+    username: str | None
+    password_file: Path | None
+
+    @property
+    def https(self) -> bool:
+        return all(url.startswith("https://") for url in self.etcd)
+
+
+@dataclass(frozen=True)
+class LiteTls:
+    """:class:`pgherd.config.TlsConfig`."""
+
+    dir: Path | None
+    client_certs: bool
+
+
+@dataclass(frozen=True)
+class LiteApi:
+    """:class:`pgherd.config.ApiConfig`."""
+
+    auth_reads: bool
 
 
 @dataclass(frozen=True)
@@ -272,7 +396,7 @@ class LiteArchive:
 
 
 @dataclass(frozen=True)
-class LiteConfig:
+class LiteConfig(ClusterFiles):
     """:class:`pgherd.config.ClusterConfig`, for the quick commands."""
 
     cluster: str
@@ -287,6 +411,8 @@ class LiteConfig:
     ha: LiteHa | None
     archive: LiteArchive | None
     nodes: tuple[LiteNode, ...]
+    api: LiteApi
+    tls: LiteTls | bool
     witnesses: tuple[LiteWitness, ...] = ()
     settings: Mapping[str, SettingValue] = field(default_factory=dict)
     # config.fingerprint of the validated file (computed from it, not a field of it)
@@ -318,6 +444,10 @@ class LiteConfig:
         """Every node is its own cluster: several primaries are expected, not a split brain."""
         return self.topology == "independent"
 
+    @property
+    def tls_settings(self) -> LiteTls:
+        return self.tls if isinstance(self.tls, LiteTls) else LiteTls(None, False)
+
     def read_token(self) -> str:
         return read_token_file(self.api_token_file)
 
@@ -346,6 +476,9 @@ def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteC
     archive = data["archive"]
     if archive is not None:
         archive = dict(archive) | {"specs": derived["archive_specs"]}
+    tls = _tls(data["tls"])
+    passfile = _path(data["passfile"])
+    ca = ca_file_of(tls, passfile)
     return LiteConfig(
         cluster=text(data["cluster"]),
         topology=_choice(data["topology"], ("streaming", "independent")),
@@ -353,19 +486,29 @@ def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteC
         pg_bin=_path_or_none(data["pg_bin"]),
         superuser=text(data["superuser"]),
         replication_user=text(data["replication_user"]),
-        passfile=_path(data["passfile"]),
+        passfile=passfile,
         api_token_file=_path(data["api_token_file"]),
         failover=_choice(data["failover"], ("manual", "automatic")),
         ha=None if ha is None else _ha(ha),
         archive=None if archive is None else _archive(archive),
-        nodes=tuple(_node(n) for n in data["nodes"]),
-        witnesses=tuple(_witness(w) for w in data["witnesses"]),
+        nodes=tuple(_node(n, ca) for n in data["nodes"]),
+        api=LiteApi(auth_reads=boolean(data["api"]["auth_reads"])),
+        tls=tls,
+        witnesses=tuple(_witness(w, ca) for w in data["witnesses"]),
         settings=dict(_settings(data["settings"])),
         fingerprint=fingerprint_of(data),
     )
 
 
-def _node(data: Mapping[str, Any]) -> LiteNode:
+def _tls(data: object) -> LiteTls | bool:
+    if isinstance(data, bool):
+        return data
+    if not isinstance(data, Mapping):
+        raise TypeError(f"tls: {data!r}")
+    return LiteTls(dir=_path_or_none(data["dir"]), client_certs=boolean(data["client_certs"]))
+
+
+def _node(data: Mapping[str, Any], api_ca: Path | None) -> LiteNode:
     return LiteNode(
         name=text(data["name"]),
         host=text(data["host"]),
@@ -379,15 +522,17 @@ def _node(data: Mapping[str, Any]) -> LiteNode:
         noloadbalance=boolean(data["noloadbalance"]),
         nosync=boolean(data["nosync"]),
         replicate_from=None if data["replicate_from"] is None else text(data["replicate_from"]),
+        api_ca=api_ca,
     )
 
 
-def _witness(data: Mapping[str, Any]) -> LiteWitness:
+def _witness(data: Mapping[str, Any], api_ca: Path | None) -> LiteWitness:
     return LiteWitness(
         name=text(data["name"]),
         api_host=text(data["api_host"]),
         api_port=integer(data["api_port"]),
         home=_path(data["home"]),
+        api_ca=api_ca,
     )
 
 
@@ -397,7 +542,14 @@ def _ha(data: Mapping[str, Any]) -> LiteHa:
     if "sqlite" in dcs:
         store = LiteSqliteDcs(_path(dcs["sqlite"]))
     else:
-        store = LiteEtcdDcs(tuple(text(e) for e in dcs["etcd"]))
+        store = LiteEtcdDcs(
+            etcd=tuple(text(e) for e in dcs["etcd"]),
+            ca=_path_or_none(dcs["ca"]),
+            cert=_path_or_none(dcs["cert"]),
+            key=_path_or_none(dcs["key"]),
+            username=None if dcs["username"] is None else text(dcs["username"]),
+            password_file=_path_or_none(dcs["password_file"]),
+        )
     return LiteHa(
         dcs=store,
         ttl=number(data["ttl"]),

@@ -29,7 +29,14 @@ def full_raw() -> dict[str, Any]:
         "settings": {"work_mem": "8MB", "max_connections": 200, "jit": False, "x.y": 1.5},
         "failover": "automatic",
         "ha": {
-            "dcs": {"etcd": ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]},
+            "dcs": {
+                "etcd": ["https://10.0.0.1:2379", "https://10.0.0.2:2379"],
+                "ca": "/etc/etcd/ca.crt",
+                "cert": "/etc/pgherd/etcd-client.crt",
+                "key": "/etc/pgherd/etcd-client.key",
+                "username": "pgherd",
+                "password_file": "/etc/pgherd/etcd-password",
+            },
             "ttl": 10,
             "loop_wait": 1,
             "retry_timeout": 2,
@@ -58,6 +65,8 @@ def full_raw() -> dict[str, Any]:
         "witnesses": [
             {"name": "w1", "api_host": "10.0.0.9", "api_port": 8008, "home": "/srv/witness"}
         ],
+        "api": {"auth_reads": True},
+        "tls": {"dir": "/etc/pgherd/tls", "client_certs": True},
     }  # fmt: skip
 
 
@@ -70,10 +79,18 @@ CONFIGS = {
         Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None, independent=True
     ),
     "everything set": config.parse(full_raw()),
-}
+    "tls off": layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None, failover="automatic",
+        dcs="etcd", tls=False,
+    ),
+    "tls: true": config.parse(
+        {k: v for k, v in full_raw().items() if k not in ("ha", "failover", "witnesses")}
+        | {"tls": True}
+    ),
+}  # fmt: skip
 
 # Computed from the validated file, not fields of it (tested below).
-DERIVED = {"fingerprint", "repository_specs"}
+DERIVED = {"fingerprint", "repository_specs", "api_ca"}
 # Fields of the validated config the quick commands do not read (and so do not mirror).
 NOT_MIRRORED = {
     "ClusterConfig": {"history", "console", "backup"},
@@ -81,10 +98,17 @@ NOT_MIRRORED = {
     "ArchiveConfig": {"retention", "repositories"},
 }
 PROPERTIES = {
-    "LiteNode": ("home_dir", "socket_dir", "server_log", "agent_log", "agent_pid_file", "api_url"),
-    "LiteWitness": ("home_dir", "agent_log", "agent_pid_file", "api_url"),
-    "LiteConfig": ("automatic", "node_names", "independent"),
-}
+    "LiteNode": (
+        "home_dir", "socket_dir", "server_log", "agent_log", "agent_pid_file", "api_url",
+        "api_ca",
+    ),
+    "LiteWitness": ("home_dir", "agent_log", "agent_pid_file", "api_url", "api_ca"),
+    "LiteEtcdDcs": ("https",),
+    "LiteConfig": (
+        "automatic", "node_names", "independent", "tls_on", "tls_dir", "ca_file",
+        "viewer_token_file", "grants_file",
+    ),
+}  # fmt: skip
 
 
 def same(lite: object, validated: object, where: str) -> None:
@@ -127,6 +151,8 @@ def test_the_lite_config_holds_what_the_validated_one_holds(name: str) -> None:
         (config_lite.LiteArchive, config.ArchiveConfig),
         (config_lite.LiteSqliteDcs, config.SqliteDcs),
         (config_lite.LiteEtcdDcs, config.EtcdDcs),
+        (config_lite.LiteTls, config.TlsConfig),
+        (config_lite.LiteApi, config.ApiConfig),
     ],
 )
 def test_every_field_is_mirrored_or_left_out_on_purpose(lite_class: type, model: Any) -> None:
@@ -150,7 +176,10 @@ def test_lookups_answer_alike() -> None:
     assert lite.witness("w1") is not None and lite.witness("db1") is None
     assert lite.pg_bin_for(lite.node("db2")) == validated.pg_bin_for(validated.node("db2"))
     assert lite.pg_bin_for(lite.node("db1")) == Path("/usr/lib/postgresql/15/bin")
-    assert lite.node("db3").api_url == "http://[::1]:8009"
+    assert lite.node("db3").api_url == "https://[::1]:8009"
+    assert lite.node_token_file("db1") == validated.node_token_file("db1")
+    assert lite.cert_files("w1") == validated.cert_files("w1")
+    assert lite.tls_settings.client_certs and validated.tls_settings.client_certs
     for form in (lite, validated):
         with pytest.raises(UnknownNode, match="unknown node 'db9'") as refused:
             form.node("db9")

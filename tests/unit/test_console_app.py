@@ -47,6 +47,7 @@ def config() -> ClusterConfig:
     return config_mod.parse(
         {
             "cluster": "unit",
+            "tls": False,  # no agent runs: nothing to verify
             "passfile": "/nonexistent/pgpass",
             "api_token_file": "/nonexistent/token",
             "console": {

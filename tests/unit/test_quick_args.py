@@ -33,6 +33,7 @@ def typer_params(words: tuple[str, ...]) -> tuple[list[str], dict[str, dict[str,
             "default": param.default,
             "required": param.required,
             "minimum": param.min,
+            "maximum": param.max,
             "no secondary names": not param.secondary_opts,
             "single": not param.multiple and param.nargs == 1 and param.envvar is None,
         }
@@ -46,6 +47,7 @@ def spec(option: Option) -> dict[str, Any]:
         "default": option.default,
         "required": option.required,
         "minimum": option.minimum,
+        "maximum": option.maximum,
         "no secondary names": True,
         "single": True,
     }

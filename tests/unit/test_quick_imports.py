@@ -8,6 +8,7 @@ the cache: once per file text), so each case runs twice and the second run is ch
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from pgherd.dcs.store_events import StoreEventLog
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
 from pgherd.model.repository import RepositorySpec, write_specs
+from pgherd.pg import osuser, tlsfiles
 from tests.conftest import free_port_base
 from tests.support import ListedRun, pgherd_listing_imports
 
@@ -37,9 +39,14 @@ def twice(tmp_path: Path, *args: str | Path) -> ListedRun:
 
 
 def lab_file(tmp_path: Path, **options: object) -> Path:
-    """A lab's config whose agents are not running (their ports are free)."""
+    """A lab's config whose agents are not running (their ports are free), with its
+    cluster CA and certificates as ``lab up`` makes them (TLS on, the default; with etcd,
+    the store client's certificate): the commands build their TLS contexts from them."""
     base = free_port_base(3, (0, layout.API_PORT_OFFSET))
-    made = layout.lab_config(tmp_path / "lab", 3, base, "postgres", None, **options)  # type: ignore[arg-type]
+    user = "postgres" if getpass.getuser() == "root" else getpass.getuser()
+    made = layout.lab_config(tmp_path / "lab", 3, base, user, None, **options)  # type: ignore[arg-type]
+    if made.tls_on:
+        tlsfiles.ensure(made, osuser.resolve(user), layout.tls_members(made))
     path = tmp_path / "pgherd.yaml"
     path.write_text(config.dump(made))
     return path
@@ -71,7 +78,7 @@ def test_cluster_show_with_etcd_needs_no_httpx(tmp_path: Path) -> None:
     run = twice(tmp_path, "cluster", "show", "--json", "-c", path)
     assert run.heavy == []
     ha = json.loads(run.stdout)["ha"]
-    assert ha["store"].startswith("etcd http://")
+    assert ha["store"].startswith("etcd https://")
     assert not ha["store_ok"]
     assert "no etcd endpoint answered" in ha["problem"]
 
@@ -80,16 +87,22 @@ def test_cluster_events_from_the_store(tmp_path: Path) -> None:
     path = lab_file(tmp_path, failover="automatic")
     validated = config.load(path)
     assert validated.ha is not None
-    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab").mkdir(exist_ok=True)
     store = SqliteStore(validated.ha.dcs.sqlite, cluster=validated.cluster)  # type: ignore[union-attr]
     log = StoreEventLog(store)
     started = Event(operation="switchover", node="node2", requested_by="root@host")
     assert log.save(started)
     assert log.save(started.finish(Outcome.SUCCEEDED, "node2 is the primary [now]"))
     assert log.save(Event(operation="promote", node="node3"))
+    audited = Event(operation="api POST /ops/checkpoint", node="node1", requested_by="viewer")
+    assert log.save(audited.finish(Outcome.REFUSED, "HTTP 403"))
     run = twice(tmp_path, "cluster", "events", "--json", "-c", path)
     assert (run.code, run.heavy) == (0, [])
-    assert json.loads(run.stdout) == [e.model_dump(mode="json") for e in log.recent(50)]
+    operations = [e for e in log.recent(50) if e.id != audited.id]
+    assert json.loads(run.stdout) == [e.model_dump(mode="json") for e in operations]
+    audit = pgherd(tmp_path, "cluster", "events", "--audit", "--json", "-c", path)
+    assert (audit.code, audit.heavy) == (0, [])
+    assert [e["operation"] for e in json.loads(audit.stdout)] == ["api POST /ops/checkpoint"]
     table = pgherd(tmp_path, "cluster", "events", "--limit", "1", "-c", path)
     assert (table.code, table.heavy) == (0, [])
     assert table.stdout.startswith("cluster lab: events")
@@ -111,6 +124,9 @@ def test_connstr(tmp_path: Path) -> None:
     run = twice(tmp_path, "connstr", "node2", "--replication", "-c", path)
     assert (run.code, run.heavy, run.stderr) == (0, [], "")
     assert run.stdout.startswith("postgresql://replicator@127.0.0.1:")
+    assert run.stdout.rstrip().endswith(
+        f"&sslmode=verify-full&sslrootcert={tmp_path}/lab/secrets/tls/ca.crt"
+    )
 
 
 def test_an_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -167,7 +183,7 @@ def test_standby_clone_refusals(tmp_path: Path) -> None:
         tmp_path, "standby", "clone", "--upstream", "node1", "--node", "node3", "-c", path
     )
     assert (down.code, down.heavy) == (1, [])
-    assert down.stderr.startswith("error: the agent of node1 at http://127.0.0.1:")
+    assert down.stderr.startswith("error: the agent of node1 at https://127.0.0.1:")
 
 
 def test_node_check(tmp_path: Path) -> None:

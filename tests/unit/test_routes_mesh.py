@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
 from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, MeshWorkerRow, NodeFacts
@@ -71,14 +73,8 @@ def client(mesh: FakeMesh) -> Any:
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    app = FastAPI()
-    app.include_router(mesh_router(mesh, "secret"))
-
-    @app.exception_handler(Refused)
-    async def refused(_request: Any, exc: Refused) -> Any:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=409)
+    app = secure(FastAPI(), lambda: operator_only("secret"))
+    app.include_router(mesh_router(mesh))
 
     return TestClient(app)
 

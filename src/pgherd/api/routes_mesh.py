@@ -1,7 +1,7 @@
 """The agent's /mesh endpoints: what ``pgherd mesh …`` asks a member node to do or report.
 
-Every endpoint needs the cluster's token: they create and drop slots, and conflicts and
-checksums show table contents.
+Every endpoint needs a credential: reads a viewer's (conflicts and checksums show table
+contents), acting an operator's or a peer's.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgherd.api.auth import authorized
@@ -67,12 +67,13 @@ class TableChecksumRequest(_Body):
 
 class ChecksumRequest(_Body):
     table: str
-    chunk_rows: int = Field(default=10_000, ge=1)
+    chunk_rows: int = Field(default=10_000, ge=1, le=100_000_000)
     boundaries: list[str] | None = None  # None: compute them here (the reference node)
 
 
-def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
-    router = APIRouter(prefix="/mesh", dependencies=authorized(token))
+def mesh_router(mesh: MeshPort) -> APIRouter:
+    router = APIRouter(prefix="/mesh")
+    acting = authorized()
 
     @router.get("")
     def list_meshes() -> list[MeshSpec]:
@@ -82,30 +83,30 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
     def workers() -> list[MeshWorkerRow]:
         return list(mesh.worker_rows())
 
-    @router.post("/inspect")
+    @router.post("/inspect", dependencies=acting)
     def inspect(body: InspectRequest) -> NodeFacts:
         """This node's settings and the tables' definitions, for the checks of create."""
         return mesh.inspect(body.dbname, body.tables)
 
-    @router.post("/checksum")
+    @router.post("/checksum", dependencies=acting)
     def table_checksum(body: TableChecksumRequest) -> Chunk:
         """Rows and digest of a whole table, before a mesh exists (create, add-node)."""
         return mesh.table_checksum(body.dbname, body.table)
 
-    @router.post("/{name}/prepare")
+    @router.post("/{name}/prepare", dependencies=acting)
     def prepare(name: str, spec: MeshSpec) -> MeshPrepared:
         """The publication, the slots for the other members and their origins."""
         _same(name, spec)
         return MeshPrepared(created=tuple(mesh.prepare(spec)))
 
-    @router.put("/{name}")
+    @router.put("/{name}", dependencies=acting)
     def start(name: str, spec: MeshSpec) -> MeshStarted:
         """Keep the spec and run the workers that apply into this node."""
         _same(name, spec)
         mesh.start(spec)
         return MeshStarted(mesh=name)
 
-    @router.delete("/{name}")
+    @router.delete("/{name}", dependencies=acting)
     def drop(name: str) -> MeshDropped:
         return MeshDropped(dropped=tuple(mesh.drop(name)))
 
@@ -114,10 +115,12 @@ def mesh_router(mesh: MeshPort, token: str) -> APIRouter:
         return mesh.status(name)
 
     @router.get("/{name}/conflicts")
-    def conflicts(name: str, limit: int = 100) -> list[dict[str, Any]]:
+    def conflicts(
+        name: str, limit: int = Query(default=100, ge=1, le=10_000)
+    ) -> list[dict[str, Any]]:
         return mesh.conflicts(name, limit)
 
-    @router.post("/{name}/checksums")
+    @router.post("/{name}/checksums", dependencies=acting)
     def checksums(name: str, body: ChecksumRequest) -> RangeChecksums:
         bounds = body.boundaries
         if bounds is None:

@@ -52,6 +52,10 @@ def run_quick(parsed: Parsed) -> int:
     except PgherdError as exc:
         error(exc.one_line())
         return EXIT_ERROR
+    except OSError as exc:  # a file or directory the command could not use, in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        error(f"{exc.strerror or type(exc).__name__}{where}")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         error("interrupted")
         return 130

@@ -205,7 +205,17 @@ def rejoin(
 
 
 def events(
-    limit: Annotated[int, typer.Option("--limit", help="how many (the latest)", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", help="how many (the latest)", min=1, max=10_000)
+    ] = 50,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="the audit trail instead: every acting API call and console login, who "
+            "made it, from where, how it ended",
+        ),
+    ] = False,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -213,4 +223,6 @@ def events(
     # The work is the quick command's (it runs without Typer when called directly).
     from pgherd.cli.quick import events as quick_events
 
-    quick_events.run(limit, config_file, as_json)
+    code = quick_events.run(limit, audit, config_file, as_json)
+    if code:
+        raise typer.Exit(code)

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
 from pgherd.config_lite import LiteConfig, LiteEtcdDcs, as_lite
 from pgherd.dcs.base import Store
-from pgherd.dcs.etcd_transport import OneShotTransport
 from pgherd.errors import ConfigError
+from pgherd.tls.context import client_context
 
 if TYPE_CHECKING:
     from pgherd.config import ClusterConfig
+
+
+def etcd_verify(config: LiteConfig, dcs: LiteEtcdDcs) -> ssl.SSLContext | bool:
+    """How the store's client checks etcd: against ``ha.dcs.ca`` (default: the cluster
+    CA), presenting ``ha.dcs.cert`` when given."""
+    ca = dcs.ca or config.ca_file
+    if not dcs.https or ca is None:
+        return True
+    key = dcs.key if dcs.cert is not None else None
+    return client_context(ca, dcs.cert, key)
+
+
+def etcd_auth(dcs: LiteEtcdDcs) -> tuple[str, str] | None:
+    if dcs.username is None or dcs.password_file is None:
+        return None
+    try:
+        password = dcs.password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read ha.dcs.password_file {dcs.password_file}: {exc.strerror}",
+            "run as a user that can read it",
+        ) from None
+    if not password:
+        raise ConfigError(f"ha.dcs.password_file {dcs.password_file} is empty")
+    return dcs.username, password
 
 
 def open_store(
@@ -19,7 +45,7 @@ def open_store(
     """``timeout``: the longest one call may wait for the store (default: the config's
     ``retry_timeout``). Each etcd endpoint gets its share, so that trying them all still
     fits in it. ``quick``: for a command that makes a few calls and exits (no connection
-    pool, and no httpx to import)."""
+    pool, and no httpx to import); it speaks TLS to etcd exactly as the agents do."""
     config = as_lite(config)  # pydantic-free: cluster show reads the store
     if config.ha is None:
         raise ConfigError(
@@ -28,12 +54,18 @@ def open_store(
         )
     limit = config.ha.retry_timeout if timeout is None else timeout
     if isinstance(config.ha.dcs, LiteEtcdDcs):
-        from pgherd.dcs.etcd import EtcdStore  # lazy: httpx (~0.3 s) only for etcd
+        from pgherd.dcs.etcd import EtcdStore  # lazy: only for etcd
 
-        endpoints = config.ha.dcs.etcd
-        share = max(limit / len(endpoints), 0.1)
-        transport = OneShotTransport(share) if quick else None
-        return EtcdStore(endpoints, config.cluster, timeout=share, transport=transport)
+        dcs = config.ha.dcs
+        endpoints = dcs.etcd
+        return EtcdStore(
+            endpoints,
+            config.cluster,
+            timeout=max(limit / len(endpoints), 0.1),
+            verify=etcd_verify(config, dcs),
+            auth=etcd_auth(dcs),
+            one_shot=quick,
+        )
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
     return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit, cluster=config.cluster)

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from pgherd import metrics
+from pgherd.clients.credential import Credential
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CheckIn, keep_for
@@ -416,7 +417,7 @@ def build(
     local: LocalNode,
     supervisor: Supervisor,
     lock: threading.Lock,
-    token: str,
+    token: Credential,
 ) -> HaLoop:
     """The agent's HA loop with its real parts."""
     settings = settings_of(config)

@@ -23,7 +23,12 @@ def for_node(config: ClusterConfig, name: str, dbname: str) -> str:
     node = config.node(name)
     return with_timeout(
         conninfo.keyword(
-            node.host, node.port, config.replication_user, config.passfile, dbname=dbname
+            node.host,
+            node.port,
+            config.replication_user,
+            config.passfile,
+            dbname=dbname,
+            sslrootcert=config.ca_file,
         )
     )
 

@@ -84,6 +84,13 @@ class StatusReading(Protocol):
     def config_fingerprint(self) -> str | None: ...
 
 
+# What cluster show and doctor say of a cluster that runs in plain text (allowed, on
+# purpose: ``tls: off``), every time.
+TLS_OFF = (
+    "TLS is off (tls: off in pgherd.yaml): the agents' API with its token, PostgreSQL's "
+    "replication and client connections and etcd speak plain text"
+)
+
 S = TypeVar("S", bound=StatusReading)
 
 

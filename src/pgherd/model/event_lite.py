@@ -93,6 +93,21 @@ def read_events(doc: object) -> list[LiteEvent]:
     return [read_event(row) for row in rows]
 
 
+# The audit trail (every acting API call, console logins: api/audit.py, ha/audit.py)
+# shares the event log with the operations; these prefixes tell its records apart.
+AUDIT_PREFIXES = ("api ", "console ")
+
+
+class _Operation(Protocol):
+    @property
+    def operation(self) -> str: ...
+
+
+def is_audit(event: _Operation) -> bool:
+    """A record of the audit trail (an API call, a console login), not an operation."""
+    return event.operation.startswith(AUDIT_PREFIXES)
+
+
 class _Entry(Protocol):
     @property
     def id(self) -> str: ...

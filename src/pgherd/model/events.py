@@ -13,7 +13,9 @@ from typing import Protocol
 from pydantic import Field
 
 # pydantic-free, for `cluster events` (model/event_lite.py); found here as always.
+from pgherd.model.event_lite import AUDIT_PREFIXES as AUDIT_PREFIXES
 from pgherd.model.event_lite import Outcome as Outcome
+from pgherd.model.event_lite import is_audit as is_audit
 from pgherd.model.status import Frozen
 
 # Every kind of event pgherd records: operators' operations, the HA loop's decisions

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pgherd.errors import (
     CommandFailed,
     DataDirNotEmpty,
+    InvalidInput,
     QueryFailed,
     Refused,
     TimedOut,
@@ -280,6 +281,12 @@ class Instance:
         try:
             return psycopg.connect(self.conninfo(dbname, application_name), autocommit=True)
         except psycopg.OperationalError as exc:
+            if f'database "{dbname}" does not exist' in str(exc):
+                # The caller's input, not the server's state (an API request's dbname).
+                raise InvalidInput(
+                    f"database {dbname[:63]!r} does not exist on port {self.port}",
+                    "give the name of an existing database",
+                ) from None
             raise QueryFailed(
                 f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
                 f"is it running? see {self.log_file}",

@@ -27,7 +27,8 @@ class Option:
     kind: Kind
     default: Value = None
     required: bool = False
-    minimum: float | None = None  # Click's IntRange/FloatRange(min=…)
+    minimum: float | None = None  # Click's IntRange/FloatRange(min=…, max=…)
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("cluster", "events"),
         "pgherd.cli.quick.events",
-        options=(Option(("--limit",), "limit", "int", default=50, minimum=1), CONFIG, JSON),
+        options=(
+            Option(("--limit",), "limit", "int", default=50, minimum=1, maximum=10_000),
+            Option(("--audit",), "audit", "flag", default=False),
+            CONFIG,
+            JSON,
+        ),
     ),
     Command(
         ("standby", "clone"),
@@ -162,5 +168,7 @@ def _convert(option: Option, text: str) -> Value:
     except ValueError:
         return None
     if math.isnan(number) or (option.minimum is not None and number < option.minimum):
+        return None
+    if option.maximum is not None and number > option.maximum:
         return None
     return number

@@ -7,10 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pgherd import config_cache
 from pgherd.cli.output import print_json
+from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Printer, Span
-from pgherd.config_lite import config_path
 from pgherd.errors import PgherdError
 from pgherd.model import nagios as model
 from pgherd.model.size import parse_size
@@ -30,7 +29,7 @@ def run(
     as_json: bool,
 ) -> int:
     try:
-        config = config_cache.load(config_path(config_file))
+        config = load_config(config_file)
         config.node(node)
         limits = model.Thresholds(
             lag_bytes=(

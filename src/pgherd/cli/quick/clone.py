@@ -14,8 +14,8 @@ from pathlib import Path
 from pgherd import config_cache
 from pgherd.cli.output import RichReporter, print_json
 from pgherd.cli.text import Printer
-from pgherd.clients.agent import AgentClient
-from pgherd.config_lite import LiteConfig, config_path
+from pgherd.clients.agent import AgentClient, read_as_viewer
+from pgherd.config_lite import LiteConfig, check_node_name, config_path
 from pgherd.errors import InvalidInput, UnknownNode
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.physical import clone as clone_mod
@@ -34,6 +34,7 @@ def run(
 ) -> int:
     path = config_path(config_file)
     config = with_node(config_cache.load(path), path, node, data_dir, port, api_port, host)
+    read_as_viewer(config)  # the upstream's status is a read
     upstream_status = AgentClient(config.node(upstream)).lite_status()
     with RichReporter().progress(f"clone {node} from {upstream}") as on_progress:
         result = clone_mod.clone(config, node, upstream_status, force, on_progress)
@@ -71,6 +72,7 @@ def with_node(
                 "omit --data-dir, or change data_dir in the config",
             )
         return config
+    check_node_name(name)
     if data_dir is None or port is None or api_port is None:
         raise InvalidInput(
             f"{name} is not in {path}",
@@ -90,6 +92,7 @@ def with_node(
         "data_dir": str(data_dir.absolute()),
     }
     dumped = validated.model_dump(mode="json")
+    # Validated with the whole config: a bad port or path is a one-line ConfigError.
     updated = config_mod.parse(dumped | {"nodes": [*dumped["nodes"], entry]}, source=str(path))
     text = config_mod.dump(updated)
     osuser.resolve(config.os_user).write_file(path, text)

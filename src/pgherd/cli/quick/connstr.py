@@ -11,8 +11,11 @@ from pgherd.pg import conninfo
 
 
 def run(node: str, replication: bool, config_file: Path | None) -> int:
+    """With the cluster's TLS on, the URI asks for ``sslmode=verify-full`` against the
+    cluster CA, as every connection pgherd makes does."""
     config = config_cache.load(config_path(config_file))
     target = config.node(node)
     user = config.replication_user if replication else config.superuser
-    sys.stdout.write(conninfo.uri(target.host, target.port, user, config.passfile) + "\n")
+    uri = conninfo.uri(target.host, target.port, user, config.passfile, sslrootcert=config.ca_file)
+    sys.stdout.write(uri + "\n")
     return 0

@@ -1,6 +1,8 @@
-"""``pgherd cluster events``: what pgherd did to the cluster, from the coordination store
-when the cluster has one, else from the events table through the primary's agent (the
-same two places ops/events.py writes them)."""
+"""``pgherd cluster events [--audit]``: what pgherd did to the cluster, from the
+coordination store when the cluster has one, else from the events table through the
+primary's agent (the same two places ops/events.py writes them). The audit trail (every
+acting API call and console login) shares that log: ``--audit`` shows its records, the
+default the operations."""
 
 from __future__ import annotations
 
@@ -9,15 +11,16 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from pgherd import config_cache
 from pgherd.cli.output import print_json
+from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Column, Printer, Span, Table
 from pgherd.clients.agent import AgentClient, lite_statuses
-from pgherd.config_lite import LiteConfig, config_path
+from pgherd.config_lite import LiteConfig
 from pgherd.dcs.open import open_store
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError, Refused
 from pgherd.model.event_lite import (
     LiteEvent,
+    is_audit,
     latest_entries,
     nodes_to_ask,
     read_event,
@@ -28,9 +31,15 @@ from pgherd.model.readable import human_seconds
 OUTCOME_STYLE = {"succeeded": "green", "running": "yellow", "aborted": "yellow"}
 
 
-def run(limit: int, config_file: Path | None, as_json: bool) -> int:
-    config = config_cache.load(config_path(config_file))
-    found = recent(config, limit)
+# The most entries read to find ``limit`` of one kind (the API's own limit on /events).
+MOST_READ = 10_000
+
+
+def run(limit: int, audit: bool, config_file: Path | None, as_json: bool) -> int:
+    config = load_config(config_file)
+    # Audit records share the log: read past them (up to the API's limit) for the rest.
+    everything = recent(config, min(limit * 20, MOST_READ))
+    found = [e for e in everything if is_audit(e) == audit][-limit:]
     if as_json:
         print_json([e.as_json() for e in found])
         return 0
@@ -64,7 +73,8 @@ def recent(config: LiteConfig, limit: int) -> list[LiteEvent]:
         finally:
             store.close()
         return latest_entries(_readable(bodies), limit)
-    # Reading the events is open, like /status: no token needed.
+    # Reading the events is a read, like /status: open, or with the viewer's token under
+    # api.auth_reads (load_config chose it).
     # Named as the config names them (an agent answering with another name serves some
     # other node: its status still counts under this name), as ops/events.py does.
     statuses = [

@@ -1,5 +1,6 @@
 """``pgherd cluster show``: every node's role, state, upstream, timeline, LSN and lag, the
-failover state from the store, the mesh workers; exit 3 when degraded."""
+failover state from the store, the mesh workers; exit 3 when degraded. A cluster that
+runs in plain text (``tls: off``) is flagged every time."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgherd import config_cache
 from pgherd.cli.output import EXIT_DEGRADED, print_json
+from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Column, Printer, Span, Table
 from pgherd.clients.agent import lite_statuses, together
-from pgherd.config_lite import LiteConfig, config_path
+from pgherd.config_lite import LiteConfig
 from pgherd.model import cluster as cluster_model
-from pgherd.model.cluster import ClusterView
+from pgherd.model.cluster import TLS_OFF, ClusterView
 from pgherd.model.duration import human_duration
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.model.status_lite import LiteMeshWorker
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def run(config_file: Path | None, as_json: bool) -> int:
-    config = config_cache.load(config_path(config_file))
+    config = load_config(config_file)
 
     def node_at(host: str | None, port: int | None) -> str | None:
         node = config.node_at(host, port)
@@ -45,6 +46,7 @@ def run(config_file: Path | None, as_json: bool) -> int:
             data["ha"] = ha.as_json()
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
+        data["tls"] = config.tls_on
         data["config_fingerprint"] = config.fingerprint
         data["warnings"] = warnings
         print_json(data)
@@ -62,6 +64,8 @@ def run(config_file: Path | None, as_json: bool) -> int:
             out.line(Span("!", "yellow"), f" {warning}")
         for problem in problems:
             out.line(Span("!", "yellow"), f" {problem}")
+        if not config.tls_on:  # allowed, on purpose, and said every time
+            out.line(Span("!", "red"), f" {TLS_OFF}")
     return EXIT_DEGRADED if problems else 0
 
 

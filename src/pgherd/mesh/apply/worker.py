@@ -158,6 +158,7 @@ class Worker:
                 self.config.passfile,
                 dbname=self.spec.dbname,
                 application_name=mesh_model.slot_name(self.spec.name, self.target),
+                sslrootcert=self.config.ca_file,
             )
             slot = mesh_model.slot_name(self.spec.name, self.target)
             publication = mesh_model.publication_name(self.spec.name)
