@@ -29,6 +29,7 @@ with warnings.catch_warnings():
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MARK = "ECHO-MARKER-7f3a"
 
+SPEC: dict[str, Any] = {"name": "shop", "nodes": ["a", "b"], "tables": ["public.t"]}
 # A valid body for every route that takes one: the unknown-field test adds a field to it.
 # A new route with a body must be listed here (test_every_body_route_is_covered).
 VALID_BODIES: dict[str, dict[str, Any]] = {
@@ -44,8 +45,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "/events": {"operation": "switchover", "node": "node2"},
     "/mesh/inspect": {"dbname": "postgres", "tables": ["public.t"]},
     "/mesh/checksum": {"dbname": "postgres", "table": "public.t"},
-    "/mesh/{name}/prepare": {"name": "shop", "nodes": ["a", "b"], "tables": ["public.t"]},
-    "/mesh/{name}": {"name": "shop", "nodes": ["a", "b"], "tables": ["public.t"]},
+    "/mesh/ranges": {"dbname": "postgres", "table": "public.t"},
+    "/mesh/keys": {"dbname": "postgres", "table": "public.t"},
+    "/mesh/{name}/prepare": {"spec": SPEC},
+    "/mesh/{name}/copy": {"spec": SPEC, "sources": ["a"]},
+    "/mesh/{name}/progress": {"spec": SPEC, "source": "a", "lsn": "0/10"},
+    "/mesh/{name}/abandon": {"spec": SPEC, "nodes": ["b"]},
+    "/mesh/{name}/sequences": {"spec": SPEC, "settings": []},
+    "/mesh/{name}": SPEC,
     "/mesh/{name}/checksums": {"table": "public.t"},
     "/logical/writes/stop": {"timeout": 5},
     "/logical/publications": {"name": "p", "tables": [{"name": "t"}]},

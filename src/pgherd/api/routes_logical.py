@@ -12,7 +12,7 @@ from pydantic import Field
 
 from pgherd.api.auth import authorized
 from pgherd.logical import ddl, publication, sequences, subscription, writes
-from pgherd.model.ddl import DdlEffect
+from pgherd.model.ddl import DdlApplied, DdlEffect
 from pgherd.model.publication import (
     PublicationAlter,
     PublicationInfo,
@@ -47,6 +47,7 @@ class DdlRequest(Frozen):
     statement: str = Field(min_length=1, max_length=256 * 1024)
     dbname: str = "postgres"
     regrant: bool = False
+    meshes: tuple[str, ...] = ()  # log it for these meshes' members (pgherd.mesh_ddl)
 
 
 class StopWrites(Frozen):
@@ -126,8 +127,8 @@ def router(local: LocalNode) -> APIRouter:
         return ddl.dry_run(local, req.statement, req.dbname)
 
     @acting.post("/ddl")
-    def ddl_apply(req: DdlRequest) -> Message:
-        return Message(message=ddl.apply(local, req.statement, req.dbname, req.regrant))
+    def ddl_apply(req: DdlRequest) -> DdlApplied:
+        return ddl.apply(local, req.statement, req.dbname, req.regrant, req.meshes)
 
     routes.include_router(acting)
     return routes
