@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pgherd import config
+from pgherd import config, config_lite
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import ConfigError, UnknownNode
 
@@ -263,7 +263,7 @@ def test_config_path_defaults_to_the_current_directory(
         monkeypatch.setenv("PGHERD_CONFIG", env)
     monkeypatch.chdir(tmp_path)
     server = tmp_path / "etc" / "pgherd.yaml"
-    monkeypatch.setattr(config, "SERVER_CONFIG", server)
+    monkeypatch.setattr(config_lite, "SERVER_CONFIG", server)  # where config_path lives
     # Neither exists: ./pgherd.yaml, whose absence load() reports naming both places.
     assert config.config_path(None) == Path("pgherd.yaml")
     with pytest.raises(ConfigError, match=f"no config file at pgherd.yaml or {server}$"):

@@ -299,7 +299,7 @@ def run(config_path: Path, node_name: str) -> None:
     AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
     agent = Agent(local, own, config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
-    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha, config)
     reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgherd.config import ClusterConfig
+from pgherd.config_lite import ClusterFiles
 from pgherd.errors import ConfigError
 from pgherd.model.server_tls import TlsFiles
 from pgherd.pg.osuser import OsUser
@@ -85,7 +86,7 @@ def _current(cert: Path, key: Path, ca_pem: bytes, addresses: Sequence[str]) -> 
     return facts.signed_by_ca and wanted <= named and facts.days_left() > RENEW_DAYS
 
 
-def node_files(config: ClusterConfig, member: str) -> TlsFiles:
+def node_files(config: ClusterFiles, member: str) -> TlsFiles:
     """The node's certificate, key and the cluster CA as its PostgreSQL reads them: which
     are missing, and when the newest changed (a renewal or rotation since PostgreSQL last
     read them calls for a reload: model/server_tls.py). The inode's change time, not the
