@@ -41,6 +41,7 @@ from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
+from pgherd.ha.slots import SlotKeeper
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
@@ -151,6 +152,25 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
+
+    def restart_with(self, action: Callable[[], None]) -> None:
+        """Stop PostgreSQL, run ``action`` on its files (a standby's copies of the
+        primary's logical slots: ha/slots.py), and start it again, the way an API restart
+        goes (through the HA loop under automatic failover)."""
+        if self.ha is not None:
+            with self._action_lock:
+                log.info("restarting postgres to load copied slots")
+                self.supervisor.stop(restart=True)
+                action()
+            self._start_through_ha()
+            return
+        with self._action_lock:
+            log.info("restarting postgres to load copied slots")
+            self.supervisor.stop()
+            try:
+                action()
+            finally:
+                self.supervisor.start()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -352,6 +372,14 @@ def run(config_path: Path, node_name: str) -> None:
             name="backup-schedule",
             daemon=True,
         ).start()
+
+    keeper = SlotKeeper(
+        local,
+        lambda: agent.supervisor.state() is PgState.RUNNING,
+        agent.restart_with,
+        lambda: agent.ha is not None and agent.ha.status().maintenance,
+    )
+    threading.Thread(target=keeper.run, args=(agent._stop,), name="slots", daemon=True).start()
 
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)

@@ -89,7 +89,10 @@ def refuse_loops(
 ) -> None:
     """Refuse, changing nothing, a subscription that closes a loop."""
     shown = remote.describe(spec.conninfo)
-    publisher = config.node_at(shown.get("host"), int(shown.get("port", "5432")))
+    port = shown.get("port", "5432")
+    if not port.isdigit():
+        return  # several hosts: a cluster (of another config) seen through a multi-host URI
+    publisher = config.node_at(shown.get("host"), int(port))
     if publisher is None:
         return
     source_db = shown.get("dbname", spec.dbname)
