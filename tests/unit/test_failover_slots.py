@@ -12,6 +12,7 @@ from pgherd.model.failover_slots import (
     SlotSeen,
     decide,
     ready,
+    unready_copies,
 )
 from pgherd.model.lsn import Lsn
 
@@ -65,6 +66,14 @@ CASES = [
         [("advance", "sub", 200)],
     ),
     ("nothing when it is there already", [logical("sub", 300)], [logical("sub", 300)], 500, []),
+    (
+        "copies again one ahead of the primary's (the old primary rejoined)",
+        [logical("sub", 400)],
+        [logical("sub", 300)],
+        500,
+        [("copy", "sub", None)],
+    ),
+    ("not while it is in use", [logical("sub", 400, active=True)], [logical("sub", 300)], 500, []),
     ("nothing without a replay position", [logical("sub", 100)], [logical("sub", 300)], None, []),
     (
         "drops a copy the primary dropped",
@@ -147,3 +156,14 @@ def test_ready_once_the_primary_keeps_the_copys_catalog_rows(
     copy: int | None, feedback: int | None, expected: bool
 ) -> None:
     assert ready(copy, feedback) is expected
+
+
+@pytest.mark.parametrize(
+    ("feedback", "expected"),
+    [(690, []), (700, []), (710, ["sub"]), (None, ["sub"])],
+    ids=["held", "held-exactly", "newer", "no-feedback"],
+)
+def test_copies_not_yet_safe_for_a_failover(feedback: int | None, expected: list[str]) -> None:
+    mine = [logical("sub", 100, catalog_xmin=700), logical("gone", 100, catalog_xmin=1)]
+    leader = [logical("sub", 300), physical("node2", 10, catalog_xmin=feedback)]
+    assert unready_copies(mine, leader, "node2") == expected

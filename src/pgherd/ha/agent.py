@@ -158,11 +158,13 @@ class Agent:
         primary's logical slots: ha/slots.py), and start it again, the way an API restart
         goes (through the HA loop under automatic failover)."""
         if self.ha is not None:
-            with self._action_lock:
-                log.info("restarting postgres to load copied slots")
-                self.supervisor.stop(restart=True)
-                action()
-            self._start_through_ha()
+            try:
+                with self._action_lock:
+                    log.info("restarting postgres to load copied slots")
+                    self.supervisor.stop(restart=True)
+                    action()
+            finally:
+                self._start_through_ha()  # started again even when the action failed
             return
         with self._action_lock:
             log.info("restarting postgres to load copied slots")

@@ -29,6 +29,7 @@ from pgherd.model.failover_slots import (
     SlotKind,
     SlotSeen,
     decide,
+    unready_copies,
 )
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import Slot
@@ -72,6 +73,7 @@ class SlotKeeper:
         self.paused = paused
         self.interval = interval
         self._failing: str | None = None  # the last failure logged, not repeated
+        self.unready: list[str] = []  # copies a failover could not use yet
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
@@ -115,9 +117,30 @@ class SlotKeeper:
             replayed,
         )
         said = [self._act(a) for a in actions if a.do is not SlotDo.COPY]
+        if leader is not None:
+            said += self._readiness(
+                unready_copies(mine, [seen(s) for s in leader.slots], self.local.node.name)
+            )
         copies = [a for a in actions if a.do is SlotDo.COPY]
         if copies and leader is not None and not self.paused():
             said.append(self._copy(leader.name, copies))
+        return said
+
+    def _readiness(self, unready: list[str]) -> list[str]:
+        """Say when a copy becomes safe for a failover, or stops being so."""
+        said = [
+            f"the copy of logical slot {name} is safe to use after a failover"
+            for name in self.unready
+            if name not in unready
+        ]
+        fresh = [name for name in unready if name not in self.unready]
+        if fresh:
+            log.warning(
+                "copies of logical slot %s are not safe for a failover yet: the primary does "
+                "not yet keep their catalog rows (hot_standby_feedback)",
+                ", ".join(fresh),
+            )
+        self.unready = unready
         return said
 
     def _act(self, action: SlotAction) -> str:

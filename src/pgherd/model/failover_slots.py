@@ -14,6 +14,9 @@ PostgreSQL 11–16:
   primary's ``confirmed_flush_lsn`` for it, never past what the standby has replayed. The
   standby's copy is never ahead of the subscriber, so after a failover the subscriber asks
   for its own position and gets every change after it, none twice;
+- **copied again** when it is ahead of the primary's (a node that was the primary
+  rejoins as a standby; a slot dropped and made again under that name): a copy ahead of
+  the subscriber would skip changes after the next failover;
 - **dropped** when the primary no longer has it.
 
 ``hot_standby_feedback`` (pgherd sets it on every node) makes the primary keep the catalog
@@ -157,6 +160,25 @@ def _logical(
         ]
     if mine.kind is not SlotKind.LOGICAL or mine.plugin != primary.plugin:
         return []  # another slot of that name: not ours to touch
+    ahead = (
+        mine.confirmed_flush is not None
+        and primary.confirmed_flush is not None
+        and mine.confirmed_flush > primary.confirmed_flush
+    )
+    if ahead and not mine.active:
+        # After a failover (this node was the primary, or its copy outran the new
+        # primary's timeline) or a slot dropped and made again under that name: a copy
+        # ahead of the subscriber would skip changes it never received. Copy it again.
+        return [
+            SlotAction(
+                SlotDo.COPY,
+                name,
+                f"the copy of {name} is at {mine.confirmed_flush}, ahead of the primary's "
+                f"{primary.confirmed_flush}",
+                database=primary.database,
+                plugin=primary.plugin,
+            )
+        ]
     target = _bounded(primary.confirmed_flush, replayed)
     if target is None or (mine.confirmed_flush is not None and mine.confirmed_flush >= target):
         return []
@@ -212,3 +234,18 @@ def ready(copy_catalog_xmin: int | None, feedback_catalog_xmin: int | None) -> b
     if copy_catalog_xmin is None or feedback_catalog_xmin is None:
         return False
     return feedback_catalog_xmin <= copy_catalog_xmin
+
+
+def unready_copies(mine: Sequence[SlotSeen], leader: Sequence[SlotSeen], node: str) -> list[str]:
+    """This standby's copies of logical slots that a failover could not use yet: the
+    primary's physical slot for this standby (``node``) does not yet hold, through
+    hot_standby_feedback, the catalog rows the copy needs (:func:`ready`)."""
+    feedback = next(
+        (s.catalog_xmin for s in leader if s.name == node and s.kind is SlotKind.PHYSICAL), None
+    )
+    theirs = {s.name for s in leader if s.kind is SlotKind.LOGICAL}
+    return sorted(
+        s.name
+        for s in mine
+        if s.kind is SlotKind.LOGICAL and s.name in theirs and not ready(s.catalog_xmin, feedback)
+    )

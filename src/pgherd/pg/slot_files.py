@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pgherd.errors import InvalidInput, Refused
+from pgherd.pg.instance import STANDBY_SIGNAL
 from pgherd.pg.osuser import OsUser
 
 _NAME = re.compile(r"^[a-z0-9_]{1,63}$")
@@ -37,6 +38,13 @@ def install_states(data_dir: Path, user: OsUser, states: Mapping[str, bytes]) ->
     """Write each slot's state into a STOPPED server's data directory, replacing a slot of
     that name: each in a temporary directory first, fsynced, then renamed into place (the
     server loads only complete slot directories)."""
+    if not (data_dir / STANDBY_SIGNAL).exists():
+        # The node was promoted between the decision and the stop: its own slots are the
+        # live ones now, which a copy from the old primary must not replace.
+        raise Refused(
+            f"{data_dir} is no longer a standby's: the slot copies were not installed",
+            "nothing to do: the slots of a primary are its own",
+        )
     root = data_dir / "pg_replslot"
     for name, data in states.items():
         final = _slot_dir(data_dir, name)
