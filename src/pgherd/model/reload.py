@@ -11,7 +11,8 @@ agent and a running PostgreSQL:
   added, removed or changed — pg_hba.conf's pgherd block is rewritten for their hosts and
   the HA loop, the node's operations and its peers' list use the new list;
 - this node's ``nofailover`` and ``replicate_from``;
-- ``ha.agent_restart_grace`` (read only when the agent stops).
+- ``ha.agent_restart_grace`` (read only when the agent stops);
+- ``slots:``, the permanent slots (ha/slots.py reads them at each look).
 
 Everything else changes what the agent *is* — its store, its timing, its own addresses
 and directories, its roles and secrets, the archive it writes to — and is reported as
@@ -33,6 +34,7 @@ from pgherd.model.status import Frozen
 
 LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
 LIVE_HA_FIELDS = ("agent_restart_grace",)
+LIVE_KEYS = ("slots",)  # cluster-wide keys the agent takes as they are
 IGNORED = {"console": "console: read by pgherd console, not by the agents"}
 
 
@@ -78,16 +80,18 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         )
     needs_restart: list[str] = []
     ignored: list[str] = []
-    live_ha: list[str] = []
+    taken: list[str] = []  # what the agent takes live besides this node's fields
     for key in sorted(set(old) | set(new)):
         if key in ("settings", "nodes", "witnesses") or old.get(key) == new.get(key):
             continue
         if key in IGNORED:
             ignored.append(IGNORED[key])
+        elif key in LIVE_KEYS:
+            taken.extend(_differences(key, old.get(key), new.get(key)))
         elif key == "ha" and old.get(key) and new.get(key):
             for said in _differences(key, old[key], new[key]):
                 live = said.split(" ", 1)[0].removeprefix("ha.") in LIVE_HA_FIELDS
-                (live_ha if live else needs_restart).append(said)
+                (taken if live else needs_restart).append(said)
         else:
             needs_restart.extend(_differences(key, old.get(key), new.get(key)))
     mine_old, mine_new = old_nodes[node], new_nodes[node]
@@ -114,7 +118,12 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         "nodes": [mine if n["name"] == node else n for n in new.get("nodes", ())],
         "witnesses": list(new.get("witnesses", ())),
     }
-    if live_ha:
+    for key in LIVE_KEYS:
+        if key in new:
+            effective[key] = new[key]
+        else:
+            effective.pop(key, None)
+    if old.get("ha") and new.get("ha") and taken:
         effective["ha"] = dict(old["ha"]) | {
             f: new["ha"][f] for f in LIVE_HA_FIELDS if f in new["ha"]
         }
@@ -123,7 +132,7 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         settings_before=dict(old.get("settings", {})),
         settings_after=dict(new.get("settings", {})),
         members=tuple(members),
-        this_node=tuple(this_node + live_ha),
+        this_node=tuple(this_node + taken),
         needs_restart=tuple(needs_restart),
         ignored=tuple(ignored),
         effective=effective,
