@@ -167,3 +167,15 @@ def test_copies_not_yet_safe_for_a_failover(feedback: int | None, expected: list
     mine = [logical("sub", 100, catalog_xmin=700), logical("gone", 100, catalog_xmin=1)]
     leader = [logical("sub", 300), physical("node2", 10, catalog_xmin=feedback)]
     assert unready_copies(mine, leader, "node2") == expected
+
+
+def test_a_copy_that_could_not_be_advanced_is_copied_again() -> None:
+    mine, leader = [logical("sub", 100)], [logical("sub", 300)]
+    (again,) = decide(False, mine, [], MEMBERS, leader, Lsn(500), broken={"sub"})
+    assert (again.do, again.reason) == (
+        SlotDo.COPY,
+        "logical slot sub of the primary could not be advanced",
+    )
+    assert act(decide(False, mine, [], MEMBERS, leader, Lsn(500), broken={"other"})) == [
+        ("advance", "sub", 300)
+    ]

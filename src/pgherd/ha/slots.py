@@ -74,6 +74,7 @@ class SlotKeeper:
         self.interval = interval
         self._failing: str | None = None  # the last failure logged, not repeated
         self.unready: list[str] = []  # copies a failover could not use yet
+        self.broken: set[str] = set()  # copies that could not be advanced: copied again
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
@@ -115,6 +116,7 @@ class SlotKeeper:
             config.node_names,
             [seen(s) for s in leader.slots] if leader is not None else None,
             replayed,
+            self.broken,
         )
         said = [self._act(a) for a in actions if a.do is not SlotDo.COPY]
         if leader is not None:
@@ -150,6 +152,18 @@ class SlotKeeper:
                 replication.create_physical_slot(conn, action.slot)
             elif action.do is SlotDo.CREATE:
                 replication.create_logical_slot(conn, action.slot, action.plugin or "pgoutput")
+            elif action.do is SlotDo.ADVANCE and action.kind is SlotKind.LOGICAL:
+                assert action.lsn is not None
+                try:
+                    replication.advance_slot(conn, action.slot, action.lsn)
+                except psycopg.Error as exc:
+                    # WAL this standby no longer has, a copy from before a timeline change:
+                    # the next look copies it again from the primary.
+                    self.broken.add(action.slot)
+                    return (
+                        f"slot {action.slot}: could not advance it to {action.lsn} "
+                        f"({str(exc).strip().splitlines()[0]}): copying it again"
+                    )
             elif action.do is SlotDo.ADVANCE:
                 assert action.lsn is not None
                 replication.advance_slot(conn, action.slot, action.lsn)
@@ -172,4 +186,5 @@ class SlotKeeper:
         )
         node = self.local.node
         self.restart_with(lambda: slot_files.install_states(node.data_dir, self.local.user, states))
+        self.broken -= set(states)
         return f"copied logical slot {names} from {leader} (the standby restarted to load it)"

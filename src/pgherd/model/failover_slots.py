@@ -93,11 +93,13 @@ def decide(
     members: Collection[str],
     leader: Sequence[SlotSeen] | None = None,
     replayed: Lsn | None = None,
+    broken: Collection[str] = (),
 ) -> list[SlotAction]:
     """What this node does to its slots. ``members``: the config's node names (their
     physical slots are the standbys', kept by cluster operations, not here); ``leader``:
     the primary's slots (a standby that cannot read them does nothing); ``replayed``: how
-    far this standby has replayed."""
+    far this standby has replayed; ``broken``: copies this standby failed to advance (WAL
+    it no longer has, a copy from before a timeline change), copied again."""
     here = {s.name: s for s in mine}
     if primary:
         return [
@@ -114,7 +116,7 @@ def decide(
         ]
     if leader is None:
         return []
-    return _standby(here, declared, members, {s.name: s for s in leader}, replayed)
+    return _standby(here, declared, members, {s.name: s for s in leader}, replayed, broken)
 
 
 def _standby(
@@ -123,6 +125,7 @@ def _standby(
     members: Collection[str],
     theirs: Mapping[str, SlotSeen],
     replayed: Lsn | None,
+    broken: Collection[str],
 ) -> list[SlotAction]:
     actions: list[SlotAction] = []
     permanent = {d.name: d for d in declared}
@@ -131,7 +134,7 @@ def _standby(
             continue
         mine = here.get(name)
         if slot.kind is SlotKind.LOGICAL:
-            actions += _logical(name, slot, mine, replayed)
+            actions += _logical(name, slot, mine, replayed, name in broken)
         elif name in permanent:
             actions += _physical(name, slot, mine, replayed)
     for name, slot in sorted(here.items()):
@@ -144,16 +147,17 @@ def _standby(
 
 
 def _logical(
-    name: str, primary: SlotSeen, mine: SlotSeen | None, replayed: Lsn | None
+    name: str, primary: SlotSeen, mine: SlotSeen | None, replayed: Lsn | None, broken: bool
 ) -> list[SlotAction]:
-    if mine is None:
+    if mine is None or (broken and not mine.active):
         if primary.confirmed_flush is None:
             return []  # not yet usable on the primary either
+        why = "could not be advanced" if mine is not None else "has no copy here"
         return [
             SlotAction(
                 SlotDo.COPY,
                 name,
-                f"logical slot {name} of the primary has no copy here",
+                f"logical slot {name} of the primary {why}",
                 database=primary.database,
                 plugin=primary.plugin,
             )
