@@ -414,7 +414,11 @@ def run(config_path: Path, node_name: str) -> None:
         config.history.interval,
         reloader,
         checks,
-        [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
+        [
+            NodeCollector(
+                local, agent.status, agent.ha, archive_port.pusher_status, keeper.copies_ready
+            )
+        ],
         archive_port,
         grants=grants,
         auth_reads=config.api.auth_reads,

@@ -75,6 +75,7 @@ class SlotKeeper:
         self._failing: str | None = None  # the last failure logged, not repeated
         self.unready: list[str] = []  # copies a failover could not use yet
         self.broken: set[str] = set()  # copies that could not be advanced: copied again
+        self.copies: tuple[str, ...] = ()  # this standby's copies, at the last look
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
@@ -119,7 +120,13 @@ class SlotKeeper:
             self.broken,
         )
         said = [self._act(a) for a in actions if a.do is not SlotDo.COPY]
-        if leader is not None:
+        if leader is None:
+            self.copies = ()
+        else:
+            theirs = {s.name for s in leader.slots if s.slot_type == "logical"}
+            self.copies = tuple(
+                s.name for s in mine if s.kind is SlotKind.LOGICAL and s.name in theirs
+            )
             said += self._readiness(
                 unready_copies(mine, [seen(s) for s in leader.slots], self.local.node.name)
             )
@@ -127,6 +134,11 @@ class SlotKeeper:
         if copies and leader is not None and not self.paused():
             said.append(self._copy(leader.name, copies))
         return said
+
+    def copies_ready(self) -> tuple[tuple[str, bool], ...]:
+        """Each copy of the primary's logical slots here, and whether a failover could use
+        it (``/metrics``: pgherd_slot_copy_ready)."""
+        return tuple((name, name not in self.unready) for name in self.copies)
 
     def _readiness(self, unready: list[str]) -> list[str]:
         """Say when a copy becomes safe for a failover, or stops being so."""
