@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pgherd.clients.agent import AgentClient
 from pgherd.lab import agents
 from pgherd.pg import osuser, process
 from tests.e2e.conftest import Lab, start_lab, stop_lab
@@ -97,6 +98,17 @@ def reload_agents(lab: Lab) -> None:
         process.signal_pid(pid, signal.SIGHUP)
 
 
+def copy_ready(lab: Lab, node: str, slot: str) -> bool:
+    """The standby's /metrics says a failover there could use its copy of ``slot``."""
+    page = AgentClient(lab.config.node(node)).metrics()
+    return any(
+        line.startswith("pgherd_slot_copy_ready{")
+        and f'slot="{slot}"' in line
+        and float(line.rsplit(" ", 1)[1]) == 1
+        for line in page.splitlines()
+    )
+
+
 def rows(lab: Lab, node: str) -> set[int]:
     return {int(r[0]) for r in query(lab.config, node, "SELECT id FROM writes")}
 
@@ -128,6 +140,13 @@ def test_a_subscription_and_a_permanent_slot_survive_a_failover_under_writes(
             what=f"copies of the logical slots on {node}",
         )
     assert slots(pub, primary)["cdc"] == "logical"
+    # ... and each copy becomes safe for a failover: the primary keeps its catalog rows
+    for node in standbys(pub):
+        wait_until(
+            lambda n=node: copy_ready(pub, n, "writes_sub"),  # type: ignore[misc]
+            timeout=30,
+            what=f"the copy of writes_sub on {node} to be safe for a failover",
+        )
     with Writer(pub.config, table="writes") as writer:
         time.sleep(3)
         kill_host(pub, primary)
