@@ -10,6 +10,7 @@ from pgherd.model.failover_slots import (
     SlotDo,
     SlotKind,
     SlotSeen,
+    copy_delay,
     decide,
     ready,
     unready_copies,
@@ -179,3 +180,18 @@ def test_a_copy_that_could_not_be_advanced_is_copied_again() -> None:
     assert act(decide(False, mine, [], MEMBERS, leader, Lsn(500), broken={"other"})) == [
         ("advance", "sub", 300)
     ]
+
+
+@pytest.mark.parametrize(
+    ("node", "primary", "expected"),
+    [
+        ("node2", "node1", 0.0),
+        ("node3", "node1", 6.0),
+        ("node1", "node2", 0.0),
+        ("node3", "node2", 6.0),
+    ],
+)
+def test_standbys_take_turns_to_restart_for_copies(
+    node: str, primary: str, expected: float
+) -> None:
+    assert copy_delay(node, primary, MEMBERS) == expected

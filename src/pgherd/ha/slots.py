@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -28,6 +29,7 @@ from pgherd.model.failover_slots import (
     SlotDo,
     SlotKind,
     SlotSeen,
+    copy_delay,
     decide,
     unready_copies,
 )
@@ -76,6 +78,7 @@ class SlotKeeper:
         self.unready: list[str] = []  # copies a failover could not use yet
         self.broken: set[str] = set()  # copies that could not be advanced: copied again
         self.copies: tuple[str, ...] = ()  # this standby's copies, at the last look
+        self._lacking_since: float | None = None  # when it first lacked a copy (its turn)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
@@ -131,8 +134,16 @@ class SlotKeeper:
                 unready_copies(mine, [seen(s) for s in leader.slots], self.local.node.name)
             )
         copies = [a for a in actions if a.do is SlotDo.COPY]
-        if copies and leader is not None and not self.paused():
+        if not copies or leader is None:
+            self._lacking_since = None
+            return said
+        now = time.monotonic()
+        if self._lacking_since is None:
+            self._lacking_since = now
+        wait = copy_delay(self.local.node.name, leader.name, config.node_names)
+        if now - self._lacking_since >= wait and not self.paused():
             said.append(self._copy(leader.name, copies))
+            self._lacking_since = None
         return said
 
     def copies_ready(self) -> tuple[tuple[str, bool], ...]:

@@ -253,3 +253,15 @@ def unready_copies(mine: Sequence[SlotSeen], leader: Sequence[SlotSeen], node: s
         for s in mine
         if s.kind is SlotKind.LOGICAL and s.name in theirs and not ready(s.catalog_xmin, feedback)
     )
+
+
+COPY_SPACING = 6.0  # seconds between two standbys' restarts for copies
+
+
+def copy_delay(node: str, primary: str, members: Sequence[str]) -> float:
+    """How long a standby waits, once it lacks a copy, before the restart that loads it:
+    the standbys take turns in the config's order, so that they are not down together (a
+    synchronous primary's commits would wait on them)."""
+    standbys = [m for m in members if m != primary]
+    rank = standbys.index(node) if node in standbys else 0
+    return rank * COPY_SPACING
