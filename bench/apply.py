@@ -173,9 +173,6 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
         node_ops.prepare(LocalNode.open(config, member.name), spec)
         store.save_spec(member, spec)
     servers.sql("node2", "bench", "SELECT pg_drop_replication_slot('pgherd_bench_node1')")
-    # The mesh's publication carries pgherd.mesh_ddl (schema changes in the stream): the
-    # native subscriber needs a table of that name to subscribe to it.
-    servers.sql("node2", "native", node_ops.SCHEMA_SQL)
     servers.sql(
         "node1", "bench", "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", NATIVE_SLOT
     )
