@@ -371,6 +371,27 @@ class EtcdDcs(_Strict):
 _HA = ha_model.Settings()
 
 
+class SlotConfig(_Strict):
+    """A permanent replication slot (``slots:``): it exists on whichever node leads, and
+    every standby keeps a copy that follows it (docs/failover.md, "Slots that survive a
+    failover"), for consumers outside pgherd (a CDC tool, pg_receivewal)."""
+
+    type: Literal["physical", "logical"] = "logical"
+    database: str | None = None  # logical: the database it decodes
+    plugin: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,63}$")] = "pgoutput"
+
+    @model_validator(mode="after")
+    def _logical_needs_a_database(self) -> Self:
+        if self.type == "logical" and not self.database:
+            raise ValueError("a logical slot needs database: (the one it decodes)")
+        if self.type == "physical" and self.database:
+            raise ValueError("a physical slot takes no database")
+        return self
+
+
+SlotName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,63}$")]
+
+
 class HaConfig(_Strict):
     """Automatic failover (``failover: automatic``): the coordination store and timing.
 
@@ -443,6 +464,8 @@ class ClusterConfig(ClusterFiles, _Strict):
     # as false): doctor and cluster show flag a cluster that runs in plain text.
     tls: TlsConfig | bool = Field(default_factory=TlsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    # Permanent slots, kept on whichever node leads and copied to the standbys.
+    slots: dict[SlotName, SlotConfig] = Field(default_factory=dict)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
 
@@ -470,6 +493,12 @@ class ClusterConfig(ClusterFiles, _Strict):
                 raise ValueError(
                     f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
                 )
+        taken = names & set(self.slots)
+        if taken:
+            raise ValueError(
+                f"slot {sorted(taken)[0]!r} has a node's name: those slots are the standbys' "
+                "own (choose another name)"
+            )
         if self.backup.schedule and self.archive is None:
             raise ValueError("backup.schedule needs an archive: section (where backups go)")
         if self.witnesses and self.ha is None:

@@ -307,6 +307,15 @@ class LiteNode(DataNode):
 
 
 @dataclass(frozen=True)
+class LiteSlot:
+    """:class:`pgherd.config.SlotConfig`: a permanent slot (``slots:``)."""
+
+    type: str
+    database: str | None
+    plugin: str
+
+
+@dataclass(frozen=True)
 class LiteWitness(AgentMember):
     """:class:`pgherd.config.WitnessConfig`."""
 
@@ -415,6 +424,7 @@ class LiteConfig(ClusterFiles):
     tls: LiteTls | bool
     witnesses: tuple[LiteWitness, ...] = ()
     settings: Mapping[str, SettingValue] = field(default_factory=dict)
+    slots: Mapping[str, LiteSlot] = field(default_factory=dict)
     # config.fingerprint of the validated file (computed from it, not a field of it)
     fingerprint: str = ""
 
@@ -496,7 +506,17 @@ def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteC
         tls=tls,
         witnesses=tuple(_witness(w, ca) for w in data["witnesses"]),
         settings=dict(_settings(data["settings"])),
+        slots={text(k): _slot(v) for k, v in data["slots"].items()},
         fingerprint=fingerprint_of(data),
+    )
+
+
+def _slot(data: Mapping[str, Any]) -> LiteSlot:
+    database = data["database"]
+    return LiteSlot(
+        type=_choice(data["type"], ("physical", "logical")),
+        database=None if database is None else text(database),
+        plugin=text(data["plugin"]),
     )
 
 

@@ -144,6 +144,19 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(_set("nodes", []), "nodes: ", id="no-nodes"),
         pytest.param(_drop("passfile"), "passfile: Field required", id="missing-passfile"),
         pytest.param(_set("superuser", "Admin"), "superuser: ", id="bad-role-name"),
+        pytest.param(
+            _set("slots", {"cdc": {"type": "logical"}}),
+            "a logical slot needs database:",
+            id="logical-slot-without-database",
+        ),
+        pytest.param(
+            _set("slots", {"node1": {"type": "physical"}}),
+            "slot 'node1' has a node's name",
+            id="slot-named-after-a-node",
+        ),
+        pytest.param(
+            _set("slots", {"Bad-Name": {"type": "physical"}}), "slots.Bad-Name", id="bad-slot-name"
+        ),
     ],
 )
 def test_validation_errors_are_one_located_line(
@@ -389,3 +402,15 @@ def test_pg_bin_of_a_node_overrides_the_clusters() -> None:
     parsed = config.parse(raw)
     assert parsed.pg_bin_for(parsed.node("node1")) == Path("/usr/lib/postgresql/15/bin")
     assert parsed.pg_bin_for(parsed.node("node2")) == Path("/opt/pg16/bin")
+
+
+def test_permanent_slots_parse() -> None:
+    raw = copy.deepcopy(raw_config())
+    raw["slots"] = {"cdc": {"database": "shop"}, "archiver": {"type": "physical"}}
+    found = config.parse(raw).slots
+    assert (found["cdc"].type, found["cdc"].database, found["cdc"].plugin) == (
+        "logical",
+        "shop",
+        "pgoutput",
+    )
+    assert found["archiver"].type == "physical"

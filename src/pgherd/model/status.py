@@ -86,6 +86,12 @@ class Slot(Frozen):
     restart_lsn: LsnField | None
     wal_status: str | None
     retained_bytes: int | None
+    # logical slots: what a standby's copy needs (model/failover_slots.py)
+    temporary: bool = False
+    database: str | None = None
+    plugin: str | None = None
+    confirmed_flush_lsn: LsnField | None = None
+    catalog_xmin: int | None = None
 
 
 class NodeStatus(Frozen):

@@ -35,6 +35,9 @@ BASE_SETTINGS: dict[str, Setting] = {
     "wal_keep_size": "512MB",
     "track_commit_timestamp": True,
     "wal_receiver_status_interval": "1s",
+    # A standby tells its upstream which catalog rows its copies of logical slots still need
+    # (model/failover_slots.py), and which rows its queries read.
+    "hot_standby_feedback": True,
     # A standby whose upstream went away (a switchover, a restart) retries after this
     # long, instead of the default 5 s.
     "wal_retrieve_retry_interval": "1s",
