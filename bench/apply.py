@@ -150,7 +150,7 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     user = osuser.resolve(common.OS_USER)
     user.make_dir(directory)
     base = common.free_port_base(2)
-    config = layout.lab_config(directory, 2, base, user.name, None)
+    config = layout.lab_config(directory, layout.LabShape(2, base, user.name, None))
     config_path = directory / "pgherd.yaml"
     lifecycle.write_lab_files(config, config_path, user)
     for node in config.nodes:

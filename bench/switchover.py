@@ -73,7 +73,7 @@ def pgherd_switchover(lab: common.Lab, run: int, writer: common.Writer) -> dict[
 
 def plain_config(directory: Path, user: osuser.OsUser) -> ClusterConfig:
     base = common.free_port_base(2, (0,))
-    config = layout.lab_config(directory, 2, base, user.name, None)
+    config = layout.lab_config(directory, layout.LabShape(2, base, user.name, None))
     lifecycle.write_lab_files(config, directory / "pgherd.yaml", user)
     return config
 

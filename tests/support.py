@@ -27,7 +27,7 @@ def cluster_config(
     workdir: Path, user: osuser.OsUser, nodes: int, port_base: int, **extra: Any
 ) -> ClusterConfig:
     """A config for ``nodes`` nodes under ``workdir``, with its passfile and token written."""
-    config = layout.lab_config(workdir, nodes, port_base, user.name, None)
+    config = layout.lab_config(workdir, layout.LabShape(nodes, port_base, user.name, None))
     if extra:
         config = config_mod.parse(config.model_dump(mode="json") | extra)
     lifecycle.write_lab_files(config, workdir / "pgherd.yaml", user)

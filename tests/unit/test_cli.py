@@ -74,7 +74,9 @@ def _unused_port() -> int:
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 3, 5440, "postgres", None)
+    config = layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), layout.LabShape(3, 5440, "postgres", None)
+    )
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(config))
     return path
@@ -238,7 +240,7 @@ def test_connstr_prints_a_uri_with_the_passfile(
 def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     cli: Cli, tmp_path: Path
 ) -> None:
-    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, "postgres", None))
     raw = lab.model_dump(mode="json")
     for node in raw["nodes"]:
         node["api_port"] = _unused_port()  # no agent listens there
@@ -265,7 +267,7 @@ def test_a_missing_cluster_ca_is_a_one_line_error(
 ) -> None:
     """Every quick command that calls an agent builds its TLS context first (connstr only
     names the CA in the URI it prints)."""
-    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, "postgres", None))
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(lab))
     code, out, err = cli(*line, "-c", str(path))

@@ -97,7 +97,9 @@ def argv_for(path: tuple[str, ...], command: Any, hostile: str, scratch: Path) -
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("cli")
-    lab = layout.lab_config(base / "lab", 2, 29_440, "postgres", None, archive=True)
+    lab = layout.lab_config(
+        base / "lab", layout.LabShape(2, 29_440, "postgres", None, archive=True)
+    )
     path = base / "pgherd.yaml"
     path.write_text(config_mod.dump(lab))
     lab.api_token_file.parent.mkdir(parents=True)

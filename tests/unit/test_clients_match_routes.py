@@ -142,7 +142,9 @@ def _schema(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _routes(tmp_path: Path) -> dict[tuple[str, str], Route]:
-    config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
+    config = layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), layout.LabShape(2, 5440, "postgres", None)
+    )
     local = LocalNode.open(config, "node1")
     history = HistoryStore(tmp_path / "history.sqlite", "node1")
     agent = _Agent()

@@ -25,7 +25,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def write_config(path: Path, cluster: str = "lab", nodes: int = 3) -> Path:
-    validated = layout.lab_config(Path("/var/tmp/pgherd-lab"), nodes, 5440, "postgres", None)
+    validated = layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), layout.LabShape(nodes, 5440, "postgres", None)
+    )
     path.write_text(config.dump(validated).replace("cluster: lab", f"cluster: {cluster}"))
     return path
 

@@ -70,24 +70,22 @@ def full_raw() -> dict[str, Any]:
     }  # fmt: skip
 
 
+LAB = Path("/var/tmp/pgherd-lab")
 CONFIGS = {
-    "lab": layout.lab_config(Path("/var/tmp/pgherd-lab"), 3, 5440, "postgres", None),
+    "lab": layout.lab_config(LAB, layout.LabShape(3, 5440, "postgres")),
     "lab, automatic, archive": layout.lab_config(
-        Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None, failover="automatic", archive=True
+        LAB, layout.LabShape(2, 5440, "postgres", failover="automatic", archive=True)
     ),
-    "independent": layout.lab_config(
-        Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None, independent=True
-    ),
+    "independent": layout.lab_config(LAB, layout.LabShape(2, 5440, "postgres", independent=True)),
     "everything set": config.parse(full_raw()),
     "tls off": layout.lab_config(
-        Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None, failover="automatic",
-        dcs="etcd", tls=False,
+        LAB, layout.LabShape(2, 5440, "postgres", failover="automatic", dcs="etcd", tls=False)
     ),
     "tls: true": config.parse(
         {k: v for k, v in full_raw().items() if k not in ("ha", "failover", "witnesses")}
         | {"tls": True}
     ),
-}  # fmt: skip
+}
 
 # Computed from the validated file, not fields of it (tested below).
 DERIVED = {"fingerprint", "repository_specs", "api_ca"}

@@ -38,7 +38,9 @@ def test_calls_are_counted_by_kind_and_answered_by_the_store() -> None:
 
 
 def test_the_agents_store_handle_counts_once_opened(tmp_path: Path) -> None:
-    config = layout.lab_config(tmp_path, 3, 5440, "postgres", None, failover="automatic")
+    config = layout.lab_config(
+        tmp_path, layout.LabShape(3, 5440, "postgres", None, failover="automatic")
+    )
     handle = StoreHandle(config)
     assert handle.calls() == {}
     handle().snapshot()

@@ -21,7 +21,8 @@ from pgherd.ops import ha_view
 @pytest.fixture
 def lab(tmp_path: Path) -> config.ClusterConfig:
     made = layout.lab_config(
-        tmp_path, 3, 5440, "postgres", None, failover="automatic", sync=True, witness=True
+        tmp_path,
+        layout.LabShape(3, 5440, "postgres", None, failover="automatic", sync=True, witness=True),
     )
     assert made.ha is not None
     return made

@@ -44,7 +44,7 @@ def lab_file(tmp_path: Path, **options: object) -> Path:
     the store client's certificate): the commands build their TLS contexts from them."""
     base = free_port_base(3, (0, layout.API_PORT_OFFSET))
     user = "postgres" if getpass.getuser() == "root" else getpass.getuser()
-    made = layout.lab_config(tmp_path / "lab", 3, base, user, None, **options)  # type: ignore[arg-type]
+    made = layout.lab_config(tmp_path / "lab", layout.LabShape(3, base, user, None, **options))  # type: ignore[arg-type]
     if made.tls_on:
         tlsfiles.ensure(made, osuser.resolve(user), layout.tls_members(made))
     path = tmp_path / "pgherd.yaml"

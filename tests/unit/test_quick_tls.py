@@ -71,7 +71,7 @@ def cluster(tmp_path: Path) -> ClusterConfig:
     """One node whose agent port is free (the stand-in binds it), TLS on, reads that need
     a credential; the CA, the node's certificate and the tokens written."""
     base = free_port_base(1, (0, layout.API_PORT_OFFSET))
-    lab = layout.lab_config(tmp_path / "lab", 1, base, _owner().name, None)
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(1, base, _owner().name, None))
     lab = config_mod.parse(lab.model_dump(mode="json") | {"api": {"auth_reads": True}})
     tlsfiles.ensure(lab, _owner(), tlsfiles.members(lab))
     for path, token in ((lab.api_token_file, OPERATOR), (lab.viewer_token_file, VIEWER)):

@@ -55,7 +55,7 @@ def test_a_certificate_needs_an_address() -> None:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> config_mod.ClusterConfig:
-    return layout.lab_config(tmp_path / "lab", 2, 5440, me().name, None)
+    return layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, me().name, None))
 
 
 def test_ensure_makes_the_ca_and_certificates_once(lab: config_mod.ClusterConfig) -> None:
@@ -229,7 +229,7 @@ def test_cluster_show_says_when_tls_is_off(
     from pgherd.cli import main as full_cli
 
     main = quick_entry.main if entry == "quick" else full_cli.main
-    lab = layout.lab_config(tmp_path / "lab", 1, 5440, "postgres", None, tls=False)
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(1, 5440, "postgres", None, tls=False))
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(lab))
     for args in (["cluster", "show"], ["cluster", "show", "--json"]):
