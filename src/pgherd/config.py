@@ -129,12 +129,13 @@ class RetentionConfig(_Strict):
     keep_days: float | None = Field(default=None, gt=0)
 
 
-class RepositoryConfig(_Strict):
-    """One repository: a local or mounted directory (``path``) or an S3-compatible
-    bucket (``repo: s3://bucket/prefix`` with ``endpoint``, ``region`` and a
-    ``credentials_file`` in the AWS format). ``encryption_key_file``: AES-256-GCM."""
+class _RepositoryPlace(_Strict):
+    """Where a repository is and how it is reached: a local or mounted directory
+    (``path``) or an S3-compatible bucket (``repo: s3://bucket/prefix`` with ``endpoint``,
+    ``region`` and a ``credentials_file`` in the AWS format). ``encryption_key_file``:
+    AES-256-GCM. Shared by a listed repository and the one ``archive:`` describes in
+    place."""
 
-    name: NodeName | None = None
     path: AbsPath | None = None
     repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
         None
@@ -144,6 +145,12 @@ class RepositoryConfig(_Strict):
     credentials_file: AbsPath | None = None
     encryption_key_file: AbsPath | None = None
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+class RepositoryConfig(_RepositoryPlace):
+    """One repository of ``archive.repositories``, named."""
+
+    name: NodeName | None = None
 
     @model_validator(mode="after")
     def _one_place(self) -> Self:
@@ -173,7 +180,7 @@ class RepositoryConfig(_Strict):
         )
 
 
-class ArchiveConfig(_Strict):
+class ArchiveConfig(_RepositoryPlace):
     """The WAL archive and base backups (docs/archive.md).
 
     One repository is described in place (``path``, as before, or ``repo`` with its
@@ -188,15 +195,6 @@ class ArchiveConfig(_Strict):
     metrics report archiving as falling behind (WAL is never dropped).
     """
 
-    path: AbsPath | None = None
-    repo: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None = (
-        None
-    )
-    endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")] | None = None
-    region: str = "us-east-1"
-    credentials_file: AbsPath | None = None
-    encryption_key_file: AbsPath | None = None
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     repositories: tuple[RepositoryConfig, ...] = ()
     cleanup_keep: int | None = Field(default=None, ge=1)
     cleanup_interval: float = Field(default=3600, ge=10)
@@ -215,16 +213,8 @@ class ArchiveConfig(_Strict):
     def first(self) -> RepositoryConfig | None:
         if self.path is None and self.repo is None:
             return None
-        return RepositoryConfig(
-            name="main",
-            path=self.path,
-            repo=self.repo,
-            endpoint=self.endpoint,
-            region=self.region,
-            credentials_file=self.credentials_file,
-            encryption_key_file=self.encryption_key_file,
-            retention=self.retention,
-        )
+        place = {f: getattr(self, f) for f in _RepositoryPlace.model_fields}
+        return RepositoryConfig(name="main", **place)
 
     def specs(self) -> tuple[RepositorySpec, ...]:
         """Every repository, the one described in place first ("main")."""
