@@ -23,6 +23,7 @@ from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import rejoin_local, sync
+from pgherd.ha.clock import SYSTEM, Clock
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Action, Do
@@ -44,9 +45,11 @@ class Lease:
     """What this agent knows of its own lease."""
 
     valid_until: float | None = None  # monotonic; measured from before the request
+    clock: Clock = SYSTEM
 
     def held(self, now: float | None = None) -> bool:
-        return self.valid_until is not None and (now or time.monotonic()) < self.valid_until
+        at = self.clock.monotonic() if now is None else now
+        return self.valid_until is not None and at < self.valid_until
 
 
 @dataclass
@@ -58,11 +61,15 @@ class Executor:
     fence: Fence
     lock: threading.Lock
     store: Callable[[], Store]
-    lease: Lease = field(default_factory=Lease)
+    clock: Clock = SYSTEM
+    lease: Lease = field(init=False)
     lock_wait: float = 0.2
     # Told the moment the server left recovery, before the slots are made: load balancers
     # may send writes from then on.
     on_promoted: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.lease = Lease(clock=self.clock)
 
     @property
     def me(self) -> str:
@@ -137,7 +144,7 @@ class Executor:
         raise ValueError(f"unknown action {do}")
 
     def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
-        sent_at = time.monotonic()
+        sent_at = self.clock.monotonic()
         if not call(self.me, self.settings.ttl):
             self.lease.valid_until = None
             raise Refused(f"could not {what} the lease: another member holds it")
@@ -152,7 +159,7 @@ class Executor:
         with self._locked():
             if self.settings.synchronous:
                 sync.before_promotion(self.store(), self.me)
-            self.fence.allow_until(self.lease.valid_until or time.monotonic())
+            self.fence.allow_until(self.lease.valid_until or self.clock.monotonic())
             result = promote.promote(self.local, timeout=30)
             if self.on_promoted is not None:
                 self.on_promoted()

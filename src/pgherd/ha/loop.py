@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -31,6 +30,7 @@ from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
 from pgherd.ha import observe
+from pgherd.ha.clock import SYSTEM, Clock, system_monotonic
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
@@ -102,8 +102,10 @@ class HaLoop:
         peers: PeerReading,
         store: Callable[[], Store],
         probe: DivergenceProbing,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.local = local
         self.settings = executor.settings
         self.me = local.node.name
@@ -120,7 +122,8 @@ class HaLoop:
         self._events: StoreEventLog | None = None
         self._watch = DivergenceWatch()
         self.sentence = "starting"
-        self.decided_at: float | None = None
+        self.decided_at: float | None = None  # wall clock, for people
+        self.decided_mono: float | None = None  # the same moment, for liveness
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
         self.last_world: World | None = None
@@ -175,12 +178,18 @@ class HaLoop:
         fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg, paused)
         peers = self.peers.read() if fresh else None
         world = observe.world(
-            self.config, self.me, view, peers, self.settings.ttl, observed_at=time.monotonic()
+            self.config,
+            self.me,
+            view,
+            peers,
+            self.settings.ttl,
+            observed_at=self.clock.monotonic(),
+            now=self.clock.time(),
         )
         return world, self._local(local_state, world)
 
     def _local(self, state: observe.LocalState, world: World) -> Local:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         check = watch_divergence(
             self._watch,
             self.me,
@@ -265,7 +274,7 @@ class HaLoop:
     def _explain(self, me: Local, world: World) -> str:
         """A failover's why: the lost leader, when it last renewed, every candidate."""
         found = failover_report.candidates(self.settings, me, world)
-        return failover_report.sentence(self._lost_leader(world), found, time.time())
+        return failover_report.sentence(self._lost_leader(world), found, self.clock.time())
 
     def _event(self, action: Action, world: World, me: Local) -> Event:
         details = {"decided_by": self.me}
@@ -295,10 +304,14 @@ class HaLoop:
     def say(self, sentence: str) -> None:
         """What GET /ha shows as the last decision (the bootstrap's, before the loop runs)."""
         self.sentence = sentence
-        self.decided_at = time.time()
+        self._decided()
+
+    def _decided(self) -> None:
+        self.decided_at = self.clock.time()
+        self.decided_mono = self.clock.monotonic()
 
     def _log(self, sentence: str, level: int) -> None:
-        self.decided_at = time.time()
+        self._decided()
         if sentence != self.sentence:
             log.log(level, "%s", sentence)
             self.sentence = sentence
@@ -314,7 +327,7 @@ class HaLoop:
             self.local.node.api_url,
             leader,
             self.sentence,
-            time.time(),
+            self.clock.time(),
             config_fingerprint=fingerprint(self.config),
         )
         with contextlib.suppress(StoreUnavailable):
@@ -336,13 +349,16 @@ class HaLoop:
         )
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
+                started = self.clock.monotonic()
                 try:
                     with metrics.HA_CYCLE_SECONDS.time():
                         self.cycle()
                 except Exception:
                     log.exception("HA cycle failed")
-                self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
+                took = self.clock.monotonic() - started
+                self._wake.wait(
+                    min(max(0.0, self.settings.loop_wait - took), self.settings.loop_wait)
+                )
                 self._wake.clear()
         finally:
             self._stopped.set()
@@ -382,7 +398,7 @@ class HaLoop:
 
     def status(self) -> HaReport:
         local, view = self.last_local, self.last_view
-        now = time.monotonic()
+        now = self.clock.monotonic()
         until = self.executor.lease.valid_until
         return HaReport(
             mode=self.settings.mode,
@@ -407,12 +423,17 @@ def build(
     supervisor: Supervisor,
     lock: threading.Lock,
     token: str,
+    clock: Clock = SYSTEM,
 ) -> HaLoop:
-    """The agent's HA loop with its real parts."""
+    """The agent's HA loop with its real parts, on ``clock``."""
     settings = settings_of(config)
     store = StoreHandle(config)
-    fence = Fence(supervisor.fence, publish=supervisor.set_fence)  # the keeper holds it too
-    executor = Executor(local, supervisor, settings, token, fence, lock, store)
+
+    def publish(at: float | None) -> None:  # the keeper holds it too, on the system's clock
+        supervisor.set_fence(None if at is None else system_monotonic(clock, at))
+
+    fence = Fence(supervisor.fence, clock=clock.monotonic, publish=publish)
+    executor = Executor(local, supervisor, settings, token, fence, lock, store, clock)
     return HaLoop(
         config,
         local,
@@ -421,4 +442,5 @@ def build(
         observe.PeerReader(config, local.node.name, min(settings.retry_timeout, 1.0)),
         store,
         observe.DivergenceProbe(local, token),
+        clock,
     )
