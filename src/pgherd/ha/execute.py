@@ -53,6 +53,29 @@ class Lease:
 
 
 @dataclass
+class LeaseWhileWaiting:
+    """Keeps the lease renewed while an action this cycle decided waits on PostgreSQL (a
+    promotion): every ``every`` seconds, as the cycles would, had the action not held
+    the loop. A renewal that fails raises, which ends the wait: the fence keeps its last
+    deadline and stops the server if nobody renews by then."""
+
+    executor: Executor
+    every: float
+    last: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last = self.executor.clock.monotonic()
+
+    def tick(self) -> None:
+        now = self.executor.clock.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        ex = self.executor
+        ex._lease_call(ex.store().renew_leader, "renew", True)
+
+
+@dataclass
 class Executor:
     local: LocalNode
     supervisor: Supervisor
@@ -160,7 +183,8 @@ class Executor:
             if self.settings.synchronous:
                 sync.before_promotion(self.store(), self.me)
             self.fence.allow_until(self.lease.valid_until or self.clock.monotonic())
-            result = promote.promote(self.local, timeout=30)
+            renewing = LeaseWhileWaiting(self, every=self.settings.loop_wait)
+            result = promote.promote(self.local, timeout=30, while_waiting=renewing.tick)
             if self.on_promoted is not None:
                 self.on_promoted()
             self._prepare_slots()

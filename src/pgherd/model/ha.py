@@ -518,6 +518,17 @@ def _sync_verdict(settings: Settings, me: Local, world: World) -> str | None:
     return None
 
 
+def sync_set_while_promoting(me: str) -> tuple[tuple[str, ...], int]:
+    """The store's synchronous set (members, quorum) while ``me`` promotes, until its first
+    cycle as the primary names its standbys. Its server acknowledges commits by a stale
+    setting meanwhile (maybe none), so nobody else may be promoted over it — but it may:
+    a promotion that fails half-way (its fence fired, it crashed) must leave the candidate
+    free to try again. An empty set would leave no member that may ever lead (found by
+    the fault suite: a promotion slowed past the lease on a loaded machine, then every
+    member a standby, for good)."""
+    return (me,), 1
+
+
 def sync_standby_names(members: Sequence[str], quorum: int) -> str:
     """synchronous_standby_names for a quorum of ``members`` ('' turns it off)."""
     if not members:
