@@ -151,6 +151,8 @@ class Executor:
             assert action.target is not None
             return self._rejoin(action.target)
         if do is Do.START:
+            if primary_ahead:
+                self._require_watchdog()
             with self._locked():
                 # A primary restarting in place under its lease does not back off:
                 # primary_start_timeout bounds its attempts, then a standby takes over.
@@ -183,6 +185,7 @@ class Executor:
             if self.settings.synchronous:
                 sync.before_promotion(self.store(), self.me)
             self.fence.allow_until(self.lease.valid_until or self.clock.monotonic())
+            self._require_watchdog()
             renewing = LeaseWhileWaiting(self, every=self.settings.loop_wait)
             result = promote.promote(self.local, timeout=30, while_waiting=renewing.tick)
             if self.on_promoted is not None:
@@ -193,6 +196,17 @@ class Executor:
         return (
             f"timeline {result.timeline_before} → {result.timeline_after} in {result.seconds:.2f} s"
         )
+
+    def _require_watchdog(self) -> None:
+        """A node with a watchdog takes writes only once it is armed (the fence arms it at
+        the lease's renewal; not when the lease is already too close to its end)."""
+        watchdog = self.fence.watchdog
+        if watchdog is not None and not watchdog.armed:
+            raise Refused(
+                f"the watchdog {watchdog.path} is not armed: "
+                f"{watchdog.problem or 'the lease was too close to its end to arm it'}",
+                "the next cycle tries again",
+            )
 
     def _prepare_slots(self) -> None:
         """A slot for every other data node, before they come to stream from us."""

@@ -34,7 +34,9 @@ from pgherd.ha.clock import SYSTEM, Clock, system_monotonic
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
+from pgherd.ha.watchdog import Watchdog
 from pgherd.model import failover_report
+from pgherd.model import watchdog as watchdog_model
 from pgherd.model.events import Event, Outcome
 from pgherd.model.fencing import after_acting
 from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
@@ -221,6 +223,7 @@ class HaLoop:
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
             never_ran=state.never_ran,
+            watchdog_problem=self.fence.watchdog.unfit() if self.fence.watchdog else None,
         )
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
@@ -414,7 +417,16 @@ class HaLoop:
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,
+            watchdog=self._watchdog_state(),
         )
+
+    def _watchdog_state(self) -> str | None:
+        watchdog = self.fence.watchdog
+        if watchdog is None:
+            return None
+        if watchdog.armed:
+            return f"armed ({watchdog.path}, {watchdog.timeout} s)"
+        return f"cannot be armed: {watchdog.problem}" if watchdog.problem else "disarmed"
 
 
 def build(
@@ -432,7 +444,13 @@ def build(
     def publish(at: float | None) -> None:  # the keeper holds it too, on the system's clock
         supervisor.set_fence(None if at is None else system_monotonic(clock, at))
 
-    fence = Fence(supervisor.fence, clock=clock.monotonic, publish=publish)
+    device = local.node.watchdog or (config.ha.watchdog if config.ha else None)
+    watchdog = (
+        Watchdog(device, watchdog_model.timeout_for(settings.ttl), clock.monotonic)
+        if device is not None
+        else None
+    )
+    fence = Fence(supervisor.fence, clock=clock.monotonic, publish=publish, watchdog=watchdog)
     executor = Executor(local, supervisor, settings, token, fence, lock, store, clock)
     return HaLoop(
         config,

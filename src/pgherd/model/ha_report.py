@@ -23,3 +23,4 @@ class HaReport(Frozen):
     decision: str = ""  # the last cycle's sentence
     decided_at: float | None = None  # seconds since the epoch
     streaming: bool = False  # a standby that streams from its upstream
+    watchdog: str | None = None  # ha.watchdog: armed, disarmed, or why it cannot be armed
