@@ -504,6 +504,7 @@ def test_a_promotion_keeps_the_lease_renewed_while_it_waits() -> None:
     waiting.tick()
     assert executor.lease.valid_until == 105.5 and fence.until == 105.5
     assert published[-1] == pytest.approx(105.2)
+    assert executor.least_left == pytest.approx(0.5)  # what pgherd_lease_left_min_seconds says
     store.release_leader("node1")
     assert store.acquire_leader("node2", 3.0)
     clock.at = 103.1

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pgherd import metrics
 from pgherd.clients.ops import OpsClient
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
@@ -87,6 +88,7 @@ class Executor:
     clock: Clock = SYSTEM
     lease: Lease = field(init=False)
     lock_wait: float = 0.2
+    least_left: float | None = None  # the least of its lease left at a renewal, seen so far
     # Told the moment the server left recovery, before the slots are made: load balancers
     # may send writes from then on.
     on_promoted: Callable[[], None] | None = None
@@ -170,10 +172,13 @@ class Executor:
 
     def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
         sent_at = self.clock.monotonic()
+        before = self.lease.valid_until
         if not call(self.me, self.settings.ttl):
             self.lease.valid_until = None
             raise Refused(f"could not {what} the lease: another member holds it")
         self.lease.valid_until = sent_at + self.settings.ttl
+        if before is not None:
+            self._note_left(before - sent_at)
         if arm:
             self.fence.allow_until(self.lease.valid_until)
         return f"lease valid for {self.settings.ttl:g} s"
@@ -196,6 +201,13 @@ class Executor:
         return (
             f"timeline {result.timeline_before} → {result.timeline_after} in {result.seconds:.2f} s"
         )
+
+    def _note_left(self, left: float) -> None:
+        """How much of its lease the leader had left when it renewed it (metrics)."""
+        metrics.LEASE_LEFT.observe(left)
+        if self.least_left is None or left < self.least_left:
+            self.least_left = left
+            metrics.LEASE_LEFT_MIN.set(left)
 
     def _require_watchdog(self) -> None:
         """A node with a watchdog takes writes only once it is armed (the fence arms it at
