@@ -14,20 +14,24 @@ Everything is removed on the way out, failed test or not (``deploy``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgherd.model.watchdog import timeout_for
 from pgherd.pg import osuser
 from tests.faults import client as client_mod
 from tests.faults import observer
 from tests.faults.checker import Final, Member, Mode, Observation, settled, whole
+from tests.faults.fake_watchdog import FakeWatchdog
 from tests.hosts.agents import Unit, start_agent
 from tests.hosts.deployment import Deployment, Hosts, provision_hosts
 from tests.hosts.storage import LoopDisk, Tmpfs
@@ -40,8 +44,11 @@ DISK_MB = 1024
 ARCHIVE_MB = 96
 
 
-def cluster_yaml(directory: Path, hosts: Hosts, mode: Mode, **ha: Any) -> dict[str, Any]:
-    """pgherd.yaml: three nodes on host1..3, etcd on the same three, the archive."""
+def cluster_yaml(
+    directory: Path, hosts: Hosts, mode: Mode, watchdog: bool = False, **ha: Any
+) -> dict[str, Any]:
+    """pgherd.yaml: three nodes on host1..3, etcd on the same three, the archive; with
+    ``watchdog``, each node's device a FIFO the suite serves (fake_watchdog.py)."""
     return {
         "cluster": "faults",
         "passfile": str(directory / "secrets" / "pgpass"),
@@ -59,6 +66,7 @@ def cluster_yaml(directory: Path, hosts: Hosts, mode: Mode, **ha: Any) -> dict[s
                 "host": hosts[f"host{i}"].address,
                 "api_host": hosts[f"host{i}"].address,
                 "data_dir": str(directory / f"node{i}" / "data"),
+                **({"watchdog": str(directory / f"node{i}.watchdog")} if watchdog else {}),
             }
             for i in (1, 2, 3)
         ],
@@ -75,6 +83,9 @@ class FaultCluster:
     haproxy: subprocess.Popen[bytes] | None = None
     observer: subprocess.Popen[bytes] | None = None
     backup_label: str | None = None
+    watchdogs: dict[str, FakeWatchdog] = field(default_factory=dict)
+    resets: list[tuple[float, str]] = field(default_factory=list)
+    _booting: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def hosts(self) -> Hosts:
@@ -261,12 +272,30 @@ class FaultCluster:
         )
         d.agents[node] = start_agent(skewed, d.node(node), d.user, on=d.host_of(node).argv)
 
+    # ---- hosts going down and up -----------------------------------------------------------
+
+    def boot(self, node: str) -> None:
+        """``node``'s host comes up (its etcd member, its agent), unless it is up."""
+        with self._booting:
+            agent = self.deployment.agents.get(node)
+            if agent is None or not agent.alive():
+                self.deployment.boot(node)
+
+    def reset_host(self, node: str, reboot_after: float = 3.0) -> None:
+        """What a watchdog does: the machine stops at once; it boots again later."""
+        self.resets.append((time.time(), node))
+        with self._booting:
+            self.deployment.shut_down(node, power_off=True)
+        threading.Timer(reboot_after, self.boot, args=(node,)).start()
+
     def restart_agent(self, node: str) -> None:
         """``node``'s agent as its unit runs it (SIGTERM to the one running)."""
         self.deployment.stop_agent(node)
         self.deployment.start_agent(node)
 
     def close(self) -> None:
+        for dog in self.watchdogs.values():
+            dog.stop()
         for proc in (self.observer, self.haproxy):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -350,21 +379,34 @@ def _start_observer(cluster: FaultCluster) -> None:
 
 
 @contextlib.contextmanager
-def deploy(directory: Path, user: osuser.OsUser, mode: Mode, **ha: Any) -> Iterator[FaultCluster]:
-    """The cluster, healthy, with the clients' table and a first base backup."""
+def deploy(
+    directory: Path, user: osuser.OsUser, mode: Mode, watchdog: bool = False, **ha: Any
+) -> Iterator[FaultCluster]:
+    """The cluster, healthy, with the clients' table and a first base backup; with
+    ``watchdog``, a fake device per node (fake_watchdog.py) that resets its host."""
     user.make_dir(directory)
     with provision_hosts(directory, 4) as hosts:
         deployment = Deployment(hosts, directory / "pgherd.yaml", user)
         cluster = FaultCluster(deployment, directory, mode)
         try:
-            for i, name in enumerate(NODES, 1):
+            for name in NODES:
                 home = directory / name
                 cluster.disks[name] = LoopDisk.create(
                     directory / f"{name}.img", home, DISK_MB, user
                 )
-                del i
             cluster.archive = Tmpfs.mount(directory / "archive", ARCHIVE_MB, user)
-            deployment.write_config(cluster_yaml(directory, hosts, mode, **ha))
+            config = deployment.write_config(cluster_yaml(directory, hosts, mode, watchdog, **ha))
+            if watchdog:
+                assert config.ha is not None
+                for node in config.nodes:
+                    assert node.watchdog is not None
+                    dog = FakeWatchdog(
+                        node.watchdog,
+                        timeout_for(config.ha.ttl),
+                        functools.partial(cluster.reset_host, node.name),
+                    )
+                    dog.start(user)
+                    cluster.watchdogs[node.name] = dog
             deployment.pgherd("secrets", "init", on="host1")
             _start_observer(cluster)
             for name in NODES:

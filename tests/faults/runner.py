@@ -40,6 +40,10 @@ class RunResult:
     writes: int
     acked: int
     load: tuple[float, float, float]
+    injected: float  # wall clock
+    healed: float
+    ended: float
+    history: tuple[history.Write, ...] = ()
 
     @property
     def failover(self) -> bool:
@@ -79,13 +83,18 @@ def _wait_acks(paths: list[Path], count: int, timeout: float) -> None:
     raise AssertionError(f"the clients did not get {count} writes acknowledged each in {timeout} s")
 
 
-def run(c: FaultCluster, fault: Fault, directory: Path, index: int) -> RunResult:
-    """``fault`` once; ``index`` picks the run's keys."""
+def run(
+    c: FaultCluster, fault: Fault, directory: Path, index: int, verify_archive: bool = True
+) -> RunResult:
+    """``fault`` once; ``index`` picks the run's keys (and which standby is aimed at);
+    ``verify_archive``: ``backup verify`` the archive afterwards (a few seconds)."""
     directory.mkdir(parents=True, exist_ok=True)
-    primary = c.primary()
-    standby = c.standbys(primary)[index % 2]
-    targets = Targets(primary, standby)
-    fault.prepare(c, targets)
+    for _ in range(3):  # a prepare that moved the primary (an agent restart) aims again
+        primary = c.primary()
+        targets = Targets(primary, c.standbys(primary)[index % 2])
+        fault.prepare(c, targets)
+        if c.primary() == primary:
+            break
     lo = (index + 1) * KEYS_PER_RUN
     stop = directory / "stop"
     stop.unlink(missing_ok=True)
@@ -123,7 +132,7 @@ def run(c: FaultCluster, fault: Fault, directory: Path, index: int) -> RunResult
     writes = history.read(paths)
     final = c.final((lo, lo + KEYS_PER_RUN))
     extra: list[Violation] = list(fault.verify(c, targets))
-    if c.backup_label is not None:
+    if verify_archive and c.backup_label is not None:
         code, report = c.cli_json("backup", "verify", c.backup_label, "--no-checksums")
         ok = code == 0 and bool(report.get("ok"))
         extra += checker.archive_continuous(ok, str(report.get("problems") or report)[:600])
@@ -151,6 +160,10 @@ def run(c: FaultCluster, fault: Fault, directory: Path, index: int) -> RunResult
         len(writes),
         sum(1 for w in writes if w.acked),
         os.getloadavg(),
+        injected,
+        healed,
+        ended,
+        writes,
     )
 
 

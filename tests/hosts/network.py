@@ -162,41 +162,43 @@ class Network:
                 timeout=20,
             )
 
-    def netem_ports(self, host: Host, ports: Iterable[int], *spec: str) -> None:
-        """``tc netem`` on the host's traffic to ``ports`` only (e.g. the store's), the rest
-        untouched: a priority qdisc whose third band holds the netem, with u32 filters
-        sending packets for those destination ports there. No spec removes it."""
+    def netem_available(self, host: Host) -> bool:
+        """Whether this kernel has ``tc netem`` (some have no sch_netem: then there is no
+        honest way here to delay packets, and delay faults are not run)."""
+        done = subprocess.run(
+            host.argv("tc", "qdisc", "replace", "dev", host.inner, "root", "netem", "delay", "0ms"),
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
         self.netem(host)
-        if not spec:
-            return
-        dev = host.inner
+        return done.returncode == 0
 
-        def tc(*args: str) -> None:
-            subprocess.run(host.argv("tc", *args), check=True, capture_output=True, timeout=20)
-
-        tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "prio")
-        tc("qdisc", "add", "dev", dev, "parent", "1:3", "handle", "30:", "netem", *spec)
-        for port in ports:
-            tc(
-                "filter",
-                "add",
-                "dev",
-                dev,
-                "protocol",
-                "ip",
-                "parent",
-                "1:0",
-                "prio",
-                "3",
-                "u32",
-                "match",
-                "ip",
-                "dport",
-                str(port),
-                "0xffff",
-                "flowid",
-                "1:3",
-            )
+    def lose(self, host: Host, percent: float, ports: Iterable[int] = ()) -> None:
+        """Drop ``percent`` % of the packets the host sends and receives, at random
+        (iptables' statistic match; only those to or from ``ports`` when given).
+        ``clear_rules`` ends it."""
+        chosen = ",".join(str(p) for p in ports)
+        random_drop = [
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            f"{percent / 100:.4f}",
+            "-j",
+            "DROP",
+        ]
+        for chain in ("INPUT", "OUTPUT"):
+            if not chosen:
+                self.iptables(
+                    host, "-A", chain, "!", "-o" if chain == "OUTPUT" else "-i", "lo", *random_drop
+                )
+                continue
+            for flag in ("--dports", "--sports"):
+                self.iptables(
+                    host, "-A", chain, "-p", "tcp", "-m", "multiport", flag, chosen, *random_drop
+                )
 
     def iptables(self, host: Host, *rule: str) -> None:
         subprocess.run(host.argv("iptables", *rule), check=True, capture_output=True, timeout=20)
@@ -285,6 +287,10 @@ class Network:
         sig = signal.SIGKILL if power_off else signal.SIGTERM
         for pid in host.pids():
             _signal(pid, sig)
+        # A paused host's processes take their signal when thawed (a frozen one cannot
+        # die), before they run another instruction of their own.
+        with contextlib.suppress(OSError, RuntimeError):
+            self._freeze(host, "THAWED")
         deadline = time.monotonic() + timeout
         while host.pids() and time.monotonic() < deadline:
             _reap()
