@@ -42,7 +42,9 @@ from bench import common
 from bench.common import Lab
 from pgherd import config as config_mod
 from pgherd.clients.agent import statuses
+from pgherd.config import NodeConfig
 from pgherd.lab.layout import API_PORT_OFFSET
+from pgherd.tls.context import client_context
 
 CLONE_TARGET_RATIO = 1.05
 SHOW_TARGET_SECONDS = 0.5
@@ -284,9 +286,7 @@ def bench_show(lab: Lab, runs: int) -> dict[str, Any]:
     return {
         "cluster_show_cli_seconds": common.summary(repeat(lambda: lab.cli("cluster", "show"))),
         "cli_startup_seconds": common.summary(repeat(lambda: lab.cli("connstr", "node1"))),
-        "status_round_trip_seconds": common.summary(
-            repeat(lambda: get_status(primary.api_host, primary.api_port))
-        ),
+        "status_round_trip_seconds": common.summary(repeat(lambda: get_status(primary))),
         "statuses_3_nodes_in_process_seconds": common.summary(
             repeat(lambda: statuses(config.nodes))
         ),
@@ -297,9 +297,15 @@ def bench_show(lab: Lab, runs: int) -> dict[str, Any]:
     }
 
 
-def get_status(host: str, port: int) -> bytes:
-    """One ``GET /status`` on a new connection, as the CLI makes it; the raw body."""
-    conn = http.client.HTTPConnection(host, port, timeout=5)
+def get_status(node: NodeConfig) -> bytes:
+    """One ``GET /status`` on a new connection, as the CLI makes it (HTTPS with the
+    cluster CA unless ``tls: off``); the raw body."""
+    host, port = node.api_host, node.api_port
+    conn = (
+        http.client.HTTPSConnection(host, port, context=client_context(node.api_ca), timeout=5)
+        if node.api_ca is not None
+        else http.client.HTTPConnection(host, port, timeout=5)
+    )
     try:
         conn.request("GET", "/status", headers={"Accept": "application/json"})
         response = conn.getresponse()

@@ -102,6 +102,9 @@ class Pgherd:
         self.lab = common.Lab(self.directory, 3, base)
         argv = [*self.lab.pgherd, "lab", "up", "--dir", str(self.directory), "--nodes", "3"]
         argv += ["--port-base", str(base), "--dcs", "etcd", *(["--sync"] if sync else [])]
+        # Plain text, as the Patroni runs here speak to the same plain etcd: TLS's own
+        # cost is measured on its own, in bench/tls.py.
+        argv += ["--no-tls"]
         common.run_checked(argv, timeout=900)
         # The lab's own etcd is replaced by the benchmark's (the same for Patroni), with
         # the settings under test.

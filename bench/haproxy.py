@@ -139,7 +139,13 @@ class Proxy:
     def __init__(self, directory: Path, config: ClusterConfig, checks: CheckTimings) -> None:
         self.port = common.free_port_base(2, (0,))
         text = haproxy_model.render(
-            config.cluster, config.nodes, "127.0.0.1", self.port, self.port + 1, checks
+            config.cluster,
+            config.nodes,
+            "127.0.0.1",
+            self.port,
+            self.port + 1,
+            checks,
+            ca_file=config.ca_file,
         )
         self.path = directory / "haproxy.cfg"
         self.path.write_text(text)

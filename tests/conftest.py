@@ -40,7 +40,8 @@ def session_root(os_user: osuser.OsUser) -> Iterator[Path]:
     root = TEST_ROOT / f"run-{os.getpid()}"
     os_user.make_dir(root)
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("PGHERD_KEEP_TEST_DIRS"):  # set it to read logs after a failure
+        shutil.rmtree(root, ignore_errors=True)
     process.reap_zombie_children()
 
 

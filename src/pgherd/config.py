@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -20,11 +21,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
 
-from pgherd.errors import ConfigError, UnknownNode
+from pgherd.errors import ConfigError, InvalidInput, UnknownNode
 from pgherd.model import ha_settings as ha_model
 from pgherd.model import settings as settings_rules
 from pgherd.model import watchdog as watchdog_model
@@ -38,7 +40,8 @@ SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds 
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
-NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+NODE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+NodeName = Annotated[str, Field(pattern=NODE_NAME)]
 RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -54,7 +57,7 @@ SettingValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class _AgentFiles:
@@ -64,9 +67,16 @@ class _AgentFiles:
     if TYPE_CHECKING:
         api_host: str
         api_port: int
+        _api_ca: Path | None
 
         @property
         def home_dir(self) -> Path: ...
+
+    @property
+    def api_ca(self) -> Path | None:
+        """The CA that signs this member's API certificate: set from the cluster's ``tls``
+        section when the config is loaded (None: plain HTTP, ``tls: off``)."""
+        return self._api_ca
 
     @property
     def agent_log(self) -> Path:
@@ -79,7 +89,8 @@ class _AgentFiles:
     @property
     def api_url(self) -> str:
         host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        return f"http://{host}:{self.api_port}"
+        scheme = "https" if self._api_ca is not None else "http"
+        return f"{scheme}://{host}:{self.api_port}"
 
 
 class NodeConfig(_AgentFiles, _Strict):
@@ -88,6 +99,8 @@ class NodeConfig(_AgentFiles, _Strict):
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
     what pgherd keeps beside it: the socket directory, the server and agent logs.
     """
+
+    _api_ca: Path | None = PrivateAttr(default=None)
 
     name: NodeName
     host: str = "127.0.0.1"
@@ -280,6 +293,27 @@ class HistoryConfig(_Strict):
     keep_days: float = Field(default=7, gt=0, le=3650)
 
 
+class TlsConfig(_Strict):
+    """TLS between every pair of parts (docs/security.md), on unless ``tls: off``.
+
+    ``dir`` holds ``ca.crt`` (the cluster CA) and ``NAME.crt``/``NAME.key`` for each
+    member and etcd member (default: ``tls/`` beside the passfile), as ``pgherd secrets
+    init`` and ``lab up`` write them. ``client_certs``: agents present their certificate
+    when they call each other, and an agent accepts a node's credential only over a
+    connection that presented that node's certificate."""
+
+    dir: AbsPath | None = None
+    client_certs: bool = False
+
+
+class ApiConfig(_Strict):
+    """The agents' HTTP API (docs/security.md). ``auth_reads``: reads need a credential
+    too (a viewer's is enough), except the load balancers' checks (``/health``,
+    ``/primary``, ``/replica``, ``/read-only``)."""
+
+    auth_reads: bool = False
+
+
 ConsoleRole = Literal["viewer", "operator"]
 
 
@@ -299,6 +333,8 @@ class ConsoleConfig(_Strict):
     users: tuple[ConsoleUser, ...] = ()
     token_login: bool = True
     session_minutes: int = Field(default=480, ge=1, le=60 * 24 * 30)
+    # Sessions kept here survive a console restart (default: beside the API token file).
+    sessions_file: AbsPath | None = None
 
     @model_validator(mode="after")
     def _unique_users(self) -> Self:
@@ -310,6 +346,8 @@ class WitnessConfig(_AgentFiles, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
+
+    _api_ca: Path | None = PrivateAttr(default=None)
 
     name: NodeName
     api_host: str = "127.0.0.1"
@@ -328,9 +366,32 @@ class SqliteDcs(_Strict):
 
 
 class EtcdDcs(_Strict):
-    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``http://host:port``."""
+    """etcd v3 (its JSON gateway): every endpoint of the etcd cluster, ``https://host:port``
+    (``http://`` only with ``tls: off``).
+
+    ``ca``: the CA that signs the etcd members' certificates (default: the cluster CA);
+    ``cert``/``key``: a client certificate, for etcd's ``--client-cert-auth``;
+    ``username``/``password_file``: etcd's own authentication (the password in a 0600
+    file, never in this one)."""
 
     etcd: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")], ...] = Field(min_length=1)
+    ca: AbsPath | None = None
+    cert: AbsPath | None = None
+    key: AbsPath | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=128)
+    password_file: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("ha.dcs: cert and key go together")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("ha.dcs: username and password_file go together")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return all(url.startswith("https://") for url in self.etcd)
 
 
 _HA = ha_model.Settings()
@@ -411,6 +472,10 @@ class ClusterConfig(_Strict):
     archive: ArchiveConfig | None = None
     backup: BackupConfig = Field(default_factory=BackupConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    # TLS on (the default: a section, or nothing) or off (``tls: off``, which YAML reads
+    # as false): doctor and cluster show flag a cluster that runs in plain text.
+    tls: TlsConfig | bool = Field(default_factory=TlsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
@@ -458,7 +523,59 @@ class ClusterConfig(_Strict):
             problem = settings_rules.managed_problem(key)
             if problem is not None:
                 raise ValueError(problem)
+        etcd = self.ha.dcs if self.ha is not None else None
+        if isinstance(etcd, EtcdDcs) and self.tls_on and not etcd.https:
+            raise ValueError(
+                "ha.dcs.etcd: plain http:// endpoints with TLS on; use https:// "
+                "(or tls: off, which doctor flags)"
+            )
+        ca = self.ca_file
+        for member in members:
+            member._api_ca = ca
         return self
+
+    @property
+    def tls_on(self) -> bool:
+        return self.tls is not False
+
+    @property
+    def tls_settings(self) -> TlsConfig:
+        return self.tls if isinstance(self.tls, TlsConfig) else TlsConfig()
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the CA and the members' certificates are (with TLS off too: where
+        ``secrets init`` would put them)."""
+        return self.tls_settings.dir or self.passfile.parent / "tls"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The cluster CA every client verifies servers against; None with ``tls: off``."""
+        return self.tls_dir / "ca.crt" if self.tls_on else None
+
+    # The agents' API credentials beside the operator's token file (docs/security.md):
+    # a viewer's token, each node's own token for its calls to other agents, and the
+    # grants file (digests and roles) the agents check every credential against.
+    @property
+    def viewer_token_file(self) -> Path:
+        return self.api_token_file.with_name("api-viewer-token")
+
+    @property
+    def grants_file(self) -> Path:
+        return self.api_token_file.with_name("api-grants.json")
+
+    def node_token_file(self, member: str) -> Path:
+        return self.api_token_file.parent / "node-tokens" / member
+
+    @property
+    def console_sessions_file(self) -> Path:
+        return self.console.sessions_file or self.api_token_file.with_name(
+            "console-sessions.sqlite"
+        )
+
+    def cert_files(self, member: str) -> tuple[Path, Path]:
+        """(certificate, key) of a member (a node, a witness, an etcd member)."""
+        return self.tls_dir / f"{member}.crt", self.tls_dir / f"{member}.key"
 
     def node(self, name: str) -> NodeConfig:
         for node in self.nodes:
@@ -505,6 +622,16 @@ def _require_unique(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"two nodes share the {what} {value}")
         seen.add(value)
+
+
+def check_node_name(name: str, option: str = "--node") -> str:
+    """A new node's name, checked before it becomes a directory, a slot or a config key."""
+    if not re.match(NODE_NAME, name):
+        raise InvalidInput(
+            f"{option} {name[:80]!r} is not a valid node name",
+            "use 1 to 63 lower-case letters, digits and _, starting with a letter",
+        )
+    return name
 
 
 def config_path(explicit: Path | None) -> Path:
@@ -575,9 +702,18 @@ def fingerprint(config: ClusterConfig) -> str:
 
 
 def read_token(config: ClusterConfig) -> str:
-    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
+    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file.
+
+    A variable that is set but blank is an error, not "no token": an agent started with
+    an empty token would let ``Authorization: Bearer`` with nothing after it act.
+    """
     env = os.environ.get(TOKEN_ENV)
-    if env:
+    if env is not None:
+        if not env.strip():
+            raise ConfigError(
+                f"{TOKEN_ENV} is set but blank",
+                f"unset it to use {config.api_token_file}, or set it to the API token",
+            )
         return env.strip()
     try:
         token = config.api_token_file.read_text().strip()

@@ -29,7 +29,8 @@ import pytest
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig
 from pgherd.lab import lifecycle
-from pgherd.pg import osuser, process
+from pgherd.lab.etcd_server import EtcdTls
+from pgherd.pg import osuser, process, tlsfiles
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
 from tests.support import postgres_processes, wait_until
@@ -124,7 +125,14 @@ def partition_config(workdir: Path, user: osuser.OsUser) -> ClusterConfig:
         # Clients reach the nodes on another network than the cluster's.
         "settings": {"listen_addresses": "*"},
         "failover": "automatic",
-        "ha": {"dcs": {"etcd": [f"http://{CLUSTER_NET}.254:2379"]}},
+        # etcd over TLS with client certificates, as the lab's (certificates below)
+        "ha": {
+            "dcs": {
+                "etcd": [f"https://{CLUSTER_NET}.254:2379"],
+                "cert": str(workdir / "secrets" / "tls" / "dcs-client.crt"),
+                "key": str(workdir / "secrets" / "tls" / "dcs-client.key"),
+            }
+        },
         "nodes": [
             {
                 "name": f"node{i}",
@@ -139,6 +147,9 @@ def partition_config(workdir: Path, user: osuser.OsUser) -> ClusterConfig:
     }
     config = config_mod.parse(raw)
     lifecycle.write_lab_files(config, workdir / "pgherd.yaml", user)
+    hub = [tlsfiles.Member("etcd", (f"{CLUSTER_NET}.254",))]
+    hub.append(tlsfiles.Member("dcs-client", ("127.0.0.1",)))
+    tlsfiles.ensure(config, user, hub)
     return config
 
 
@@ -264,7 +275,9 @@ def _build(cluster: Cluster) -> None:
         net.wire(ns, f"{CLIENT_NET}.{i}", clients, "br1", f"c{i}")
     etcd_dir = cluster.workdir / "etcd"
     etcd_dir.mkdir(mode=0o700)
-    url = f"http://{CLUSTER_NET}.254"
+    url = f"https://{CLUSTER_NET}.254"
+    assert config.ca_file is not None
+    tls = EtcdTls(config.ca_file, *config.cert_files("etcd"), *config.cert_files("dcs-client"))
     with (cluster.workdir / "etcd.log").open("ab") as log:
         cluster.etcd = subprocess.Popen(
             in_ns(
@@ -279,6 +292,7 @@ def _build(cluster: Cluster) -> None:
                 f"--initial-cluster=hub={url}:2380",
                 "--heartbeat-interval=50",
                 "--election-timeout=500",
+                *tls.flags(),
             ),
             stdout=log,
             stderr=log,

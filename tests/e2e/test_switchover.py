@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from pgherd import config as config_mod
+from pgherd.pg import osuser, tlsfiles
+from pgherd.tls.context import client_context
 from tests.e2e.conftest import Lab, start_lab, stop_lab
 from tests.e2e.ops_support import (
     Writer,
@@ -238,6 +240,14 @@ def test_follow_across_clusters_is_refused(lab3: Lab, module_dir: Path) -> None:
         data["nodes"].append(theirs.model_dump(mode="json") | {"name": "stranger", "home": None})
         both = module_dir / "with-stranger.yaml"
         both.write_text(config_mod.dump(config_mod.parse(data)))
+        # Another cluster has another CA: its agent is not even believed.
+        done = pgherd(
+            "standby", "follow", "node3", "--upstream", "stranger", config=both, check=False
+        )
+        assert done.returncode == 1
+        assert "is not who it should be" in done.stderr
+        # Two clusters under one CA (an organisation's): the system identifiers tell.
+        share_ca(lab3, stranger)
         done = pgherd(
             "standby", "follow", "node3", "--upstream", "stranger", config=both, check=False
         )
@@ -251,18 +261,37 @@ def test_follow_across_clusters_is_refused(lab3: Lab, module_dir: Path) -> None:
         stop_lab(stranger)
 
 
+def share_ca(ours: Lab, theirs: Lab) -> None:
+    """``theirs`` issued again from ``ours``'s CA, and restarted."""
+    pgherd("lab", "down", "--dir", theirs.directory)
+    config = theirs.config
+    user = osuser.resolve(config.os_user)
+    for name in ("ca.crt", "ca.key"):
+        user.write_file(config.tls_dir / name, (ours.config.tls_dir / name).read_text())
+    tlsfiles.ensure(config, user, tlsfiles.members(config), renew=True)
+    pgherd("lab", "up", "--dir", theirs.directory)
+
+
+def _https(lab: Lab, node: str) -> http.client.HTTPSConnection:
+    config = lab.config
+    target = config.node(node)
+    assert config.ca_file is not None
+    return http.client.HTTPSConnection(
+        target.api_host, target.api_port, context=client_context(config.ca_file), timeout=5
+    )
+
+
 def test_acting_endpoints_need_the_token(lab3: Lab) -> None:
-    node = lab3.config.node("node2")
     for method, path in (
         ("POST", "/ops/promote"),
         ("POST", "/ops/slots?name=x"),
         ("POST", "/events"),
     ):
-        conn = http.client.HTTPConnection(node.api_host, node.api_port, timeout=5)
+        conn = _https(lab3, "node2")
         conn.request(method, path)
         assert conn.getresponse().status == 401
         conn.close()
-    conn = http.client.HTTPConnection(node.api_host, node.api_port, timeout=5)
+    conn = _https(lab3, "node2")
     conn.request("GET", "/wal")
     response = conn.getresponse()
     assert response.status == 200

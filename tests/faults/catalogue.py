@@ -190,10 +190,38 @@ class LinkDelayed(Fault):
             raise NotHere("tc netem is not available in this kernel (no sch_netem)")
 
     def inject(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.netem(c.deployment.host_of(t.primary), "delay", f"{self.delay_ms}ms")
+        c.hosts.network.qdisc(
+            c.deployment.host_of(t.primary), "netem", "delay", f"{self.delay_ms}ms"
+        )
 
     def heal(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.netem(c.deployment.host_of(t.primary))
+        c.hosts.network.qdisc(c.deployment.host_of(t.primary))
+
+
+@dataclass
+class LinkSlow(Fault):
+    """A token bucket (``tc tbf``) on the primary's link, both ways: what the kernel here
+    offers in netem's place. Past its rate, packets wait in a queue up to 400 ms: a slow
+    link whose delay grows with the traffic (replication, clients), not a fixed one."""
+
+    rate: str = "1mbit"
+    hold: float = 20.0
+    expect = Expect.STAY
+    summary = "tc tbf rate 1mbit latency 400ms, both ways"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"primary's link slowed to {self.rate}"
+
+    def inject(self, c: FaultCluster, t: Targets) -> None:
+        host = c.deployment.host_of(t.primary)
+        c.hosts.network.limit_rate(host, self.rate)
+        c.hosts.network.limit_rate(host, self.rate, inbound=True)
+
+    def heal(self, c: FaultCluster, t: Targets) -> None:
+        host = c.deployment.host_of(t.primary)
+        c.hosts.network.limit_rate(host, None)
+        c.hosts.network.limit_rate(host, None, inbound=True)
 
 
 @dataclass
@@ -600,6 +628,7 @@ FAULTS: dict[str, Callable[[], Fault]] = {
     "primary-deaf": PrimaryDeaf,
     "flapping": Flapping,
     "primary-delay": LinkDelayed,
+    "primary-slow-link": LinkSlow,
     "primary-loss": LinkLossy,
     "store-loss": lambda: LinkLossy(store_only=True),
     "kill-postmaster": KillPostmaster,

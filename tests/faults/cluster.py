@@ -48,9 +48,15 @@ def cluster_yaml(
     directory: Path, hosts: Hosts, mode: Mode, watchdog: bool = False, **ha: Any
 ) -> dict[str, Any]:
     """pgherd.yaml: three nodes on host1..3, etcd on the same three, the archive; with
-    ``watchdog``, each node's device a FIFO the suite serves (fake_watchdog.py)."""
+    ``watchdog``, each node's device a FIFO the suite serves (fake_watchdog.py).
+
+    ``tls: off``: the test hosts' etcd (tests/hosts/etcd.py) speaks plain HTTP until that
+    harness makes certificates for its members; the faults here are of the network,
+    processes, disks and clocks, which TLS does not change (a handshake more per new
+    connection)."""
     return {
         "cluster": "faults",
+        "tls": False,
         "passfile": str(directory / "secrets" / "pgpass"),
         "api_token_file": str(directory / "secrets" / "api-token"),
         "failover": "automatic",

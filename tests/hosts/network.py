@@ -4,10 +4,12 @@ Each host is a namespace with its own address (``SUBNET.i``) on one end of a vet
 whose other end is a port of a bridge in a ``hub`` namespace; nothing is added to the
 machine's own namespace, and the addresses exist only inside namespaces this run created
 (names carry the run's prefix). Faults: a host's link cut (as if its cable were pulled),
-delay or loss on its link (``tc netem``, or only on the traffic to some ports), a port
-dropped (``iptables``), the host cut from some ports or some hosts only, or deaf (one way:
-nothing reaches it, what it sends leaves); a host shut down or powered off is the
-signalling of every process in its namespace (``ip netns pids``).
+a queueing discipline on its link (``tc``: a slow link), packet loss (``iptables``'
+statistic match), a port dropped (``iptables``), the host cut from some ports or some hosts
+only, or deaf (one way: nothing reaches it, what it sends leaves); a host shut down or
+powered off is the signalling of every process in its namespace (``ip netns pids``).
+Delays need the kernel's ``sch_netem``, which this machine lacks (``netem_available``); a
+slow link uses ``tbf``.
 
 Where the machine has cgroup v1's freezer and blkio controllers, every process run on a
 host (``Host.argv``) also joins that host's control groups: a host can then be paused
@@ -143,36 +145,47 @@ class Network:
     def heal(self, host: Host) -> None:
         ip("-n", self.hub, "link", "set", host.link, "up")
 
-    def netem(self, host: Host, *spec: str) -> None:
-        """``tc netem`` on the host's link, e.g. ``netem(h, "delay", "200ms")``; no spec
-        removes it."""
-        base = ["tc", "qdisc"]
+    def qdisc(self, host: Host, *spec: str, inbound: bool = False) -> None:
+        """A queueing discipline on the host's link: on what it sends, or with ``inbound``
+        on what it receives (the bridge's end); no spec removes it. E.g. ``"tbf", "rate",
+        "8mbit", "burst", "32kbit", "latency", "400ms"`` (this machine's kernel has tbf but
+        not netem: ``"netem", "delay", "200ms"`` fails here with "qdisc kind is unknown")."""
+        argv = (
+            ["ip", "netns", "exec", self.hub, "tc", "qdisc"]
+            if inbound
+            else host.argv("tc", "qdisc")
+        )
+        device = host.link if inbound else host.inner
         if spec:
             subprocess.run(
-                host.argv(*base, "replace", "dev", host.inner, "root", "netem", *spec),
+                [*argv, "replace", "dev", device, "root", *spec],
                 check=True,
                 capture_output=True,
                 timeout=20,
             )
         else:
             subprocess.run(
-                host.argv(*base, "del", "dev", host.inner, "root"),
-                check=False,
-                capture_output=True,
-                timeout=20,
+                [*argv, "del", "dev", device, "root"], check=False, capture_output=True, timeout=20
+            )
+
+    def limit_rate(self, host: Host, rate: str | None, inbound: bool = False) -> None:
+        """A slow link (token bucket, e.g. ``"8mbit"``); None: full speed again."""
+        if rate is None:
+            self.qdisc(host, inbound=inbound)
+        else:
+            self.qdisc(
+                host, "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms", inbound=inbound
             )
 
     def netem_available(self, host: Host) -> bool:
         """Whether this kernel has ``tc netem`` (some have no sch_netem: then there is no
         honest way here to delay packets, and delay faults are not run)."""
-        done = subprocess.run(
-            host.argv("tc", "qdisc", "replace", "dev", host.inner, "root", "netem", "delay", "0ms"),
-            capture_output=True,
-            timeout=20,
-            check=False,
-        )
-        self.netem(host)
-        return done.returncode == 0
+        try:
+            self.qdisc(host, "netem", "delay", "0ms")
+        except subprocess.CalledProcessError:
+            return False
+        self.qdisc(host)
+        return True
 
     def lose(self, host: Host, percent: float, ports: Iterable[int] = ()) -> None:
         """Drop ``percent`` % of the packets the host sends and receives, at random

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,9 @@ from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.etcd import EtcdStore
 from pgherd.dcs.memory import MemoryStore
 from pgherd.dcs.sqlite import SqliteStore
-from pgherd.lab.etcd_server import EtcdServer
+from pgherd.lab.etcd_server import EtcdServer, EtcdTls
+from pgherd.tls import certs
+from pgherd.tls.context import client_context
 from tests.conftest import free_port_base
 
 pytestmark = pytest.mark.integration
@@ -25,11 +28,29 @@ NewClient = Callable[..., Store]
 
 @pytest.fixture(scope="module")
 def etcd(module_dir: Path) -> Iterator[EtcdServer]:
+    """A real etcd over TLS that asks its clients for a certificate, as a lab's does."""
+    ca = certs.new_ca("dcs")
+    files = {"ca.crt": ca.cert_pem}
+    for name in ("etcd", "client"):
+        made = certs.issue(ca, name, ["127.0.0.1"])
+        files |= {f"{name}.crt": made.cert_pem, f"{name}.key": made.key_pem}
+    tls_dir = module_dir / "tls"
+    tls_dir.mkdir(mode=0o700)
+    for name, data in files.items():
+        (tls_dir / name).write_bytes(data)
+    d = tls_dir
+    tls = EtcdTls(d / "ca.crt", d / "etcd.crt", d / "etcd.key", d / "client.crt", d / "client.key")
     base = free_port_base(1, (0, 1))
-    server = EtcdServer(module_dir / "etcd", base, base + 1)
+    server = EtcdServer(module_dir / "etcd", base, base + 1, tls=tls)
     server.start()
     yield server
     server.stop()
+
+
+def _verify(server: EtcdServer) -> ssl.SSLContext:
+    assert server.tls is not None
+    tls = server.tls
+    return client_context(tls.ca, tls.client_cert, tls.client_key)
 
 
 @pytest.fixture(params=["memory", "sqlite", "etcd"])
@@ -49,7 +70,7 @@ def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewCl
             store = SqliteStore(tmp_path / "dcs.sqlite", cluster=cluster)
         else:
             server: EtcdServer = request.getfixturevalue("etcd")
-            store = EtcdStore([server.url], f"{prefix}-{cluster}")
+            store = EtcdStore([server.url], f"{prefix}-{cluster}", verify=_verify(server))
         made.append(store)
         return store
 
@@ -264,8 +285,8 @@ def test_two_clusters_in_one_store_never_mix(new_client: NewClient) -> None:
 
 
 def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
-    dead = f"http://127.0.0.1:{free_port_base(1)}"
-    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1)
+    dead = f"https://127.0.0.1:{free_port_base(1)}"
+    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1, verify=_verify(etcd))
     try:
         assert store.acquire_leader("node1", TTL)
         leader = store.leader()

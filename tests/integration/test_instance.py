@@ -70,7 +70,8 @@ def test_user_edits_to_postgresql_conf_survive_a_rewrite(cluster: ClusterConfig)
 def test_no_trust_over_tcp_and_scram_for_the_cluster(cluster: ClusterConfig) -> None:
     text = (cluster.node("node1").data_dir / "pg_hba.conf").read_text()
     assert hba.trust_over_tcp(text) == []
-    assert "host     replication  replicator       127.0.0.1/32         scram-sha-256" in text
+    assert "hostssl  replication  replicator       127.0.0.1/32         scram-sha-256" in text
+    assert "hostnossl all          all              0.0.0.0/0            reject" in text
 
 
 def test_replication_role_logs_in_with_its_passfile_only(cluster: ClusterConfig) -> None:

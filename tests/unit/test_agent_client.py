@@ -175,7 +175,10 @@ def test_client_without_the_right_token_gets_a_clear_error(
 ) -> None:
     with pytest.raises(AgentError) as caught:
         AgentClient(fresh.node, token).stop_postgres()
-    assert caught.value.one_line() == "node1: missing or wrong API token — send the cluster's token"
+    assert caught.value.one_line() == (
+        "node1: missing or wrong API token — "
+        "send a viewer, operator or node credential as Authorization: Bearer TOKEN"
+    )
     assert fresh.agent.calls == []
 
 

@@ -98,7 +98,10 @@ def test_acting_needs_the_token(
 
 def test_a_401_has_the_same_error_shape_as_other_errors(client: TestClient) -> None:
     body = client.post("/postgres/stop").json()
-    assert body == {"error": "missing or wrong API token", "hint": "send the cluster's token"}
+    assert body == {
+        "error": "missing or wrong API token",
+        "hint": "send a viewer, operator or node credential as Authorization: Bearer TOKEN",
+    }
 
 
 def test_stop_with_the_token(client: TestClient, agent: FakeAgent) -> None:
@@ -188,9 +191,9 @@ def test_backups_are_taken_on_request_with_the_token_and_the_pusher_is_open(
 
     archive = FakeArchive()
     app = create_app(agent)
-    app.include_router(routes_archive.router(lambda: None, TOKEN, archive))  # type: ignore[arg-type, return-value]
+    app.include_router(routes_archive.router(lambda: None, archive))  # type: ignore[arg-type, return-value]
     bare = create_app(agent)
-    bare.include_router(routes_archive.router(lambda: None, TOKEN))  # type: ignore[arg-type, return-value]
+    bare.include_router(routes_archive.router(lambda: None))  # type: ignore[arg-type, return-value]
     with TestClient(bare) as http:
         assert http.get("/archive/pusher").json()["running"] is False
         assert http.post("/backup", json={}, headers=AUTH).status_code == 409

@@ -15,6 +15,7 @@ import pytest
 from pgherd import config as config_mod
 from pgherd.cli.main import main
 from pgherd.lab import layout
+from pgherd.pg import osuser, tlsfiles
 
 
 def run(
@@ -89,7 +90,7 @@ def test_config_check_describes_a_valid_file(
     assert (code, err) == (0, "")
     assert out.startswith(f"{config_file}: valid (fingerprint ")
     assert "3 node(s):" in out
-    assert "  node2: PostgreSQL 127.0.0.1:5441, agent http://127.0.0.1:6441" in out
+    assert "  node2: PostgreSQL 127.0.0.1:5441, agent https://127.0.0.1:6441" in out
     text = out
     code, out, _ = run(monkeypatch, capsys, "config", "check", "-c", str(config_file), "--json")
     data = json.loads(out)
@@ -173,19 +174,22 @@ def test_connstr_prints_a_uri_with_the_passfile(
     code, out, err = run(monkeypatch, capsys, "connstr", "node2", *flags, "-c", str(config_file))
     assert (code, err) == (0, "")
     assert out == (
-        f"postgresql://{user}@127.0.0.1:5441/postgres?passfile=/var/tmp/pgherd-lab/secrets/pgpass\n"
+        f"postgresql://{user}@127.0.0.1:5441/postgres?passfile=/var/tmp/pgherd-lab/secrets/pgpass"
+        "&sslmode=verify-full&sslrootcert=/var/tmp/pgherd-lab/secrets/tls/ca.crt\n"
     )
 
 
 def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    lab = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
+    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
     raw = lab.model_dump(mode="json")
     for node in raw["nodes"]:
         node["api_port"] = _unused_port()  # no agent listens there
     path = tmp_path / "pgherd.yaml"
-    path.write_text(config_mod.dump(config_mod.parse(raw)))
+    config = config_mod.parse(raw)
+    path.write_text(config_mod.dump(config))
+    tlsfiles.ensure(config, osuser.resolve("postgres"), tlsfiles.members(config))
     code, out, _ = run(monkeypatch, capsys, "cluster", "show", "--json", "-c", str(path))
     assert code == 3
     shown = json.loads(out)
@@ -197,6 +201,18 @@ def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     ]
     assert "no running primary" in shown["problems"]
     assert "node1: agent unreachable" in shown["problems"]
+
+
+def test_a_missing_cluster_ca_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    path = tmp_path / "pgherd.yaml"
+    path.write_text(config_mod.dump(lab))
+    code, out, err = run(monkeypatch, capsys, "cluster", "show", "-c", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: cannot load the cluster's TLS files")
+    assert "pgherd secrets init" in err
 
 
 def test_agent_haproxy_checks_each_agent_and_sends_traffic_to_postgres(
@@ -215,8 +231,16 @@ def test_agent_haproxy_checks_each_agent_and_sends_traffic_to_postgres(
     for section in sections:
         servers = [line.split() for line in section.splitlines() if "    server " in line]
         check = ["check", "addr", "127.0.0.1", "port"]
+        # the agents serve HTTPS: HAProxy checks them over TLS, trusting the cluster CA only
+        tls = [
+            "check-ssl",
+            "verify",
+            "required",
+            "ca-file",
+            "/var/tmp/pgherd-lab/secrets/tls/ca.crt",
+        ]
         assert servers == [
-            ["server", f"node{i}", f"127.0.0.1:{5439 + i}", *check, str(6439 + i)]
+            ["server", f"node{i}", f"127.0.0.1:{5439 + i}", *check, str(6439 + i), *tls]
             for i in (1, 2, 3)
         ]
 

@@ -343,14 +343,14 @@ def test_node_paths_default_to_the_data_directory_parent() -> None:
     assert node.server_log == Path("/var/tmp/lab/n1/postgresql.log")
     assert node.agent_log == Path("/var/tmp/lab/n1/agent.log")
     assert node.agent_pid_file == Path("/var/tmp/lab/n1/agent.pid")
-    assert node.api_url == "http://127.0.0.1:6441"
+    assert node.api_url == "https://127.0.0.1:6441"
 
 
 def test_node_paths_follow_an_explicit_home() -> None:
     node = config.parse(raw_config()).node("node3")
     assert node.home_dir == Path("/srv/pgherd")
     assert node.socket_dir == Path("/srv/pgherd/run")
-    assert node.api_url == "http://10.0.0.3:6441"
+    assert node.api_url == "https://10.0.0.3:6441"
 
 
 def test_api_url_brackets_an_ipv6_address() -> None:

@@ -58,6 +58,10 @@ CASES: list[tuple[Policy, Change, Version | None, Version, ConflictKind | None, 
     (LUW, DEL, V("b", T2), V("a", T1), D_DIFFERS, REMOTE),
     (NP, DEL, V("a", T2), V("c", T1), D_DIFFERS, REMOTE),
     (ERR, DEL, V("b", T2), V("a", T1), D_DIFFERS, ERROR),
+    # a row of an initial copy (a baseline): every change follows it, under every policy
+    (LUW, INS, V(None, T2, baseline=True), V("a", T1), None, APPLY),
+    (NP, UPD, V(None, None, baseline=True), V("c", T1), None, APPLY),
+    (ERR, DEL, V(None, T2, baseline=True), V("b", T1), None, APPLY),
     # delete/delete: both agree
     (LUW, DEL, None, V("a", T1), D_MISSING, SKIP),
     (NP, DEL, None, V("a", T1), D_MISSING, SKIP),

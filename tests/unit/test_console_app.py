@@ -30,7 +30,7 @@ with warnings.catch_warnings():
 TOKEN = "console-test-token"
 OPERATOR_PW = "operator-password"
 VIEWER_PW = "viewer-password"
-PAGES = ["/", "/node/node1", "/logical", "/archive", "/events", "/actions"]
+PAGES = ["/", "/node/node1", "/logical", "/mesh", "/archive", "/events", "/actions"]
 FRAGMENTS = ["/fragments/overview", "/fragments/banner", "/fragments/node/node1"]
 APIS = ["/api/state", "/api/history?subject=node2"]
 POSTS = [
@@ -47,6 +47,7 @@ def config() -> ClusterConfig:
     return config_mod.parse(
         {
             "cluster": "unit",
+            "tls": False,  # no agent runs: nothing to verify
             "passfile": "/nonexistent/pgpass",
             "api_token_file": "/nonexistent/token",
             "console": {

@@ -43,18 +43,22 @@ class _Pair:
 def test_missing_files_are_created_and_present_ones_kept(tmp_path: Path) -> None:
     config = config_in(tmp_path)
     first = init(config, ME, credentials.KINDS)
-    assert [(w.kind, w.action) for w in first] == [
+    # every file of every kind once, in the kinds' order (the grants after the token)
+    assert list(dict.fromkeys((w.kind, w.action) for w in first)) == [
         ("passfile", Action.CREATED),
         ("API token", Action.CREATED),
+        ("API credentials (viewer, nodes, grants)", Action.CREATED),
+        *([("TLS (cluster CA and member certificates)", Action.CREATED)] if config.tls_on else []),
     ]
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
     token = config.api_token_file.read_text()
     config.passfile.unlink()
     second = init(config, ME, credentials.KINDS)
-    assert [(w.kind, w.action) for w in second] == [
+    assert [(w.kind, w.action) for w in second[:2]] == [
         ("passfile", Action.CREATED),
         ("API token", Action.KEPT),
     ]
+    assert {w.action for w in second[2:]} == {Action.KEPT}
     assert config.api_token_file.read_text() == token
     forced = init(config, ME, credentials.KINDS, force=True)
     assert {w.action for w in forced} == {Action.REPLACED}

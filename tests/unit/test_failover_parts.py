@@ -66,7 +66,7 @@ def test_an_ha_section_parses_into_typed_settings() -> None:
     parsed = config.parse(
         raw(
             failover="automatic",
-            ha={"dcs": {"etcd": ["http://10.0.0.1:2379", "http://10.0.0.2:2379/"]}, "ttl": 10},
+            ha={"dcs": {"etcd": ["https://10.0.0.1:2379", "https://10.0.0.2:2379/"]}, "ttl": 10},
         )
     )
     assert parsed.automatic
@@ -173,8 +173,11 @@ def test_an_etcd_lab_with_a_witness_runs_an_etcd_member_per_host() -> None:
         LAB, 2, 5440, "postgres", None, failover="automatic", dcs="etcd", sync=True, witness=True
     )
     assert lab.ha is not None and lab.ha.synchronous
+    tls = LAB / "secrets" / "tls"
     assert lab.ha.dcs == EtcdDcs(
-        etcd=("http://127.0.0.1:7440", "http://127.0.0.1:7441", "http://127.0.0.1:7442")
+        etcd=("https://127.0.0.1:7440", "https://127.0.0.1:7441", "https://127.0.0.1:7442"),
+        cert=tls / "dcs-client.crt",
+        key=tls / "dcs-client.key",
     )
     assert layout.lab_etcd(lab) == [
         ("etcd1", 7440, 8440),

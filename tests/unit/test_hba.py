@@ -18,21 +18,32 @@ def _fields(lines: list[str]) -> list[list[str]]:
     return [line.split() for line in lines]
 
 
-def test_rules_require_scram_on_tcp_and_map_local_superuser_to_peer() -> None:
+def test_rules_require_tls_and_scram_on_tcp_and_map_local_superuser_to_peer() -> None:
     rules = hba.rules("postgres", "replicator", ["127.0.0.1"])
     assert _fields([r.line() for r in rules]) == [
         ["local", "all", "postgres", "peer", "map=pgherd"],
         ["local", "replication", "postgres", "peer", "map=pgherd"],
-        ["host", "replication", "replicator", "127.0.0.1/32", "scram-sha-256"],
-        ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"],
+        ["hostssl", "replication", "replicator", "127.0.0.1/32", "scram-sha-256"],
+        ["hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256"],
+        ["hostnossl", "replication", "all", "0.0.0.0/0", "reject"],
+        ["hostnossl", "replication", "all", "::/0", "reject"],
+        ["hostnossl", "all", "all", "0.0.0.0/0", "reject"],
+        ["hostnossl", "all", "all", "::/0", "reject"],
     ]
+
+
+def test_tls_off_writes_host_rules() -> None:
+    rules = hba.rules("postgres", "replicator", ["127.0.0.1"], ssl=False)
+    assert [r.kind for r in rules] == ["local", "local", "host", "host"]
 
 
 def test_rules_never_trust_and_every_host_line_uses_scram() -> None:
     rules = hba.rules("postgres", "replicator", ["127.0.0.1", "::1", "db2.example"])
     for rule in rules:
         assert "trust" not in rule.line().split()
-        if rule.kind.startswith("host"):
+        if rule.kind == "hostnossl":
+            assert rule.method == "reject"
+        elif rule.kind.startswith("host"):
             assert rule.method == "scram-sha-256"
         else:
             assert (rule.method, rule.options) == ("peer", "map=pgherd")
@@ -42,8 +53,8 @@ def test_rules_never_trust_and_every_host_line_uses_scram() -> None:
 def test_rules_have_one_address_per_distinct_host() -> None:
     hosts = ["127.0.0.1", "10.0.0.2", "127.0.0.1", "::1", "db3.example", "10.0.0.2"]
     rules = hba.rules("postgres", "replicator", hosts)
-    replication = [r.address for r in rules if r.database == "replication" and r.kind == "host"]
-    everything = [r.address for r in rules if r.database == "all" and r.kind == "host"]
+    replication = [r.address for r in rules if r.database == "replication" and r.kind == "hostssl"]
+    everything = [r.address for r in rules if r.database == "all" and r.kind == "hostssl"]
     expected = ["127.0.0.1/32", "10.0.0.2/32", "::1/128", "db3.example"]
     assert replication == expected
     assert everything == expected

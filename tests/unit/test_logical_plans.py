@@ -179,5 +179,14 @@ def test_ddl_reaches_the_other_members_of_a_mesh_that_holds_a_touched_table() ->
         MeshSpec(name="m4", dbname="app", nodes=("node1", "node6"), tables=("public.items",)),
     ]
     found = ddl.mesh_targets(specs, "node1", "postgres", effect)
-    assert [(t.node, t.role) for t in found] == [("node2", "mesh member"), ("node3", "mesh member")]
+    assert [(t.node, t.role, t.meshes) for t in found] == [
+        ("node2", "mesh member", ("m1",)),
+        ("node3", "mesh member", ("m1",)),
+    ]
     assert ddl.mesh_targets(specs, "node9", "postgres", effect) == []
+    assert ddl.touched_meshes(specs, "node2", "postgres", effect) == ["m1", "m3"]
+    # They get it from node1's stream: pgherd runs it on node1 (and direct subscribers) only.
+    publisher = ddl.DdlTarget(node="node1", dbname="postgres", role="publisher")
+    subscriber = ddl.DdlTarget(node="node7", dbname="postgres", role="subscriber")
+    order = ddl.sequence_of(publisher, [*found, subscriber], ddl.Order.SUBSCRIBERS_FIRST)
+    assert [t.node for t in order] == ["node7", "node1"]

@@ -141,3 +141,37 @@ def test_differing_ranges_names_the_key_ranges_and_counts() -> None:
         ("[20]", None, {"a": 10, "b": 9}),
     ]
     assert m.differing_ranges("public.t", [], {"a": [same], "b": [same]}) == []
+
+
+def test_differing_keys_names_changed_and_missing_rows_in_key_order() -> None:
+    rows = {
+        "a": [("[1]", "x"), ("[2]", "y"), ("[3]", "z"), ("[5]", "w")],
+        "b": [("[1]", "x"), ("[2]", "Y"), ("[4]", "q"), ("[5]", "w")],
+    }
+    found = m.differing_keys("public.t", rows)
+    assert [(d.key, dict(d.digests)) for d in found] == [
+        ("[2]", {"a": "y", "b": "Y"}),
+        ("[3]", {"a": "z", "b": None}),
+        ("[4]", {"a": None, "b": "q"}),
+    ]
+    assert m.describe_keys(found) == "[2], [3] (not on b), [4] (not on a)"
+    assert len(m.differing_keys("public.t", rows, limit=1)) == 1
+
+
+def test_star_and_chain_pairs_and_what_each_source_passes_on() -> None:
+    star = spec(nodes=("hub", "a", "b", "c"), topology="star")
+    assert star.pairs() == [
+        ("hub", "a"), ("hub", "b"), ("hub", "c"), ("a", "hub"), ("b", "hub"), ("c", "hub")
+    ]  # fmt: skip
+    assert star.sources_of("a") == ["hub"]
+    assert star.sources_of("hub") == ["a", "b", "c"]
+    assert star.forwarded("hub", "a") == {"b", "c"}  # the hub passes the other leaves on
+    assert star.forwarded("a", "hub") == frozenset()  # a leaf has nothing to pass on
+    chain = spec(nodes=("a", "b", "c", "d"), topology="chain")
+    assert chain.pairs() == [("a", "b"), ("b", "c"), ("c", "d"), ("b", "a"), ("c", "b"), ("d", "c")]
+    assert chain.forwarded("b", "c") == {"a"}
+    assert chain.forwarded("c", "b") == {"d"}
+    assert chain.forwarded("a", "b") == frozenset()
+    full = spec(nodes=("a", "b", "c"))
+    assert full.forwarded("a", "b") == frozenset()
+    assert len(full.pairs()) == 6

@@ -201,6 +201,8 @@ def test_a_primary_page_passes_promtool_and_says_what_the_node_is() -> None:
         )
         == 1
     )
+    running = {"mesh": "m", "source": "node2", "state": "running"}
+    assert value(found, "pgherd_mesh_worker_running", **running) == 1
     # a worker that does not count by kind still shows its total
     assert (
         value(

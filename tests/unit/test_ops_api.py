@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.api.routes_ops import ops_router
-from pgherd.errors import PgherdError, Refused
+from pgherd.errors import Refused
 from pgherd.model.events import Event, Outcome
 from pgherd.model.lsn import Lsn
 from pgherd.model.node_ops import (
@@ -112,16 +114,8 @@ def ops() -> FakeOperations:
 
 @pytest.fixture
 def client(ops: FakeOperations) -> Iterator[TestClient]:
-    app = FastAPI()
-
-    @app.exception_handler(PgherdError)
-    async def _error(_request: object, exc: PgherdError) -> object:
-        from fastapi.responses import JSONResponse
-
-        status = 409 if isinstance(exc, Refused) else 500
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
-
-    app.include_router(ops_router(ops, TOKEN))
+    app = secure(FastAPI(), lambda: operator_only(TOKEN))
+    app.include_router(ops_router(ops))
     with TestClient(app) as test_client:
         yield test_client
 

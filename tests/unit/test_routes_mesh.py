@@ -8,9 +8,20 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
-from pgherd.model.mesh import Chunk, MeshNodeReport, MeshSpec, MeshWorkerRow, NodeFacts
+from pgherd.model.mesh import (
+    Chunk,
+    MeshDdl,
+    MeshNodeReport,
+    MeshSpec,
+    MeshWorkerRow,
+    NodeFacts,
+)
+from pgherd.model.mesh_copy import CopyRequest, CopyState, CopyStatus, JoinPlan
+from pgherd.model.mesh_sequences import SequenceSetting
 
 SPEC = MeshSpec(name="shop", nodes=("a", "b"), tables=("public.t",))
 
@@ -20,6 +31,7 @@ class FakeMesh:
 
     def __init__(self) -> None:
         self.started: list[MeshSpec] = []
+        self.progress: list[tuple[str, str]] = []
 
     def specs(self) -> list[MeshSpec]:
         return [SPEC, *self.started]
@@ -35,8 +47,34 @@ class FakeMesh:
             tables={t: None for t in tables},
         )
 
-    def prepare(self, spec: MeshSpec) -> list[str]:
+    def prepare(self, spec: MeshSpec, plan: JoinPlan | None = None) -> list[str]:
         return [f"publication pgherd_{spec.name}"]
+
+    def start_copy(self, request: CopyRequest) -> CopyStatus:
+        return CopyStatus(mesh=request.spec.name, node="a", state=CopyState.COPYING)
+
+    def copy_status(self, name: str) -> CopyStatus:
+        return CopyStatus(mesh=name, node="a", state=CopyState.DONE, commit_lsn="0/10")
+
+    def set_progress(self, spec: MeshSpec, source: str, lsn: str) -> None:
+        self.progress.append((source, lsn))
+
+    def abandon(self, spec: MeshSpec, nodes: Sequence[str]) -> list[str]:
+        return [f"slot pgherd_{spec.name}_{n}" for n in nodes]
+
+    def table_ranges(
+        self, dbname: str, table: str, chunk_rows: int, bounds: Sequence[str] | None
+    ) -> tuple[list[str], list[Chunk]]:
+        found = list(bounds) if bounds is not None else ["[5]"]
+        return found, [Chunk(rows=1, digest="d") for _ in range(len(found) + 1)]
+
+    def key_digests(
+        self, dbname: str, table: str, start: str | None, end: str | None, limit: int
+    ) -> list[tuple[str, str]]:
+        return [("[1]", "x")][:limit]
+
+    def set_sequences(self, spec: MeshSpec, settings: Sequence[SequenceSetting]) -> list[str]:
+        return [f"sequence {s.sequence}" for s in settings]
 
     def start(self, spec: MeshSpec) -> None:
         self.started.append(spec)
@@ -52,8 +90,19 @@ class FakeMesh:
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return (MeshWorkerRow(mesh="shop", source="b", target="a", state="running"),)
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return [{"kind": "insert_exists", "limit": limit}]
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        found = {"kind": "insert_exists", "limit": limit}
+        return [found | {"table": table, "resolution": resolution}] if table else [found]
+
+    def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
+        return [MeshDdl(origin_node="a", id=1, at="now", statement="ALTER TABLE t ADD c int")]
 
     def boundaries(self, name: str, table: str, chunk_rows: int) -> list[str]:
         return ["[100]"]
@@ -71,14 +120,8 @@ def client(mesh: FakeMesh) -> Any:
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    app = FastAPI()
-    app.include_router(mesh_router(mesh, "secret"))
-
-    @app.exception_handler(Refused)
-    async def refused(_request: Any, exc: Refused) -> Any:
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=409)
+    app = secure(FastAPI(), lambda: operator_only("secret"))
+    app.include_router(mesh_router(mesh))
 
     return TestClient(app)
 
@@ -123,8 +166,44 @@ def test_reads_and_refusals() -> None:
     assert http.get("/mesh/shop/conflicts?limit=7", headers=AUTH).json() == [
         {"kind": "insert_exists", "limit": 7}
     ]
+    filtered = http.get("/mesh/shop/conflicts?table=public.t&resolution=skip", headers=AUTH).json()
+    assert filtered == [
+        {"kind": "insert_exists", "limit": 100, "table": "public.t", "resolution": "skip"}
+    ]
     gone = http.delete("/mesh/nope", headers=AUTH)
     assert gone.status_code == 409
     assert gone.json()["hint"] == "see mesh status"
+    assert http.get("/mesh/shop/ddl", headers=AUTH).json()[0]["id"] == 1
     facts = http.post("/mesh/inspect", json={"dbname": "db", "tables": ["public.t"]}, headers=AUTH)
     assert facts.json()["tables"] == {"public.t": None}
+
+
+def test_a_join_prepares_with_a_plan_copies_and_sets_where_streams_start() -> None:
+    mesh = FakeMesh()
+    http = client(mesh)
+    spec = SPEC.model_dump(mode="json")
+    plan = {"newcomers": ["b"], "copies": {"b": ["a"]}, "reference": "a"}
+    prepared = http.post("/mesh/shop/prepare", json={"spec": spec, "plan": plan}, headers=AUTH)
+    assert prepared.json() == {"created": ["publication pgherd_shop"]}
+    bad_plan = http.post(
+        "/mesh/shop/prepare", json={"spec": spec, "plan": {"copies": {}}}, headers=AUTH
+    )
+    assert bad_plan.status_code == 422
+    copy = http.post("/mesh/shop/copy", json={"spec": spec, "sources": ["a"]}, headers=AUTH)
+    assert copy.json()["state"] == "copying"
+    no_source = http.post("/mesh/shop/copy", json={"spec": spec, "sources": []}, headers=AUTH)
+    assert no_source.status_code == 422
+    assert http.get("/mesh/shop/copy", headers=AUTH).json()["commit_lsn"] == "0/10"
+    body = {"spec": spec, "source": "b", "lsn": "0/10"}
+    assert http.post("/mesh/shop/progress", json=body, headers=AUTH).json() == {"mesh": "shop"}
+    assert mesh.progress == [("b", "0/10")]
+    abandoned = http.post("/mesh/shop/abandon", json={"spec": spec, "nodes": ["b"]}, headers=AUTH)
+    assert abandoned.json() == {"dropped": ["slot pgherd_shop_b"]}
+
+
+def test_ranges_and_keys_before_a_mesh_exists() -> None:
+    http = client(FakeMesh())
+    ranges = http.post("/mesh/ranges", json={"dbname": "db", "table": "public.t"}, headers=AUTH)
+    assert ranges.json()["boundaries"] == ["[5]"]
+    keys = http.post("/mesh/keys", json={"dbname": "db", "table": "public.t"}, headers=AUTH)
+    assert keys.json() == {"rows": [["[1]", "x"]]}

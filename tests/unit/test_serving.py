@@ -11,6 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 from pgherd.api import routes_ha
+from pgherd.api.app import secure
+from pgherd.api.credentials import operator_only
 from pgherd.config import parse
 from pgherd.model import haproxy, serving
 from pgherd.model.ha import Do, Local, Peer, World, decide
@@ -59,8 +61,8 @@ class FakeHa:
 
 def client(now: Serving) -> tuple[TestClient, FakeHa]:
     fake = FakeHa(now)
-    app = FastAPI()
-    app.include_router(routes_ha.router(fake, TOKEN))
+    app = secure(FastAPI(), lambda: operator_only(TOKEN))
+    app.include_router(routes_ha.router(fake))
     return TestClient(app), fake
 
 
@@ -136,7 +138,7 @@ def test_a_bad_lag_is_a_400_that_says_how_to_write_it() -> None:
     test, _ = client(STANDBY)
     answer = test.get("/replica?lag=lots")
     assert answer.status_code == 400
-    assert "16MB" in answer.json()["reason"]
+    assert "16MB" in answer.json()["error"]
 
 
 def test_documents_and_the_cycle_endpoint() -> None:

@@ -1,8 +1,9 @@
 """The agent's HTTP API.
 
-Reading (``/health``, ``/status``) is open; acting (``POST /postgres/...``) needs the
-cluster's bearer token. Errors come back as ``{"error": ..., "hint": ...}`` with 409 for a
-refusal and 500 for a failure, so the CLI can print them as it prints its own.
+Reading (``/health``, ``/status``) is open unless ``api.auth_reads``; acting (``POST
+/postgres/...``) needs an operator's or a peer's credential, checked by api/guard.py before
+the body is read. Errors come back as ``{"error": ..., "hint": ...}`` (api/errors.py), so
+the CLI can print them as it prints its own.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from pgherd import metrics
 from pgherd.api import (
+    errors,
     routes_agent,
     routes_archive,
     routes_ha,
@@ -24,13 +26,17 @@ from pgherd.api import (
     routes_metrics,
     routes_ops,
 )
+from pgherd.api.audit import Audit, Sink
 from pgherd.api.auth import authorized
+from pgherd.api.credentials import operator_only
+from pgherd.api.guard import MAX_BODY, Guard
 from pgherd.api.routes_agent import ReloadPort
 from pgherd.api.routes_archive import ArchivePort
 from pgherd.api.routes_history import HistoryPort
 from pgherd.api.routes_mesh import MeshPort, mesh_router
 from pgherd.api.routes_ops import OperationsPort
-from pgherd.errors import PgherdError, Refused
+from pgherd.clients.credential import Credential, token_of
+from pgherd.model.access import Grants
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg.local_node import LocalNode
@@ -39,7 +45,9 @@ from pgherd.pg.local_node import LocalNode
 class AgentPort(Protocol):
     """What the API needs from an agent (a fake implements it in unit tests)."""
 
-    token: str
+    @property
+    def token(self) -> Credential:
+        """The agent's own credential, for its calls to other agents."""
 
     def status(self) -> NodeStatus: ...
 
@@ -55,24 +63,39 @@ class AgentPort(Protocol):
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
-def create_app(
-    agent: AgentPort, lifespan: Lifespan | None = None, mesh: MeshPort | None = None
+def secure(
+    app: FastAPI,
+    grants: Callable[[], Grants],
+    auth_reads: bool = False,
+    max_body: int = MAX_BODY,
 ) -> FastAPI:
+    """The guard (credentials and body size, before the body is read) and the one error
+    shape, on ``app``: every app that serves agent routes has both."""
+    app.add_middleware(Guard, grants=grants, auth_reads=auth_reads, max_body=max_body)
+    errors.install(app)
+    return app
+
+
+def create_app(
+    agent: AgentPort,
+    lifespan: Lifespan | None = None,
+    mesh: MeshPort | None = None,
+    grants: Callable[[], Grants] | None = None,
+    auth_reads: bool = False,
+    max_body: int = MAX_BODY,
+    audit: Sink | None = None,
+    node: str = "",
+) -> FastAPI:
+    """``grants``: the credentials accepted, asked for on every request (so that a
+    rotation takes effect without a restart); by default the agent's token, as operator.
+    ``audit``: where the record of every acting call goes (api/audit.py), for ``node``."""
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
+    fixed = operator_only(token_of(agent.token) or "")
+    secure(app, grants or (lambda: fixed), auth_reads, max_body)
+    if audit is not None:  # added last: the outermost, so the guard's refusals are seen
+        app.add_middleware(Audit, node=node, sink=audit)
     if mesh is not None:
-        app.include_router(mesh_router(mesh, agent.token))
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        # One error shape for every failure: {"error": ..., "hint": ...}.
-        detail: object = exc.detail  # typed str, but our handlers raise it with a dict
-        body = detail if isinstance(detail, dict) else {"error": str(detail), "hint": ""}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(PgherdError)
-    async def _pgherd_error(_request: Request, exc: PgherdError) -> JSONResponse:
-        status = 409 if isinstance(exc, Refused) else 500
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
+        app.include_router(mesh_router(mesh))
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -89,7 +112,7 @@ def create_app(
         """Files and settings of the node, for ``pgherd doctor``."""
         return agent.facts()
 
-    needs_token = authorized(agent.token)
+    needs_token = authorized()
 
     @app.post("/postgres/start", dependencies=needs_token)
     def start() -> NodeStatus:
@@ -121,17 +144,28 @@ def agent_app(
     checks: routes_ha.HaPort,
     metrics_sources: Sequence[metrics.Collector],
     archive: ArchivePort | None = None,
+    grants: Callable[[], Grants] | None = None,
+    auth_reads: bool = False,
+    audit: Sink | None = None,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
     checks the clients against it."""
-    app = create_app(agent, lifespan, mesh=mesh)
-    app.include_router(routes_logical.router(local, agent.token))
-    app.include_router(routes_ops.ops_router(operations, agent.token))
-    app.include_router(routes_archive.router(lambda: local.instance, agent.token, archive))
-    app.include_router(routes_history.router(history, history_interval, agent.token))
-    app.include_router(routes_ha.router(checks, agent.token))
-    app.include_router(routes_agent.router(reloader, agent.token))
+    app = create_app(
+        agent,
+        lifespan,
+        mesh=mesh,
+        grants=grants,
+        auth_reads=auth_reads,
+        audit=audit,
+        node=local.node.name,
+    )
+    app.include_router(routes_logical.router(local))
+    app.include_router(routes_ops.ops_router(operations))
+    app.include_router(routes_archive.router(lambda: local.instance, archive))
+    app.include_router(routes_history.router(history, history_interval))
+    app.include_router(routes_ha.router(checks))
+    app.include_router(routes_agent.router(reloader))
     app.include_router(
         routes_metrics.router(metrics_sources, local.config.cluster, local.node.name)
     )

@@ -1,28 +1,41 @@
-"""Bearer-token protection for the agent API's acting endpoints."""
+"""What a route needs from its caller, declared on the route.
+
+The :class:`~pgherd.api.guard.Guard` middleware already refused a request whose method or
+path needs more than its credential gives, before the body was read. ``dependencies=
+authorized()`` on an acting route says the same again where the route is written (a
+second line, should a route ever act on a ``GET``) and puts the bearer scheme in the
+OpenAPI document.
+"""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.params import Depends as DependsParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pgherd.api.guard import UNAUTHORIZED
+from pgherd.model.access import Access, Grant, permits
+
+_bearer = HTTPBearer(auto_error=False, description="a viewer, operator or node credential")
 
 
-def token_checker(token: str) -> Callable[[str | None], None]:
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given, token):
-            raise HTTPException(
-                status_code=401,
-                detail={"error": "missing or wrong API token", "hint": "send the cluster's token"},
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return require_token
+def principal_of(request: Request) -> Grant | None:
+    """The grant the caller proved (None for an open request without a credential)."""
+    found: Grant | None = getattr(request.state, "principal", None)
+    return found
 
 
-def authorized(token: str) -> list[DependsParam]:
-    """``dependencies=authorized(token)`` on a route or router makes it need the token."""
-    return [Depends(token_checker(token))]
+def _require_act(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    principal = principal_of(request)
+    if principal is None or not permits(principal.role, Access.ACT):
+        raise HTTPException(401, detail=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authorized() -> list[DependsParam]:
+    """``dependencies=authorized()`` on a route or router: only an operator or a peer."""
+    return [Depends(_require_act)]

@@ -1,5 +1,5 @@
 """The agent itself: ``POST /agent/reload`` re-reads pgherd.yaml (as SIGHUP does) and
-answers what changed (ha/reload.py). Token-protected: it acts."""
+answers what changed (ha/reload.py). It acts: an operator's or a peer's credential."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class ReloadPort(Protocol):
     def reload(self) -> ReloadReport: ...
 
 
-def router(reloader: ReloadPort, token: str) -> APIRouter:
-    routes = APIRouter(prefix="/agent", dependencies=authorized(token))
+def router(reloader: ReloadPort) -> APIRouter:
+    routes = APIRouter(prefix="/agent", dependencies=authorized())
 
     @routes.post("/reload")
     def reload() -> ReloadReport:

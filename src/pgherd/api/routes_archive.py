@@ -2,9 +2,10 @@
 the WAL pusher's figures and backups of this node.
 
 Reading (``GET /replay``, ``GET /archiver``, ``GET /archive/pusher``) is open like
-``/status``; acting needs the cluster's token. ``POST /backup`` takes a bundled backup of
-this node, where its data directory is (a CLI on another machine, the leader's schedule
-with ``from_standby``), and answers when it is done, with its catalog entry.
+``/status``; acting needs an operator's or a peer's credential. ``POST /backup`` takes a
+bundled backup of this node, where its data directory is (a CLI on another machine, the
+leader's schedule with ``from_standby``), and answers when it is done, with its catalog
+entry.
 """
 
 from __future__ import annotations
@@ -13,23 +14,25 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import Field
 
 from pgherd.api.auth import authorized
 from pgherd.errors import Refused
 from pgherd.model.archive_api import BackupMade, PusherState
+from pgherd.model.status import Frozen
 from pgherd.pg import archive_sql
 from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 from pgherd.pg.instance import Instance
 
 
-class RestorePointRequest(BaseModel):
-    name: str
+class RestorePointRequest(Frozen):
+    # PostgreSQL keeps at most 63 bytes of a restore point's name (MAXFNAMELEN - 1).
+    name: str = Field(min_length=1, max_length=63)
 
 
-class BackupRequest(BaseModel):
+class BackupRequest(Frozen):
     type: Literal["full", "differential", "incremental"] = "full"
-    repository: str | None = None
+    repository: str | None = Field(default=None, min_length=1, max_length=63)
 
 
 class ArchivePort(Protocol):
@@ -40,11 +43,9 @@ class ArchivePort(Protocol):
     def pusher_status(self) -> PusherState: ...
 
 
-def router(
-    instance: Callable[[], Instance], token: str, archive: ArchivePort | None = None
-) -> APIRouter:
+def router(instance: Callable[[], Instance], archive: ArchivePort | None = None) -> APIRouter:
     api = APIRouter()
-    needs_token = authorized(token)
+    needs_token = authorized()
 
     @api.post("/backup", dependencies=needs_token)
     def backup(request: BackupRequest) -> BackupMade:

@@ -16,7 +16,8 @@ why (``model/serving.py`` decides). Open, like ``/health``, except ``POST /ha/cy
 - ``GET /history``: the timeline history, ``[[timeline, switch LSN in bytes, reason], …]``.
 - ``GET /failsafe``, ``GET /quorum``: what failsafe and the synchronous quorum see now.
 - ``GET /ha``: the HA loop's mode, leader, lease, last decision (docs/failover.md).
-- ``POST /ha/cycle`` (token): run an HA cycle now (an operation just moved the lease).
+- ``POST /ha/cycle`` (acting: an operator's or a peer's credential): run an HA cycle now
+  (an operation just moved the lease).
 """
 
 from __future__ import annotations
@@ -81,14 +82,18 @@ LagQuery = Query(
 )
 
 
-def router(ha: HaPort, token: str) -> APIRouter:
+def router(ha: HaPort) -> APIRouter:
     api = APIRouter(tags=["ha"])
 
     def checked(lag: str | None, answer: Any) -> JSONResponse:
         try:
             limit = _lag(lag)
         except _BadLag as exc:
-            return JSONResponse({"ok": False, "reason": str(exc)}, status_code=400)
+            # the one error shape (api/errors.py): the check's URL is wrong, not the node
+            return JSONResponse(
+                {"error": str(exc), "hint": "fix the check's URL (docs/haproxy.md)"},
+                status_code=400,
+            )
         serving = ha.serving()
         return _answer(answer(serving, limit), serving)
 
@@ -137,7 +142,7 @@ def router(ha: HaPort, token: str) -> APIRouter:
     def state() -> HaReport:
         return ha.ha_state()
 
-    @api.post("/ha/cycle", dependencies=authorized(token))
+    @api.post("/ha/cycle", dependencies=authorized())
     def cycle() -> HaReport:
         """Wake the HA loop (it cycles at once); the answer is the state before that cycle."""
         ha.cycle_now()

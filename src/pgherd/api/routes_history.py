@@ -1,7 +1,8 @@
 """The agent's monitoring history (kept by ``ha/history_store.py``).
 
 ``GET /history/lag`` is open like ``/status`` (lags, no data); ``POST /history/cleanup``
-needs the cluster's token. (``GET /history`` is the timeline history, as Patroni's.)
+needs an operator's or a peer's credential. (``GET /history`` is the timeline history, as
+Patroni's.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pgherd.model.status import Frozen
 
 
 class CleanupRequest(Frozen):
-    keep_days: float = Field(ge=0)
+    keep_days: float = Field(ge=0, le=36500, allow_inf_nan=False)
 
 
 class HistoryPort(Protocol):
@@ -41,14 +42,14 @@ class HistoryPort(Protocol):
     def trim(self, before: datetime) -> tuple[int, int]: ...
 
 
-def router(store: HistoryPort, interval: float, token: str) -> APIRouter:
+def router(store: HistoryPort, interval: float) -> APIRouter:
     api = APIRouter(tags=["history"])
 
     @api.get("/history/lag")
     def read(
         since: datetime | None = None,
         kind: SampleKind | None = None,
-        subject: str | None = None,
+        subject: str | None = Query(default=None, max_length=200),
         limit: int = Query(default=10_000, ge=1, le=MAX_LIMIT),
     ) -> HistoryPage:
         """Samples oldest first (the newest ``limit`` of those matching)."""
@@ -59,7 +60,7 @@ def router(store: HistoryPort, interval: float, token: str) -> APIRouter:
             oldest=store.oldest(),
         )
 
-    @api.post("/history/cleanup", dependencies=authorized(token))
+    @api.post("/history/cleanup", dependencies=authorized())
     def cleanup(request: CleanupRequest) -> CleanupResult:
         before = history.cutoff(history.now(), request.keep_days)
         removed, kept = store.trim(before)

@@ -1,17 +1,18 @@
 """The agent API for logical replication: publications, subscriptions, DDL, sequences.
 
-Reading is open; acting needs the cluster's token. Names travel in query strings and
-JSON bodies, never in URL paths, so a publication called ``a/b "c"`` needs no escaping
-rules of its own. The console uses the same endpoints as the CLI.
+Reading is open; acting needs an operator's or a peer's credential. Names travel in
+query strings and JSON bodies, never in URL paths, so a publication called ``a/b "c"``
+needs no escaping rules of its own. The console uses the same endpoints as the CLI.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from pgherd.api.auth import authorized
 from pgherd.logical import ddl, publication, sequences, subscription, writes
-from pgherd.model.ddl import DdlEffect
+from pgherd.model.ddl import DdlApplied, DdlEffect
 from pgherd.model.publication import (
     PublicationAlter,
     PublicationInfo,
@@ -39,23 +40,24 @@ class DropSubscription(SubscriptionRef):
 
 
 class SyncSequences(SubscriptionRef):
-    margin: int = 1000
+    margin: int = Field(default=1000, ge=0, le=2**62)
 
 
 class DdlRequest(Frozen):
-    statement: str
+    statement: str = Field(min_length=1, max_length=256 * 1024)
     dbname: str = "postgres"
     regrant: bool = False
+    meshes: tuple[str, ...] = ()  # log it for these meshes' members (pgherd.mesh_ddl)
 
 
 class StopWrites(Frozen):
-    timeout: float = 30.0
+    timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
 
 
-def router(local: LocalNode, token: str) -> APIRouter:
+def router(local: LocalNode) -> APIRouter:
     """Open reads under ``/logical``, plus token-protected actions."""
     routes = APIRouter(prefix="/logical", tags=["logical"])
-    acting = APIRouter(tags=["logical"], dependencies=authorized(token))  # under routes
+    acting = APIRouter(tags=["logical"], dependencies=authorized())  # under routes
 
     @routes.get("/publications")
     def list_publications(dbname: str = "postgres") -> list[PublicationInfo]:
@@ -125,8 +127,8 @@ def router(local: LocalNode, token: str) -> APIRouter:
         return ddl.dry_run(local, req.statement, req.dbname)
 
     @acting.post("/ddl")
-    def ddl_apply(req: DdlRequest) -> Message:
-        return Message(message=ddl.apply(local, req.statement, req.dbname, req.regrant))
+    def ddl_apply(req: DdlRequest) -> DdlApplied:
+        return ddl.apply(local, req.statement, req.dbname, req.regrant, req.meshes)
 
     routes.include_router(acting)
     return routes

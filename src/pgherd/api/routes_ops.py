@@ -2,7 +2,7 @@
 cluster events.
 
 Reading (``GET /wal``, ``GET /events``) is open like ``/status``; every acting endpoint
-needs the cluster's bearer token. The orchestrator in ``pgherd.ops`` strings these
+needs an operator's or a peer's credential. The orchestrator in ``pgherd.ops`` strings these
 primitives together; each one acts on this node only.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from pgherd.api.auth import authorized
 from pgherd.model.events import Event
@@ -54,13 +55,13 @@ class OperationsPort(Protocol):
 
 
 class FollowRequest(Frozen):
-    upstream: str
+    upstream: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")  # a node name
     start: bool = True  # start the server if it is stopped
 
 
 class RewindRequest(Frozen):
-    source: str
-    timeout: float = 3600
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")  # a node name
+    timeout: float = Field(default=3600, gt=0, le=86400, allow_inf_nan=False)
 
 
 class CloneRequest(Frozen):
@@ -69,15 +70,15 @@ class CloneRequest(Frozen):
 
 class WaitReplayRequest(Frozen):
     past: LsnField
-    timeout: float = 30
+    timeout: float = Field(default=30, gt=0, le=3600, allow_inf_nan=False)
 
 
 SlotName = Query(pattern=r"^[a-z0-9_]{1,63}$")
 
 
-def ops_router(ops: OperationsPort, token: str) -> APIRouter:
+def ops_router(ops: OperationsPort) -> APIRouter:
     router = APIRouter()
-    acting = APIRouter(dependencies=authorized(token))
+    acting = APIRouter(dependencies=authorized())
 
     @router.get("/wal")
     def wal() -> NodeWal:

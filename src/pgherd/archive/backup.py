@@ -132,6 +132,7 @@ def create_copy(
         config.replication_user,
         config.passfile,
         application_name=f"pgherd_backup_{label}",
+        sslrootcert=config.ca_file,
     )
     args = basebackup.argv(
         pgbin, source_info, data, None, False, ("--label", f"pgherd backup {label}")

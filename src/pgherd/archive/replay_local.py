@@ -14,6 +14,8 @@ from pgherd.pg.instance import Instance
 
 def act(into: Path, verb: str, config_file: Path | None) -> ReplayState:
     into = into.absolute()
+    if not into.is_dir():
+        raise Refused(f"{into} is not a directory", "give the --into directory of a restore")
     pm = process.running_postmaster(into)
     if pm is None or pm.port is None:
         raise Refused(f"no PostgreSQL runs in {into}", "is this the --into of a restore?")

@@ -32,6 +32,7 @@ from pgherd.model.wal import (
     Segment,
     WalKind,
     WalName,
+    is_wal_name,
     parse_name,
     parse_segment_header,
 )
@@ -271,6 +272,10 @@ class WalArchive:
         Raises MissingWal when the segment is missing between archived ones (a gap: a
         restore must stop, not end early), CorruptWal when it fails its checksum.
         """
+        if not is_wal_name(name):  # before the name becomes part of a path or a key
+            raise ArchiveError(
+                f"{name[:80]!r} is not a WAL file name", "restore_command must pass %f"
+            )
         found = self.find(name)
         if not found:
             self._raise_if_gap(name)

@@ -34,13 +34,14 @@ def adopt(
     from pgherd.pg.local_node import LocalNode
     from pgherd.physical import adopt as adopt_mod
 
+    config = load_config(config_file)
+    config.node(node)  # an unknown name is refused before it is repeated in a hint
     if not dry_run:
         raise InvalidInput(
             f"{node}'s agent adopts its PostgreSQL when it starts; this command only shows "
             "what that would change",
             f"pass --dry-run, then start the agent (pgherd agent run --node {node})",
         )
-    config = load_config(config_file)
     adoption = adopt_mod.inspect(LocalNode.open(config, node))
     if as_json:
         print_json(adoption.as_json())

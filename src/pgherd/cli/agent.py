@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,10 @@ def run(
     from pgherd.ha import agent as agent_mod  # FastAPI and uvicorn: only the agent needs them
 
     agent_mod.run(config_mod.config_path(config_file), node)
+
+
+# An IPv4 or IPv6 address or a host name: what HAProxy's bind line takes before the port.
+_BIND = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|[0-9A-Fa-f:.]{2,45})$")
 
 
 @app.command()
@@ -174,6 +179,11 @@ def haproxy(
     from pgherd.errors import InvalidInput
     from pgherd.model import haproxy as haproxy_model
 
+    if bind != "*" and not _BIND.match(bind):
+        raise InvalidInput(
+            f"--bind {bind[:80]!r} is not an address",
+            "give an IP address or a host name (or * for every address)",
+        )
     if primary_port == replica_port:
         raise InvalidInput(
             f"--primary-port and --replica-port are both {primary_port}",
@@ -181,6 +191,8 @@ def haproxy(
         )
     config = load_config(config_file)
     typer.echo(
-        haproxy_model.render(config.cluster, config.nodes, bind, primary_port, replica_port),
+        haproxy_model.render(
+            config.cluster, config.nodes, bind, primary_port, replica_port, ca_file=config.ca_file
+        ),
         nl=False,
     )

@@ -206,11 +206,17 @@ def drill(
     run a check query, report the time, remove it. Exits 3 when the drill fails."""
 
     from pgherd.archive import drill as drill_mod
+    from pgherd.archive.backup import archives_of
+    from pgherd.errors import InvalidInput
 
+    config = load_config(config_file)
+    known = [a.name for a in archives_of(config)]
+    if repo is not None and repo not in known:  # the input is wrong: not a failed drill
+        raise InvalidInput(
+            f"no repository named {repo[:80]!r}", f"repositories: {', '.join(known)}"
+        )
     reporter = RichReporter()
-    result = drill_mod.drill(
-        load_config(config_file), repo, scratch, (lambda _t: None) if as_json else reporter.step
-    )
+    result = drill_mod.drill(config, repo, scratch, (lambda _t: None) if as_json else reporter.step)
     if as_json:
         print_json(result)
     elif result.ok:

@@ -16,6 +16,7 @@ from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.clients.agent import statuses
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import ClusterView
+from pgherd.model.doctor import TLS_OFF
 from pgherd.model.duration import human_duration, parse_duration
 from pgherd.model.mesh import MeshWorkerRow
 from pgherd.model.readable import human_bytes, human_seconds
@@ -59,6 +60,7 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             data["ha"] = ha.as_json()
             data["problems"] = problems
             data["health"] = "degraded" if problems else "healthy"
+        data["tls"] = config.tls_on
         data["config_fingerprint"] = config_mod.fingerprint(config)
         data["warnings"] = warnings
         print_json(data)
@@ -75,6 +77,8 @@ def show(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             console.print(f"[yellow]![/] {escape(warning)}", soft_wrap=True)
         for problem in problems:
             console.print(f"[yellow]![/] {problem}", soft_wrap=True)
+        if not config.tls_on:  # allowed, on purpose, and said every time
+            console.print(f"[red]![/] {TLS_OFF}", soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_DEGRADED)
 
@@ -251,7 +255,7 @@ def connstr(
     config = load_config(config_file)
     target = config.node(node)
     user = config.replication_user if replication else config.superuser
-    print(conninfo.uri(target.host, target.port, user, config.passfile))
+    print(conninfo.uri(target.host, target.port, user, config.passfile, sslrootcert=config.ca_file))
 
 
 @app.command()

@@ -23,7 +23,7 @@ def doctor(
     from pgherd.ops.doctor import findings as run_checks
 
     config = load_config(config_file)
-    nodes = [config.node(node)] if node else list(config.nodes)
+    nodes = [config.node(node)] if node is not None else list(config.nodes)
     findings = run_checks(config, node)
     if as_json:
         print_json(findings)

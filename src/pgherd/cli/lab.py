@@ -91,6 +91,14 @@ def up(
             help="archive WAL (DIR/archive); standbys restore from it when they fall behind",
         ),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="TLS between every part, from a CA the lab makes (--no-tls: plain text, "
+            "tls: off in the config, for comparisons; doctor flags it)",
+        ),
+    ] = True,
 ) -> None:
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
@@ -110,6 +118,7 @@ def up(
         sync=sync,
         witness=witness,
         failsafe=failsafe,
+        tls=tls,
     )
     config = result.config
     verb = "created" if result.created else "started"
@@ -120,7 +129,9 @@ def up(
     console.print(f"  export PGHERD_CONFIG={result.config_path}")
     console.print("  pgherd cluster show")
     for node in config.nodes:
-        uri = conninfo.uri(node.host, node.port, config.superuser, config.passfile)
+        uri = conninfo.uri(
+            node.host, node.port, config.superuser, config.passfile, sslrootcert=config.ca_file
+        )
         console.print(f"  psql '{uri}'   # {node.name}", soft_wrap=True)
     console.print(f"  pgherd lab down --dir {result.config_path.parent}")
 

@@ -41,8 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore-point": ("pgherd.cli.restore", "restore_point_app"),
     "replay": ("pgherd.cli.restore", "replay_app"),
     "restore": ("pgherd.cli.restore", "restore"),
-    "config": ("pgherd.cli.config", "app"),
     "secrets": ("pgherd.cli.secrets", "app"),
+    "config": ("pgherd.cli.config", "app"),
 }
 
 
@@ -107,6 +107,10 @@ def main() -> None:
         app()
     except PgherdError as exc:
         error(exc.one_line())
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a file or directory the command could not use, said in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        error(f"{exc.strerror or type(exc).__name__}{where}")
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         error("interrupted")

@@ -11,6 +11,7 @@ from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP
 from pgherd.model.readable import human_bytes, human_seconds
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -54,13 +55,54 @@ def create(
             help="last-update-wins compares commit times in slots of this length",
         ),
     ] = TIME_RESOLUTION_US // 1000,
+    sequence_step: Annotated[
+        int,
+        typer.Option(
+            "--sequence-step",
+            min=1,
+            max=MAX_STEP,
+            help="member k draws sequence values ≡ k (mod step): at most this many members",
+        ),
+    ] = DEFAULT_STEP,
+    initial_copy_from: Annotated[
+        str | None,
+        typer.Option(
+            "--initial-copy-from",
+            help="replace the other nodes' rows by a copy of this node's (tables may be absent)",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge", help="every node keeps its rows and gets the others' (keys must differ)"
+        ),
+    ] = False,
+    topology: Annotated[
+        str,
+        typer.Option(
+            "--topology",
+            help="full (every pair), star (the first node passes the others' changes on) or "
+            "chain (each node passes on to the next)",
+        ),
+    ] = "full",
     config_file: ConfigOpt = None,
 ) -> None:
-    """Replicate TABLES between NODES in both directions (every pair: a full mesh)."""
+    """Replicate TABLES between NODES in both directions (every pair: a full mesh). The
+    tables must hold the same rows, unless --initial-copy-from or --merge says how to make
+    them so."""
     from pgherd.mesh.operations import build_spec
 
-    spec = build_spec(name, _split(nodes), _split(tables), policy, dbname, time_resolution_ms)
-    _mesh(config_file).create(spec, _say)
+    spec = build_spec(
+        name,
+        _split(nodes),
+        _split(tables),
+        policy,
+        dbname,
+        time_resolution_ms,
+        sequence_step,
+        topology,
+    )
+    _mesh(config_file).create(spec, _say, copy_from=initial_copy_from, merge=merge)
     console.print(
         f"mesh {spec.name}: {', '.join(spec.nodes)} replicate {', '.join(spec.tables)} "
         f"({spec.policy})",
@@ -72,10 +114,18 @@ def create(
 def add_node(
     name: NameArg,
     node: Annotated[str, typer.Option("--node", help="the node to add")],
+    initial_copy_from: Annotated[
+        str | None,
+        typer.Option(
+            "--initial-copy-from", help="the member to copy from (default: the first one)"
+        ),
+    ] = None,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Add NODE to a mesh (its tables must hold the same rows as the members')."""
-    spec = _mesh(config_file).add_node(name, node, _say)
+    """Add NODE to a mesh. Its tables, when empty or absent, get a copy of a member's rows
+    (consistent with the streams: writes go on meanwhile); tables that hold other rows are
+    refused unless --initial-copy-from replaces them."""
+    spec = _mesh(config_file).add_node(name, node, _say, copy_from=initial_copy_from)
     console.print(f"mesh {spec.name}: {', '.join(spec.nodes)}", soft_wrap=True)
 
 
@@ -130,17 +180,22 @@ def verify(
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare the tables on every member by key ranges. Exits 3 when they differ."""
-    spec, differences = _mesh(config_file).verify(name, chunk_rows)
+    """Compare the tables on every member by key ranges, and the sequences they use. Exits 3
+    when rows differ or two members' sequences could hand out the same value."""
+    spec, differences, collisions = _mesh(config_file).verify(name, chunk_rows)
     if as_json:
         print_json(
             {
                 "mesh": name,
                 "tables": list(spec.tables),
-                "clean": not differences,
+                "clean": not differences and not collisions,
                 "differences": [
                     {"table": d.table, "from": d.start, "to": d.end, "rows": dict(d.rows)}
                     for d in differences
+                ],
+                "sequences": [
+                    {"sequence": c.sequence, "nodes": list(c.nodes), "why": c.why}
+                    for c in collisions
                 ],
             }
         )
@@ -154,7 +209,14 @@ def verify(
             counts = ", ".join(f"{n} {c}" for n, c in d.rows.items())
             table.add_row(d.table, d.start or "(start)", d.end or "(end)", counts)
         console.print(table)
-    if differences:
+    if not as_json:
+        for c in collisions:
+            console.print(
+                f"[yellow]![/] sequence {c.sequence} could hand out the same value on "
+                f"{c.nodes[0]} and {c.nodes[1]}: {c.why}",
+                soft_wrap=True,
+            )
+    if differences or collisions:
         raise typer.Exit(EXIT_DEGRADED)
 
 
@@ -162,11 +224,21 @@ def verify(
 def conflicts(
     name: NameArg,
     limit: Annotated[int, typer.Option("--limit", min=1, help="newest first, at most")] = 50,
+    on_table: Annotated[str | None, typer.Option("--table", help="only this table")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="only this kind (insert_exists, update_differs…)")
+    ] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(
+            "--resolution", help="only this outcome: apply-remote, keep-local, skip, error"
+        ),
+    ] = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Conflicts the mesh's workers met, from pgherd.conflicts on every member."""
-    rows = _mesh(config_file).conflicts(name, limit)
+    rows = _mesh(config_file).conflicts(name, limit, on_table, kind, resolution)
     if as_json:
         print_json(rows)
         return

@@ -205,17 +205,30 @@ def rejoin(
 
 
 def events(
-    limit: Annotated[int, typer.Option("--limit", help="how many (the latest)", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", help="how many (the latest)", min=1, max=10_000)
+    ] = 50,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="the audit trail instead: every acting API call and console login, who "
+            "made it, from where, how it ended",
+        ),
+    ] = False,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
     from rich.table import Table
 
+    from pgherd.model.events import is_audit
     from pgherd.ops.events import event_log
 
     config = load_config(config_file)
-    found = event_log(config, config_mod.read_token(config)).recent(limit)
+    # Audit records share the log: read past them (up to the API's limit) for the rest.
+    everything = event_log(config, config_mod.read_token(config)).recent(min(limit * 20, 10_000))
+    found = [e for e in everything if is_audit(e) == audit][-limit:]
     if as_json:
         print_json(found)
         return

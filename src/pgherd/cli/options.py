@@ -27,4 +27,9 @@ NodeArg = Annotated[str, typer.Argument(help="node name from pgherd.yaml", show_
 
 
 def load_config(path: Path | None) -> ClusterConfig:
-    return config_mod.load(config_mod.config_path(path))
+    config = config_mod.load(config_mod.config_path(path))
+    if config.api.auth_reads:
+        from pgherd.clients.agent import read_as_viewer
+
+        read_as_viewer(config)
+    return config

@@ -1,7 +1,9 @@
-"""pgherd secrets init: the cluster's secret files, created once."""
+"""pgherd secrets init|rotate: the cluster's secret files, created once; new API credentials
+(and certificates) without downtime."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -12,7 +14,7 @@ from pgherd.cli.output import console, print_json
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
-app = typer.Typer(help="The cluster's secret files: passfile, API token.")
+app = typer.Typer(help="The cluster's secrets: passfile, API credentials, CA and certificates.")
 
 
 @app.command()
@@ -28,9 +30,11 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the files pgherd.yaml names for secrets — the passfile (generated passwords
-    for the superuser and the replication role) and the agents' API token — mode 0600,
-    owned by the PostgreSQL OS user. A file that exists is kept (--force replaces it).
-    Copy them to every other host (docs/deploy.md)."""
+    for the superuser and the replication role), the agents' API credentials (operator,
+    viewer, a token per node, the grants) and, TLS on, the cluster CA and a certificate per
+    member — mode 0600, owned by the PostgreSQL OS user. A file that exists is kept
+    (--force replaces it). Copy them to the other hosts (docs/deploy.md, docs/security.md:
+    each host needs only its own node token and key; the CA key stays where it was made)."""
     from pgherd import credentials
     from pgherd.credentials.files import Action
     from pgherd.pg import osuser
@@ -68,4 +72,82 @@ def init(
     console.print(
         f"copy to every other host, 0600 owned by {user.name}: {paths} (docs/deploy.md)",
         soft_wrap=True,
+    )
+
+
+@app.command()
+def rotate(
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0,
+            max=7 * 86400,
+            help="seconds the previous tokens keep working, while the new ones reach "
+            "every client and host (0: at once)",
+        ),
+    ] = 600,
+    tls: Annotated[
+        bool,
+        typer.Option("--tls", help="also issue every member's certificate again (same CA)"),
+    ] = False,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="OS user the agents run as, who owns the token files (default: their "
+            "owner now); another user than PostgreSQL's keeps them from the server process",
+        ),
+    ] = None,
+    config_file: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """New tokens for the operator, the viewer and every node; the agents accept old and
+    new for --grace seconds (they read the grants file again on its change: no restart)."""
+    from pgherd.pg import apitokens, osuser, tlsfiles
+
+    config = load_config(config_file)
+    if owner is not None:
+        user = osuser.resolve(owner)
+    elif config.api_token_file.exists():  # whoever owns them now: the agents' user
+        user = osuser.by_uid(config.api_token_file.stat().st_uid)
+    else:
+        user = osuser.resolve(config.os_user)
+    written = apitokens.write(config, user, grace)
+    issued: tuple[str, ...] = ()
+    if tls and config.tls_on:
+        made = tlsfiles.ensure(
+            config, osuser.resolve(config.os_user), tlsfiles.members(config), renew=True
+        )
+        issued = made.issued
+    until = (
+        dt.datetime.fromtimestamp(written.grace_until, dt.UTC).isoformat(timespec="seconds")
+        if written.grace_until
+        else None
+    )
+    if as_json:
+        print_json(
+            {
+                "grants": written.grants,
+                "node_tokens": list(written.members),
+                "previous_valid_until": until,
+                "certificates": list(issued),
+            }
+        )
+        return
+    console.print(
+        f"new API tokens: operator, viewer and {len(written.members)} node tokens "
+        f"in {config.api_token_file.parent}"
+    )
+    console.print(
+        f"the previous tokens work until {until}" if until else "the previous tokens no longer work"
+    )
+    if issued:
+        console.print(
+            f"new certificates for {', '.join(issued)}: PostgreSQL takes them on reload, "
+            "an agent's API on its restart (neither restarts PostgreSQL)"
+        )
+    console.print(
+        "on other hosts: copy api-grants.json, the tokens and node-tokens/NAME (and tls/NAME.*) "
+        "there before the grace ends"
     )

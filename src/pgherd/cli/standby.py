@@ -12,7 +12,7 @@ from pgherd.cli import operations
 from pgherd.cli.options import ConfigOpt, JsonOpt
 from pgherd.cli.output import RichReporter, console, print_json
 from pgherd.clients.agent import AgentClient
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config import ClusterConfig
 from pgherd.errors import InvalidInput, UnknownNode
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.pg import osuser
@@ -87,22 +87,23 @@ def _with_node(
                 "omit --data-dir, or change data_dir in the config",
             )
         return config
+    config_mod.check_node_name(name)
     if data_dir is None or port is None or api_port is None:
         raise InvalidInput(
             f"{name} is not in {path}",
             "add it there, or pass --data-dir, --port and --api-port to add it",
         )
-    new = NodeConfig(
-        name=name,
-        host=host,
-        port=port,
-        api_host=host,
-        api_port=api_port,
-        data_dir=data_dir.absolute(),
-    )
+    new = {
+        "name": name,
+        "host": host,
+        "port": port,
+        "api_host": host,
+        "api_port": api_port,
+        "data_dir": str(data_dir.absolute()),
+    }
+    # Validated with the whole config: a bad port or path is a one-line ConfigError.
     updated = config_mod.parse(
-        config.model_dump(mode="json")
-        | {"nodes": [*config.model_dump(mode="json")["nodes"], new.model_dump(mode="json")]},
+        config.model_dump(mode="json") | {"nodes": [*config.model_dump(mode="json")["nodes"], new]},
         source=str(path),
     )
     osuser.resolve(config.os_user).write_file(path, config_mod.dump(updated))

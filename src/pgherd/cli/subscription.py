@@ -63,6 +63,13 @@ def create(
         str | None,
         typer.Option("--origin", help="none: skip changes that came from elsewhere (PG 16+)"),
     ] = None,
+    forward: Annotated[
+        bool,
+        typer.Option(
+            "--forward",
+            help="take what the publisher received from elsewhere too (a cascade A → B → C)",
+        ),
+    ] = False,
     dbname: Annotated[str, typer.Option("--dbname", help="database here")] = "postgres",
     source_dbname: Annotated[
         str | None, typer.Option("--source-dbname", help="database on the publisher (node source)")
@@ -74,11 +81,15 @@ def create(
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Subscribe NODE to publications of SOURCE, with the replication role and a passfile."""
+    """Subscribe NODE to publications of SOURCE, with the replication role and a passfile.
+    Refused when it would close a loop (a change coming back to the node that made it)."""
+    from pgherd import config as config_mod
+    from pgherd.logical import loops
     from pgherd.logical import source as source_mod
 
+    config = load_config(config_file)
     spec = source_mod.subscription_spec(
-        load_config(config_file),
+        config,
         node,
         name,
         source,
@@ -90,7 +101,9 @@ def create(
         dbname=dbname,
         source_dbname=source_dbname,
         passfile=passfile,
+        forward=forward,
     )
+    loops.refuse_loops(config, config_mod.read_token(config), node, spec)
     info = client(config_file, node).create_subscription(spec)
     if as_json:
         print_json(info)

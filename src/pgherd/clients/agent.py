@@ -2,31 +2,47 @@
 
 Plain ``http.client`` from the standard library: the CLI starts in a fraction of the time
 it takes with httpx (0.2 s of imports here), and ``cluster show`` should answer in well
-under half a second.
+under half a second. With the cluster's TLS on (``node.api_ca``), HTTPS: the agent must
+show a certificate the cluster CA signed for the address dialled.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from pgherd.config import NodeConfig, WitnessConfig
+from pgherd import config as config_mod
+from pgherd.clients.credential import Credential, token_of
+from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.doctor import NodeFacts
 from pgherd.model.ha_report import HaReport
 from pgherd.model.reload import ReloadReport
 from pgherd.model.status import NodeStatus, unreachable
+from pgherd.tls.context import client_context
 
 T = TypeVar("T")
 
 
 class AgentClient:
+    # (certificate, key) this process presents to agents that ask for one (tls.client_certs):
+    # an agent sets its own node's pair at start-up; the CLI presents none.
+    client_cert: tuple[Path, Path] | None = None
+    # The credential this process sends when a call names none (reads, which need one under
+    # api.auth_reads): an agent's own node token, the console's, the CLI's viewer token.
+    default_token: Credential | None = None
+
     def __init__(
-        self, node: NodeConfig | WitnessConfig, token: str | None = None, timeout: float = 5.0
+        self,
+        node: NodeConfig | WitnessConfig,
+        token: Credential | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.node = node
         self.token = token
@@ -59,21 +75,27 @@ class AgentClient:
     ) -> tuple[int, bytes]:
         """Send one request; returns the HTTP status and the body as it came."""
         headers = {"Accept": accept}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = token_of(self.token if self.token is not None else AgentClient.default_token)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         if params:
             path = f"{path}?{urlencode(params)}"
-        conn = http.client.HTTPConnection(
-            self.node.api_host, self.node.api_port, timeout=timeout or self.timeout
-        )
+        conn = self._connection(timeout or self.timeout)
         try:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
             raw = response.read()
+        except ssl.SSLCertVerificationError as exc:
+            raise AgentError(
+                f"the agent of {self.node.name} at {self.node.api_url} is not who it should "
+                f"be: {exc.verify_message}",
+                "its certificate must be signed by the cluster CA for that address "
+                "(pgherd secrets init issues them)",
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise AgentUnreachable(
                 f"the agent of {self.node.name} at {self.node.api_url} did not answer "
@@ -92,6 +114,15 @@ class AgentClient:
                 f"{self.node.name}: /metrics answered HTTP {status}", "see the agent's log"
             )
         return raw.decode()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        node = self.node
+        if node.api_ca is None:
+            return http.client.HTTPConnection(node.api_host, node.api_port, timeout=timeout)
+        context = client_context(node.api_ca, *(self.client_cert or (None, None)))
+        return http.client.HTTPSConnection(
+            node.api_host, node.api_port, timeout=timeout, context=context
+        )
 
     def _request(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
         status, data = self.request(method, path, timeout, **kw)
@@ -163,3 +194,16 @@ def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStat
             return unreachable(node.name, exc.message)
 
     return fan_out(nodes, one)
+
+
+def read_as_viewer(config: ClusterConfig) -> None:
+    """When the agents ask every read for a credential (``api.auth_reads``), this process
+    reads as the viewer if it may read that token (least privilege), else as the operator
+    (``$PGHERD_API_TOKEN`` or the token file): the CLI and ``lab up`` call this."""
+    if not config.api.auth_reads:
+        return
+    try:
+        viewer = config.viewer_token_file.read_text().strip()
+    except OSError:
+        viewer = ""
+    AgentClient.default_token = viewer or config_mod.read_token(config)

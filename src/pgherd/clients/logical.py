@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig
-from pgherd.model.ddl import DdlEffect
+from pgherd.model.ddl import DdlApplied, DdlEffect
 from pgherd.model.lsn import Lsn
 from pgherd.model.publication import (
     PublicationAlter,
@@ -112,10 +114,17 @@ class LogicalClient:
             self.agent.call("POST", "/logical/ddl/dry-run", SLOW, body=body)
         )
 
-    def ddl_apply(self, statement: str, dbname: str, regrant: bool) -> str:
-        body = {"statement": statement, "dbname": dbname, "regrant": regrant}
+    def ddl_apply(
+        self, statement: str, dbname: str, regrant: bool, meshes: Sequence[str] = ()
+    ) -> DdlApplied:
+        body = {
+            "statement": statement,
+            "dbname": dbname,
+            "regrant": regrant,
+            "meshes": list(meshes),
+        }
         data = self.agent.call("POST", "/logical/ddl", SLOW, body=body)
-        return Message.model_validate(data).message
+        return DdlApplied.model_validate(data)
 
     # ---- tables and writes (upgrade) ---------------------------------------------------
 

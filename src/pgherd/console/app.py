@@ -3,6 +3,7 @@ routers (``pages.py``, ``posts.py``) over the state they share (``context.py``).
 
 from __future__ import annotations
 
+import math
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,21 @@ from pgherd.console.forms import Form
 from pgherd.console.jobs import Jobs
 from pgherd.console.sessions import COOKIE, LOGIN_COOKIE, Sessions
 from pgherd.errors import PgherdError, UnknownNode
+from pgherd.model.events import Outcome
 
 HERE = Path(__file__).parent
 
 
-def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAPI:
+def create_app(
+    config: ClusterConfig, token: str, https: bool = False, sessions_file: Path | None = None
+) -> FastAPI:
+    """``sessions_file``: keep sessions there, so that they survive a restart (the
+    console's server passes the config's; tests keep them in memory)."""
     app = FastAPI(title="pgherd console", docs_url=None, redoc_url=None, openapi_url=None)
     console = Console(
         config=config,
         token=token,
-        sessions=Sessions(config.console.session_minutes),
+        sessions=Sessions(config.console.session_minutes, sessions_file),
         cache=state.StateCache(lambda: state.read(config, token)),
         jobs=Jobs(lambda user, job: console.operation(user, job)),
         templates=templates(),
@@ -72,11 +78,29 @@ def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAP
         if not expected or not given or not secrets.compare_digest(expected, given):
             raise security.Denied(403, "the login form's CSRF token is missing or wrong")
         target = security.safe_next(form.get("next"))
+        user, address = form.get("user"), request.client.host if request.client else "?"
+        wait = console.failures.wait(user, address)
+        response: Response
+        if wait > 0:  # the password is not even checked (nor its scrypt paid for)
+            console.audit("login", user, address, Outcome.REFUSED, "throttled")
+            response = console.render(
+                request,
+                "login.html",
+                None,
+                csrf=expected,
+                next=target,
+                failed=f"too many failed logins: try again in {math.ceil(wait)} s",
+            )
+            response.status_code = 429
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         found = await run_in_threadpool(
-            sessions.authenticate, config, token, form.get("user"), form.get("password")
+            sessions.authenticate, config, token, user, form.get("password")
         )
         if found is None:
-            response: Response = console.render(
+            console.failures.failed(user, address)
+            console.audit("login", user, address, Outcome.REFUSED, "wrong user name or password")
+            response = console.render(
                 request,
                 "login.html",
                 None,
@@ -86,6 +110,8 @@ def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAP
             )
             response.status_code = 401
             return response
+        console.failures.succeeded(user, address)
+        console.audit("login", found[0], address, Outcome.SUCCEEDED, f"as {found[1]}")
         session = console.sessions.open(*found)
         response = RedirectResponse(target, status_code=303)
         _set_cookie(response, COOKIE, session.id, https, max_age=console.sessions.seconds)
@@ -96,6 +122,8 @@ def create_app(config: ClusterConfig, token: str, https: bool = False) -> FastAP
     async def logout(request: Request) -> Response:
         session, _ = await security.checked_post(request)
         console.sessions.close(session.id)
+        address = request.client.host if request.client else "?"
+        console.audit("logout", session.user, address, Outcome.SUCCEEDED, "logged out")
         response: Response = RedirectResponse("/login", status_code=303)
         if request.headers.get("hx-request"):
             response = Response(status_code=204, headers={"HX-Redirect": "/login"})

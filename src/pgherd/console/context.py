@@ -5,7 +5,9 @@ other."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,15 @@ from pgherd.console import state
 from pgherd.console.forms import table_value
 from pgherd.console.jobs import Job, Jobs
 from pgherd.console.sessions import Session, Sessions
+from pgherd.console.throttle import Failures
+from pgherd.errors import PgherdError
+from pgherd.model.events import Event, Outcome
 from pgherd.model.readable import human_bytes, human_seconds
 from pgherd.ops.context import Operation
 from pgherd.ops.events import event_log
 
 TEMPLATES = Path(__file__).parent / "templates"
+log = logging.getLogger("pgherd.console")
 
 
 @dataclass
@@ -37,6 +43,24 @@ class Console:
     jobs: Jobs
     templates: Jinja2Templates
     https: bool = False
+    failures: Failures = field(default_factory=Failures)
+
+    def audit(self, what: str, user: str, address: str, outcome: Outcome, reason: str) -> None:
+        """A console action (a login, a logout) as a cluster event, written off the
+        request's path; a log that cannot be reached loses it, said in the console's log."""
+        event = Event(
+            operation=f"console {what}",
+            node="-",
+            requested_by=f"{user[:64]}@console from {address}",
+        ).finish(outcome, reason)
+
+        def write() -> None:
+            try:
+                event_log(self.config, self.token).save(event)
+            except PgherdError as exc:
+                log.warning("audit: console %s by %s not recorded: %s", what, user, exc.one_line())
+
+        threading.Thread(target=write, name="console-audit", daemon=True).start()
 
     def operation(self, user: str, job: Job | None = None) -> Operation:
         """An operation as the CLI runs it, recorded as asked by ``user`` on the console,

@@ -14,11 +14,12 @@ from pgherd.console.plans import ActionKind
 from pgherd.console.security import Denied, session_of
 from pgherd.console.sessions import Session
 from pgherd.model import cluster as cluster_model
+from pgherd.model.conflict import ConflictKind, Resolution
 from pgherd.model.history import SampleKind
 from pgherd.model.status import Role
 
 SessionDep = Annotated[Session, Depends(session_of)]
-REFRESH = {"overview": 2, "node": 3, "logical": 5, "events": 5, "banner": 15}
+REFRESH = {"overview": 2, "node": 3, "logical": 5, "events": 5, "mesh": 5, "banner": 15}
 
 
 def _console(request: Request) -> Console:
@@ -115,6 +116,36 @@ def router() -> APIRouter:
             except Exception as exc:  # shown in the form, not a 500
                 error = str(getattr(exc, "message", exc))
         return console.render(request, "_tables.html", session, tables=found, error=error)
+
+    # ---- mesh -----------------------------------------------------------------------------
+
+    @api.get("/mesh", response_class=HTMLResponse)
+    def mesh(
+        request: Request,
+        session: SessionDep,
+        name: str = "",
+        table: str = "",
+        kind: str = "",
+        resolution: str = "",
+    ) -> Response:
+        """A mesh's pairs and its conflict log, filtered by table and by how the policy
+        resolved them (the filter form re-fetches the fragment)."""
+        console = _console(request)
+        page = views.mesh_page(console.config, console.token, name, table, kind, resolution)
+        template = "_mesh.html" if request.headers.get("hx-request") else "mesh.html"
+        return console.render(
+            request,
+            template,
+            session,
+            page="mesh",
+            mesh=page,
+            table=table,
+            kind=kind,
+            resolution=resolution,
+            kinds=[k.value for k in ConflictKind],
+            resolutions=[r.value for r in Resolution if r is not Resolution.APPLY],
+            refresh=REFRESH,
+        )
 
     # ---- archive, events -----------------------------------------------------------------
 

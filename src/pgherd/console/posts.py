@@ -20,6 +20,7 @@ from pgherd.console.forms import Form
 from pgherd.console.plans import ActionKind, ActionRequest
 from pgherd.console.security import operator_post
 from pgherd.errors import InvalidInput, PgherdError
+from pgherd.logical import loops
 
 
 def _console(request: Request) -> Console:
@@ -109,6 +110,7 @@ def router() -> APIRouter:
         console = _console(request)
         try:
             node, spec = forms.subscription(console.config, form)
+            await run_in_threadpool(loops.refuse_loops, console.config, console.token, node, spec)
             client = LogicalClient(console.config.node(node), console.token)
             info = await run_in_threadpool(client.create_subscription, spec)
         except PgherdError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from pgherd import config as config_mod
+from pgherd.clients.agent import AgentClient
 from pgherd.config import ConsoleRole
 from pgherd.console import passwords
 from pgherd.errors import ConfigError, InvalidInput
@@ -50,6 +51,7 @@ def serve(config_path: Path, listen: str, cert: Path | None, key: Path | None) -
     check_tls(cert, key)
     config = config_mod.load(config_path)
     token = config_mod.read_token(config)
+    AgentClient.default_token = token  # its reads too, when the agents ask (api.auth_reads)
     if not config.console.users and not config.console.token_login:
         raise ConfigError(
             "the console has no way to log in: no console users and token_login is off",
@@ -62,7 +64,7 @@ def serve(config_path: Path, listen: str, cert: Path | None, key: Path | None) -
             "network in clear; give --cert and --key",
             host,
         )
-    app = create_app(config, token, https=https)
+    app = create_app(config, token, https=https, sessions_file=config.console_sessions_file)
     scheme = "https" if https else "http"
     shown = f"[{host}]" if ":" in host else host
     print(f"pgherd console for cluster {config.cluster}: {scheme}://{shown}:{port}/", flush=True)

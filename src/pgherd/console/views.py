@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pgherd.archive import status as status_mod
@@ -14,14 +14,17 @@ from pgherd.archive.backup import archive_of
 from pgherd.clients.agent import AgentClient, fan_out
 from pgherd.clients.history import HistoryClient
 from pgherd.clients.logical import LogicalClient
+from pgherd.clients.mesh import MeshClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.console.state import ClusterState, Subscription
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
+from pgherd.mesh.operations import Mesh
 from pgherd.model import history
 from pgherd.model.doctor import Finding, NodeFacts
 from pgherd.model.events import OPERATIONS, Event
 from pgherd.model.history import Sample, SampleKind
+from pgherd.model.mesh import MeshDdl, MeshSpec
 from pgherd.model.publication import PublicationInfo, TableFacts
 from pgherd.model.status import PgState, Role
 from pgherd.model.subscription import SubscriptionStatus
@@ -188,3 +191,61 @@ def archive_page(config: ClusterConfig) -> dict[str, Any]:
         }
     except PgherdError as exc:
         return {"configured": True, "error": exc.one_line()}
+
+
+# ---- mesh ---------------------------------------------------------------------------------
+
+CONFLICT_ROWS = 200  # the conflict log shows this many, newest first
+
+
+@dataclass
+class MeshPage:
+    """The mesh page: the meshes the agents know, and for the one shown its pairs, its
+    conflict log (filtered) and its schema changes."""
+
+    meshes: list[str] = field(default_factory=list)
+    spec: MeshSpec | None = None
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    ddl: list[MeshDdl] = field(default_factory=list)
+    error: str | None = None
+
+
+def mesh_names(config: ClusterConfig, token: str) -> list[str]:
+    """Every mesh some member's agent keeps (an agent that does not answer is skipped)."""
+
+    def specs(node: NodeConfig) -> list[MeshSpec]:
+        try:
+            return MeshClient(node, token, timeout=READ_TIMEOUT).specs()
+        except PgherdError:
+            return []
+
+    return sorted({s.name for found in fan_out(config.nodes, specs) for s in found})
+
+
+def mesh_page(
+    config: ClusterConfig,
+    token: str,
+    name: str = "",
+    table: str = "",
+    kind: str = "",
+    resolution: str = "",
+) -> MeshPage:
+    page = MeshPage(meshes=mesh_names(config, token))
+    name = name or (page.meshes[0] if page.meshes else "")
+    if not name:
+        return page
+    mesh = Mesh(config, token)
+    try:
+        page.spec = mesh.find(name)
+        page.pairs = mesh.status(name)
+        found = mesh.conflicts(name, CONFLICT_ROWS, table or None, kind or None, resolution or None)
+        page.conflicts = [
+            row | {"at": datetime.fromisoformat(row["at"])} if isinstance(row["at"], str) else row
+            for row in found
+        ]
+        first = mesh.members(page.spec)[0]
+        page.ddl = MeshClient(first, token, timeout=READ_TIMEOUT).ddl_log(name, 20)
+    except PgherdError as exc:
+        page.error = exc.one_line()
+    return page

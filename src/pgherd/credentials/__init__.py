@@ -11,7 +11,8 @@ owned by the PostgreSQL OS user, and never replaces one without ``force``
 
 from __future__ import annotations
 
-from pgherd.credentials import api_token, passfile
+from pgherd.credentials import api_roles, api_token, passfile, tls
 from pgherd.credentials.files import Kind
 
-KINDS: tuple[Kind, ...] = (passfile.KIND, api_token.KIND)
+# In this order: the API roles' grants carry the digest of the token written before them.
+KINDS: tuple[Kind, ...] = (passfile.KIND, api_token.KIND, api_roles.KIND, tls.KIND)

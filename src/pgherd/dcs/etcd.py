@@ -5,6 +5,11 @@ if its create revision is 0 (absent); renewing is a lease keep-alive after check
 key is still ours; releasing is a transaction that deletes only if the value is ours.
 Several endpoints may be given; a request moves on to the next endpoint when one does
 not answer, and the store is unavailable only when none does.
+
+Over HTTPS the members are verified against ``verify`` (an SSL context holding the CA
+and, for etcd's ``--client-cert-auth``, this client's certificate). With ``auth`` (user,
+password) the store authenticates first and sends etcd's token with every call, getting
+a new one when etcd says it expired.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -49,6 +55,8 @@ class EtcdStore:
         endpoints: Sequence[str],
         prefix: str,
         timeout: float = 2.0,
+        verify: ssl.SSLContext | bool = True,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
@@ -56,7 +64,9 @@ class EtcdStore:
         self.prefix = f"/pgherd/{prefix.strip('/')}/"
         # Events live outside the prefix so that a snapshot's range does not read them.
         self.events_prefix = f"/pgherd-events/{prefix.strip('/')}/"
-        self._client = httpx.Client(timeout=timeout)
+        self._client = httpx.Client(timeout=timeout, verify=verify)
+        self._auth = auth
+        self._auth_token: str | None = None
         self._lease: tuple[str, str] | None = None  # (holder name, lease id)
         # name → (lease id, TTL, monotonic time of its last keep-alive): a member's check-in
         # reuses one lease instead of granting a new one every cycle.
@@ -67,13 +77,37 @@ class EtcdStore:
     # ---- transport ---------------------------------------------------------------------
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._auth is None:
+            return self._send(path, body)
+        if self._auth_token is None:
+            self._authenticate()
+        try:
+            return self._send(path, body)
+        except StoreUnavailable as exc:
+            if "auth token" not in exc.message and "permission denied" not in exc.message:
+                raise
+        self._authenticate()  # the token expired (etcd's simple tokens last minutes)
+        return self._send(path, body)
+
+    def _authenticate(self) -> None:
+        assert self._auth is not None
+        user, password = self._auth
+        self._auth_token = None
+        data = self._send("auth/authenticate", {"name": user, "password": password})
+        token = data.get("token")
+        if not token:
+            raise StoreUnavailable(f"etcd did not authenticate {user!r}")
+        self._auth_token = str(token)
+
+    def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         errors = []
+        headers = {"Authorization": self._auth_token} if self._auth_token else None
         count = len(self.endpoints)
         for i in range(count):
             index = (self._preferred + i) % count
             url = f"{self.endpoints[index]}/v3/{path}"
             try:
-                response = self._client.post(url, json=body)
+                response = self._client.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
                 errors.append(f"{self.endpoints[index]}: {type(exc).__name__}")
                 continue
@@ -81,7 +115,13 @@ class EtcdStore:
                 errors.append(f"{self.endpoints[index]}: HTTP {response.status_code}")
                 continue
             self._preferred = index
-            data: dict[str, Any] = response.json()
+            try:
+                data: dict[str, Any] = response.json()
+            except ValueError:
+                raise StoreUnavailable(
+                    f"etcd answered {path} with HTTP {response.status_code} and no JSON: "
+                    f"{response.text[:200]!r}"
+                ) from None
             if response.status_code >= 400:
                 raise StoreUnavailable(f"etcd refused {path}: {data.get('message', data)}")
             return data

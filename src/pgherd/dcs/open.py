@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import ssl
+
 from pgherd.config import ClusterConfig, EtcdDcs
 from pgherd.dcs.base import Store
 from pgherd.errors import ConfigError
+from pgherd.tls.context import client_context
+
+
+def etcd_verify(config: ClusterConfig, dcs: EtcdDcs) -> ssl.SSLContext | bool:
+    """How the store's client checks etcd: against ``ha.dcs.ca`` (default: the cluster
+    CA), presenting ``ha.dcs.cert`` when given."""
+    ca = dcs.ca or config.ca_file
+    if not dcs.https or ca is None:
+        return True
+    key = dcs.key if dcs.cert is not None else None
+    return client_context(ca, dcs.cert, key)
+
+
+def etcd_auth(dcs: EtcdDcs) -> tuple[str, str] | None:
+    if dcs.username is None or dcs.password_file is None:
+        return None
+    try:
+        password = dcs.password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read ha.dcs.password_file {dcs.password_file}: {exc.strerror}",
+            "run as a user that can read it",
+        ) from None
+    if not password:
+        raise ConfigError(f"ha.dcs.password_file {dcs.password_file} is empty")
+    return dcs.username, password
 
 
 def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
@@ -20,8 +48,15 @@ def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
     if isinstance(config.ha.dcs, EtcdDcs):
         from pgherd.dcs.etcd import EtcdStore  # lazy: httpx (~0.3 s) only for etcd
 
-        endpoints = config.ha.dcs.etcd
-        return EtcdStore(endpoints, config.cluster, timeout=max(limit / len(endpoints), 0.1))
+        dcs = config.ha.dcs
+        endpoints = dcs.etcd
+        return EtcdStore(
+            endpoints,
+            config.cluster,
+            timeout=max(limit / len(endpoints), 0.1),
+            verify=etcd_verify(config, dcs),
+            auth=etcd_auth(dcs),
+        )
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 
     return SqliteStore(config.ha.dcs.sqlite, busy_timeout=limit, cluster=config.cluster)

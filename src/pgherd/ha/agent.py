@@ -16,11 +16,15 @@ from fastapi import FastAPI
 
 from pgherd import config as config_mod
 from pgherd.api.app import agent_app
+from pgherd.api.credentials import GrantsFile, operator_only
+from pgherd.api.serving import uvicorn_tls
 from pgherd.archive import backup as backup_mod
 from pgherd.archive import cleanup as archive_cleanup
 from pgherd.archive import pusher as wal_pusher
 from pgherd.archive import schedule as backup_schedule
 from pgherd.archive.catalog import backup_to_json
+from pgherd.clients.agent import AgentClient
+from pgherd.clients.credential import Credential, TokenFile
 from pgherd.config import ClusterConfig
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
@@ -29,6 +33,7 @@ from pgherd.ha import facts as facts_mod
 from pgherd.ha import handover, maintenance, peers, witness
 from pgherd.ha import loop as ha_loop
 from pgherd.ha import status as status_mod
+from pgherd.ha.audit import AuditTrail
 from pgherd.ha.bootstrap import Bootstrap
 from pgherd.ha.checks import AgentChecks
 from pgherd.ha.clock import SYSTEM, Clock
@@ -40,6 +45,7 @@ from pgherd.ha.sampler import Sampler
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.access import Grants
 from pgherd.model.archive_api import BackupMade, PusherState
 from pgherd.model.backup import BackupKind
 from pgherd.model.doctor import NodeFacts
@@ -58,7 +64,7 @@ class Agent:
     def __init__(
         self,
         local: LocalNode,
-        token: str,
+        token: Credential,
         config: ClusterConfig | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
@@ -222,6 +228,17 @@ class Agent:
             return handover.hand_over(self.ha, self.supervisor, grace)
 
 
+def credentials(config: ClusterConfig, node_name: str) -> tuple[Credential, GrantsFile]:
+    """This node's own credential for its calls to other agents (its node token, read
+    again after a rotation), and the grants its API accepts (the grants file, read again
+    when it changes). A cluster set up before node tokens has one token for both."""
+    shared = config_mod.read_token(config) if not config.grants_file.exists() else None
+    mine = config.node_token_file(node_name)
+    own: Credential = TokenFile(mine) if mine.exists() else config_mod.read_token(config)
+    fallback = operator_only(shared) if shared else Grants(())
+    return own, GrantsFile(config.grants_file, fallback)
+
+
 class AgentArchive:
     """The archive port of this agent's API: backups of its own node, its pusher."""
 
@@ -281,7 +298,12 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         witness.run(config, node_name)
         return
     local = LocalNode.open(config, node_name)
-    agent = Agent(local, config_mod.read_token(config), config, clock)
+    tls = uvicorn_tls(config, node_name)  # before anything starts: missing files refuse
+    if config.tls_on and config.tls_settings.client_certs:
+        AgentClient.client_cert = config.cert_files(node_name)
+    own, grants = credentials(config, node_name)
+    AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
+    agent = Agent(local, own, config, clock)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
     reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
@@ -327,6 +349,9 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         daemon=True,
     ).start()
 
+    trail = AuditTrail(config, node_name, own)
+    auditing = threading.Event()
+    threading.Thread(target=trail.run, args=(auditing,), name="audit", daemon=True).start()
     if config.backup.schedule:
         threading.Thread(
             target=backup_schedule.run_on_schedule,
@@ -344,6 +369,7 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         sampling.set()
+        auditing.set()
         # uvicorn re-raises SIGTERM once it has shut down, which ends the process before
         # a `finally` after server.run() could run: hand over here instead.
         log.info("agent stopping")
@@ -367,6 +393,9 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         checks,
         [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
         archive_port,
+        grants=grants,
+        auth_reads=config.api.auth_reads,
+        audit=trail,
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -375,6 +404,7 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
             port=local.node.api_port,
             log_level="warning",
             access_log=False,
+            **tls,
         )
     )
     server.run()

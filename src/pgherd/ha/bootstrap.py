@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pgherd.archive import setup
 from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.dcs.base import Snapshot, Store, StoreUnavailable
@@ -274,14 +275,30 @@ class Bootstrap:
 
     def _clean(self) -> None:
         with self.lock:
-            pm = self.local.instance.postmaster()
-            if pm is not None:
-                process.signal_pid(pm.pid, signal.SIGQUIT)
-                process.wait_gone(pm.pid, 30)
+            self._stop_writers()
             clone.empty_directory(self.local.node.data_dir)
+            for leftover in self.local.node.home_dir.glob(".initdb-pw-*"):
+                leftover.unlink(missing_ok=True)  # an interrupted initdb's password file
             self.supervisor.forget_cluster()
             self.clear_marker()
         log.warning("bootstrap: removed what the interrupted work left; deciding again")
+
+    def _stop_writers(self) -> None:
+        """Nothing may still write into the data directory while it is emptied: a server
+        started on it, or what an agent that died left running (pg_basebackup's WAL
+        streaming child outlives its parent, and holds the slot on the leader)."""
+        pm = self.local.instance.postmaster()
+        if pm is not None:
+            process.signal_pid(pm.pid, signal.SIGQUIT)
+            process.wait_gone(pm.pid, 30)
+        programs = ("initdb", "pg_basebackup", "postgres")
+        data_dir, uid = self.local.node.data_dir, self.local.user.uid
+        for pid in process.working_in(data_dir, programs, uid):
+            log.warning("bootstrap: stopping pid %d, left writing into %s", pid, data_dir)
+            process.signal_pid(pid, signal.SIGTERM)
+            if not process.wait_gone(pid, 10):
+                process.signal_pid(pid, signal.SIGKILL)
+                process.wait_gone(pid, 5)
 
     def _claim(self, world: BootWorld, sysid: str | None, origin: Origin = Origin.ADOPT) -> int:
         """Claim the cluster in the store (create-if-absent, or compare-and-set on the
@@ -316,7 +333,7 @@ class Bootstrap:
         try:
             with self.lock:
                 self.supervisor.forget_cluster()
-                bootstrap.init_primary(self.local)
+                bootstrap.init_primary(self.local, prefix=process.pdeathsig_prefix("TERM"))
                 if self.config().archive is not None:
                     self._init_archive()
                 self.supervisor.start()
@@ -361,8 +378,6 @@ class Bootstrap:
         self.clear_marker()
 
     def _init_archive(self) -> None:
-        from pgherd.archive import setup
-
         control = self.local.instance.controldata()
         setup.init(
             self.config(),
@@ -393,14 +408,22 @@ class Bootstrap:
         reporter = _CloneProgress(leader.name, lambda s: self._progress(s))
         with self.lock:
             self.supervisor.forget_cluster()
-            result = clone.clone(
-                self.config(),
-                self.me,
-                leader,
-                False,
-                reporter,
-                prefix=process.pdeathsig_prefix("TERM"),
-            )
+            try:
+                result = clone.clone(
+                    self.config(),
+                    self.me,
+                    leader,
+                    False,
+                    reporter,
+                    prefix=process.pdeathsig_prefix("TERM"),
+                )
+            except BaseException:
+                # It failed (it was not interrupted): nothing of it is kept, nothing to
+                # clean at the next cycle, which tries again after the backoff.
+                self._stop_writers()
+                clone.empty_directory(self.local.node.data_dir)
+                self.clear_marker()
+                raise
         self.clear_marker()
         log.info(
             "bootstrap: cloned %s from %s in %.1f s (slot %r on %s%s)",

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pgherd import metrics
+from pgherd.clients.credential import Credential
 from pgherd.clients.ops import OpsClient
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
@@ -81,7 +82,7 @@ class Executor:
     local: LocalNode
     supervisor: Supervisor
     settings: Settings
-    token: str
+    token: Credential
     fence: Fence
     lock: threading.Lock
     store: Callable[[], Store]

@@ -25,6 +25,7 @@ SETTINGS = (
     "wal_log_hints",
     "password_encryption",
     "data_checksums",
+    "ssl",
 )
 
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from pgherd import metrics
+from pgherd.clients.credential import Credential
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CheckIn, keep_for
@@ -118,6 +119,10 @@ class HaLoop:
         self.peers = peers
         self._store = store
         self.probe = probe
+        # When the loop started (the bootstrap waited for the store before), for model.ha's
+        # boot grace: reset by run().
+        self.started_at = self.clock.monotonic()
+        self._saw_leader = False  # a leader at work since then (streamed from, or us)
         self._stop = threading.Event()
         self._stopped = threading.Event()  # run() returned
         self._wake = threading.Event()
@@ -224,7 +229,17 @@ class HaLoop:
             replicate_from=self.local.node.replicate_from,
             never_ran=state.never_ran,
             watchdog_problem=self.fence.watchdog.unfit() if self.fence.watchdog else None,
+            booting_for=self._booting_for(state, world, now),
         )
+
+    def _booting_for(self, state: observe.LocalState, world: World, now: float) -> float | None:
+        """Seconds since this loop started while it has seen no leader at work (model.ha's
+        boot grace); None from the moment it streams from a leader or leads."""
+        if not self._saw_leader and world.leader is not None:
+            streams = state.role is Role.STANDBY and state.streaming
+            leads = world.leader == self.me and state.pg is PgState.RUNNING
+            self._saw_leader = streams or leads
+        return None if self._saw_leader else now - self.started_at
 
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
         """Carry out ``actions`` in order, up to the first that fails; True when that one
@@ -341,6 +356,7 @@ class HaLoop:
     # ---- the thread ------------------------------------------------------------------
 
     def run(self) -> None:
+        self.started_at = self.clock.monotonic()
         threading.Thread(target=self.fence.run, name="fence", daemon=True).start()
         log.info(
             "automatic failover: ttl %g s, loop_wait %g s, retry_timeout %g s%s%s",
@@ -434,7 +450,7 @@ def build(
     local: LocalNode,
     supervisor: Supervisor,
     lock: threading.Lock,
-    token: str,
+    token: Credential,
     clock: Clock = SYSTEM,
 ) -> HaLoop:
     """The agent's HA loop with its real parts, on ``clock``."""

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from pgherd.clients.agent import AgentClient
+from pgherd.clients.credential import Credential
 from pgherd.clients.ops import OpsClient
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.dcs import checkin as checkin_mod
@@ -209,7 +210,7 @@ class DivergenceProbe:
     """Compares this node's WAL history with the leader's, through the leader's agent (the
     HA loop asks when model.observing.watch_divergence says it is due)."""
 
-    def __init__(self, local: LocalNode, token: str, timeout: float = 3) -> None:
+    def __init__(self, local: LocalNode, token: Credential, timeout: float = 3) -> None:
         self.local = local
         self.token = token
         self.timeout = timeout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from pgherd.clients.credential import Credential
 from pgherd.clients.ops import OpsClient
 from pgherd.errors import CommandFailed, PgherdError, Refused
 from pgherd.ha.supervisor import Supervisor
@@ -52,7 +53,7 @@ def configure_standby(local: LocalNode, upstream: str | None) -> None:
     local.instance.set_standby(True)
 
 
-def rejoin(local: LocalNode, supervisor: Supervisor, leader_name: str, token: str) -> str:
+def rejoin(local: LocalNode, supervisor: Supervisor, leader_name: str, token: Credential) -> str:
     """Make this node a streaming standby of ``leader_name``; returns what it did."""
     leader = OpsClient(local.config.node(leader_name), token, timeout=10)
     running = supervisor.pid is not None

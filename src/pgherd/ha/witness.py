@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from pgherd.api.serving import uvicorn_tls
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CheckIn, keep_for
@@ -113,7 +114,12 @@ def run(config: ClusterConfig, name: str) -> None:
     try:
         uvicorn.Server(
             uvicorn.Config(
-                app, host=node.api_host, port=node.api_port, log_level="warning", access_log=False
+                app,
+                host=node.api_host,
+                port=node.api_port,
+                log_level="warning",
+                access_log=False,
+                **uvicorn_tls(config, name),
             )
         ).run()
     finally:

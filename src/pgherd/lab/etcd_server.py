@@ -3,6 +3,10 @@
 One member by default; ``cluster`` (name → peer URL of every member) makes it a member of
 a multi-member cluster. ``start(detached=True)`` leaves it running after this process
 exits (a lab's etcd outlives `lab up`), with its PID in ``<data_dir>.pid``.
+
+With ``tls``, clients and peers speak TLS with the member's certificate, and etcd
+accepts only clients (and peers) that present a certificate the cluster CA signed
+(``--client-cert-auth``): the lab's store as a real cluster's should be.
 """
 
 from __future__ import annotations
@@ -11,12 +15,37 @@ import contextlib
 import os
 import shutil
 import signal
+import ssl
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from pgherd.pg import process
+from pgherd.tls.context import client_context
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """The member's certificate and key, the CA that signs every member and client, and
+    the client certificate this process uses for its own health checks."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path | None
+    client_key: Path | None
+    # Clients must present a certificate of the CA. etcd's JSON gateway refuses a client
+    # certificate once etcd's own authentication (users) is on: one or the other.
+    client_cert_auth: bool = True
+
+    def flags(self) -> list[str]:
+        files = ["--cert-file", str(self.cert), "--key-file", str(self.key)]
+        if self.client_cert_auth:  # etcd 3.4 asks every client for one once it has a CA
+            files += ["--trusted-ca-file", str(self.ca), "--client-cert-auth"]
+        files += ["--peer-cert-file", str(self.cert), "--peer-key-file", str(self.key)]
+        return [*files, "--peer-trusted-ca-file", str(self.ca), "--peer-client-cert-auth"]
 
 
 class EtcdServer:
@@ -27,12 +56,15 @@ class EtcdServer:
         peer_port: int,
         name: str = "test",
         cluster: dict[str, str] | None = None,
+        tls: EtcdTls | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.client_port = client_port
         self.peer_port = peer_port
         self.name = name
-        self.cluster = cluster or {name: f"http://127.0.0.1:{peer_port}"}
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
+        self.cluster = cluster or {name: f"{self.scheme}://127.0.0.1:{peer_port}"}
         self.proc: process.Child | None = None
 
     @property
@@ -51,7 +83,16 @@ class EtcdServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if self.tls is None:
+            return True
+        return client_context(self.tls.ca, self.tls.client_cert, self.tls.client_key)
 
     def start(self, timeout: float = 20, detached: bool = False, wait: bool = True) -> None:
         binary = shutil.which("etcd")
@@ -70,9 +111,9 @@ class EtcdServer:
             "--advertise-client-urls",
             self.url,
             "--listen-peer-urls",
-            f"http://127.0.0.1:{self.peer_port}",
+            self.peer_url,
             "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{self.peer_port}",
+            self.peer_url,
             "--initial-cluster",
             initial,
             "--initial-cluster-token",
@@ -84,6 +125,7 @@ class EtcdServer:
             # Raft's pre-vote (the default from etcd 3.5): a member cut off one way does not
             # unseat a healthy leader with ever higher terms (docs/deploy.md).
             "--pre-vote=true",
+            *(self.tls.flags() if self.tls is not None else []),
         ]
         log = self.data_dir.parent / f"{self.data_dir.name}.log"
         self.proc = process.spawn_logged(argv, log, new_session=detached)
@@ -94,7 +136,8 @@ class EtcdServer:
 
     def healthy(self) -> bool:
         try:
-            return bool(httpx.get(f"{self.url}/health", timeout=1).json().get("health") == "true")
+            answer = httpx.get(f"{self.url}/health", timeout=1, verify=self._verify())
+            return bool(answer.json().get("health") == "true")
         except (httpx.HTTPError, ValueError):
             return False
 
@@ -102,7 +145,7 @@ class EtcdServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).json().get("health") == "true":
+                if self.healthy():
                     return
             except httpx.HTTPError:
                 pass

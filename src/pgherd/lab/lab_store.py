@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pgherd.config import ClusterConfig, SqliteDcs
+from pgherd.config import ClusterConfig, EtcdDcs, SqliteDcs
 from pgherd.dcs.sqlite import SqliteStore
 from pgherd.errors import PgherdError
 from pgherd.lab import layout
-from pgherd.lab.etcd_server import EtcdServer
+from pgherd.lab.etcd_server import EtcdServer, EtcdTls
 from pgherd.pg import osuser
 
 
@@ -21,11 +21,27 @@ class Reporter(Protocol):
 
 def members(config: ClusterConfig, directory: Path) -> list[EtcdServer]:
     found = layout.lab_etcd(config)
-    cluster = {name: f"http://127.0.0.1:{peer}" for name, _, peer in found}
+    scheme = "https" if config.tls_on else "http"
+    cluster = {name: f"{scheme}://127.0.0.1:{peer}" for name, _, peer in found}
     return [
-        EtcdServer(directory / "etcd" / name, client, peer, name=name, cluster=cluster)
+        EtcdServer(
+            directory / "etcd" / name,
+            client,
+            peer,
+            name=name,
+            cluster=cluster,
+            tls=_tls(config, name),
+        )
         for name, client, peer in found
     ]
+
+
+def _tls(config: ClusterConfig, member: str) -> EtcdTls | None:
+    if config.ca_file is None or config.ha is None or not isinstance(config.ha.dcs, EtcdDcs):
+        return None
+    cert, key = config.cert_files(member)
+    client_cert, client_key = config.cert_files(layout.DCS_CLIENT)
+    return EtcdTls(config.ca_file, cert, key, client_cert, client_key)
 
 
 def start(config: ClusterConfig, directory: Path, reporter: Reporter) -> None:

@@ -11,14 +11,17 @@ from pgherd.config import (
     HaConfig,
     NodeConfig,
     SqliteDcs,
+    TlsConfig,
     WitnessConfig,
 )
 from pgherd.errors import InvalidInput
+from pgherd.pg import tlsfiles
 
 API_PORT_OFFSET = 1000
 ETCD_CLIENT_OFFSET = 2000  # the lab's etcd members: client ports
 ETCD_PEER_OFFSET = 3000  # and peer ports
 WITNESS_NAME = "witness"
+DCS_CLIENT = "dcs-client"  # the certificate agents and the CLI present to the lab's etcd
 MAX_NODES = 9
 DEFAULT_PORT_BASE = 5440
 # Independent labs are for logical replication: a new or re-enabled subscription's apply
@@ -49,6 +52,11 @@ def etcd_members(directory: Path, port_base: int, count: int) -> list[tuple[str,
     ]
 
 
+def tls_dir(directory: Path) -> Path:
+    """Where a lab keeps its CA and certificates: beside its passfile, the default."""
+    return directory / "secrets" / "tls"
+
+
 def lab_ha(
     directory: Path,
     port_base: int,
@@ -57,16 +65,25 @@ def lab_ha(
     sync: bool,
     witness: bool,
     failsafe: bool = False,
+    tls: bool = True,
 ) -> HaConfig:
     """A lab's automatic failover: sqlite in DIR/dcs.sqlite, or etcd on loopback (one
-    member; with a witness, one beside each data node and one beside the witness)."""
+    member; with a witness, one beside each data node and one beside the witness), over
+    TLS with a client certificate unless ``tls`` is off."""
     check_dcs(dcs)
     if dcs == "sqlite":
         store: SqliteDcs | EtcdDcs = SqliteDcs(sqlite=directory / "dcs.sqlite")
     else:
         count = nodes + 1 if witness else 1
         members = etcd_members(directory, port_base, count)
-        store = EtcdDcs(etcd=tuple(f"http://127.0.0.1:{client}" for _, client, _ in members))
+        scheme = "https" if tls else "http"
+        urls = tuple(f"{scheme}://127.0.0.1:{client}" for _, client, _ in members)
+        client = tls_dir(directory) / DCS_CLIENT
+        store = EtcdDcs(
+            etcd=urls,
+            cert=client.with_suffix(".crt") if tls else None,
+            key=client.with_suffix(".key") if tls else None,
+        )
     return HaConfig(dcs=store, synchronous=sync, failsafe=failsafe)
 
 
@@ -83,10 +100,12 @@ def lab_config(
     sync: bool = False,
     witness: bool = False,
     failsafe: bool = False,
+    tls: bool = True,
 ) -> ClusterConfig:
     """``independent``: every node is a primary of its own (its own initdb, system
     identifier and agent) instead of one primary and its standbys. ``failover``
-    automatic: a coordination store (``dcs``) and the agents' HA loop."""
+    automatic: a coordination store (``dcs``) and the agents' HA loop. ``tls`` off: plain
+    text everywhere (``tls: off``, flagged by doctor and cluster show)."""
     check_failover(failover)
     automatic = failover == "automatic"
     if independent and automatic:
@@ -136,7 +155,10 @@ def lab_config(
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
         failover="automatic" if automatic else "manual",
-        ha=lab_ha(directory, port_base, nodes, dcs, sync, witness, failsafe) if automatic else None,
+        ha=lab_ha(directory, port_base, nodes, dcs, sync, witness, failsafe, tls)
+        if automatic
+        else None,
+        tls=TlsConfig() if tls else False,
         archive=ArchiveConfig(path=directory / "archive") if archive else None,
         witnesses=witnesses,
         nodes=tuple(
@@ -164,6 +186,15 @@ def wanted_ports(config: ClusterConfig) -> list[tuple[str, int, str]]:
         ports.append(("127.0.0.1", client, f"{name} etcd"))
         ports.append(("127.0.0.1", peer, f"{name} etcd peer"))
     return ports
+
+
+def tls_members(config: ClusterConfig) -> list[tlsfiles.Member]:
+    """Who needs a certificate in a lab: its nodes and witness, its etcd members and the
+    store's client."""
+    extra = [tlsfiles.Member(name, ("127.0.0.1",)) for name, _, _ in lab_etcd(config)]
+    if extra:
+        extra.append(tlsfiles.Member(DCS_CLIENT, ("127.0.0.1",)))
+    return tlsfiles.members(config, extra)
 
 
 def lab_etcd(config: ClusterConfig) -> list[tuple[str, int, int]]:

@@ -13,12 +13,12 @@ from typing import Protocol
 from pgherd import config as config_mod
 from pgherd import credentials
 from pgherd.archive import setup
-from pgherd.clients.agent import AgentClient, fan_out, statuses
+from pgherd.clients.agent import AgentClient, fan_out, read_as_viewer, statuses
 from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, ports, process
+from pgherd.pg import binaries, osuser, ports, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -65,6 +65,7 @@ def up(
     sync: bool = False,
     witness: bool = False,
     failsafe: bool = False,
+    tls: bool = True,
 ) -> LabUp:
     started = time.monotonic()
     layout.check_failover(failover)
@@ -73,6 +74,7 @@ def up(
     user = osuser.resolve(os_user)
     if config_path.exists():
         config = config_mod.load(config_path)
+        read_as_viewer(config)
         reporter.step(f"found the lab in {directory}; starting it")
         _start_existing(config, config_path, reporter)
         return LabUp(config, config_path, False, time.monotonic() - started)
@@ -95,6 +97,7 @@ def up(
         sync=sync,
         witness=witness,
         failsafe=failsafe,
+        tls=tls,
     )
     ports.require_free(layout.wanted_ports(config))
     pgbin = binaries.find(pg_bin)
@@ -120,10 +123,13 @@ def _start_witness(config_path: Path, witness: WitnessConfig, reporter: Reporter
 
 
 def write_lab_files(config: ClusterConfig, config_path: Path, user: osuser.OsUser) -> None:
-    """The config file, a passfile with new passwords and a new API token, all owned by
-    ``user`` (0600 in 0700 directories); tests and benchmarks set up clusters with it too."""
+    """The config file, a passfile with new passwords, a new API token and (TLS on) the
+    cluster CA and every member's certificate, all owned by ``user`` (0600 in 0700
+    directories); tests and benchmarks set up clusters with it too."""
     user.make_dir(config_path.parent)
     credentials.files.init(config, user, credentials.KINDS)
+    if config.tls_on:  # and the lab's own etcd members and the store's client
+        tlsfiles.ensure(config, user, layout.tls_members(config))
     user.write_file(config_path, config_mod.dump(config))
 
 

@@ -9,13 +9,14 @@ CONCURRENTLY, VACUUM) are refused by PostgreSQL and reported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
 from pgherd.errors import QueryFailed
 from pgherd.logical.publication import grant_published
-from pgherd.model.ddl import DdlEffect, TouchedTable
+from pgherd.model.ddl import DdlApplied, DdlEffect, TouchedTable
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -119,14 +120,50 @@ def effect(
     )
 
 
-def apply(local: LocalNode, statement: str, dbname: str, regrant: bool) -> str:
+# The mesh's DDL log (created with the mesh's tables: mesh/node_ops.py). A row inserted
+# in the change's own transaction travels to the other members with the rows, and each
+# member's apply worker runs the statement at that place in the stream.
+_CAPTURE = """
+INSERT INTO pgherd.mesh_ddl (origin_node, mesh, statement, search_path, dropped_columns, after)
+VALUES (%s, %s, %s, %s, %s, (
+    SELECT coalesce(string_agg(origin_node || ':' || last, E'\\n' ORDER BY origin_node), '')
+    FROM (SELECT origin_node, max(id) AS last FROM pgherd.mesh_ddl
+          WHERE mesh = %s AND origin_node <> %s GROUP BY origin_node) AS runs
+)) RETURNING id
+"""
+
+
+def apply(
+    local: LocalNode,
+    statement: str,
+    dbname: str,
+    regrant: bool,
+    meshes: Sequence[str] = (),
+) -> DdlApplied:
     """Run the change in one transaction; on a publisher, grant the replication role
     SELECT on tables that became published (a new table in a FOR ALL TABLES
-    publication)."""
+    publication). For each of ``meshes``, log it in the same transaction (with the columns
+    it drops), so that the mesh's other members run it in order with the rows."""
+    captured: list[tuple[str, int]] = []
     with local.instance.connect(dbname) as conn:
         try:
             with conn.transaction():
+                before = snapshot(conn) if meshes else {}
                 conn.execute(statement.encode())
+                if meshes:
+                    # The statement ran with the session's search_path (it may have set
+                    # one): the members run it with the same.
+                    found = conn.execute("SELECT current_setting('search_path')").fetchone()
+                    path = str(found[0]) if found else ""
+                    conn.execute("RESET search_path")
+                    gone = "\n".join(dropped_columns(before, snapshot(conn)))
+                    for mesh in meshes:
+                        me = local.node.name
+                        row = conn.execute(
+                            _CAPTURE, (me, mesh, statement, path, gone, mesh, me)
+                        ).fetchone()
+                        assert row is not None
+                        captured.append((mesh, int(str(row[0]))))
                 if regrant:
                     conn.execute("RESET search_path")
                     grant_published(conn, local.config.replication_user)
@@ -135,4 +172,15 @@ def apply(local: LocalNode, statement: str, dbname: str, regrant: bool) -> str:
                 f"{local.node.name}: {exc.diag.message_primary or exc}",
                 exc.diag.message_hint or "the change was rolled back on this node",
             ) from None
-    return f"applied on {local.node.name}"
+    return DdlApplied(message=f"applied on {local.node.name}", captured=tuple(captured))
+
+
+def dropped_columns(before: Snapshot, after: Snapshot) -> list[str]:
+    """``schema.table.column`` of every column the change removed (with its table, too)."""
+    gone = []
+    for oid, (schema, name, columns) in before.items():
+        kept = after.get(oid)
+        for column in columns:
+            if kept is None or column not in kept[2]:
+                gone.append(f"{schema}.{name}.{column}")
+    return gone

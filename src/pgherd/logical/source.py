@@ -23,7 +23,12 @@ def for_node(config: ClusterConfig, name: str, dbname: str) -> str:
     node = config.node(name)
     return with_timeout(
         conninfo.keyword(
-            node.host, node.port, config.replication_user, config.passfile, dbname=dbname
+            node.host,
+            node.port,
+            config.replication_user,
+            config.passfile,
+            dbname=dbname,
+            sslrootcert=config.ca_file,
         )
     )
 
@@ -87,11 +92,20 @@ def subscription_spec(
     dbname: str = "postgres",
     source_dbname: str | None = None,
     passfile: Path | None = None,
+    forward: bool = False,
 ) -> SubscriptionSpec:
     """``subscription create``'s request, checked as the CLI and the console both check
-    it (the subscriber's agent checks the rest: names, versions, the publications)."""
+    it (the subscriber's agent checks the rest: names, versions, the publications).
+    ``forward``: take what the publisher received from elsewhere too (``origin = any``)."""
     if origin not in (None, "any", "none"):
         raise InvalidInput(f"--origin {origin!r} is not any or none", "use --origin none or any")
+    if forward and origin == "none":
+        raise InvalidInput(
+            "--forward takes the publisher's received changes, --origin none leaves them out",
+            "give one of them",
+        )
+    if forward:
+        origin = "any"
     config.node(node)
     text, source_node = resolve(config, source, source_dbname or dbname, passfile)
     if source_node == node:

@@ -23,7 +23,7 @@ from pgherd.logical.publication import execute
 from pgherd.model import subscription as model
 from pgherd.model import worker_log
 from pgherd.model.lsn import Lsn
-from pgherd.model.publication import PG15
+from pgherd.model.publication import PG15, PG16
 from pgherd.model.subscription import (
     SubscriptionInfo,
     SubscriptionSpec,
@@ -115,11 +115,11 @@ def create(local: LocalNode, spec: SubscriptionSpec) -> SubscriptionInfo:
             schema_sync.sync(
                 local, conn, spec.conninfo, absent, whole=spec.sync_schema == "database"
             )
-        execute(conn, create_statement(spec))
+        execute(conn, create_statement(spec, conn.info.server_version))
         return describe(conn, spec.name, spec.dbname)
 
 
-def create_statement(spec: SubscriptionSpec) -> sql.Composed:
+def create_statement(spec: SubscriptionSpec, version_num: int = PG16) -> sql.Composed:
     options: list[sql.Composable] = [
         sql.SQL("copy_data = {}").format(sql.Literal(spec.copy_data)),
         sql.SQL("enabled = {}").format(sql.Literal(spec.enabled)),
@@ -127,8 +127,9 @@ def create_statement(spec: SubscriptionSpec) -> sql.Composed:
             sql.Literal(spec.slot_name or model.slot_name_for(spec.name))
         ),
     ]
-    if spec.origin is not None:
-        options.append(sql.SQL("origin = {}").format(sql.Literal(spec.origin)))
+    origin = model.origin_option(spec, version_num)
+    if origin is not None:
+        options.append(sql.SQL("origin = {}").format(sql.Literal(origin)))
     return sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH ({})").format(
         sql.Identifier(spec.name),
         sql.Literal(spec.conninfo),
@@ -139,13 +140,19 @@ def create_statement(spec: SubscriptionSpec) -> sql.Composed:
 
 _LIST = """
 SELECT s.oid, s.subname, d.datname, r.rolname AS owner, s.subenabled, s.subpublications,
-       s.subslotname, s.subconninfo,
+       s.subslotname, s.subconninfo, {origin} AS origin,
        (SELECT st.pid FROM pg_stat_subscription st
          WHERE st.subid = s.oid AND st.relid IS NULL LIMIT 1) AS worker_pid
 FROM pg_subscription s
 JOIN pg_database d ON d.oid = s.subdbid
 JOIN pg_roles r ON r.oid = s.subowner
 """
+
+
+def _list_sql(conn: Conn) -> str:
+    """The listing query: ``suborigin`` is there from PostgreSQL 16 (before, "any")."""
+    origin = "s.suborigin" if conn.info.server_version >= PG16 else "'any'::text"
+    return _LIST.format(origin=origin)
 
 
 def _info(row: dict[str, Any]) -> SubscriptionInfo:
@@ -162,19 +169,20 @@ def _info(row: dict[str, Any]) -> SubscriptionInfo:
         source_user=shown.get("user"),
         source_dbname=shown.get("dbname"),
         worker_pid=row["worker_pid"],
+        origin="none" if row.get("origin") == "none" else "any",
     )
 
 
 def list_all(local: LocalNode) -> list[SubscriptionInfo]:
     with local.instance.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_LIST + " ORDER BY d.datname, s.subname")
+        cur.execute(_list_sql(conn) + " ORDER BY d.datname, s.subname")
         return [_info(row) for row in cur.fetchall()]
 
 
 def _row(conn: Conn, name: str, dbname: str | None) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            _LIST + " WHERE s.subname = %s AND (%s::text IS NULL OR d.datname = %s)",
+            _list_sql(conn) + " WHERE s.subname = %s AND (%s::text IS NULL OR d.datname = %s)",
             (name, dbname, dbname),
         )
         rows = cur.fetchall()

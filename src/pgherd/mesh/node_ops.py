@@ -18,9 +18,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgherd.errors import Refused, TimedOut
+from pgherd.logical import schema as schema_sync
+from pgherd.logical.publication import grant_published
+from pgherd.mesh import node_sequences
+from pgherd.mesh.apply import progress
 from pgherd.model import mesh as mesh_model
-from pgherd.model.mesh import Chunk, ColumnDef, MeshSpec, NodeFacts, TableDef
-from pgherd.pg import replication
+from pgherd.model.mesh import Chunk, ColumnDef, MeshDdl, MeshSpec, NodeFacts, TableDef
+from pgherd.model.mesh_copy import JoinPlan, SlotStart
+from pgherd.model.names import QualifiedName
+from pgherd.pg import conninfo, replication
 from pgherd.pg.local_node import LocalNode
 
 Conn = psycopg.Connection[Any]
@@ -58,6 +64,30 @@ COMMENT ON TABLE pgherd.mesh_seen IS
 COMMENT ON TABLE pgherd.conflicts IS
     'Conflicts met by pgherd''s mesh apply workers on this node (never replicated)';
 """
+SCHEMA_SQL += f"{progress.TABLE_SQL};\n{progress.COMMENT_SQL};\n"
+# Schema changes of mesh tables, carried in the stream like rows (docs/mesh.md, "DDL"):
+# ``pgherd ddl`` inserts a row on the node it runs on, in the same transaction as the
+# change; every member's worker from that node runs the statement at that place in the
+# stream. ``dropped_columns`` (schema.table.column, one a line): columns the change
+# removed, whose values rows written before it elsewhere may still carry. ``after``
+# (node:id, one a line): the other members' changes the origin had run before it, which
+# every member runs first.
+SCHEMA_SQL += """
+CREATE TABLE IF NOT EXISTS pgherd.mesh_ddl (
+    origin_node     text NOT NULL,
+    id              bigserial,
+    mesh            text NOT NULL,
+    at              timestamptz NOT NULL DEFAULT now(),
+    statement       text NOT NULL,
+    search_path     text NOT NULL,
+    dropped_columns text NOT NULL DEFAULT '',
+    after           text NOT NULL DEFAULT '',
+    PRIMARY KEY (origin_node, id)
+);
+COMMENT ON TABLE pgherd.mesh_ddl IS
+    'Schema changes of mesh tables, replicated with the rows and run by each member in order';
+"""
+DDL_TABLE = "pgherd.mesh_ddl"
 
 
 # What a mesh's publication sends: row changes and TRUNCATE (applied at its place in the
@@ -91,6 +121,7 @@ def inspect(
         ).fetchone()
         assert row is not None
         found = {table: table_def(conn, table) for table in tables}
+        sequences = node_sequences.read(conn, [t for t, d in found.items() if d is not None])
     return NodeFacts(
         node=local.node.name,
         version_num=int(row[0]),
@@ -100,6 +131,7 @@ def inspect(
         free_origins=int(row[4]),
         tables=found,
         meshes=tuple(meshes),
+        sequences=tuple(sequences),
     )
 
 
@@ -138,15 +170,22 @@ def table_def(conn: Conn, table: str) -> TableDef | None:
 # ---- setting up and tearing down ----------------------------------------------------------
 
 
-def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
+def prepare(local: LocalNode, spec: MeshSpec, plan: JoinPlan | None = None) -> list[str]:
     """This node's part of ``spec``: the conflicts table, the publication, a slot for each
-    other member and an origin for each. Idempotent; returns what it created."""
+    other member and an origin for each; when nodes join (``plan``), a slot that feeds a
+    newcomer is a copy of the slot that feeds the reference, or is left to the newcomer's
+    copy (model/mesh_copy.py). The replication role may read the tables (a newcomer's copy
+    reads them) and the positions. Idempotent; returns what it created."""
     me = local.node.name
     created: list[str] = []
     with connect(local, spec.dbname) as conn:
         conn.execute(SCHEMA_SQL)
+        if plan is not None and me in plan.newcomers:
+            created += _create_missing(local, conn, spec, plan.copies[me][0])
         publication = mesh_model.publication_name(spec.name)
-        tables = sql.SQL(", ").join(sql.Identifier(*t.split(".", 1)) for t in spec.tables)
+        tables = sql.SQL(", ").join(
+            sql.Identifier(*t.split(".", 1)) for t in (*spec.tables, DDL_TABLE)
+        )
         exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
         if exists.fetchone() is None:
             conn.execute(
@@ -167,27 +206,90 @@ def prepare(local: LocalNode, spec: MeshSpec) -> list[str]:
                     sql.Identifier(publication), sql.Literal(PUBLISH)
                 )
             )
+        _grant_reads(conn, local.config.replication_user, publication)
+        pairs = spec.pairs()
         for other in spec.nodes:
-            if other == me:
-                continue
-            slot = mesh_model.slot_name(spec.name, other)
-            if replication.create_logical_slot(conn, slot):
-                created.append(f"slot {slot}")
+            if (me, other) in pairs:
+                created += _make_slot(conn, spec, me, other, plan)
             origin = mesh_model.origin_name(spec.name, other)
-            if replication.create_origin(conn, origin):
+            if (other, me) in pairs and replication.create_origin(conn, origin):
                 created.append(f"origin {origin}")
     return created
 
 
-def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
+def _make_slot(
+    conn: Conn, spec: MeshSpec, me: str, target: str, plan: JoinPlan | None
+) -> list[str]:
+    """The slot on this node that feeds ``target``: made now, a copy of the one that feeds
+    the reference, or left to the target's copy (a join: model/mesh_copy.py)."""
+    slot = mesh_model.slot_name(spec.name, target)
+    start = plan.slot_start(me, target) if plan is not None else SlotStart.FRESH
+    if start is SlotStart.COPY:
+        assert plan is not None
+        assert plan.reference is not None
+        feeds_reference = mesh_model.slot_name(spec.name, plan.reference)
+        if replication.copy_logical_slot(conn, feeds_reference, slot):
+            return [f"slot {slot} (a copy of {feeds_reference})"]
+    elif start is SlotStart.FRESH and replication.create_logical_slot(conn, slot):
+        return [f"slot {slot}"]
+    return []
+
+
+def _create_missing(local: LocalNode, conn: Conn, spec: MeshSpec, source: str) -> list[str]:
+    """The mesh's tables this joining node lacks, from its copy source's definitions
+    (pg_dump as the replication role, as ``subscription create --sync-schema`` does)."""
+    missing = [QualifiedName(*t.split(".", 1)) for t in spec.tables if table_def(conn, t) is None]
+    if not missing:
+        return []
+    config = local.config
+    node = config.node(source)
+    dsn = conninfo.keyword(
+        node.host,
+        node.port,
+        config.replication_user,
+        config.passfile,
+        dbname=spec.dbname,
+        sslrootcert=config.ca_file,
+    )
+    schema_sync.sync(local, conn, dsn, missing, whole=False)
+    return [f"table {t.schema}.{t.name} (from {source})" for t in missing]
+
+
+def _grant_reads(conn: Conn, role: str, publication: str) -> None:
+    """What a joining node reads here as the replication role: the published tables (its
+    copy) and the mesh's positions and what the sources had seen (where its streams start)."""
+    grant_published(conn, role, publication)
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        return
+    who = sql.Identifier(role)
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pgherd TO {}").format(who))
+    conn.execute(
+        sql.SQL("GRANT SELECT ON pgherd.mesh_progress, pgherd.mesh_seen TO {}").format(who)
+    )
+
+
+def set_progress(local: LocalNode, spec: MeshSpec, source: str, lsn: int) -> None:
+    """Start ``source``'s stream into this node no earlier than ``lsn`` (where a joining
+    source's copy ended: what it wrote before is not sent)."""
+    with connect(local, spec.dbname) as conn:
+        conn.execute(SCHEMA_SQL)
+        progress.raise_to(conn, spec.name, source, lsn)
+
+
+def drop(
+    local: LocalNode, spec: MeshSpec, timeout: float = 30, only: Sequence[str] = ()
+) -> list[str]:
     """Remove the mesh's slots, origins and publication from this node (its workers must
-    have stopped: an active slot or origin cannot be dropped). Keeps pgherd.conflicts."""
+    have stopped: an active slot or origin cannot be dropped), and its positions. Keeps
+    pgherd.conflicts. ``only``: just what serves the pairs with these nodes (a join that
+    failed), everything when this node is one of them."""
     dropped: list[str] = []
     me = local.node.name
+    whole = not only or me in only
     deadline = time.monotonic() + timeout
     with connect(local, spec.dbname) as conn:
         for other in spec.nodes:
-            if other == me:
+            if other == me or not (whole or other in only):
                 continue
             slot = mesh_model.slot_name(spec.name, other)
             origin = mesh_model.origin_name(spec.name, other)
@@ -196,10 +298,25 @@ def drop(local: LocalNode, spec: MeshSpec, timeout: float = 30) -> list[str]:
             drop_origin = partial(replication.drop_origin, conn, origin)
             _retry_while_busy(drop_origin, deadline, f"origin {origin}")
             dropped += [f"slot {slot}", f"origin {origin}"]
+            _forget_positions(conn, spec.name, other)
+        if not whole:
+            return dropped
+        replication.drop_origin(conn, mesh_model.copy_origin_name(spec.name))
         publication = mesh_model.publication_name(spec.name)
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
         dropped.append(f"publication {publication}")
     return dropped
+
+
+def _forget_positions(conn: Conn, mesh: str, source: str) -> None:
+    for table in ("mesh_progress", "mesh_seen"):
+        if conn.execute("SELECT to_regclass(%s)", (f"pgherd.{table}",)).fetchone() != (None,):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE mesh = %s AND source_node = %s").format(
+                    sql.Identifier("pgherd", table)
+                ),
+                (mesh, source),
+            )
 
 
 def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> None:
@@ -220,7 +337,16 @@ def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> N
 # ---- reading --------------------------------------------------------------------------------
 
 
-def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, Any]]:
+def conflicts(
+    local: LocalNode,
+    spec: MeshSpec,
+    limit: int,
+    table: str | None = None,
+    kind: str | None = None,
+    resolution: str | None = None,
+) -> list[dict[str, Any]]:
+    """The conflicts met on this node, newest first; only those on ``table`` (schema.table),
+    of ``kind``, resolved by ``resolution``, when given."""
     with connect(local, spec.dbname) as conn:
         if conn.execute("SELECT to_regclass('pgherd.conflicts')").fetchone() == (None,):
             return []
@@ -229,11 +355,43 @@ def conflicts(local: LocalNode, spec: MeshSpec, limit: int) -> list[dict[str, An
             "SELECT id, at, source_node, target_node, table_name, kind, key::text AS key, "
             "local_row::text AS local_row, local_node, local_commit_ts, "
             "remote_row::text AS remote_row, remote_commit_ts, remote_lsn::text AS remote_lsn, "
-            "policy, resolution, reason FROM pgherd.conflicts WHERE mesh = %s "
-            "ORDER BY id DESC LIMIT %s",
-            (spec.name, limit),
+            "policy, resolution, reason FROM pgherd.conflicts WHERE mesh = %(mesh)s "
+            "AND (%(table)s::text IS NULL OR table_name = %(table)s) "
+            "AND (%(kind)s::text IS NULL OR kind = %(kind)s) "
+            "AND (%(resolution)s::text IS NULL OR resolution = %(resolution)s) "
+            "ORDER BY id DESC LIMIT %(limit)s",
+            {
+                "mesh": spec.name,
+                "table": table,
+                "kind": kind,
+                "resolution": resolution,
+                "limit": limit,
+            },
         ).fetchall()
     return [dict(r) for r in rows]
+
+
+def ddl_log(local: LocalNode, spec: MeshSpec, limit: int = 100) -> list[MeshDdl]:
+    """The schema changes this node ran for the mesh (its own and the others'), newest
+    first."""
+    with connect(local, spec.dbname) as conn:
+        if conn.execute("SELECT to_regclass('pgherd.mesh_ddl')").fetchone() == (None,):
+            return []
+        rows = conn.execute(
+            "SELECT origin_node, id, at::text, statement, dropped_columns FROM pgherd.mesh_ddl "
+            "WHERE mesh = %s ORDER BY at DESC, id DESC LIMIT %s",
+            (spec.name, limit),
+        ).fetchall()
+    return [
+        MeshDdl(
+            origin_node=str(r[0]),
+            id=int(r[1]),
+            at=str(r[2]),
+            statement=str(r[3]),
+            dropped_columns=tuple(c for c in str(r[4]).splitlines() if c),
+        )
+        for r in rows
+    ]
 
 
 def outgoing_slots(local: LocalNode, spec: MeshSpec) -> list[dict[str, Any]]:
@@ -289,34 +447,46 @@ def boundaries(local: LocalNode, dbname: str, table: str, chunk_rows: int) -> li
         return [str(r[0]) for r in conn.execute(query)]
 
 
+def _range_where(
+    found: TableDef, key: sql.Composable, start: str | None, end: str | None
+) -> sql.Composable:
+    """``WHERE`` the key lies in [start, end) (keys given as JSON arrays, typed back into
+    row values); nothing when the range is open on both sides."""
+    types = {c.name: c.type for c in found.columns}
+
+    def as_key(param: str) -> sql.Composable:
+        return sql.SQL("({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("({}::json->>{})::{}").format(
+                    sql.Placeholder(param), sql.Literal(i), sql.SQL(types[k])
+                )
+                for i, k in enumerate(found.primary_key)
+            )
+        )
+
+    key_row = sql.SQL("({})").format(key)
+    where: list[sql.Composable] = []
+    if start is not None:
+        where.append(sql.SQL("{} >= {}").format(key_row, as_key("b")))
+    if end is not None:
+        where.append(sql.SQL("{} < {}").format(key_row, as_key("e")))
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+
+
+def _range_params(start: str | None, end: str | None) -> dict[str, str] | None:
+    params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
+    return params or None
+
+
 def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) -> list[Chunk]:
     """Rows and an md5 of their contents for each key range between ``bounds``."""
     with connect(local, dbname) as conn:
         conn.execute(_VERIFY_SETTINGS)
         found, key, row = _verify_parts(conn, table)
-        types = {c.name: c.type for c in found.columns}
-
-        def as_key(param: str) -> sql.Composable:
-            """A key given as a JSON array, typed back into a row value."""
-            return sql.SQL("({})").format(
-                sql.SQL(", ").join(
-                    sql.SQL("({}::json->>{})::{}").format(
-                        sql.Placeholder(param), sql.Literal(i), sql.SQL(types[k])
-                    )
-                    for i, k in enumerate(found.primary_key)
-                )
-            )
-
-        key_row = sql.SQL("({})").format(key)
         chunks: list[Chunk] = []
         starts: list[str | None] = [None, *bounds]
         ends: list[str | None] = [*bounds, None]
         for start, end in zip(starts, ends, strict=True):
-            where: list[sql.Composable] = []
-            if start is not None:
-                where.append(sql.SQL("{} >= {}").format(key_row, as_key("b")))
-            if end is not None:
-                where.append(sql.SQL("{} < {}").format(key_row, as_key("e")))
             query = sql.SQL(
                 "SELECT count(*), coalesce(md5(string_agg(md5({row}), '' ORDER BY {key})), '') "
                 "FROM {table} {where}"
@@ -324,10 +494,35 @@ def checksums(local: LocalNode, dbname: str, table: str, bounds: Sequence[str]) 
                 row=row,
                 key=key,
                 table=sql.Identifier(*table.split(".", 1)),
-                where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+                where=_range_where(found, key, start, end),
             )
-            params = {k: v for k, v in (("b", start), ("e", end)) if v is not None}
-            result = conn.execute(query, params or None).fetchone()
+            result = conn.execute(query, _range_params(start, end)).fetchone()
             assert result is not None
             chunks.append(Chunk(rows=int(result[0]), digest=str(result[1])))
     return chunks
+
+
+def key_digests(
+    local: LocalNode,
+    dbname: str,
+    table: str,
+    start: str | None,
+    end: str | None,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """The first ``limit`` keys (JSON arrays) in [start, end), in key order, each with an md5
+    of its row: what names the rows that differ between two nodes."""
+    with connect(local, dbname) as conn:
+        conn.execute(_VERIFY_SETTINGS)
+        found, key, row = _verify_parts(conn, table)
+        query = sql.SQL(
+            "SELECT json_build_array({key})::text, md5({row}) FROM {table} {where} "
+            "ORDER BY {key} LIMIT {limit}"
+        ).format(
+            key=key,
+            row=row,
+            table=sql.Identifier(*table.split(".", 1)),
+            where=_range_where(found, key, start, end),
+            limit=sql.Literal(limit),
+        )
+        return [(str(k), str(d)) for k, d in conn.execute(query, _range_params(start, end))]

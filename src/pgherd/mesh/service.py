@@ -6,16 +6,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgherd.errors import Refused
-from pgherd.mesh import node_ops, store
+from pgherd.mesh import node_ops, node_sequences, store
+from pgherd.mesh.initial_copy import CopyJobs
 from pgherd.mesh.workers import MeshWorkers
+from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import (
     Chunk,
+    MeshDdl,
     MeshNodeReport,
     MeshSpec,
     MeshWorkerRow,
     NodeFacts,
     OutgoingSlot,
 )
+from pgherd.model.mesh_copy import CopyRequest, CopyStatus, JoinPlan
+from pgherd.model.mesh_sequences import SequenceSetting
 from pgherd.pg.local_node import LocalNode
 
 
@@ -23,6 +28,7 @@ class MeshService:
     def __init__(self, local: LocalNode, workers: MeshWorkers) -> None:
         self.local = local
         self.workers = workers
+        self.copies = CopyJobs(local)
 
     def specs(self) -> list[MeshSpec]:
         return store.load_specs(self.local.node)
@@ -34,9 +40,49 @@ class MeshService:
         names = tuple(s.name for s in self.specs())
         return node_ops.inspect(self.local, dbname, tables, names)
 
-    def prepare(self, spec: MeshSpec) -> list[str]:
+    def prepare(self, spec: MeshSpec, plan: JoinPlan | None = None) -> list[str]:
         self._require_member(spec)
-        return node_ops.prepare(self.local, spec)
+        return node_ops.prepare(self.local, spec, plan)
+
+    def start_copy(self, request: CopyRequest) -> CopyStatus:
+        """Start this node's initial copy (a thread); its progress through copy_status."""
+        self._require_member(request.spec)
+        if request.spec.name in {s.name for s in self.specs()}:
+            raise Refused(
+                f"{self.local.node.name} already runs mesh {request.spec.name}",
+                "a member's rows are not replaced; drop the mesh here first",
+            )
+        return self.copies.start(request)
+
+    def copy_status(self, name: str) -> CopyStatus:
+        found = self.copies.status(name)
+        if found is None:
+            raise Refused(
+                f"no initial copy of mesh {name} on {self.local.node.name}",
+                "pgherd mesh add-node or create --initial-copy-from starts one",
+            )
+        return found
+
+    def set_progress(self, spec: MeshSpec, source: str, lsn: str) -> None:
+        """Start ``source``'s stream into this node at ``lsn`` or later."""
+        self._require_member(spec)
+        node_ops.set_progress(self.local, spec, source, Lsn.parse(lsn).value)
+
+    def abandon(self, spec: MeshSpec, nodes: Sequence[str]) -> list[str]:
+        """Undo a join that failed: what serves the pairs with ``nodes`` (everything when
+        this node is one of them); the spec is kept only if this node still runs it."""
+        self._require_member(spec)
+        if self.local.node.name in nodes:
+            self.workers.stop_mesh(spec.name)
+            store.remove_spec(self.local.node, spec.name)
+        return node_ops.drop(self.local, spec, only=nodes)
+
+    def set_sequences(self, spec: MeshSpec, settings: Sequence[SequenceSetting]) -> list[str]:
+        """Give this member its own sequence values (settings decided by the CLI from every
+        member's sequences)."""
+        self._require_member(spec)
+        with node_ops.connect(self.local, spec.dbname) as conn:
+            return node_sequences.apply(conn, settings)
 
     def start(self, spec: MeshSpec) -> None:
         """Keep ``spec``: the workers that apply into this node start on the next tick."""
@@ -62,8 +108,18 @@ class MeshService:
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return self.workers.rows()
 
-    def conflicts(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return node_ops.conflicts(self.local, self.spec(name), limit)
+    def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
+        return node_ops.ddl_log(self.local, self.spec(name), limit)
+
+    def conflicts(
+        self,
+        name: str,
+        limit: int,
+        table: str | None = None,
+        kind: str | None = None,
+        resolution: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return node_ops.conflicts(self.local, self.spec(name), limit, table, kind, resolution)
 
     def boundaries(self, name: str, table: str, chunk_rows: int) -> list[str]:
         spec = self.spec(name)
@@ -77,6 +133,19 @@ class MeshService:
 
     def table_checksum(self, dbname: str, table: str) -> Chunk:
         return node_ops.checksums(self.local, dbname, table, [])[0]
+
+    def table_ranges(
+        self, dbname: str, table: str, chunk_rows: int, bounds: Sequence[str] | None
+    ) -> tuple[list[str], list[Chunk]]:
+        """Checksums by key range before a mesh exists (bounds computed here when None)."""
+        if bounds is None:
+            bounds = node_ops.boundaries(self.local, dbname, table, chunk_rows)
+        return list(bounds), node_ops.checksums(self.local, dbname, table, bounds)
+
+    def key_digests(
+        self, dbname: str, table: str, start: str | None, end: str | None, limit: int
+    ) -> list[tuple[str, str]]:
+        return node_ops.key_digests(self.local, dbname, table, start, end, limit)
 
     def _require_member(self, spec: MeshSpec) -> None:
         if self.local.node.name not in spec.nodes:

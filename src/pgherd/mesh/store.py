@@ -35,6 +35,11 @@ def log_path(node: NodeConfig, name: str, source: str) -> Path:
     return mesh_dir(node) / f"{name}.from-{source}.log"
 
 
+def copy_status_path(node: NodeConfig, name: str) -> Path:
+    """A joining node's initial copy: its progress (mesh/initial_copy.py)."""
+    return mesh_dir(node) / f"{name}.copy.json"
+
+
 def _ensure_dir(node: NodeConfig) -> Path:
     directory = mesh_dir(node)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -43,6 +48,7 @@ def _ensure_dir(node: NodeConfig) -> Path:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically, mode 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -94,8 +100,16 @@ def remove_spec(node: NodeConfig, name: str) -> None:
 
 
 def read_status(node: NodeConfig, name: str, source: str) -> dict[str, Any] | None:
+    return _read_json(status_path(node, name, source))
+
+
+def read_copy_status(node: NodeConfig, name: str) -> dict[str, Any] | None:
+    return _read_json(copy_status_path(node, name))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(status_path(node, name, source).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -90,10 +90,13 @@ class Resolution(StrEnum):
 @dataclass(frozen=True)
 class Version:
     """Who wrote a row last and when (microseconds since 2000-01-01 UTC, as PostgreSQL
-    counts); ``node`` None when it cannot be known."""
+    counts); ``node`` None when it cannot be known. ``baseline``: the row came with a
+    node's initial copy (model/mesh_copy.py): every change that reaches it was made after
+    the copy's snapshot, so it follows that version and is no conflict."""
 
     node: str | None
     commit_time: int | None
+    baseline: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def classify(
     """The conflict, if any, of applying ``change`` from ``source`` to a row whose current
     version is ``local`` (None: there is no row with the key). ``source_saw_local``: the
     source had applied the local version before it made the change."""
-    if local is not None and (local.node == source or source_saw_local):
+    if local is not None and (local.node == source or source_saw_local or local.baseline):
         return None
     if change is Change.INSERT:
         return None if local is None else ConflictKind.INSERT_EXISTS

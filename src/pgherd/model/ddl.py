@@ -9,10 +9,12 @@ column the publisher sends stops with "missing replicated column". So the order 
 - a change that *drops* a column goes to the publisher first: it stops sending the
   column, then the subscribers drop it.
 
-Members of a mesh (multi-master, docs/mesh.md) that hold a touched table run the change
-too, as subscribers do: each of them both sends and receives the table, so no order keeps
-every worker running; the one that meets a column its target lacks stops and retries
-until the change reaches it.
+Members of a mesh (multi-master, docs/mesh.md) that hold a touched table get the change
+through the mesh's own stream: it runs on the node named, logged in the same transaction
+in ``pgherd.mesh_ddl``, a table the mesh replicates like its rows, and every other
+member's worker from that node runs it at that place in the stream, after the rows written
+before it and before those written after (a mesh's members both send and receive, so no
+order of running it on each would keep every worker going).
 
 The publisher tells what a change touches by running it in a transaction that is rolled
 back (its dry run): new tables, added and dropped columns, tables it locks exclusively.
@@ -72,12 +74,26 @@ def order(effect: DdlEffect) -> tuple[Order, str]:
 
 
 class DdlTarget(Frozen):
-    """A node that runs the statement, and the subscriptions refreshed after it."""
+    """A node that runs the statement, and the subscriptions refreshed after it; a mesh
+    member gets it through the mesh's stream (``meshes``), not from pgherd directly."""
 
     node: str
     dbname: str
     role: str  # publisher | subscriber | mesh member
     subscriptions: tuple[str, ...] = ()
+    meshes: tuple[str, ...] = ()  # the meshes whose stream carries it to this member
+
+    @property
+    def by_stream(self) -> bool:
+        return bool(self.meshes)
+
+
+class DdlApplied(Frozen):
+    """The change ran on a node; ``captured``: (mesh, id) of the rows that log it in
+    ``pgherd.mesh_ddl`` for the mesh's other members."""
+
+    message: str
+    captured: tuple[tuple[str, int], ...] = ()
 
 
 class StepOutcome(Frozen):
@@ -103,19 +119,40 @@ class DdlReport(Frozen):
 def sequence_of(
     publisher: DdlTarget, subscribers: Sequence[DdlTarget], how: Order
 ) -> list[DdlTarget]:
+    """The nodes pgherd runs the statement on, in order (mesh members get it from the
+    publisher's stream instead)."""
+    direct = [t for t in subscribers if not t.by_stream]
     if how is Order.PUBLISHER_FIRST:
-        return [publisher, *subscribers]
-    return [*subscribers, publisher]
+        return [publisher, *direct]
+    return [*direct, publisher]
+
+
+def touched_meshes(
+    specs: Sequence[MeshSpec], publisher: str, dbname: str, effect: DdlEffect
+) -> list[str]:
+    """The meshes of ``publisher`` in ``dbname`` that replicate a table the change
+    touches: the change is logged for them and their stream carries it."""
+    touched = {f"{t.schema_name}.{t.name}" for t in effect.touched}
+    return sorted(
+        spec.name
+        for spec in specs
+        if publisher in spec.nodes and spec.dbname == dbname and touched & set(spec.tables)
+    )
 
 
 def mesh_targets(
     specs: Sequence[MeshSpec], publisher: str, dbname: str, effect: DdlEffect
 ) -> list[DdlTarget]:
     """The other members of every mesh of ``publisher`` in ``dbname`` that replicates a
-    table the change touches."""
-    touched = {f"{t.schema_name}.{t.name}" for t in effect.touched}
-    members: set[str] = set()
+    table the change touches, each with the meshes whose stream brings it the change."""
+    wanted = set(touched_meshes(specs, publisher, dbname, effect))
+    members: dict[str, set[str]] = {}
     for spec in specs:
-        if publisher in spec.nodes and spec.dbname == dbname and touched & set(spec.tables):
-            members.update(n for n in spec.nodes if n != publisher)
-    return [DdlTarget(node=n, dbname=dbname, role="mesh member") for n in sorted(members)]
+        if spec.name in wanted:
+            for node in spec.nodes:
+                if node != publisher:
+                    members.setdefault(node, set()).add(spec.name)
+    return [
+        DdlTarget(node=n, dbname=dbname, role="mesh member", meshes=tuple(sorted(m)))
+        for n, m in sorted(members.items())
+    ]

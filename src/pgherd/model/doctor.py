@@ -48,7 +48,31 @@ class NodeFacts(Frozen):
     data_checksums: bool | None = None
 
 
-def check_node(facts: NodeFacts, node_count: int, is_standby: bool) -> list[Finding]:
+TLS_OFF = (
+    "TLS is off (tls: off in pgherd.yaml): the agents' API with its token, PostgreSQL's "
+    "replication and client connections and etcd speak plain text"
+)
+
+
+def check_tls(tls_on: bool) -> list[Finding]:
+    """A cluster that runs in plain text says so, as a warning: it is allowed, on purpose."""
+    if tls_on:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            None,
+            "tls",
+            TLS_OFF,
+            "remove tls: off, create the certificates with pgherd secrets init, and restart "
+            "the agents",
+        )
+    ]
+
+
+def check_node(
+    facts: NodeFacts, node_count: int, is_standby: bool, tls: bool = True
+) -> list[Finding]:
     found: list[Finding] = []
     name = facts.name
 
@@ -93,11 +117,13 @@ def check_node(facts: NodeFacts, node_count: int, is_standby: bool) -> list[Find
             f"pg_hba.conf lets TCP clients in without a password: {rule!r}",
             "replace trust with scram-sha-256, then reload (SELECT pg_reload_conf())",
         )
-    found.extend(_settings(facts, node_count, is_standby))
+    found.extend(_settings(facts, node_count, is_standby, tls))
     return found
 
 
-def _settings(facts: NodeFacts, node_count: int, is_standby: bool) -> list[Finding]:
+def _settings(
+    facts: NodeFacts, node_count: int, is_standby: bool, tls: bool = True
+) -> list[Finding]:
     s = facts.settings
     found: list[Finding] = []
 
@@ -134,6 +160,14 @@ def _settings(facts: NodeFacts, node_count: int, is_standby: bool) -> list[Findi
             "wal_log_hints is off and data checksums are off: pg_rewind cannot be used "
             "after a failover",
             "set wal_log_hints = on and restart",
+        )
+    if tls and s.get("ssl") == "off":
+        add(
+            Severity.ERROR,
+            "tls",
+            "the cluster's TLS is on but this PostgreSQL runs with ssl = off: standbys and "
+            "clients that verify the server cannot connect",
+            "restart the node's agent so it writes its settings, or pgherd node rejoin it",
         )
     if s.get("password_encryption") == "md5":
         add(

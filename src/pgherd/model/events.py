@@ -83,3 +83,11 @@ class EventLog(Protocol):
     def recent(self, limit: int = 50) -> list[Event]:
         """The latest ``limit`` events, oldest first."""
         ...
+
+
+AUDIT_PREFIXES = ("api ", "console ")
+
+
+def is_audit(event: Event) -> bool:
+    """A record of the audit trail (an API call, a console login), not an operation."""
+    return event.operation.startswith(AUDIT_PREFIXES)

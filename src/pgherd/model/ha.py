@@ -44,6 +44,12 @@ from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 
+# A standby whose agent started less than this many ttls ago, and has seen no leader at
+# work since, does not take a free lease from a last leader that does not answer yet: after
+# a cold start every agent is new, and the former primary, which holds every commit, may be
+# a few seconds slower to come back.
+BOOT_GRACE_TTLS = 10
+
 
 class Do(StrEnum):
     RENEW_LEASE = "renew_lease"
@@ -100,6 +106,10 @@ class Local:
     never_ran: bool = False
     # ha.watchdog is set and this node's device cannot be armed now: why (model/watchdog.py)
     watchdog_problem: str | None = None
+    # Seconds since this agent's HA loop started (the store answered), as long as it has seen
+    # no leader at work since (it streamed from none, led none: perhaps a cold start); None
+    # once it has.
+    booting_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -433,6 +443,9 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
                     "timeline)",
                 ),
             )
+    waiting = _boot_grace(settings, me, world)
+    if waiting is not None:
+        return (Action(Do.WAIT, waiting),)
     verdict = candidate_verdict(settings, me, world)
     if verdict is not None:
         return (Action(Do.WAIT, f"not taking over: {verdict}"),)
@@ -486,6 +499,24 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
             peer.position == me.position and _wins_tie(peer.name, me.name, world.last_leader)
         ):
             return f"{peer.name} is at {peer.position}, at least as far as my {me.position}"
+    return None
+
+
+def _boot_grace(settings: Settings, me: Local, world: World) -> str | None:
+    """A standby just started and has seen no leader at work, the lease free, the last
+    leader silent: perhaps the whole cluster was restarted and the former primary comes
+    back a little later; give it BOOT_GRACE_TTLS × ttl from this agent's start before
+    taking over in its place."""
+    last, up = world.last_leader, me.booting_for
+    grace = BOOT_GRACE_TTLS * settings.ttl
+    if up is None or up >= grace or last in (None, me.name):
+        return None
+    if any(p.name == last and not p.reachable for p in world.peers):
+        return (
+            f"the lease is free and {last}, which led last, does not answer yet: this agent "
+            f"started less than {grace:.0f} s ago, so {last} has until then to come back "
+            "(after a cold start the former primary leads)"
+        )
     return None
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -111,10 +112,14 @@ def render(
     primary_port: int,
     replica_port: int,
     checks: CheckTimings = CHECKS,
+    ca_file: Path | None = None,
 ) -> str:
+    """``ca_file``: the agents serve HTTPS (the cluster's TLS): the checks speak TLS and
+    trust that CA only."""
+    tls = f" check-ssl verify required ca-file {ca_file}" if ca_file else ""
     servers = "".join(
         f"    server {n.name} {_address(n.host)}:{n.port} "
-        f"check addr {n.api_host} port {n.api_port}\n"
+        f"check addr {n.api_host} port {n.api_port}{tls}\n"
         for n in nodes
     )
     bind = _address(bind)

@@ -12,20 +12,41 @@ rows it wrote so that they are not sent on (loop prevention).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP, SequenceFact
 
 MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TableName = Annotated[str, Field(pattern=r"^[^.\s]+\.[^.\s]+$")]
 MAX_NAME = 63  # NAMEDATALEN - 1: slots, origins and publications are names
 MIN_VERSION = 140000
+
+
+class Topology(StrEnum):
+    """Which members stream to which (docs/mesh.md, "Topologies").
+
+    - ``full``: every ordered pair; a change travels one hop (each member hears each
+      other directly), so a worker drops every transaction its source only applied.
+    - ``star``: the first node is the hub, the others leaves; the hub passes on to each
+      leaf what it applied from the others.
+    - ``chain``: each node with the next, both ways; a node passes on what it applied from
+      one neighbour to the other.
+
+    Star and chain are trees, so a change reaches every member by one path only and
+    cannot come back: a worker passes on a transaction whose origin is a neighbour of its
+    source other than its target, and drops the rest (its target's own changes)."""
+
+    FULL = "full"
+    STAR = "star"
+    CHAIN = "chain"
 
 
 class MeshSpec(BaseModel):
@@ -39,6 +60,10 @@ class MeshSpec(BaseModel):
     nodes: tuple[MemberName, ...] = Field(min_length=2)  # in priority order, highest first
     tables: tuple[TableName, ...] = Field(min_length=1)  # schema.table
     time_resolution_us: int = TIME_RESOLUTION_US
+    # Member k (from 1, in ``nodes`` order) draws sequence values ≡ k (mod sequence_step):
+    # model/mesh_sequences.py. Fixed at create: it bounds how many members the mesh takes.
+    sequence_step: int = Field(default=DEFAULT_STEP, ge=1, le=MAX_STEP)
+    topology: Topology = Topology.FULL
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -52,11 +77,28 @@ class MeshSpec(BaseModel):
         return self
 
     def pairs(self) -> list[tuple[str, str]]:
-        """Every ordered (source, target) pair: a full mesh."""
-        return [(s, t) for s in self.nodes for t in self.nodes if s != t]
+        """Every ordered (source, target) pair that streams, by the topology."""
+        nodes = self.nodes
+        if self.topology is Topology.STAR:
+            hub = nodes[0]
+            return [(hub, leaf) for leaf in nodes[1:]] + [(leaf, hub) for leaf in nodes[1:]]
+        if self.topology is Topology.CHAIN:
+            links = list(pairwise(nodes))
+            return [*links, *((b, a) for a, b in links)]
+        return [(s, t) for s in nodes for t in nodes if s != t]
 
     def sources_of(self, target: str) -> list[str]:
-        return [n for n in self.nodes if n != target]
+        """The members whose stream ``target`` applies, in node order."""
+        sources = {s for s, t in self.pairs() if t == target}
+        return [n for n in self.nodes if n in sources]
+
+    def forwarded(self, source: str, target: str) -> frozenset[str]:
+        """The members whose changes ``source`` applied and passes on to ``target`` (their
+        origin on ``source`` names them): none in a full mesh; in a tree, the source's
+        other neighbours (what they sent it, including what they passed on)."""
+        if self.topology is Topology.FULL:
+            return frozenset()
+        return frozenset(n for n in self.sources_of(source) if n != target)
 
 
 def publication_name(mesh: str) -> str:
@@ -71,6 +113,12 @@ def slot_name(mesh: str, target: str) -> str:
 def origin_name(mesh: str, source: str) -> str:
     """The replication origin on a target node for changes from ``source``."""
     return f"pgherd_{mesh}_{source}"
+
+
+def copy_origin_name(mesh: str) -> str:
+    """The replication origin of the rows a node's initial copy wrote (model/mesh_copy.py);
+    the dot keeps it apart from every node's origin."""
+    return f"pgherd_{mesh}.copy"
 
 
 def qualify(table: str) -> str:
@@ -117,6 +165,7 @@ class NodeFacts(_Value):
     free_origins: int
     tables: dict[str, TableDef | None]  # None: the table does not exist there
     meshes: tuple[str, ...] = ()
+    sequences: tuple[SequenceFact, ...] = ()  # those the tables use (model/mesh_sequences.py)
 
 
 class WorkerState(StrEnum):
@@ -159,12 +208,18 @@ class MeshWorkerRow(_Value):
     error: str | None = None
 
 
-def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = False) -> list[str]:
+def create_problems(
+    spec: MeshSpec,
+    facts: Sequence[NodeFacts],
+    adding: bool = False,
+    absent_ok: Collection[str] = (),
+) -> list[str]:
     """Why ``spec`` cannot be set up on these nodes; empty when it can.
 
     Every node must have logical WAL, commit timestamps, room for its slots and origins,
     and every table with a primary key, REPLICA IDENTITY DEFAULT and the same definition
-    everywhere (compared with the first node's).
+    everywhere (compared with the first node's). A node in ``absent_ok`` may lack tables:
+    its initial copy creates them from a source's definitions.
     """
     problems: list[str] = []
     others = len(spec.nodes) - 1
@@ -190,17 +245,18 @@ def create_problems(spec: MeshSpec, facts: Sequence[NodeFacts], adding: bool = F
                 f"{where}: needs {others} free replication origins "
                 f"(max_replication_slots), has {fact.free_origins}"
             )
-        problems.extend(_table_problems(spec, fact))
+        problems.extend(_table_problems(spec, fact, fact.node in absent_ok))
     problems.extend(_definition_differences(spec, facts))
     return problems
 
 
-def _table_problems(spec: MeshSpec, fact: NodeFacts) -> list[str]:
+def _table_problems(spec: MeshSpec, fact: NodeFacts, absent_ok: bool = False) -> list[str]:
     problems = []
     for table in spec.tables:
         found = fact.tables.get(table)
         if found is None:
-            problems.append(f"{fact.node}: table {table} does not exist")
+            if not absent_ok:
+                problems.append(f"{fact.node}: table {table} does not exist")
         elif not found.primary_key:
             problems.append(f"{fact.node}: table {table} has no primary key")
         elif found.replica_identity != "d":
@@ -284,6 +340,23 @@ class MeshPrepared(_Value):
     created: tuple[str, ...]
 
 
+class MeshSequencesSet(_Value):
+    """What a member changed on its sequences (``ALTER SEQUENCE`` statements, described)."""
+
+    done: tuple[str, ...]
+
+
+class MeshDdl(_Value):
+    """A schema change logged for a mesh (``pgherd.mesh_ddl``): made on ``origin_node``,
+    run by every other member's worker at its place in that node's stream."""
+
+    origin_node: str
+    id: int
+    at: str
+    statement: str
+    dropped_columns: tuple[str, ...] = ()
+
+
 class MeshStarted(_Value):
     mesh: str
 
@@ -330,3 +403,48 @@ def differing_ranges(
                 RangeDifference(table, start, end, {node: c.rows for node, c in seen.items()})
             )
     return found
+
+
+class KeyDigests(_Value):
+    """Keys of a table (JSON arrays, in key order) with an md5 of each row."""
+
+    rows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class KeyDifference:
+    table: str
+    key: str  # a JSON array
+    digests: Mapping[str, str | None]  # per node; None: the key is not there
+
+
+def differing_keys(
+    table: str, rows: Mapping[str, Sequence[tuple[str, str]]], limit: int = 5
+) -> list[KeyDifference]:
+    """The first keys (in the first node's key order, then the others') whose rows differ
+    between nodes or are missing on some; ``rows[node]`` are (key, digest) pairs."""
+    by_node = {node: dict(found) for node, found in rows.items()}
+    keys: list[str] = []
+    seen: set[str] = set()
+    for found in rows.values():
+        for key, _digest in found:
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
+    differences = []
+    for key in keys:
+        digests = {node: by_node[node].get(key) for node in by_node}
+        if len(set(digests.values())) > 1:
+            differences.append(KeyDifference(table, key, digests))
+            if len(differences) == limit:
+                break
+    return differences
+
+
+def describe_keys(differences: Sequence[KeyDifference]) -> str:
+    """``key [1] differs (node2 lacks it), key [7] differs`` for a refusal or a report."""
+    parts = []
+    for d in differences:
+        missing = [node for node, digest in d.digests.items() if digest is None]
+        parts.append(f"{d.key}" + (f" (not on {', '.join(missing)})" if missing else ""))
+    return ", ".join(parts)

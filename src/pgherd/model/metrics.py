@@ -137,6 +137,30 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
         elif w.conflicts:  # a worker that does not count by kind
             conflicts.add_metric([w.mesh, w.source, "any", "any"], w.conflicts)
     yield conflicts
+    yield from _mesh_workers(m.mesh_workers)
+
+
+def _mesh_workers(workers: tuple[MeshWorkerRow, ...]) -> Iterator[Metric]:
+    """Whether each apply worker into this node applies, and how far behind it is: what a
+    mesh alert watches (a pair stopped on a conflict, an error, or falling behind)."""
+    running = GaugeMetricFamily(
+        "pgherd_mesh_worker_running",
+        "1 while the mesh apply worker source -> this node applies, 0 when it does not "
+        "(stopped on a conflict, an error, waiting or restarting).",
+        labels=["mesh", "source", "state"],
+    )
+    lag = GaugeMetricFamily(
+        "pgherd_mesh_apply_lag_seconds",
+        "Seconds since the oldest change the mesh apply worker has read but not committed "
+        "was committed on its source (0 when caught up).",
+        labels=["mesh", "source"],
+    )
+    for w in workers:
+        running.add_metric([w.mesh, w.source, str(w.state)], 1 if w.state == "running" else 0)
+        if w.lag_seconds is not None:
+            lag.add_metric([w.mesh, w.source], w.lag_seconds)
+    yield running
+    yield lag
 
 
 def _replication(sending: SenderState | None) -> Iterator[Metric]:

@@ -57,7 +57,10 @@ class Desired(StrEnum):
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """A value that crosses the API: immutable, no unknown fields, no NaN or infinity (a
+    wait of NaN seconds never ends)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Message(Frozen):

@@ -55,6 +55,9 @@ class SubscriptionInfo(Frozen):
     source_user: str | None = None
     source_dbname: str | None = None
     worker_pid: int | None = None
+    # "any": the publisher's received changes come too (PostgreSQL's default, the only way
+    # before 16: they are passed on); "none": only the publisher's own (16+)
+    origin: Origin = "any"
 
 
 class TableSync(Frozen):
@@ -142,8 +145,16 @@ def check_spec(spec: SubscriptionSpec, version_num: int, node: str) -> None:
             f"slot name {spec.slot_name!r} is not valid",
             "use lower-case letters, digits and underscores",
         )
-    if spec.origin is not None:
-        require_features([("origin (--origin)", PG16)], version_num, node)
+    if spec.origin == "none":
+        require_features([("origin = none (--origin none)", PG16)], version_num, node)
+
+
+def origin_option(spec: SubscriptionSpec, version_num: int) -> Origin | None:
+    """The ``origin`` to send in CREATE SUBSCRIPTION: "any" (``--forward``) is what a
+    server before 16 always does and cannot be told, so it is left out there."""
+    if spec.origin == "any" and version_num < PG16:
+        return None
+    return spec.origin
 
 
 def health(

@@ -30,7 +30,8 @@ def findings(config: ClusterConfig, node: str | None = None) -> list[Finding]:
 
     found: list[Finding] = [
         f
-        for f in checks.check_cluster(all_statuses, config.independent)
+        for f in checks.check_tls(config.tls_on)
+        + checks.check_cluster(all_statuses, config.independent)
         + slots.findings(all_statuses, node_at)
         if node is None or f.node in (None, node)
     ]
@@ -38,5 +39,5 @@ def findings(config: ClusterConfig, node: str | None = None) -> list[Finding]:
     for facts in fan_out(nodes, facts_of):
         if facts is not None:
             standby = by_name[facts.name].role is Role.STANDBY
-            found.extend(checks.check_node(facts, len(config.nodes), standby))
+            found.extend(checks.check_node(facts, len(config.nodes), standby, config.tls_on))
     return checks.ordered(found)

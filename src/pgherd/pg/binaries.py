@@ -29,10 +29,28 @@ class PgBin:
         return self.bindir / program
 
     @property
+    def supports_ssl(self) -> bool:
+        """Whether the server was built with OpenSSL (``ssl = on`` fails to start without
+        it), as ``pg_config --configure`` says; a directory without pg_config is assumed
+        to have it, as every packaged build does."""
+        return _built_with_ssl(self.bindir)
+
+    @property
     def version_num(self) -> int:
         """The number server_version_num reports, e.g. 150018."""
         minor = int(self.version.split(".")[1]) if "." in self.version else 0
         return self.major * 10000 + minor
+
+
+@cache
+def _built_with_ssl(bindir: Path) -> bool:
+    pg_config = bindir / "pg_config"
+    if not pg_config.is_file():
+        return True
+    out = subprocess.run(
+        [str(pg_config), "--configure"], capture_output=True, text=True, timeout=10, check=False
+    )
+    return "--with-openssl" in out.stdout or "--with-ssl=openssl" in out.stdout
 
 
 def parse_version(text: str) -> tuple[int, str]:

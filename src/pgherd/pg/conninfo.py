@@ -1,6 +1,9 @@
 """Connection strings: keyword/value for servers' settings, URIs for people and scripts.
 
-Passwords never appear in them: every connection names the passfile instead.
+Passwords never appear in them: every connection names the passfile instead. With the
+cluster's TLS on, every TCP connection also says ``sslmode=verify-full`` with the cluster
+CA as ``sslrootcert``: the server must prove it is the node dialled, by a certificate the
+cluster's CA signed for that address.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ def keyword(
     dbname: str | None = None,
     application_name: str | None = None,
     options: str | None = None,
+    sslrootcert: Path | None = None,
 ) -> str:
     """``host=… port=… user=… passfile=…`` as primary_conninfo and pg_basebackup take it;
-    ``options`` are server settings for the session (``-c jit=off``)."""
+    ``options`` are server settings for the session (``-c jit=off``); ``sslrootcert``:
+    verify the server against this CA (``sslmode=verify-full``)."""
     params: dict[str, object] = {"host": host, "port": port, "user": user, "passfile": passfile}
+    params.update(ssl_params(sslrootcert))
     if dbname:
         params["dbname"] = dbname
     if application_name:
@@ -41,8 +47,24 @@ def keyword(
     return " ".join(f"{key}={quote_value(str(value))}" for key, value in params.items())
 
 
-def uri(host: str, port: int, user: str, passfile: Path, dbname: str = "postgres") -> str:
+def ssl_params(sslrootcert: Path | None) -> dict[str, object]:
+    """What a connection needs to verify the server; nothing with TLS off."""
+    if sslrootcert is None:
+        return {}
+    return {"sslmode": "verify-full", "sslrootcert": sslrootcert}
+
+
+def uri(
+    host: str,
+    port: int,
+    user: str,
+    passfile: Path,
+    dbname: str = "postgres",
+    sslrootcert: Path | None = None,
+) -> str:
     """``postgresql://user@host:port/db?passfile=…`` for psql and drivers."""
     shown_host = f"[{host}]" if ":" in host else host
     query = "passfile=" + quote(str(passfile), safe="/")
+    for key, value in ssl_params(sslrootcert).items():
+        query += f"&{key}=" + quote(str(value), safe="/")
     return f"postgresql://{quote(user)}@{shown_host}:{port}/{quote(dbname)}?{query}"

@@ -2,9 +2,9 @@
 
 pg_hba.conf is read top-down and the first matching rule wins, so pgherd's block goes
 first: TCP connections from the cluster's addresses must prove a password with
-scram-sha-256 (never ``trust``), and local connections as the superuser are allowed
-only to the OS users mapped in pg_ident.conf (root, for the agent, and the PostgreSQL OS
-user).
+scram-sha-256 (never ``trust``) over TLS (``hostssl``), and local connections as the
+superuser are allowed only to the OS users mapped in pg_ident.conf (root, for the agent,
+and the PostgreSQL OS user).
 """
 
 from __future__ import annotations
@@ -44,21 +44,34 @@ def cidr(host: str) -> str:
 
 
 def rules(
-    superuser: str, replication_user: str, hosts: Iterable[str], only_own: bool = False
+    superuser: str,
+    replication_user: str,
+    hosts: Iterable[str],
+    only_own: bool = False,
+    ssl: bool = True,
 ) -> list[HbaRule]:
-    """pgherd's rules; ``only_own``: TCP rules for pgherd's superuser alone rather than for
-    every user (an adopted server, whose operator's rules for their users must not be
-    shadowed by pgherd's block, which comes first)."""
+    """pgherd's rules. ``ssl``: TCP rules are ``hostssl``, followed by ``hostnossl … reject``
+    so that a client without TLS is refused here rather than let in by a ``host`` rule
+    further down (initdb writes some); ``host`` only with ``tls: off``. ``only_own``: an
+    adopted server, whose operator's rules for their users must not be shadowed by pgherd's
+    block, which comes first: TCP rules for pgherd's superuser alone, and plain text refused
+    only to pgherd's replication role (the operator's clients keep what their rules say)."""
     addresses = list(dict.fromkeys(cidr(h) for h in hosts))
+    tcp = "hostssl" if ssl else "host"
     found: list[HbaRule] = [
         HbaRule("local", "all", superuser, None, "peer", f"map={IDENT_MAP}"),
         HbaRule("local", "replication", superuser, None, "peer", f"map={IDENT_MAP}"),
     ]
     for address in addresses:
-        found.append(HbaRule("host", "replication", replication_user, address, "scram-sha-256"))
+        found.append(HbaRule(tcp, "replication", replication_user, address, "scram-sha-256"))
     tcp_user = superuser if only_own else "all"
     for address in addresses:
-        found.append(HbaRule("host", "all", tcp_user, address, "scram-sha-256"))
+        found.append(HbaRule(tcp, "all", tcp_user, address, "scram-sha-256"))
+    if ssl:
+        refused = replication_user if only_own else "all"
+        for database in ("replication", "all"):
+            for anywhere in ("0.0.0.0/0", "::/0"):
+                found.append(HbaRule("hostnossl", database, refused, anywhere, "reject"))
     return found
 
 

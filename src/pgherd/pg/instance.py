@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pgherd.errors import (
     CommandFailed,
     DataDirNotEmpty,
+    InvalidInput,
     QueryFailed,
     Refused,
     TimedOut,
@@ -43,8 +44,12 @@ class Instance:
 
     # ---- creating --------------------------------------------------------------------
 
-    def initdb(self, superuser_password: str, timeout: float = 120) -> None:
-        """A new cluster: data checksums, scram-sha-256 on TCP, peer locally, UTF-8."""
+    def initdb(
+        self, superuser_password: str, timeout: float = 120, prefix: Sequence[str] = ()
+    ) -> None:
+        """A new cluster: data checksums, scram-sha-256 on TCP, peer locally, UTF-8.
+        ``prefix``: what initdb's command line starts with (an agent's ``setpriv
+        --pdeathsig``, so that an initdb never outlives the agent that started it)."""
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
             raise DataDirNotEmpty(
                 f"{self.data_dir} is not empty", "choose an empty directory or remove it first"
@@ -55,6 +60,7 @@ class Instance:
         try:
             run(
                 [
+                    *prefix,
                     self.pgbin["initdb"],
                     "-D",
                     self.data_dir,
@@ -280,6 +286,12 @@ class Instance:
         try:
             return psycopg.connect(self.conninfo(dbname, application_name), autocommit=True)
         except psycopg.OperationalError as exc:
+            if f'database "{dbname}" does not exist' in str(exc):
+                # The caller's input, not the server's state (an API request's dbname).
+                raise InvalidInput(
+                    f"database {dbname[:63]!r} does not exist on port {self.port}",
+                    "give the name of an existing database",
+                ) from None
             raise QueryFailed(
                 f"cannot connect to PostgreSQL on port {self.port}: {_first_line(exc)}",
                 f"is it running? see {self.log_file}",

@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.errors import ConfigError
 from pgherd.model.adopt import Original, adopted_settings
 from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
@@ -114,10 +115,31 @@ class LocalNode:
         if upstream is not None:
             values["primary_conninfo"] = self.upstream_conninfo(upstream)
             values["primary_slot_name"] = node.name
+        values.update(self.ssl_settings())
         if self.config.archive is not None:
             values.update(archive_settings(self.spool, self.config.archive.specs()))
         values.update(self.config.settings)
         return values
+
+    def ssl_settings(self) -> dict[str, Setting]:
+        """TLS with the node's certificate (``ssl = off`` only with the cluster's
+        ``tls: off``); the CA too, so that clients' certificates can be checked."""
+        if self.config.ca_file is None:
+            return {"ssl": False}
+        if not self.pgbin.supports_ssl:
+            raise ConfigError(
+                f"TLS is on but PostgreSQL {self.pgbin.version} in {self.pgbin.bindir} was "
+                "built without OpenSSL",
+                "use a build with SSL (every packaged one has it), or set tls: off",
+            )
+        cert, key = self.config.cert_files(self.node.name)
+        return {
+            "ssl": True,
+            "ssl_cert_file": str(cert),
+            "ssl_key_file": str(key),
+            "ssl_ca_file": str(self.config.ca_file),
+            "ssl_min_protocol_version": "TLSv1.2",
+        }
 
     def settings_in_force(self) -> dict[str, Setting]:
         """pgherd.conf as the config wants it for the role the node has now: a primary's
@@ -141,6 +163,7 @@ class LocalNode:
             self.config.replication_user,
             self.config.passfile,
             application_name=self.node.name,
+            sslrootcert=self.config.ca_file,
         )
 
     def access_rules(self, only_own: bool | None = None) -> tuple[list[hba.HbaRule], list[str]]:
@@ -151,7 +174,11 @@ class LocalNode:
         if only_own is None:
             only_own = adopted.read(self.node.data_dir) is not None
         rules = hba.rules(
-            self.config.superuser, self.config.replication_user, hosts, only_own=only_own
+            self.config.superuser,
+            self.config.replication_user,
+            hosts,
+            only_own=only_own,
+            ssl=self.config.tls_on,
         )
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident

@@ -87,6 +87,13 @@ def resolve(name: str) -> OsUser:
     return OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
 
 
+def by_uid(uid: int) -> OsUser:
+    """The OS user with ``uid``, root included: the owner of files PostgreSQL does not read
+    (the agents' API credentials), which is the agents' user, not necessarily PostgreSQL's."""
+    entry = pwd.getpwuid(uid)
+    return OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+
+
 def unreachable_part(path: Path, user: OsUser) -> Path | None:
     """The first directory on the way to ``path`` that ``user`` cannot enter, if any.
 

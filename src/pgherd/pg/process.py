@@ -86,6 +86,31 @@ def command_name(pid: int) -> str | None:
         return None
 
 
+def working_in(directory: Path, programs: tuple[str, ...], uid: int) -> list[int]:
+    """Live processes of ``uid`` running one of ``programs`` with ``directory`` on their
+    command line: what still writes into a data directory (an initdb, a pg_basebackup and
+    its WAL-streaming child, which shares its command line) after its parent died."""
+    found = []
+    target = str(directory)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if not words or Path(words[0]).name not in programs:
+            continue
+        if any(w == target or w.endswith("=" + target) for w in words) and is_alive(
+            int(entry.name)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until ``pid`` is dead (or a zombie); True if it went within ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -51,6 +51,18 @@ def create_logical_slot(conn: Conn, name: str, plugin: str = "pgoutput") -> bool
     return made is not None
 
 
+def copy_logical_slot(conn: Conn, source: str, name: str) -> bool:
+    """Create slot ``name`` as a copy of logical slot ``source`` (the same position and
+    catalog horizon: it keeps what ``source`` keeps) unless a slot of that name exists;
+    True when it was created here."""
+    made = conn.execute(
+        "SELECT pg_copy_logical_replication_slot(%s, %s) WHERE NOT EXISTS "
+        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+        (source, name, name),
+    ).fetchone()
+    return made is not None
+
+
 def create_origin(conn: Conn, name: str) -> bool:
     """Create a replication origin unless it exists; True when it was created here."""
     made = conn.execute(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pgherd.pg import passfile, roles
 from pgherd.pg.local_node import LocalNode
 
 
-def init_primary(local: LocalNode) -> None:
-    """initdb and configure; the agent starts the server afterwards."""
+def init_primary(local: LocalNode, prefix: Sequence[str] = ()) -> None:
+    """initdb and configure; the agent starts the server afterwards. ``prefix``: what
+    initdb's command line starts with (see Instance.initdb)."""
     local.prepare_home()
     password = passfile.password_for(local.config.passfile, local.config.superuser)
-    local.instance.initdb(password)
+    local.instance.initdb(password, prefix=prefix)
     local.write_config(upstream=None)
 
 

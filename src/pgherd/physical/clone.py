@@ -108,6 +108,7 @@ def clone(
         config.replication_user,
         config.passfile,
         application_name=f"pgherd_clone_{node_name}",
+        sslrootcert=config.ca_file,
     )
     args = [
         *prefix,

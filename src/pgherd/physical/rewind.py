@@ -23,6 +23,7 @@ def source_conninfo(local: LocalNode, source: NodeConfig) -> str:
         dbname="postgres",
         application_name=f"pgherd_rewind_{local.node.name}",
         options=pg_rewind.SOURCE_SESSION_OPTIONS,
+        sslrootcert=local.config.ca_file,
     )
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 
-from pgherd.mesh.apply import encode
+from pgherd.mesh.apply import encode, progress
 from pgherd.mesh.apply import pgoutput as po
 from pgherd.mesh.apply.batch import Batch, RemoteTxn, Values
 from pgherd.mesh.apply.conflicts import (
@@ -43,6 +43,7 @@ from pgherd.mesh.apply.conflicts import (
     RowApplier,
     write_conflict,
 )
+from pgherd.mesh.apply.schema import SchemaChanges
 from pgherd.mesh.apply.session import COPY_CHUNK, TargetSession
 from pgherd.mesh.apply.splice import (
     KeyReader,
@@ -52,7 +53,7 @@ from pgherd.mesh.apply.splice import (
     row_splicer,
 )
 from pgherd.mesh.apply.state import Remote, Target
-from pgherd.mesh.apply.target import TargetTable, TextWire, describe, truncate_sql
+from pgherd.mesh.apply.target import TargetTable, TextWire, truncate_sql
 from pgherd.model.conflict import Change, ConflictKind, Resolution
 from pgherd.model.lsn import Lsn
 
@@ -77,7 +78,11 @@ class Applier:
         self.ctx = ctx
         self.careful_until = careful_until
         self.counters = counters
-        self.session = TargetSession(conn, self._resolve)
+        self.session = TargetSession(
+            conn,
+            self._resolve,
+            lambda lsn, applied: progress.update_sql(conn, ctx.mesh, ctx.source, lsn, applied),
+        )
         # Per node, the commit time up to which the source had applied its transactions, at
         # the point of the stream being applied (see model/conflict.py), and what of it is
         # stored in pgherd.mesh_seen (with the origin, in the same commits).
@@ -85,11 +90,14 @@ class Applier:
         self._seen_stored: dict[str, int] = {}
         self.rows = RowApplier(self.session, ctx, self.seen, self._conflict_met)
         self._source_roident = ctx.source_roident
+        # The initial copy's rows, if this node joined with one (else the source again).
+        self._baseline_roident = ctx.baseline_roident or ctx.source_roident
         self._tables: dict[int, TargetTable] = {}
         self._splicers: dict[int, Splicer] = {}  # relid -> Insert to COPY row
         self._update_readers: dict[int, KeyReader] = {}  # relid -> Update's new row
         self._delete_readers: dict[int, KeyReader] = {}  # relid -> Delete's key
         self._batch: Batch | None = None  # being gathered, not sent yet
+        self.schema = SchemaChanges(self.session, ctx, self.rows, counters)
         # The remote transaction being read.
         self.remote = Remote.BETWEEN
         self._txn = RemoteTxn(0, 0)
@@ -147,10 +155,17 @@ class Applier:
         return self._txn.final_lsn
 
     def start(self) -> int:
-        """Read where the origin stands and what the source had seen: the session's start."""
+        """Read where the origin stands (or the stored position, when a node's initial copy
+        set it further: mesh/apply/progress.py) and what the source had seen: the session's
+        start."""
         self.load_seen()
+        conn = self.session.conn
+        progress.ensure(conn)
         row = self.session.execute("SELECT pg_replication_origin_session_progress(false)")
-        self.committed_lsn = _lsn(row.fetchone())
+        origin = _lsn(row.fetchone())
+        self.committed_lsn = max(origin, progress.stored(conn, self.ctx.mesh, self.ctx.source))
+        # Recorded from the start, so that a node joining now reads where this one stands.
+        progress.raise_to(conn, self.ctx.mesh, self.ctx.source, self.committed_lsn)
         return self.committed_lsn
 
     # ---- the stream's transaction messages ------------------------------------------------
@@ -168,17 +183,25 @@ class Applier:
         self._careful = begin.final_lsn <= self.careful_until
 
     def origin(self, payload: bytes) -> None:
-        """The transaction was replicated into the source: not ours to forward (a change
-        travels one hop), but it tells what the source had applied."""
+        """The transaction was replicated into the source. It tells what the source had
+        applied; it is applied here only when the source passes that member's changes on to
+        this node (a star or a chain: ``ctx.forwarded``), else dropped (in a full mesh a
+        change travels one hop; this node's own changes never come back)."""
         if self.remote not in (Remote.BEGUN, Remote.SKIPPING):
             raise po.ProtocolError(f"Origin while a transaction is {self.remote}")
-        self.remote = Remote.SKIPPING
-        self.counters.skipped_loops += 1
         origin = po.decode(payload)
         assert isinstance(origin, po.Origin)
         node = self.ctx.origin_names.get(origin.name)
         if node is not None and self._txn.commit_time > self.seen.get(node, -1):
             self.seen[node] = self._txn.commit_time
+        if node is not None and node in self.ctx.forwarded:
+            self.counters.forwarded += 1
+            if self.remote is Remote.BEGUN:
+                txn = self._txn
+                self._txn = RemoteTxn(txn.final_lsn, txn.commit_time, origin=node)
+            return
+        self.remote = Remote.SKIPPING
+        self.counters.skipped_loops += 1
 
     def commit(self, payload: bytes) -> None:
         commit = po.decode(payload)
@@ -196,7 +219,8 @@ class Applier:
         elif commit.end_lsn > self._skipped_end:
             self._skipped_end, self._skipped_time = commit.end_lsn, commit.commit_time
         self.remote = Remote.BETWEEN
-        if self.group_due():
+        if self.group_due() or self.schema.ran_in_group:
+            # A schema change holds its table's lock until the group commits: at once.
             self.end_group()
 
     def _first_change(self) -> bool:
@@ -228,11 +252,12 @@ class Applier:
         relation = po.decode(payload)
         assert isinstance(relation, po.Relation)
         self._drain()
-        table = self._tables[relation.relid] = describe(self.session.conn, relation)
-        oids = [c.type_oid for c in relation.columns]
-        self._splicers[relation.relid] = row_splicer(oids)
-        self._update_readers[relation.relid] = row_reader(oids)
-        self._delete_readers[relation.relid] = delete_reader(oids, table.key)
+        relid = relation.relid
+        table = self._tables[relid] = self.schema.describe(relation)
+        oids = [c.type_oid for c in relation.columns if c.name in table.columns]
+        self._splicers[relid] = row_splicer(oids)
+        self._update_readers[relid] = row_reader(oids)
+        self._delete_readers[relid] = delete_reader(oids, table.key)
 
     # ---- groups -------------------------------------------------------------------------
 
@@ -250,13 +275,15 @@ class Applier:
             return
         self._drain()
         self._store_seen()
-        self.session.commit(self._group_end_lsn, self._group_time, then_begin)
+        applied = self._group_time if self._group_transactions else None
+        self.session.commit(self._group_end_lsn, self._group_time, then_begin, applied)
         self.committed_lsn = self._group_end_lsn
         counters = self.counters
         counters.groups += 1
         counters.transactions += self._group_transactions
         counters.rows += self._group_rows
         counters.add_conflicts(self._group_conflicts)
+        self.schema.ran_in_group = False
         self._group_rows = self._group_transactions = 0
         self._group_conflicts = {}
         self.pending_since = None
@@ -339,6 +366,10 @@ class Applier:
                 return
         relid = po.insert_relid(payload)
         table = self._table(relid)
+        if self.schema.takes(relid):
+            self._drain()
+            self.schema.apply(Change.INSERT, relid, table, payload, self._txn)
+            return
         splice = self._splicers[relid]
         row = splice(payload)
         if row is None:  # a value in text form: not for COPY BINARY
@@ -379,6 +410,10 @@ class Applier:
         if change is None:
             return
         table, relid = change
+        if self.schema.takes(relid):
+            self._drain()
+            self.schema.apply(Change.UPDATE, relid, table, payload, self._txn)
+            return
         # "N": no old key, the new row follows (as an Insert's)
         values = self._update_readers[relid](payload) if payload[5] == 78 else None
         if values is not None:
@@ -395,6 +430,10 @@ class Applier:
         if change is None:
             return
         table, relid = change
+        if self.schema.takes(relid):
+            self._drain()
+            self.schema.apply(Change.DELETE, relid, table, payload, self._txn)
+            return
         values = self._delete_readers[relid](payload)
         if values is not None:
             self._add_to_batch(table, Change.DELETE, values)
@@ -454,7 +493,8 @@ class Applier:
         else:
             sql_text, arrays = table.delete_batch_sql(conn), batch.key_arrays()
         xid = TextWire(self.session.xid().encode())
-        self.session.send_batch(sql_text, [seqs, *arrays, xid, self._source_roident, seqs], batch)
+        writers = [self._source_roident, self._baseline_roident]
+        self.session.send_batch(sql_text, [seqs, *arrays, xid, *writers, seqs], batch)
 
     def _drain(self) -> None:
         """Finish everything pending: the COPY run, the batch being gathered, the batch in

@@ -19,10 +19,13 @@ Values = tuple[bytes | None, ...]  # a row's (or a key's) values, in their binar
 
 @dataclass(frozen=True)
 class RemoteTxn:
-    """The remote transaction a change belongs to (for conflicts: when and where)."""
+    """The remote transaction a change belongs to (for conflicts: when and where);
+    ``origin``: the member it came from when the source passes it on (a star or a chain,
+    model/mesh.py), else None (the source's own)."""
 
     final_lsn: int
     commit_time: int
+    origin: str | None = None
 
 
 @dataclass

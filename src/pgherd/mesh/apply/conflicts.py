@@ -46,6 +46,8 @@ class ApplyContext:
     origin_nodes: dict[int, str]  # roident -> node, for the mesh's origins
     resolution_us: int
     origin_names: dict[str, str]  # origin name -> node, for the mesh's origins
+    baseline_roident: int = 0  # the origin of this node's initial copy (0: none)
+    forwarded: frozenset[str] = frozenset()  # members whose changes the source passes on
 
     @property
     def source_roident(self) -> int:
@@ -78,6 +80,8 @@ class Counters:
     conflicts: int = 0
     groups: int = 0
     skipped_loops: int = 0  # transactions dropped because they carry an origin
+    forwarded: int = 0  # transactions another member made that the source passed on
+    schema_changes: int = 0  # schema changes of the mesh run from the source's stream
     last_conflict: ConflictRecord | None = None
     # Conflicts by (kind, resolution): what /metrics exposes as pgherd_mesh_conflicts_total.
     by_kind: dict[tuple[ConflictKind, Resolution], int] = field(default_factory=dict)
@@ -132,14 +136,18 @@ class RowApplier:
         found = self.session.execute(table.local_row_sql(conn), key).fetchone()
         local = self._version(found)
         ctx = self.ctx
+        # A change the source passes on is decided as its maker's (whose name and time
+        # every member sees alike); a row this node got from the source's stream is one the
+        # source had, whoever made it.
         decision = decide(
             ctx.policy,
             change,
             local,
-            Version(ctx.source, remote.commit_time),
+            Version(remote.origin or ctx.source, remote.commit_time),
             ctx.priority,
             ctx.resolution_us,
-            source_saw_local=saw(self.seen, local),
+            source_saw_local=saw(self.seen, local)
+            or (local is not None and local.node == ctx.source),
         )
         record = None
         if decision.conflict is not None:
@@ -181,6 +189,8 @@ class RowApplier:
                 return Version(self.ctx.source, None)  # written by this very transaction
             return Version(None, None)
         when = po.to_micros(commit_time)
+        if roident and int(roident) == self.ctx.baseline_roident:
+            return Version(None, when, baseline=True)
         if not roident:
             return Version(self.ctx.target, when)
         return Version(self.ctx.origin_nodes.get(int(roident), f"origin {roident}"), when)

@@ -179,7 +179,13 @@ class _Reader:
         end = self.buf.find(b"\0", self.pos)
         if end < 0:
             raise ProtocolError(f"message {self.buf[:1]!r}: string without its terminator")
-        value = self.buf[self.pos : end].decode()
+        try:
+            value = self.buf[self.pos : end].decode()
+        except UnicodeDecodeError:
+            raise ProtocolError(
+                f"message {self.buf[:1]!r}: a name at offset {self.pos} is not UTF-8 "
+                "(the database's encoding must be UTF8 for the mesh)"
+            ) from None
         self.pos = end + 1
         return value
 
@@ -405,24 +411,29 @@ def copy_row(payload: bytes) -> bytes | None:
     bytes, -1 for null) only by the kind bytes, so the row is spliced, not decoded: this
     runs once per replicated row and is what makes COPY apply faster than native apply.
     """
-    if payload[5] != 78:  # "N"
+    if payload[5:6] != b"N":
         raise ProtocolError(f"Insert without a new tuple marker: {payload[5:6]!r}")
     pos = 8
-    count = _I16.unpack_from(payload, 6)[0]
     parts = [payload[6:8]]
     unpack = _I32.unpack_from
-    for _ in range(count):
-        kind = payload[pos]
-        if kind == 98:  # b
-            size = unpack(payload, pos + 1)[0]
-            end = pos + 5 + size
-            parts.append(payload[pos + 1 : end])
-            pos = end
-        elif kind == 110:  # n
-            parts.append(b"\xff\xff\xff\xff")
-            pos += 1
-        else:
-            return None
+    try:  # a truncated message ends in IndexError or struct.error: said as what it is
+        count = _I16.unpack_from(payload, 6)[0]
+        for _ in range(count):
+            kind = payload[pos]
+            if kind == 98:  # b
+                size = unpack(payload, pos + 1)[0]
+                if size < 0:  # -1 would read as NULL in COPY BINARY
+                    raise ProtocolError(f"Insert message: negative length {size}")
+                end = pos + 5 + size
+                parts.append(payload[pos + 1 : end])
+                pos = end
+            elif kind == 110:  # n
+                parts.append(b"\xff\xff\xff\xff")
+                pos += 1
+            else:
+                return None
+    except (IndexError, struct.error):
+        raise ProtocolError("Insert message ends early in its tuple data") from None
     if pos != len(payload):
         raise ProtocolError(f"Insert message: {len(payload) - pos} bytes left over")
     return b"".join(parts)
@@ -432,21 +443,27 @@ def binary_values(payload: bytes, pos: int) -> tuple[bytes | None, ...] | None:
     """The values of the tuple data at ``pos`` when every column is binary or null (None
     otherwise: text or unchanged values take the slow way). The fast path for the new row
     of an Update without an old key and for the key of a Delete."""
-    count = _I16.unpack_from(payload, pos)[0]
-    pos += 2
     values: list[bytes | None] = []
     unpack = _I32.unpack_from
-    for _ in range(count):
-        kind = payload[pos]
-        if kind == 98:  # b
-            end = pos + 5 + unpack(payload, pos + 1)[0]
-            values.append(payload[pos + 5 : end])
-            pos = end
-        elif kind == 110:  # n
-            values.append(None)
-            pos += 1
-        else:
-            return None
+    try:  # a truncated message ends in IndexError or struct.error: said as what it is
+        count = _I16.unpack_from(payload, pos)[0]
+        pos += 2
+        for _ in range(count):
+            kind = payload[pos]
+            if kind == 98:  # b
+                size = unpack(payload, pos + 1)[0]
+                if size < 0:
+                    raise ProtocolError(f"message {payload[:1]!r}: negative length {size}")
+                end = pos + 5 + size
+                values.append(payload[pos + 5 : end])
+                pos = end
+            elif kind == 110:  # n
+                values.append(None)
+                pos += 1
+            else:
+                return None
+    except (IndexError, struct.error):
+        raise ProtocolError(f"message {payload[:1]!r} ends early in its tuple data") from None
     if pos != len(payload):
         raise ProtocolError(f"message {payload[:1]!r}: {len(payload) - pos} bytes left over")
     return tuple(values)

@@ -54,11 +54,15 @@ class TargetSession:
         self,
         conn: psycopg.Connection[Any],
         on_batch_done: Callable[[Batch, list[int]], None],
+        record: Callable[[int, int | None], str] | None = None,
     ) -> None:
         """``on_batch_done(batch, pending)`` is called once a batch statement's result is
-        read, with the rows it did not change (each a possible conflict)."""
+        read, with the rows it did not change (each a possible conflict); ``record(lsn,
+        applied_time)``, the statement that records a commit's position in a table
+        (mesh/apply/progress.py), sent with each COMMIT."""
         self.conn = conn
         self._on_batch_done = on_batch_done
+        self._record = record
         self._state = Target.IDLE
         self._open = ExitStack()  # the COPY or the pipeline open on the connection
         self.run: CopyRun | None = None  # in state COPY
@@ -86,19 +90,27 @@ class TargetSession:
         self._state = Target.OPEN
         self._xid = None
 
-    def commit(self, end_lsn: int, commit_time: int, then_begin: bool = False) -> None:
+    def commit(
+        self,
+        end_lsn: int,
+        commit_time: int,
+        then_begin: bool = False,
+        applied_time: int | None = None,
+    ) -> None:
         """COMMIT under the origin at the remote position and time, so that the origin moves
-        in the same commit as the rows; ``then_begin``: open the next local transaction in
-        the same round trip. (The statement is formatted from integers: it carries no
-        input.)"""
+        in the same commit as the rows (and the position's row, with ``applied_time``, the
+        commit time of the last transaction applied, if any); ``then_begin``: open the next
+        local transaction in the same round trip. (The statement is formatted from integers
+        and the progress statement, which quotes its names: it carries no input.)"""
         self.free()
         if self._state is not Target.OPEN:
             raise AssertionError(f"COMMIT with the target {self._state}")
         lsn = str(Lsn(end_lsn))
         when = po.timestamp(commit_time).isoformat()
+        record = f"{self._record(end_lsn, applied_time)}; " if self._record else ""
         begin = "; BEGIN" if then_begin else ""
         self.conn.execute(
-            f"SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT{begin}"
+            f"{record}SELECT pg_replication_origin_xact_setup('{lsn}', '{when}'); COMMIT{begin}"
         )
         if then_begin:
             self._opened()
@@ -130,7 +142,7 @@ class TargetSession:
 
     # ---- statements ---------------------------------------------------------------------
 
-    def execute(self, query: str, params: Any = None) -> psycopg.Cursor[Any]:
+    def execute(self, query: str | bytes, params: Any = None) -> psycopg.Cursor[Any]:
         """Run a statement once everything sent before it is done."""
         self.free()
         return self.conn.execute(query, params)

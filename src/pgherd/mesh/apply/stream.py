@@ -17,6 +17,8 @@ import contextlib
 import os
 import select
 import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -117,3 +119,29 @@ class Stream:
     def server_lsn(self) -> int:
         """The source's WAL end, as its last message or keepalive said."""
         return int(self._cursor.wal_end)
+
+
+@dataclass(frozen=True)
+class ExportedSlot:
+    """A logical slot just made with an exported snapshot: its first change follows the
+    snapshot exactly (``consistent_point``); ``snapshot`` is for ``SET TRANSACTION
+    SNAPSHOT`` while the connection that made it stays open and idle."""
+
+    consistent_point: str
+    snapshot: str
+
+
+@contextlib.contextmanager
+def slot_with_snapshot(dsn: str, slot: str) -> Iterator[ExportedSlot]:
+    """Create logical slot ``slot`` (pgoutput) over a replication connection with
+    ``EXPORT_SNAPSHOT``; the snapshot can be imported until the block ends (the
+    connection is then closed). ``slot`` must be a valid slot name ([a-z0-9_])."""
+    conn = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f'CREATE_REPLICATION_SLOT "{slot}" LOGICAL pgoutput EXPORT_SNAPSHOT')
+        made = cursor.fetchone()
+        yield ExportedSlot(consistent_point=str(made[1]), snapshot=str(made[2]))
+    finally:
+        with contextlib.suppress(psycopg2.Error):
+            conn.close()

@@ -10,7 +10,7 @@ dumpers declare no type (OID 0) so that the server infers it from the statement.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,16 @@ from pgherd.mesh.apply import pgoutput as po
 
 class TargetMismatch(PgherdError):
     default_hint = "make the table identical on every node (pgherd ddl), then restart"
+
+
+class MissingColumns(TargetMismatch):
+    """The source sends columns the target's table lacks: a schema change that has not
+    reached the target yet, or one that dropped them here (docs/mesh.md, "DDL")."""
+
+    def __init__(self, table: str, columns: list[str]) -> None:
+        super().__init__(f"column {', '.join(columns)} of {table} is missing on the target")
+        self.table = table
+        self.columns = columns
 
 
 class BinaryWire:
@@ -84,16 +94,17 @@ ORDER BY a.attnum
 """
 
 # A batch UPDATE or DELETE changes, without looking closer, only the rows last written by
-# this very transaction or by the same source node; the others go one by one through
-# conflict handling. Who wrote a row is asked once per distinct xmin, not once per row
-# (pg_xact_commit_timestamp_origin costs about as much as the delete itself, and the rows
-# of a batch come from few transactions), then the rows are changed by ctid: measured here,
+# this very transaction, by the same source node, or by the target's initial copy (a
+# baseline: model/conflict.py); the others go one by one through conflict handling. Who
+# wrote a row is asked once per distinct xmin, not once per row (pg_xact_commit_timestamp_
+# origin costs about as much as the delete itself, and the rows of a batch come from few
+# transactions), then the rows are changed by ctid: measured here,
 # a batch of 10,000 deletes takes 0.35-0.5x the time of checking each row (updates 0.7x).
 # A row changed by someone else between the read and the change fails the ctid and xmin
 # recheck (EvalPlanQual) and is left to conflict handling.
 _SAME_WRITERS = sql.SQL(
     "ok AS (SELECT x FROM (SELECT DISTINCT x FROM m) AS d WHERE x = %s::xid "
-    "OR coalesce((pg_xact_commit_timestamp_origin(x)).roident, 0) = %s::oid)"
+    "OR coalesce((pg_xact_commit_timestamp_origin(x)).roident, 0) IN (%s::oid, %s::oid))"
 )
 _SAME_ROW = sql.SQL("t.ctid = m.tid AND t.xmin = m.x AND m.x IN (SELECT x FROM ok)")
 
@@ -199,7 +210,8 @@ class TargetTable:
 
     def update_batch_sql(self, conn: psycopg.Connection[Any]) -> str:
         """Update the batch rows still written by the same source; the seqs of the others.
-        Parameters: seqs, one array per update position, own xid, source roident, seqs."""
+        Parameters: seqs, one array per update position, own xid, source roident, baseline
+        roident, seqs."""
         sets = self.update_sets
 
         def build() -> sql.Composable:
@@ -217,7 +229,8 @@ class TargetTable:
 
     def delete_batch_sql(self, conn: psycopg.Connection[Any]) -> str:
         """Delete the batch rows still written by the same source; the seqs of the others.
-        Parameters: seqs, one array per key column, own xid, source roident, seqs."""
+        Parameters: seqs, one array per key column, own xid, source roident, baseline
+        roident, seqs."""
         return self._cached(
             "delete_batch",
             lambda: _not_done(
@@ -320,8 +333,11 @@ def _u(i: int) -> sql.Identifier:
     return sql.Identifier(f"c{i}")
 
 
-def describe(conn: psycopg.Connection[Any], relation: po.Relation) -> TargetTable:
-    """The target's table for a Relation message, matched by schema, name and column names."""
+def describe(
+    conn: psycopg.Connection[Any], relation: po.Relation, ignore: Collection[str] = ()
+) -> TargetTable:
+    """The target's table for a Relation message, matched by schema, name and column names;
+    the source's columns named in ``ignore`` (dropped here) are left out."""
     rows = conn.execute(_DESCRIBE, (relation.namespace, relation.name)).fetchall()
     qualified = f"{relation.namespace}.{relation.name}"
     if not rows:
@@ -329,13 +345,15 @@ def describe(conn: psycopg.Connection[Any], relation: po.Relation) -> TargetTabl
     by_name = {str(r[0]): (str(r[1]), int(r[2]), bool(r[3])) for r in rows}
     types: list[str] = []
     oids: list[int] = []
-    for column in relation.columns:
-        found = by_name.get(column.name)
-        if found is None:
-            raise TargetMismatch(f"column {column.name} of {qualified} is missing on the target")
+    kept = [c for c in relation.columns if c.name not in ignore]
+    missing = [c.name for c in kept if c.name not in by_name]
+    if missing:
+        raise MissingColumns(qualified, missing)
+    for column in kept:
+        found = by_name[column.name]
         types.append(found[0])
         oids.append(found[1])
-    names = tuple(c.name for c in relation.columns)
+    names = tuple(c.name for c in kept)
     key = tuple(i for i, name in enumerate(names) if by_name[name][2])
     target_key = sorted(name for name, (_t, _o, is_key) in by_name.items() if is_key)
     if not key or sorted(names[i] for i in key) != target_key:

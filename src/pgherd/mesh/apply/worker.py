@@ -41,6 +41,7 @@ from pgherd.mesh.apply.session import Replay
 from pgherd.mesh.apply.state import Remote
 from pgherd.mesh.apply.stream import Stream
 from pgherd.mesh.apply.target import register_wire
+from pgherd.mesh.apply.waits import Wait
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshSpec, WorkerState
@@ -72,6 +73,7 @@ BACKLOG_AGE_US = 500_000  # applying transactions committed this long ago: a bac
 BACKLOG_NAP = 0.01
 BACKLOG_DRY = 0.2
 ORIGIN_BUSY_WAIT = 15.0
+WAIT_POLL = 0.05  # seconds between looks for what the stream waits for (waits.py)
 
 _TAG_INSERT, _TAG_UPDATE, _TAG_DELETE = ord("I"), ord("U"), ord("D")
 _TAG_BEGIN, _TAG_COMMIT, _TAG_ORIGIN = ord("B"), ord("C"), ord("O")
@@ -129,6 +131,9 @@ class Worker:
                     Lsn(self.careful_until),
                 )
                 continue
+            except Wait as exc:
+                self._wait_for(exc)
+                continue
             except ConflictStop as exc:
                 self.state, self.error = WorkerState.CONFLICT, f"stopped on a conflict: {exc}"
                 self._write_status()
@@ -158,6 +163,7 @@ class Worker:
                 self.config.passfile,
                 dbname=self.spec.dbname,
                 application_name=mesh_model.slot_name(self.spec.name, self.target),
+                sslrootcert=self.config.ca_file,
             )
             slot = mesh_model.slot_name(self.spec.name, self.target)
             publication = mesh_model.publication_name(self.spec.name)
@@ -175,6 +181,23 @@ class Worker:
                     self.careful_until = max(self.position.received, applier.replay_until)
                     applier.abandon()
                     raise
+                except Wait:
+                    applier.abandon()  # the session closes: the group is rolled back
+                    raise
+
+    def _wait_for(self, wait: Wait) -> None:
+        """The stream needs something that comes in another member's stream (a column a
+        schema change adds, an earlier schema change): wait until it is here, then go on
+        from the origin. What the source sent since stays in its slot."""
+        self.error = f"waiting for {wait}, which comes from another member's stream"
+        log.info("%s", self.error)
+        self._write_status()
+        with self._connect_target() as conn:
+            while not self.stopping and not wait.ready(conn, self.spec.name):
+                time.sleep(WAIT_POLL)
+                self._write_status()
+        self.error = None
+        log.info("%s: here now; going on", wait)
 
     def _connect_target(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(
@@ -195,6 +218,10 @@ class Worker:
             "SELECT roident, roname FROM pg_replication_origin WHERE roname = ANY(%s)",
             (list(names),),
         ).fetchall()
+        baseline = conn.execute(
+            "SELECT roident FROM pg_replication_origin WHERE roname = %s",
+            (mesh_model.copy_origin_name(self.spec.name),),
+        ).fetchone()
         return ApplyContext(
             mesh=self.spec.name,
             source=self.source.name,
@@ -205,6 +232,8 @@ class Worker:
             origin_nodes={int(rid): names[str(name)] for rid, name in rows},
             resolution_us=self.spec.time_resolution_us,
             origin_names=names,
+            baseline_roident=int(baseline[0]) if baseline is not None else 0,
+            forwarded=self.spec.forwarded(self.source.name, self.target),
         )
 
     def _setup_origin(self, conn: psycopg.Connection[Any], origin: str) -> None:
@@ -346,6 +375,8 @@ class Worker:
             "conflict_counts": counters.conflict_counts(),
             "groups": counters.groups,
             "skipped_loops": counters.skipped_loops,
+            "forwarded": counters.forwarded,
+            "schema_changes": counters.schema_changes,
             "replays": self.replays,
             "last_conflict": None
             if last is None

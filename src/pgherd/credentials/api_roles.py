@@ -1,0 +1,27 @@
+"""The agents' API credentials beside the operator's token: a viewer's token, a token per
+node (agent-to-agent) and the grants file of their digests (docs/security.md). Written
+after the API token, whose digest the grants carry; ``pgherd secrets rotate`` renews them
+all without downtime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pgherd.config import ClusterConfig, read_token
+from pgherd.pg import apitokens
+
+
+class _ApiRoles:
+    name = "API credentials (viewer, nodes, grants)"
+
+    def paths(self, config: ClusterConfig) -> tuple[Path, ...]:
+        members = [n.name for n in config.nodes] + [w.name for w in config.witnesses]
+        nodes = tuple(config.node_token_file(m) for m in members)
+        return (config.viewer_token_file, config.grants_file, *nodes)
+
+    def generate(self, config: ClusterConfig) -> Mapping[Path, str]:
+        return apitokens.for_operator(config, read_token(config))
+
+
+KIND = _ApiRoles()
