@@ -57,6 +57,7 @@ from pgherd.pg import osuser, process
 
 ROOT = Path("/var/tmp/pgherd-bench-faults")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+NOT_HERE = "not run here"
 BEGIN, END = "<!-- BEGIN bench/faults.py table -->", "<!-- END bench/faults.py table -->"
 
 
@@ -100,6 +101,13 @@ def _median(summary: dict[str, Any]) -> str:
     return f"{summary['median']:.1f} / {summary['max']:.1f}"
 
 
+def _violations(row: dict[str, Any]) -> str:
+    if not row["runs"] and row["errors"] and all(e.startswith(NOT_HERE) for e in row["errors"]):
+        return "not run here"
+    problems = len(row["problems"]) + len(row["errors"])
+    return str(problems) if problems else "none"
+
+
 def table_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
     out: list[list[object]] = []
     for r in rows:
@@ -117,7 +125,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[object]]:
                 _median(r["settle_s"]),
                 f"{r['failovers']}/{r['runs']}",
                 r["false_failovers"],
-                "yes" if r["problems"] or r["errors"] else "no",
+                _violations(r),
             ]
         )
     return out
@@ -244,7 +252,7 @@ def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
         "least_left": round(least[0][1], 3) if least else None,
         "renewals": int(counts[0][1]) if counts else None,
         "ttl": c.deployment.config.ha.ttl if c.deployment.config.ha else 3.0,
-        "tps": float(tps.group(1)) if tps else None,
+        "tps": round(float(tps.group(1)), 1) if tps else None,
         "pgbench_exit": bench.returncode,
     }
     (out / "load.json").write_text(json.dumps(found, indent=1))
@@ -277,7 +285,7 @@ def run_mode(
                 try:
                     result = runner.run(cluster, fault, directory / "runs" / f"{index:03d}", index)
                 except NotHere as exc:
-                    row.errors.append(f"not run here: {exc}")
+                    row.errors.append(f"{NOT_HERE}: {exc}")
                     common.console.print(f"  [yellow]not run here[/]: {exc}")
                     break
                 except (AssertionError, RuntimeError, subprocess.SubprocessError) as exc:

@@ -6,9 +6,11 @@ not move the primary and moves it is a false failover.
 
 Faults here are the ones that found something, or guard a fix (docs/reliability.md):
 a promotion slower than the lease, the synchronous set left empty by it, an etcd member
-cut one way, commits held by standbys cut off, partial files in a full archive, the
-keeper's fence moment on an agent whose clock jumped back; and the watchdog's arming,
-pings and magic close.
+cut one way, commits held by standbys cut off, partial files in a full archive and
+``archive status`` failing after it had caught up; a flapping link and no false failover
+under load; and the watchdog's arming, pings and magic close. The rest of the catalogue
+runs in the long form, the clock faults among them (two agent restarts each: 50–95 s on
+this loaded machine; tests/unit/test_ha_clock.py checks the fence moment's translation).
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from pgherd.pg import osuser
 from tests.faults import runner
 from tests.faults.catalogue import (
     ArchiveFull,
-    ClockJump,
     Combined,
     CpuHogs,
     Fault,
     Flapping,
-    KillKeeper,
     LinkLossy,
     PrimaryCutFromMembers,
     PrimaryCutFromStore,
@@ -88,20 +88,26 @@ def test_a_healthy_leader_arms_and_pings_its_watchdog_and_no_standby_arms_one(
             assert not events or events[-1].what in (Happened.DISARMED, Happened.RESET), events
 
 
-def test_primary_cut_from_the_store_demotes_and_closes_its_watchdog(
+def test_primary_cut_from_the_store_stops_before_another_takes_writes(
     cluster: FaultCluster, module_dir: Path
 ) -> None:
     """Regression: a promotion slower than the lease (the fence fired half-way) left the
-    synchronous set empty and every member a standby for good."""
+    synchronous set empty and every member a standby for good. And the old primary's
+    watchdog: closed by its demotion, or (when the demotion is slower than the device's
+    timeout, as under load: docs/reliability.md) firing and resetting its machine — either
+    way before the new primary acknowledged its first write."""
     result = one(cluster, shorter(PrimaryCutFromStore()), module_dir)
     old = result.primary_before
-    closed = cluster.watchdogs[old].seen(Happened.DISARMED, result.injected)
+    dog = cluster.watchdogs[old]
+    stopped = sorted(
+        dog.seen(Happened.DISARMED, result.injected) + dog.seen(Happened.RESET, result.injected)
+    )
     first_new = min(
         w.answered or 0
         for w in result.history
         if w.acked and w.server != old and w.sent > result.injected
     )
-    assert closed and closed[0] < first_new, (closed, first_new)
+    assert stopped and stopped[0] < first_new, (dog.events[-6:], first_new)
 
 
 def test_a_frozen_agents_machine_is_reset_by_its_watchdog(
@@ -124,17 +130,12 @@ def test_a_frozen_agents_machine_is_reset_by_its_watchdog(
         lambda: shorter(PrimaryDeaf()),
         # synchronous commits held by standbys cut off (wal_sender_timeout)
         lambda: shorter(PrimaryCutFromMembers(), 8.0),
-        lambda: shorter(Flapping(), 10.0),
-        lambda: KillKeeper(),
-        # the keeper's fence moment is the system's, whatever the agent's clock says
-        lambda: ClockJump(monotonic=-30, cut_store=True, hold=HOLD),
+        lambda: shorter(Flapping(), 8.0),
     ],
     ids=[
         "one-way-cut",
         "cut-from-members",
         "flapping",
-        "kill-keeper",
-        "clock-back+store-cut",
     ],
 )
 def test_fault(cluster: FaultCluster, module_dir: Path, make: Callable[[], Fault]) -> None:
@@ -144,11 +145,14 @@ def test_fault(cluster: FaultCluster, module_dir: Path, make: Callable[[], Fault
 def test_archive_full_leaves_no_partial_file_and_recovers(
     cluster: FaultCluster, module_dir: Path
 ) -> None:
-    one(cluster, shorter(ArchiveFull(), 10.0), module_dir, verify_archive=True)
+    one(cluster, shorter(ArchiveFull()), module_dir, verify_archive=True)
 
 
 def test_no_false_failover_under_load(cluster: FaultCluster, module_dir: Path) -> None:
-    """CPU hogs, a slow disk and a lossy link to the store at once, 20 s (bench/faults.py
-    holds it 10 minutes, under pgbench too)."""
-    load = Combined(CpuHogs(hold=20), SlowDisk(hold=20), LinkLossy(5, store_only=True, hold=20))
+    """CPU hogs, a slow disk and a lossy link to the store at once, four leases long
+    (bench/faults.py holds it 10 minutes, under pgbench too)."""
+    hold = 12.0
+    load = Combined(
+        CpuHogs(hold=hold), SlowDisk(hold=hold), LinkLossy(5, store_only=True, hold=hold)
+    )
     one(cluster, load, module_dir)
