@@ -310,7 +310,11 @@ def run_mode(
             load = load_run(cluster, load_minutes, directory)
             common.console.print(f"  {load}")
     process.reap_zombie_children()
-    common.remove_tree(directory)
+    if any(r.errors or any(x.problems() for x in r.results) for r in rows):
+        # runs/NNN of a run that broke a rule: the clients' histories, the agents' logs
+        common.console.print(f"[yellow]kept for reading[/]: {directory / 'runs'}")
+    else:
+        common.remove_tree(directory)
     return rows, load
 
 

@@ -11,7 +11,9 @@ the primary changed (a false failover when the fault should not move it).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from tests.faults import checker, history
 from tests.faults.catalogue import Expect, Fault, Targets
 from tests.faults.checker import Check, Verdict, Violation
-from tests.faults.cluster import FaultCluster
+from tests.faults.cluster import NODES, FaultCluster
 
 KEYS_PER_RUN = 10_000_000  # each run's clients take keys in a range of their own
 CLIENTS = ("uri", "haproxy")
@@ -149,7 +151,7 @@ def run(
             extra=tuple(extra),
         )
     )
-    return RunResult(
+    result = RunResult(
         fault.name,
         fault.expect,
         primary,
@@ -165,6 +167,17 @@ def run(
         ended,
         writes,
     )
+    if result.problems():
+        keep_logs(c, directory)
+    return result
+
+
+def keep_logs(c: FaultCluster, directory: Path) -> None:
+    """The agents' logs beside a run that broke a rule: the nodes' disks, where they are
+    written, go with the cluster."""
+    for node in NODES:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(c.deployment.node(node).agent_log, directory / f"{node}.agent.log")
 
 
 def assert_clean(result: RunResult) -> None:
