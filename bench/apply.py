@@ -176,6 +176,9 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     servers.sql(
         "node1", "bench", "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", NATIVE_SLOT
     )
+    # The mesh's publication also carries its DDL log (pgherd.mesh_ddl): a native
+    # subscription to it needs that table on its side too (no rows reach it here).
+    servers.sql("node2", "native", node_ops.SCHEMA_SQL)
     source = config.node("node1")
     servers.sql(
         "node2",
@@ -350,8 +353,8 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float) -> dict[str, Any]:
     if run > 0:
-        # Start the round from empty tables: TRUNCATE is not published, so each side
-        # empties its own.
+        # Start the round from empty tables. The mesh's publication sends TRUNCATE now,
+        # and each side is emptied here too so that no consumer starts with old rows.
         empty = sql.SQL("TRUNCATE {}").format(sql.Identifier(case.table))
         for node, dbname in (("node1", "bench"), ("node2", "bench"), ("node2", "native")):
             servers.sql(node, dbname, empty)

@@ -40,11 +40,17 @@ def test_lab_config_makes_a_relative_directory_absolute(monkeypatch: pytest.Monk
     assert config.nodes[0].data_dir == Path("/var/tmp/lab/node1/data")
 
 
-@pytest.mark.parametrize("nodes", [0, -1, 10])
+@pytest.mark.parametrize("nodes", [0, -1, 17])
 def test_nodes_out_of_range(nodes: int) -> None:
     with pytest.raises(InvalidInput) as caught:
         layout.lab_config(LAB, nodes, 5440, "postgres", None)
-    assert caught.value.one_line() == f"--nodes {nodes} is out of range — use 1 to 9 nodes"
+    assert caught.value.one_line() == f"--nodes {nodes} is out of range — use 1 to 16 nodes"
+
+
+def test_ten_nodes_fit() -> None:
+    config = layout.lab_config(LAB, 10, 5440, "postgres", None, failover="automatic")
+    assert config.node_names[-1] == "node10"
+    assert len({n.port for n in config.nodes} | {n.api_port for n in config.nodes}) == 20
 
 
 @pytest.mark.parametrize(("port_base", "nodes"), [(1023, 3), (64534, 3), (64528, 9), (0, 1)])

@@ -42,6 +42,7 @@ from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
+from pgherd.ha.slots import SlotKeeper
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
@@ -156,6 +157,27 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
+
+    def restart_with(self, action: Callable[[], None]) -> None:
+        """Stop PostgreSQL, run ``action`` on its files (a standby's copies of the
+        primary's logical slots: ha/slots.py), and start it again, the way an API restart
+        goes (through the HA loop under automatic failover)."""
+        if self.ha is not None:
+            try:
+                with self._action_lock:
+                    log.info("restarting postgres to load copied slots")
+                    self.supervisor.stop(restart=True)
+                    action()
+            finally:
+                self._start_through_ha()  # started again even when the action failed
+            return
+        with self._action_lock:
+            log.info("restarting postgres to load copied slots")
+            self.supervisor.stop()
+            try:
+                action()
+            finally:
+                self.supervisor.start()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -281,8 +303,9 @@ def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event]
 def _rewrite_at_boot(reloader: Reloader, supervisor: Supervisor) -> None:
     """pgherd.conf and the access rules as pgherd.yaml wants them now (a setting changed
     while the agent was down); a running server, adopted, reloads them."""
-    if reloader.rewrite_at_boot() and supervisor.pid is not None:
-        reloader.reload_adopted()
+    rewritten = reloader.rewrite_at_boot()
+    if supervisor.pid is not None:
+        reloader.reload_adopted(rewritten)
 
 
 def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
@@ -305,7 +328,7 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
     AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
     agent = Agent(local, own, config, clock)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
-    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha, config)
     reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
@@ -360,6 +383,14 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
             daemon=True,
         ).start()
 
+    keeper = SlotKeeper(
+        local,
+        lambda: agent.supervisor.state() is PgState.RUNNING,
+        agent.restart_with,
+        lambda: agent.ha is not None and agent.ha.status().maintenance,
+    )
+    threading.Thread(target=keeper.run, args=(agent._stop,), name="slots", daemon=True).start()
+
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
     sampling = threading.Event()
@@ -391,11 +422,16 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         config.history.interval,
         reloader,
         checks,
-        [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
+        [
+            NodeCollector(
+                local, agent.status, agent.ha, archive_port.pusher_status, keeper.copies_ready
+            )
+        ],
         archive_port,
         grants=grants,
         auth_reads=config.api.auth_reads,
         audit=trail,
+        bind_peers=config.tls_on and config.tls_settings.client_certs,
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -27,6 +27,7 @@ from pgherd.clients.credential import Credential
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CheckIn, keep_for
+from pgherd.dcs.counting import CountingStore
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
@@ -83,12 +84,17 @@ class StoreHandle:
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self._store: Store | None = None
+        self._store: CountingStore | None = None
 
     def __call__(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.config)
+            self._store = CountingStore(open_store(self.config))
         return self._store
+
+    def calls(self) -> dict[str, int]:
+        """The calls made to the store so far (the loop's, its executor's and its fence's),
+        by kind; none before it was opened."""
+        return {} if self._store is None else self._store.counts()
 
 
 class HaLoop:
@@ -131,6 +137,7 @@ class HaLoop:
         self.sentence = "starting"
         self.decided_at: float | None = None  # wall clock, for people
         self.decided_mono: float | None = None  # the same moment, for liveness
+        self.cycles = 0  # since the agent started (GET /ha, with the store calls)
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
         self.last_world: World | None = None
@@ -155,6 +162,7 @@ class HaLoop:
     # ---- one cycle -------------------------------------------------------------------
 
     def cycle(self) -> tuple[Action, ...]:
+        self.cycles += 1
         local_state = self.reader.read()
         view = self._read_store()
         world, me = self._observe(local_state, view)
@@ -434,6 +442,8 @@ class HaLoop:
             decided_at=self.decided_at,
             streaming=local.streaming,
             watchdog=self._watchdog_state(),
+            cycles=self.cycles,
+            store_calls=self._store.calls() if isinstance(self._store, StoreHandle) else {},
         )
 
     def _watchdog_state(self) -> str | None:

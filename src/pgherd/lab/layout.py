@@ -22,7 +22,8 @@ ETCD_CLIENT_OFFSET = 2000  # the lab's etcd members: client ports
 ETCD_PEER_OFFSET = 3000  # and peer ports
 WITNESS_NAME = "witness"
 DCS_CLIENT = "dcs-client"  # the certificate agents and the CLI present to the lab's etcd
-MAX_NODES = 9
+# A lab is one machine's worth: bench/scale.py runs 10 nodes (issue 21), a few more fit.
+MAX_NODES = 16
 DEFAULT_PORT_BASE = 5440
 # Independent labs are for logical replication: a new or re-enabled subscription's apply
 # worker waits wal_retrieve_retry_interval (5 s by default) before it starts, and retries

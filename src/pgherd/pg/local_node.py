@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
 from pgherd.errors import ConfigError
-from pgherd.model.adopt import Original, adopted_settings
 from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
 from pgherd.pg.osuser import OsUser
+
+if TYPE_CHECKING:
+    from pgherd.model.adopt import Original
 
 # Settings every node gets, chosen for what later operations need: wal_log_hints for
 # pg_rewind (checksums are on too), logical wal_level for publications, slots and senders
@@ -37,6 +40,9 @@ BASE_SETTINGS: dict[str, Setting] = {
     # it streaming, so a synchronous primary's commits wait for it (the fault suite saw
     # commits held for the whole cut). Standbys reply every second (above).
     "wal_sender_timeout": "5s",
+    # A standby tells its upstream which catalog rows its copies of logical slots still need
+    # (model/failover_slots.py), and which rows its queries read.
+    "hot_standby_feedback": True,
     # A standby whose upstream went away (a switchover, a restart) retries after this
     # long, instead of the default 5 s.
     "wal_retrieve_retry_interval": "1s",
@@ -53,15 +59,18 @@ ROLE_SETTINGS = ("primary_conninfo", "primary_slot_name")
 @dataclass(eq=False)
 class LocalNode:
     """A node of the config on this machine. An agent shares one with all its parts;
-    :meth:`reconfigure` gives them all a reloaded config at once."""
+    :meth:`reconfigure` gives them all a reloaded config at once. ``config`` is held in
+    its pydantic-free form (pgherd.config_lite), so that ``standby clone``, a quick
+    command, can use it too; :meth:`open` and :meth:`reconfigure` take either form."""
 
-    config: ClusterConfig
-    node: NodeConfig
+    config: LiteConfig
+    node: LiteNode
     pgbin: PgBin
     user: OsUser
 
     @classmethod
-    def open(cls, config: ClusterConfig, name: str) -> LocalNode:
+    def open(cls, config: Validated | LiteConfig, name: str) -> LocalNode:
+        config = as_lite(config)
         node = config.node(name)
         return cls(
             config, node, binaries.find(config.pg_bin_for(node)), osuser.resolve(config.os_user)
@@ -80,7 +89,7 @@ class LocalNode:
         )
 
     def settings(
-        self, upstream: NodeConfig | None, original: Original | None = None
+        self, upstream: DataNode | None, original: Original | None = None
     ) -> dict[str, Setting]:
         """pgherd.conf for this node. Data pgherd adopted (``pgherd.adopted`` in the data
         directory, or ``original`` given) keep the operator's settings where replication
@@ -93,6 +102,9 @@ class LocalNode:
         wal_keep = ARCHIVED_WAL_KEEP_SIZE if self.config.archive is not None else "512MB"
         values: dict[str, Setting]
         if original is not None:
+            # Only for data pgherd adopted (pydantic; standby clone starts without it).
+            from pgherd.model.adopt import adopted_settings
+
             values = dict(
                 adopted_settings(
                     original,
@@ -143,20 +155,36 @@ class LocalNode:
 
     def settings_in_force(self) -> dict[str, Setting]:
         """pgherd.conf as the config wants it for the role the node has now: a primary's
-        settings, plus what the file says a standby streams from."""
+        settings, plus what the file says a standby streams from. A standby whose upstream
+        is a node of the config gets its ``primary_conninfo`` written again, so that it
+        follows the cluster's TLS (``sslmode=verify-full``, or none with ``tls: off``);
+        one that streams from elsewhere keeps the file's."""
         written = conf.read_include(self.node.data_dir)
-        values = self.settings(None)
-        values.update({k: written[k] for k in ROLE_SETTINGS if k in written})
+        upstream = self.written_upstream(written.get("primary_conninfo"))
+        values = self.settings(upstream)
+        values.update({k: written[k] for k in ROLE_SETTINGS if k in written and k not in values})
+        if "primary_slot_name" in written:
+            values["primary_slot_name"] = written["primary_slot_name"]
         return values
 
-    def reconfigure(self, config: ClusterConfig) -> None:
+    def written_upstream(self, primary_conninfo: str | None) -> LiteNode | None:
+        """The node of the config that a ``primary_conninfo`` points at (None: none, or
+        not a node of the config)."""
+        # Imported here: psycopg and pydantic stay off the quick commands' path.
+        from pgherd.pg.queries import upstream_of
+
+        host, port = upstream_of(primary_conninfo or "")
+        return self.config.node_at(host, port)
+
+    def reconfigure(self, config: Validated | LiteConfig) -> None:
         """Run with a reloaded config. The caller (ha/reload.py) has checked that what
         makes this node — its name, addresses, directories, programs, OS user, roles — is
         unchanged, so the instance and the OS user stay as they are."""
+        config = as_lite(config)
         self.node = config.node(self.node.name)
         self.config = config
 
-    def upstream_conninfo(self, upstream: NodeConfig) -> str:
+    def upstream_conninfo(self, upstream: DataNode) -> str:
         return conninfo.keyword(
             upstream.host,
             upstream.port,
@@ -192,7 +220,7 @@ class LocalNode:
         if self.config.archive is not None:
             write_spool(self.spool, self.config.archive.specs(), self.user)
 
-    def write_config(self, upstream: NodeConfig | None) -> None:
+    def write_config(self, upstream: DataNode | None) -> None:
         """Settings, access rules and the standby signal for this node's role."""
         self.write_spool()
         self.instance.write_settings(self.node.name, self.settings(upstream))
