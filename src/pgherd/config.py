@@ -36,6 +36,7 @@ from pgherd.config_lite import (
 from pgherd.errors import ConfigError
 from pgherd.model import ha_settings as ha_model
 from pgherd.model import settings as settings_rules
+from pgherd.model import watchdog as watchdog_model
 from pgherd.model.repository import RepositorySpec, Retention
 from pgherd.model.sockets import socket_dir_fits
 
@@ -110,6 +111,8 @@ class NodeConfig(_ApiCa, DataNode, _Strict):
     # Under automatic failover a standby streams from the leader, or from this node
     # (cascading) while that one runs as a standby.
     replicate_from: NodeName | None = None
+    # This node's watchdog device, when it is not ha.watchdog's (docs/failover.md).
+    watchdog: AbsPath | None = None
 
     @model_validator(mode="after")
     def _socket_fits(self) -> Self:
@@ -405,6 +408,10 @@ class HaConfig(_Strict):
     # then, or the postmaster's keeper stops PostgreSQL and a standby takes over
     # (docs/failover.md). 0: no extension, the lease's ttl.
     agent_restart_grace: float = Field(default=10.0, ge=0, le=3600)
+    # A watchdog device (/dev/watchdog: softdog or hardware) the leader arms and pings, so
+    # that the machine resets when its agent stops renewing the lease (docs/failover.md).
+    # A node that cannot arm its device never leads. Per node: nodes[].watchdog.
+    watchdog: AbsPath | None = None
 
     @model_validator(mode="after")
     def _timing(self) -> Self:
@@ -412,6 +419,10 @@ class HaConfig(_Strict):
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    def watchdog_problem(self) -> str | None:
+        """Why these timings do not allow a watchdog, or None."""
+        return watchdog_model.timing_problem(self.ttl, self.loop_wait, self.retry_timeout)
 
     def settings(self, mode: ha_model.Mode) -> ha_model.Settings:
         """The settings decide() takes: every field of model/ha.py's Settings that this
@@ -478,6 +489,15 @@ class ClusterConfig(ClusterFiles, _Strict):
                 "(every node is a primary of its own)"
             )
         names = {n.name for n in self.nodes}
+        wants_watchdog = any(n.watchdog for n in self.nodes) or (
+            self.ha is not None and self.ha.watchdog is not None
+        )
+        if wants_watchdog:
+            if self.ha is None:
+                raise ValueError("a watchdog needs automatic failover: add an ha: section")
+            problem = self.ha.watchdog_problem()
+            if problem is not None:
+                raise ValueError(problem)
         for node in self.nodes:
             if node.replicate_from is not None and node.replicate_from not in names - {node.name}:
                 raise ValueError(

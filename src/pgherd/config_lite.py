@@ -303,6 +303,7 @@ class LiteNode(DataNode):
     noloadbalance: bool
     nosync: bool
     replicate_from: str | None
+    watchdog: Path | None
     api_ca: Path | None  # the cluster's CA file (ClusterFiles.ca_file), not a field of it
 
 
@@ -380,6 +381,7 @@ class LiteHa:
     synchronous_quorum: int
     failsafe: bool
     agent_restart_grace: float
+    watchdog: Path | None
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,7 @@ def _node(data: Mapping[str, Any], api_ca: Path | None) -> LiteNode:
         noloadbalance=boolean(data["noloadbalance"]),
         nosync=boolean(data["nosync"]),
         replicate_from=None if data["replicate_from"] is None else text(data["replicate_from"]),
+        watchdog=_path_or_none(data["watchdog"]),
         api_ca=api_ca,
     )
 
@@ -581,6 +584,7 @@ def _ha(data: Mapping[str, Any]) -> LiteHa:
         synchronous_quorum=integer(data["synchronous_quorum"]),
         failsafe=boolean(data["failsafe"]),
         agent_restart_grace=number(data["agent_restart_grace"]),
+        watchdog=_path_or_none(data["watchdog"]),
     )
 
 

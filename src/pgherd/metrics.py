@@ -24,7 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 
@@ -51,6 +57,20 @@ FAILOVERS = Counter(
     "Automatic promotions of this node by its HA loop (a failover it won).",
     registry=REGISTRY,
 )
+LEASE_LEFT = Histogram(
+    "pgherd_lease_left_at_renewal_seconds",
+    "Seconds of its lease the leader still had when it renewed it: how close a healthy "
+    "leader came to losing its lease (a stalled cycle, a slow store).",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0),
+    registry=REGISTRY,
+)
+LEASE_LEFT_MIN = Gauge(
+    "pgherd_lease_left_min_seconds",
+    "The least of its lease this agent had left at a renewal since it started (NaN "
+    "before its second renewal).",
+    registry=REGISTRY,
+)
+LEASE_LEFT_MIN.set(float("nan"))
 
 
 class Collector(Protocol):

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,13 +119,20 @@ class Agent:
 
 
 def start_agent(
-    unit: Unit, node: NodeConfig, user: osuser.OsUser, netns: str | None = None
+    unit: Unit,
+    node: NodeConfig,
+    user: osuser.OsUser,
+    netns: str | None = None,
+    on: Callable[..., list[str]] | None = None,
 ) -> Agent:
-    """The unit's ``ExecStart=`` as its ``User=``, in the network namespace ``netns``."""
+    """The unit's ``ExecStart=`` as its ``User=``, in the network namespace ``netns``, or
+    as ``on`` runs a program (a test host's ``argv``: its namespace and control groups)."""
     assert unit.user == user.name, f"the unit runs the agent as {unit.user}, not {user.name}"
     user.make_dir(node.home_dir)
     argv = [*as_user(user), *unit.exec_start]
-    if netns is not None:
+    if on is not None:
+        argv = on(*argv)
+    elif netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
     log = os.open(node.agent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -106,7 +106,8 @@ class Deployment:
         """As the node's systemd unit starts it (docs/deploy.md installs that unit)."""
         if name not in self.units:
             self.units[name] = unit_of(self.config_path, name)
-        agent = start_agent(self.units[name], self.node(name), self.user, self.host_of(name).netns)
+        host = self.host_of(name)
+        agent = start_agent(self.units[name], self.node(name), self.user, on=host.argv)
         self.agents[name] = agent
         return agent
 

@@ -45,6 +45,9 @@ class EtcdCluster:
             f"--initial-cluster-token={self.token}",
             "--heartbeat-interval=50",
             "--election-timeout=500",
+            # as docs/deploy.md sets it: a member that hears nobody (a one-way partition)
+            # must not bump the term and unseat a healthy leader again and again
+            "--pre-vote=true",
         )
 
     def start(self, host: Host) -> None:

@@ -4,11 +4,17 @@ Each host is a namespace with its own address (``SUBNET.i``) on one end of a vet
 whose other end is a port of a bridge in a ``hub`` namespace; nothing is added to the
 machine's own namespace, and the addresses exist only inside namespaces this run created
 (names carry the run's prefix). Faults: a host's link cut (as if its cable were pulled),
-a queueing discipline on its link (``tc``: a slow link), a port dropped (``iptables``); a
-host shut down or powered off is the signalling of every process in its namespace
-(``ip netns pids``).
-Delays and losses need the kernel's ``sch_netem``, which this machine lacks; a slow link
-uses ``tbf``.
+a queueing discipline on its link (``tc``: a slow link), packet loss (``iptables``'
+statistic match), a port dropped (``iptables``), the host cut from some ports or some hosts
+only, or deaf (one way: nothing reaches it, what it sends leaves); a host shut down or
+powered off is the signalling of every process in its namespace (``ip netns pids``).
+Delays need the kernel's ``sch_netem``, which this machine lacks (``netem_available``); a
+slow link uses ``tbf``.
+
+Where the machine has cgroup v1's freezer and blkio controllers, every process run on a
+host (``Host.argv``) also joins that host's control groups: a host can then be paused
+whole, as a hypervisor pauses a VM (``pause``: every process frozen at once and its link
+silent), and its disk writes throttled (tests/hosts/storage.py).
 """
 
 from __future__ import annotations
@@ -19,10 +25,17 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SUBNET = "10.211.0"
 HUB_ADDRESS = f"{SUBNET}.254"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CONTROLLERS = ("freezer", "blkio")
+# Joins the control groups named in the arguments, then runs the rest: sh -c JOIN sh
+# DIR1 DIR2 -- argv… (the shell's PID is the program's: exec keeps it).
+JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs"; shift; done; shift; exec "$@"'
 
 
 def ip(*args: str) -> None:
@@ -51,10 +64,17 @@ class Host:
     address: str
     link: str  # the veth end in the bridge: down = the host's cable pulled
     inner: str  # the veth end inside the host
+    cgroups: tuple[Path, ...] = ()  # the host's control groups (freezer, blkio), if any
 
     def argv(self, *argv: str) -> list[str]:
-        """``argv`` run on this host (in its namespace)."""
-        return ["ip", "netns", "exec", self.netns, *argv]
+        """``argv`` run on this host (in its namespace and its control groups)."""
+        inside = ["ip", "netns", "exec", self.netns, *argv]
+        if not self.cgroups:
+            return inside
+        return ["sh", "-c", JOIN, "sh", *map(str, self.cgroups), "--", *inside]
+
+    def cgroup(self, controller: str) -> Path | None:
+        return next((c for c in self.cgroups if c.parent.parent.name == controller), None)
 
     def pids(self) -> list[int]:
         done = subprocess.run(
@@ -96,9 +116,25 @@ class Network:
         ip("-n", netns, "link", "set", inner, "up")
         ip("-n", self.hub, "link", "set", outer, "master", "br0")
         ip("-n", self.hub, "link", "set", outer, "up")
-        host = Host(name, netns, address, outer, inner)
+        host = Host(name, netns, address, outer, inner, self._make_cgroups(name))
         self.hosts[name] = host
         return host
+
+    def _make_cgroups(self, name: str) -> tuple[Path, ...]:
+        """The host's freezer and blkio groups under ``pgherd-tests/PREFIX`` (none where
+        cgroup v1 does not offer both)."""
+        made = []
+        for controller in CONTROLLERS:
+            base = CGROUP_ROOT / controller
+            if not (base / "cgroup.procs").exists():
+                return ()
+            group = base / "pgherd-tests" / f"{self.prefix}{name}"
+            try:
+                group.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return ()
+            made.append(group)
+        return tuple(made)
 
     # ---- faults ------------------------------------------------------------------------
 
@@ -141,6 +177,115 @@ class Network:
                 host, "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms", inbound=inbound
             )
 
+    def netem_available(self, host: Host) -> bool:
+        """Whether this kernel has ``tc netem`` (some have no sch_netem: then there is no
+        honest way here to delay packets, and delay faults are not run)."""
+        try:
+            self.qdisc(host, "netem", "delay", "0ms")
+        except subprocess.CalledProcessError:
+            return False
+        self.qdisc(host)
+        return True
+
+    def lose(self, host: Host, percent: float, ports: Iterable[int] = ()) -> None:
+        """Drop ``percent`` % of the packets the host sends and receives, at random
+        (iptables' statistic match; only those to or from ``ports`` when given).
+        ``clear_rules`` ends it."""
+        chosen = ",".join(str(p) for p in ports)
+        random_drop = [
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            f"{percent / 100:.4f}",
+            "-j",
+            "DROP",
+        ]
+        for chain in ("INPUT", "OUTPUT"):
+            if not chosen:
+                self.iptables(
+                    host, "-A", chain, "!", "-o" if chain == "OUTPUT" else "-i", "lo", *random_drop
+                )
+                continue
+            for flag in ("--dports", "--sports"):
+                self.iptables(
+                    host, "-A", chain, "-p", "tcp", "-m", "multiport", flag, chosen, *random_drop
+                )
+
+    def iptables(self, host: Host, *rule: str) -> None:
+        subprocess.run(host.argv("iptables", *rule), check=True, capture_output=True, timeout=20)
+
+    def cut_ports(self, host: Host, ports: Iterable[int]) -> None:
+        """Nothing reaches ``ports`` on any host from this one, nor these ports here from
+        anywhere: e.g. the host cut from the store (etcd's client and peer ports), its own
+        member included."""
+        listed = ",".join(str(p) for p in ports)
+        for chain, flag in (("OUTPUT", "--dports"), ("INPUT", "--dports")):
+            self.iptables(
+                host, "-A", chain, "-p", "tcp", "-m", "multiport", flag, listed, "-j", "DROP"
+            )
+        self.iptables(
+            host, "-A", "INPUT", "-p", "tcp", "-m", "multiport", "--sports", listed, "-j", "DROP"
+        )
+
+    def cut_from(self, host: Host, others: Iterable[Host], keep_ports: Iterable[int] = ()) -> None:
+        """The host and ``others`` no longer hear each other, except on ``keep_ports``
+        (e.g. the store's, so that only the members are cut apart)."""
+        kept = ",".join(str(p) for p in keep_ports)
+        for other in others:
+            for chain, side in (("INPUT", "-s"), ("OUTPUT", "-d")):
+                if kept:
+                    for flag in ("--dports", "--sports"):
+                        self.iptables(
+                            host,
+                            "-A",
+                            chain,
+                            side,
+                            other.address,
+                            "-p",
+                            "tcp",
+                            "-m",
+                            "multiport",
+                            flag,
+                            kept,
+                            "-j",
+                            "ACCEPT",
+                        )
+                self.iptables(host, "-A", chain, side, other.address, "-j", "DROP")
+
+    def deafen(self, host: Host) -> None:
+        """One way: nothing reaches the host; what it sends still leaves."""
+        self.iptables(host, "-A", "INPUT", "-i", host.inner, "-j", "DROP")
+
+    def clear_rules(self, host: Host) -> None:
+        """Every iptables rule of the host's namespace goes (only the faults put any)."""
+        self.iptables(host, "-F")
+
+    def pause(self, host: Host) -> None:
+        """The host stops, as a VM its hypervisor pauses: every process on it frozen at
+        once, its network silent (a paused VM's kernel answers nothing either)."""
+        self.cut(host)
+        self._freeze(host, "FROZEN")
+
+    def resume(self, host: Host) -> None:
+        self._freeze(host, "THAWED")
+        self.heal(host)
+
+    def _freeze(self, host: Host, state: str) -> None:
+        group = host.cgroup("freezer")
+        if group is None:  # no freezer: every process, one signal at a time
+            sig = signal.SIGSTOP if state == "FROZEN" else signal.SIGCONT
+            for pid in host.pids():
+                _signal(pid, sig)
+            return
+        (group / "freezer.state").write_text(state)
+        deadline = time.monotonic() + 20
+        while (group / "freezer.state").read_text().strip() != state:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{host.name} did not become {state}")
+            time.sleep(0.01)
+
     def drop_port(self, host: Host, port: int, drop: bool = True) -> None:
         """Drop (or stop dropping) TCP packets to ``port`` arriving at the host."""
         action = "-A" if drop else "-D"
@@ -155,6 +300,10 @@ class Network:
         sig = signal.SIGKILL if power_off else signal.SIGTERM
         for pid in host.pids():
             _signal(pid, sig)
+        # A paused host's processes take their signal when thawed (a frozen one cannot
+        # die), before they run another instruction of their own.
+        with contextlib.suppress(OSError, RuntimeError):
+            self._freeze(host, "THAWED")
         deadline = time.monotonic() + timeout
         while host.pids() and time.monotonic() < deadline:
             _reap()
@@ -167,9 +316,15 @@ class Network:
 
     def remove(self) -> None:
         for host in self.hosts.values():
+            with contextlib.suppress(OSError, RuntimeError):
+                self._freeze(host, "THAWED")  # a frozen process cannot die
             self.shut_down(host, power_off=True, timeout=10)
         for netns in reversed(self._namespaces):
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+        for host in self.hosts.values():
+            for group in host.cgroups:
+                with contextlib.suppress(OSError):
+                    group.rmdir()
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -23,14 +23,14 @@ from pgherd.dcs.state import ClusterState, Pause, SyncState
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import ConfigError, InvalidInput, Refused
 from pgherd.ha import observe
-from pgherd.ha.execute import Executor
+from pgherd.ha.execute import Executor, LeaseWhileWaiting
 from pgherd.ha.fence import Fence
 from pgherd.ha.loop import HaLoop, settings_of
 from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.sync import server_quorum
 from pgherd.lab import layout
 from pgherd.model.events import Event, Outcome
-from pgherd.model.ha import Do, Peer
+from pgherd.model.ha import Action, Do, Peer
 from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
@@ -475,3 +475,55 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
 )
 def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
     assert server_quorum(names) == quorum
+
+
+class _FakeClock:
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def monotonic(self) -> float:
+        return self.at
+
+    def time(self) -> float:
+        return 1_800_000_000.0 + self.at
+
+
+def test_a_promotion_keeps_the_lease_renewed_while_it_waits() -> None:
+    """A promotion on a loaded machine took longer than the lease (restore_command runs for
+    every timeline history it looks for): the fence fired half-way and every member was
+    left a standby (the fault suite found it). While the executor waits for PostgreSQL to
+    leave recovery, the lease is renewed every loop_wait, as the cycles would have."""
+    cfg = layout.lab_config(LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd")
+    local = LocalNode.open(cfg, "node1")
+    clock = _FakeClock(100.0)
+    store = MemoryStore(clock=clock.monotonic)
+    published: list[float | None] = []
+    fence = Fence(lambda: None, clock=clock.monotonic, publish=published.append)
+    executor = Executor(
+        local,
+        Supervisor(local.instance, auto_restart=False, clock=clock),
+        settings_of(cfg),
+        "token",
+        fence,
+        threading.Lock(),
+        lambda: store,
+        clock,
+    )
+    assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
+    assert executor.lease.valid_until == 103.0 and fence.until == 103.0
+    waiting = LeaseWhileWaiting(executor, every=0.5)
+    clock.at = 100.4
+    waiting.tick()  # not yet a cycle's time
+    assert executor.lease.valid_until == 103.0
+    clock.at = 102.5  # past what the first lease would have allowed the fence
+    waiting.tick()
+    assert executor.lease.valid_until == 105.5 and fence.until == 105.5
+    assert published[-1] == pytest.approx(105.2)
+    assert executor.least_left == pytest.approx(0.5)  # what pgherd_lease_left_min_seconds says
+    store.release_leader("node1")
+    assert store.acquire_leader("node2", 3.0)
+    clock.at = 103.1
+    with pytest.raises(Refused, match="another member holds it"):
+        waiting.tick()  # the wait ends; the fence keeps its deadline
+    assert not executor.lease.held()
+    assert fence.until == 105.5

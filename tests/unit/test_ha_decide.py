@@ -17,6 +17,7 @@ from pgherd.model.ha import (
     candidate_verdict,
     decide,
     failsafe_holds,
+    sync_set_while_promoting,
     sync_standby_names,
 )
 from pgherd.model.ha_settings import Mode, Settings
@@ -303,6 +304,19 @@ class TestSynchronous:
         assert verdict is not None and "2 are needed" in verdict
         seen = World(True, None, (peer("node3", 4000),), sync_set=("node2", "node3"))
         assert candidate_verdict(self.sync, STANDBY, seen) is None
+
+    def test_a_promotion_that_failed_half_way_leaves_its_candidate_free_to_retry(self) -> None:
+        """node2 took the lease and published the set while promoting; its promotion was
+        cut short (fenced, crashed) before its first cycle as the primary. It may try
+        again; node3 may not: node2's server may have acknowledged commits on its own."""
+        members, quorum = sync_set_while_promoting("node2")
+        world = World(True, None, (peer("node3", 5000),), sync_set=members, sync_quorum=quorum)
+        assert dos(decide(self.sync, STANDBY, world)) == [Do.ACQUIRE_LEASE, Do.PROMOTE]
+        node3 = replace(STANDBY, name="node3")
+        others = World(True, None, (peer("node2", 5000),), sync_set=members, sync_quorum=quorum)
+        assert candidate_verdict(self.sync, node3, others) == (
+            "synchronous mode: only a synchronous standby may be promoted"
+        )
 
     def test_the_leader_sets_the_synchronous_standbys(self) -> None:
         # The standbys that stream from it now (its pg_stat_replication), not the ones

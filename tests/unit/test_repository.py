@@ -200,8 +200,12 @@ def test_the_pusher_archives_ahead_into_every_repository(tmp_path: Path) -> None
 
 
 class FullStorage(MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = True
+
     def put_new(self, key: str, data: bytes) -> bool:
-        if key.startswith("wal/"):
+        if self.full and key.startswith("wal/"):
             raise StorageError(errno.ENOSPC, "the repository is full")
         return super().put_new(key, data)
 
@@ -222,6 +226,26 @@ def test_a_failing_repository_is_answered_with_its_reason_and_nothing_is_acknowl
     )
     assert not list(spooled.glob("*.ok"))
     assert pusher.status().failures == 1
+    assert pusher.status().last_error == f"{name(1)}: the repository is full"
+
+
+def test_the_pushers_error_is_forgotten_once_the_failing_segment_is_pushed(
+    tmp_path: Path,
+) -> None:
+    """A full repository that got space back: ``archive status`` reads ``last_error`` as
+    "the pusher fails now", so it must not outlive the failure (failures keeps the count)."""
+    storage = FullStorage()
+    data = pg_wal(tmp_path, range(1, 3))
+    spooled = tmp_path / "spool"
+    spooled.mkdir()
+    pusher = Pusher(data, spooled, repos(storage), workers=1, segment_size=SIZE)
+    pusher._push(name(1))
+    pusher._push(name(2))
+    storage.full = False  # space is back
+    pusher._push(name(1))
+    assert pusher.status().last_error == f"{name(2)}: the repository is full"  # still failing
+    pusher._push(name(2))
+    assert (pusher.status().failures, pusher.status().last_error) == (2, None)
 
 
 # ---- an interrupted backup resumes -------------------------------------------------------

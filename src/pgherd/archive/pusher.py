@@ -53,8 +53,8 @@ class PushStatus:
     in_flight: int
     pushed: int  # segments made durable since the pusher started
     pushed_bytes: int
-    failures: int
-    last_error: str | None
+    failures: int  # since the pusher started
+    last_error: str | None  # while a segment still fails (None once every one was pushed)
     last_pushed: str | None
     oldest_waiting: str | None
     seconds_per_segment: float | None  # mean over the last 64 pushes
@@ -215,6 +215,11 @@ class Pusher:
         spool_mod.write_answer(self.spool, name, spool_mod.OK)
         with self._lock:
             self._retry_at.pop(name, None)
+            if not self._retry_at:
+                # Nothing fails any more: the error was history (``failures`` keeps the
+                # count). Kept, ``archive status`` said "the pusher failed" for good after
+                # one full disk that was freed long ago (the fault suite's archive-full run).
+                self._last_error = None
             self._pushed += 1
             self._pushed_bytes += results[0].result.original_bytes if results else 0
             self._last_pushed = name

@@ -36,6 +36,7 @@ from pgherd.ha import status as status_mod
 from pgherd.ha.audit import AuditTrail
 from pgherd.ha.bootstrap import Bootstrap
 from pgherd.ha.checks import AgentChecks
+from pgherd.ha.clock import SYSTEM, Clock
 from pgherd.ha.history_store import HistoryStore, path_for
 from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
@@ -62,13 +63,17 @@ WATCH_INTERVAL = 0.5
 
 class Agent:
     def __init__(
-        self, local: LocalNode, token: Credential, config: ClusterConfig | None = None
+        self,
+        local: LocalNode,
+        token: Credential,
+        config: ClusterConfig | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.local = local
         self.token = token
         automatic = config is not None and config.automatic
         # Under automatic failover the HA loop decides how a dead server comes back.
-        self.supervisor = Supervisor(local.instance, auto_restart=not automatic)
+        self.supervisor = Supervisor(local.instance, auto_restart=not automatic, clock=clock)
         self._stop = threading.Event()
         self._action_lock = threading.Lock()
         self.operations = NodeOperations(local, self.supervisor, self._action_lock)
@@ -79,7 +84,7 @@ class Agent:
         self.bootstrap = None
         if automatic:
             assert config is not None
-            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token)
+            self.ha = ha_loop.build(config, local, self.supervisor, self._action_lock, token, clock)
             self.supervisor.on_exit = self.ha.wake
             # Until its data are the store's cluster, the node bootstraps; then the HA loop.
             self.bootstrap = Bootstrap(
@@ -303,7 +308,9 @@ def _rewrite_at_boot(reloader: Reloader, supervisor: Supervisor) -> None:
         reloader.reload_adopted(rewritten)
 
 
-def run(config_path: Path, node_name: str) -> None:
+def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
+    """The agent of ``node_name``, until SIGTERM. ``clock``: the time it reads (tests give
+    an agent a clock of its own: ha/clock.py)."""
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {node_name} %(levelname)s %(name)s: %(message)s",
@@ -319,7 +326,7 @@ def run(config_path: Path, node_name: str) -> None:
         AgentClient.client_cert = config.cert_files(node_name)
     own, grants = credentials(config, node_name)
     AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
-    agent = Agent(local, own, config)
+    agent = Agent(local, own, config, clock)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
     reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha, config)
     reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything

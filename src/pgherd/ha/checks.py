@@ -9,7 +9,6 @@ the node's status is read (one query).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +55,7 @@ class AgentChecks:
         if self.ha is None:
             return self._manual(self.status())
         ha = self.ha.status()
-        now = time.monotonic()
+        now = self.ha.clock.monotonic()
         if ha.streaming:
             self._streamed_at = now
         quiet = None if self._streamed_at is None else now - self._streamed_at
@@ -74,7 +73,7 @@ class AgentChecks:
             demoting=self.ha.demoting,
             failsafe=failsafe and not lease,
             noloadbalance=node.noloadbalance,
-            alive=self._alive(ha.decided_at),
+            alive=self._alive(),
             detail={"leader": ha.leader, "lease_left": ha.lease_left},
         )
 
@@ -94,12 +93,15 @@ class AgentChecks:
         leader_at = checkin_mod.last_primary_position(self.ha.last_view.checkins)
         return lag_bytes(leader_at, self.ha.last_local.position)
 
-    def _alive(self, decided_at: float | None) -> bool:
+    def _alive(self) -> bool:
+        """The HA loop decided within a lease and a cycle (on the agent's monotonic clock:
+        a step of the wall clock says nothing about the loop)."""
         assert self.ha is not None
-        if decided_at is None:
+        decided = self.ha.decided_mono
+        if decided is None:
             return True  # the first cycle has not ended yet
         settings = self.ha.settings
-        return time.time() - decided_at < settings.ttl + settings.loop_wait
+        return self.ha.clock.monotonic() - decided < settings.ttl + settings.loop_wait
 
     # ---- documents ---------------------------------------------------------------------
 

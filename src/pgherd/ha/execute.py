@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pgherd import metrics
 from pgherd.clients.credential import Credential
 from pgherd.clients.ops import OpsClient
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.errors import PgherdError, Refused
 from pgherd.ha import rejoin_local, sync
+from pgherd.ha.clock import SYSTEM, Clock
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model.ha import Action, Do
@@ -45,9 +47,34 @@ class Lease:
     """What this agent knows of its own lease."""
 
     valid_until: float | None = None  # monotonic; measured from before the request
+    clock: Clock = SYSTEM
 
     def held(self, now: float | None = None) -> bool:
-        return self.valid_until is not None and (now or time.monotonic()) < self.valid_until
+        at = self.clock.monotonic() if now is None else now
+        return self.valid_until is not None and at < self.valid_until
+
+
+@dataclass
+class LeaseWhileWaiting:
+    """Keeps the lease renewed while an action this cycle decided waits on PostgreSQL (a
+    promotion): every ``every`` seconds, as the cycles would, had the action not held
+    the loop. A renewal that fails raises, which ends the wait: the fence keeps its last
+    deadline and stops the server if nobody renews by then."""
+
+    executor: Executor
+    every: float
+    last: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last = self.executor.clock.monotonic()
+
+    def tick(self) -> None:
+        now = self.executor.clock.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        ex = self.executor
+        ex._lease_call(ex.store().renew_leader, "renew", True)
 
 
 @dataclass
@@ -59,11 +86,16 @@ class Executor:
     fence: Fence
     lock: threading.Lock
     store: Callable[[], Store]
-    lease: Lease = field(default_factory=Lease)
+    clock: Clock = SYSTEM
+    lease: Lease = field(init=False)
     lock_wait: float = 0.2
+    least_left: float | None = None  # the least of its lease left at a renewal, seen so far
     # Told the moment the server left recovery, before the slots are made: load balancers
     # may send writes from then on.
     on_promoted: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.lease = Lease(clock=self.clock)
 
     @property
     def me(self) -> str:
@@ -122,6 +154,8 @@ class Executor:
             assert action.target is not None
             return self._rejoin(action.target)
         if do is Do.START:
+            if primary_ahead:
+                self._require_watchdog()
             with self._locked():
                 # A primary restarting in place under its lease does not back off:
                 # primary_start_timeout bounds its attempts, then a standby takes over.
@@ -138,11 +172,14 @@ class Executor:
         raise ValueError(f"unknown action {do}")
 
     def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
-        sent_at = time.monotonic()
+        sent_at = self.clock.monotonic()
+        before = self.lease.valid_until
         if not call(self.me, self.settings.ttl):
             self.lease.valid_until = None
             raise Refused(f"could not {what} the lease: another member holds it")
         self.lease.valid_until = sent_at + self.settings.ttl
+        if before is not None:
+            self._note_left(before - sent_at)
         if arm:
             self.fence.allow_until(self.lease.valid_until)
         return f"lease valid for {self.settings.ttl:g} s"
@@ -153,8 +190,10 @@ class Executor:
         with self._locked():
             if self.settings.synchronous:
                 sync.before_promotion(self.store(), self.me)
-            self.fence.allow_until(self.lease.valid_until or time.monotonic())
-            result = promote.promote(self.local, timeout=30)
+            self.fence.allow_until(self.lease.valid_until or self.clock.monotonic())
+            self._require_watchdog()
+            renewing = LeaseWhileWaiting(self, every=self.settings.loop_wait)
+            result = promote.promote(self.local, timeout=30, while_waiting=renewing.tick)
             if self.on_promoted is not None:
                 self.on_promoted()
             self._prepare_slots()
@@ -163,6 +202,24 @@ class Executor:
         return (
             f"timeline {result.timeline_before} → {result.timeline_after} in {result.seconds:.2f} s"
         )
+
+    def _note_left(self, left: float) -> None:
+        """How much of its lease the leader had left when it renewed it (metrics)."""
+        metrics.LEASE_LEFT.observe(left)
+        if self.least_left is None or left < self.least_left:
+            self.least_left = left
+            metrics.LEASE_LEFT_MIN.set(left)
+
+    def _require_watchdog(self) -> None:
+        """A node with a watchdog takes writes only once it is armed (the fence arms it at
+        the lease's renewal; not when the lease is already too close to its end)."""
+        watchdog = self.fence.watchdog
+        if watchdog is not None and not watchdog.armed:
+            raise Refused(
+                f"the watchdog {watchdog.path} is not armed: "
+                f"{watchdog.problem or 'the lease was too close to its end to arm it'}",
+                "the next cycle tries again",
+            )
 
     def _prepare_slots(self) -> None:
         """A slot for every other data node, before they come to stream from us."""

@@ -11,7 +11,9 @@ that moment is ``margin`` away.
 
 The same moment is published (``publish``) to the postmaster's keeper (pg/keeper.py),
 which stops PostgreSQL then if the agent is gone: a killed or stopped agent's primary
-never takes writes past its lease either.
+never takes writes past its lease either. And a watchdog device, when the node has one
+(ha/watchdog.py), follows the fence: armed and pinged while the node may take writes,
+closed when it may not — it resets the machine if nothing on it gets to run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+from pgherd.ha.watchdog import Watchdog
 
 log = logging.getLogger("pgherd.ha")
 
@@ -31,8 +35,10 @@ class Fence:
         margin: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
         publish: Callable[[float | None], None] | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self._stop_now = stop_now
+        self.watchdog = watchdog
         self._publish = publish or (lambda _at: None)
         self.margin = margin
         self._clock = clock
@@ -43,8 +49,12 @@ class Fence:
         self.fired = 0  # how many times it had to stop PostgreSQL
 
     def allow_until(self, deadline: float) -> None:
-        """The primary may take writes until ``deadline`` (monotonic seconds)."""
+        """The primary may take writes until ``deadline`` (monotonic seconds). With a
+        watchdog, it is armed (or pinged) first: when arming fails (WatchdogError) the
+        deadline does not move."""
         with self._lock:
+            if self.watchdog is not None:
+                self.watchdog.follow(deadline)
             earlier = self._until is None or deadline < self._until
             self._until = deadline
             self._publish(deadline - self.margin)
@@ -56,6 +66,14 @@ class Fence:
         with self._lock:
             self._until = None
             self._publish(None)
+            self._release_watchdog()
+
+    def _release_watchdog(self) -> None:
+        if self.watchdog is not None:
+            try:
+                self.watchdog.follow(None)
+            except Exception:
+                log.exception("watchdog: could not disarm it")
 
     @property
     def until(self) -> float | None:
@@ -79,6 +97,9 @@ class Fence:
             self._stop_now()
         except Exception:
             log.exception("fencing failed")
+        with self._lock:
+            if self._until is None:  # not armed again meanwhile: PostgreSQL is stopped
+                self._release_watchdog()
         return True
 
     def run(self, longest: float = 1.0) -> None:
@@ -92,6 +113,9 @@ class Fence:
 
     def close(self) -> None:
         """End the thread; what was last published stays (the agent is stopping: the keeper
-        holds PostgreSQL to it)."""
+        holds PostgreSQL to it). A watchdog is closed with the magic character: nothing
+        on this machine pings it any more."""
         self._closed = True
         self._wake.set()
+        if self.watchdog is not None:
+            self.watchdog.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -33,10 +32,13 @@ from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
 from pgherd.ha import observe
+from pgherd.ha.clock import SYSTEM, Clock, system_monotonic
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
 from pgherd.ha.supervisor import Supervisor
+from pgherd.ha.watchdog import Watchdog
 from pgherd.model import failover_report
+from pgherd.model import watchdog as watchdog_model
 from pgherd.model.events import Event, Outcome
 from pgherd.model.fencing import after_acting
 from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
@@ -109,8 +111,10 @@ class HaLoop:
         peers: PeerReading,
         store: Callable[[], Store],
         probe: DivergenceProbing,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.local = local
         self.settings = executor.settings
         self.me = local.node.name
@@ -123,7 +127,7 @@ class HaLoop:
         self.probe = probe
         # When the loop started (the bootstrap waited for the store before), for model.ha's
         # boot grace: reset by run().
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self._saw_leader = False  # a leader at work since then (streamed from, or us)
         self._stop = threading.Event()
         self._stopped = threading.Event()  # run() returned
@@ -131,7 +135,8 @@ class HaLoop:
         self._events: StoreEventLog | None = None
         self._watch = DivergenceWatch()
         self.sentence = "starting"
-        self.decided_at: float | None = None
+        self.decided_at: float | None = None  # wall clock, for people
+        self.decided_mono: float | None = None  # the same moment, for liveness
         self.cycles = 0  # since the agent started (GET /ha, with the store calls)
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
@@ -188,12 +193,18 @@ class HaLoop:
         fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg, paused)
         peers = self.peers.read() if fresh else None
         world = observe.world(
-            self.config, self.me, view, peers, self.settings.ttl, observed_at=time.monotonic()
+            self.config,
+            self.me,
+            view,
+            peers,
+            self.settings.ttl,
+            observed_at=self.clock.monotonic(),
+            now=self.clock.time(),
         )
         return world, self._local(local_state, world)
 
     def _local(self, state: observe.LocalState, world: World) -> Local:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         check = watch_divergence(
             self._watch,
             self.me,
@@ -225,6 +236,7 @@ class HaLoop:
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
             never_ran=state.never_ran,
+            watchdog_problem=self.fence.watchdog.unfit() if self.fence.watchdog else None,
             booting_for=self._booting_for(state, world, now),
         )
 
@@ -288,7 +300,7 @@ class HaLoop:
     def _explain(self, me: Local, world: World) -> str:
         """A failover's why: the lost leader, when it last renewed, every candidate."""
         found = failover_report.candidates(self.settings, me, world)
-        return failover_report.sentence(self._lost_leader(world), found, time.time())
+        return failover_report.sentence(self._lost_leader(world), found, self.clock.time())
 
     def _event(self, action: Action, world: World, me: Local) -> Event:
         details = {"decided_by": self.me}
@@ -318,10 +330,14 @@ class HaLoop:
     def say(self, sentence: str) -> None:
         """What GET /ha shows as the last decision (the bootstrap's, before the loop runs)."""
         self.sentence = sentence
-        self.decided_at = time.time()
+        self._decided()
+
+    def _decided(self) -> None:
+        self.decided_at = self.clock.time()
+        self.decided_mono = self.clock.monotonic()
 
     def _log(self, sentence: str, level: int) -> None:
-        self.decided_at = time.time()
+        self._decided()
         if sentence != self.sentence:
             log.log(level, "%s", sentence)
             self.sentence = sentence
@@ -337,7 +353,7 @@ class HaLoop:
             self.local.node.api_url,
             leader,
             self.sentence,
-            time.time(),
+            self.clock.time(),
             config_fingerprint=fingerprint(self.config),
         )
         with contextlib.suppress(StoreUnavailable):
@@ -348,7 +364,7 @@ class HaLoop:
     # ---- the thread ------------------------------------------------------------------
 
     def run(self) -> None:
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         threading.Thread(target=self.fence.run, name="fence", daemon=True).start()
         log.info(
             "automatic failover: ttl %g s, loop_wait %g s, retry_timeout %g s%s%s",
@@ -360,13 +376,16 @@ class HaLoop:
         )
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
+                started = self.clock.monotonic()
                 try:
                     with metrics.HA_CYCLE_SECONDS.time():
                         self.cycle()
                 except Exception:
                     log.exception("HA cycle failed")
-                self._wake.wait(max(0.0, self.settings.loop_wait - (time.monotonic() - started)))
+                took = self.clock.monotonic() - started
+                self._wake.wait(
+                    min(max(0.0, self.settings.loop_wait - took), self.settings.loop_wait)
+                )
                 self._wake.clear()
         finally:
             self._stopped.set()
@@ -406,7 +425,7 @@ class HaLoop:
 
     def status(self) -> HaReport:
         local, view = self.last_local, self.last_view
-        now = time.monotonic()
+        now = self.clock.monotonic()
         until = self.executor.lease.valid_until
         return HaReport(
             mode=self.settings.mode,
@@ -422,9 +441,18 @@ class HaLoop:
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,
+            watchdog=self._watchdog_state(),
             cycles=self.cycles,
             store_calls=self._store.calls() if isinstance(self._store, StoreHandle) else {},
         )
+
+    def _watchdog_state(self) -> str | None:
+        watchdog = self.fence.watchdog
+        if watchdog is None:
+            return None
+        if watchdog.armed:
+            return f"armed ({watchdog.path}, {watchdog.timeout} s)"
+        return f"cannot be armed: {watchdog.problem}" if watchdog.problem else "disarmed"
 
 
 def build(
@@ -433,12 +461,23 @@ def build(
     supervisor: Supervisor,
     lock: threading.Lock,
     token: Credential,
+    clock: Clock = SYSTEM,
 ) -> HaLoop:
-    """The agent's HA loop with its real parts."""
+    """The agent's HA loop with its real parts, on ``clock``."""
     settings = settings_of(config)
     store = StoreHandle(config)
-    fence = Fence(supervisor.fence, publish=supervisor.set_fence)  # the keeper holds it too
-    executor = Executor(local, supervisor, settings, token, fence, lock, store)
+
+    def publish(at: float | None) -> None:  # the keeper holds it too, on the system's clock
+        supervisor.set_fence(None if at is None else system_monotonic(clock, at))
+
+    device = local.node.watchdog or (config.ha.watchdog if config.ha else None)
+    watchdog = (
+        Watchdog(device, watchdog_model.timeout_for(settings.ttl), clock.monotonic)
+        if device is not None
+        else None
+    )
+    fence = Fence(supervisor.fence, clock=clock.monotonic, publish=publish, watchdog=watchdog)
+    executor = Executor(local, supervisor, settings, token, fence, lock, store, clock)
     return HaLoop(
         config,
         local,
@@ -447,4 +486,5 @@ def build(
         observe.PeerReader(config, local.node.name, min(settings.retry_timeout, 1.0)),
         store,
         observe.DivergenceProbe(local, token),
+        clock,
     )

@@ -161,8 +161,10 @@ def peer_from_status(node: NodeConfig, status: NodeStatus | None) -> Peer:
     )
 
 
-def peer_from_checkin(node: NodeConfig, checkin: CheckIn | None, fresh_within: float) -> Peer:
-    if checkin is None or checkin.age() > fresh_within:
+def peer_from_checkin(
+    node: NodeConfig, checkin: CheckIn | None, fresh_within: float, now: float | None = None
+) -> Peer:
+    if checkin is None or checkin.age(now) > fresh_within:
         return Peer(node.name, reachable=False, nofailover=node.nofailover, nosync=node.nosync)
     return Peer(
         node.name,
@@ -261,18 +263,20 @@ def world(
     peers: tuple[Peer, ...] | None,
     fresh_within: float,
     observed_at: float = 0.0,
+    now: float | None = None,
 ) -> World:
-    """The World of model/ha.py from the store's view and, when asked, the peers' own word."""
+    """The World of model/ha.py from the store's view and, when asked, the peers' own word.
+    ``now``: this agent's wall clock (check-ins and pauses carry wall times)."""
+    now = time.time() if now is None else now
     found = view.checkins
     if peers is None:
         peers = tuple(
-            peer_from_checkin(n, found.get(n.name), fresh_within)
+            peer_from_checkin(n, found.get(n.name), fresh_within, now)
             for n in config.nodes
             if n.name != me
         )
     state = view.state
     sync = state.sync
-    now = time.time()
     return World(
         store_ok=view.ok,
         leader=view.leader,

@@ -26,11 +26,11 @@ import os
 import select
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from pgherd.errors import PgherdError, Refused
+from pgherd.ha.clock import SYSTEM, Clock
 from pgherd.model.backoff import Backoff
 from pgherd.model.status import Desired, PgState
 from pgherd.pg import keeper, process
@@ -50,8 +50,11 @@ KEEPER_REPORT_TIMEOUT = 30.0  # seconds for a keeper to say it started the postm
 
 
 class Supervisor:
-    def __init__(self, instance: Instance, auto_restart: bool = True) -> None:
+    def __init__(
+        self, instance: Instance, auto_restart: bool = True, clock: Clock = SYSTEM
+    ) -> None:
         self.instance = instance
+        self.clock = clock  # crash times and backoff (ha/clock.py)
         self.desired = Desired.RUNNING
         self.restarts = 0
         self.last_error: str | None = None
@@ -178,14 +181,14 @@ class Supervisor:
             self._note_exit()
             since = self._crashed_at if self._crashed_at is not None else self._down_since
             if since is None:
-                since = self._down_since = time.monotonic()
-            return time.monotonic() - since
+                since = self._down_since = self.clock.monotonic()
+            return self.clock.monotonic() - since
 
     def _note_exit(self) -> None:
         """A postmaster we started has exited while it should run: a crash, with its
         backoff (whichever of the watch loop and the HA loop sees it first)."""
         if self._crashed_at is None and self._down_since is None and self._child is not None:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             self._crashed_at = now
             self._delay = self._backoff.next_delay(now)
             self.last_error = f"postgres exited unexpectedly (code {self._child.returncode})"
@@ -195,7 +198,7 @@ class Supervisor:
         with self._lock:
             self.desired = Desired.RUNNING
             if self._down_since is None:
-                self._down_since = time.monotonic()
+                self._down_since = self.clock.monotonic()
 
     def spawn_when_due(self, urgent: bool = False) -> bool:
         """Start the postmaster now unless it runs or the crash backoff says wait (not when
@@ -208,7 +211,7 @@ class Supervisor:
             if self.desired is Desired.RUNNING:
                 self._note_exit()
             self.desired = Desired.RUNNING
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if not urgent and self._crashed_at is not None and now - self._crashed_at < self._delay:
                 return False
             if self._crashed_at is not None:
@@ -267,7 +270,7 @@ class Supervisor:
         self._crashed_at = None
         self._down_since = None
         self.ran = True
-        self._backoff.last_start = time.monotonic()
+        self._backoff.last_start = self.clock.monotonic()
         log.info("started postgres (pid %d, its keeper %d)", postmaster, child.pid)
 
     def _watch_child(self, child: process.Child) -> None:
@@ -313,7 +316,7 @@ class Supervisor:
         with self._lock:
             self.desired = Desired.RUNNING if restart else Desired.STOPPED
             self._crashed_at = None
-            self._down_since = time.monotonic() if restart else None
+            self._down_since = self.clock.monotonic() if restart else None
             pid = self.pid
             if pid is None:
                 return
@@ -359,7 +362,7 @@ class Supervisor:
                 return None
             if not self.instance.exists:
                 return None
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if self._crashed_at is None and self._down_since is None:
                 code = self._child.returncode if self._child is not None else None
                 self._crashed_at = now

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pgherd.dcs import state as dcs_state
 from pgherd.dcs.base import Store
 from pgherd.dcs.state import SyncState
-from pgherd.model.ha import sync_standby_names
+from pgherd.model.ha import sync_set_while_promoting, sync_standby_names
 from pgherd.pg import sync_standbys
 from pgherd.pg.instance import Instance
 
@@ -90,5 +90,7 @@ def apply(
 
 def before_promotion(store: Store, me: str) -> None:
     """A new leader's commits are acknowledged by whatever its server's (stale) setting
-    names until its first cycle sets it: nobody may be promoted over it until then."""
-    _set(store, SyncState(leader=me, members=(), quorum=0))
+    names until its first cycle sets it: nobody but itself may be promoted until then
+    (model/ha.py's sync_set_while_promoting)."""
+    members, quorum = sync_set_while_promoting(me)
+    _set(store, SyncState(leader=me, members=members, quorum=quorum))

@@ -122,6 +122,9 @@ class EtcdServer:
             "50",
             "--election-timeout",
             "500",
+            # Raft's pre-vote (the default from etcd 3.5): a member cut off one way does not
+            # unseat a healthy leader with ever higher terms (docs/deploy.md).
+            "--pre-vote=true",
             *(self.tls.flags() if self.tls is not None else []),
         ]
         log = self.data_dir.parent / f"{self.data_dir.name}.log"

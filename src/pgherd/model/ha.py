@@ -28,7 +28,10 @@ The rules that keep one writable primary:
   ``primary_start_timeout`` bounds restarts after a crash, never a start at boot;
 - while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
   promotes, demotes or re-points anything; the holder only keeps its lease; in
-  maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either.
+  maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either;
+- with a watchdog configured (``ha.watchdog``), a node whose device cannot be armed
+  (``Local.watchdog_problem``) never leads: a standby does not take over (or gives back a
+  lease it took), a primary demotes, a down primary does not start as one.
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ class Local:
     # PostgreSQL has not run since this agent started (a boot, not a crash): the restart
     # of a crashed primary is bounded by primary_start_timeout, its start at boot is not.
     never_ran: bool = False
+    # ha.watchdog is set and this node's device cannot be armed now: why (model/watchdog.py)
+    watchdog_problem: str | None = None
     # Seconds since this agent's HA loop started (the store answered), as long as it has seen
     # no leader at work since (it streamed from none, led none: perhaps a cold start); None
     # once it has.
@@ -189,6 +194,10 @@ def _paused(me: Local, world: World) -> tuple[Action, ...]:
     return (Action(Do.WAIT, f"{why}: no automatic action"),)
 
 
+def _unfit(me: Local) -> str:
+    return f"my watchdog cannot be armed ({me.watchdog_problem}) and a leader needs one"
+
+
 def _starting_primary(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     """A primary on its way up (restarted in place) keeps the lease, or is fenced."""
     if not world.store_ok:
@@ -218,6 +227,14 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     gives the lease up so the best standby takes over."""
     crashed_for = me.crashed_for or 0.0
     if world.leader == me.name and me.role is Role.PRIMARY:
+        if me.watchdog_problem is not None:
+            return (
+                Action(
+                    Do.RELEASE_LEASE,
+                    f"PostgreSQL is down and {_unfit(me)}: giving up the lease so a standby "
+                    "can take over",
+                ),
+            )
         # At boot the store may still hold this node's lease (etcd renews every lease when
         # it restarts): start in place; primary_start_timeout bounds restarts after crashes.
         if crashed_for >= settings.primary_start_timeout and not me.never_ran:
@@ -258,6 +275,8 @@ def _down_primary_without_leader(settings: Settings, me: Local, world: World) ->
     last leader, if another node, answers and is not ahead."""
     if not world.store_ok:
         return (Action(Do.WAIT, "PostgreSQL is down and the store is unreachable: waiting"),)
+    if me.watchdog_problem is not None:
+        return (Action(Do.WAIT, f"not starting as the primary: {_unfit(me)}"),)
     if not me.never_ran and (me.crashed_for or 0.0) >= settings.primary_start_timeout:
         return (
             Action(
@@ -300,6 +319,8 @@ def _down_primary_without_leader(settings: Settings, me: Local, world: World) ->
 def _as_primary(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
     if not world.store_ok:
         return _primary_without_store(settings, me, world)
+    if me.watchdog_problem is not None and world.leader in (me.name, None):
+        return (Action(Do.DEMOTE, f"demoting myself: {_unfit(me)}"),)
     if world.leader == me.name:
         actions = [Action(Do.RENEW_LEASE, "I am the leader: renewing the lease")]
         if settings.synchronous:
@@ -388,6 +409,13 @@ def _as_standby(settings: Settings, me: Local, world: World) -> tuple[Action, ..
             return (Action(Do.FOLLOW, why, target=wanted),)
         return (Action(Do.WAIT, f"streaming from {me.upstream}; {leader} leads"),)
     if leader == me.name:
+        if me.watchdog_problem is not None:
+            return (
+                Action(
+                    Do.RELEASE_LEASE,
+                    f"I hold the lease as a standby but {_unfit(me)}: giving it up",
+                ),
+            )
         return (
             Action(Do.RENEW_LEASE, "I hold the lease as a standby: finishing my promotion"),
             Action(Do.PROMOTE, "promoting: I hold the lease"),
@@ -445,6 +473,8 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
     """None when this standby should take the expired lease; else the reason it should not."""
     if me.nofailover:
         return "I am tagged nofailover"
+    if me.watchdog_problem is not None:
+        return _unfit(me)
     if me.position is None:
         return "my WAL position is unknown"
     known = world.last_primary_position
@@ -547,6 +577,17 @@ def _sync_verdict(settings: Settings, me: Local, world: World) -> str | None:
             f"{', '.join(world.sync_set)}, {needed} are needed to be sure I am the most advanced"
         )
     return None
+
+
+def sync_set_while_promoting(me: str) -> tuple[tuple[str, ...], int]:
+    """The store's synchronous set (members, quorum) while ``me`` promotes, until its first
+    cycle as the primary names its standbys. Its server acknowledges commits by a stale
+    setting meanwhile (maybe none), so nobody else may be promoted over it — but it may:
+    a promotion that fails half-way (its fence fired, it crashed) must leave the candidate
+    free to try again. An empty set would leave no member that may ever lead (found by
+    the fault suite: a promotion slowed past the lease on a loaded machine, then every
+    member a standby, for good)."""
+    return (me,), 1
 
 
 def sync_standby_names(members: Sequence[str], quorum: int) -> str:

@@ -25,6 +25,7 @@ class HaReport(Frozen):
     decision: str = ""  # the last cycle's sentence
     decided_at: float | None = None  # seconds since the epoch
     streaming: bool = False  # a standby that streams from its upstream
+    watchdog: str | None = None  # ha.watchdog: armed, disarmed, or why it cannot be armed
     cycles: int = 0  # HA cycles run since the agent started
     # Calls to the coordination store since the agent started (the loop's, the lease's and
     # the fence's), by kind: snapshot, renew_leader, touch_member…

@@ -35,6 +35,11 @@ BASE_SETTINGS: dict[str, Setting] = {
     "wal_keep_size": "512MB",
     "track_commit_timestamp": True,
     "wal_receiver_status_interval": "1s",
+    # A standby that stops answering (a partition between the primary and its standbys
+    # only) is dropped after 5 s instead of 60: until then pg_stat_replication still shows
+    # it streaming, so a synchronous primary's commits wait for it (the fault suite saw
+    # commits held for the whole cut). Standbys reply every second (above).
+    "wal_sender_timeout": "5s",
     # A standby tells its upstream which catalog rows its copies of logical slots still need
     # (model/failover_slots.py), and which rows its queries read.
     "hot_standby_feedback": True,

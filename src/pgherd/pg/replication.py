@@ -4,6 +4,7 @@ checkpoints."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -124,9 +125,18 @@ def request_promotion(conn: Conn) -> None:
         raise QueryFailed("pg_promote() did not signal the promotion", "see the server log")
 
 
-def wait_promoted(conn: Conn, timeout: float, interval: float = 0.01) -> None:
+def wait_promoted(
+    conn: Conn,
+    timeout: float,
+    interval: float = 0.01,
+    while_waiting: Callable[[], None] | None = None,
+) -> None:
+    """Until the server left recovery; ``while_waiting`` is called at every poll (it may
+    raise to give up waiting)."""
     deadline = time.monotonic() + timeout
     while in_recovery(conn):
+        if while_waiting is not None:
+            while_waiting()
         if time.monotonic() > deadline:
             raise TimedOut(
                 f"the server was still in recovery {timeout:.0f} s after the promotion request",

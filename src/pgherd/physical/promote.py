@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from pgherd.errors import Refused
 from pgherd.model.node_ops import PromoteResult
@@ -12,14 +13,19 @@ from pgherd.pg.local_node import LocalNode
 from pgherd.physical import wal_position
 
 
-def promote(local: LocalNode, timeout: float = 60) -> PromoteResult:
+def promote(
+    local: LocalNode, timeout: float = 60, while_waiting: Callable[[], None] | None = None
+) -> PromoteResult:
+    """End recovery and wait for it; ``while_waiting`` is called while it takes (the HA
+    loop keeps its lease there: a promotion can take longer than a lease on a loaded
+    machine, restore_command runs for every timeline history it looks for)."""
     name = local.node.name
     with local.instance.connect() as conn:
         if not replication.in_recovery(conn):
             raise Refused(f"{name} is already a primary", "there is nothing to promote")
         started = time.monotonic()
         replication.request_promotion(conn)
-        replication.wait_promoted(conn, timeout)
+        replication.wait_promoted(conn, timeout, while_waiting=while_waiting)
         seconds = time.monotonic() - started
         after = queries.server_state(conn)
     # The timeline it was on is the last one the new timeline's history lists (a standby
