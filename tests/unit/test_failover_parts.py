@@ -493,7 +493,9 @@ def test_a_promotion_keeps_the_lease_renewed_while_it_waits() -> None:
     every timeline history it looks for): the fence fired half-way and every member was
     left a standby (the fault suite found it). While the executor waits for PostgreSQL to
     leave recovery, the lease is renewed every loop_wait, as the cycles would have."""
-    cfg = layout.lab_config(LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd")
+    cfg = layout.lab_config(
+        LAB, layout.LabShape(3, 25000, "postgres", None, failover="automatic", dcs="etcd")
+    )
     local = LocalNode.open(cfg, "node1")
     clock = _FakeClock(100.0)
     store = MemoryStore(clock=clock.monotonic)
