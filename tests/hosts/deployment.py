@@ -18,7 +18,7 @@ from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.pg import osuser
 from tests.hosts.agents import Agent, Unit, as_user, service_env, start_agent, unit_of
-from tests.hosts.etcd import EtcdCluster
+from tests.hosts.etcd import EtcdCluster, EtcdTls
 from tests.hosts.network import Host, Network, unavailable
 
 
@@ -43,6 +43,13 @@ class Hosts:
         self.network.shut_down(host, power_off=power_off)
         self.etcd.forget(host)
 
+    def start_store(self, config: ClusterConfig) -> None:
+        """docs/deploy.md step 4: the etcd members, with the certificates ``pgherd secrets
+        init`` issued for them from ``config``'s cluster CA; back once they have a leader."""
+        self.etcd.tls = EtcdTls.of(config, self.etcd.hosts)
+        self.etcd.start_all()
+        self.etcd.wait_healthy(self.etcd.hosts[0])
+
     def boot(self, name: str) -> None:
         """The host comes up: its etcd member, if it has one (its agent: the cluster's)."""
         host = self[name]
@@ -53,7 +60,8 @@ class Hosts:
 @contextlib.contextmanager
 def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Iterator[Hosts]:
     """``count`` hosts named host1… (addresses SUBNET.1…), etcd on the first
-    ``etcd_members``; everything removed on the way out, failed test or not."""
+    ``etcd_members`` (started by :meth:`Hosts.start_store` once its certificates exist);
+    everything removed on the way out, failed test or not."""
     why = unavailable()
     if why is not None:
         import pytest
@@ -67,8 +75,6 @@ def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Itera
             network.add_host(f"host{i}", i)
         members = [network.hosts[f"host{i}"] for i in range(1, etcd_members + 1)]
         etcd = EtcdCluster(members, directory / "etcd")
-        etcd.start_all()
-        etcd.wait_healthy(members[0])
         yield Hosts(network, etcd, directory)
     finally:
         if etcd is not None:
