@@ -377,7 +377,7 @@ def test_bad_subscriptions_are_refused_and_change_nothing(pair: Lab) -> None:
     cases = [
         (
             ("--from", "node1", "--publication", "canary_pub", "--origin", "none"),
-            "origin (--origin) need PostgreSQL 16 or later; node2 runs PostgreSQL 15",
+            "origin = none (--origin none): needs PostgreSQL 16 or later; node2 runs PostgreSQL 15",
         ),
         (
             ("--from", "postgresql://replicator:secret@127.0.0.1/postgres", "--publication", "x"),

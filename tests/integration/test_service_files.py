@@ -62,10 +62,18 @@ def test_secrets_init_writes_them_once_owned_by_postgres(
     config = config_mod.load(path)
     first = json.loads(pgherd("secrets", "init", "--json", config=path).stdout)
     assert first["owner"] == "postgres"
-    assert [(f["kind"], f["action"]) for f in first["files"]] == [
-        ("passfile", "created"),
-        ("API token", "created"),
+    kinds = list(dict.fromkeys(f["kind"] for f in first["files"]))
+    assert kinds == [
+        "passfile",
+        "API token",
+        "API credentials (viewer, nodes, grants)",
+        "TLS (cluster CA and member certificates)",
     ]
+    assert {f["action"] for f in first["files"]} == {"created"}
+    for entry in first["files"]:
+        st = Path(entry["path"]).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600, entry
+        assert st.st_uid == os_user.uid, entry
     for secret in (config.passfile, config.api_token_file):
         st = secret.stat()
         assert stat.S_IMODE(st.st_mode) == 0o600

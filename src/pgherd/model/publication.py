@@ -228,7 +228,7 @@ def require_features(needed: Sequence[tuple[str, int]], version_num: int, node: 
     for feature, minimum in needed:
         if version_num < minimum:
             raise Refused(
-                f"{feature} need PostgreSQL {minimum // 10000} or later; "
+                f"{feature}: needs PostgreSQL {minimum // 10000} or later; "
                 f"{node} runs PostgreSQL {version_text(version_num)}",
                 "leave that option out, or upgrade that server first (pgherd upgrade)",
             )
