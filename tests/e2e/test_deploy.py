@@ -12,7 +12,6 @@ etcd) adopts a running primary that holds data and its operator's pg_hba lines.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import subprocess
@@ -118,12 +117,10 @@ def healthy(deployment: Deployment, on: str, members: tuple[str, ...] = NODES) -
 
 def store_record(hosts: Hosts, cluster: str) -> dict[str, Any] | None:
     """The store's initialize key for ``cluster``, read from etcd's JSON gateway."""
-    key = base64.b64encode(f"/pgherd/{cluster}/initialize".encode()).decode()
-    done = hosts.etcd.curl(hosts["host1"], "/v3/kv/range", "-d", json.dumps({"key": key}))
-    kvs = json.loads(done.stdout).get("kvs", [])
-    if not kvs:
+    value = hosts.etcd.get(f"/pgherd/{cluster}/initialize")
+    if value is None:
         return None
-    record: dict[str, Any] = json.loads(base64.b64decode(kvs[0]["value"]))
+    record: dict[str, Any] = json.loads(value)
     return record
 
 

@@ -8,6 +8,8 @@ that present a certificate of that CA (``ETCD_CLIENT_CERT_AUTH``)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import subprocess
 import time
@@ -145,6 +147,28 @@ class EtcdCluster:
             text=True,
             check=False,
         )
+
+    def get(self, key: str, timeout: float = 30) -> bytes | None:
+        """The value of ``key`` (None: no such key), read through the v3 JSON gateway of
+        whichever member answers first: one whose host has just booted may still be
+        rejoining its peers."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()})
+        deadline = time.monotonic() + timeout
+        while True:
+            for host in self.hosts:
+                if not self.running(host):
+                    continue
+                try:
+                    answer = json.loads(self.curl(host, "/v3/kv/range", "-d", body).stdout)
+                except ValueError:
+                    continue  # no answer (yet)
+                if "header" not in answer:
+                    continue  # an error: no quorum seen from this member yet
+                kvs = answer.get("kvs", [])
+                return base64.b64decode(kvs[0]["value"]) if kvs else None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no etcd member answered for {key} within {timeout:.0f} s")
+            time.sleep(0.5)
 
     def healthy(self, through: Host) -> bool:
         """Whether the cluster has a leader, asked from ``through``."""
