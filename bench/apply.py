@@ -176,6 +176,9 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     servers.sql(
         "node1", "bench", "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", NATIVE_SLOT
     )
+    # The mesh's publication also carries its DDL log (pgherd.mesh_ddl): a native
+    # subscription to it needs that table on its side too (no rows reach it here).
+    servers.sql("node2", "native", node_ops.SCHEMA_SQL)
     source = config.node("node1")
     servers.sql(
         "node2",

@@ -692,6 +692,9 @@ def test_update_update_the_later_update_wins_on_both(nodes: Nodes, luw_mesh: str
         assert 'data-resolution="keep-local"' in kept.text
         none = console.get("/mesh", params={"name": "uu", "kind": "insert_exists"})
         assert "no conflicts match" in none.text
+        unknown = console.get("/mesh", params={"name": "uu", "kind": "no_such_kind"})
+        assert unknown.status_code == 200
+        assert "no conflict kind &#39;no_such_kind&#39;" in unknown.text
 
 
 def test_update_delete_the_delete_wins_on_both(nodes: Nodes, luw_mesh: str) -> None:

@@ -78,7 +78,6 @@ FREE_FORM = {
     ("GET", "/cluster"): "Patroni's /cluster document, in Patroni's shape",
     ("GET", "/history"): "Patroni's /history: lists of [timeline, lsn, reason]",
     ("GET", "/metrics"): "Prometheus's text format, not JSON",
-    ("GET", "/mesh/{}/conflicts"): "rows of pgherd.conflicts, shown as the table has them",
 }
 
 

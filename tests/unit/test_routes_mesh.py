@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,8 +13,11 @@ from pgherd.api.app import secure
 from pgherd.api.credentials import operator_only
 from pgherd.api.routes_mesh import mesh_router
 from pgherd.errors import Refused
+from pgherd.model.conflict import ConflictKind, Policy, Resolution
 from pgherd.model.mesh import (
     Chunk,
+    ConflictFilter,
+    MeshConflict,
     MeshDdl,
     MeshNodeReport,
     MeshSpec,
@@ -24,6 +28,20 @@ from pgherd.model.mesh_copy import CopyRequest, CopyState, CopyStatus, JoinPlan
 from pgherd.model.mesh_sequences import SequenceSetting
 
 SPEC = MeshSpec(name="shop", nodes=("a", "b"), tables=("public.t",))
+CONFLICT = MeshConflict(
+    id=3,
+    at=datetime(2026, 12, 6, 11, 0, tzinfo=UTC),
+    source_node="b",
+    target_node="a",
+    table_name="public.t",
+    kind=ConflictKind.UPDATE_MISSING,
+    key='{"id": 30}',
+    remote_row='{"id": 30, "v": 1}',
+    remote_lsn="0/3000060",
+    policy=Policy.LAST_UPDATE_WINS,
+    resolution=Resolution.SKIP,
+    reason="no row with that key",
+)
 
 
 class FakeMesh:
@@ -32,6 +50,7 @@ class FakeMesh:
     def __init__(self) -> None:
         self.started: list[MeshSpec] = []
         self.progress: list[tuple[str, str]] = []
+        self.asked: list[ConflictFilter] = []
 
     def specs(self) -> list[MeshSpec]:
         return [SPEC, *self.started]
@@ -90,16 +109,9 @@ class FakeMesh:
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]:
         return (MeshWorkerRow(mesh="shop", source="b", target="a", state="running"),)
 
-    def conflicts(
-        self,
-        name: str,
-        limit: int,
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]:
-        found = {"kind": "insert_exists", "limit": limit}
-        return [found | {"table": table, "resolution": resolution}] if table else [found]
+    def conflicts(self, name: str, which: ConflictFilter) -> list[MeshConflict]:
+        self.asked.append(which)
+        return [CONFLICT]
 
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
         return [MeshDdl(origin_node="a", id=1, at="now", statement="ALTER TABLE t ADD c int")]
@@ -161,15 +173,20 @@ def test_checksums_compute_boundaries_on_the_reference_node_only() -> None:
 
 
 def test_reads_and_refusals() -> None:
-    http = client(FakeMesh())
+    mesh = FakeMesh()
+    http = client(mesh)
     assert http.get("/mesh/workers", headers=AUTH).json()[0]["state"] == "running"
-    assert http.get("/mesh/shop/conflicts?limit=7", headers=AUTH).json() == [
-        {"kind": "insert_exists", "limit": 7}
+    found = http.get("/mesh/shop/conflicts?limit=7", headers=AUTH).json()
+    assert [MeshConflict.model_validate(c) for c in found] == [CONFLICT]
+    http.get("/mesh/shop/conflicts?table=public.t&resolution=skip", headers=AUTH)
+    assert mesh.asked == [
+        ConflictFilter(limit=7),
+        ConflictFilter(table="public.t", resolution=Resolution.SKIP),
     ]
-    filtered = http.get("/mesh/shop/conflicts?table=public.t&resolution=skip", headers=AUTH).json()
-    assert filtered == [
-        {"kind": "insert_exists", "limit": 100, "table": "public.t", "resolution": "skip"}
-    ]
+    for bad in ("kind=no_such_kind", "resolution=maybe", "limit=0", "limit=10001"):
+        refused = http.get(f"/mesh/shop/conflicts?{bad}", headers=AUTH)
+        assert refused.status_code == 422, bad
+        assert set(refused.json()) == {"error", "hint"}, bad
     gone = http.delete("/mesh/nope", headers=AUTH)
     assert gone.status_code == 409
     assert gone.json()["hint"] == "see mesh status"

@@ -68,10 +68,14 @@ def secure(
     grants: Callable[[], Grants],
     auth_reads: bool = False,
     max_body: int = MAX_BODY,
+    bind_peers: bool = False,
 ) -> FastAPI:
     """The guard (credentials and body size, before the body is read) and the one error
-    shape, on ``app``: every app that serves agent routes has both."""
-    app.add_middleware(Guard, grants=grants, auth_reads=auth_reads, max_body=max_body)
+    shape, on ``app``: every app that serves agent routes has both. ``bind_peers``: a
+    node's credential only with that node's client certificate (``tls.client_certs``)."""
+    app.add_middleware(
+        Guard, grants=grants, auth_reads=auth_reads, max_body=max_body, bind_peers=bind_peers
+    )
     errors.install(app)
     return app
 
@@ -85,13 +89,14 @@ def create_app(
     max_body: int = MAX_BODY,
     audit: Sink | None = None,
     node: str = "",
+    bind_peers: bool = False,
 ) -> FastAPI:
     """``grants``: the credentials accepted, asked for on every request (so that a
     rotation takes effect without a restart); by default the agent's token, as operator.
     ``audit``: where the record of every acting call goes (api/audit.py), for ``node``."""
     app = FastAPI(title="pgherd agent", version="1", lifespan=lifespan)
     fixed = operator_only(token_of(agent.token) or "")
-    secure(app, grants or (lambda: fixed), auth_reads, max_body)
+    secure(app, grants or (lambda: fixed), auth_reads, max_body, bind_peers)
     if audit is not None:  # added last: the outermost, so the guard's refusals are seen
         app.add_middleware(Audit, node=node, sink=audit)
     if mesh is not None:
@@ -147,6 +152,7 @@ def agent_app(
     grants: Callable[[], Grants] | None = None,
     auth_reads: bool = False,
     audit: Sink | None = None,
+    bind_peers: bool = False,
 ) -> FastAPI:
     """Every route an agent serves, each area's router over its port. The one place
     that lists them: the agent serves this, and tests/unit/test_clients_match_routes.py
@@ -159,6 +165,7 @@ def agent_app(
         auth_reads=auth_reads,
         audit=audit,
         node=local.node.name,
+        bind_peers=bind_peers,
     )
     app.include_router(routes_logical.router(local))
     app.include_router(routes_ops.ops_router(operations))

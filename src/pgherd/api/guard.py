@@ -7,9 +7,11 @@ answered with a 422 that echoed it. This ASGI middleware runs first:
 
 1. it finds the credential (``Authorization: Bearer …``) among the agent's grants; a
    wrong, expired or malformed one is 401, whatever the route;
-2. it refuses a request whose route needs more than the caller has (401 without a
+2. with ``tls.client_certs`` (``bind_peers``), it refuses a node's credential that did
+   not come with that node's client certificate (401: model/access.py);
+3. it refuses a request whose route needs more than the caller has (401 without a
    credential, 403 with one too weak: a viewer acting);
-3. it refuses a body larger than ``max_body`` (413): at once when ``Content-Length``
+4. it refuses a body larger than ``max_body`` (413): at once when ``Content-Length``
    says so, else as soon as the bytes received pass it.
 
 The caller's grant is left in ``request.state.principal`` for the routes (the audit log).
@@ -24,7 +26,16 @@ from collections.abc import Callable
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pgherd.model.access import Access, Grant, Grants, bearer, permits, required_access
+from pgherd.model.access import (
+    Access,
+    Grant,
+    Grants,
+    bearer,
+    peer_certificate_problem,
+    permits,
+    required_access,
+)
+from pgherd.tls.certs import common_name
 
 MAX_BODY = 1024 * 1024  # bytes: a clone request (a node's status) is a few kB
 
@@ -58,8 +69,10 @@ class Guard:
         auth_reads: bool = False,
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
+        bind_peers: bool = False,
     ) -> None:
         self.app = app
+        self.bind_peers = bind_peers
         self.grants = grants
         self.auth_reads = auth_reads
         self.max_body = max_body
@@ -79,6 +92,11 @@ class Guard:
             if principal is None:
                 await _answer(send, 401, UNAUTHORIZED, {"www-authenticate": "Bearer"})
                 return
+            if self.bind_peers:
+                problem = peer_certificate_problem(principal, _certificate_name(scope))
+                if problem is not None:
+                    await _answer(send, 401, _unbound(problem), {"www-authenticate": "Bearer"})
+                    return
         if need is not Access.OPEN:
             if principal is None:
                 await _answer(send, 401, UNAUTHORIZED, {"www-authenticate": "Bearer"})
@@ -111,6 +129,22 @@ class Guard:
             return message
 
         return limited
+
+
+def _certificate_name(scope: Scope) -> str | None:
+    """The common name of the client certificate the connection presented (the ASGI TLS
+    extension: api/serving.py), None without one."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    return common_name(str(chain[0]).encode()) if chain else None
+
+
+def _unbound(problem: str) -> dict[str, str]:
+    return {
+        "error": problem,
+        "hint": "a node's token is for its own agent, which presents the node's certificate "
+        "(tls.client_certs: docs/security.md)",
+    }
 
 
 def _forbidden(principal: Grant) -> dict[str, str]:

@@ -7,7 +7,7 @@ contents), acting an operator's or a peer's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,9 @@ from pgherd.api.auth import authorized
 from pgherd.errors import Refused
 from pgherd.model.mesh import (
     Chunk,
+    ConflictFilter,
     KeyDigests,
+    MeshConflict,
     MeshDdl,
     MeshDropped,
     MeshNodeReport,
@@ -57,14 +59,7 @@ class MeshPort(Protocol):
 
     def worker_rows(self) -> tuple[MeshWorkerRow, ...]: ...
 
-    def conflicts(
-        self,
-        name: str,
-        limit: int,
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]: ...
+    def conflicts(self, name: str, which: ConflictFilter) -> list[MeshConflict]: ...
 
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]: ...
 
@@ -228,16 +223,10 @@ def mesh_router(mesh: MeshPort) -> APIRouter:
         return mesh.status(name)
 
     @router.get("/{name}/conflicts")
-    def conflicts(
-        name: str,
-        limit: int = Query(default=100, ge=1, le=10_000),
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]:
+    def conflicts(name: str, which: Annotated[ConflictFilter, Query()]) -> list[MeshConflict]:
         """Conflicts met on this member, newest first, filtered by table (schema.table),
         kind and resolution when given."""
-        return mesh.conflicts(name, limit, table, kind, resolution)
+        return mesh.conflicts(name, which)
 
     @router.get("/{name}/ddl")
     def ddl_log(name: str, limit: int = Query(default=100, ge=1, le=10_000)) -> list[MeshDdl]:

@@ -20,10 +20,9 @@ import binascii
 import errno
 import hashlib
 import os
-import stat
 from pathlib import Path
 
-from pgherd.archive.storage import Storage, StorageError, StoredObject
+from pgherd.archive.storage import Storage, StorageError, StoredObject, read_private
 
 MAGIC = b"PGHE"
 VERSION = 1
@@ -37,20 +36,7 @@ class DecryptError(StorageError):
 
 
 def read_key(path: Path) -> bytes:
-    try:
-        mode = path.stat().st_mode
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise StorageError(
-            exc.errno or errno.EIO, f"cannot read the encryption key file {path}: {exc.strerror}"
-        ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StorageError(
-            errno.EPERM,
-            f"the encryption key file {path} is readable by others (mode {mode & 0o777:o}); "
-            f"chmod 600 {path}",
-        )
-    return parse_key(raw, str(path))
+    return parse_key(read_private(path, "the encryption key file"), str(path))
 
 
 def parse_key(raw: bytes, where: str = "the key") -> bytes:

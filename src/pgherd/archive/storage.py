@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,25 @@ class StoredObject:
 
 class StorageError(OSError):
     """The repository failed (after retries): full, unreachable, refusing, corrupt."""
+
+
+def read_private(path: Path, what: str) -> bytes:
+    """The bytes of a secret file a repository needs (``what``: "the encryption key file",
+    "the credentials file"), refused unless only its owner may read it: a key or a
+    password others can read is a leaked one."""
+    try:
+        mode = path.stat().st_mode
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(
+            exc.errno or errno.EIO, f"cannot read {what} {path}: {exc.strerror}"
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise StorageError(
+            errno.EPERM,
+            f"{what} {path} is readable by others (mode {mode & 0o777:o}); chmod 600 {path}",
+        )
+    return raw
 
 
 class Storage(Protocol):

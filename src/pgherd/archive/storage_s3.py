@@ -27,12 +27,11 @@ import configparser
 import contextlib
 import errno
 import hashlib
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgherd.archive.storage import StorageError, StoredObject
+from pgherd.archive.storage import StorageError, StoredObject, read_private
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -73,19 +72,7 @@ def read_credentials(path: Path, profile: str = "default") -> S3Credentials:
     """An AWS-style credentials file (INI: ``[default]``, ``aws_access_key_id``,
     ``aws_secret_access_key``, optional ``aws_session_token``), mode 0600 or stricter:
     secrets live in files the way the passfile does, never in pgherd.yaml or argv."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text()
-    except OSError as exc:
-        raise StorageError(
-            exc.errno or errno.EIO, f"cannot read the credentials file {path}: {exc.strerror}"
-        ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StorageError(
-            errno.EPERM,
-            f"the credentials file {path} is readable by others (mode {mode & 0o777:o}); "
-            f"chmod 600 {path}",
-        )
+    text = read_private(path, "the credentials file").decode(errors="replace")
     parser = configparser.ConfigParser()
     try:
         parser.read_string(text)

@@ -10,7 +10,7 @@ from rich.table import Table
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
-from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.conflict import TIME_RESOLUTION_US, ConflictKind, Policy, Resolution
 from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP
 from pgherd.model.readable import human_bytes, human_seconds
 
@@ -223,22 +223,22 @@ def verify(
 @app.command()
 def conflicts(
     name: NameArg,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="newest first, at most")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="newest first, at most")
+    ] = 50,
     on_table: Annotated[str | None, typer.Option("--table", help="only this table")] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help="only this kind (insert_exists, update_differs…)")
-    ] = None,
+    kind: Annotated[ConflictKind | None, typer.Option("--kind", help="only this kind")] = None,
     resolution: Annotated[
-        str | None,
-        typer.Option(
-            "--resolution", help="only this outcome: apply-remote, keep-local, skip, error"
-        ),
+        Resolution | None, typer.Option("--resolution", help="only this outcome")
     ] = None,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Conflicts the mesh's workers met, from pgherd.conflicts on every member."""
-    rows = _mesh(config_file).conflicts(name, limit, on_table, kind, resolution)
+    from pgherd.model.mesh import ConflictFilter
+
+    which = ConflictFilter(limit=limit, table=on_table, kind=kind, resolution=resolution)
+    rows = _mesh(config_file).conflicts(name, which)
     if as_json:
         print_json(rows)
         return
@@ -247,14 +247,14 @@ def conflicts(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row["at"])[:23],
-            row["target_node"],
-            row["source_node"],
-            row["table_name"],
-            row["kind"],
-            row["key"] or "",
-            row["resolution"],
-            row["reason"] or "",
+            row.at.isoformat(sep=" ", timespec="milliseconds"),
+            row.target_node,
+            row.source_node,
+            row.table_name,
+            row.kind,
+            row.key or "",
+            row.resolution,
+            row.reason or "",
         )
     console.print(table)
 

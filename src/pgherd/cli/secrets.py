@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import console, print_json
+from pgherd.model.secrets_layout import DIRECTORY_MODE, SECRET_MODE, Layout
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
@@ -33,22 +34,38 @@ def init(
     for the superuser and the replication role), the agents' API credentials (operator,
     viewer, a token per node, the grants) and, TLS on, the cluster CA and a certificate per
     member — mode 0600, owned by the PostgreSQL OS user. A file that exists is kept
-    (--force replaces it). Copy them to the other hosts (docs/deploy.md, docs/security.md:
-    each host needs only its own node token and key; the CA key stays where it was made)."""
+    (--force replaces it). Then it says which files each host needs and the command that
+    copies them there with their modes and owner (docs/deploy.md: each host only its own
+    node token and key; the CA key stays where it was made)."""
     from pgherd import credentials
     from pgherd.credentials.files import Action
+    from pgherd.credentials.hosts import layout
     from pgherd.pg import osuser
 
     config = load_config(config_file)
     user = osuser.resolve(config.os_user)
     written = credentials.files.init(config, user, credentials.KINDS, force=force)
+    hosts = layout(config)
     if as_json:
         print_json(
             {
                 "owner": user.name,
+                "mode": f"{SECRET_MODE:04o}",
+                "directory_mode": f"{DIRECTORY_MODE:04o}",
                 "files": [
                     {"kind": w.kind, "path": str(w.path), "action": str(w.action)} for w in written
                 ],
+                "hosts": [
+                    {
+                        "member": h.member,
+                        "host": h.host,
+                        "directories": [str(d) for d in h.directories],
+                        "files": [str(p) for p in h.paths],
+                    }
+                    for h in hosts.hosts
+                ],
+                "operators": [str(p) for p in hosts.operators],
+                "stays_here": [str(p) for p in hosts.stays],
             }
         )
         return
@@ -68,11 +85,30 @@ def init(
             "(ALTER ROLE … PASSWORD on the primary), and every host needs the new passfile",
             soft_wrap=True,
         )
-    paths = " ".join(escape(str(w.path)) for w in written)
+    _say_where(hosts, user.name)
+
+
+def _say_where(hosts: Layout, owner: str) -> None:
+    """Which files go to which host, with their owner and mode (the same paths there)."""
     console.print(
-        f"copy to every other host, 0600 owned by {user.name}: {paths} (docs/deploy.md)",
+        f"each host needs its own files, the same paths, owner {owner}, mode "
+        f"{SECRET_MODE:04o} (directories {DIRECTORY_MODE:04o}); skip the host you are on "
+        "(docs/deploy.md). As root here, with ssh to each host as root:",
         soft_wrap=True,
     )
+    for host in hosts.hosts:
+        console.print(f"  {host.member}: {escape(host.tar_pipe())}", soft_wrap=True)
+    people = " ".join(escape(str(p)) for p in hosts.operators)
+    console.print(
+        f"  where people run pgherd or its console (owner: who runs it): {people}",
+        soft_wrap=True,
+    )
+    for path in hosts.stays:
+        console.print(
+            f"  {escape(str(path))}: on this host only (it issues certificates; no part of "
+            "the running cluster reads it)",
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pgherd.clients.agent import AgentClient
 from pgherd.config import NodeConfig
 from pgherd.model.mesh import (
     Chunk,
+    ConflictFilter,
     KeyDigests,
+    MeshConflict,
     MeshDdl,
     MeshDropped,
     MeshNodeReport,
@@ -103,19 +103,16 @@ class MeshClient(AgentClient):
     def mesh_status(self, name: str) -> MeshNodeReport:
         return MeshNodeReport.model_validate(self._request("GET", f"/mesh/{name}"))
 
-    def conflicts(
-        self,
-        name: str,
-        limit: int,
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]:
-        params = {"limit": str(limit)}
-        for key, value in (("table", table), ("kind", kind), ("resolution", resolution)):
-            if value:
-                params[key] = value
-        return list(self._request("GET", f"/mesh/{name}/conflicts", params=params))
+    def conflicts(self, name: str, which: ConflictFilter) -> list[MeshConflict]:
+        params = {"limit": str(which.limit)}
+        if which.table:
+            params["table"] = which.table
+        if which.kind:
+            params["kind"] = which.kind.value
+        if which.resolution:
+            params["resolution"] = which.resolution.value
+        data = self._request("GET", f"/mesh/{name}/conflicts", params=params)
+        return [MeshConflict.model_validate(c) for c in data]
 
     def ddl_log(self, name: str, limit: int = 100) -> list[MeshDdl]:
         """The schema changes this member ran for the mesh, newest first."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from pgherd.archive import status as status_mod
 from pgherd.archive.backup import archive_of
@@ -24,7 +26,7 @@ from pgherd.model import history
 from pgherd.model.doctor import Finding, NodeFacts
 from pgherd.model.events import OPERATIONS, Event
 from pgherd.model.history import Sample, SampleKind
-from pgherd.model.mesh import MeshDdl, MeshSpec
+from pgherd.model.mesh import ConflictFilter, MeshConflict, MeshDdl, MeshSpec
 from pgherd.model.publication import PublicationInfo, TableFacts
 from pgherd.model.status import PgState, Role
 from pgherd.model.subscription import SubscriptionStatus
@@ -206,7 +208,7 @@ class MeshPage:
     meshes: list[str] = field(default_factory=list)
     spec: MeshSpec | None = None
     pairs: list[dict[str, Any]] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[MeshConflict] = field(default_factory=list)
     ddl: list[MeshDdl] = field(default_factory=list)
     error: str | None = None
 
@@ -235,15 +237,21 @@ def mesh_page(
     name = name or (page.meshes[0] if page.meshes else "")
     if not name:
         return page
+    try:
+        which = ConflictFilter(
+            limit=CONFLICT_ROWS,
+            table=table or None,
+            kind=kind or None,  # the form's text, validated here
+            resolution=resolution or None,
+        )
+    except ValidationError:
+        page.error = f"no conflict kind {kind!r} or resolution {resolution!r}: pick from the lists"
+        return page
     mesh = Mesh(config, token)
     try:
         page.spec = mesh.find(name)
         page.pairs = mesh.status(name)
-        found = mesh.conflicts(name, CONFLICT_ROWS, table or None, kind or None, resolution or None)
-        page.conflicts = [
-            row | {"at": datetime.fromisoformat(row["at"])} if isinstance(row["at"], str) else row
-            for row in found
-        ]
+        page.conflicts = mesh.conflicts(name, which)
         first = mesh.members(page.spec)[0]
         page.ddl = MeshClient(first, token, timeout=READ_TIMEOUT).ddl_log(name, 20)
     except PgherdError as exc:

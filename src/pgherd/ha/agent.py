@@ -276,8 +276,9 @@ def _event_recorder(config: ClusterConfig, local: LocalNode) -> Callable[[Event]
 def _rewrite_at_boot(reloader: Reloader, supervisor: Supervisor) -> None:
     """pgherd.conf and the access rules as pgherd.yaml wants them now (a setting changed
     while the agent was down); a running server, adopted, reloads them."""
-    if reloader.rewrite_at_boot() and supervisor.pid is not None:
-        reloader.reload_adopted()
+    rewritten = reloader.rewrite_at_boot()
+    if supervisor.pid is not None:
+        reloader.reload_adopted(rewritten)
 
 
 def run(config_path: Path, node_name: str) -> None:
@@ -389,6 +390,7 @@ def run(config_path: Path, node_name: str) -> None:
         grants=grants,
         auth_reads=config.api.auth_reads,
         audit=trail,
+        bind_peers=config.tls_on and config.tls_settings.client_certs,
     )
     server = uvicorn.Server(
         uvicorn.Config(

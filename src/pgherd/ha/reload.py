@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -38,10 +39,12 @@ from pgherd.errors import ConfigError, PgherdError, Refused
 from pgherd.ha.loop import HaLoop
 from pgherd.ha.supervisor import Supervisor
 from pgherd.model import reload as reload_model
+from pgherd.model import server_tls
 from pgherd.model import settings as settings_model
 from pgherd.model.reload import ReloadedSetting, ReloadPlan, ReloadReport
 from pgherd.model.status import PgState
-from pgherd.pg import binaries, conf, reload_sql
+from pgherd.pg import binaries, conf, reload_sql, tlsfiles
+from pgherd.pg.conf import Setting
 from pgherd.pg.local_node import LocalNode
 
 log = logging.getLogger("pgherd.agent")
@@ -54,10 +57,23 @@ FILES = (conf.INCLUDE_FILE, "postgresql.conf", "pg_hba.conf", "pg_ident.conf")
 class Rewritten:
     settings: bool  # pgherd.conf (or its include line) changed
     access: bool  # the pgherd block of pg_hba.conf or pg_ident.conf changed
+    # pgherd.conf's settings before and after the rewrite, for model/server_tls.py
+    before: Mapping[str, Setting] = field(default_factory=dict)
+    after: Mapping[str, Setting] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
         return self.settings or self.access
+
+
+@dataclass(frozen=True)
+class ServerReloaded:
+    """What the running server said after the files were rewritten."""
+
+    said: str = ""  # "reloaded", "not running: …"
+    pending_restart: tuple[str, ...] = ()
+    overridden: Mapping[str, str] = field(default_factory=dict)
+    tls_reasons: tuple[str, ...] = ()  # why it reloaded for TLS (model/server_tls.py)
 
 
 class Reloader:
@@ -168,21 +184,23 @@ class Reloader:
         except PgherdError:
             self._reconfigure(old)
             raise
-        said, pending, overridden = self._reload_postgres(rewritten)
+        server = self._reload_postgres(rewritten)
         return ReloadReport(
             node=self.local.node.name,
-            unchanged=plan.unchanged and not rewritten.any,
+            unchanged=plan.unchanged and not rewritten.any and not server.tls_reasons,
             fingerprint_before=config_mod.fingerprint(old),
             fingerprint=config_mod.fingerprint(effective),
             file_fingerprint=file_fingerprint,
             settings=tuple(
                 ReloadedSetting(name=s.name, before=s.before, after=s.after, effect=s.effect)
-                for s in settings
+                for s in (*settings, *self._tls_changes(rewritten))
             ),
-            postgres=said,
-            pending_restart=pending,
-            overridden=overridden,
+            postgres=server.said,
+            pending_restart=server.pending_restart,
+            overridden=dict(server.overridden),
             access_rules=rewritten.access,
+            tls=plan.tls,
+            tls_reload=server.tls_reasons,
             members=plan.members,
             this_node=plan.this_node,
             needs_agent_restart=plan.needs_restart,
@@ -205,8 +223,17 @@ class Reloader:
         data = instance.data_dir
         if not instance.exists or not (data / conf.INCLUDE_FILE).exists():
             return Rewritten(False, False)
+        refused = server_tls.missing(tlsfiles.node_files(self.local.config, self.local.node.name))
+        if refused is not None:
+            raise Refused(
+                refused,
+                "make them with `pgherd secrets init` and copy them to this host "
+                "(docs/deploy.md), or set tls: off; nothing was changed",
+            )
         saved = {name: _read(data / name) for name in FILES}
-        instance.write_settings(self.local.node.name, self.local.settings_in_force())
+        before = conf.read_include(data)
+        after = self.local.settings_in_force()
+        instance.write_settings(self.local.node.name, after)
         instance.write_access(*self.local.access_rules())
         changed = {name for name in FILES if _read(data / name) != saved[name]}
         settings = bool(changed & {conf.INCLUDE_FILE, "postgresql.conf"})
@@ -217,7 +244,7 @@ class Reloader:
                 for name in changed:
                     self._put_back(data / name, saved[name])
                 raise
-        return Rewritten(settings, bool(changed & {"pg_hba.conf", "pg_ident.conf"}))
+        return Rewritten(settings, bool(changed & {"pg_hba.conf", "pg_ident.conf"}), before, after)
 
     def _put_back(self, path: Path, text: str | None) -> None:
         if text is None:
@@ -225,28 +252,47 @@ class Reloader:
         else:
             self.local.user.write_file(path, text)
 
-    def _reload_postgres(self, rewritten: Rewritten) -> tuple[str, tuple[str, ...], dict[str, str]]:
-        """Reload a running server when its files changed; what it says afterwards."""
+    def _tls_changes(self, rewritten: Rewritten) -> tuple[settings_model.SettingChange, ...]:
+        """pgherd.conf's TLS settings that the rewrite changed (tls switched on or off,
+        its dir moved, a standby's primary_conninfo), with what each takes to apply."""
+        if not rewritten.settings:
+            return ()
+        contexts = binaries.parameter_contexts(self.local.pgbin.bindir)
+        return server_tls.changes(rewritten.before, rewritten.after, contexts)
+
+    def _reload_postgres(self, rewritten: Rewritten) -> ServerReloaded:
+        """Reload a running server when its files changed, or when its TLS is not what the
+        config wants (switched, or certificates renewed since it read them:
+        model/server_tls.py); what it says afterwards."""
         if self.supervisor.state() is not PgState.RUNNING:
             said = "not running: the files apply at its next start" if rewritten.any else ""
-            return said, (), {}
+            return ServerReloaded(said)
+        files = tlsfiles.node_files(self.local.config, self.local.node.name)
+        contexts = binaries.parameter_contexts(self.local.pgbin.bindir)
         try:
             with self.local.instance.connect() as conn:
+                tls = server_tls.decide(
+                    files,
+                    reload_sql.running_tls(conn),
+                    rewritten.before,
+                    rewritten.after,
+                    contexts,
+                )
                 said = ""
-                if rewritten.any:
+                if rewritten.any or tls.reload:
                     confirmed = reload_sql.reload_and_wait(conn)
                     said = "reloaded" if confirmed else "asked to reload (not confirmed in 5 s)"
                 pending = reload_sql.pending_restart(conn)
                 overridden = reload_sql.overridden(conn, list(self.local.config.settings))
         except PgherdError as exc:
-            return f"not reloaded: {exc.message}", (), {}
-        return said, pending, overridden
+            return ServerReloaded(f"not reloaded: {exc.message}")
+        return ServerReloaded(said, pending, overridden, tls.reasons)
 
     # ---- at boot -----------------------------------------------------------------------
 
-    def rewrite_at_boot(self) -> bool:
+    def rewrite_at_boot(self) -> Rewritten:
         """Before the agent starts or adopts PostgreSQL: the files as the config wants them
-        (a setting changed while the agent was down). True when they changed."""
+        (a setting, or the TLS, changed while the agent was down)."""
         try:
             rewritten = self.rewrite_files()
         except PgherdError as exc:
@@ -255,18 +301,24 @@ class Reloader:
                 "configuration",
                 exc.one_line(),
             )
-            return False
+            return Rewritten(False, False)
         if rewritten.any:
             log.info("rewrote pgherd.conf and the access rules for the configuration in force")
-        return rewritten.any
+        for change in self._tls_changes(rewritten):
+            log.info("TLS: %s", change.sentence())
+        return rewritten
 
-    def reload_adopted(self) -> None:
-        """After boot: a running server adopted with files rewritten reloads them."""
-        said, pending, overridden = self._reload_postgres(Rewritten(True, True))
-        log.info("PostgreSQL %s", said)
-        if pending:
-            log.warning("pending restart: %s", ", ".join(pending))
-        for name, where in overridden.items():
+    def reload_adopted(self, rewritten: Rewritten) -> None:
+        """After boot: a running server adopted reloads when its files were rewritten, or
+        when its TLS is not the config's (certificates renewed while the agent was down)."""
+        server = self._reload_postgres(rewritten)
+        for reason in server.tls_reasons:
+            log.info("TLS: %s", reason)
+        if server.said:
+            log.info("PostgreSQL %s", server.said)
+        if server.pending_restart:
+            log.warning("pending restart: %s", ", ".join(server.pending_restart))
+        for name, where in server.overridden.items():
             log.warning("%s is set in %s, which overrides pgherd.yaml", name, where)
 
 

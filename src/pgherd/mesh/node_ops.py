@@ -23,7 +23,16 @@ from pgherd.logical.publication import grant_published
 from pgherd.mesh import node_sequences
 from pgherd.mesh.apply import progress
 from pgherd.model import mesh as mesh_model
-from pgherd.model.mesh import Chunk, ColumnDef, MeshDdl, MeshSpec, NodeFacts, TableDef
+from pgherd.model.mesh import (
+    Chunk,
+    ColumnDef,
+    ConflictFilter,
+    MeshConflict,
+    MeshDdl,
+    MeshSpec,
+    NodeFacts,
+    TableDef,
+)
 from pgherd.model.mesh_copy import JoinPlan, SlotStart
 from pgherd.model.names import QualifiedName
 from pgherd.pg import conninfo, replication
@@ -337,16 +346,8 @@ def _retry_while_busy(drop: Callable[[], None], deadline: float, what: str) -> N
 # ---- reading --------------------------------------------------------------------------------
 
 
-def conflicts(
-    local: LocalNode,
-    spec: MeshSpec,
-    limit: int,
-    table: str | None = None,
-    kind: str | None = None,
-    resolution: str | None = None,
-) -> list[dict[str, Any]]:
-    """The conflicts met on this node, newest first; only those on ``table`` (schema.table),
-    of ``kind``, resolved by ``resolution``, when given."""
+def conflicts(local: LocalNode, spec: MeshSpec, which: ConflictFilter) -> list[MeshConflict]:
+    """The conflicts met on this node, newest first, as ``which`` filters them."""
     with connect(local, spec.dbname) as conn:
         if conn.execute("SELECT to_regclass('pgherd.conflicts')").fetchone() == (None,):
             return []
@@ -362,13 +363,13 @@ def conflicts(
             "ORDER BY id DESC LIMIT %(limit)s",
             {
                 "mesh": spec.name,
-                "table": table,
-                "kind": kind,
-                "resolution": resolution,
-                "limit": limit,
+                "table": which.table,
+                "kind": None if which.kind is None else which.kind.value,
+                "resolution": None if which.resolution is None else which.resolution.value,
+                "limit": which.limit,
             },
         ).fetchall()
-    return [dict(r) for r in rows]
+    return [MeshConflict.model_validate(r) for r in rows]
 
 
 def ddl_log(local: LocalNode, spec: MeshSpec, limit: int = 100) -> list[MeshDdl]:

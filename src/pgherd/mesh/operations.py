@@ -25,6 +25,8 @@ from pgherd.model import mesh_copy, mesh_sequences
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
 from pgherd.model.mesh import (
     Chunk,
+    ConflictFilter,
+    MeshConflict,
     MeshNodeReport,
     MeshSpec,
     NodeFacts,
@@ -417,25 +419,16 @@ class Mesh:
             differences += mesh_model.differing_ranges(table, bounds, chunks)
         return spec, differences, collisions
 
-    def conflicts(
-        self,
-        name: str,
-        limit: int,
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]:
+    def conflicts(self, name: str, which: ConflictFilter) -> list[MeshConflict]:
         """Every member's conflicts, newest first, filtered (a table given bare is in
         public)."""
         spec = self.find(name)
-        qualified = mesh_model.qualify(table) if table else None
-        lists = fan_out(
-            self.members(spec),
-            lambda n: self.client(n).conflicts(name, limit, qualified, kind, resolution),
-        )
+        if which.table:
+            which = which.model_copy(update={"table": mesh_model.qualify(which.table)})
+        lists = fan_out(self.members(spec), lambda n: self.client(n).conflicts(name, which))
         rows = [row for found in lists for row in found]
-        rows.sort(key=lambda r: str(r["at"]), reverse=True)
-        return rows[:limit]
+        rows.sort(key=lambda r: r.at, reverse=True)
+        return rows[: which.limit]
 
     def drop(self, name: str, say: Say = _quiet) -> None:
         spec = self.find(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pgherd.errors import Refused
 from pgherd.mesh import node_ops, node_sequences, store
@@ -12,6 +11,8 @@ from pgherd.mesh.workers import MeshWorkers
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import (
     Chunk,
+    ConflictFilter,
+    MeshConflict,
     MeshDdl,
     MeshNodeReport,
     MeshSpec,
@@ -111,15 +112,8 @@ class MeshService:
     def ddl_log(self, name: str, limit: int) -> list[MeshDdl]:
         return node_ops.ddl_log(self.local, self.spec(name), limit)
 
-    def conflicts(
-        self,
-        name: str,
-        limit: int,
-        table: str | None = None,
-        kind: str | None = None,
-        resolution: str | None = None,
-    ) -> list[dict[str, Any]]:
-        return node_ops.conflicts(self.local, self.spec(name), limit, table, kind, resolution)
+    def conflicts(self, name: str, which: ConflictFilter) -> list[MeshConflict]:
+        return node_ops.conflicts(self.local, self.spec(name), which)
 
     def boundaries(self, name: str, table: str, chunk_rows: int) -> list[str]:
         spec = self.spec(name)

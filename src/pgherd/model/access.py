@@ -123,6 +123,25 @@ class Grants:
         return found
 
 
+def peer_certificate_problem(principal: Grant, certificate_name: str | None) -> str | None:
+    """With ``tls.client_certs``: why a credential may not be used over this connection
+    (None: it may). A node's credential counts only over a connection that presented that
+    node's certificate (its common name is the node's name; the TLS handshake checked
+    that the cluster CA signed it): a node token stolen from a node's host, used from
+    anywhere else or by another node, acts as nobody. Operators' and viewers' credentials
+    need no certificate (the CLI, the console and monitoring present none)."""
+    if principal.role is not Role.PEER:
+        return None
+    if certificate_name is None:
+        return f"the node credential {principal.name!r} came without a client certificate"
+    if certificate_name != principal.name:
+        return (
+            f"the node credential {principal.name!r} came with the certificate of "
+            f"{certificate_name!r}"
+        )
+    return None
+
+
 def well_formed(token: bytes) -> bool:
     """1 to 512 characters of RFC 6750's b64token alphabet: anything else (a blank, a
     non-ASCII byte, a space) is refused before any comparison."""

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
+from pgherd.model.conflict import TIME_RESOLUTION_US, ConflictKind, Policy, Resolution
 from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP, SequenceFact
 
 MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
@@ -355,6 +356,41 @@ class MeshDdl(_Value):
     at: str
     statement: str
     dropped_columns: tuple[str, ...] = ()
+
+
+class ConflictFilter(_Value):
+    """Which logged conflicts to read: the newest ``limit``, only those on ``table``
+    (schema.table), of ``kind``, resolved by ``resolution``, when given. One value from
+    the CLI through the agents' API to the query, so a filter cannot lose a field on the
+    way."""
+
+    limit: int = Field(default=100, ge=1, le=10_000)
+    table: str | None = None
+    kind: ConflictKind | None = None
+    resolution: Resolution | None = None
+
+
+class MeshConflict(_Value):
+    """A conflict a member's worker met and logged in ``pgherd.conflicts``: which change
+    (``source_node``'s, at ``remote_lsn``) met which local row, what the policy decided,
+    and why. Rows are JSON text, as the table keeps them."""
+
+    id: int
+    at: datetime
+    source_node: str
+    target_node: str
+    table_name: str
+    kind: ConflictKind
+    key: str | None = None
+    local_row: str | None = None
+    local_node: str | None = None
+    local_commit_ts: datetime | None = None
+    remote_row: str | None = None
+    remote_commit_ts: datetime | None = None
+    remote_lsn: str | None = None
+    policy: Policy
+    resolution: Resolution
+    reason: str | None = None
 
 
 class MeshStarted(_Value):

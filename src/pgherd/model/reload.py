@@ -11,7 +11,13 @@ agent and a running PostgreSQL:
   added, removed or changed — pg_hba.conf's pgherd block is rewritten for their hosts and
   the HA loop, the node's operations and its peers' list use the new list;
 - this node's ``nofailover`` and ``replicate_from``;
-- ``ha.agent_restart_grace`` (read only when the agent stops).
+- ``ha.agent_restart_grace`` (read only when the agent stops);
+- ``tls`` (on, off, its ``dir``): PostgreSQL's ``ssl`` and certificate settings, the
+  ``hostssl``/``host`` rules of pg_hba.conf's pgherd block and a standby's
+  ``primary_conninfo`` (``sslmode=verify-full``) follow at once (model/server_tls.py), and
+  so do this agent's calls to the others (``https://``); its own API keeps serving as it
+  started (uvicorn's listening socket cannot change its TLS), which is reported as
+  needing an agent restart.
 
 Everything else changes what the agent *is* — its store, its timing, its own addresses
 and directories, its roles and secrets, the archive it writes to — and is reported as
@@ -33,6 +39,7 @@ from pgherd.model.status import Frozen
 
 LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
 LIVE_HA_FIELDS = ("agent_restart_grace",)
+API_TLS = "the agent's API serves as it started (HTTPS or plain HTTP) until the agent restarts"
 IGNORED = {"console": "console: read by pgherd console, not by the agents"}
 
 
@@ -44,6 +51,7 @@ class ReloadPlan:
     settings_after: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # "node4 added", "node2: host 10.0.0.2 → 10.0.0.9"
     this_node: tuple[str, ...] = ()  # "nofailover false → true", "ha.agent_restart_grace …"
+    tls: tuple[str, ...] = ()  # "tls false → {…}": PostgreSQL's TLS follows now
     needs_restart: tuple[str, ...] = ()  # "ha.ttl 3.0 → 5.0"
     ignored: tuple[str, ...] = ()
     effective: dict[str, Any] = field(default_factory=dict)  # the config to run with
@@ -58,6 +66,7 @@ class ReloadPlan:
             self.settings_changed
             or self.members
             or self.this_node
+            or self.tls
             or self.needs_restart
             or self.ignored
         )
@@ -79,11 +88,15 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
     needs_restart: list[str] = []
     ignored: list[str] = []
     live_ha: list[str] = []
+    tls: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key in ("settings", "nodes", "witnesses") or old.get(key) == new.get(key):
             continue
         if key in IGNORED:
             ignored.append(IGNORED[key])
+        elif key == "tls":
+            tls.extend(_differences(key, old.get(key), new.get(key)))
+            needs_restart.append(API_TLS)
         elif key == "ha" and old.get(key) and new.get(key):
             for said in _differences(key, old[key], new[key]):
                 live = said.split(" ", 1)[0].removeprefix("ha.") in LIVE_HA_FIELDS
@@ -114,6 +127,8 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         "nodes": [mine if n["name"] == node else n for n in new.get("nodes", ())],
         "witnesses": list(new.get("witnesses", ())),
     }
+    if tls:
+        effective["tls"] = new.get("tls")
     if live_ha:
         effective["ha"] = dict(old["ha"]) | {
             f: new["ha"][f] for f in LIVE_HA_FIELDS if f in new["ha"]
@@ -124,6 +139,7 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         settings_after=dict(new.get("settings", {})),
         members=tuple(members),
         this_node=tuple(this_node + live_ha),
+        tls=tuple(tls),
         needs_restart=tuple(needs_restart),
         ignored=tuple(ignored),
         effective=effective,
@@ -198,6 +214,8 @@ class ReloadReport(Frozen):
     # setting -> the file whose value wins over pgherd.conf's (ALTER SYSTEM)
     overridden: dict[str, str] = Field(default_factory=dict)
     access_rules: bool = False  # pg_hba.conf's pgherd block was rewritten
+    tls: tuple[str, ...] = ()  # the tls section's changes, applied to PostgreSQL
+    tls_reload: tuple[str, ...] = ()  # why PostgreSQL reloaded for TLS (model/server_tls.py)
     members: tuple[str, ...] = ()
     this_node: tuple[str, ...] = ()
     needs_agent_restart: tuple[str, ...] = ()
@@ -225,8 +243,10 @@ class ReloadReport(Frozen):
             f"(ALTER SYSTEM RESET {name} to let pgherd.yaml's value apply)"
             for name, where in sorted(self.overridden.items())
         )
+        out.extend(f"{self.node}: {t} (PostgreSQL follows now)" for t in self.tls)
+        out.extend(f"{self.node}: TLS: {r}" for r in self.tls_reload)
         if self.access_rules:
-            out.append(f"{self.node}: pg_hba.conf's pgherd block rewritten for the members")
+            out.append(f"{self.node}: pg_hba.conf's pgherd block rewritten")
         out.extend(f"{self.node}: member {m}" for m in self.members)
         out.extend(f"{self.node}: this node's {c}" for c in self.this_node)
         if self.needs_agent_restart:

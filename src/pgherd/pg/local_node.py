@@ -9,7 +9,7 @@ from pathlib import Path
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import ConfigError
 from pgherd.model.adopt import Original, adopted_settings
-from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
+from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser, queries
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
@@ -138,11 +138,23 @@ class LocalNode:
 
     def settings_in_force(self) -> dict[str, Setting]:
         """pgherd.conf as the config wants it for the role the node has now: a primary's
-        settings, plus what the file says a standby streams from."""
+        settings, plus what the file says a standby streams from. A standby whose upstream
+        is a node of the config gets its ``primary_conninfo`` written again, so that it
+        follows the cluster's TLS (``sslmode=verify-full``, or none with ``tls: off``);
+        one that streams from elsewhere keeps the file's."""
         written = conf.read_include(self.node.data_dir)
-        values = self.settings(None)
-        values.update({k: written[k] for k in ROLE_SETTINGS if k in written})
+        upstream = self.written_upstream(written.get("primary_conninfo"))
+        values = self.settings(upstream)
+        values.update({k: written[k] for k in ROLE_SETTINGS if k in written and k not in values})
+        if "primary_slot_name" in written:
+            values["primary_slot_name"] = written["primary_slot_name"]
         return values
+
+    def written_upstream(self, primary_conninfo: str | None) -> NodeConfig | None:
+        """The node of the config that a ``primary_conninfo`` points at (None: none, or
+        not a node of the config)."""
+        host, port = queries.upstream_of(primary_conninfo or "")
+        return self.config.node_at(host, port)
 
     def reconfigure(self, config: ClusterConfig) -> None:
         """Run with a reloaded config. The caller (ha/reload.py) has checked that what

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 
+from pgherd.model.server_tls import RunningTls
 from pgherd.pg.conf import INCLUDE_FILE
 
 Conn = psycopg.Connection[Any]
@@ -57,3 +58,11 @@ def overridden(conn: Conn, names: list[str]) -> dict[str, str]:
         for name, source in rows
         if source is not None and not str(source).endswith(f"/{INCLUDE_FILE}")
     }
+
+
+def running_tls(conn: Conn) -> RunningTls:
+    """``ssl`` as the server runs it, and when it last read its configuration files."""
+    ssl, loaded_at = conn.execute(
+        "SELECT current_setting('ssl') = 'on', extract(epoch FROM pg_conf_load_time())"
+    ).fetchone() or (False, 0.0)
+    return RunningTls(ssl=bool(ssl), loaded_at=float(loaded_at))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pgherd.config import ClusterConfig, EtcdDcs
 from pgherd.errors import ConfigError
+from pgherd.model.server_tls import TlsFiles
 from pgherd.pg.osuser import OsUser
 from pgherd.tls import certs
 
@@ -105,3 +106,17 @@ def _current(cert: Path, key: Path, ca_pem: bytes, addresses: Sequence[str]) -> 
     named = set(facts.addresses)
     wanted = {a.strip("[]") for a in addresses if a}
     return facts.signed_by_ca and wanted <= named and facts.days_left() > RENEW_DAYS
+
+
+def node_files(config: ClusterConfig, member: str) -> TlsFiles:
+    """The node's certificate, key and the cluster CA as its PostgreSQL reads them: which
+    are missing, and when the newest changed (a renewal or rotation since PostgreSQL last
+    read them calls for a reload: model/server_tls.py). The inode's change time, not the
+    modification time: a copy that keeps the original's times (``tar -p``, ``cp -p``,
+    ``rsync -t``) still counts from when it landed on this host."""
+    if config.ca_file is None:
+        return TlsFiles(wanted=False)
+    paths = (config.ca_file, *config.cert_files(member))
+    missing = tuple(str(p) for p in paths if not p.is_file())
+    times = [p.stat().st_ctime for p in paths if p.is_file()]
+    return TlsFiles(wanted=True, missing=missing, changed_at=max(times, default=None))

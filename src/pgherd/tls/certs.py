@@ -199,3 +199,11 @@ def facts(cert_pem: bytes, ca_pem: bytes) -> CertFacts:
         addresses=addresses,
         signed_by_ca=signed,
     )
+
+
+def common_name(cert_pem: bytes) -> str | None:
+    """The subject's common name: the member's name, as :func:`issue` writes it."""
+    found = x509.load_pem_x509_certificate(cert_pem).subject.get_attributes_for_oid(
+        NameOID.COMMON_NAME
+    )
+    return str(found[0].value) if found else None
