@@ -37,11 +37,13 @@ class Hosts:
     def names(self) -> list[str]:
         return list(self.network.hosts)
 
-    def shut_down(self, name: str, power_off: bool = False) -> None:
-        """The host goes down: every process on it (agent, keeper, PostgreSQL, etcd)."""
-        host = self[name]
-        self.network.shut_down(host, power_off=power_off)
-        self.etcd.forget(host)
+    def shut_down(self, *names: str, power_off: bool = False) -> None:
+        """The hosts go down, together: every process on them (agent, keeper, PostgreSQL,
+        etcd)."""
+        hosts = [self[name] for name in names]
+        self.network.shut_down(*hosts, power_off=power_off)
+        for host in hosts:
+            self.etcd.forget(host)
 
     def start_store(self, config: ClusterConfig) -> None:
         """docs/deploy.md step 4: the etcd members, with the certificates ``pgherd secrets
@@ -121,13 +123,15 @@ class Deployment:
         if agent is not None:
             agent.stop()
 
-    def shut_down(self, name: str, power_off: bool = False) -> None:
-        """The node's host goes down (a reboot, or a power cut with ``power_off``)."""
-        self.hosts.shut_down(self.host_of(name).name, power_off)
-        agent = self.agents.pop(name, None)
-        if agent is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.proc.wait(30)
+    def shut_down(self, *names: str, power_off: bool = False) -> None:
+        """The nodes' hosts go down, together (a reboot, or a power cut with
+        ``power_off``)."""
+        self.hosts.shut_down(*(self.host_of(name).name for name in names), power_off=power_off)
+        for name in names:
+            agent = self.agents.pop(name, None)
+            if agent is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    agent.proc.wait(30)
 
     def boot(self, name: str) -> Agent:
         """The node's host comes up: its etcd member, then its agent (as systemd would)."""
