@@ -36,7 +36,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 @pytest.fixture(scope="module")
 def hosts(module_dir: Path) -> Iterator[Hosts]:
-    with provision_hosts(module_dir, 4) as found:
+    with provision_hosts(module_dir, 4, etcd_tls=True) as found:
         yield found
 
 

@@ -60,10 +60,15 @@ class Hosts:
 
 
 @contextlib.contextmanager
-def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Iterator[Hosts]:
+def provision_hosts(
+    directory: Path, count: int, etcd_members: int = 3, etcd_tls: bool = False
+) -> Iterator[Hosts]:
     """``count`` hosts named host1… (addresses SUBNET.1…), etcd on the first
-    ``etcd_members`` (started by :meth:`Hosts.start_store` once its certificates exist);
-    everything removed on the way out, failed test or not."""
+    ``etcd_members``; everything removed on the way out, failed test or not.
+
+    ``etcd_tls``: etcd over https with the cluster's certificates, started by
+    :meth:`Hosts.start_store` once ``secrets init`` made them (docs/deploy.md); without
+    it, plain http started here, for clusters that run with ``tls: off``."""
     why = unavailable()
     if why is not None:
         import pytest
@@ -76,7 +81,10 @@ def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Itera
         for i in range(1, count + 1):
             network.add_host(f"host{i}", i)
         members = [network.hosts[f"host{i}"] for i in range(1, etcd_members + 1)]
-        etcd = EtcdCluster(members, directory / "etcd")
+        etcd = EtcdCluster(members, directory / "etcd", scheme="https" if etcd_tls else "http")
+        if not etcd_tls:
+            etcd.start_all()
+            etcd.wait_healthy(members[0])
         yield Hosts(network, etcd, directory)
     finally:
         if etcd is not None:

@@ -54,21 +54,22 @@ class EtcdCluster:
     hosts: list[Host]
     directory: Path
     token: str = "pgherd-tests"
-    tls: EtcdTls | None = None  # set before the first start (the certificates come later)
+    # https: TLS with the cluster's certificates (docs/deploy.md), ``tls`` set before the
+    # first start; http: plain, for a cluster that runs with ``tls: off``.
+    scheme: str = "https"
+    tls: EtcdTls | None = None
     members: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"https://{h.address}:{CLIENT_PORT}" for h in self.hosts]
+        return [f"{self.scheme}://{h.address}:{CLIENT_PORT}" for h in self.hosts]
 
     def environment(self, host: Host) -> dict[str, str]:
         """The member's ``/etc/default/etcd``, as docs/deploy.md step 4 writes it."""
-        assert self.tls is not None, "the members' certificates first (pgherd secrets init)"
-        cert, key = self.tls.members[host.name]
-        client = f"https://{host.address}:{CLIENT_PORT}"
-        peer = f"https://{host.address}:{PEER_PORT}"
-        initial = ",".join(f"{h.name}=https://{h.address}:{PEER_PORT}" for h in self.hosts)
-        return {
+        client = f"{self.scheme}://{host.address}:{CLIENT_PORT}"
+        peer = f"{self.scheme}://{host.address}:{PEER_PORT}"
+        initial = ",".join(f"{h.name}={self.scheme}://{h.address}:{PEER_PORT}" for h in self.hosts)
+        plain = {
             "ETCD_NAME": host.name,
             "ETCD_DATA_DIR": str(self.directory / host.name),
             "ETCD_LISTEN_PEER_URLS": peer,
@@ -78,6 +79,15 @@ class EtcdCluster:
             "ETCD_INITIAL_CLUSTER": initial,
             "ETCD_INITIAL_CLUSTER_STATE": "new",
             "ETCD_INITIAL_CLUSTER_TOKEN": self.token,
+            # Not in the docs: tests keep etcd's elections short (defaults 100 / 1000 ms).
+            "ETCD_HEARTBEAT_INTERVAL": "50",
+            "ETCD_ELECTION_TIMEOUT": "500",
+        }
+        if self.scheme == "http":
+            return plain
+        assert self.tls is not None, "the members' certificates first (pgherd secrets init)"
+        cert, key = self.tls.members[host.name]
+        return plain | {
             "ETCD_CERT_FILE": str(cert),
             "ETCD_KEY_FILE": str(key),
             "ETCD_TRUSTED_CA_FILE": str(self.tls.ca),
@@ -86,9 +96,6 @@ class EtcdCluster:
             "ETCD_PEER_KEY_FILE": str(key),
             "ETCD_PEER_TRUSTED_CA_FILE": str(self.tls.ca),
             "ETCD_PEER_CLIENT_CERT_AUTH": "true",
-            # Not in the docs: tests keep etcd's elections short (defaults 100 / 1000 ms).
-            "ETCD_HEARTBEAT_INTERVAL": "50",
-            "ETCD_ELECTION_TIMEOUT": "500",
         }
 
     def start(self, host: Host) -> None:
@@ -139,10 +146,10 @@ class EtcdCluster:
 
     def curl(self, through: Host, path: str, *args: str) -> subprocess.CompletedProcess[str]:
         """A request to the member on ``through``, from that host, as the store's client."""
-        assert self.tls is not None
-        url = f"https://{through.address}:{CLIENT_PORT}{path}"
+        url = f"{self.scheme}://{through.address}:{CLIENT_PORT}{path}"
+        tls = self.tls.curl() if self.tls is not None else []
         return subprocess.run(
-            through.argv("curl", "-s", "--max-time", "3", *self.tls.curl(), url, *args),
+            through.argv("curl", "-s", "--max-time", "3", *tls, url, *args),
             capture_output=True,
             text=True,
             check=False,
