@@ -150,7 +150,7 @@ def set_up(directory: Path, resolution_ms: float | None = None) -> Servers:
     user = osuser.resolve(common.OS_USER)
     user.make_dir(directory)
     base = common.free_port_base(2)
-    config = layout.lab_config(directory, 2, base, user.name, None)
+    config = layout.lab_config(directory, layout.LabShape(2, base, user.name, None))
     config_path = directory / "pgherd.yaml"
     lifecycle.write_lab_files(config, config_path, user)
     for node in config.nodes:
@@ -353,8 +353,8 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def run_case(servers: Servers, case: Case, run: int, marker: int, timeout: float) -> dict[str, Any]:
     if run > 0:
-        # Start the round from empty tables: TRUNCATE is not published, so each side
-        # empties its own.
+        # Start the round from empty tables. The mesh's publication sends TRUNCATE now,
+        # and each side is emptied here too so that no consumer starts with old rows.
         empty = sql.SQL("TRUNCATE {}").format(sql.Identifier(case.table))
         for node, dbname in (("node1", "bench"), ("node2", "bench"), ("node2", "native")):
             servers.sql(node, dbname, empty)

@@ -9,8 +9,13 @@ round copies it with each tool, in an order that alternates between rounds (ABC,
 so that neither tool always profits from a warm cache:
 
 - ``pgherd``: ``pgherd standby clone --upstream node1 --node cloneN --data-dir … --json``,
-  a new node each round (so each run also adds the node to pgherd.yaml), timed as a user
-  sees it: the whole command, from process start to exit;
+  a new node each round (so each run also adds the node to pgherd.yaml, which it validates
+  with pydantic first), timed as a user sees it: the whole command, from process start to
+  exit;
+- ``pgherd, node listed``: ``pgherd standby clone --upstream node1 --node listedN --json``
+  of a node pgherd.yaml already lists (added, and the file read once by ``pgherd
+  connstr``, outside the timing), as on a real cluster whose one config names every host
+  and has been read before: the quick path, without pydantic;
 - ``pg_basebackup``: what an operator types by hand, ``pg_basebackup -d URI -X stream -c
   fast -D DIR``, as ``postgres`` with the same replication role and passfile;
 - ``pg_basebackup -P --slot``: the flags pgherd passes (progress, which makes the server
@@ -18,7 +23,8 @@ so that neither tool always profits from a warm cache:
   pgherd's own work around pg_basebackup.
 
 Slots are dropped and copies deleted between runs (outside the timings). The target is
-pgherd / pg_basebackup ≤ 1.05 on medians.
+pgherd / pg_basebackup ≤ 1.05 on medians. Each run also records the CPU time the command
+and its children used (less disturbed by other work on the machine than wall time).
 
 Lab: ``pgherd lab up --nodes 3`` in a fresh directory, RUNS times, ``lab down --purge``
 between. On the first of those labs, ``pgherd cluster show`` is run SHOW_RUNS times as a
@@ -44,15 +50,19 @@ from pgherd import config as config_mod
 from pgherd.clients.agent import statuses
 from pgherd.config import NodeConfig
 from pgherd.lab.layout import API_PORT_OFFSET
+from pgherd.pg import osuser
 from pgherd.tls.context import client_context
 
 CLONE_TARGET_RATIO = 1.05
 SHOW_TARGET_SECONDS = 0.5
 PGHERD = "pgherd"
+LISTED = "pgherd, node listed"
 PLAIN = "pg_basebackup"
 FLAGS = "pg_basebackup -P --slot"
-TOOLS = (PGHERD, PLAIN, FLAGS)
-CLONE_MODULES = ("pgherd.cli.main", "pgherd.physical.clone")
+TOOLS = (PGHERD, LISTED, PLAIN, FLAGS)
+# What `pgherd standby clone` imports (the quick path), and with a node to add to the config.
+CLONE_MODULES = ("pgherd.cli.entry", "pgherd.cli.quick.args", "pgherd.cli.quick.clone")
+ADD_NODE_MODULES = (*CLONE_MODULES, "pgherd.config")
 IMPORT_RUNS = 5
 
 
@@ -65,6 +75,7 @@ class CloneRun:
     position: int
     tool: str
     seconds: float
+    cpu_seconds: float  # of the command and its children (pg_basebackup for pgherd)
     basebackup_seconds: float | None  # pgherd's own timing of its pg_basebackup
     copy_bytes: int  # the size of the copy on disk
 
@@ -74,23 +85,25 @@ class CloneBench:
     lab: Lab
     superuser_uri: str
     replication_uri: str
+    rounds: int
 
     def run(self, tool: str, round_no: int, position: int) -> CloneRun:
-        runner: dict[str, Callable[[int], tuple[float, float | None, Path]]] = {
+        runner: dict[str, Callable[[int], tuple[float, float, float | None, Path]]] = {
             PGHERD: self._pgherd,
+            LISTED: self._listed,
             PLAIN: self._plain,
             FLAGS: self._flags,
         }
-        seconds, basebackup_seconds, target = runner[tool](round_no)
+        seconds, cpu, basebackup_seconds, target = runner[tool](round_no)
         size = directory_bytes(target)
         common.remove_tree(target)
-        return CloneRun(round_no, position, tool, seconds, basebackup_seconds, size)
+        return CloneRun(round_no, position, tool, seconds, cpu, basebackup_seconds, size)
 
-    def _pgherd(self, round_no: int) -> tuple[float, float | None, Path]:
+    def _pgherd(self, round_no: int) -> tuple[float, float, float | None, Path]:
         name = f"clone{round_no + 1}"
         home = self.lab.directory / name
         port = self.lab.port_base + 1 + round_no
-        seconds, done = common.timed(
+        seconds, cpu, done = common.timed_cpu(
             lambda: self.lab.cli(
                 "standby",
                 "clone",
@@ -109,9 +122,24 @@ class CloneBench:
         )
         result = json_in(done.stdout)
         common.drop_slot(self.superuser_uri, name)
-        return seconds, float(result["seconds"]), home
+        return seconds, cpu, float(result["seconds"]), home
 
-    def _plain(self, round_no: int) -> tuple[float, float | None, Path]:
+    def _listed(self, round_no: int) -> tuple[float, float, float | None, Path]:
+        name = f"listed{round_no + 1}"
+        home = self.lab.directory / name
+        port = self.lab.port_base + 1 + self.rounds + round_no
+        add_node(self.lab.config_path, name, home / "data", port)  # outside the timing
+        self.lab.cli("connstr", "node1")  # reads the new file once, as a first command would
+        seconds, cpu, done = common.timed_cpu(
+            lambda: self.lab.cli(
+                "standby", "clone", "--upstream", "node1", "--node", name, "--json"
+            )
+        )
+        result = json_in(done.stdout)
+        common.drop_slot(self.superuser_uri, name)
+        return seconds, cpu, float(result["seconds"]), home
+
+    def _plain(self, round_no: int) -> tuple[float, float, float | None, Path]:
         target = self.lab.directory / f"plain{round_no + 1}"
         argv = [
             common.pg_program("pg_basebackup"),
@@ -124,10 +152,10 @@ class CloneBench:
             "-D",
             str(target),
         ]
-        seconds, _ = common.timed(lambda: common.as_os_user(argv))
-        return seconds, None, target
+        seconds, cpu, _ = common.timed_cpu(lambda: common.as_os_user(argv))
+        return seconds, cpu, None, target
 
-    def _flags(self, round_no: int) -> tuple[float, float | None, Path]:
+    def _flags(self, round_no: int) -> tuple[float, float, float | None, Path]:
         target = self.lab.directory / f"flags{round_no + 1}"
         slot = f"flags{round_no + 1}"
         argv = [
@@ -144,9 +172,9 @@ class CloneBench:
             slot,
             "--create-slot",
         ]
-        seconds, _ = common.timed(lambda: common.as_os_user(argv))
+        seconds, cpu, _ = common.timed_cpu(lambda: common.as_os_user(argv))
         common.drop_slot(self.superuser_uri, slot)
-        return seconds, None, target
+        return seconds, cpu, None, target
 
 
 def _rounded(row: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +192,20 @@ def json_in(stdout: str) -> dict[str, Any]:
     return value
 
 
+def add_node(config_path: Path, name: str, data_dir: Path, port: int) -> None:
+    """List ``name`` in pgherd.yaml, as an operator does before cloning it."""
+    config = config_mod.load(config_path)
+    dumped = config.model_dump(mode="json")
+    entry = {
+        "name": name,
+        "port": port,
+        "api_port": port + API_PORT_OFFSET,
+        "data_dir": str(data_dir),
+    }
+    updated = config_mod.parse(dumped | {"nodes": [*dumped["nodes"], entry]})
+    osuser.resolve(config.os_user).write_file(config_path, config_mod.dump(updated))
+
+
 def directory_bytes(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -171,7 +213,7 @@ def directory_bytes(path: Path) -> int:
 def bench_clone(root: Path, scale: int, runs: int) -> dict[str, Any]:
     directory = root / "pgherd-bench-clone"
     with common.fresh_directory(directory):
-        lab = Lab(directory, nodes=1, port_base=common.free_port_base(1 + runs))
+        lab = Lab(directory, nodes=1, port_base=common.free_port_base(1 + 2 * runs))
         with lab:
             lab_up = lab.up()
             superuser_uri = lab.connstr("node1")
@@ -184,7 +226,7 @@ def bench_clone(root: Path, scale: int, runs: int) -> dict[str, Any]:
                 "SELECT pg_database_size(current_database()),"
                 " (SELECT sum(pg_database_size(oid)) FROM pg_database)::bigint",
             )
-            bench = CloneBench(lab, superuser_uri, replication_uri)
+            bench = CloneBench(lab, superuser_uri, replication_uri, runs)
             clone_runs: list[CloneRun] = []
             for round_no in range(runs):
                 order = TOOLS if round_no % 2 == 0 else TOOLS[::-1]
@@ -196,8 +238,10 @@ def bench_clone(root: Path, scale: int, runs: int) -> dict[str, Any]:
     # What a clone pays before it does anything: Python importing pgherd's CLI and the
     # clone's modules (measured apart, in a fresh interpreter each time).
     imports = [common.import_seconds(CLONE_MODULES) for _ in range(IMPORT_RUNS)]
+    adding = [common.import_seconds(ADD_NODE_MODULES) for _ in range(IMPORT_RUNS)]
     summary = clone_summary(scale, lab_up, pgbench_seconds, db_bytes, cluster_bytes, clone_runs)
     summary["overhead"]["imports_seconds"] = common.summary(imports)
+    summary["overhead"]["imports_adding_a_node_seconds"] = common.summary(adding)
     return summary
 
 
@@ -212,13 +256,27 @@ def clone_summary(
     def seconds(tool: str) -> list[float]:
         return [r.seconds for r in runs if r.tool == tool]
 
+    def cpu(tool: str) -> list[float]:
+        return [r.cpu_seconds for r in runs if r.tool == tool]
+
     medians = {tool: common.median(seconds(tool)) for tool in TOOLS}
+    cpu_medians = {tool: common.median(cpu(tool)) for tool in TOOLS}
+    plain_by_round = {r.round: r.seconds for r in runs if r.tool == PLAIN}
+
+    def paired(tool: str) -> list[float]:
+        """Each run of ``tool`` against the plain pg_basebackup of the same round."""
+        return [
+            r.seconds / plain_by_round[r.round]
+            for r in runs
+            if r.tool == tool and r.round in plain_by_round
+        ]
+
+    def outside(tool: str) -> list[float]:
+        return [r.seconds - (r.basebackup_seconds or 0.0) for r in runs if r.tool == tool]
+
     pgherd_runs = [r for r in runs if r.tool == PGHERD]
-    outside = [r.seconds - (r.basebackup_seconds or 0.0) for r in pgherd_runs]
-    # Each pgherd run against the plain pg_basebackup of the same round.
-    by_round = {r.round: r.seconds for r in runs if r.tool == PLAIN}
-    paired = [r.seconds / by_round[r.round] for r in pgherd_runs if r.round in by_round]
     ratio = medians[PGHERD] / medians[PLAIN]
+    listed_ratio = medians[LISTED] / medians[PLAIN]
     inner = common.median([r.basebackup_seconds or 0.0 for r in pgherd_runs]) / medians[PLAIN]
     return {
         "scale": scale,
@@ -228,13 +286,20 @@ def clone_summary(
         "pgbench_init_seconds": round(pgbench_seconds, 3),
         "runs": [_rounded(asdict(r)) for r in runs],
         "seconds": {tool: common.summary(seconds(tool)) for tool in TOOLS},
+        "cpu_seconds": {tool: common.summary(cpu(tool)) for tool in TOOLS},
         "ratio_pgherd_to_pg_basebackup": round(ratio, 4),
-        "paired_ratios": [round(v, 4) for v in paired],
+        "paired_ratios": [round(v, 4) for v in paired(PGHERD)],
+        "ratio_listed_to_pg_basebackup": round(listed_ratio, 4),
+        "paired_ratios_listed": [round(v, 4) for v in paired(LISTED)],
         "ratio_pgherds_pg_basebackup_to_pg_basebackup": round(inner, 4),
         "target_ratio": CLONE_TARGET_RATIO,
         "meets_target": ratio <= CLONE_TARGET_RATIO,
+        "listed_meets_target": listed_ratio <= CLONE_TARGET_RATIO,
         "overhead": {
-            "pgherd_outside_pg_basebackup_seconds": common.summary(outside),
+            "pgherd_outside_pg_basebackup_seconds": common.summary(outside(PGHERD)),
+            "listed_outside_pg_basebackup_seconds": common.summary(outside(LISTED)),
+            "pgherd_cpu_minus_plain_seconds": round(cpu_medians[PGHERD] - cpu_medians[PLAIN], 4),
+            "listed_cpu_minus_plain_seconds": round(cpu_medians[LISTED] - cpu_medians[PLAIN], 4),
             "pgherd_flags_vs_plain_seconds": round(medians[FLAGS] - medians[PLAIN], 4),
             "pgherd_vs_pgherd_flags_seconds": round(medians[PGHERD] - medians[FLAGS], 4),
         },
@@ -358,34 +423,54 @@ def summary_rows(result: dict[str, Any]) -> list[list[object]]:
     if clone:
         for tool in TOOLS:
             figure = clone["seconds"][tool]
-            rows.append([f"clone with {tool}", f"{figure['median']:.2f} s", _runs(figure), "", ""])
-        ratio = clone["ratio_pgherd_to_pg_basebackup"]
-        rows.append(
-            [
-                "pgherd / pg_basebackup",
-                f"{ratio:.3f}×",
-                ", ".join(f"{v:.3f}" for v in clone["paired_ratios"]),
-                f"≤ {CLONE_TARGET_RATIO}",
-                "met" if clone["meets_target"] else "MISSED",
-            ]
-        )
-        inner = clone["ratio_pgherds_pg_basebackup_to_pg_basebackup"]
-        rows.append(["pgherd's own pg_basebackup / pg_basebackup", f"{inner:.3f}×", "", "", ""])
-        outside = clone["overhead"]["pgherd_outside_pg_basebackup_seconds"]
-        rows.append(
-            ["pgherd outside pg_basebackup", f"{outside['median']:.2f} s", _runs(outside), "", ""]
-        )
-        imports = clone["overhead"].get("imports_seconds")
-        if imports:
+            cpu = clone["cpu_seconds"][tool]["median"]
             rows.append(
                 [
-                    "  of which importing pgherd",
-                    f"{imports['median']:.2f} s",
-                    f"{len(imports['runs'])} runs",
+                    f"clone with {tool}",
+                    f"{figure['median']:.2f} s",
+                    f"{_runs(figure)} (CPU {cpu:.2f} s)",
                     "",
                     "",
                 ]
             )
+        for label, key, paired, met in (
+            ("pgherd / pg_basebackup", "ratio_pgherd_to_pg_basebackup", "paired_ratios",
+             "meets_target"),
+            ("pgherd, node listed / pg_basebackup", "ratio_listed_to_pg_basebackup",
+             "paired_ratios_listed", "listed_meets_target"),
+        ):  # fmt: skip
+            rows.append(
+                [
+                    label,
+                    f"{clone[key]:.3f}×",
+                    ", ".join(f"{v:.3f}" for v in clone[paired]),
+                    f"≤ {CLONE_TARGET_RATIO}",
+                    "met" if clone[met] else "MISSED",
+                ]
+            )
+        inner = clone["ratio_pgherds_pg_basebackup_to_pg_basebackup"]
+        rows.append(["pgherd's own pg_basebackup / pg_basebackup", f"{inner:.3f}×", "", "", ""])
+        overhead = clone["overhead"]
+        for label, key in (
+            ("pgherd outside pg_basebackup", "pgherd_outside_pg_basebackup_seconds"),
+            ("pgherd, node listed, outside pg_basebackup", "listed_outside_pg_basebackup_seconds"),
+        ):
+            outside = overhead[key]
+            rows.append([label, f"{outside['median']:.2f} s", _runs(outside), "", ""])
+        for label, key in (
+            ("  CPU of pgherd − CPU of pg_basebackup", "pgherd_cpu_minus_plain_seconds"),
+            ("  the same, node listed", "listed_cpu_minus_plain_seconds"),
+        ):
+            rows.append([label, f"{overhead[key]:.2f} s", "medians", "", ""])
+        for label, key in (
+            ("  importing the quick clone", "imports_seconds"),
+            ("  … and pydantic's config (a new node)", "imports_adding_a_node_seconds"),
+        ):
+            imports = overhead.get(key)
+            if imports:
+                rows.append(
+                    [label, f"{imports['median']:.2f} s", f"{len(imports['runs'])} runs", "", ""]
+                )
     lab = result.get("lab")
     if lab:
         for key, label, target in (

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -49,6 +50,18 @@ def timed(call: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     value = call()
     return time.perf_counter() - started, value
+
+
+def timed_cpu(call: Callable[[], T]) -> tuple[float, float, T]:
+    """Wall-clock seconds of ``call()``, the CPU seconds its child processes used (user +
+    system, of children waited for meanwhile), and what it returned."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    value = call()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, value
 
 
 def median(values: Sequence[float]) -> float:

@@ -87,11 +87,13 @@ class Agents:
     def config(self) -> ClusterConfig:
         return config_mod.load(self.config_path)
 
+    def shape(self, nodes: int) -> layout.LabShape:
+        """A lab's layout with automatic failover (its sqlite store), as the lab's agents."""
+        return layout.LabShape(nodes, self.port_base, USER, failover="automatic")
+
     def write(self, nodes: int) -> None:
         user = osuser.resolve(USER)
-        config = layout.lab_config(
-            self.directory, nodes, self.port_base, USER, None, failover="automatic"
-        )
+        config = layout.lab_config(self.directory, self.shape(nodes))
         user.make_dir(self.directory)
         user.write_file(self.config_path, config_mod.dump(config))
         self.cli("secrets", "init")
@@ -101,9 +103,7 @@ class Agents:
         returns their names."""
         user = osuser.resolve(USER)
         have = len(self.config.nodes)
-        wider = layout.lab_config(
-            self.directory, have + count, self.port_base, USER, None, failover="automatic"
-        )
+        wider = layout.lab_config(self.directory, self.shape(have + count))
         raw = self.config.model_dump(mode="json")
         raw["nodes"] += [n.model_dump(mode="json") for n in wider.nodes[have:]]
         user.write_file(self.config_path, config_mod.dump(config_mod.parse(raw)))

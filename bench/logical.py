@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 
 from pgherd.config import ClusterConfig
-from pgherd.lab import lifecycle
+from pgherd.lab import layout, lifecycle
 from pgherd.pg.ports import is_free
 
 RESULTS = Path(__file__).parent / "results"
@@ -226,9 +226,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.dir.exists():
         lifecycle.down(args.dir, True, lifecycle.QuietReporter())
-    lab = lifecycle.up(
-        args.dir, 2, free_base(), "postgres", None, lifecycle.QuietReporter(), independent=True
-    )
+    shape = layout.LabShape(2, free_base(), "postgres", independent=True)
+    lab = lifecycle.up(args.dir, shape, lifecycle.QuietReporter())
     order = [("native", "pgherd"), ("pgherd", "native")]
     try:
         runs = [

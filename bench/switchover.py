@@ -73,7 +73,7 @@ def pgherd_switchover(lab: common.Lab, run: int, writer: common.Writer) -> dict[
 
 def plain_config(directory: Path, user: osuser.OsUser) -> ClusterConfig:
     base = common.free_port_base(2, (0,))
-    config = layout.lab_config(directory, 2, base, user.name, None)
+    config = layout.lab_config(directory, layout.LabShape(2, base, user.name, None))
     lifecycle.write_lab_files(config, directory / "pgherd.yaml", user)
     return config
 
@@ -181,14 +181,15 @@ def start_after_rewind(server_log: Path) -> list[str]:
 
 
 def rejoin(lab: common.Lab, scale: int) -> dict[str, Any]:
-    """node1 primary, node2 standby, node3 stopped (out of the way). node2 misses 1% of
+    """node1 primary, node2 standby, node3 (if any) stopped. node2 misses 1% of
     updates on node1; node1 stops; node2 is promoted and updates another 1%; node1 rejoins
     by pg_rewind, then once more by a full clone."""
     primary = json.loads(lab.cli("cluster", "show", "--json", check=False).stdout)["primary"]
     if primary != "node1":
         lab.cli("standby", "switchover", "--to", "node1", "--siblings-follow")
     uri1, uri2 = lab.connstr("node1"), lab.connstr("node2")
-    lab.cli("node", "stop", "node3")
+    if "node3" in config_mod.load(lab.config_path).node_names:  # bench/scale.py: 2 nodes
+        lab.cli("node", "stop", "node3")
     init_seconds = common.pgbench_init(uri1, scale)
     size = common.query(uri1, "SELECT pg_database_size('postgres')")[0][0]
     common.console.print(f"  pgbench -i -s {scale}: {size / 1e9:.2f} GB in {init_seconds:.0f} s")

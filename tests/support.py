@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,6 +16,7 @@ import psycopg
 
 from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config_lite import LiteConfig, LiteNode
 from pgherd.lab import layout, lifecycle
 from pgherd.pg import osuser
 
@@ -23,14 +27,16 @@ def cluster_config(
     workdir: Path, user: osuser.OsUser, nodes: int, port_base: int, **extra: Any
 ) -> ClusterConfig:
     """A config for ``nodes`` nodes under ``workdir``, with its passfile and token written."""
-    config = layout.lab_config(workdir, nodes, port_base, user.name, None)
+    config = layout.lab_config(workdir, layout.LabShape(nodes, port_base, user.name, None))
     if extra:
         config = config_mod.parse(config.model_dump(mode="json") | extra)
     lifecycle.write_lab_files(config, workdir / "pgherd.yaml", user)
     return config
 
 
-def connect(config: ClusterConfig, node: NodeConfig | str, **kw: Any) -> psycopg.Connection[Any]:
+def connect(
+    config: ClusterConfig | LiteConfig, node: NodeConfig | LiteNode | str, **kw: Any
+) -> psycopg.Connection[Any]:
     """A superuser connection over TCP with the passfile, as a client would make it."""
     target = config.node(node) if isinstance(node, str) else node
     return psycopg.connect(
@@ -45,7 +51,9 @@ def connect(config: ClusterConfig, node: NodeConfig | str, **kw: Any) -> psycopg
     )
 
 
-def query(config: ClusterConfig, node: NodeConfig | str, sql: str, *params: Any) -> list[Any]:
+def query(
+    config: ClusterConfig | LiteConfig, node: NodeConfig | LiteNode | str, sql: str, *params: Any
+) -> list[Any]:
     """Run one statement; its rows, or [] for a statement that returns none."""
     with connect(config, node) as conn:
         cur = conn.execute(sql, params or None)
@@ -105,3 +113,68 @@ def postgres_processes(under: Path) -> list[int]:
 
 def names(rows: Sequence[dict[str, Any]], key: str = "name") -> list[str]:
     return [row[key] for row in rows]
+
+
+# ---- what a command imports -------------------------------------------------------------
+
+# Libraries that cost tenths of a second to import, which the quick commands must not load
+# (issue 21), and what pulls them in; cryptography makes certificates (pgherd.tls.certs),
+# which a client verifying one never needs (the standard library's ssl does that).
+HEAVY = (
+    "typer",
+    "click",
+    "pydantic",
+    "pydantic_core",
+    "rich",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "cryptography",
+)
+
+_LISTING_RUNNER = """
+import atexit, json, sys
+out = sys.argv[1]
+def report():
+    loaded = sorted({name.split(".")[0] for name in sys.modules})
+    with open(out, "w") as file:
+        json.dump(loaded, file)
+atexit.register(report)
+sys.argv = ["pgherd", *sys.argv[2:]]
+from pgherd.cli.entry import main
+main()
+"""
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    """A CLI run in a fresh interpreter, with the top-level packages it had imported."""
+
+    code: int
+    stdout: str
+    stderr: str
+    modules: list[str]
+
+    @property
+    def heavy(self) -> list[str]:
+        return [m for m in self.modules if m in HEAVY]
+
+
+def pgherd_listing_imports(
+    listing: Path, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> ListedRun:
+    """``pgherd ARGS`` as the ``pgherd`` program runs it; ``listing`` gets the imports."""
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")
+    }
+    environment |= env or {}
+    done = subprocess.run(
+        [sys.executable, "-c", _LISTING_RUNNER, str(listing), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environment,
+    )
+    modules = json.loads(listing.read_text()) if listing.exists() else []
+    return ListedRun(done.returncode, done.stdout, done.stderr, modules)

@@ -8,11 +8,7 @@ copied and kept under version control.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
-import json
-import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeVar
@@ -28,20 +24,34 @@ from pydantic import (
     model_validator,
 )
 
-from pgherd.errors import ConfigError, InvalidInput, UnknownNode
+from pgherd import config_lite
+from pgherd.config_lite import (
+    AgentMember,
+    ClusterFiles,
+    DataNode,
+    LiteConfig,
+    SettingValue,
+    find_named,
+    find_node,
+    node_listening_at,
+)
+from pgherd.errors import ConfigError
 from pgherd.model import ha_settings as ha_model
 from pgherd.model import settings as settings_rules
 from pgherd.model.repository import RepositorySpec, Retention
 from pgherd.model.sockets import socket_dir_fits
 
-CONFIG_ENV = "PGHERD_CONFIG"
-TOKEN_ENV = "PGHERD_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
-DEFAULT_CONFIG = Path("pgherd.yaml")
-SERVER_CONFIG = Path("/etc/pgherd/pgherd.yaml")  # where a server's agent finds it (docs/deploy.md)
+# Where they have always been found (they live with the quick commands' reader now).
+CONFIG_ENV = config_lite.CONFIG_ENV
+TOKEN_ENV = config_lite.TOKEN_ENV
+DEFAULT_CONFIG = config_lite.DEFAULT_CONFIG
+config_path = config_lite.config_path
+SERVER_CONFIG = config_lite.SERVER_CONFIG
 
 # Node names become replication slot and application names: slot names allow only
 # lower-case letters, digits and underscores, so names are held to that from the start.
-NODE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+NODE_NAME = config_lite.NODE_NAME
+check_node_name = config_lite.check_node_name
 NodeName = Annotated[str, Field(pattern=NODE_NAME)]
 RoleName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -54,47 +64,26 @@ def _absolute(path: Path) -> Path:
 
 
 AbsPath = Annotated[Path, AfterValidator(_absolute)]
-SettingValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class _AgentFiles:
-    """Where a member's agent keeps its log and pid file, and its API's URL: the same for
-    data nodes and witnesses."""
+class _ApiCa:
+    """A member's ``api_ca``: the cluster CA, set on each member by
+    :class:`ClusterConfig` from its ``tls`` section when the config is validated (None:
+    plain HTTP, ``tls: off``); the lite form holds it as a value."""
 
     if TYPE_CHECKING:
-        api_host: str
-        api_port: int
         _api_ca: Path | None
-
-        @property
-        def home_dir(self) -> Path: ...
 
     @property
     def api_ca(self) -> Path | None:
-        """The CA that signs this member's API certificate: set from the cluster's ``tls``
-        section when the config is loaded (None: plain HTTP, ``tls: off``)."""
         return self._api_ca
 
-    @property
-    def agent_log(self) -> Path:
-        return self.home_dir / "agent.log"
 
-    @property
-    def agent_pid_file(self) -> Path:
-        return self.home_dir / "agent.pid"
-
-    @property
-    def api_url(self) -> str:
-        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
-        scheme = "https" if self._api_ca is not None else "http"
-        return f"{scheme}://{host}:{self.api_port}"
-
-
-class NodeConfig(_AgentFiles, _Strict):
+class NodeConfig(_ApiCa, DataNode, _Strict):
     """One PostgreSQL server and its agent.
 
     ``data_dir`` is PostgreSQL's; ``home`` (default: the data directory's parent) holds
@@ -132,18 +121,6 @@ class NodeConfig(_AgentFiles, _Strict):
                 "use a shorter data_dir or home"
             )
         return self
-
-    @property
-    def home_dir(self) -> Path:
-        return self.home or self.data_dir.parent
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.home_dir / "run"
-
-    @property
-    def server_log(self) -> Path:
-        return self.home_dir / "postgresql.log"
 
 
 class RetentionConfig(_Strict):
@@ -341,7 +318,7 @@ class ConsoleConfig(_Strict):
         return self
 
 
-class WitnessConfig(_AgentFiles, _Strict):
+class WitnessConfig(_ApiCa, AgentMember, _Strict):
     """A member without data (``docs/failover.md``): its agent checks in to the store and
     serves ``/health``; with etcd, its host runs an etcd member, so that two data nodes and
     a witness keep the store's quorum when any one host is lost. Never a leader."""
@@ -396,6 +373,27 @@ class EtcdDcs(_Strict):
 _HA = ha_model.Settings()
 
 
+class SlotConfig(_Strict):
+    """A permanent replication slot (``slots:``): it exists on whichever node leads, and
+    every standby keeps a copy that follows it (docs/failover.md, "Slots that survive a
+    failover"), for consumers outside pgherd (a CDC tool, pg_receivewal)."""
+
+    type: Literal["physical", "logical"] = "logical"
+    database: str | None = None  # logical: the database it decodes
+    plugin: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,63}$")] = "pgoutput"
+
+    @model_validator(mode="after")
+    def _logical_needs_a_database(self) -> Self:
+        if self.type == "logical" and not self.database:
+            raise ValueError("a logical slot needs database: (the one it decodes)")
+        if self.type == "physical" and self.database:
+            raise ValueError("a physical slot takes no database")
+        return self
+
+
+SlotName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,63}$")]
+
+
 class HaConfig(_Strict):
     """Automatic failover (``failover: automatic``): the coordination store and timing.
 
@@ -443,7 +441,7 @@ class HaConfig(_Strict):
 Topology = Literal["streaming", "independent"]
 
 
-class ClusterConfig(_Strict):
+class ClusterConfig(ClusterFiles, _Strict):
     """``topology``: ``streaming`` (one primary, the rest its standbys) or ``independent``
     (every node is a primary of its own, e.g. for logical replication between them)."""
 
@@ -468,6 +466,8 @@ class ClusterConfig(_Strict):
     # as false): doctor and cluster show flag a cluster that runs in plain text.
     tls: TlsConfig | bool = Field(default_factory=TlsConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    # Permanent slots, kept on whichever node leads and copied to the standbys.
+    slots: dict[SlotName, SlotConfig] = Field(default_factory=dict)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
 
@@ -496,6 +496,12 @@ class ClusterConfig(_Strict):
                 raise ValueError(
                     f"{node.name}: replicate_from {node.replicate_from!r} is not another node"
                 )
+        taken = names & set(self.slots)
+        if taken:
+            raise ValueError(
+                f"slot {sorted(taken)[0]!r} has a node's name: those slots are the standbys' "
+                "own (choose another name)"
+            )
         if self.backup.schedule and self.archive is None:
             raise ValueError("backup.schedule needs an archive: section (where backups go)")
         if self.witnesses and self.ha is None:
@@ -517,38 +523,12 @@ class ClusterConfig(_Strict):
             member._api_ca = ca
         return self
 
-    @property
-    def tls_on(self) -> bool:
-        return self.tls is not False
+    # tls_on, tls_dir, ca_file, cert_files and the API credentials' files: ClusterFiles,
+    # computed alike for the quick commands' form of the config.
 
     @property
     def tls_settings(self) -> TlsConfig:
         return self.tls if isinstance(self.tls, TlsConfig) else TlsConfig()
-
-    @property
-    def tls_dir(self) -> Path:
-        """Where the CA and the members' certificates are (with TLS off too: where
-        ``secrets init`` would put them)."""
-        return self.tls_settings.dir or self.passfile.parent / "tls"
-
-    @property
-    def ca_file(self) -> Path | None:
-        """The cluster CA every client verifies servers against; None with ``tls: off``."""
-        return self.tls_dir / "ca.crt" if self.tls_on else None
-
-    # The agents' API credentials beside the operator's token file (docs/security.md):
-    # a viewer's token, each node's own token for its calls to other agents, and the
-    # grants file (digests and roles) the agents check every credential against.
-    @property
-    def viewer_token_file(self) -> Path:
-        return self.api_token_file.with_name("api-viewer-token")
-
-    @property
-    def grants_file(self) -> Path:
-        return self.api_token_file.with_name("api-grants.json")
-
-    def node_token_file(self, member: str) -> Path:
-        return self.api_token_file.parent / "node-tokens" / member
 
     @property
     def console_sessions_file(self) -> Path:
@@ -556,18 +536,11 @@ class ClusterConfig(_Strict):
             "console-sessions.sqlite"
         )
 
-    def cert_files(self, member: str) -> tuple[Path, Path]:
-        """(certificate, key) of a member (a node, a witness, an etcd member)."""
-        return self.tls_dir / f"{member}.crt", self.tls_dir / f"{member}.key"
-
     def node(self, name: str) -> NodeConfig:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise UnknownNode(name, self.node_names)
+        return find_node(self.nodes, name)
 
     def witness(self, name: str) -> WitnessConfig | None:
-        return next((w for w in self.witnesses if w.name == name), None)
+        return find_named(self.witnesses, name)
 
     @property
     def automatic(self) -> bool:
@@ -580,10 +553,7 @@ class ClusterConfig(_Strict):
 
     def node_at(self, host: str | None, port: int | None) -> NodeConfig | None:
         """The node listening at host:port, as a standby's wal receiver reports its sender."""
-        for node in self.nodes:
-            if node.port == port and node.host == host:
-                return node
-        return None
+        return node_listening_at(self.nodes, host, port)
 
     def pg_bin_for(self, node: NodeConfig) -> Path | None:
         return node.pg_bin or self.pg_bin
@@ -592,6 +562,12 @@ class ClusterConfig(_Strict):
     def independent(self) -> bool:
         """Every node is its own cluster: several primaries are expected, not a split brain."""
         return self.topology == "independent"
+
+    def lite(self) -> LiteConfig:
+        """The same config in the form the quick commands read (pgherd.config_lite), for
+        the functions they share with the rest of pgherd. Built anew on every call: a
+        copy made with ``model_copy(update=…)`` must not inherit a stale one."""
+        return config_lite.from_validated(self.model_dump(mode="json"), derived(self))
 
 
 def _require_unique_values(what: str, values: list[str]) -> None:
@@ -642,46 +618,24 @@ def _require_unique_per_host(
             )
 
 
-def check_node_name(name: str, option: str = "--node") -> str:
-    """A new node's name, checked before it becomes a directory, a slot or a config key."""
-    if not re.match(NODE_NAME, name):
-        raise InvalidInput(
-            f"{option} {name[:80]!r} is not a valid node name",
-            "use 1 to 63 lower-case letters, digits and _, starting with a letter",
-        )
-    return name
-
-
-def config_path(explicit: Path | None) -> Path:
-    """``-c FILE``, else ``$PGHERD_CONFIG``, else ``./pgherd.yaml`` if it exists, else
-    ``/etc/pgherd/pgherd.yaml`` if it exists (a server), else ``./pgherd.yaml`` (whose
-    absence :func:`load` reports, naming both places it looked)."""
-    if explicit is not None:
-        return explicit
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env)
-    if not DEFAULT_CONFIG.exists() and SERVER_CONFIG.exists():
-        return SERVER_CONFIG
-    return DEFAULT_CONFIG
-
-
 def load(path: Path) -> ClusterConfig:
+    return parse_bytes(config_lite.read_config_bytes(path), path)
+
+
+def parse_bytes(data: bytes, path: Path) -> ClusterConfig:
+    """A config file's bytes, validated (the source of the quick commands' cache too, so
+    that both read a file the same way and fail on it with the same words).
+
+    Validation must stay a function of the file's text alone: the quick commands keep its
+    result, keyed by the text (pgherd.config_cache), so a check of the filesystem or the
+    environment here would be skipped on their next run; such checks belong where the
+    file is used."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        where = f"{path} or {SERVER_CONFIG}" if path == DEFAULT_CONFIG else str(path)
-        raise ConfigError(
-            f"no config file at {where}",
-            f"pass -c FILE, set {CONFIG_ENV}, or create one with `pgherd lab up --dir DIR`",
-        ) from None
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read the config file {path}: it is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ConfigError(f"cannot read the config file {path}: {reason}") from None
     return parse(raw, source=str(path))
 
 
@@ -709,37 +663,23 @@ def dump(config: ClusterConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
+def derived(config: ClusterConfig) -> dict[str, Any]:
+    """What the models compute from a validated config that the lite form holds as values
+    (config_lite.from_validated; the quick commands' cache keeps it beside the file's
+    validated form): the archive's repositories."""
+    specs = config.archive.specs() if config.archive is not None else ()
+    return {"archive_specs": [s.to_json() for s in specs]}
+
+
 def fingerprint(config: ClusterConfig) -> str:
     """A short hash of the cluster part of the config: every agent should run with the same
     one (``cluster show`` names the hosts whose agents differ). Computed from the validated
     values, so comments, key order and defaults written out do not change it; ``console``
-    (web console logins, not read by the agents) is left out."""
-    data = config.model_dump(mode="json", exclude={"console"})
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    (web console logins, not read by the agents) is left out. The quick commands compute
+    it from the cached validated form the same way (config_lite.fingerprint_of)."""
+    return config_lite.fingerprint_of(config.model_dump(mode="json"))
 
 
 def read_token(config: ClusterConfig) -> str:
-    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file.
-
-    A variable that is set but blank is an error, not "no token": an agent started with
-    an empty token would let ``Authorization: Bearer`` with nothing after it act.
-    """
-    env = os.environ.get(TOKEN_ENV)
-    if env is not None:
-        if not env.strip():
-            raise ConfigError(
-                f"{TOKEN_ENV} is set but blank",
-                f"unset it to use {config.api_token_file}, or set it to the API token",
-            )
-        return env.strip()
-    try:
-        token = config.api_token_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the API token file {config.api_token_file}: {exc.strerror}",
-            f"run as a user that can read it, or set {TOKEN_ENV}",
-        ) from None
-    if not token:
-        raise ConfigError(f"the API token file {config.api_token_file} is empty")
-    return token
+    """The agents' API bearer token: ``$PGHERD_API_TOKEN`` or the token file."""
+    return config_lite.read_token_file(config.api_token_file)

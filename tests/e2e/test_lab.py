@@ -4,6 +4,7 @@ through the CLI, torn down without leftovers and started again with its data."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 
 from pgherd.lab import agents
 from pgherd.pg import process
+from tests.conftest import free_port_base
 from tests.e2e.conftest import Lab, start_lab, stop_lab
-from tests.support import pgherd, postgres_processes, query, wait_until
+from tests.support import pgherd, pgherd_listing_imports, postgres_processes, query, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -107,6 +109,51 @@ def test_connstr_gives_a_working_uri_without_a_password(lab3: Lab) -> None:
     assert all(line.rsplit(":", 1)[-1] not in uri for line in secret.splitlines())
     replication = pgherd("connstr", "node1", "--replication", config=lab3.config_path).stdout
     assert replication.startswith("postgresql://replicator@")
+
+
+def test_standby_clone_adds_a_node_and_clones_again_without_heavy_imports(
+    lab3: Lab, tmp_path: Path
+) -> None:
+    """``pgherd standby clone`` is a quick command: adding a node validates the new config
+    (pydantic), a clone of a listed node imports neither Typer, pydantic nor rich."""
+    original = lab3.config_path.read_text()
+    free = free_port_base(1, (0, 1000))
+    home = lab3.directory / "clone4"
+    env = {"PGHERD_CACHE_DIR": str(tmp_path / "cache")}
+    clone = ("standby", "clone", "--upstream", "node1", "--node", "clone4", "--json")
+    try:
+        added = pgherd_listing_imports(
+            tmp_path / "added.json",
+            *clone,
+            "--data-dir", home / "data", "--port", str(free), "--api-port", str(free + 1000),
+            "-c", lab3.config_path,
+            env=env,
+        )  # fmt: skip
+        assert added.code == 0, added.stderr
+        assert "clone4" in lab3.config.node_names
+        again = pgherd_listing_imports(
+            tmp_path / "again.json", *clone, "--force", "-c", lab3.config_path, env=env
+        )
+        assert (again.code, again.heavy) == (0, []), again.stderr
+        result = json.loads(again.stdout)
+        assert (result["node"], result["upstream"], result["slot_created"]) == (
+            "clone4",
+            "node1",
+            False,  # the first clone's slot, reused
+        )
+        assert result["system_identifier"] == show(lab3)[1]["system_identifier"]
+        settings = (home / "data" / "pgherd.conf").read_text()
+        assert f"port = {free}" in settings
+        assert (home / "data" / "standby.signal").exists()
+    finally:
+        lab3.config_path.write_text(original)
+        query(
+            lab3.config,
+            "node1",
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = 'clone4' AND NOT active",
+        )
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_agent_restarts_a_postmaster_that_was_killed(lab3: Lab) -> None:

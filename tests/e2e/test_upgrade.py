@@ -43,7 +43,9 @@ def versions(module_dir: Path, os_user: osuser.OsUser) -> Iterator[Lab]:
     base = free_port_base(2, (0, 1000))
     # tls: off, the only e2e lab in plain text: pgserver's PostgreSQL 16 is built without
     # OpenSSL, and a node with TLS on refuses to configure a server that cannot speak it.
-    shape = layout.lab_config(directory, 2, base, os_user.name, None, independent=True, tls=False)
+    shape = layout.lab_config(
+        directory, layout.LabShape(2, base, os_user.name, None, independent=True, tls=False)
+    )
     nodes = shape.model_dump(mode="json")["nodes"]
     nodes[1]["pg_bin"] = str(pg16())
     config = config_mod.parse(

@@ -53,7 +53,7 @@ def _verify(server: EtcdServer) -> ssl.SSLContext:
     return client_context(tls.ca, tls.client_cert, tls.client_key)
 
 
-@pytest.fixture(params=["memory", "sqlite", "etcd"])
+@pytest.fixture(params=["memory", "sqlite", "etcd", "etcd one-shot"])
 def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewClient]:
     """Makes clients of one fresh store; two clients stand for two agents, of the cluster
     ``cluster`` (the name in pgherd.yaml)."""
@@ -70,7 +70,13 @@ def new_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewCl
             store = SqliteStore(tmp_path / "dcs.sqlite", cluster=cluster)
         else:
             server: EtcdServer = request.getfixturevalue("etcd")
-            store = EtcdStore([server.url], f"{prefix}-{cluster}", verify=_verify(server))
+            # "etcd one-shot": the transport of the quick commands (cluster show)
+            store = EtcdStore(
+                [server.url],
+                f"{prefix}-{cluster}",
+                verify=_verify(server),
+                one_shot=kind == "etcd one-shot",
+            )
         made.append(store)
         return store
 
@@ -284,9 +290,16 @@ def test_two_clusters_in_one_store_never_mix(new_client: NewClient) -> None:
     assert leader is not None and leader.name == "node1"  # other's lease is untouched
 
 
-def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer, one_shot: bool) -> None:
     dead = f"https://127.0.0.1:{free_port_base(1)}"
-    store = EtcdStore([dead, etcd.url], f"dead{time.time_ns()}", timeout=1, verify=_verify(etcd))
+    store = EtcdStore(
+        [dead, etcd.url],
+        f"dead{time.time_ns()}",
+        timeout=1,
+        verify=_verify(etcd),
+        one_shot=one_shot,
+    )
     try:
         assert store.acquire_leader("node1", TTL)
         leader = store.leader()
@@ -295,11 +308,14 @@ def test_etcd_skips_a_dead_endpoint(etcd: EtcdServer) -> None:
         store.close()
 
 
-def test_etcd_with_no_live_endpoint_is_unavailable() -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+def test_etcd_with_no_live_endpoint_is_unavailable(one_shot: bool) -> None:
     dead = f"http://127.0.0.1:{free_port_base(1)}"
-    store = EtcdStore([dead], "nowhere", timeout=1)
+    store = EtcdStore([dead], "nowhere", timeout=1, one_shot=one_shot)
     try:
-        with pytest.raises(StoreUnavailable, match="no etcd endpoint answered"):
+        with pytest.raises(
+            StoreUnavailable, match=r"no etcd endpoint answered: .*ConnectionRefused|ConnectError"
+        ):
             store.leader()
     finally:
         store.close()

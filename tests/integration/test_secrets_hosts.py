@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 def test_secrets_init_says_which_files_go_to_which_host(
     workdir: Path, os_user: osuser.OsUser
 ) -> None:
-    config = layout.lab_config(workdir, 2, 25440, "postgres", None, failover="automatic")
+    config = layout.lab_config(
+        workdir, layout.LabShape(2, 25440, "postgres", None, failover="automatic")
+    )
     config = config_mod.parse(
         config.model_dump(mode="json")
         | {

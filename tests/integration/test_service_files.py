@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 def lab_config(workdir: Path, **extra: object) -> Path:
     """A config whose secret files do not exist yet."""
-    config = layout.lab_config(workdir, 2, 25440, "postgres", None, failover="automatic")
+    config = layout.lab_config(
+        workdir, layout.LabShape(2, 25440, "postgres", None, failover="automatic")
+    )
     config = config_mod.parse(
         config.model_dump(mode="json")
         | {

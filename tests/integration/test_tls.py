@@ -165,12 +165,16 @@ def etcd_tls(cluster: ClusterConfig, module_dir: Path) -> Iterator[tuple[EtcdSer
     server.stop()
 
 
+@pytest.mark.parametrize("one_shot", [False, True], ids=["pooled", "one-shot"])
 def test_the_store_works_over_tls_with_a_client_certificate(
-    etcd_tls: tuple[EtcdServer, EtcdTls],
+    etcd_tls: tuple[EtcdServer, EtcdTls], one_shot: bool
 ) -> None:
     server, tls = etcd_tls
     store = EtcdStore(
-        [server.url], "tls", verify=client_context(tls.ca, tls.client_cert, tls.client_key)
+        [server.url],
+        f"tls{int(one_shot)}",
+        verify=client_context(tls.ca, tls.client_cert, tls.client_key),
+        one_shot=one_shot,
     )
     try:
         assert store.acquire_leader("node1", 5)
@@ -179,9 +183,13 @@ def test_the_store_works_over_tls_with_a_client_certificate(
         store.close()
 
 
+@pytest.mark.parametrize("one_shot", [False, True], ids=["pooled", "one-shot"])
 @pytest.mark.parametrize("who", ["wrong-ca", "no-certificate", "foreign-certificate", "plain"])
 def test_etcd_refuses_what_is_not_the_clusters(
-    etcd_tls: tuple[EtcdServer, EtcdTls], stranger: tuple[Path, Path, Path], who: str
+    etcd_tls: tuple[EtcdServer, EtcdTls],
+    stranger: tuple[Path, Path, Path],
+    who: str,
+    one_shot: bool,
 ) -> None:
     server, tls = etcd_tls
     url = server.url
@@ -193,7 +201,7 @@ def test_etcd_refuses_what_is_not_the_clusters(
         verify = client_context(tls.ca, stranger[1], stranger[2])
     else:
         verify, url = client_context(tls.ca), url.replace("https://", "http://")
-    store = EtcdStore([url], "tls", timeout=2, verify=verify)
+    store = EtcdStore([url], "tls", timeout=2, verify=verify, one_shot=one_shot)
     try:
         with pytest.raises(StoreUnavailable):
             store.leader()
@@ -219,15 +227,22 @@ def test_etcd_user_and_password(module_dir: Path, etcd_tls: tuple[EtcdServer, Et
                 ("/v3/auth/enable", {}),
             ]:
                 admin.post(path, json=body).raise_for_status()
-        good = EtcdStore([server.url], "auth", verify=verify, auth=("root", "r00t-pw"))
-        bad = EtcdStore([server.url], "auth", verify=verify, auth=("root", "wrong"))
-        try:
-            assert good.acquire_leader("node1", 5)
-            with pytest.raises(StoreUnavailable):
-                bad.leader()
-        finally:
-            good.close()
-            bad.close()
+        for one_shot in (False, True):  # the agents' transport and the quick commands'
+            prefix = f"auth{int(one_shot)}"
+            good = EtcdStore(
+                [server.url], prefix, verify=verify, auth=("root", "r00t-pw"), one_shot=one_shot
+            )
+            bad = EtcdStore(
+                [server.url], prefix, verify=verify, auth=("root", "wrong"), one_shot=one_shot
+            )
+            try:
+                assert good.acquire_leader("node1", 5)
+                assert good.leader() is not None
+                with pytest.raises(StoreUnavailable):
+                    bad.leader()
+            finally:
+                good.close()
+                bad.close()
     finally:
         server.stop()
 

@@ -42,7 +42,12 @@ class Plain:
 
     def reloader(self, name: str) -> Reloader:
         return Reloader(
-            self.path, self.locals[name], self.supervisors[name], threading.Lock(), None
+            self.path,
+            self.locals[name],
+            self.supervisors[name],
+            threading.Lock(),
+            None,
+            self.config,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ import pytest
 import uvicorn
 
 from pgherd.api.app import create_app
-from pgherd.clients.agent import AgentClient, _error_from, statuses
+from pgherd.clients.agent import (
+    AgentClient,
+    _error_from,
+    fan_out,
+    lite_statuses,
+    statuses,
+    together,
+)
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
 from pgherd.model.lsn import Lsn
@@ -155,6 +163,63 @@ def test_client_reads_status_and_health(fresh: Served) -> None:
     assert client.healthy() == (True, "running")
     fresh.agent.state = PgState.STOPPED
     assert client.healthy() == (False, "stopped")
+
+
+def test_the_lite_status_reads_as_the_status(fresh: Served) -> None:
+    client = AgentClient(fresh.node)
+    lite, validated = client.lite_status(), client.status()
+    assert (lite.name, lite.state, lite.current_lsn) == (
+        "node1",
+        PgState.RUNNING,
+        validated.current_lsn,
+    )
+    assert lite.replication[0].replay_lsn == validated.replication[0].replay_lsn
+    (from_fan_out,) = lite_statuses([fresh.node])
+    assert from_fan_out == lite
+
+
+def test_fan_out_runs_every_call_at_once_and_keeps_the_order() -> None:
+    started = time.monotonic()
+
+    def slow(n: int) -> int:
+        time.sleep(0.3)
+        return n * 10
+
+    assert fan_out([3, 1, 2], slow) == [30, 10, 20]
+    assert time.monotonic() - started < 0.8  # together, not one after another
+
+
+def test_fan_out_raises_the_first_nodes_error_once_every_call_ended() -> None:
+    ended: list[int] = []
+
+    def call(n: int) -> int:
+        time.sleep(0.05 * n)
+        ended.append(n)
+        if n in (2, 3):
+            raise ValueError(f"node {n}")
+        return n
+
+    with pytest.raises(ValueError, match="node 3"):
+        fan_out([4, 3, 2, 1], call)
+    assert sorted(ended) == [1, 2, 3, 4]
+
+
+def test_together_runs_both_at_once_and_raises_the_first_error() -> None:
+    def slow(value: str) -> str:
+        time.sleep(0.3)
+        return value
+
+    started = time.monotonic()
+    assert together(lambda: slow("a"), lambda: slow("b")) == ("a", "b")
+    assert time.monotonic() - started < 0.55
+
+    def boom(text: str) -> str:
+        raise ValueError(text)
+
+    with pytest.raises(ValueError, match="first"):
+        together(lambda: boom("first"), lambda: boom("second"))
+    with pytest.raises(ValueError, match="second"):
+        together(lambda: "fine", lambda: boom("second"))
 
 
 def test_client_facts(fresh: Served) -> None:

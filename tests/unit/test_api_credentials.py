@@ -96,7 +96,7 @@ def test_expired_and_malformed_tokens_match_nothing() -> None:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> ClusterConfig:
-    return layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    return layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, "postgres", None))
 
 
 def test_write_makes_a_token_per_role_and_node(lab: ClusterConfig) -> None:

@@ -1,5 +1,10 @@
 """The CLI as a user meets it without servers: one-line errors with exit 1, connstr, and
-cluster show when no agent answers."""
+cluster show when no agent answers.
+
+The quick commands (``cluster show``, ``connstr`` …: pgherd.cli.quick) are run both ways a
+user can reach them: through the program's dispatcher, which takes their quick path, and
+through the Typer CLI (what ``--help`` or a doubtful command line reaches). Both must
+answer alike, errors included."""
 
 from __future__ import annotations
 
@@ -8,12 +13,15 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pgherd import config as config_mod
+from pgherd.cli import entry
 from pgherd.cli.main import main
+from pgherd.cli.quick import args as quick_args
 from pgherd.lab import layout
 from pgherd.pg import osuser, tlsfiles
 
@@ -30,6 +38,34 @@ def run(
     return (code if isinstance(code, int) else 0 if code is None else 1), out, err
 
 
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(params=["program", "typer"])
+def cli(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> Cli:
+    """:func:`run` through the program's dispatcher (the quick path, checked to be the one
+    taken) or through the Typer CLI."""
+    monkeypatch.setenv("PGHERD_CACHE_DIR", str(tmp_path / "cache"))  # not the user's cache
+
+    def call(*args: str) -> tuple[int, str, str]:
+        if request.param == "typer":
+            return run(monkeypatch, capsys, *args)
+        assert quick_args.parse(args) is not None, f"{args} left the quick path"
+        monkeypatch.setattr(sys, "argv", ["pgherd", *args])
+        with pytest.raises(SystemExit) as exited:
+            entry.main()
+        out, err = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 0 if code is None else 1), out, err
+
+    return call
+
+
 def _unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -38,7 +74,9 @@ def _unused_port() -> int:
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 3, 5440, "postgres", None)
+    config = layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), layout.LabShape(3, 5440, "postgres", None)
+    )
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(config))
     return path
@@ -123,29 +161,51 @@ def test_config_check_of_an_invalid_file_is_one_line(
 
 
 def test_config_comes_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PGHERD_CONFIG", str(tmp_path / "from-env.yaml"))
-    code, _, err = run(monkeypatch, capsys, "connstr", "node1")
+    code, _, err = cli("connstr", "node1")
     assert code == 1
     assert err.startswith(f"error: no config file at {tmp_path / 'from-env.yaml'} — ")
 
 
+# Every quick command, with arguments that would otherwise do its work on node1. An error
+# is exit 1, except for node check: a check that cannot run is UNKNOWN (3) to monitoring.
+QUICK_LINES = [
+    pytest.param(("cluster", "show"), id="cluster-show"),
+    pytest.param(("cluster", "events"), id="cluster-events"),
+    pytest.param(("node", "check", "node1"), id="node-check"),
+    pytest.param(("connstr", "node1"), id="connstr"),
+    pytest.param(("standby", "clone", "--upstream", "node1", "--node", "node2"), id="clone"),
+]
+
+
+def failed(line: tuple[str, ...]) -> int:
+    return 3 if line[:2] == ("node", "check") else 1
+
+
+def test_every_quick_command_is_tested_here() -> None:
+    lines: list[tuple[str, ...]] = [line.values[0] for line in QUICK_LINES]  # type: ignore[misc]
+    tested = {
+        c.words for c in quick_args.COMMANDS for line in lines if line[: len(c.words)] == c.words
+    }
+    assert tested == {c.words for c in quick_args.COMMANDS}
+
+
+@pytest.mark.parametrize("line", QUICK_LINES)
 def test_invalid_config_is_one_located_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
+    cli: Cli, config_file: Path, line: tuple[str, ...]
 ) -> None:
     config_file.write_text(config_file.read_text().replace("name: node2", "name: Node-2"))
-    code, out, err = run(monkeypatch, capsys, "connstr", "node1", "-c", str(config_file))
-    assert code == 1
+    code, out, err = cli(*line, "-c", str(config_file))
+    assert code == failed(line)
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith(f"error: {config_file}: nodes.1.name: ")
 
 
-def test_connstr_of_an_unknown_node_lists_the_known_ones(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], config_file: Path
-) -> None:
-    code, out, err = run(monkeypatch, capsys, "connstr", "node9", "-c", str(config_file))
+def test_connstr_of_an_unknown_node_lists_the_known_ones(cli: Cli, config_file: Path) -> None:
+    code, out, err = cli("connstr", "node9", "-c", str(config_file))
     assert code == 1
     assert out == ""
     assert err == "error: unknown node 'node9' — known nodes: node1, node2, node3\n"
@@ -153,25 +213,23 @@ def test_connstr_of_an_unknown_node_lists_the_known_ones(
 
 @pytest.mark.parametrize("name", ["[red]", "[/x]"])
 def test_error_text_is_printed_literally(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
     config_file: Path,
     name: str,
 ) -> None:
-    code, _, err = run(monkeypatch, capsys, "connstr", name, "-c", str(config_file))
+    code, _, err = cli("connstr", name, "-c", str(config_file))
     assert code == 1
     assert err == f"error: unknown node '{name}' — known nodes: node1, node2, node3\n"
 
 
 @pytest.mark.parametrize(("flags", "user"), [((), "postgres"), (("--replication",), "replicator")])
 def test_connstr_prints_a_uri_with_the_passfile(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli,
     config_file: Path,
     flags: tuple[str, ...],
     user: str,
 ) -> None:
-    code, out, err = run(monkeypatch, capsys, "connstr", "node2", *flags, "-c", str(config_file))
+    code, out, err = cli("connstr", "node2", *flags, "-c", str(config_file))
     assert (code, err) == (0, "")
     assert out == (
         f"postgresql://{user}@127.0.0.1:5441/postgres?passfile=/var/tmp/pgherd-lab/secrets/pgpass"
@@ -180,9 +238,9 @@ def test_connstr_prints_a_uri_with_the_passfile(
 
 
 def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Cli, tmp_path: Path
 ) -> None:
-    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, "postgres", None))
     raw = lab.model_dump(mode="json")
     for node in raw["nodes"]:
         node["api_port"] = _unused_port()  # no agent listens there
@@ -190,7 +248,7 @@ def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     config = config_mod.parse(raw)
     path.write_text(config_mod.dump(config))
     tlsfiles.ensure(config, osuser.resolve("postgres"), tlsfiles.members(config))
-    code, out, _ = run(monkeypatch, capsys, "cluster", "show", "--json", "-c", str(path))
+    code, out, _ = cli("cluster", "show", "--json", "-c", str(path))
     assert code == 3
     shown = json.loads(out)
     assert shown["health"] == "degraded"
@@ -203,14 +261,17 @@ def test_cluster_show_with_every_agent_down_reports_them_and_exits_degraded(
     assert "node1: agent unreachable" in shown["problems"]
 
 
+@pytest.mark.parametrize("line", [p for p in QUICK_LINES if p.id != "connstr"])
 def test_a_missing_cluster_ca_is_a_one_line_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Cli, tmp_path: Path, line: tuple[str, ...]
 ) -> None:
-    lab = layout.lab_config(tmp_path / "lab", 2, 5440, "postgres", None)
+    """Every quick command that calls an agent builds its TLS context first (connstr only
+    names the CA in the URI it prints)."""
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, "postgres", None))
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(lab))
-    code, out, err = run(monkeypatch, capsys, "cluster", "show", "-c", str(path))
-    assert (code, out) == (1, "")
+    code, out, err = cli(*line, "-c", str(path))
+    assert (code, out) == (failed(line), "")
     assert err.startswith("error: cannot load the cluster's TLS files")
     assert "pgherd secrets init" in err
 

@@ -31,7 +31,7 @@ from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode
 from pgherd.model.reload import ReloadReport
 from pgherd.model.serving import Serving
-from pgherd.model.status import PgState, Role
+from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import FakeAgent
 from tests.unit.test_ops_api import FakeOperations
@@ -48,6 +48,9 @@ class _Reloader:
 
 
 CALLS = {"_request", "request", "call"}
+# Readers of an answer without pydantic (the quick commands'), each standing for the model
+# whose fields it reads (held equal by tests/unit/test_status_lite.py).
+LITE_READERS: dict[str, type[BaseModel]] = {"read_status": NodeStatus}
 # Called by load balancers (docs/haproxy.md), not by pgherd.
 FOR_OTHER_TOOLS = {
     ("GET", "/primary"),
@@ -139,7 +142,9 @@ def _schema(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _routes(tmp_path: Path) -> dict[tuple[str, str], Route]:
-    config = layout.lab_config(Path("/var/tmp/pgherd-lab"), 2, 5440, "postgres", None)
+    config = layout.lab_config(
+        Path("/var/tmp/pgherd-lab"), layout.LabShape(2, 5440, "postgres", None)
+    )
     local = LocalNode.open(config, "node1")
     history = HistoryStore(tmp_path / "history.sqlite", "node1")
     agent = _Agent()
@@ -222,20 +227,45 @@ def _sent_model(expr: ast.expr, function: ast.FunctionDef, hints: dict[str, Any]
     return None
 
 
+def _checking_names(tree: ast.Module) -> dict[str, Any]:
+    """What a module imports under ``if TYPE_CHECKING:`` (the agents' client imports its
+    pydantic models only inside the methods that use them: the quick commands' start-up),
+    for resolving its annotations here."""
+    names: dict[str, Any] = {}
+    for block in tree.body:
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
+            for statement in block.body:
+                if isinstance(statement, ast.ImportFrom) and statement.module:
+                    imported = importlib.import_module(statement.module)
+                    for alias in statement.names:
+                        names[alias.asname or alias.name] = getattr(imported, alias.name)
+    return names
+
+
 def _calls() -> Iterator[Call]:
     for source in sorted(CLIENTS.glob("*.py")):
         module = importlib.import_module(f"pgherd.clients.{source.stem}")
         tree = ast.parse(source.read_text())
+        names = vars(module) | _checking_names(tree)
         for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
             for function in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
-                hints = get_type_hints(getattr(getattr(module, cls.name), function.name))
+                hints = get_type_hints(
+                    getattr(getattr(module, cls.name), function.name),
+                    localns=names,
+                )
                 reads = {
-                    getattr(module, n.func.value.id)
+                    names[n.func.value.id]
                     for n in ast.walk(function)
                     if isinstance(n, ast.Call)
                     and isinstance(n.func, ast.Attribute)
                     and n.func.attr == "model_validate"
                     and isinstance(n.func.value, ast.Name)
+                } | {
+                    LITE_READERS[n.func.id]
+                    for n in ast.walk(function)
+                    if isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Name)
+                    and n.func.id in LITE_READERS
                 }
                 for node in ast.walk(function):
                     if not (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pgherd import config
+from pgherd import config, config_lite
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.errors import ConfigError, UnknownNode
 
@@ -144,6 +144,19 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(_set("nodes", []), "nodes: ", id="no-nodes"),
         pytest.param(_drop("passfile"), "passfile: Field required", id="missing-passfile"),
         pytest.param(_set("superuser", "Admin"), "superuser: ", id="bad-role-name"),
+        pytest.param(
+            _set("slots", {"cdc": {"type": "logical"}}),
+            "a logical slot needs database:",
+            id="logical-slot-without-database",
+        ),
+        pytest.param(
+            _set("slots", {"node1": {"type": "physical"}}),
+            "slot 'node1' has a node's name",
+            id="slot-named-after-a-node",
+        ),
+        pytest.param(
+            _set("slots", {"Bad-Name": {"type": "physical"}}), "slots.Bad-Name", id="bad-slot-name"
+        ),
     ],
 )
 def test_validation_errors_are_one_located_line(
@@ -345,7 +358,7 @@ def test_config_path_defaults_to_the_current_directory(
         monkeypatch.setenv("PGHERD_CONFIG", env)
     monkeypatch.chdir(tmp_path)
     server = tmp_path / "etc" / "pgherd.yaml"
-    monkeypatch.setattr(config, "SERVER_CONFIG", server)
+    monkeypatch.setattr(config_lite, "SERVER_CONFIG", server)  # where config_path lives
     # Neither exists: ./pgherd.yaml, whose absence load() reports naming both places.
     assert config.config_path(None) == Path("pgherd.yaml")
     with pytest.raises(ConfigError, match=f"no config file at pgherd.yaml or {server}$"):
@@ -471,3 +484,15 @@ def test_pg_bin_of_a_node_overrides_the_clusters() -> None:
     parsed = config.parse(raw)
     assert parsed.pg_bin_for(parsed.node("node1")) == Path("/usr/lib/postgresql/15/bin")
     assert parsed.pg_bin_for(parsed.node("node2")) == Path("/opt/pg16/bin")
+
+
+def test_permanent_slots_parse() -> None:
+    raw = copy.deepcopy(raw_config())
+    raw["slots"] = {"cdc": {"database": "shop"}, "archiver": {"type": "physical"}}
+    found = config.parse(raw).slots
+    assert (found["cdc"].type, found["cdc"].database, found["cdc"].plugin) == (
+        "logical",
+        "shop",
+        "pgoutput",
+    )
+    assert found["archiver"].type == "physical"

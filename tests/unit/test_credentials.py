@@ -19,7 +19,7 @@ ME = OsUser("me", os.geteuid(), os.getegid(), Path("/"))
 
 
 def config_in(tmp_path: Path) -> ClusterConfig:
-    config = layout.lab_config(tmp_path, 1, 25440, "postgres", None)
+    config = layout.lab_config(tmp_path, layout.LabShape(1, 25440, "postgres", None))
     return config.model_copy(
         update={"passfile": tmp_path / "s" / "passfile", "api_token_file": tmp_path / "s" / "token"}
     )

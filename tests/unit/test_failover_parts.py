@@ -161,7 +161,7 @@ def test_bad_ha_settings_are_one_line_errors(top: dict[str, Any], says: str) -> 
 
 
 def test_an_automatic_lab_keeps_its_store_in_its_directory() -> None:
-    lab = layout.lab_config(LAB, 3, 5440, "postgres", None, failover="automatic")
+    lab = layout.lab_config(LAB, layout.LabShape(3, 5440, "postgres", None, failover="automatic"))
     assert lab.automatic and lab.ha is not None
     assert lab.ha.dcs == SqliteDcs(sqlite=LAB / "dcs.sqlite")
     assert not lab.ha.synchronous and lab.witnesses == ()
@@ -170,7 +170,10 @@ def test_an_automatic_lab_keeps_its_store_in_its_directory() -> None:
 
 def test_an_etcd_lab_with_a_witness_runs_an_etcd_member_per_host() -> None:
     lab = layout.lab_config(
-        LAB, 2, 5440, "postgres", None, failover="automatic", dcs="etcd", sync=True, witness=True
+        LAB,
+        layout.LabShape(
+            2, 5440, "postgres", None, failover="automatic", dcs="etcd", sync=True, witness=True
+        ),
     )
     assert lab.ha is not None and lab.ha.synchronous
     tls = LAB / "secrets" / "tls"
@@ -204,13 +207,15 @@ def test_an_etcd_lab_with_a_witness_runs_an_etcd_member_per_host() -> None:
 )
 def test_lab_options_that_do_not_fit_are_refused(kw: dict[str, Any], says: str) -> None:
     with pytest.raises(InvalidInput, match=says):
-        layout.lab_config(LAB, 3, 5440, "postgres", None, **kw)
+        layout.lab_config(LAB, layout.LabShape(3, 5440, "postgres", None, **kw))
 
 
 def test_an_etcd_lab_needs_room_for_its_ports() -> None:
     with pytest.raises(InvalidInput, match="outside 1024-65535"):
-        layout.lab_config(LAB, 3, 63000, "postgres", None, failover="automatic", dcs="etcd")
-    layout.lab_config(LAB, 3, 63000, "postgres", None, failover="automatic")
+        layout.lab_config(
+            LAB, layout.LabShape(3, 63000, "postgres", None, failover="automatic", dcs="etcd")
+        )
+    layout.lab_config(LAB, layout.LabShape(3, 63000, "postgres", None, failover="automatic"))
 
 
 # ---- the cluster state in the store --------------------------------------------------
@@ -243,7 +248,9 @@ def test_a_pause_ends_by_itself() -> None:
 
 
 def test_an_operation_pauses_failover_and_lifts_the_pause(tmp_path: Path) -> None:
-    lab = layout.lab_config(tmp_path, 2, 5440, "postgres", None, failover="automatic")
+    lab = layout.lab_config(
+        tmp_path, layout.LabShape(2, 5440, "postgres", None, failover="automatic")
+    )
     with pause.paused(lab, "switchover to node2", 60) as store:
         assert store is not None
         assert dcs_state.parse(store.config()).paused() == "switchover to node2"
@@ -254,13 +261,15 @@ def test_an_operation_pauses_failover_and_lifts_the_pause(tmp_path: Path) -> Non
             pass
     with pause.paused(lab, "check", 60) as again:
         assert again is not None
-    manual = layout.lab_config(tmp_path, 2, 5440, "postgres", None)
+    manual = layout.lab_config(tmp_path, layout.LabShape(2, 5440, "postgres", None))
     with pause.paused(manual, "x", 60) as nothing:
         assert nothing is None
 
 
 def test_the_lease_is_handed_to_the_new_primary(tmp_path: Path) -> None:
-    lab = layout.lab_config(tmp_path, 2, 5440, "postgres", None, failover="automatic")
+    lab = layout.lab_config(
+        tmp_path, layout.LabShape(2, 5440, "postgres", None, failover="automatic")
+    )
     from pgherd.dcs.open import open_store
 
     store = open_store(lab)
@@ -306,7 +315,7 @@ def member(name: str, **kw: Any) -> Member:
 
 
 def test_peers_come_from_fresh_check_ins_and_stale_ones_are_unreachable() -> None:
-    lab = layout.lab_config(LAB, 3, 5440, "postgres", None, failover="automatic")
+    lab = layout.lab_config(LAB, layout.LabShape(3, 5440, "postgres", None, failover="automatic"))
     members = (
         member("node1", state=PgState.RUNNING, role=Role.PRIMARY, position=Lsn(900), leader=True),
         member("node2", state=PgState.RUNNING, role=Role.STANDBY, position=Lsn(800)),
@@ -327,7 +336,7 @@ def test_peers_come_from_fresh_check_ins_and_stale_ones_are_unreachable() -> Non
 
 
 def test_an_unreachable_store_gives_an_empty_world() -> None:
-    lab = layout.lab_config(LAB, 2, 5440, "postgres", None, failover="automatic")
+    lab = layout.lab_config(LAB, layout.LabShape(2, 5440, "postgres", None, failover="automatic"))
     world = observe.world(lab, "node1", observe.StoreView(False, problem="x"), None, 3.0)
     assert not world.store_ok and world.leader is None and world.paused is None
 
@@ -417,7 +426,10 @@ def test_a_store_lost_during_the_renewal_is_met_by_failsafe_in_the_same_cycle() 
     failsafe test met this now and then). The cycle that lost the store asks the peers at
     once, makes no more store calls, and failsafe extends the fence."""
     cfg = layout.lab_config(
-        LAB, 3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
+        LAB,
+        layout.LabShape(
+            3, 25000, "postgres", None, failover="automatic", dcs="etcd", failsafe=True
+        ),
     )
     assert cfg.ha is not None
     local = LocalNode.open(cfg, "node1")

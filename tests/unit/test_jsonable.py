@@ -52,3 +52,26 @@ def test_a_result_that_names_its_json_is_shown_as_it_says() -> None:
         "ok": True,
         "rows": [{"from": "a", "at": "2026-01-02T00:00:00Z"}],
     }
+
+
+def test_values_written_without_pydantic_are_written_as_pydantic_writes_them() -> None:
+    """jsonable writes plain values, enums, times and paths itself (the quick commands
+    print JSON without importing pydantic); pydantic_core's form is the reference."""
+    from datetime import timedelta, timezone
+    from enum import IntEnum
+
+    from pydantic_core import to_jsonable_python
+
+    class Number(IntEnum):
+        THREE = 3
+
+    samples = [
+        "text", 12, 1.5, True, None, Outcome.FAILED, Number.THREE, Path("/a/b"),
+        datetime(2026, 1, 2, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 1, 2, 3, 4, 5),
+    ]  # fmt: skip
+    for value in samples:
+        assert jsonable(value) == to_jsonable_python(value), value
+        assert type(jsonable(value)) is type(to_jsonable_python(value)), value

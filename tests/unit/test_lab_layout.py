@@ -13,7 +13,7 @@ LAB = Path("/var/tmp/pgherd-lab")
 
 
 def test_lab_config_names_nodes_and_gives_each_its_ports_and_directory() -> None:
-    config = layout.lab_config(LAB, 3, 5440, "postgres", None)
+    config = layout.lab_config(LAB, layout.LabShape(3, 5440, "postgres", None))
     assert config.cluster == "lab"
     assert config.os_user == "postgres"
     assert config.pg_bin is None
@@ -28,7 +28,7 @@ def test_lab_config_names_nodes_and_gives_each_its_ports_and_directory() -> None
 
 
 def test_lab_config_keeps_the_chosen_binaries_and_user() -> None:
-    config = layout.lab_config(LAB, 1, 20000, "pgtest", Path("/opt/pg16/bin"))
+    config = layout.lab_config(LAB, layout.LabShape(1, 20000, "pgtest", Path("/opt/pg16/bin")))
     assert config.os_user == "pgtest"
     assert config.pg_bin == Path("/opt/pg16/bin")
     assert config.node_names == ["node1"]
@@ -36,21 +36,29 @@ def test_lab_config_keeps_the_chosen_binaries_and_user() -> None:
 
 def test_lab_config_makes_a_relative_directory_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir("/var/tmp")
-    config = layout.lab_config(Path("lab"), 1, 5440, "postgres", None)
+    config = layout.lab_config(Path("lab"), layout.LabShape(1, 5440, "postgres", None))
     assert config.nodes[0].data_dir == Path("/var/tmp/lab/node1/data")
 
 
-@pytest.mark.parametrize("nodes", [0, -1, 10])
+@pytest.mark.parametrize("nodes", [0, -1, 17])
 def test_nodes_out_of_range(nodes: int) -> None:
     with pytest.raises(InvalidInput) as caught:
-        layout.lab_config(LAB, nodes, 5440, "postgres", None)
-    assert caught.value.one_line() == f"--nodes {nodes} is out of range — use 1 to 9 nodes"
+        layout.lab_config(LAB, layout.LabShape(nodes, 5440, "postgres", None))
+    assert caught.value.one_line() == f"--nodes {nodes} is out of range — use 1 to 16 nodes"
+
+
+def test_ten_nodes_fit() -> None:
+    config = layout.lab_config(
+        LAB, layout.LabShape(10, 5440, "postgres", None, failover="automatic")
+    )
+    assert config.node_names[-1] == "node10"
+    assert len({n.port for n in config.nodes} | {n.api_port for n in config.nodes}) == 20
 
 
 @pytest.mark.parametrize(("port_base", "nodes"), [(1023, 3), (64534, 3), (64528, 9), (0, 1)])
 def test_port_base_out_of_range(port_base: int, nodes: int) -> None:
     with pytest.raises(InvalidInput) as caught:
-        layout.lab_config(LAB, nodes, port_base, "postgres", None)
+        layout.lab_config(LAB, layout.LabShape(nodes, port_base, "postgres", None))
     top = port_base + 1000 + nodes - 1
     assert caught.value.message == (
         f"--port-base {port_base} gives ports outside 1024-65535 (the API ports go up to {top})"
@@ -60,13 +68,13 @@ def test_port_base_out_of_range(port_base: int, nodes: int) -> None:
 
 @pytest.mark.parametrize(("port_base", "nodes"), [(1024, 3), (64533, 3), (64527, 9)])
 def test_port_base_at_the_limits(port_base: int, nodes: int) -> None:
-    config = layout.lab_config(LAB, nodes, port_base, "postgres", None)
+    config = layout.lab_config(LAB, layout.LabShape(nodes, port_base, "postgres", None))
     assert max(n.api_port for n in config.nodes) <= 65535
     assert min(n.port for n in config.nodes) == port_base
 
 
 def test_wanted_ports_lists_every_server_and_agent_port() -> None:
-    config = layout.lab_config(LAB, 2, 5440, "postgres", None)
+    config = layout.lab_config(LAB, layout.LabShape(2, 5440, "postgres", None))
     assert layout.wanted_ports(config) == [
         ("127.0.0.1", 5440, "node1 PostgreSQL"),
         ("127.0.0.1", 6440, "node1 agent API"),

@@ -145,7 +145,9 @@ def test_independent_nodes_are_each_their_own_cluster() -> None:
 
 
 def test_sources_never_carry_a_password() -> None:
-    config = layout.lab_config(Path("/var/tmp/x"), 2, 5440, "postgres", None, independent=True)
+    config = layout.lab_config(
+        Path("/var/tmp/x"), layout.LabShape(2, 5440, "postgres", None, independent=True)
+    )
     assert config.independent
     assert config.settings["wal_retrieve_retry_interval"] == "1s"
     conninfo, node = source.resolve(config, "node1", "app")

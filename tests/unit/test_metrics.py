@@ -325,3 +325,15 @@ def test_the_wal_pushers_figures_are_on_the_page() -> None:
     assert value(found, "pgherd_archive_push_segment_seconds") == 0.12
     idle = samples(page(primary(pusher=PusherState(running=False))))
     assert not [name for name, _labels in idle if name.startswith("pgherd_archive_push")]
+
+
+def test_a_standbys_copies_of_logical_slots_say_whether_a_failover_could_use_them() -> None:
+    text = page(primary(role=Role.STANDBY, slot_copies=(("orders_sub", True), ("cdc", False))))
+    check = subprocess.run(
+        [promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    found = samples(text)
+    assert value(found, "pgherd_slot_copy_ready", slot="orders_sub") == 1
+    assert value(found, "pgherd_slot_copy_ready", slot="cdc") == 0
+    assert not [n for n, _labels in samples(page(primary())) if n == "pgherd_slot_copy_ready"]

@@ -25,6 +25,7 @@ from pgherd.model.node_ops import (
     ReplayWait,
     RewindResult,
     SlotChange,
+    SlotState,
 )
 from pgherd.model.status import NodeStatus, Role
 
@@ -105,6 +106,10 @@ class FakeOperations:
     def drop_slot(self, slot: str) -> SlotChange:
         self._call("drop_slot", slot)
         return SlotChange(node="node2", slot=slot, changed=True, detail="dropped")
+
+    def slot_state(self, slot: str) -> SlotState:
+        self._call("slot_state", slot)
+        return SlotState(node="node2", slot=slot, state="c3RhdGU=")
 
 
 @pytest.fixture
@@ -192,3 +197,10 @@ def test_events_round_trip(client: TestClient, ops: FakeOperations) -> None:
     assert client.post("/events", json=done.model_dump(mode="json"), headers=AUTH).is_success
     (back,) = client.get("/events").json()
     assert Event.model_validate(back) == done
+
+
+def test_a_slots_state_file_for_a_standbys_copy(client: TestClient, ops: FakeOperations) -> None:
+    response = client.get("/ops/slot-state", params={"name": "sub"}, headers=AUTH)
+    assert response.json() == {"node": "node2", "slot": "sub", "state": "c3RhdGU="}
+    assert client.get("/ops/slot-state", params={"name": "../x"}, headers=AUTH).status_code == 422
+    assert client.get("/ops/slot-state", params={"name": "sub"}).status_code == 401

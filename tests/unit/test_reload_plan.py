@@ -26,7 +26,9 @@ CONTEXTS = {
 
 
 def lab(**extra: Any) -> dict[str, Any]:
-    base = layout.lab_config(Path("/var/tmp/lab"), 3, 5440, "postgres", None, failover="automatic")
+    base = layout.lab_config(
+        Path("/var/tmp/lab"), layout.LabShape(3, 5440, "postgres", None, failover="automatic")
+    )
     return config.parse(base.model_dump(mode="json") | extra).model_dump(mode="json")
 
 
@@ -142,6 +144,19 @@ def test_the_agent_restart_grace_applies_at_once_but_the_rest_of_ha_does_not() -
     assert plan.needs_restart == ("ha.ttl 3.0 → 6.0",)
     ha = config.parse(plan.effective).ha
     assert ha is not None and ha.agent_restart_grace == 30.0 and ha.ttl == 3.0
+
+
+def test_permanent_slots_apply_at_once() -> None:
+    old = lab()
+    new = copy.deepcopy(old)
+    new["slots"] = {"cdc": {"type": "logical", "database": "shop", "plugin": "pgoutput"}}
+    plan = reload_model.plan(old, new, "node1")
+    assert plan.needs_restart == ()
+    assert plan.this_node[0].startswith("slots.cdc unset → ")
+    assert set(config.parse(plan.effective).slots) == {"cdc"}
+    removed = reload_model.plan(new, old, "node1")
+    assert removed.needs_restart == () and removed.this_node
+    assert config.parse(removed.effective).slots == {}
 
 
 @pytest.mark.parametrize(

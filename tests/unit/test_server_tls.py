@@ -136,7 +136,9 @@ def test_only_tls_settings_are_compared() -> None:
 
 
 def lab(**extra: Any) -> dict[str, Any]:
-    base = layout.lab_config(Path("/var/tmp/lab"), 3, 5440, "postgres", None, failover="automatic")
+    base = layout.lab_config(
+        Path("/var/tmp/lab"), layout.LabShape(3, 5440, "postgres", None, failover="automatic")
+    )
     return config.parse(base.model_dump(mode="json") | extra).model_dump(mode="json")
 
 

@@ -55,7 +55,7 @@ def test_a_certificate_needs_an_address() -> None:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> config_mod.ClusterConfig:
-    return layout.lab_config(tmp_path / "lab", 2, 5440, me().name, None)
+    return layout.lab_config(tmp_path / "lab", layout.LabShape(2, 5440, me().name, None))
 
 
 def test_ensure_makes_the_ca_and_certificates_once(lab: config_mod.ClusterConfig) -> None:
@@ -191,7 +191,8 @@ def test_a_server_built_without_ssl_is_refused_with_tls_on(
         pytest.skip("the dev dependency pgserver is not installed")
     pgbin = binaries.inspect(found)
     assert not pgbin.supports_ssl
-    local = LocalNode(lab, lab.node("node1"), pgbin, me())
+    lite = lab.lite()
+    local = LocalNode(lite, lite.node("node1"), pgbin, me())
     with pytest.raises(ConfigError, match="built without OpenSSL"):
         local.settings(None)
     assert binaries.find(None).supports_ssl  # Debian's build has it
@@ -216,15 +217,19 @@ def test_doctor_flags_tls_off_and_a_server_without_ssl() -> None:
     assert doctor.check_node(facts, 2, False, tls=False) == []
 
 
+@pytest.mark.parametrize("entry", ["quick", "typer"])
 def test_cluster_show_says_when_tls_is_off(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, entry: str
 ) -> None:
+    """Through the program's dispatcher (the quick command) and through the Typer CLI."""
     import json
     import sys
 
-    from pgherd.cli.main import main
+    from pgherd.cli import entry as quick_entry
+    from pgherd.cli import main as full_cli
 
-    lab = layout.lab_config(tmp_path / "lab", 1, 5440, "postgres", None, tls=False)
+    main = quick_entry.main if entry == "quick" else full_cli.main
+    lab = layout.lab_config(tmp_path / "lab", layout.LabShape(1, 5440, "postgres", None, tls=False))
     path = tmp_path / "pgherd.yaml"
     path.write_text(config_mod.dump(lab))
     for args in (["cluster", "show"], ["cluster", "show", "--json"]):

@@ -24,6 +24,7 @@ from pgherd.model.node_ops import (
     ReplayWait,
     RewindResult,
     SlotChange,
+    SlotState,
 )
 from pgherd.model.status import Frozen, LsnField, NodeStatus
 
@@ -52,6 +53,8 @@ class OperationsPort(Protocol):
     def create_slot(self, slot: str) -> SlotChange: ...
 
     def drop_slot(self, slot: str) -> SlotChange: ...
+
+    def slot_state(self, slot: str) -> SlotState: ...
 
 
 class FollowRequest(Frozen):
@@ -122,6 +125,12 @@ def ops_router(ops: OperationsPort) -> APIRouter:
     @acting.post("/ops/slots")
     def create_slot(name: str = SlotName) -> SlotChange:
         return ops.create_slot(name)
+
+    @acting.get("/ops/slot-state")
+    def slot_state(name: str = SlotName) -> SlotState:
+        """A slot's state file (base64), for a standby's copy of a logical slot
+        (model/failover_slots.py): a peer's or an operator's credential."""
+        return ops.slot_state(name)
 
     @acting.delete("/ops/slots")
     def drop_slot(name: str = SlotName) -> SlotChange:

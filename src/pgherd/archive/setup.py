@@ -7,15 +7,20 @@ from pathlib import Path
 from pgherd.archive.repository import open_repository
 from pgherd.archive.store import Identity, WalArchive
 from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig, as_lite
 from pgherd.errors import ArchiveError, Refused
 from pgherd.model.status import NodeStatus
 from pgherd.pg import osuser
 
 
-def init(config: ClusterConfig, system_identifier: str, pg_major: int, segment_size: int) -> bool:
+def init(
+    config: ClusterConfig | LiteConfig, system_identifier: str, pg_major: int, segment_size: int
+) -> bool:
     """Stamp every repository with the cluster's identity (a local one is created owned
     by the OS user: archive_command writes there as it). True if any was created;
-    refused for a repository that holds another cluster's archive."""
+    refused for a repository that holds another cluster's archive. Either form of the
+    config (an agent's node holds the lite one)."""
+    config = as_lite(config)
     if config.archive is None:
         raise Refused("pgherd.yaml has no archive section", "add `archive: {path: DIR}`")
     user = osuser.resolve(config.os_user)
@@ -42,7 +47,7 @@ def init(config: ClusterConfig, system_identifier: str, pg_major: int, segment_s
     return created
 
 
-def init_from_status(config: ClusterConfig, status: NodeStatus) -> tuple[bool, str]:
+def init_from_status(config: ClusterConfig | LiteConfig, status: NodeStatus) -> tuple[bool, str]:
     if not status.system_identifier or not status.version_num:
         raise Refused(f"{status.name} did not report its identity", "is PostgreSQL running?")
     created = init(config, status.system_identifier, status.version_num // 10000, 16 * 1024**2)

@@ -103,14 +103,13 @@ def up(
     """Create a cluster (one primary, the rest streaming standbys) and start it; on an
     existing lab directory, start it again without re-initialising."""
     from pgherd.lab import lifecycle
+    from pgherd.lab.layout import LabShape
 
-    result = lifecycle.up(
-        directory,
+    shape = LabShape(
         nodes,
         port_base,
         os_user,
         pg_bin,
-        RichReporter(),
         independent=independent,
         failover=failover or ("manual" if independent else "automatic"),
         archive=archive,
@@ -120,6 +119,7 @@ def up(
         failsafe=failsafe,
         tls=tls,
     )
+    result = lifecycle.up(directory, shape, RichReporter())
     config = result.config
     verb = "created" if result.created else "started"
     console.print(

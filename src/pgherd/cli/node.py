@@ -10,9 +10,8 @@ from rich.markup import escape
 from pgherd import config as config_mod
 from pgherd.cli import adopt, operations
 from pgherd.cli.options import ConfigOpt, JsonOpt, NodeArg, load_config
-from pgherd.cli.output import console, err_console, print_json
+from pgherd.cli.output import console, print_json
 from pgherd.clients.agent import AgentClient
-from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -81,41 +80,21 @@ def check(
 ) -> None:
     """NODE's health for monitoring systems: agent, PostgreSQL, role, lag, slots, archive.
     Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the Nagios plugins' convention)."""
-    from pgherd.model import nagios as model
-    from pgherd.model.size import parse_size
-    from pgherd.ops.node_check import check_node
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import check as quick_check
 
-    try:
-        config = load_config(config_file)
-        config.node(node)
-        limits = model.Thresholds(
-            lag_bytes=(
-                parse_size(warning_lag, "--warning-lag"),
-                parse_size(critical_lag, "--critical-lag"),
-            ),
-            slot_bytes=(
-                parse_size(warning_slot, "--warning-slot"),
-                parse_size(critical_slot, "--critical-slot"),
-            ),
+    raise typer.Exit(
+        quick_check.run(
+            node,
+            nagios,
+            warning_lag,
+            critical_lag,
+            warning_slot,
+            critical_slot,
+            config_file,
+            as_json,
         )
-        result = check_node(config, node, limits)
-    except PgherdError as exc:
-        # A check that cannot run is UNKNOWN (3) to a monitoring system, not an error (1).
-        if nagios:
-            print(f"PGHERD UNKNOWN - {exc.one_line()}")
-        else:
-            err_console.print(f"error: {exc.one_line()}", soft_wrap=True, markup=False)
-        raise typer.Exit(int(model.State.UNKNOWN)) from None
-    if as_json:
-        print_json(result)
-    elif nagios:
-        print(result.line())
-    else:
-        colour = {0: "green", 1: "yellow"}.get(int(result.state), "red")
-        console.print(f"[{colour}]{result.state.name}[/] {result.summary}", soft_wrap=True)
-        for item in result.perf:
-            console.print(f"  {item.render()}", markup=False)
-    raise typer.Exit(int(result.state))
+    )
 
 
 @app.command()

@@ -220,35 +220,9 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """What pgherd did to the cluster: operation, node, who asked, when, outcome, why."""
-    from rich.table import Table
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import events as quick_events
 
-    from pgherd.model.events import is_audit
-    from pgherd.ops.events import event_log
-
-    config = load_config(config_file)
-    # Audit records share the log: read past them (up to the API's limit) for the rest.
-    everything = event_log(config, config_mod.read_token(config)).recent(min(limit * 20, 10_000))
-    found = [e for e in everything if is_audit(e) == audit][-limit:]
-    if as_json:
-        print_json(found)
-        return
-    if not found:
-        console.print("no events yet")
-        return
-    table = Table(title=f"cluster {config.cluster}: events", title_justify="left")
-    for column in ("Started", "Operation", "Node", "Outcome", "Took", "By"):
-        table.add_column(column, no_wrap=True, justify="right" if column == "Took" else "left")
-    table.add_column("Reason", ratio=1, min_width=30)
-    colours = {"succeeded": "green", "running": "yellow", "aborted": "yellow"}
-    for event in found:
-        colour = colours.get(str(event.outcome), "red")
-        table.add_row(
-            event.started_at.astimezone().strftime("%m-%d %H:%M:%S"),
-            event.operation,
-            event.node,
-            f"[{colour}]{event.outcome}[/]",
-            human_seconds(event.seconds),
-            event.requested_by,
-            event.reason,
-        )
-    console.print(table)
+    code = quick_events.run(limit, audit, config_file, as_json)
+    if code:
+        raise typer.Exit(code)

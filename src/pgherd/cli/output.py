@@ -1,4 +1,8 @@
-"""How the CLI prints: rich for people, plain JSON for scripts, one-line errors."""
+"""How the CLI prints: rich for people, plain JSON for scripts, one-line errors.
+
+Importing this module does not import rich (the quick commands print without it, see
+cli/text.py): ``console`` and ``err_console`` are made when first used.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-
+from pgherd.cli.text import is_terminal
 from pgherd.model.jsonable import jsonable
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from pgherd.pg.basebackup import Progress as CopyProgress
+
+    console: Console
+    err_console: Console
 
 
 def _width(stream: Any) -> int | None:
@@ -27,8 +34,33 @@ def _width(stream: Any) -> int | None:
     return 160
 
 
-console = Console(highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+def make_console(stream: TextIO) -> Console:
+    """A console that writes to ``stream`` itself (a Printer's)."""
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, width=_width(stream))
+
+
+def __getattr__(name: str) -> Any:
+    """``console`` and ``err_console``, made (and rich imported) on first use. Like rich's
+    own default, they write to whatever ``sys.stdout`` and ``sys.stderr`` are when they
+    print, not to the streams of the moment they were made."""
+    if name in ("console", "err_console"):
+        from rich.console import Console
+
+        stderr = name == "err_console"
+        made = Console(
+            stderr=stderr, highlight=False, width=_width(sys.stderr if stderr else sys.stdout)
+        )
+        globals()[name] = made
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _console(name: str) -> Console:
+    made: Console = globals().get(name) or __getattr__(name)
+    return made
+
 
 EXIT_ERROR = 1
 EXIT_DEGRADED = 3
@@ -41,21 +73,28 @@ def print_json(data: Any) -> None:
 
 
 def error(text: str) -> None:
-    # The text may hold PostgreSQL's own messages or user input: never read it as markup.
-    err_console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
+    """``error: TEXT`` on stderr, in bold red on a terminal. The text may hold
+    PostgreSQL's own messages or user input: it is never read as markup."""
+    if not is_terminal(sys.stderr):
+        sys.stderr.write(f"error: {text}\n")
+        return
+    from rich.markup import escape
+
+    _console("err_console").print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
 
 
 class RichReporter:
     """Steps as check-marked lines; copies as progress bars with size, rate and ETA."""
 
     def step(self, text: str) -> None:
-        console.print(f"[green]✓[/] {text}", soft_wrap=True)
+        _console("console").print(f"[green]✓[/] {text}", soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(self, label: str) -> Iterator[Callable[[CopyProgress], None]]:
-        if not console.is_terminal:  # a log or a pipe: the summary line says enough
-            yield lambda _p: None
+        if not is_terminal(sys.stdout):  # a log or a pipe: the summary line says enough
+            yield lambda _p: None  # (and rich is not imported: standby clone is quick)
             return
+        console = _console("console")
         from rich.progress import (  # lazy: only a terminal shows a progress bar
             BarColumn,
             DownloadColumn,

@@ -1,9 +1,12 @@
 """Talking to agents: the only way the CLI reaches a node.
 
 Plain ``http.client`` from the standard library: the CLI starts in a fraction of the time
-it takes with httpx (0.2 s of imports here), and ``cluster show`` should answer in well
-under half a second. With the cluster's TLS on (``node.api_ca``), HTTPS: the agent must
-show a certificate the cluster CA signed for the address dialled.
+it takes with httpx (0.2 s of imports here). This module imports no pydantic either: the
+quick commands (``cluster show``, ``standby clone``) read statuses as
+:class:`~pgherd.model.status_lite.LiteStatus` (:func:`lite_statuses`), and the pydantic
+models are imported only by the methods that return them. With the cluster's TLS on
+(``node.api_ca``), HTTPS: the agent must show a certificate the cluster CA signed for the
+address dialled (the SSL context is built once per CA file: pgherd.tls.context).
 """
 
 from __future__ import annotations
@@ -11,23 +14,30 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
-from pgherd import config as config_mod
 from pgherd.clients.credential import Credential, token_of
-from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
+from pgherd.config_lite import AgentMember, LiteConfig, read_token_file
 from pgherd.errors import AgentError, AgentUnreachable, Refused
-from pgherd.model.doctor import NodeFacts
-from pgherd.model.ha_report import HaReport
-from pgherd.model.reload import ReloadReport
-from pgherd.model.status import NodeStatus, unreachable
+from pgherd.model.status_lite import LiteStatus, lite_unreachable, read_status
 from pgherd.tls.context import client_context
 
+if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
+    from pgherd.model.doctor import NodeFacts
+    from pgherd.model.ha_report import HaReport
+    from pgherd.model.reload import ReloadReport
+    from pgherd.model.status import NodeStatus
+
 T = TypeVar("T")
+U = TypeVar("U")
+
+
+ItemT = TypeVar("ItemT")
 
 
 class AgentClient:
@@ -40,7 +50,7 @@ class AgentClient:
 
     def __init__(
         self,
-        node: NodeConfig | WitnessConfig,
+        node: AgentMember,
         token: Credential | None = None,
         timeout: float = 5.0,
     ) -> None:
@@ -141,28 +151,52 @@ class AgentClient:
         return status == 200, str(state)
 
     def status(self) -> NodeStatus:
+        from pgherd.model.status import NodeStatus  # pydantic: not on the quick commands' path
+
         return NodeStatus.model_validate(self._request("GET", "/status"))
+
+    def lite_status(self) -> LiteStatus:
+        """``GET /status`` without pydantic, for the quick commands."""
+        try:
+            return read_status(self._request("GET", "/status"))
+        except ValueError as exc:
+            raise AgentError(
+                f"{self.node.name}: the agent's status could not be read ({exc})",
+                "is the agent a different pgherd version? upgrade both to the same one",
+            ) from None
 
     def ha(self, timeout: float | None = None) -> HaReport:
         """The agent's HA loop (under manual failover: only the mode and the state)."""
+        from pgherd.model.ha_report import HaReport  # pydantic: not on the quick path
+
         return HaReport.model_validate(self._request("GET", "/ha", timeout))
 
     def facts(self) -> NodeFacts:
+        from pgherd.model.doctor import NodeFacts  # pydantic: not on the quick commands' path
+
         return NodeFacts.model_validate(self._request("GET", "/facts"))
 
     def start_postgres(self, timeout: float = 90) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(self._request("POST", "/postgres/start", timeout))
 
     def stop_postgres(self, mode: str = "fast", timeout: float = 90) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(
             self._request("POST", "/postgres/stop", timeout, params={"mode": mode})
         )
 
     def restart_postgres(self, timeout: float = 150) -> NodeStatus:
+        from pgherd.model.status import NodeStatus
+
         return NodeStatus.model_validate(self._request("POST", "/postgres/restart", timeout))
 
     def reload(self, timeout: float = 60) -> ReloadReport:
         """The agent reads pgherd.yaml again (as on SIGHUP) and says what changed."""
+        from pgherd.model.reload import ReloadReport  # pydantic: not on the quick path
+
         return ReloadReport.model_validate(self._request("POST", "/agent/reload", timeout))
 
 
@@ -178,16 +212,61 @@ def _error_from(node: str, status: int, body: Any) -> Exception:
     return AgentError(text, hint or f"HTTP {status} from the agent of {node}")
 
 
-def fan_out(nodes: Sequence[NodeConfig], call: Callable[[NodeConfig], T]) -> list[T]:
-    """``call`` for every node at once; results in the nodes' order."""
-    with ThreadPoolExecutor(max_workers=max(len(nodes), 1)) as pool:
-        return list(pool.map(call, nodes))
+def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
+    """``call`` for every node at once, a thread each; results in the nodes' order. Once
+    every call ended, the exception of the first node (in order) that raised one is raised.
+
+    Plain threads, not concurrent.futures: its import (logging with it) costs ~10 ms of
+    every quick command's start-up."""
+    results: dict[int, T] = {}
+    errors: dict[int, BaseException] = {}
+
+    def one(index: int, node: ItemT) -> None:
+        try:
+            results[index] = call(node)
+        except BaseException as exc:  # raised again in the caller's thread
+            errors[index] = exc
+
+    threads = [
+        threading.Thread(target=one, args=(i, node), daemon=True) for i, node in enumerate(nodes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[min(errors)]
+    return [results[i] for i in range(len(nodes))]
 
 
-def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStatus]:
+def together(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """``first()`` here and ``second()`` in a thread, at once; both results, or the error
+    of the first that raised (in that order) once both ended."""
+    done: dict[str, U] = {}
+    failed: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            done["value"] = second()
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run_second, daemon=True)
+    thread.start()
+    try:
+        value = first()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return value, done["value"]
+
+
+def statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[NodeStatus]:
     """Every node's status; a node whose agent does not answer is marked unreachable."""
+    from pgherd.model.status import unreachable
 
-    def one(node: NodeConfig) -> NodeStatus:
+    def one(node: AgentMember) -> NodeStatus:
         try:
             return AgentClient(node, timeout=timeout).status()
         except (AgentUnreachable, AgentError) as exc:
@@ -196,14 +275,27 @@ def statuses(nodes: Sequence[NodeConfig], timeout: float = 3.0) -> list[NodeStat
     return fan_out(nodes, one)
 
 
-def read_as_viewer(config: ClusterConfig) -> None:
+def lite_statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[LiteStatus]:
+    """:func:`statuses` for the quick commands: the same, read without pydantic."""
+
+    def one(node: AgentMember) -> LiteStatus:
+        try:
+            return AgentClient(node, timeout=timeout).lite_status()
+        except (AgentUnreachable, AgentError) as exc:
+            return lite_unreachable(node.name, exc.message)
+
+    return fan_out(nodes, one)
+
+
+def read_as_viewer(config: ClusterConfig | LiteConfig) -> None:
     """When the agents ask every read for a credential (``api.auth_reads``), this process
     reads as the viewer if it may read that token (least privilege), else as the operator
-    (``$PGHERD_API_TOKEN`` or the token file): the CLI and ``lab up`` call this."""
+    (``$PGHERD_API_TOKEN`` or the token file): the CLI, its quick commands and ``lab up``
+    call this."""
     if not config.api.auth_reads:
         return
     try:
         viewer = config.viewer_token_file.read_text().strip()
     except OSError:
         viewer = ""
-    AgentClient.default_token = viewer or config_mod.read_token(config)
+    AgentClient.default_token = viewer or read_token_file(config.api_token_file)

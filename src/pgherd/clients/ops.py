@@ -14,6 +14,7 @@ from pgherd.model.node_ops import (
     ReplayWait,
     RewindResult,
     SlotChange,
+    SlotState,
 )
 from pgherd.model.status import NodeStatus
 
@@ -70,6 +71,11 @@ class OpsClient(AgentClient):
 
     def create_slot(self, name: str) -> SlotChange:
         return SlotChange.model_validate(self._request("POST", "/ops/slots", params={"name": name}))
+
+    def slot_state(self, name: str) -> SlotState:
+        """A slot's state file (for a standby's copy of a logical slot)."""
+        data = self._request("GET", "/ops/slot-state", params={"name": name})
+        return SlotState.model_validate(data)
 
     def drop_slot(self, name: str) -> SlotChange:
         return SlotChange.model_validate(

@@ -15,6 +15,7 @@ a new one when etcd says it expired.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
 import ssl
@@ -23,9 +24,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from pgherd.dcs.base import Leader, Member, Snapshot, StoreUnavailable, Versioned
+from pgherd.dcs.etcd_transport import (
+    OneShotTransport,
+    PooledTransport,
+    Transport,
+    TransportError,
+)
 
 
 def _b64(text: str) -> str:
@@ -57,14 +62,20 @@ class EtcdStore:
         timeout: float = 2.0,
         verify: ssl.SSLContext | bool = True,
         auth: tuple[str, str] | None = None,
+        one_shot: bool = False,
     ) -> None:
+        """``one_shot``: a connection per request through the standard library, for a
+        command that makes a few calls and exits; else pooled connections (httpx), for a
+        store used for long (dcs/etcd_transport.py). Both verify with ``verify``."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = f"/pgherd/{prefix.strip('/')}/"
         # Events live outside the prefix so that a snapshot's range does not read them.
         self.events_prefix = f"/pgherd-events/{prefix.strip('/')}/"
-        self._client = httpx.Client(timeout=timeout, verify=verify)
+        self._transport: Transport = (
+            OneShotTransport(timeout, verify) if one_shot else PooledTransport(timeout, verify)
+        )
         self._auth = auth
         self._auth_token: str | None = None
         self._lease: tuple[str, str] | None = None  # (holder name, lease id)
@@ -107,22 +118,22 @@ class EtcdStore:
             index = (self._preferred + i) % count
             url = f"{self.endpoints[index]}/v3/{path}"
             try:
-                response = self._client.post(url, json=body, headers=headers)
-            except httpx.HTTPError as exc:
-                errors.append(f"{self.endpoints[index]}: {type(exc).__name__}")
+                status, raw = self._transport.post(url, body, headers)
+            except TransportError as exc:
+                errors.append(f"{self.endpoints[index]}: {exc}")
                 continue
-            if response.status_code >= 500:
-                errors.append(f"{self.endpoints[index]}: HTTP {response.status_code}")
+            if status >= 500:
+                errors.append(f"{self.endpoints[index]}: HTTP {status}")
                 continue
             self._preferred = index
             try:
-                data: dict[str, Any] = response.json()
+                data: dict[str, Any] = json.loads(raw)
             except ValueError:
+                text = raw.decode(errors="replace")
                 raise StoreUnavailable(
-                    f"etcd answered {path} with HTTP {response.status_code} and no JSON: "
-                    f"{response.text[:200]!r}"
+                    f"etcd answered {path} with HTTP {status} and no JSON: {text[:200]!r}"
                 ) from None
-            if response.status_code >= 400:
+            if status >= 400:
                 raise StoreUnavailable(f"etcd refused {path}: {data.get('message', data)}")
             return data
         raise StoreUnavailable("no etcd endpoint answered: " + "; ".join(errors))
@@ -324,4 +335,4 @@ class EtcdStore:
         return Snapshot(leader, tuple(members), config, time.time(), initialize)
 
     def close(self) -> None:
-        self._client.close()
+        self._transport.close()

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 
-from pgherd.config import ClusterConfig, EtcdDcs
+from pgherd.config_lite import LiteConfig, LiteEtcdDcs, as_lite
 from pgherd.dcs.base import Store
 from pgherd.errors import ConfigError
 from pgherd.tls.context import client_context
 
+if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
 
-def etcd_verify(config: ClusterConfig, dcs: EtcdDcs) -> ssl.SSLContext | bool:
+
+def etcd_verify(config: LiteConfig, dcs: LiteEtcdDcs) -> ssl.SSLContext | bool:
     """How the store's client checks etcd: against ``ha.dcs.ca`` (default: the cluster
     CA), presenting ``ha.dcs.cert`` when given."""
     ca = dcs.ca or config.ca_file
@@ -20,7 +24,7 @@ def etcd_verify(config: ClusterConfig, dcs: EtcdDcs) -> ssl.SSLContext | bool:
     return client_context(ca, dcs.cert, key)
 
 
-def etcd_auth(dcs: EtcdDcs) -> tuple[str, str] | None:
+def etcd_auth(dcs: LiteEtcdDcs) -> tuple[str, str] | None:
     if dcs.username is None or dcs.password_file is None:
         return None
     try:
@@ -35,18 +39,22 @@ def etcd_auth(dcs: EtcdDcs) -> tuple[str, str] | None:
     return dcs.username, password
 
 
-def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
+def open_store(
+    config: ClusterConfig | LiteConfig, timeout: float | None = None, quick: bool = False
+) -> Store:
     """``timeout``: the longest one call may wait for the store (default: the config's
     ``retry_timeout``). Each etcd endpoint gets its share, so that trying them all still
-    fits in it."""
+    fits in it. ``quick``: for a command that makes a few calls and exits (no connection
+    pool, and no httpx to import); it speaks TLS to etcd exactly as the agents do."""
+    config = as_lite(config)  # pydantic-free: cluster show reads the store
     if config.ha is None:
         raise ConfigError(
             "this cluster has no coordination store (no ha: section in pgherd.yaml)",
             "add one (docs/failover.md) or use the manual operations",
         )
     limit = config.ha.retry_timeout if timeout is None else timeout
-    if isinstance(config.ha.dcs, EtcdDcs):
-        from pgherd.dcs.etcd import EtcdStore  # lazy: httpx (~0.3 s) only for etcd
+    if isinstance(config.ha.dcs, LiteEtcdDcs):
+        from pgherd.dcs.etcd import EtcdStore  # lazy: only for etcd
 
         dcs = config.ha.dcs
         endpoints = dcs.etcd
@@ -56,6 +64,7 @@ def open_store(config: ClusterConfig, timeout: float | None = None) -> Store:
             timeout=max(limit / len(endpoints), 0.1),
             verify=etcd_verify(config, dcs),
             auth=etcd_auth(dcs),
+            one_shot=quick,
         )
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from pgherd.dcs.base import Store, StoreUnavailable
+from pgherd.model.event_lite import latest_entries
 from pgherd.model.events import Event
 
 
@@ -33,13 +34,10 @@ class StoreEventLog:
 
     def recent(self, limit: int = 50) -> list[Event]:
         # Each event has one or two entries: read enough to fill ``limit`` rows.
-        latest: dict[str, Event] = {}
+        entries = []
         for body in self.store.events(limit * 2):
             try:
-                event = Event.model_validate_json(body)
+                entries.append(Event.model_validate_json(body))
             except ValidationError:
                 continue  # written by a newer pgherd: skip rather than fail the listing
-            latest.pop(event.id, None)
-            latest[event.id] = event
-        events = sorted(latest.values(), key=lambda e: e.started_at)
-        return events[-limit:]
+        return latest_entries(entries, limit)

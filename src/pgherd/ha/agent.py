@@ -41,6 +41,7 @@ from pgherd.ha.metrics_source import NodeCollector
 from pgherd.ha.operations import NodeOperations
 from pgherd.ha.reload import Reloader
 from pgherd.ha.sampler import Sampler
+from pgherd.ha.slots import SlotKeeper
 from pgherd.ha.supervisor import Supervisor
 from pgherd.mesh.service import MeshService
 from pgherd.mesh.workers import MeshWorkers
@@ -151,6 +152,27 @@ class Agent:
         with self._action_lock:
             log.info("restarting postgres (asked through the API)")
             self.supervisor.restart()
+
+    def restart_with(self, action: Callable[[], None]) -> None:
+        """Stop PostgreSQL, run ``action`` on its files (a standby's copies of the
+        primary's logical slots: ha/slots.py), and start it again, the way an API restart
+        goes (through the HA loop under automatic failover)."""
+        if self.ha is not None:
+            try:
+                with self._action_lock:
+                    log.info("restarting postgres to load copied slots")
+                    self.supervisor.stop(restart=True)
+                    action()
+            finally:
+                self._start_through_ha()  # started again even when the action failed
+            return
+        with self._action_lock:
+            log.info("restarting postgres to load copied slots")
+            self.supervisor.stop()
+            try:
+                action()
+            finally:
+                self.supervisor.start()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -299,7 +321,7 @@ def run(config_path: Path, node_name: str) -> None:
     AgentClient.default_token = own  # reads of other agents (api.auth_reads) name this node
     agent = Agent(local, own, config)
     agent.mesh = MeshService(local, MeshWorkers(local, config_path))
-    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha)
+    reloader = Reloader(config_path, local, agent.supervisor, agent._action_lock, agent.ha, config)
     reloader.install_signal_handler()  # SIGHUP re-reads pgherd.yaml, never stops anything
     process.set_process_name(process.AGENT_PROCESS_NAME)
     pid_file = local.node.agent_pid_file
@@ -354,6 +376,14 @@ def run(config_path: Path, node_name: str) -> None:
             daemon=True,
         ).start()
 
+    keeper = SlotKeeper(
+        local,
+        lambda: agent.supervisor.state() is PgState.RUNNING,
+        agent.restart_with,
+        lambda: agent.ha is not None and agent.ha.status().maintenance,
+    )
+    threading.Thread(target=keeper.run, args=(agent._stop,), name="slots", daemon=True).start()
+
     history = HistoryStore(path_for(local.node), node_name)
     sampler = Sampler(local, history, config.history, agent.supervisor.state)
     sampling = threading.Event()
@@ -385,7 +415,11 @@ def run(config_path: Path, node_name: str) -> None:
         config.history.interval,
         reloader,
         checks,
-        [NodeCollector(local, agent.status, agent.ha, archive_port.pusher_status)],
+        [
+            NodeCollector(
+                local, agent.status, agent.ha, archive_port.pusher_status, keeper.copies_ready
+            )
+        ],
         archive_port,
         grants=grants,
         auth_reads=config.api.auth_reads,

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from pgherd.archive import setup
 from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig
 from pgherd.dcs.base import Snapshot, Store, StoreUnavailable
 from pgherd.dcs.checkin import CHECKIN_TTL_FACTOR, CheckIn
 from pgherd.errors import PgherdError, Refused
@@ -94,8 +95,9 @@ class Bootstrap:
         self.done = False  # the node is a member: the HA loop runs
         self.on_member: Callable[[], None] = lambda: None  # told once it is a member
 
-    def config(self) -> ClusterConfig:
-        """The config in force (a reload gives the node a new one: ha/reload.py)."""
+    def config(self) -> LiteConfig:
+        """The config in force (a reload gives the node a new one: ha/reload.py), in the
+        form the node holds it (pgherd.config_lite)."""
         return self.local.config
 
     @property

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgherd.config import NodeConfig
+from pgherd.config_lite import DataNode
 from pgherd.model.history import MAX_LIMIT, Sample, SampleKind
 
 FILE_NAME = "history.sqlite"
@@ -47,7 +47,7 @@ _COLUMNS = (
 )
 
 
-def path_for(node: NodeConfig) -> Path:
+def path_for(node: DataNode) -> Path:
     return node.home_dir / FILE_NAME
 
 

@@ -28,6 +28,7 @@ from pgherd.clients.credential import Credential
 from pgherd.config import ClusterConfig, fingerprint
 from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.dcs.checkin import CheckIn, keep_for
+from pgherd.dcs.counting import CountingStore
 from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import PgherdError
@@ -81,12 +82,17 @@ class StoreHandle:
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self._store: Store | None = None
+        self._store: CountingStore | None = None
 
     def __call__(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.config)
+            self._store = CountingStore(open_store(self.config))
         return self._store
+
+    def calls(self) -> dict[str, int]:
+        """The calls made to the store so far (the loop's, its executor's and its fence's),
+        by kind; none before it was opened."""
+        return {} if self._store is None else self._store.counts()
 
 
 class HaLoop:
@@ -126,6 +132,7 @@ class HaLoop:
         self._watch = DivergenceWatch()
         self.sentence = "starting"
         self.decided_at: float | None = None
+        self.cycles = 0  # since the agent started (GET /ha, with the store calls)
         self.last_local = observe.LocalState(PgState.STOPPED, Role.UNKNOWN)
         self.last_view = observe.StoreView(False, problem="not read yet")
         self.last_world: World | None = None
@@ -150,6 +157,7 @@ class HaLoop:
     # ---- one cycle -------------------------------------------------------------------
 
     def cycle(self) -> tuple[Action, ...]:
+        self.cycles += 1
         local_state = self.reader.read()
         view = self._read_store()
         world, me = self._observe(local_state, view)
@@ -414,6 +422,8 @@ class HaLoop:
             decision=self.sentence,
             decided_at=self.decided_at,
             streaming=local.streaming,
+            cycles=self.cycles,
+            store_calls=self._store.calls() if isinstance(self._store, StoreHandle) else {},
         )
 
 

@@ -38,11 +38,13 @@ class NodeCollector:
         status: Callable[[], NodeStatus],
         ha: HaLoop | None,
         pusher: Callable[[], PusherState] | None = None,
+        slot_copies: Callable[[], tuple[tuple[str, bool], ...]] = tuple,
     ) -> None:
         self.local = local
         self.status = status
         self.ha = ha
         self.pusher = pusher
+        self.slot_copies = slot_copies
 
     def collect(self) -> Iterator[Metric]:
         yield from model.families(self.read())
@@ -68,6 +70,7 @@ class NodeCollector:
             restarts=status.restarts,
             mesh_workers=status.mesh_workers,
             pusher=self.pusher() if self.pusher is not None else None,
+            slot_copies=self.slot_copies(),
         )
         if self.ha is None:
             return found

@@ -25,6 +25,7 @@ from pgherd.model.node_ops import (
     ReplayWait,
     RewindResult,
     SlotChange,
+    SlotState,
 )
 from pgherd.model.status import NodeStatus, PgState
 from pgherd.pg import replication
@@ -158,3 +159,6 @@ class NodeOperations:
 
     def drop_slot(self, slot: str) -> SlotChange:
         return slots.drop(self.local, slot)
+
+    def slot_state(self, slot: str) -> SlotState:
+        return slots.state(self.local, slot)

@@ -9,7 +9,7 @@ waits, stopped, for ``pgherd node rejoin``.
 from __future__ import annotations
 
 from pgherd.clients.agent import AgentClient, fan_out
-from pgherd.config import NodeConfig
+from pgherd.config_lite import DataNode
 from pgherd.errors import AgentError, AgentUnreachable
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg.local_node import LocalNode
@@ -22,7 +22,7 @@ def other_primary(local: LocalNode, timeout: float = 1.0) -> NodeStatus | None:
         return None
     mine = local.instance.controldata().system_identifier
 
-    def ask(node: NodeConfig) -> NodeStatus | None:
+    def ask(node: DataNode) -> NodeStatus | None:
         try:
             return AgentClient(node, timeout=timeout).status()
         except (AgentUnreachable, AgentError):

@@ -84,8 +84,11 @@ class Reloader:
         supervisor: Supervisor,
         lock: threading.Lock,
         ha: HaLoop | None,
+        config: ClusterConfig,
     ) -> None:
         self.path = path
+        # The config in force, validated (LocalNode holds its pydantic-free form).
+        self.config = config
         self.local = local
         self.supervisor = supervisor
         self.lock = lock
@@ -123,7 +126,7 @@ class Reloader:
         """Read pgherd.yaml again and apply what may change now; raises Refused (nothing
         changed) when the file cannot be used."""
         with self._serial:
-            old = self.local.config
+            old = self.config
             try:
                 new = config_mod.load(self.path)
             except ConfigError as exc:
@@ -208,6 +211,7 @@ class Reloader:
         )
 
     def _reconfigure(self, config: ClusterConfig) -> None:
+        self.config = config
         self.local.reconfigure(config)
         if self.ha is not None:
             self.ha.reconfigure(config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pgherd.config import fingerprint
 from pgherd.errors import PgherdError
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.pg import conf, queries
@@ -29,7 +28,7 @@ def collect(
         "error": last_error,
         "version_num": local.pgbin.version_num,
         "checked_at": datetime.now(UTC),
-        "config_fingerprint": fingerprint(local.config),
+        "config_fingerprint": local.config.fingerprint,
     }
     if state is PgState.RUNNING:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pgherd.config import (
@@ -22,7 +23,8 @@ ETCD_CLIENT_OFFSET = 2000  # the lab's etcd members: client ports
 ETCD_PEER_OFFSET = 3000  # and peer ports
 WITNESS_NAME = "witness"
 DCS_CLIENT = tlsfiles.DCS_CLIENT  # the certificate agents and the CLI present to the lab's etcd
-MAX_NODES = 9
+# A lab is one machine's worth: bench/scale.py runs 10 nodes (issue 21), a few more fit.
+MAX_NODES = 16
 DEFAULT_PORT_BASE = 5440
 # Independent labs are for logical replication: a new or re-enabled subscription's apply
 # worker waits wal_retrieve_retry_interval (5 s by default) before it starts, and retries
@@ -87,25 +89,35 @@ def lab_ha(
     return HaConfig(dcs=store, synchronous=sync, failsafe=failsafe)
 
 
-def lab_config(
-    directory: Path,
-    nodes: int,
-    port_base: int,
-    os_user: str,
-    pg_bin: Path | None,
-    independent: bool = False,
-    failover: str = "manual",
-    archive: bool = False,
-    dcs: str = "sqlite",
-    sync: bool = False,
-    witness: bool = False,
-    failsafe: bool = False,
-    tls: bool = True,
-) -> ClusterConfig:
-    """``independent``: every node is a primary of its own (its own initdb, system
-    identifier and agent) instead of one primary and its standbys. ``failover``
-    automatic: a coordination store (``dcs``) and the agents' HA loop. ``tls`` off: plain
-    text everywhere (``tls: off``, flagged by doctor and cluster show)."""
+@dataclass(frozen=True)
+class LabShape:
+    """What a lab is made of — the options of ``pgherd lab up`` — given once to both the
+    config it writes (:func:`lab_config`) and the lab it starts (lab/lifecycle.py).
+    ``independent``: every node is a primary of its own (its own initdb, system identifier
+    and agent) instead of one primary and its standbys. ``failover`` automatic: a
+    coordination store (``dcs``) and the agents' HA loop. ``tls`` off: plain text
+    everywhere (``tls: off``, flagged by doctor and cluster show)."""
+
+    nodes: int
+    port_base: int
+    os_user: str
+    pg_bin: Path | None = None
+    independent: bool = False
+    failover: str = "manual"
+    archive: bool = False
+    dcs: str = "sqlite"
+    sync: bool = False
+    witness: bool = False
+    failsafe: bool = False
+    tls: bool = True
+
+
+def lab_config(directory: Path, shape: LabShape) -> ClusterConfig:
+    """The config of a lab in ``directory``; options that do not fit together are refused
+    with the flag to change."""
+    nodes, port_base, failover, dcs = shape.nodes, shape.port_base, shape.failover, shape.dcs
+    independent, archive, sync = shape.independent, shape.archive, shape.sync
+    witness, failsafe, tls = shape.witness, shape.failsafe, shape.tls
     check_failover(failover)
     automatic = failover == "automatic"
     if independent and automatic:
@@ -150,8 +162,8 @@ def lab_config(
         cluster="lab",
         topology="independent" if independent else "streaming",
         settings=dict(INDEPENDENT_SETTINGS) if independent else {},
-        os_user=os_user,
-        pg_bin=pg_bin,
+        os_user=shape.os_user,
+        pg_bin=shape.pg_bin,
         passfile=directory / "secrets" / "pgpass",
         api_token_file=directory / "secrets" / "api-token",
         failover="automatic" if automatic else "manual",

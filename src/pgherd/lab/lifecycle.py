@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -51,27 +52,12 @@ class LabUp:
     seconds: float
 
 
-def up(
-    directory: Path,
-    nodes: int,
-    port_base: int,
-    os_user: str,
-    pg_bin: Path | None,
-    reporter: Reporter,
-    independent: bool = False,
-    failover: str = "manual",
-    archive: bool = False,
-    dcs: str = "sqlite",
-    sync: bool = False,
-    witness: bool = False,
-    failsafe: bool = False,
-    tls: bool = True,
-) -> LabUp:
+def up(directory: Path, shape: layout.LabShape, reporter: Reporter) -> LabUp:
     started = time.monotonic()
-    layout.check_failover(failover)
+    layout.check_failover(shape.failover)
     directory = directory.absolute()
     config_path = directory / CONFIG_NAME
-    user = osuser.resolve(os_user)
+    user = osuser.resolve(shape.os_user)
     if config_path.exists():
         config = config_mod.load(config_path)
         read_as_viewer(config)
@@ -84,23 +70,9 @@ def up(
             "choose a new or empty directory for the lab",
         )
     osuser.require_reachable(directory.parent, user)
-    config = layout.lab_config(
-        directory,
-        nodes,
-        port_base,
-        user.name,
-        pg_bin,
-        independent,
-        failover,
-        archive,
-        dcs=dcs,
-        sync=sync,
-        witness=witness,
-        failsafe=failsafe,
-        tls=tls,
-    )
+    config = layout.lab_config(directory, dataclasses.replace(shape, os_user=user.name))
     ports.require_free(layout.wanted_ports(config))
-    pgbin = binaries.find(pg_bin)
+    pgbin = binaries.find(shape.pg_bin)
     reporter.step(f"PostgreSQL {pgbin.version} from {pgbin.bindir}, run as OS user {user.name!r}")
     write_lab_files(config, config_path, user)
     lab_store.start(config, directory, reporter)

@@ -89,7 +89,7 @@ def refuse_loops(
 ) -> None:
     """Refuse, changing nothing, a subscription that closes a loop."""
     shown = remote.describe(spec.conninfo)
-    publisher = config.node_at(shown.get("host"), int(shown.get("port", "5432")))
+    publisher = publisher_in(config, shown.get("host"), shown.get("port"))
     if publisher is None:
         return
     source_db = shown.get("dbname", spec.dbname)
@@ -107,6 +107,21 @@ def refuse_loops(
             "would come back to the node that made it",
             _hint(config, node, found[0]),
         )
+
+
+def publisher_in(config: ClusterConfig, hosts: str | None, ports: str | None) -> NodeConfig | None:
+    """The node of this config a conninfo names. A multi-host one (an HA publisher that a
+    subscription follows through its failovers, ``target_session_attrs=read-write``) names
+    several: the first of them in this config stands for its cluster."""
+    host_list = (hosts or "").split(",")
+    port_list = (ports or "5432").split(",")
+    if len(port_list) == 1:
+        port_list *= len(host_list)
+    for host, port in zip(host_list, port_list, strict=False):
+        found = config.node_at(host or None, int(port) if port.isdigit() else 5432)
+        if found is not None:
+            return found
+    return None
 
 
 def _hint(config: ClusterConfig, node: str, loop: Loop) -> str:

@@ -14,33 +14,33 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pgherd.config import NodeConfig
+from pgherd.config_lite import DataNode
 from pgherd.errors import ConfigError, Refused
 from pgherd.model.mesh import MeshSpec
 
 
-def mesh_dir(node: NodeConfig) -> Path:
+def mesh_dir(node: DataNode) -> Path:
     return node.home_dir / "mesh"
 
 
-def spec_path(node: NodeConfig, name: str) -> Path:
+def spec_path(node: DataNode, name: str) -> Path:
     return mesh_dir(node) / f"{name}.json"
 
 
-def status_path(node: NodeConfig, name: str, source: str) -> Path:
+def status_path(node: DataNode, name: str, source: str) -> Path:
     return mesh_dir(node) / f"{name}.from-{source}.status.json"
 
 
-def log_path(node: NodeConfig, name: str, source: str) -> Path:
+def log_path(node: DataNode, name: str, source: str) -> Path:
     return mesh_dir(node) / f"{name}.from-{source}.log"
 
 
-def copy_status_path(node: NodeConfig, name: str) -> Path:
+def copy_status_path(node: DataNode, name: str) -> Path:
     """A joining node's initial copy: its progress (mesh/initial_copy.py)."""
     return mesh_dir(node) / f"{name}.copy.json"
 
 
-def _ensure_dir(node: NodeConfig) -> Path:
+def _ensure_dir(node: DataNode) -> Path:
     directory = mesh_dir(node)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return directory
@@ -62,12 +62,12 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
-def save_spec(node: NodeConfig, spec: MeshSpec) -> None:
+def save_spec(node: DataNode, spec: MeshSpec) -> None:
     _ensure_dir(node)
     write_json(spec_path(node, spec.name), spec.model_dump(mode="json"))
 
 
-def load_spec(node: NodeConfig, name: str) -> MeshSpec:
+def load_spec(node: DataNode, name: str) -> MeshSpec:
     path = spec_path(node, name)
     try:
         return MeshSpec.model_validate_json(path.read_text())
@@ -80,7 +80,7 @@ def load_spec(node: NodeConfig, name: str) -> MeshSpec:
         raise ConfigError(f"{path} is not a valid mesh spec: {exc.errors()[0]['msg']}") from None
 
 
-def load_specs(node: NodeConfig) -> list[MeshSpec]:
+def load_specs(node: DataNode) -> list[MeshSpec]:
     directory = mesh_dir(node)
     if not directory.is_dir():
         return []
@@ -95,15 +95,15 @@ def load_specs(node: NodeConfig) -> list[MeshSpec]:
     return specs
 
 
-def remove_spec(node: NodeConfig, name: str) -> None:
+def remove_spec(node: DataNode, name: str) -> None:
     spec_path(node, name).unlink(missing_ok=True)
 
 
-def read_status(node: NodeConfig, name: str, source: str) -> dict[str, Any] | None:
+def read_status(node: DataNode, name: str, source: str) -> dict[str, Any] | None:
     return _read_json(status_path(node, name, source))
 
 
-def read_copy_status(node: NodeConfig, name: str) -> dict[str, Any] | None:
+def read_copy_status(node: DataNode, name: str) -> dict[str, Any] | None:
     return _read_json(copy_status_path(node, name))
 
 

@@ -1,18 +1,97 @@
 """The cluster as a whole, from every node's status: rows for ``cluster show`` and the
-problems that make it unhealthy. Pure functions of the statuses read once."""
+problems that make it unhealthy. Pure functions of the statuses read once.
+
+They read a status through :class:`StatusReading`, which both forms of an agent's status
+satisfy: :class:`~pgherd.model.status.NodeStatus` (pydantic, the agents' and the console's)
+and :class:`~pgherd.model.status_lite.LiteStatus` (the quick commands', without pydantic).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pgherd.model.lsn import Lsn, lag_bytes
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status_lite import PgState, Role
 
 # Resolves an upstream's host and port (as a standby reports them) to a node name.
 NodeAt = Callable[[str | None, int | None], str | None]
+
+
+class _Receiver(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+class _SentTo(Protocol):
+    """A row of pg_stat_replication: a standby its upstream streams to."""
+
+    @property
+    def application_name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def replay_lag_s(self) -> float | None: ...
+
+
+class StatusReading(Protocol):
+    """What the cluster's view reads of one node's status."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> PgState: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def timeline(self) -> int | None: ...
+
+    @property
+    def system_identifier(self) -> str | None: ...
+
+    @property
+    def current_lsn(self) -> Lsn | None: ...
+
+    @property
+    def replay_lsn(self) -> Lsn | None: ...
+
+    @property
+    def upstream_host(self) -> str | None: ...
+
+    @property
+    def upstream_port(self) -> int | None: ...
+
+    @property
+    def wal_receiver(self) -> _Receiver | None: ...
+
+    @property
+    def replication(self) -> Sequence[_SentTo]: ...
+
+    @property
+    def position(self) -> Lsn | None: ...
+
+    @property
+    def pending_restart(self) -> Sequence[str]: ...
+
+    @property
+    def config_fingerprint(self) -> str | None: ...
+
+
+# What cluster show and doctor say of a cluster that runs in plain text (allowed, on
+# purpose: ``tls: off``), every time.
+TLS_OFF = (
+    "TLS is off (tls: off in pgherd.yaml): the agents' API with its token, PostgreSQL's "
+    "replication and client connections and etcd speak plain text"
+)
+
+S = TypeVar("S", bound=StatusReading)
 
 
 class Health(StrEnum):
@@ -52,11 +131,11 @@ class ClusterView:
         return Health.DEGRADED if self.problems else Health.HEALTHY
 
 
-def running_primaries(statuses: Sequence[NodeStatus]) -> list[NodeStatus]:
+def running_primaries(statuses: Sequence[S]) -> list[S]:
     return [s for s in statuses if s.role is Role.PRIMARY and s.state is PgState.RUNNING]
 
 
-def cluster_identity(statuses: Sequence[NodeStatus]) -> str | None:
+def cluster_identity(statuses: Sequence[StatusReading]) -> str | None:
     """The cluster's system identifier: its running primary's, else the most common one."""
     primaries = running_primaries(statuses)
     if len(primaries) == 1 and primaries[0].system_identifier:
@@ -68,7 +147,7 @@ def cluster_identity(statuses: Sequence[NodeStatus]) -> str | None:
     return max(counts, key=lambda k: counts[k]) if counts else None
 
 
-def _replication_row_for(statuses: Sequence[NodeStatus], name: str) -> tuple[str, float | None]:
+def _replication_row_for(statuses: Sequence[StatusReading], name: str) -> tuple[str, float | None]:
     """The state and replay lag that any upstream reports for standby ``name``."""
     for status in statuses:
         for row in status.replication:
@@ -77,7 +156,9 @@ def _replication_row_for(statuses: Sequence[NodeStatus], name: str) -> tuple[str
     return "", None
 
 
-def view(statuses: Sequence[NodeStatus], node_at: NodeAt, independent: bool = False) -> ClusterView:
+def view(
+    statuses: Sequence[StatusReading], node_at: NodeAt, independent: bool = False
+) -> ClusterView:
     """``independent``: every node is a cluster of its own (``topology: independent``), so
     several primaries and differing system identifiers are expected, not problems."""
     primaries = running_primaries(statuses)
@@ -106,9 +187,9 @@ def view(statuses: Sequence[NodeStatus], node_at: NodeAt, independent: bool = Fa
 
 
 def _row(
-    status: NodeStatus,
-    statuses: Sequence[NodeStatus],
-    primary: NodeStatus | None,
+    status: StatusReading,
+    statuses: Sequence[StatusReading],
+    primary: StatusReading | None,
     identity: str | None,
     node_at: NodeAt,
 ) -> NodeRow:
@@ -157,7 +238,7 @@ def _row(
         lag_seconds=lag_s,
         system_identifier=status.system_identifier,
         problem=problem,
-        pending_restart=status.pending_restart,
+        pending_restart=tuple(status.pending_restart),
         config_fingerprint=status.config_fingerprint,
     )
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from pgherd.model.cluster import cluster_identity, running_primaries
+from pgherd.model.cluster import TLS_OFF, cluster_identity, running_primaries
 from pgherd.model.status import Frozen, NodeStatus, PgState, Role
 
 INACTIVE_SLOT_WARN_BYTES = 16 * 1024 * 1024  # a whole WAL segment held back
@@ -46,12 +46,6 @@ class NodeFacts(Frozen):
     hba_trust_tcp: tuple[str, ...] = ()
     settings: dict[str, str] = Field(default_factory=dict)
     data_checksums: bool | None = None
-
-
-TLS_OFF = (
-    "TLS is off (tls: off in pgherd.yaml): the agents' API with its token, PostgreSQL's "
-    "replication and client connections and etcd speak plain text"
-)
 
 
 def check_tls(tls_on: bool) -> list[Finding]:

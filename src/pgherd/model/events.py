@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import Field
 
+# pydantic-free, for `cluster events` (model/event_lite.py); found here as always.
+from pgherd.model.event_lite import AUDIT_PREFIXES as AUDIT_PREFIXES
+from pgherd.model.event_lite import Outcome as Outcome
+from pgherd.model.event_lite import is_audit as is_audit
 from pgherd.model.status import Frozen
-
-
-class Outcome(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    REFUSED = "refused"  # a check failed; nothing changed
-    ABORTED = "aborted"  # started, then undone; nothing changed
-    FAILED = "failed"  # a step failed; the reason says what state it left
-
 
 # Every kind of event pgherd records: operators' operations, the HA loop's decisions
 # (requested by pgherd-agent@NODE) and maintenance mode. The console's filter lists them.
@@ -83,11 +77,3 @@ class EventLog(Protocol):
     def recent(self, limit: int = 50) -> list[Event]:
         """The latest ``limit`` events, oldest first."""
         ...
-
-
-AUDIT_PREFIXES = ("api ", "console ")
-
-
-def is_audit(event: Event) -> bool:
-    """A record of the audit trail (an API call, a console login), not an operation."""
-    return event.operation.startswith(AUDIT_PREFIXES)

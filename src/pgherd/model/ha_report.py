@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from pgherd.model.ha_settings import Mode
 from pgherd.model.status import Frozen, PgState, Role
 
@@ -23,3 +25,7 @@ class HaReport(Frozen):
     decision: str = ""  # the last cycle's sentence
     decided_at: float | None = None  # seconds since the epoch
     streaming: bool = False  # a standby that streams from its upstream
+    cycles: int = 0  # HA cycles run since the agent started
+    # Calls to the coordination store since the agent started (the loop's, the lease's and
+    # the fence's), by kind: snapshot, renew_leader, touch_member…
+    store_calls: dict[str, int] = Field(default_factory=dict)

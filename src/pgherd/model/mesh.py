@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pgherd.model.conflict import TIME_RESOLUTION_US, ConflictKind, Policy, Resolution
 from pgherd.model.mesh_sequences import DEFAULT_STEP, MAX_STEP, SequenceFact
 
+# pydantic-free, for the quick commands' reader of GET /status; found here as always.
+from pgherd.model.status_lite import WorkerState as WorkerState
+
 MeshName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,19}$")]
 MemberName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TableName = Annotated[str, Field(pattern=r"^[^.\s]+\.[^.\s]+$")]
@@ -167,19 +170,6 @@ class NodeFacts(_Value):
     tables: dict[str, TableDef | None]  # None: the table does not exist there
     meshes: tuple[str, ...] = ()
     sequences: tuple[SequenceFact, ...] = ()  # those the tables use (model/mesh_sequences.py)
-
-
-class WorkerState(StrEnum):
-    """An apply worker's state, as its target's agent reports it: the worker's own while it
-    runs and reports (starting, running, conflict, error, stopped), else the agent's."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    WAITING = "waiting"  # for this node's PostgreSQL to run
-    RESTARTING = "restarting"  # it exited; started again after the backoff
-    CONFLICT = "conflict"  # stopped on a conflict its policy does not resolve
-    ERROR = "error"
-    STOPPED = "stopped"
 
 
 class ConflictCount(_Value):

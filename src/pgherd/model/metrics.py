@@ -52,6 +52,9 @@ class NodeMetrics:
     mesh_workers: tuple[MeshWorkerRow, ...] = ()
     members: tuple[MemberSeen, ...] = ()
     pusher: PusherState | None = None  # the agent's WAL pusher (archive/pusher.py), if any
+    # a standby's copies of the primary's logical slots: name → safe for a failover
+    # (model/failover_slots.py)
+    slot_copies: tuple[tuple[str, bool], ...] = ()
 
 
 ROLES = (Role.PRIMARY, Role.STANDBY, Role.UNKNOWN)
@@ -105,6 +108,16 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
         )
     yield from _replication(m.sending)
     yield from _slots(m.slots)
+    if m.slot_copies:
+        ready = GaugeMetricFamily(
+            "pgherd_slot_copy_ready",
+            "On a standby, per copy of a primary's logical slot: 1 when a failover here could "
+            "use it (the primary keeps its catalog rows), 0 not yet.",
+            labels=["slot"],
+        )
+        for name, safe in m.slot_copies:
+            ready.add_metric([name], 1.0 if safe else 0.0)
+        yield ready
     if m.archive_failed is not None:
         yield _counter(
             "pgherd_archive_failed",

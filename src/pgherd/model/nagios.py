@@ -12,13 +12,14 @@ primary that archives, failing ``archive_command`` runs and segments waiting for
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from typing import Protocol
 
 from pgherd.model.cluster import NodeRow
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status_lite import PgState, Role
 
 
 class State(IntEnum):
@@ -26,6 +27,34 @@ class State(IntEnum):
     WARNING = 1
     CRITICAL = 2
     UNKNOWN = 3
+
+
+class _Slot(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def retained_bytes(self) -> int | None: ...
+
+
+class CheckedStatus(Protocol):
+    """What the check reads of a node's status: NodeStatus or, for ``pgherd node check``
+    (a quick command), LiteStatus."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> PgState: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def slots(self) -> Sequence[_Slot]: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +127,7 @@ class CheckResult:
 
 
 def check(
-    status: NodeStatus,
+    status: CheckedStatus,
     row: NodeRow | None,
     archive: ArchiveFacts | None,
     limits: Thresholds = Thresholds(),

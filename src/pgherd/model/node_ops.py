@@ -103,3 +103,12 @@ class CheckpointDone(Frozen):
     name: str
     redo_lsn: LsnField | None
     seconds: float
+
+
+class SlotState(Frozen):
+    """A slot's state file from a primary, for a standby's copy (model/failover_slots.py):
+    ``state`` base64."""
+
+    node: str
+    slot: str
+    state: str

@@ -18,6 +18,7 @@ agent and a running PostgreSQL:
   so do this agent's calls to the others (``https://``); its own API keeps serving as it
   started (uvicorn's listening socket cannot change its TLS), which is reported as
   needing an agent restart.
+- ``slots:``, the permanent slots (ha/slots.py reads them at each look).
 
 Everything else changes what the agent *is* — its store, its timing, its own addresses
 and directories, its roles and secrets, the archive it writes to — and is reported as
@@ -40,6 +41,7 @@ from pgherd.model.status import Frozen
 LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
 LIVE_HA_FIELDS = ("agent_restart_grace",)
 API_TLS = "the agent's API serves as it started (HTTPS or plain HTTP) until the agent restarts"
+LIVE_KEYS = ("slots",)  # cluster-wide keys the agent takes as they are
 IGNORED = {"console": "console: read by pgherd console, not by the agents"}
 
 
@@ -87,7 +89,7 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         )
     needs_restart: list[str] = []
     ignored: list[str] = []
-    live_ha: list[str] = []
+    taken: list[str] = []  # what the agent takes live besides this node's fields
     tls: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key in ("settings", "nodes", "witnesses") or old.get(key) == new.get(key):
@@ -97,10 +99,12 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         elif key == "tls":
             tls.extend(_differences(key, old.get(key), new.get(key)))
             needs_restart.append(API_TLS)
+        elif key in LIVE_KEYS:
+            taken.extend(_differences(key, old.get(key), new.get(key)))
         elif key == "ha" and old.get(key) and new.get(key):
             for said in _differences(key, old[key], new[key]):
                 live = said.split(" ", 1)[0].removeprefix("ha.") in LIVE_HA_FIELDS
-                (live_ha if live else needs_restart).append(said)
+                (taken if live else needs_restart).append(said)
         else:
             needs_restart.extend(_differences(key, old.get(key), new.get(key)))
     mine_old, mine_new = old_nodes[node], new_nodes[node]
@@ -129,7 +133,12 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
     }
     if tls:
         effective["tls"] = new.get("tls")
-    if live_ha:
+    for key in LIVE_KEYS:
+        if key in new:
+            effective[key] = new[key]
+        else:
+            effective.pop(key, None)
+    if old.get("ha") and new.get("ha") and taken:
         effective["ha"] = dict(old["ha"]) | {
             f: new["ha"][f] for f in LIVE_HA_FIELDS if f in new["ha"]
         }
@@ -138,7 +147,7 @@ def plan(old: Mapping[str, Any], new: Mapping[str, Any], node: str) -> ReloadPla
         settings_before=dict(old.get("settings", {})),
         settings_after=dict(new.get("settings", {})),
         members=tuple(members),
-        this_node=tuple(this_node + live_ha),
+        this_node=tuple(this_node + taken),
         tls=tuple(tls),
         needs_restart=tuple(needs_restart),
         ignored=tuple(ignored),

@@ -7,13 +7,18 @@ fills them from pg_controldata and SQL, the CLI and the decision code read them.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, WithJsonSchema
 
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshWorkerRow
+
+# The states and roles are pydantic-free, for the quick commands' reader of the same
+# document (model/status_lite.py); they are found here as they always were.
+from pgherd.model.status_lite import Desired as Desired
+from pgherd.model.status_lite import PgState as PgState
+from pgherd.model.status_lite import Role as Role
 
 
 def _to_lsn(value: Any) -> Lsn:
@@ -30,30 +35,6 @@ LsnField = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "examples": ["0/3000060"]}),
 ]
-
-
-class Role(StrEnum):
-    PRIMARY = "primary"
-    STANDBY = "standby"
-    UNKNOWN = "unknown"
-
-
-class PgState(StrEnum):
-    """The state of a node's PostgreSQL as its agent sees it."""
-
-    RUNNING = "running"
-    STARTING = "starting"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    CRASHED = "crashed"  # exited without being asked to; the agent restarts it
-    UNREACHABLE = "unreachable"  # the agent itself did not answer
-
-
-class Desired(StrEnum):
-    """What the agent was told to keep PostgreSQL at."""
-
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 class Frozen(BaseModel):
@@ -105,6 +86,12 @@ class Slot(Frozen):
     restart_lsn: LsnField | None
     wal_status: str | None
     retained_bytes: int | None
+    # logical slots: what a standby's copy needs (model/failover_slots.py)
+    temporary: bool = False
+    database: str | None = None
+    plugin: str | None = None
+    confirmed_flush_lsn: LsnField | None = None
+    catalog_xmin: int | None = None
 
 
 class NodeStatus(Frozen):

@@ -15,8 +15,9 @@ from pgherd.dcs.open import open_store
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.errors import AgentError, AgentUnreachable, PgherdError, Refused
 from pgherd.model.checks import running_primaries
+from pgherd.model.event_lite import nodes_to_ask
 from pgherd.model.events import Event, EventLog, Outcome
-from pgherd.model.status import NodeStatus, PgState
+from pgherd.model.status import NodeStatus
 
 
 def named_statuses(config: ClusterConfig) -> list[NodeStatus]:
@@ -58,13 +59,8 @@ class AgentEventLog:
     def recent(self, limit: int = 50) -> list[Event]:
         """From the primary when there is one, else from any running node (a standby has
         the table by replication, maybe a moment behind)."""
-        current = named_statuses(self.config)
-        primaries = running_primaries(current)
-        order = [p.name for p in primaries] + [
-            s.name for s in current if s.state is PgState.RUNNING and s not in primaries
-        ]
         last: PgherdError | None = None
-        for name in order:
+        for name in nodes_to_ask(named_statuses(self.config)):
             try:
                 return self._client(name).events(limit)
             except (AgentUnreachable, AgentError, Refused) as exc:

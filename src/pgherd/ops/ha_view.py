@@ -1,18 +1,28 @@
 """What ``cluster show`` tells about automatic failover: the leader and its lease, each
 member's last check-in, a pause, read straight from the store (one file read for sqlite,
-two HTTP requests for etcd), so the command stays quick."""
+two HTTP requests for etcd), so the command stays quick.
+
+``cluster show`` starts without pydantic (pgherd.cli.quick), so this module reads the
+two documents it needs from the store, the members' check-ins (dcs/checkin.py's
+``CheckIn``) and the cluster's state (dcs/state.py's ``ClusterState``), as plain JSON:
+only the fields shown here, tolerantly, as those modules do (a document that cannot be
+read counts as absent). tests/unit/test_ha_view.py reads documents those models wrote.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgherd.config import ClusterConfig
-from pgherd.dcs import checkin as checkin_mod
-from pgherd.dcs import state as dcs_state
-from pgherd.dcs.base import StoreUnavailable
+from pgherd.config_lite import LiteConfig, LiteSqliteDcs, as_lite
+from pgherd.dcs.base import Member, StoreUnavailable, Versioned
 from pgherd.dcs.open import open_store
+
+if TYPE_CHECKING:
+    from pgherd.config import ClusterConfig
 
 
 @dataclass(frozen=True)
@@ -91,22 +101,23 @@ class HaView:
         }
 
 
-def describe_store(config: ClusterConfig) -> str:
-    assert config.ha is not None
-    dcs = config.ha.dcs
-    if hasattr(dcs, "sqlite"):
-        return f"sqlite {dcs.sqlite}"
-    return "etcd " + ",".join(getattr(dcs, "etcd", ()))
+def describe_store(config: ClusterConfig | LiteConfig) -> str:
+    ha = as_lite(config).ha
+    assert ha is not None
+    if isinstance(ha.dcs, LiteSqliteDcs):
+        return f"sqlite {ha.dcs.sqlite}"
+    return "etcd " + ",".join(ha.dcs.etcd)
 
 
-def read(config: ClusterConfig) -> HaView | None:
+def read(config: ClusterConfig | LiteConfig) -> HaView | None:
     """The store's view of the cluster, or None when it has no store."""
+    config = as_lite(config)
     if config.ha is None:
         return None
     mode = "automatic" if config.automatic else "manual"
     where = describe_store(config)
     try:
-        store = open_store(config, timeout=2.0)
+        store = open_store(config, timeout=2.0, quick=True)
         try:
             leader = store.leader()
             snapshot = store.snapshot()
@@ -115,7 +126,7 @@ def read(config: ClusterConfig) -> HaView | None:
     except StoreUnavailable as exc:
         return HaView(mode, where, False, exc.message)
     now = time.time()
-    found = checkin_mod.checkins(snapshot.members)
+    found = seen_checkins(snapshot.members)
     names = [n.name for n in config.nodes] + [w.name for w in config.witnesses]
     members = []
     for name in names:
@@ -128,15 +139,15 @@ def read(config: ClusterConfig) -> HaView | None:
                 MemberView(
                     name,
                     kind,
-                    c.age(now),
-                    str(c.role) if kind == "data" else "witness",
+                    max(0.0, now - c.at),
+                    c.role if kind == "data" else "witness",
                     leader is not None and leader.name == name,
                     c.decision,
                     c.config_fingerprint,
                 )
             )
-    state = dcs_state.parse(snapshot.config)
-    sync = state.sync.members if config.ha.synchronous and state.sync else None
+    state = seen_state(snapshot.config, now)
+    sync = state.synchronous if config.ha.synchronous else None
     return HaView(
         mode=mode,
         store=where,
@@ -144,9 +155,75 @@ def read(config: ClusterConfig) -> HaView | None:
         leader=leader.name if leader else None,
         lease_ttl=config.ha.ttl if leader else None,
         lease_left=leader.ttl_left if leader else None,
-        paused=state.paused(now),
-        pause_until=state.pause.until if state.paused(now) and state.pause else None,
-        maintenance=state.maintenance(now) is not None,
+        paused=state.paused,
+        pause_until=state.pause_until,
+        maintenance=state.maintenance,
         synchronous=sync,
         members=tuple(members),
     )
+
+
+# ---- the store's documents, as much as is shown of them --------------------------------
+
+
+@dataclass(frozen=True)
+class SeenCheckIn:
+    """Of a member's check-in (dcs/checkin.py ``CheckIn``): what cluster show prints."""
+
+    role: str
+    decision: str
+    at: float  # seconds since the epoch
+    config_fingerprint: str = ""  # of the pgherd.yaml its agent runs with
+
+
+@dataclass(frozen=True)
+class SeenState:
+    """Of the cluster's state (dcs/state.py ``ClusterState``), at a moment."""
+
+    paused: str | None = None  # the reason of a pause in force
+    pause_until: float | None = None  # its end (seconds since the epoch); None: until resumed
+    maintenance: bool = False  # the pause in force is maintenance mode (cluster pause)
+    synchronous: tuple[str, ...] | None = None  # the synchronous set's members
+
+
+def seen_checkins(members: Sequence[Member]) -> dict[str, SeenCheckIn]:
+    found = {}
+    for member in members:
+        try:
+            data = json.loads(member.data)
+            at = data["at"]
+            if not isinstance(at, int | float) or isinstance(at, bool):
+                continue
+            found[member.name] = SeenCheckIn(
+                role=str(data.get("role", "unknown")),
+                decision=str(data.get("decision", "")),
+                at=float(at),
+                config_fingerprint=str(data.get("config_fingerprint") or ""),
+            )
+        except (ValueError, TypeError, KeyError):
+            continue
+    return found
+
+
+def seen_state(config: Versioned | None, now: float) -> SeenState:
+    """The state in the store's config key; unreadable or absent: the empty state."""
+    if config is None or not config.value.strip():
+        return SeenState()
+    try:
+        data = json.loads(config.value)
+        pause, sync = data.get("pause"), data.get("sync")
+        members = None
+        if isinstance(sync, dict):
+            members = tuple(str(m) for m in sync.get("members", ()))
+        if isinstance(pause, dict):
+            until = None if pause.get("until") is None else float(pause["until"])
+            if until is None or until > now:  # in force (no end: until resumed)
+                return SeenState(
+                    paused=str(pause["reason"]),
+                    pause_until=until,
+                    maintenance=bool(pause.get("maintenance", False)),
+                    synchronous=members,
+                )
+        return SeenState(synchronous=members)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return SeenState()

@@ -5,12 +5,13 @@ every node of the cluster, each of which derives its settings from it."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from pgherd.errors import ConfigError
-from pgherd.model.adopt import Original
 from pgherd.pg.osuser import OsUser
+
+if TYPE_CHECKING:
+    from pgherd.model.adopt import Original
 
 ADOPTED_FILE = "pgherd.adopted"
 
@@ -22,6 +23,12 @@ def read(data_dir: Path) -> Original | None:
         text = path.read_text()
     except FileNotFoundError:
         return None
+    # pydantic only for data pgherd adopted: `standby clone` of a node pgherd made is a
+    # quick command, which starts without it.
+    from pydantic import ValidationError
+
+    from pgherd.model.adopt import Original
+
     try:
         return Original.model_validate_json(text)
     except ValidationError:

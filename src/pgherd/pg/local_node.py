@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pgherd.config import ClusterConfig, NodeConfig
+from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
 from pgherd.errors import ConfigError
-from pgherd.model.adopt import Original, adopted_settings
-from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser, queries
+from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.conf import Setting
 from pgherd.pg.instance import Instance
 from pgherd.pg.osuser import OsUser
+
+if TYPE_CHECKING:
+    from pgherd.model.adopt import Original
 
 # Settings every node gets, chosen for what later operations need: wal_log_hints for
 # pg_rewind (checksums are on too), logical wal_level for publications, slots and senders
@@ -32,6 +35,9 @@ BASE_SETTINGS: dict[str, Setting] = {
     "wal_keep_size": "512MB",
     "track_commit_timestamp": True,
     "wal_receiver_status_interval": "1s",
+    # A standby tells its upstream which catalog rows its copies of logical slots still need
+    # (model/failover_slots.py), and which rows its queries read.
+    "hot_standby_feedback": True,
     # A standby whose upstream went away (a switchover, a restart) retries after this
     # long, instead of the default 5 s.
     "wal_retrieve_retry_interval": "1s",
@@ -48,15 +54,18 @@ ROLE_SETTINGS = ("primary_conninfo", "primary_slot_name")
 @dataclass(eq=False)
 class LocalNode:
     """A node of the config on this machine. An agent shares one with all its parts;
-    :meth:`reconfigure` gives them all a reloaded config at once."""
+    :meth:`reconfigure` gives them all a reloaded config at once. ``config`` is held in
+    its pydantic-free form (pgherd.config_lite), so that ``standby clone``, a quick
+    command, can use it too; :meth:`open` and :meth:`reconfigure` take either form."""
 
-    config: ClusterConfig
-    node: NodeConfig
+    config: LiteConfig
+    node: LiteNode
     pgbin: PgBin
     user: OsUser
 
     @classmethod
-    def open(cls, config: ClusterConfig, name: str) -> LocalNode:
+    def open(cls, config: Validated | LiteConfig, name: str) -> LocalNode:
+        config = as_lite(config)
         node = config.node(name)
         return cls(
             config, node, binaries.find(config.pg_bin_for(node)), osuser.resolve(config.os_user)
@@ -75,7 +84,7 @@ class LocalNode:
         )
 
     def settings(
-        self, upstream: NodeConfig | None, original: Original | None = None
+        self, upstream: DataNode | None, original: Original | None = None
     ) -> dict[str, Setting]:
         """pgherd.conf for this node. Data pgherd adopted (``pgherd.adopted`` in the data
         directory, or ``original`` given) keep the operator's settings where replication
@@ -88,6 +97,9 @@ class LocalNode:
         wal_keep = ARCHIVED_WAL_KEEP_SIZE if self.config.archive is not None else "512MB"
         values: dict[str, Setting]
         if original is not None:
+            # Only for data pgherd adopted (pydantic; standby clone starts without it).
+            from pgherd.model.adopt import adopted_settings
+
             values = dict(
                 adopted_settings(
                     original,
@@ -150,20 +162,24 @@ class LocalNode:
             values["primary_slot_name"] = written["primary_slot_name"]
         return values
 
-    def written_upstream(self, primary_conninfo: str | None) -> NodeConfig | None:
+    def written_upstream(self, primary_conninfo: str | None) -> LiteNode | None:
         """The node of the config that a ``primary_conninfo`` points at (None: none, or
         not a node of the config)."""
-        host, port = queries.upstream_of(primary_conninfo or "")
+        # Imported here: psycopg and pydantic stay off the quick commands' path.
+        from pgherd.pg.queries import upstream_of
+
+        host, port = upstream_of(primary_conninfo or "")
         return self.config.node_at(host, port)
 
-    def reconfigure(self, config: ClusterConfig) -> None:
+    def reconfigure(self, config: Validated | LiteConfig) -> None:
         """Run with a reloaded config. The caller (ha/reload.py) has checked that what
         makes this node — its name, addresses, directories, programs, OS user, roles — is
         unchanged, so the instance and the OS user stay as they are."""
+        config = as_lite(config)
         self.node = config.node(self.node.name)
         self.config = config
 
-    def upstream_conninfo(self, upstream: NodeConfig) -> str:
+    def upstream_conninfo(self, upstream: DataNode) -> str:
         return conninfo.keyword(
             upstream.host,
             upstream.port,
@@ -199,7 +215,7 @@ class LocalNode:
         if self.config.archive is not None:
             write_spool(self.spool, self.config.archive.specs(), self.user)
 
-    def write_config(self, upstream: NodeConfig | None) -> None:
+    def write_config(self, upstream: DataNode | None) -> None:
         """Settings, access rules and the standby signal for this node's role."""
         self.write_spool()
         self.instance.write_settings(self.node.name, self.settings(upstream))

@@ -54,7 +54,9 @@ SELECT slot_name AS name, slot_type, active, restart_lsn::text AS restart_lsn, w
        pg_wal_lsn_diff(
            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                 ELSE pg_current_wal_lsn() END,
-           restart_lsn)::bigint AS retained_bytes
+           restart_lsn)::bigint AS retained_bytes,
+       temporary, database, plugin, confirmed_flush_lsn::text AS confirmed_flush_lsn,
+       catalog_xmin::text::bigint AS catalog_xmin
 FROM pg_replication_slots
 ORDER BY slot_name
 """
@@ -96,6 +98,11 @@ def upstream_of(primary_conninfo: str) -> tuple[str | None, int | None]:
     host = params.get("host") or params.get("hostaddr")
     port = params.get("port")
     return (str(host) if host else None, int(str(port)) if port else 5432)
+
+
+def slots(conn: psycopg.Connection[Any]) -> tuple[Slot, ...]:
+    """Every replication slot of the server, as ``/status`` shows them."""
+    return tuple(Slot.model_validate(r) for r in _rows(conn, _SLOTS))
 
 
 def server_state(conn: psycopg.Connection[Any]) -> ServerState:

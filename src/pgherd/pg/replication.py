@@ -62,6 +62,13 @@ def copy_logical_slot(conn: Conn, source: str, name: str) -> bool:
     return made is not None
 
 
+def advance_slot(conn: Conn, name: str, lsn: Lsn) -> None:
+    """Move slot ``name`` forward to ``lsn`` (``pg_replication_slot_advance``; a logical
+    slot must be advanced from a connection to its own database, and works on a standby
+    too: PostgreSQL 11+)."""
+    conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (name, str(lsn)))
+
+
 def create_origin(conn: Conn, name: str) -> bool:
     """Create a replication origin unless it exists; True when it was created here."""
     made = conn.execute(

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pgherd.config import ClusterConfig, EtcdDcs
+from pgherd.config_lite import ClusterFiles
 from pgherd.errors import ConfigError
 from pgherd.model.server_tls import TlsFiles
 from pgherd.pg.osuser import OsUser
@@ -108,7 +109,7 @@ def _current(cert: Path, key: Path, ca_pem: bytes, addresses: Sequence[str]) -> 
     return facts.signed_by_ca and wanted <= named and facts.days_left() > RENEW_DAYS
 
 
-def node_files(config: ClusterConfig, member: str) -> TlsFiles:
+def node_files(config: ClusterFiles, member: str) -> TlsFiles:
     """The node's certificate, key and the cluster CA as its PostgreSQL reads them: which
     are missing, and when the newest changed (a renewal or rotation since PostgreSQL last
     read them calls for a reload: model/server_tls.py). The inode's change time, not the

@@ -1,7 +1,9 @@
 """``pgherd standby clone``: a new standby from a running upstream, with its own slot.
 
 Runs on the new standby's machine (pg_basebackup writes locally); learns about the
-upstream from its agent, never by logging in to it.
+upstream from its agent, never by logging in to it. Imports no pydantic: the command is
+a quick one (cli/quick/clone.py), and the agents' rejoin uses it too, so it takes either
+form of the config and of the upstream's status.
 """
 
 from __future__ import annotations
@@ -11,13 +13,41 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig, Validated, as_lite
 from pgherd.errors import DataDirNotEmpty, IdentityMismatch, Refused
-from pgherd.model.status import NodeStatus, PgState
+from pgherd.model.status_lite import PgState
 from pgherd.pg import basebackup, conninfo
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
+
+
+class _Slot(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def slot_type(self) -> str: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+class UpstreamStatus(Protocol):
+    """What a clone reads of its upstream's status (NodeStatus or LiteStatus)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> PgState: ...
+
+    @property
+    def system_identifier(self) -> str | None: ...
+
+    @property
+    def slots(self) -> Sequence[_Slot]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +80,7 @@ def check_target(local: LocalNode, force: bool) -> None:
         )
 
 
-def slot_plan(upstream: NodeStatus, slot: str) -> bool:
+def slot_plan(upstream: UpstreamStatus, slot: str) -> bool:
     """Whether the clone must create its slot (False: an inactive one is reused)."""
     for existing in upstream.slots:
         if existing.name == slot:
@@ -70,9 +100,9 @@ def slot_plan(upstream: NodeStatus, slot: str) -> bool:
 
 
 def clone(
-    config: ClusterConfig,
+    config: Validated | LiteConfig,
     node_name: str,
-    upstream_status: NodeStatus,
+    upstream_status: UpstreamStatus,
     force: bool,
     on_progress: Callable[[Progress], None],
     prefix: Sequence[str] = (),
@@ -80,6 +110,7 @@ def clone(
     """Copy ``upstream_status``'s node into this node's data directory with its own slot.
     ``prefix``: what pg_basebackup's command line starts with (the agent's
     ``setpriv --pdeathsig``, so that a copy never outlives the agent that started it)."""
+    config = as_lite(config)
     local = LocalNode.open(config, node_name)
     upstream = config.node(upstream_status.name)
     if upstream.name == local.node.name:

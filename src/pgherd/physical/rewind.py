@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pgherd.config import NodeConfig
+from pgherd.config_lite import DataNode
 from pgherd.errors import CommandFailed, Refused, last_lines
 from pgherd.model.node_ops import RewindResult
 from pgherd.pg import conninfo
@@ -13,7 +13,7 @@ from pgherd.pg.local_node import LocalNode
 from pgherd.pg.run import run
 
 
-def source_conninfo(local: LocalNode, source: NodeConfig) -> str:
+def source_conninfo(local: LocalNode, source: DataNode) -> str:
     """How pg_rewind on this node connects to ``source``: as the superuser, JIT off."""
     return conninfo.keyword(
         source.host,
@@ -27,7 +27,7 @@ def source_conninfo(local: LocalNode, source: NodeConfig) -> str:
     )
 
 
-def rewind(local: LocalNode, source: NodeConfig, timeout: float = 3600) -> RewindResult:
+def rewind(local: LocalNode, source: DataNode, timeout: float = 3600) -> RewindResult:
     name = local.node.name
     if local.instance.is_running:
         raise Refused(

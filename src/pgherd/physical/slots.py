@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pgherd.model.node_ops import SlotChange
-from pgherd.pg import replication
+import base64
+
+from pgherd.model.node_ops import SlotChange, SlotState
+from pgherd.pg import replication, slot_files
 from pgherd.pg.local_node import LocalNode
 
 
@@ -19,3 +21,9 @@ def drop(local: LocalNode, slot: str) -> SlotChange:
         dropped = replication.drop_slot(conn, slot)
     detail = "dropped" if dropped else "did not exist"
     return SlotChange(node=local.node.name, slot=slot, changed=dropped, detail=detail)
+
+
+def state(local: LocalNode, slot: str) -> SlotState:
+    """The state file of ``slot``, for a standby that keeps a copy of it."""
+    data = slot_files.read_state(local.node.data_dir, slot)
+    return SlotState(node=local.node.name, slot=slot, state=base64.b64encode(data).decode())

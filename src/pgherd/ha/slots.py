@@ -1,0 +1,213 @@
+"""The agent's slot keeper: slots that survive a failover (model/failover_slots.py decides
+what to do; this reads the servers and does it).
+
+Every few seconds, while this node's PostgreSQL runs in a streaming cluster: a primary
+creates the permanent slots of pgherd.yaml it lacks; a standby reads the primary's slots
+from the primary's agent (``GET /status``) and keeps a copy of each logical one — copied
+once from the primary's state file (``GET /ops/slot-state``, written while this server is
+stopped, under the agent's action lock: the HA loop acts on nothing meanwhile), advanced
+as the subscriber confirms (never past what this standby replayed), dropped when the
+primary drops it — and of each permanent physical one.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from pgherd.clients.ops import OpsClient
+from pgherd.errors import PgherdError
+from pgherd.ha import peers
+from pgherd.model.failover_slots import (
+    Declared,
+    SlotAction,
+    SlotDo,
+    SlotKind,
+    SlotSeen,
+    copy_delay,
+    decide,
+    unready_copies,
+)
+from pgherd.model.lsn import Lsn
+from pgherd.model.status import Slot
+from pgherd.pg import queries, replication, slot_files
+from pgherd.pg.local_node import LocalNode
+
+log = logging.getLogger("pgherd.slots")
+
+INTERVAL = 3.0  # seconds between looks: what a subscriber confirmed reaches the copies
+
+
+def seen(slot: Slot) -> SlotSeen:
+    return SlotSeen(
+        name=slot.name,
+        kind=SlotKind.LOGICAL if slot.slot_type == "logical" else SlotKind.PHYSICAL,
+        active=slot.active,
+        temporary=slot.temporary,
+        database=slot.database,
+        plugin=slot.plugin,
+        restart_lsn=slot.restart_lsn,
+        confirmed_flush=slot.confirmed_flush_lsn,
+        catalog_xmin=slot.catalog_xmin,
+    )
+
+
+class SlotKeeper:
+    def __init__(
+        self,
+        local: LocalNode,
+        running: Callable[[], bool],
+        restart_with: Callable[[Callable[[], None]], None],
+        paused: Callable[[], bool] = lambda: False,
+        interval: float = INTERVAL,
+    ) -> None:
+        """``running``: PostgreSQL runs here; ``restart_with(action)``: stop it, run
+        ``action`` on its files, start it again (the agent's way, under its lock);
+        ``paused``: maintenance mode, in which nothing restarts (copies wait)."""
+        self.local = local
+        self.running = running
+        self.restart_with = restart_with
+        self.paused = paused
+        self.interval = interval
+        self._failing: str | None = None  # the last failure logged, not repeated
+        self.unready: list[str] = []  # copies a failover could not use yet
+        self.broken: set[str] = set()  # copies that could not be advanced: copied again
+        self.copies: tuple[str, ...] = ()  # this standby's copies, at the last look
+        self._lacking_since: float | None = None  # when it first lacked a copy (its turn)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            try:
+                for sentence in self.cycle():
+                    log.info("%s", sentence)
+                self._failing = None
+            except (PgherdError, psycopg.Error, OSError) as exc:
+                text = exc.one_line() if isinstance(exc, PgherdError) else str(exc).strip()
+                if text != self._failing:
+                    log.warning("keeping the slots failed: %s", text)
+                    self._failing = text
+            except Exception:
+                log.exception("keeping the slots failed")
+
+    def cycle(self) -> list[str]:
+        """One look: decide, act; what was done, for the log."""
+        config = self.local.config
+        if config.topology != "streaming" or not self.running():
+            return []
+        declared = [
+            Declared(name, SlotKind(s.type), s.database, s.plugin)
+            for name, s in config.slots.items()
+        ]
+        with self.local.instance.connect() as conn:
+            row = conn.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
+            found = row.fetchone()
+            assert found is not None
+            primary = not found[0]
+            replayed = Lsn.parse_optional(str(found[1]) if found[1] is not None else None)
+            mine = [seen(s) for s in queries.slots(conn)]
+        leader = None if primary else peers.other_primary(self.local)
+        if not primary and leader is None:
+            return []  # no primary answers: nothing to follow (and nothing to drop)
+        actions = decide(
+            primary,
+            mine,
+            declared,
+            config.node_names,
+            [seen(s) for s in leader.slots] if leader is not None else None,
+            replayed,
+            self.broken,
+        )
+        said = [self._act(a) for a in actions if a.do is not SlotDo.COPY]
+        if leader is None:
+            self.copies = ()
+        else:
+            theirs = {s.name for s in leader.slots if s.slot_type == "logical"}
+            self.copies = tuple(
+                s.name for s in mine if s.kind is SlotKind.LOGICAL and s.name in theirs
+            )
+            said += self._readiness(
+                unready_copies(mine, [seen(s) for s in leader.slots], self.local.node.name)
+            )
+        copies = [a for a in actions if a.do is SlotDo.COPY]
+        if not copies or leader is None:
+            self._lacking_since = None
+            return said
+        now = time.monotonic()
+        if self._lacking_since is None:
+            self._lacking_since = now
+        wait = copy_delay(self.local.node.name, leader.name, config.node_names)
+        if now - self._lacking_since >= wait and not self.paused():
+            said.append(self._copy(leader.name, copies))
+            self._lacking_since = None
+        return said
+
+    def copies_ready(self) -> tuple[tuple[str, bool], ...]:
+        """Each copy of the primary's logical slots here, and whether a failover could use
+        it (``/metrics``: pgherd_slot_copy_ready)."""
+        return tuple((name, name not in self.unready) for name in self.copies)
+
+    def _readiness(self, unready: list[str]) -> list[str]:
+        """Say when a copy becomes safe for a failover, or stops being so."""
+        said = [
+            f"the copy of logical slot {name} is safe to use after a failover"
+            for name in self.unready
+            if name not in unready
+        ]
+        fresh = [name for name in unready if name not in self.unready]
+        if fresh:
+            log.warning(
+                "copies of logical slot %s are not safe for a failover yet: the primary does "
+                "not yet keep their catalog rows (hot_standby_feedback)",
+                ", ".join(fresh),
+            )
+        self.unready = unready
+        return said
+
+    def _act(self, action: SlotAction) -> str:
+        dbname = action.database or "postgres"
+        with self.local.instance.connect(dbname) as conn:
+            if action.do is SlotDo.CREATE and action.kind is SlotKind.PHYSICAL:
+                replication.create_physical_slot(conn, action.slot)
+            elif action.do is SlotDo.CREATE:
+                replication.create_logical_slot(conn, action.slot, action.plugin or "pgoutput")
+            elif action.do is SlotDo.ADVANCE and action.kind is SlotKind.LOGICAL:
+                assert action.lsn is not None
+                try:
+                    replication.advance_slot(conn, action.slot, action.lsn)
+                except psycopg.Error as exc:
+                    # WAL this standby no longer has, a copy from before a timeline change:
+                    # the next look copies it again from the primary.
+                    self.broken.add(action.slot)
+                    return (
+                        f"slot {action.slot}: could not advance it to {action.lsn} "
+                        f"({str(exc).strip().splitlines()[0]}): copying it again"
+                    )
+            elif action.do is SlotDo.ADVANCE:
+                assert action.lsn is not None
+                replication.advance_slot(conn, action.slot, action.lsn)
+            elif action.do is SlotDo.DROP:
+                replication.drop_slot(conn, action.slot)
+        where = f" to {action.lsn}" if action.lsn is not None else ""
+        return f"slot {action.slot}: {action.do}{where} ({action.reason})"
+
+    def _copy(self, leader: str, copies: list[SlotAction]) -> str:
+        """Copy the primary's logical slots here: their state files, written while this
+        server is stopped (one restart for all of them)."""
+        client = OpsClient(self.local.config.node(leader))
+        states: dict[str, bytes] = {}
+        for action in copies:
+            found = client.slot_state(action.slot)
+            states[action.slot] = base64.b64decode(found.state)
+        names = ", ".join(states)
+        log.info(
+            "copying logical slot %s from %s: restarting this standby to load it", names, leader
+        )
+        node = self.local.node
+        self.restart_with(lambda: slot_files.install_states(node.data_dir, self.local.user, states))
+        self.broken -= set(states)
+        return f"copied logical slot {names} from {leader} (the standby restarted to load it)"
