@@ -79,6 +79,7 @@ class EtcdCluster:
             "ETCD_INITIAL_CLUSTER": initial,
             "ETCD_INITIAL_CLUSTER_STATE": "new",
             "ETCD_INITIAL_CLUSTER_TOKEN": self.token,
+            "ETCD_PRE_VOTE": "true",
             # Not in the docs: tests keep etcd's elections short (defaults 100 / 1000 ms).
             "ETCD_HEARTBEAT_INTERVAL": "50",
             "ETCD_ELECTION_TIMEOUT": "500",
