@@ -8,8 +8,10 @@ copied and kept under version control.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeVar
 
 import yaml
 from pydantic import (
@@ -476,8 +478,9 @@ class ClusterConfig(ClusterFiles, _Strict):
         _require_unique("node name", [n.name for n in members])
         _require_unique("PostgreSQL address", [f"{n.host}:{n.port}" for n in self.nodes])
         _require_unique("agent API address", [f"{n.api_host}:{n.api_port}" for n in members])
-        _require_unique("data directory", [str(n.data_dir) for n in self.nodes])
-        _require_unique("node home", [str(n.home_dir) for n in members])
+        # Paths only per host: real servers use the same ones on every host.
+        _require_unique_per_host("data directory", self.nodes, lambda n: str(n.data_dir))
+        _require_unique_per_host("node home", members, lambda n: str(n.home_dir))
         if self.failover == "automatic" and self.ha is None:
             raise ValueError(
                 "failover: automatic needs an ha: section naming the coordination store "
@@ -588,6 +591,41 @@ def _require_unique(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"two nodes share the {what} {value}")
         seen.add(value)
+
+
+def host_key(address: str) -> str:
+    """Which machine an address is on, as far as one config can say: every loopback
+    address (and ``localhost``) is this one; any other address is its own."""
+    bare = address.strip("[]").lower()
+    try:
+        loopback = ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        loopback = bare == "localhost"
+    return "loopback" if loopback else bare
+
+
+def _member_host(member: NodeConfig | WitnessConfig) -> str:
+    """A node's host is its PostgreSQL address's; a witness's its API address's."""
+    return host_key(member.host if isinstance(member, NodeConfig) else member.api_host)
+
+
+_Member = TypeVar("_Member", "NodeConfig", "NodeConfig | WitnessConfig")
+
+
+def _require_unique_per_host(
+    what: str, members: Sequence[_Member], value: Callable[[_Member], str]
+) -> None:
+    """``value`` differs between members on one host; members on different hosts may
+    share it (the same data directory on every server)."""
+    seen: dict[tuple[str, str], _Member] = {}
+    for member in members:
+        key = (_member_host(member), value(member))
+        first = seen.setdefault(key, member)
+        if first is not member:
+            raise ValueError(
+                f"two nodes share the {what} {key[1]} on one host "
+                f"({first.name} and {member.name}; nodes on other hosts may share it)"
+            )
 
 
 def load(path: Path) -> ClusterConfig:

@@ -12,7 +12,6 @@ etcd) adopts a running primary that holds data and its operator's pg_hba lines.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import subprocess
@@ -28,7 +27,6 @@ import pytest
 from pgherd.pg import osuser
 from tests.hosts.agents import as_user, service_env
 from tests.hosts.deployment import Deployment, Hosts, provision_hosts
-from tests.hosts.etcd import CLIENT_PORT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,8 +36,19 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 @pytest.fixture(scope="module")
 def hosts(module_dir: Path) -> Iterator[Hosts]:
-    with provision_hosts(module_dir, 4) as found:
+    with provision_hosts(module_dir, 4, etcd_tls=True) as found:
         yield found
+
+
+def store_of(directory: Path, hosts: Hosts) -> dict[str, Any]:
+    """ha.dcs as docs/deploy.md writes it: etcd over https, verified against the cluster
+    CA, with the store's client certificate that ``pgherd secrets init`` issues."""
+    tls = directory / "secrets" / "tls"
+    return {
+        "etcd": hosts.etcd.endpoints,
+        "cert": str(tls / "dcs-client.crt"),
+        "key": str(tls / "dcs-client.key"),
+    }
 
 
 def cluster_yaml(directory: Path, hosts: Hosts, **ha: object) -> dict[str, Any]:
@@ -49,7 +58,7 @@ def cluster_yaml(directory: Path, hosts: Hosts, **ha: object) -> dict[str, Any]:
         "passfile": str(directory / "secrets" / "pgpass"),
         "api_token_file": str(directory / "secrets" / "api-token"),
         "failover": "automatic",
-        "ha": {"dcs": {"etcd": hosts.etcd.endpoints}, "synchronous": True, **ha},
+        "ha": {"dcs": store_of(directory, hosts), "synchronous": True, **ha},
         "nodes": [
             {
                 "name": f"node{i}",
@@ -64,15 +73,16 @@ def cluster_yaml(directory: Path, hosts: Hosts, **ha: object) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def main(hosts: Hosts, module_dir: Path, os_user: osuser.OsUser) -> Iterator[Deployment]:
-    """docs/deploy.md steps 1-4: etcd on three hosts (the hosts fixture), pgherd.yaml the
-    same on every host (checked), the secrets made once (on these hosts, one file system
-    stands for the copies)."""
+    """docs/deploy.md steps 1-4: pgherd.yaml the same on every host (checked), the secrets
+    made once (on these hosts, one file system stands for the copies), etcd on three hosts
+    with the certificates the secrets include."""
     directory = module_dir / "main"
     os_user.make_dir(directory)
     deployment = Deployment(hosts, directory / "pgherd.yaml", os_user)
-    deployment.write_config(cluster_yaml(directory, hosts))
+    config = deployment.write_config(cluster_yaml(directory, hosts))
     deployment.pgherd("config", "check", on="host1")
     deployment.pgherd("secrets", "init", on="host1")
+    hosts.start_store(config)
     try:
         yield deployment
     finally:
@@ -107,26 +117,10 @@ def healthy(deployment: Deployment, on: str, members: tuple[str, ...] = NODES) -
 
 def store_record(hosts: Hosts, cluster: str) -> dict[str, Any] | None:
     """The store's initialize key for ``cluster``, read from etcd's JSON gateway."""
-    host = hosts["host1"]
-    key = base64.b64encode(f"/pgherd/{cluster}/initialize".encode()).decode()
-    done = subprocess.run(
-        host.argv(
-            "curl",
-            "-s",
-            "--max-time",
-            "3",
-            f"http://{host.address}:{CLIENT_PORT}/v3/kv/range",
-            "-d",
-            json.dumps({"key": key}),
-        ),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    kvs = json.loads(done.stdout).get("kvs", [])
-    if not kvs:
+    value = hosts.etcd.get(f"/pgherd/{cluster}/initialize")
+    if value is None:
         return None
-    record: dict[str, Any] = json.loads(base64.b64decode(kvs[0]["value"]))
+    record: dict[str, Any] = json.loads(value)
     return record
 
 
@@ -188,6 +182,14 @@ def test_three_servers_from_nothing_one_initdb_the_others_clone(main: Deployment
     record = store_record(main.hosts, "main")
     assert record is not None and sysids == {record["system_identifier"]}
     assert record["by"] == primary and record["origin"] == "initdb"
+
+    # TLS everywhere: the standbys stream over TLS, verified against the cluster CA.
+    streams = main.sql(
+        primary,
+        "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+    )
+    assert streams == [["t"], ["t"]], streams
+    assert main.node(primary).api_url.startswith("https://")
 
     # The agents run as postgres, not root, and so do their servers.
     for agent in main.agents.values():
@@ -303,6 +305,7 @@ def test_host_loss_of_the_primary_loses_no_acknowledged_commit(
     conninfo = (
         f"host={hosts} port=5432,5432,5432 user=postgres dbname=postgres "
         f"passfile={config.passfile} target_session_attrs=read-write connect_timeout=2 "
+        f"sslmode=verify-full sslrootcert={config.ca_file} "
         # A client gives a connection up 2 s after its host went silent (a cut link sends
         # no reset), as an application's pool should.
         "tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 keepalives_count=2"
@@ -363,13 +366,14 @@ def test_host_loss_of_the_primary_loses_no_acknowledged_commit(
 
 
 def cold_start(main: Deployment, power_off: bool) -> tuple[str, str]:
-    """Every host down (SIGTERM to every process, or SIGKILL), then up again in a shuffled
-    order, a few seconds apart; returns the primary before and after, having checked that
+    """Every host down together (SIGTERM to every process, or SIGKILL), then up again in a
+    shuffled order, a few seconds apart; returns the primary before and after, having checked that
     no two nodes ran as primaries at any moment it looked."""
     before = main.wait(lambda: healthy(main, "host4"), 120, "a healthy cluster")
     rows = main.sql(before, "SELECT count(*), max(id) FROM acked")[0]
-    for name in NODES:
-        main.shut_down(name, power_off=power_off)
+    # All at once (a power cut, or every host shut down together): hosts stopped one by
+    # one leave time for a failover in between, which is another test (host loss).
+    main.shut_down(*NODES, power_off=power_off)
     order = list(NODES)
     random.shuffle(order)
     primaries_seen: list[list[str]] = []
@@ -410,8 +414,10 @@ def test_cold_start_by_power_off_with_primary_start_timeout_0(main: Deployment) 
 
 
 def test_add_a_fourth_node_by_starting_its_agent(main: Deployment, module_dir: Path) -> None:
-    """docs/deploy.md, "Add a node": the node in pgherd.yaml on every host, the agents
-    reloaded (systemctl reload: SIGHUP), the new host's unit started."""
+    """docs/deploy.md, "Add a node": the node in pgherd.yaml on every host, its secrets
+    (``secrets init`` again: node4's token and certificate, the others kept), the agents
+    reloaded (systemctl reload: SIGHUP), the new host's unit started. The same edit
+    changes a setting: the reload applies it on every node, restarting nothing."""
     primary = main.wait(lambda: healthy(main, "host4"), 120, "a healthy cluster")
     raw = json.loads(json.dumps(main.config.model_dump(mode="json")))
     host4 = main.hosts["host4"]
@@ -423,14 +429,20 @@ def test_add_a_fourth_node_by_starting_its_agent(main: Deployment, module_dir: P
             "data_dir": str(module_dir / "main" / "node4" / "data"),
         }
     )
-    started = main.sql(primary, "SELECT pg_postmaster_start_time()")
+    raw["settings"] = {**raw.get("settings", {}), "work_mem": "7MB"}
+    started = {n: main.sql(n, "SELECT pg_postmaster_start_time()") for n in NODES}
     main.write_config(raw)
+    secrets = json.loads(main.pgherd("secrets", "init", "--json", on="host1").stdout)
+    made = {Path(f["path"]).name for f in secrets["files"] if f["action"] != "kept"}
+    assert made == {"node4", "node4.crt", "node4.key", "api-grants.json"}, secrets
     for name in NODES:
         main.agents[name].reload()
     hba = main.node(primary).data_dir / "pg_hba.conf"
     main.wait(
         lambda: host4.address in hba.read_text(), 60, "the leader's pg_hba.conf to let node4 in"
     )
+    for name in NODES:
+        main.wait(lambda n=name: main.sql(n, "SHOW work_mem") == [["7MB"]], 30, "work_mem")
 
     # Its first copy is cut short (the agent killed half-way, on a slow link): the next
     # start removes what it left, says so once, and copies again.
@@ -449,8 +461,9 @@ def test_add_a_fourth_node_by_starting_its_agent(main: Deployment, module_dir: P
     assert ["node4"] in slots
     count = main.sql(primary, "SELECT count(*) FROM acked")
     main.wait(lambda: main.sql("node4", "SELECT count(*) FROM acked") == count, 30, "rows on node4")
-    # The reload restarted no PostgreSQL (the primary's postmaster started when it did).
-    assert main.sql(primary, "SELECT pg_postmaster_start_time()") == started
+    # The reloads restarted no PostgreSQL (and node4 streams from the same leader).
+    assert {n: main.sql(n, "SELECT pg_postmaster_start_time()") for n in NODES} == started
+    assert main.sql("node4", "SHOW work_mem") == [["7MB"]]
 
 
 # ---- adopting a running primary that holds data ------------------------------------------------
@@ -501,7 +514,8 @@ def test_adopt_a_running_primary_with_its_data_and_pg_hba_lines(
             "passfile": str(directory / "secrets" / "pgpass"),
             "api_token_file": str(directory / "secrets" / "api-token"),
             "failover": "automatic",
-            "ha": {"dcs": {"etcd": hosts.etcd.endpoints}},
+            # The store is main's etcd: its CA and client certificate are main's.
+            "ha": {"dcs": {**store_of(module_dir / "main", hosts), "ca": str(main.config.ca_file)}},
             "nodes": [
                 {
                     "name": name,

@@ -18,7 +18,7 @@ from pgherd import config as config_mod
 from pgherd.config import ClusterConfig, NodeConfig
 from pgherd.pg import osuser
 from tests.hosts.agents import Agent, Unit, as_user, service_env, start_agent, unit_of
-from tests.hosts.etcd import EtcdCluster
+from tests.hosts.etcd import EtcdCluster, EtcdTls
 from tests.hosts.network import Host, Network, unavailable
 
 
@@ -37,11 +37,20 @@ class Hosts:
     def names(self) -> list[str]:
         return list(self.network.hosts)
 
-    def shut_down(self, name: str, power_off: bool = False) -> None:
-        """The host goes down: every process on it (agent, keeper, PostgreSQL, etcd)."""
-        host = self[name]
-        self.network.shut_down(host, power_off=power_off)
-        self.etcd.forget(host)
+    def shut_down(self, *names: str, power_off: bool = False) -> None:
+        """The hosts go down, together: every process on them (agent, keeper, PostgreSQL,
+        etcd)."""
+        hosts = [self[name] for name in names]
+        self.network.shut_down(*hosts, power_off=power_off)
+        for host in hosts:
+            self.etcd.forget(host)
+
+    def start_store(self, config: ClusterConfig) -> None:
+        """docs/deploy.md step 4: the etcd members, with the certificates ``pgherd secrets
+        init`` issued for them from ``config``'s cluster CA; back once they have a leader."""
+        self.etcd.tls = EtcdTls.of(config, self.etcd.hosts)
+        self.etcd.start_all()
+        self.etcd.wait_healthy(self.etcd.hosts[0])
 
     def boot(self, name: str) -> None:
         """The host comes up: its etcd member, if it has one (its agent: the cluster's)."""
@@ -51,9 +60,15 @@ class Hosts:
 
 
 @contextlib.contextmanager
-def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Iterator[Hosts]:
+def provision_hosts(
+    directory: Path, count: int, etcd_members: int = 3, etcd_tls: bool = False
+) -> Iterator[Hosts]:
     """``count`` hosts named host1… (addresses SUBNET.1…), etcd on the first
-    ``etcd_members``; everything removed on the way out, failed test or not."""
+    ``etcd_members``; everything removed on the way out, failed test or not.
+
+    ``etcd_tls``: etcd over https with the cluster's certificates, started by
+    :meth:`Hosts.start_store` once ``secrets init`` made them (docs/deploy.md); without
+    it, plain http started here, for clusters that run with ``tls: off``."""
     why = unavailable()
     if why is not None:
         import pytest
@@ -66,9 +81,10 @@ def provision_hosts(directory: Path, count: int, etcd_members: int = 3) -> Itera
         for i in range(1, count + 1):
             network.add_host(f"host{i}", i)
         members = [network.hosts[f"host{i}"] for i in range(1, etcd_members + 1)]
-        etcd = EtcdCluster(members, directory / "etcd")
-        etcd.start_all()
-        etcd.wait_healthy(members[0])
+        etcd = EtcdCluster(members, directory / "etcd", scheme="https" if etcd_tls else "http")
+        if not etcd_tls:
+            etcd.start_all()
+            etcd.wait_healthy(members[0])
         yield Hosts(network, etcd, directory)
     finally:
         if etcd is not None:
@@ -116,13 +132,15 @@ class Deployment:
         if agent is not None:
             agent.stop()
 
-    def shut_down(self, name: str, power_off: bool = False) -> None:
-        """The node's host goes down (a reboot, or a power cut with ``power_off``)."""
-        self.hosts.shut_down(self.host_of(name).name, power_off)
-        agent = self.agents.pop(name, None)
-        if agent is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.proc.wait(30)
+    def shut_down(self, *names: str, power_off: bool = False) -> None:
+        """The nodes' hosts go down, together (a reboot, or a power cut with
+        ``power_off``)."""
+        self.hosts.shut_down(*(self.host_of(name).name for name in names), power_off=power_off)
+        for name in names:
+            agent = self.agents.pop(name, None)
+            if agent is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    agent.proc.wait(30)
 
     def boot(self, name: str) -> Agent:
         """The node's host comes up: its etcd member, then its agent (as systemd would)."""

@@ -294,23 +294,29 @@ class Network:
             host.argv("iptables", action, *rule), check=drop, capture_output=True, timeout=20
         )
 
-    def shut_down(self, host: Host, power_off: bool = False, timeout: float = 90) -> None:
-        """Every process on the host gets SIGTERM, as at a system shutdown (then SIGKILL
-        after ``timeout``); ``power_off``: SIGKILL at once."""
+    def shut_down(self, *hosts: Host, power_off: bool = False, timeout: float = 90) -> None:
+        """Every process on the hosts gets SIGTERM, as at a system shutdown (then SIGKILL
+        after ``timeout``); ``power_off``: SIGKILL at once. Several hosts go down together
+        (every process signalled before any is waited for), as in a power cut."""
         sig = signal.SIGKILL if power_off else signal.SIGTERM
-        for pid in host.pids():
+
+        def pids() -> list[int]:
+            return [pid for host in hosts for pid in host.pids()]
+
+        for pid in pids():
             _signal(pid, sig)
         # A paused host's processes take their signal when thawed (a frozen one cannot
         # die), before they run another instruction of their own.
-        with contextlib.suppress(OSError, RuntimeError):
-            self._freeze(host, "THAWED")
+        for host in hosts:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._freeze(host, "THAWED")
         deadline = time.monotonic() + timeout
-        while host.pids() and time.monotonic() < deadline:
+        while pids() and time.monotonic() < deadline:
             _reap()
             time.sleep(0.1)
-        for pid in host.pids():
+        for pid in pids():
             _signal(pid, signal.SIGKILL)
-        while host.pids() and time.monotonic() < deadline + 10:
+        while pids() and time.monotonic() < deadline + 10:
             _reap()
             time.sleep(0.1)
 

@@ -173,6 +173,88 @@ def test_validation_errors_are_one_located_line(
     assert caught.value.hint  # says what to do
 
 
+def servers(*nodes: tuple[str, str]) -> dict[str, Any]:
+    """Nodes given as (host, api_host), each with the same paths and ports as a real
+    server's: /var/lib/pgherd/data, 5432, 8008."""
+    return {
+        "cluster": "main",
+        "passfile": "/etc/pgherd/pgpass",
+        "api_token_file": "/etc/pgherd/api-token",
+        "nodes": [
+            {"name": f"node{i}", "host": host, "api_host": api, "data_dir": "/var/lib/pgherd/data"}
+            for i, (host, api) in enumerate(nodes, start=1)
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("nodes", "problem"),
+    [
+        pytest.param(
+            [("10.0.0.1", "10.0.0.1"), ("10.0.0.2", "10.0.0.2"), ("10.0.0.3", "10.0.0.3")],
+            None,
+            id="one-node-per-host",
+        ),
+        pytest.param(
+            [("db1.example.net", "db1.example.net"), ("db2.example.net", "db2.example.net")],
+            None,
+            id="host-names",
+        ),
+        pytest.param(
+            [("fd00::1", "fd00::1"), ("fd00::2", "fd00::2")],
+            None,
+            id="ipv6",
+        ),
+        pytest.param(
+            [("10.0.0.1", "10.0.0.1"), ("10.0.0.1", "10.0.0.1")],
+            "two nodes share the PostgreSQL address 10.0.0.1:5432",
+            id="same-address-same-port",
+        ),
+        pytest.param(
+            # the same host (its PostgreSQL address) and another API address: one machine
+            [("10.0.0.1", "10.0.0.1"), ("10.0.0.1", "10.0.1.1")],
+            "two nodes share the PostgreSQL address 10.0.0.1:5432",
+            id="same-host-other-api-address",
+        ),
+        pytest.param(
+            # every loopback address is this machine: one data directory for two nodes
+            [("127.0.0.1", "127.0.0.1"), ("127.0.0.2", "127.0.0.2")],
+            "two nodes share the data directory /var/lib/pgherd/data on one host (node1 and node2",
+            id="loopback-is-one-host",
+        ),
+        pytest.param(
+            [("::1", "::1"), ("localhost", "localhost")],
+            "two nodes share the data directory /var/lib/pgherd/data on one host",
+            id="localhost-is-loopback",
+        ),
+    ],
+)
+def test_paths_and_ports_are_unique_per_host_not_across_hosts(
+    nodes: list[tuple[str, str]], problem: str | None
+) -> None:
+    raw = servers(*nodes)
+    if problem is None:
+        parsed = config.parse(raw)
+        assert {n.data_dir for n in parsed.nodes} == {Path("/var/lib/pgherd/data")}
+        assert {(n.port, n.api_port) for n in parsed.nodes} == {(5432, 8008)}
+        return
+    with pytest.raises(ConfigError) as caught:
+        config.parse(raw)
+    assert problem in str(caught.value)
+
+
+def test_two_nodes_on_one_host_need_their_own_paths_even_on_other_ports() -> None:
+    raw = servers(("10.0.0.1", "10.0.0.1"), ("10.0.0.1", "10.0.0.1"))
+    raw["nodes"][1] |= {"port": 5433, "api_port": 8009}
+    with pytest.raises(ConfigError, match="share the data directory /var/lib/pgherd/data on one"):
+        config.parse(raw)
+    raw["nodes"][1]["data_dir"] = "/var/lib/pgherd/data2"
+    with pytest.raises(ConfigError, match="share the node home /var/lib/pgherd on one host"):
+        config.parse(raw)
+    raw["nodes"][1]["home"] = "/var/lib/pgherd2"
+    assert config.parse(raw).node("node2").home_dir == Path("/var/lib/pgherd2")
+
+
 def test_only_the_first_problem_is_shown_with_a_count_of_the_rest() -> None:
     raw = raw_config()
     raw["nodes"][0]["port"] = 0

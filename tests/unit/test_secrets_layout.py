@@ -100,3 +100,53 @@ def test_the_layout_follows_pgherd_yaml() -> None:
     ]
     assert ETC / "tls/node2.key" in made.hosts[1].paths
     assert ETC / "node-tokens/node2" in made.hosts[1].paths
+
+
+def test_with_etcd_every_host_reaches_the_store_and_a_members_host_gets_its_certificate() -> None:
+    raw = {
+        "cluster": "c",
+        "passfile": "/etc/pgherd/pgpass",
+        "api_token_file": "/etc/pgherd/api-token",
+        "failover": "automatic",
+        "ha": {
+            "dcs": {
+                # two members on the nodes' hosts, one on a host of its own
+                "etcd": [f"https://10.0.0.{i}:2379" for i in (1, 2, 7)],
+                "cert": "/etc/pgherd/tls/dcs-client.crt",
+                "key": "/etc/pgherd/tls/dcs-client.key",
+            }
+        },
+        "nodes": [
+            {"name": f"node{i}", "host": f"10.0.0.{i}", "api_host": f"10.0.0.{i}", "data_dir": "/d"}
+            for i in (1, 2, 3)
+        ],
+    }
+    made = layout(config.parse(raw))
+    found = {h.member: [str(p.relative_to(ETC)) for p in h.paths] for h in made.hosts}
+    client = ["tls/dcs-client.crt", "tls/dcs-client.key"]
+    assert found["node2"][-4:] == [*client, "tls/etcd2.crt", "tls/etcd2.key"]
+    assert found["node3"][-2:] == client  # no etcd member on its host
+    assert not any("etcd3" in f for files in found.values() for f in files)
+    assert [str(p.relative_to(ETC)) for p in made.operators][-2:] == client
+
+
+def test_an_etcd_with_its_own_ca_needs_that_ca_everywhere_and_no_member_certificate() -> None:
+    raw = {
+        "cluster": "c",
+        "passfile": "/etc/pgherd/pgpass",
+        "api_token_file": "/etc/pgherd/api-token",
+        "failover": "automatic",
+        "ha": {
+            "dcs": {
+                "etcd": ["https://10.0.0.1:2379"],
+                "ca": "/etc/etcd-ca.crt",
+                "username": "pgherd",
+                "password_file": "/etc/pgherd/etcd-password",
+            }
+        },
+        "nodes": [
+            {"name": "node1", "host": "10.0.0.1", "api_host": "10.0.0.1", "data_dir": "/d"},
+        ],
+    }
+    made = layout(config.parse(raw))
+    assert made.hosts[0].paths[-2:] == (Path("/etc/etcd-ca.crt"), ETC / "etcd-password")

@@ -152,9 +152,8 @@ def rotate(
     written = apitokens.write(config, user, grace)
     issued: tuple[str, ...] = ()
     if tls and config.tls_on:
-        made = tlsfiles.ensure(
-            config, osuser.resolve(config.os_user), tlsfiles.members(config), renew=True
-        )
+        wanted = tlsfiles.members(config, tlsfiles.store_members(config))
+        made = tlsfiles.ensure(config, osuser.resolve(config.os_user), wanted, renew=True)
         issued = made.issued
     until = (
         dt.datetime.fromtimestamp(written.grace_until, dt.UTC).isoformat(timespec="seconds")
@@ -181,7 +180,8 @@ def rotate(
     if issued:
         console.print(
             f"new certificates for {', '.join(issued)}: PostgreSQL takes them on reload, "
-            "an agent's API on its restart (neither restarts PostgreSQL)"
+            "an agent's API on its restart (neither restarts PostgreSQL), etcd on its next "
+            "connections (once copied where it reads them, docs/deploy.md step 4)"
         )
     console.print(
         "on other hosts: copy api-grants.json, the tokens and node-tokens/NAME (and tls/NAME.*) "

@@ -4,7 +4,7 @@ URL-safe), the same on every host."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pgherd.config import ClusterConfig
@@ -18,6 +18,9 @@ class _ApiToken:
 
     def generate(self, config: ClusterConfig) -> Mapping[Path, str]:
         return {config.api_token_file: secrets.token_urlsafe(32) + "\n"}
+
+    def extend(self, config: ClusterConfig, missing: Sequence[Path]) -> Mapping[Path, str] | None:
+        return None  # one file: present or not, nothing in between
 
 
 KIND = _ApiToken()

@@ -3,7 +3,7 @@ replication role, the same on every node (host, port and database are wildcards)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pgherd.config import ClusterConfig
@@ -22,6 +22,9 @@ class _Passfile:
             config.replication_user: passfile.generate_password(),
         }
         return {config.passfile: passfile.render(passwords)}
+
+    def extend(self, config: ClusterConfig, missing: Sequence[Path]) -> Mapping[Path, str] | None:
+        return None  # one file: present or not, nothing in between
 
 
 KIND = _Passfile()

@@ -22,7 +22,7 @@ API_PORT_OFFSET = 1000
 ETCD_CLIENT_OFFSET = 2000  # the lab's etcd members: client ports
 ETCD_PEER_OFFSET = 3000  # and peer ports
 WITNESS_NAME = "witness"
-DCS_CLIENT = "dcs-client"  # the certificate agents and the CLI present to the lab's etcd
+DCS_CLIENT = tlsfiles.DCS_CLIENT  # the certificate agents and the CLI present to the lab's etcd
 # A lab is one machine's worth: bench/scale.py runs 10 nodes (issue 21), a few more fit.
 MAX_NODES = 16
 DEFAULT_PORT_BASE = 5440
@@ -203,10 +203,7 @@ def wanted_ports(config: ClusterConfig) -> list[tuple[str, int, str]]:
 def tls_members(config: ClusterConfig) -> list[tlsfiles.Member]:
     """Who needs a certificate in a lab: its nodes and witness, its etcd members and the
     store's client."""
-    extra = [tlsfiles.Member(name, ("127.0.0.1",)) for name, _, _ in lab_etcd(config)]
-    if extra:
-        extra.append(tlsfiles.Member(DCS_CLIENT, ("127.0.0.1",)))
-    return tlsfiles.members(config, extra)
+    return tlsfiles.members(config, tlsfiles.store_members(config))
 
 
 def lab_etcd(config: ClusterConfig) -> list[tuple[str, int, int]]:

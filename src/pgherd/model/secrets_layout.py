@@ -4,7 +4,9 @@ what (docs/deploy.md: one member per host, the same paths everywhere).
 A host runs one member's agent: a data node's needs the passfile (its PostgreSQL's
 standbys, clones and rewinds log in with it), the grants file (the credentials its API
 accepts), its own node token (its calls to the other agents) and, TLS on, the cluster's
-``ca.crt`` with its own certificate and key; a witness the same without the passfile. The
+``ca.crt`` with its own certificate and key; a witness the same without the passfile;
+with etcd, what reaches the store (a client certificate) and, on a host that runs an etcd
+member whose certificate pgherd issued, that member's certificate and key. The
 operator's and viewer's tokens go only where people run the CLI or the console. The CA's
 key stays where it was made: it issues certificates, no part of a running cluster reads
 it. So a stolen host gives away its own node's token and key, not another node's.
@@ -39,6 +41,11 @@ class SecretPaths:
     ca_cert: Path | None = None  # None: tls: off
     ca_key: Path | None = None
     member_certs: Mapping[str, tuple[Path, Path]] = field(default_factory=dict)
+    # What the agents and the CLI read to reach the store (ha.dcs: its CA, a client
+    # certificate and key, a password file): every agent's host and the people's.
+    store_files: tuple[Path, ...] = ()
+    # An etcd member's certificate and key, by the host (address) it runs on.
+    store_members: Mapping[str, tuple[Path, Path]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,12 @@ def per_host(members: tuple[Member, ...], paths: SecretPaths) -> Layout:
         if paths.ca_cert is not None:
             wanted.append(paths.ca_cert)
             wanted.extend(certs[member.name])
+        wanted += [p for p in paths.store_files if p not in wanted]
+        wanted.extend(paths.store_members.get(member.host, ()))
         hosts.append(HostFiles(member.name, member.host, tuple(wanted)))
     operators = [paths.operator_token, paths.viewer_token]
     if paths.ca_cert is not None:
         operators.append(paths.ca_cert)  # the CLI verifies the agents against it
+    operators += [p for p in paths.store_files if p not in operators]
     stays = (paths.ca_key,) if paths.ca_key is not None else ()
     return Layout(tuple(hosts), tuple(operators), stays)

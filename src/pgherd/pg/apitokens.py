@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,17 @@ def for_operator(config: ClusterConfig, operator: str) -> dict[Path, str]:
         config.grants_file: json.dumps(grants_json(grants), indent=1) + "\n",
         config.viewer_token_file: viewer + "\n",
     }
+    return files | {config.node_token_file(name): t + "\n" for name, t in peers.items()}
+
+
+def for_new_members(config: ClusterConfig, members: Sequence[str]) -> dict[Path, str]:
+    """A token for each of ``members`` (added to pgherd.yaml since the others were made) and
+    the grants file with theirs added to every grant it holds: what ``pgherd secrets init``
+    writes for a new node. The agents read the grants again on its change."""
+    peers = {name: new_token() for name in members}
+    kept = [g for g in previous(config).grants if g.name not in peers or g.role != Role.PEER]
+    grants = Grants.of([*kept, *(Grant(n, Role.PEER, digest(t)) for n, t in peers.items())])
+    files = {config.grants_file: json.dumps(grants_json(grants), indent=1) + "\n"}
     return files | {config.node_token_file(name): t + "\n" for name, t in peers.items()}
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pgherd.config import ClusterConfig
+from pgherd.config import ClusterConfig, EtcdDcs
 from pgherd.config_lite import ClusterFiles
 from pgherd.errors import ConfigError
 from pgherd.model.server_tls import TlsFiles
@@ -37,6 +38,28 @@ def members(config: ClusterConfig, extra: Iterable[Member] = ()) -> list[Member]
     found = [Member(n.name, (n.host, n.api_host)) for n in config.nodes]
     found += [Member(w.name, (w.api_host,)) for w in config.witnesses]
     return [*found, *extra]
+
+
+# The certificate the agents and the CLI present to an etcd that asks for one
+# (``--client-cert-auth``): ``ha.dcs.cert``/``key`` name its files.
+DCS_CLIENT = "dcs-client"
+
+
+def store_members(config: ClusterConfig) -> list[Member]:
+    """With TLS on and an etcd store that the cluster CA vouches for (no ``ha.dcs.ca`` of
+    its own): a certificate per etcd member, ``etcd1``… in the order of ``ha.dcs.etcd``,
+    each for its endpoint's host, and the store's client certificate. Where etcd has a CA
+    of its own, its operator issues its certificates: none here."""
+    if not config.tls_on or config.ha is None or not isinstance(config.ha.dcs, EtcdDcs):
+        return []
+    if config.ha.dcs.ca is not None:
+        return []
+    found = [
+        Member(f"etcd{i}", (urlsplit(url).hostname or "",))
+        for i, url in enumerate(config.ha.dcs.etcd, start=1)
+    ]
+    # A client's certificate names no address a server is dialled at; one is required.
+    return [*found, Member(DCS_CLIENT, ("127.0.0.1",))]
 
 
 @dataclass(frozen=True)
