@@ -416,7 +416,7 @@ class _Standbys:
 
 
 class _NeverDiverged:
-    def diverged(self, leader: str) -> bool:
+    def diverged(self, leader: str, running: bool = True) -> bool:
         raise AssertionError("a primary never compares its WAL with a leader's")
 
 

@@ -263,6 +263,18 @@ CRASHED_PRIMARY = replace(PRIMARY, pg=PgState.CRASHED, crashed_for=1.0)
             [Do.START],
             "as a standby",
         ),
+        (
+            replace(STANDBY, pg=PgState.CRASHED, crashed_for=5.0, diverged_from_leader=True),
+            World(True, "node1"),
+            [Do.REJOIN],
+            "rewinding to follow it",
+        ),
+        (
+            replace(STANDBY, pg=PgState.CRASHED, crashed_for=5.0, diverged_from_leader=True),
+            World(True, None),
+            [Do.START],
+            "as a standby",
+        ),
     ],
 )
 def test_a_crashed_postgres(me: Local, world: World, expected: list[Do], says: str) -> None:
@@ -868,7 +880,10 @@ def test_a_standby_that_stopped_streaming_compares_after_a_while_then_not_too_of
     ("case", "pg", "role", "streaming", "upstream", "leader"),
     [
         ("streaming", PgState.RUNNING, Role.STANDBY, True, "node1", "node1"),
-        ("not running", PgState.STOPPED, Role.STANDBY, False, "node1", "node1"),
+        ("stopped (not crashed)", PgState.STOPPED, Role.STANDBY, False, "node1", "node1"),
+        ("starting", PgState.STARTING, Role.STANDBY, False, None, "node1"),
+        ("a crashed primary", PgState.CRASHED, Role.PRIMARY, False, None, "node1"),
+        ("crashed, no leader", PgState.CRASHED, Role.STANDBY, False, None, None),
         ("a primary", PgState.RUNNING, Role.PRIMARY, False, None, "node1"),
         ("no leader", PgState.RUNNING, Role.STANDBY, False, "node1", None),
         ("I lead", PgState.RUNNING, Role.STANDBY, False, "node1", "node2"),
@@ -882,3 +897,20 @@ def test_only_a_silent_standby_of_the_leader_is_watched(
     check = watch_divergence(watch, "node2", pg, role, streaming, upstream, leader, 100.0)
     assert not check.compare_now, case
     assert check.watch.not_streaming_since is None  # the clock starts again next time
+
+
+def test_a_standby_that_keeps_crashing_under_a_leader_compares_from_its_files() -> None:
+    """PostgreSQL refuses to start on WAL of a timeline that forked elsewhere; restarting
+    it forever never ends, so its WAL is compared with the leader's like a silent one's
+    (the agent reads it from the files: no upstream is known while it is down)."""
+
+    def crashed(watch: DivergenceWatch, now: float) -> DivergenceCheck:
+        return watch_divergence(
+            watch, "node2", PgState.CRASHED, Role.STANDBY, False, None, "node1", now
+        )
+
+    first = crashed(DivergenceWatch(), 10.0)
+    assert not first.compare_now
+    due = crashed(first.watch, 10.0 + DIVERGENCE_AFTER)
+    assert due.compare_now
+    assert not crashed(due.watch, 10.0 + DIVERGENCE_AFTER + 1.0).compare_now

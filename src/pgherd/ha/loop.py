@@ -75,7 +75,7 @@ class PeerReading(Protocol):
 
 
 class DivergenceProbing(Protocol):
-    def diverged(self, leader: str) -> bool: ...
+    def diverged(self, leader: str, running: bool = True) -> bool: ...
 
 
 class StoreHandle:
@@ -217,7 +217,9 @@ class HaLoop:
         )
         self._watch = check.watch
         diverged = (
-            check.compare_now and world.leader is not None and self.probe.diverged(world.leader)
+            check.compare_now
+            and world.leader is not None
+            and self.probe.diverged(world.leader, running=state.pg is PgState.RUNNING)
         )
         return Local(
             name=self.me,

@@ -215,12 +215,13 @@ class DivergenceProbe:
         self.token = token
         self.timeout = timeout
 
-    def diverged(self, leader: str) -> bool:
+    def diverged(self, leader: str, running: bool = True) -> bool:
         """True when this node's WAL is no longer a prefix of ``leader``'s; False when it
-        is, or when the leader could not tell (the next comparison tries again)."""
+        is, or when the leader could not tell (the next comparison tries again).
+        ``running``: read this node's position from its server, else from its files."""
         client = OpsClient(self.local.config.node(leader), self.token, self.timeout)
         try:
-            verdict = divergence(self.local, client, True)
+            verdict = divergence(self.local, client, running)
         except PgherdError as exc:
             log.info("could not compare my WAL with %s's: %s", leader, exc.message)
             return False

@@ -265,6 +265,15 @@ def _crashed(settings: Settings, me: Local, world: World) -> tuple[Action, ...]:
         )
     if me.role is Role.PRIMARY:
         return _down_primary_without_leader(settings, me, world)
+    if me.diverged_from_leader and world.leader not in (None, me.name):
+        return (
+            Action(
+                Do.REJOIN,
+                f"PostgreSQL is down and my timeline has diverged from {world.leader}'s "
+                "(it would never start on that WAL): rewinding to follow it",
+                target=world.leader,
+            ),
+        )
     return (Action(Do.START, "PostgreSQL is down: starting it as a standby"),)
 
 

@@ -44,15 +44,17 @@ def watch_divergence(
     """A running standby of the leader that has not streamed for DIVERGENCE_AFTER seconds
     may have WAL the leader never had (it was a primary, or followed one, on a timeline
     that forked): compare, at most every DIVERGENCE_AFTER seconds, so that decide() can
-    send it to rejoin."""
-    if (
-        pg is not PgState.RUNNING
-        or role is not Role.STANDBY
-        or streaming
-        or leader is None
-        or leader == me
-        or upstream != leader
-    ):
+    send it to rejoin. So may a standby whose server keeps exiting while a leader leads
+    (``crashed``): PostgreSQL refuses to start on WAL of a timeline that forked elsewhere
+    ("WAL location … belongs to timeline 2, but previous recovered WAL file came from
+    timeline 3", after two promotions made two different timelines 3), and restarting it
+    again and again would never end; compared from its files, a diverged one is rewound
+    or cloned like a running one."""
+    silent_standby = (
+        pg is PgState.RUNNING and role is Role.STANDBY and not streaming and upstream == leader
+    )
+    crash_looping = pg is PgState.CRASHED and role is Role.STANDBY
+    if not (silent_standby or crash_looping) or leader is None or leader == me:
         return DivergenceCheck(DivergenceWatch(None, watch.last_compared), False)
     since = now if watch.not_streaming_since is None else watch.not_streaming_since
     if now - since < DIVERGENCE_AFTER or now - watch.last_compared < DIVERGENCE_AFTER:
