@@ -111,8 +111,12 @@ class Pgherd:
         common.run_checked([*self.lab.pgherd, "lab", "down", "--dir", str(self.directory)], 300)
         config = config_mod.load(self.lab.config_path)
         assert config.ha is not None
+        # A cluster name of its own: the benchmark's etcd outlives each system's run, and
+        # the store remembers a cluster's system identifier (its initialize key), so a
+        # second lab called "lab" would rightly be refused as another cluster's data.
         changed = config.model_copy(
             update={
+                "cluster": self.directory.name.replace("-", "_"),
                 "ha": HaConfig(dcs=EtcdDcs(etcd=(etcd.url,)), synchronous=sync, **ha),
             }
         )
