@@ -214,13 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(ROOT, 0o755)  # noqa: S103 - postgres must reach the data directories below
     started = common.now()
-    result: dict[str, Any] = {
-        "benchmark": "cli",
-        "started": started.isoformat(timespec="seconds"),
-        "machine": common.machine(),
-        "parameters": {"rounds": args.rounds, "nodes": 3},
-        "load_average_start": common.load_average(),
-    }
+    result = common.result_header("cli", started, {"rounds": args.rounds, "nodes": 3})
     base = common.free_port_base(1, (0, 1))
     etcd = EtcdServer(ROOT / "etcd-cli", base, base + 1)
     etcd.start()

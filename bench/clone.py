@@ -538,13 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.become_subreaper()
     started = common.now()
-    result: dict[str, Any] = {
-        "benchmark": "clone",
-        "started": started.isoformat(timespec="seconds"),
-        "machine": common.machine(),
-        "parameters": {"scale": args.scale, "runs": args.runs, "show_runs": args.show_runs},
-        "load_average_start": common.load_average(),
-    }
+    result = common.result_header(
+        "clone", started, {"scale": args.scale, "runs": args.runs, "show_runs": args.show_runs}
+    )
     if args.only in (None, "clone"):
         common.console.print(f"clone: scale {args.scale}, {args.runs} runs per tool")
         result["clone"] = bench_clone(args.root, args.scale, args.runs)

@@ -87,6 +87,19 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def result_header(benchmark: str, started: datetime, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The head of a benchmark's JSON result: what ran, when, on what machine, with which
+    parameters, and the load when it started (the caller adds the figures, the end load and
+    the finish time)."""
+    return {
+        "benchmark": benchmark,
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "parameters": parameters,
+        "load_average_start": load_average(),
+    }
+
+
 # ---- the machine ------------------------------------------------------------------------
 
 

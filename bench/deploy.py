@@ -365,13 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.become_subreaper()
     started = common.now()
-    result: dict[str, Any] = {
-        "benchmark": "deploy",
-        "started": started.isoformat(timespec="seconds"),
-        "machine": common.machine(),
-        "parameters": {"scale": args.scale, "runs": args.runs},
-        "load_average_start": common.load_average(),
-    }
+    result = common.result_header("deploy", started, {"scale": args.scale, "runs": args.runs})
     if args.only in (None, "bootstrap"):
         common.console.print(f"bootstrap: {args.runs} rounds of agents vs lab up --nodes 3")
         result["bootstrap"] = bench_bootstrap(args.root, args.runs)

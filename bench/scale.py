@@ -458,13 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     threading.Thread(target=_reaper, args=(stop,), daemon=True).start()
     started = common.now()
-    result: dict[str, Any] = {
-        "benchmark": "scale",
-        "started": started.isoformat(timespec="seconds"),
-        "machine": common.machine(),
-        "parameters": {k: str(v) for k, v in vars(args).items()},
-        "load_average_start": common.load_average(),
-    }
+    result = common.result_header("scale", started, {k: str(v) for k, v in vars(args).items()})
     try:
         if "look" in parts:
             result["look"] = []
