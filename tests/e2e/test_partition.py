@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pgherd.lab.etcd_server import EtcdTls
 from pgherd.pg import osuser, process, tlsfiles
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap
+from tests.hosts.network import ip, unavailable
 from tests.support import postgres_processes, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,25 +41,6 @@ TTL = 3.0
 CLUSTER_NET = "10.201.0"
 CLIENT_NET = "10.202.0"
 NODES = 3
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
-
-
-def netns_available() -> str | None:
-    """Why the test cannot run here, or None."""
-    if shutil.which("ip") is None:
-        return "the ip command (iproute2) is not installed"
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    probe = f"phprobe{os.getpid() % 100000}"
-    try:
-        ip("netns", "add", probe)
-        ip("netns", "del", probe)
-    except (subprocess.CalledProcessError, OSError) as exc:
-        return f"ip netns is not usable here: {exc}"
-    return None
 
 
 @dataclass
@@ -245,7 +226,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(module_dir: Path, os_user: osuser.OsUser) -> Iterator[Cluster]:
-    why = netns_available()
+    why = unavailable()
     if why is not None:
         pytest.skip(f"no network namespaces: {why}")
     net = Net(f"ph{os.getpid() % 100000}")
