@@ -181,3 +181,18 @@ def wait_replayed_past(
 
 def reload(conn: Conn) -> None:
     conn.execute("SELECT pg_reload_conf()")
+
+
+def replay_timeline(conninfo: str) -> int:
+    """The timeline a standby's startup process is replaying, asked over a replication
+    connection (``IDENTIFY_SYSTEM``: a cascading walsender answers with the replay
+    timeline). SQL has no function for it; it settles whether a standby that is not
+    streaming took a timeline switch, without shutting it down (as repmgr asks too)."""
+    try:
+        with psycopg.connect(conninfo, replication="true", autocommit=True) as conn:
+            row = conn.execute("IDENTIFY_SYSTEM").fetchone()
+    except psycopg.Error as exc:
+        raise QueryFailed(f"IDENTIFY_SYSTEM failed: {str(exc).strip()}") from None
+    if row is None:
+        raise QueryFailed("IDENTIFY_SYSTEM returned no row")
+    return int(row[1])

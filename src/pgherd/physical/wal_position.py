@@ -10,7 +10,7 @@ from pgherd.errors import PgherdError
 from pgherd.model.node_ops import NodeWal, timeline_at
 from pgherd.model.status import Role
 from pgherd.model.timeline import History, parse_history
-from pgherd.pg import queries
+from pgherd.pg import queries, replication
 from pgherd.pg.controldata import ControlData
 from pgherd.pg.local_node import LocalNode
 
@@ -66,7 +66,7 @@ def read(local: LocalNode, running: bool) -> NodeWal:
             running = False
         else:
             if server.in_recovery:
-                return _running_standby(server, history, control, base)
+                return _running_standby(local, server, history, control, base)
             return NodeWal(
                 **base,
                 running=True,
@@ -78,14 +78,20 @@ def read(local: LocalNode, running: bool) -> NodeWal:
 
 
 def _running_standby(
-    server: queries.ServerState, history: History, control: ControlData, base: dict[str, object]
+    local: LocalNode,
+    server: queries.ServerState,
+    history: History,
+    control: ControlData,
+    base: dict[str, object],
 ) -> NodeWal:
     """A running standby's replay position, and the timeline it is on when that is known.
 
     Streaming, the wal receiver says which timeline it receives. Otherwise a position
     past a switch point in the history the standby knows is ambiguous: it may have
-    switched there, or it may have replayed its old timeline further (diverged). Only
-    its control file, once it is shut down, settles that, as pg_rewind reads it.
+    switched there, or it may have replayed its old timeline further (diverged). The
+    standby's own walsender settles that (IDENTIFY_SYSTEM answers with the replay
+    timeline); only if it cannot be asked does it stay unknown until the standby is shut
+    down and its control file read, as pg_rewind reads it.
     """
     replayed = server.replay_lsn
     receiver = server.wal_receiver
@@ -98,6 +104,12 @@ def _running_standby(
         return NodeWal(**fields, timeline=receiver.received_tli, lsn=replayed)
     if not history.switches or replayed <= history.switches[0].lsn:
         return NodeWal(**fields, timeline=timeline_at(history, replayed), lsn=replayed)
+    try:
+        replaying = replication.replay_timeline(local.instance.conninfo())
+    except PgherdError:
+        pass
+    else:
+        return NodeWal(**fields, timeline=replaying, lsn=replayed)
     return NodeWal(
         **fields,
         timeline=timeline_at(history, replayed),
