@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import socket
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,24 @@ def pytest_configure(config: pytest.Config) -> None:
     # Agents started through `pgherd lab up` outlive that command; as a subreaper this
     # process inherits them and can reap them (PID 1 here never does).
     process.become_subreaper()
+
+
+_MODULE_SECONDS: defaultdict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _MODULE_SECONDS[report.nodeid.split("::", 1)[0]] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The slowest modules, set-up and tear-down included: where the suite's time budget
+    goes (--durations lists tests, and hides a module's shared cluster in its first one)."""
+    if not _MODULE_SECONDS:
+        return
+    terminalreporter.section("slowest modules")
+    slowest = sorted(_MODULE_SECONDS.items(), key=lambda item: -item[1])[:15]
+    for module, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
 
 
 @pytest.fixture(scope="session")
