@@ -4,9 +4,11 @@ PostgreSQL and sees it restart).
 
 Workers are child processes (``python -m pgherd.mesh.apply``), so that a crash, a
 ``kill -9`` or a memory leak in one cannot take the agent down, and so that each has a
-core of its own. The agent reaps them and restarts them with a backoff (1, 2, 4… 30 s);
-a worker stopped by the ``error`` policy (exit 3) is retried every 30 s only, so that
-fixing the row (or changing the policy) lets it go on by itself.
+core of its own. The agent reaps them and restarts them with a backoff (at once, then
+2, 4, 5, 5… s: PostgreSQL restarts a failed subscription worker every
+wal_retrieve_retry_interval, 5 s by default, and a member back from an outage should be
+applied from as soon); a worker stopped by the ``error`` policy (exit 3) is retried
+every 30 s only, so that fixing the row (or changing the policy) lets it go on by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pgherd.pg.local_node import LocalNode
 log = logging.getLogger("pgherd.mesh")
 
 CONFLICT_RETRY = 30.0
+RESTART_LIMIT = 5.0  # seconds at most between restarts of a worker that keeps failing
 STATUS_FRESH = 5.0  # seconds: an older status file says nothing about a running worker
 
 
@@ -39,7 +42,7 @@ class _Worker:
     source: str
     spec_json: str
     proc: process.Child | None = None
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=lambda: Backoff(limit=RESTART_LIMIT))
     start_after: float = 0.0
     restarts: int = 0
     exit_code: int | None = None
