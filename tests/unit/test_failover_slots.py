@@ -195,3 +195,143 @@ def test_standbys_take_turns_to_restart_for_copies(
     node: str, primary: str, expected: float
 ) -> None:
     assert copy_delay(node, primary, MEMBERS) == expected
+
+
+REMOVED = [
+    # (case, primary?, mine, leader's, owned here, retired, expected actions)
+    (
+        "the primary drops a removed slot it made",
+        True,
+        [physical("old", 10), logical("cdc", 10, plugin="test_decoding")],
+        None,
+        {"old", "cdc"},
+        {"old"},
+        [("drop", "old", None)],
+    ),
+    (
+        "nor one in use: it waits for its consumer",
+        True,
+        [logical("old", 10, active=True)],
+        None,
+        {"old"},
+        {"old"},
+        [("wait", "old", None)],
+    ),
+    (
+        "never a slot it did not make",
+        True,
+        [physical("by_hand", 10), logical("tool", 10)],
+        None,
+        set(),
+        set(),
+        [],
+    ),
+    (
+        "forgets a removed slot once gone",
+        True,
+        [],
+        None,
+        {"old"},
+        {"old"},
+        [("forget", "old", None)],
+    ),
+    (
+        "keeps a declared slot it made",
+        True,
+        [physical("archiver", 10)],
+        None,
+        {"archiver"},
+        set(),
+        [],
+    ),
+    (
+        "nor a standby's slot, whatever the record says",
+        True,
+        [physical("node2", 10)],
+        None,
+        {"node2"},
+        set(),
+        [],
+    ),
+    (
+        "a standby drops its physical copy of a removed slot",
+        False,
+        [physical("old", 10)],
+        [],
+        {"old"},
+        {"old"},
+        [("drop", "old", None)],
+    ),
+    (
+        "even while the primary waits for its consumer (and does not copy it again)",
+        False,
+        [logical("old", 10)],
+        [logical("old", 20, active=True)],
+        {"old"},
+        {"old"},
+        [("drop", "old", None)],
+    ),
+    (
+        "a standby does not copy a removed slot it no longer has",
+        False,
+        [],
+        [logical("old", 20, active=True), physical("old2", 20)],
+        set(),
+        {"old", "old2"},
+        [],
+    ),
+    (
+        "a standby leaves a physical slot made by hand",
+        False,
+        [physical("by_hand", 10)],
+        [physical("by_hand", 10)],
+        set(),
+        set(),
+        [],
+    ),
+    (
+        "a standby waits for a consumer of its copy",
+        False,
+        [physical("old", 10, active=True)],
+        [],
+        {"old"},
+        {"old"},
+        [("wait", "old", None)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "primary", "mine", "leader", "owned", "retired", "expected"),
+    REMOVED,
+    ids=[c[0] for c in REMOVED],
+)
+def test_a_permanent_slot_removed_from_the_config_is_dropped_where_pgherd_made_it(
+    case: str,
+    primary: bool,
+    mine: list[SlotSeen],
+    leader: list[SlotSeen] | None,
+    owned: set[str],
+    retired: set[str],
+    expected: list[tuple[str, str, int | None]],
+) -> None:
+    declared_here = [logical("cdc", 10, plugin="test_decoding"), physical("archiver", 10)]
+    found = decide(
+        primary,
+        declared_here + mine,
+        [CDC, ARCHIVER],
+        MEMBERS,
+        leader,
+        Lsn(500),
+        owned=owned,
+        retired=retired,
+    )
+    assert act(found) == expected, case
+
+
+def test_a_drop_names_the_slot_kind_and_why() -> None:
+    (drop,) = decide(True, [physical("old", 10)], [], MEMBERS, owned={"old"})
+    assert (drop.kind, drop.reason) == (
+        P,
+        "permanent slot old was removed from slots: (pgherd made it)",
+    )

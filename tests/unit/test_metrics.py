@@ -337,3 +337,13 @@ def test_a_standbys_copies_of_logical_slots_say_whether_a_failover_could_use_the
     assert value(found, "pgherd_slot_copy_ready", slot="orders_sub") == 1
     assert value(found, "pgherd_slot_copy_ready", slot="cdc") == 0
     assert not [n for n, _labels in samples(page(primary())) if n == "pgherd_slot_copy_ready"]
+
+
+def test_a_removed_permanent_slot_waiting_for_its_consumer_shows() -> None:
+    text = page(primary(slots_waiting=("cdc",)))
+    check = subprocess.run(
+        [promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert value(samples(text), "pgherd_slot_drop_waiting", slot="cdc") == 1
+    assert not [n for n, _labels in samples(page(primary())) if n == "pgherd_slot_drop_waiting"]

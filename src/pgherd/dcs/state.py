@@ -10,6 +10,12 @@ take no automatic action at all (no failover, no restart in place, no rejoin) un
 
 ``last_leader``: written when a member takes the lease.
 
+``owned_slots``: the permanent slots (``slots:`` in pgherd.yaml) pgherd made, and on which
+node: each agent records one before it creates or copies it, and forgets it once the slot,
+removed from ``slots:``, is gone from its node (model/failover_slots.py). A new primary
+after a failover reads here that its copies were pgherd's; a slot no entry names is never
+dropped.
+
 ``sync``: in synchronous mode, who may be promoted and how many of them acknowledged each
 commit. The primary keeps it a superset of the standbys its server waits for, with a
 quorum no larger than the server's (see ha/sync.py for the order of the steps): any set of
@@ -45,10 +51,30 @@ class SyncState(Frozen):
     quorum: int = 0  # 0: nobody may be promoted (a set being rebuilt)
 
 
+class OwnedSlot(Frozen):
+    """A permanent slot pgherd made on ``node`` (created there, or copied from the primary)."""
+
+    name: str
+    node: str
+
+
 class ClusterState(Frozen):
     pause: Pause | None = None
     sync: SyncState | None = None
     last_leader: str | None = None  # who took the lease last (ties in a failover go to it)
+    owned_slots: tuple[OwnedSlot, ...] = ()  # sorted by (name, node)
+
+    def slots_owned_by(self, node: str) -> frozenset[str]:
+        """The permanent slots pgherd made on ``node``."""
+        return frozenset(o.name for o in self.owned_slots if o.node == node)
+
+    def with_slot(self, name: str, node: str, owned: bool) -> ClusterState:
+        """This state with ``node``'s ownership of slot ``name`` recorded, or forgotten."""
+        others = {o for o in self.owned_slots if (o.name, o.node) != (name, node)}
+        if owned:
+            others.add(OwnedSlot(name=name, node=node))
+        ordered = tuple(sorted(others, key=lambda o: (o.name, o.node)))
+        return self.model_copy(update={"owned_slots": ordered})
 
     def paused(self, now: float | None = None) -> str | None:
         """Why automatic failover is paused now, or None."""

@@ -388,6 +388,7 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         lambda: agent.supervisor.state() is PgState.RUNNING,
         agent.restart_with,
         lambda: agent.ha is not None and agent.ha.status().maintenance,
+        store=agent.ha.executor.store if agent.ha is not None else None,
     )
     threading.Thread(target=keeper.run, args=(agent._stop,), name="slots", daemon=True).start()
 
@@ -424,7 +425,12 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         checks,
         [
             NodeCollector(
-                local, agent.status, agent.ha, archive_port.pusher_status, keeper.copies_ready
+                local,
+                agent.status,
+                agent.ha,
+                archive_port.pusher_status,
+                keeper.copies_ready,
+                lambda: keeper.waiting,
             )
         ],
         archive_port,

@@ -39,12 +39,14 @@ class NodeCollector:
         ha: HaLoop | None,
         pusher: Callable[[], PusherState] | None = None,
         slot_copies: Callable[[], tuple[tuple[str, bool], ...]] = tuple,
+        slots_waiting: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
         self.local = local
         self.status = status
         self.ha = ha
         self.pusher = pusher
         self.slot_copies = slot_copies
+        self.slots_waiting = slots_waiting
 
     def collect(self) -> Iterator[Metric]:
         yield from model.families(self.read())
@@ -71,6 +73,7 @@ class NodeCollector:
             mesh_workers=status.mesh_workers,
             pusher=self.pusher() if self.pusher is not None else None,
             slot_copies=self.slot_copies(),
+            slots_waiting=self.slots_waiting(),
         )
         if self.ha is None:
             return found

@@ -8,6 +8,12 @@ once from the primary's state file (``GET /ops/slot-state``, written while this 
 stopped, under the agent's action lock: the HA loop acts on nothing meanwhile), advanced
 as the subscriber confirms (never past what this standby replayed), dropped when the
 primary drops it — and of each permanent physical one.
+
+With a coordination store (``ha:``), each agent records there the permanent slots it
+creates or copies (dcs/state.py ``owned_slots``) before it does, and drops them once
+``slots:`` no longer declares them (not while a consumer is connected: it waits, says so
+once, and ``/metrics`` shows ``pgherd_slot_drop_waiting``). Without a store nothing records
+what pgherd made, and a removed permanent slot stays.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable
 import psycopg
 
 from pgherd.clients.ops import OpsClient
+from pgherd.dcs import state as dcs_state
+from pgherd.dcs.base import Store
 from pgherd.errors import PgherdError
 from pgherd.ha import peers
 from pgherd.model.failover_slots import (
@@ -65,15 +73,20 @@ class SlotKeeper:
         restart_with: Callable[[Callable[[], None]], None],
         paused: Callable[[], bool] = lambda: False,
         interval: float = INTERVAL,
+        store: Callable[[], Store] | None = None,
     ) -> None:
         """``running``: PostgreSQL runs here; ``restart_with(action)``: stop it, run
         ``action`` on its files, start it again (the agent's way, under its lock);
-        ``paused``: maintenance mode, in which nothing restarts (copies wait)."""
+        ``paused``: maintenance mode, in which nothing restarts (copies wait); ``store``:
+        the coordination store, where the permanent slots pgherd made are recorded (None:
+        the cluster has none, and removed permanent slots are left alone)."""
         self.local = local
         self.running = running
         self.restart_with = restart_with
         self.paused = paused
         self.interval = interval
+        self.store = store
+        self.waiting: tuple[str, ...] = ()  # removed permanent slots whose consumer reads
         self._failing: str | None = None  # the last failure logged, not repeated
         self.unready: list[str] = []  # copies a failover could not use yet
         self.broken: set[str] = set()  # copies that could not be advanced: copied again
@@ -103,6 +116,12 @@ class SlotKeeper:
             Declared(name, SlotKind(s.type), s.database, s.plugin)
             for name, s in config.slots.items()
         ]
+        owned: frozenset[str] = frozenset()
+        retired: frozenset[str] = frozenset()
+        if self.store is not None:
+            state = dcs_state.parse(self.store().config())
+            owned = state.slots_owned_by(self.local.node.name)
+            retired = frozenset(o.name for o in state.owned_slots) - set(config.slots)
         with self.local.instance.connect() as conn:
             row = conn.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
             found = row.fetchone()
@@ -121,8 +140,11 @@ class SlotKeeper:
             [seen(s) for s in leader.slots] if leader is not None else None,
             replayed,
             self.broken,
+            owned,
+            retired,
         )
-        said = [self._act(a) for a in actions if a.do is not SlotDo.COPY]
+        said = self._waiting([a for a in actions if a.do is SlotDo.WAIT])
+        said += [self._act(a) for a in actions if a.do not in (SlotDo.COPY, SlotDo.WAIT)]
         if leader is None:
             self.copies = ()
         else:
@@ -151,6 +173,29 @@ class SlotKeeper:
         it (``/metrics``: pgherd_slot_copy_ready)."""
         return tuple((name, name not in self.unready) for name in self.copies)
 
+    def _waiting(self, waits: list[SlotAction]) -> list[str]:
+        """Say once that a removed permanent slot waits for its consumer to disconnect
+        (``/metrics``: pgherd_slot_drop_waiting), and when it stops waiting."""
+        names = tuple(a.slot for a in waits)
+        for action in waits:
+            if action.slot not in self.waiting:
+                log.warning("%s", action.reason)
+        said = [
+            f"removed permanent slot {name} no longer waits for its consumer"
+            for name in self.waiting
+            if name not in names
+        ]
+        self.waiting = names
+        return said
+
+    def _own(self, name: str, owned: bool) -> None:
+        """Record in the store that this node holds permanent slot ``name`` (before it
+        makes it: a slot pgherd made is never missing from the record), or no longer."""
+        if self.store is None:
+            return
+        me = self.local.node.name
+        dcs_state.update(self.store(), lambda s: s.with_slot(name, me, owned))
+
     def _readiness(self, unready: list[str]) -> list[str]:
         """Say when a copy becomes safe for a failover, or stops being so."""
         said = [
@@ -169,6 +214,11 @@ class SlotKeeper:
         return said
 
     def _act(self, action: SlotAction) -> str:
+        if action.do is SlotDo.FORGET:
+            self._own(action.slot, False)
+            return f"slot {action.slot}: {action.do} ({action.reason})"
+        if action.do is SlotDo.CREATE:
+            self._own(action.slot, True)  # CREATE is for permanent slots only
         dbname = action.database or "postgres"
         with self.local.instance.connect(dbname) as conn:
             if action.do is SlotDo.CREATE and action.kind is SlotKind.PHYSICAL:
@@ -203,6 +253,9 @@ class SlotKeeper:
         for action in copies:
             found = client.slot_state(action.slot)
             states[action.slot] = base64.b64decode(found.state)
+        for name in states:
+            if name in self.local.config.slots:
+                self._own(name, True)  # a copy of a permanent slot is pgherd's too
         names = ", ".join(states)
         log.info(
             "copying logical slot %s from %s: restarting this standby to load it", names, leader

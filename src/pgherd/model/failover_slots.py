@@ -27,6 +27,14 @@ ready for a failover once the primary's physical slot for the standby holds a
 Permanent slots declared in pgherd.yaml (``slots:``, for consumers outside pgherd such as a
 CDC tool) exist on whichever node leads: created on the primary if missing, kept on the
 standbys like the others (a physical one advanced to the primary's ``restart_lsn``).
+
+A permanent slot removed from ``slots:`` is dropped on each node where pgherd made it (the
+primary's, the standbys' copies), and only there: each node records in the coordination
+store, before it creates a permanent slot or copies one, that it owns it (``owned``), so
+that a slot made by hand or by another tool under any name is never touched, and a new
+primary after a failover knows its copies were pgherd's. A removed slot whose consumer is
+connected is not dropped under it: the node waits (:attr:`SlotDo.WAIT`) until it
+disconnects. Once the slot is gone from a node, that node forgets it owned it.
 """
 
 from __future__ import annotations
@@ -72,7 +80,9 @@ class SlotDo(StrEnum):
     CREATE = "create"  # a permanent slot missing here
     COPY = "copy"  # the primary's logical slot, from its state file (server stopped)
     ADVANCE = "advance"  # to where the primary's stands (or this standby has replayed)
-    DROP = "drop"  # a copy whose slot the primary dropped
+    DROP = "drop"  # a copy whose slot the primary dropped; a permanent slot removed
+    WAIT = "wait"  # a removed permanent slot whose consumer is connected: dropped after
+    FORGET = "forget"  # a removed permanent slot gone from here: no longer this node's
 
 
 @dataclass(frozen=True)
@@ -94,13 +104,19 @@ def decide(
     leader: Sequence[SlotSeen] | None = None,
     replayed: Lsn | None = None,
     broken: Collection[str] = (),
+    owned: Collection[str] = (),
+    retired: Collection[str] = (),
 ) -> list[SlotAction]:
     """What this node does to its slots. ``members``: the config's node names (their
     physical slots are the standbys', kept by cluster operations, not here); ``leader``:
     the primary's slots (a standby that cannot read them does nothing); ``replayed``: how
     far this standby has replayed; ``broken``: copies this standby failed to advance (WAL
-    it no longer has, a copy from before a timeline change), copied again."""
+    it no longer has, a copy from before a timeline change), copied again; ``owned``: the
+    permanent slots pgherd made on this node (the store's record); ``retired``: slots
+    pgherd made for ``slots:`` on any node and no longer declared (a standby neither copies
+    nor advances them while the primary waits to drop its own)."""
     here = {s.name: s for s in mine}
+    removed = _removed(here, declared, members, owned)
     if primary:
         return [
             SlotAction(
@@ -113,10 +129,54 @@ def decide(
             )
             for d in declared
             if d.name not in here
-        ]
+        ] + removed
     if leader is None:
         return []
-    return _standby(here, declared, members, {s.name: s for s in leader}, replayed, broken)
+    gone = {a.slot for a in removed}
+    theirs = {s.name: s for s in leader if s.name not in gone and s.name not in retired}
+    kept = {name: slot for name, slot in here.items() if name not in gone}
+    return _standby(kept, declared, members, theirs, replayed, broken) + removed
+
+
+def _removed(
+    here: Mapping[str, SlotSeen],
+    declared: Sequence[Declared],
+    members: Collection[str],
+    owned: Collection[str],
+) -> list[SlotAction]:
+    """The permanent slots pgherd made on this node that ``slots:`` no longer declares:
+    dropped when nothing reads them, waited for while a consumer is connected, forgotten
+    once gone. Any other slot, whatever its name, is not pgherd's to drop."""
+    actions: list[SlotAction] = []
+    permanent = {d.name for d in declared}
+    for name in sorted(owned):
+        if name in permanent or name in members:
+            continue
+        slot = here.get(name)
+        if slot is None:
+            actions.append(
+                SlotAction(SlotDo.FORGET, name, f"permanent slot {name} is gone from here")
+            )
+        elif slot.active:
+            actions.append(
+                SlotAction(
+                    SlotDo.WAIT,
+                    name,
+                    f"permanent slot {name} was removed from slots: but its consumer is "
+                    "connected; it is dropped once the consumer disconnects",
+                    kind=slot.kind,
+                )
+            )
+        elif not slot.temporary:
+            actions.append(
+                SlotAction(
+                    SlotDo.DROP,
+                    name,
+                    f"permanent slot {name} was removed from slots: (pgherd made it)",
+                    kind=slot.kind,
+                )
+            )
+    return actions
 
 
 def _standby(

@@ -55,6 +55,8 @@ class NodeMetrics:
     # a standby's copies of the primary's logical slots: name → safe for a failover
     # (model/failover_slots.py)
     slot_copies: tuple[tuple[str, bool], ...] = ()
+    # permanent slots removed from slots: that wait for their consumer to disconnect
+    slots_waiting: tuple[str, ...] = ()
 
 
 ROLES = (Role.PRIMARY, Role.STANDBY, Role.UNKNOWN)
@@ -118,6 +120,16 @@ def families(m: NodeMetrics) -> Iterator[Metric]:
         for name, safe in m.slot_copies:
             ready.add_metric([name], 1.0 if safe else 0.0)
         yield ready
+    if m.slots_waiting:
+        waiting = GaugeMetricFamily(
+            "pgherd_slot_drop_waiting",
+            "Permanent slots removed from slots: that pgherd made, not dropped yet because "
+            "their consumer is connected (1 per slot).",
+            labels=["slot"],
+        )
+        for name in m.slots_waiting:
+            waiting.add_metric([name], 1.0)
+        yield waiting
     if m.archive_failed is not None:
         yield _counter(
             "pgherd_archive_failed",
