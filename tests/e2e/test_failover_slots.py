@@ -3,7 +3,9 @@
 through a multi-host URI. The standbys' agents keep copies of the primary's logical slots
 (and of a permanent slot declared in pgherd.yaml); the primary's host is killed while a
 client writes; the subscription follows the new primary, and its rows are the new
-primary's: none lost, none applied twice (a primary key would stop it)."""
+primary's: none lost, none applied twice (a primary key would stop it). Then permanent slots
+removed from pgherd.yaml are dropped on every node where pgherd made them (the new primary's
+copy too), and a slot made by hand is left."""
 
 from __future__ import annotations
 
@@ -91,11 +93,27 @@ def subscriber_passfile(labs: Labs, directory: Path) -> Path:
     return path
 
 
+def running(lab: Lab) -> list[str]:
+    """The nodes whose agent runs (a host the failover test killed stays down)."""
+    return [n.name for n in lab.config.nodes if agents.running_agent(n) is not None]
+
+
 def reload_agents(lab: Lab) -> None:
-    for node in lab.config.nodes:
-        pid = agents.running_agent(node)
+    for name in running(lab):
+        pid = agents.running_agent(lab.config.node(name))
         assert pid is not None
         process.signal_pid(pid, signal.SIGHUP)
+
+
+def declare_slots(lab: Lab, slots: dict[str, dict[str, str]]) -> None:
+    """``slots:`` in pgherd.yaml as given, and the running agents reloaded."""
+    declared = yaml.safe_load(lab.config_path.read_text())
+    declared["slots"] = slots
+    lab.config_path.write_text(yaml.safe_dump(declared))
+    reload_agents(lab)
+
+
+CDC = {"type": "logical", "database": "postgres", "plugin": "pgoutput"}
 
 
 def copy_ready(lab: Lab, node: str, slot: str) -> bool:
@@ -119,10 +137,7 @@ def test_a_subscription_and_a_permanent_slot_survive_a_failover_under_writes(
     pub, sub = labs.publisher, labs.subscriber
     primary = primary_of(pub)
     # a permanent slot for a consumer outside pgherd (a CDC tool), declared in pgherd.yaml
-    declared = yaml.safe_load(pub.config_path.read_text())
-    declared["slots"] = {"cdc": {"type": "logical", "database": "postgres", "plugin": "pgoutput"}}
-    pub.config_path.write_text(yaml.safe_dump(declared))
-    reload_agents(pub)
+    declare_slots(pub, {"cdc": CDC})
     query(pub.config, primary, "CREATE TABLE writes (id bigint PRIMARY KEY)")
     pgherd("publication", "create", "writes_pub", "--node", primary, "--tables", "writes",
            config=pub.config_path)  # fmt: skip
@@ -174,3 +189,35 @@ def test_a_subscription_and_a_permanent_slot_survive_a_failover_under_writes(
     assert len(rows(sub, "node1")) > len(acknowledged) // 2
     # The permanent slot exists on whichever node leads now.
     assert slots(pub, new).get("cdc") == "logical"
+
+
+def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_them(
+    labs: Labs,
+) -> None:
+    """After the failover above (alone it works too, with one more copy): the new primary's
+    ``cdc`` is the copy its agent made as a standby, recorded in the store as pgherd's, so
+    it is dropped like the physical slot pgherd made; a slot made by hand and then declared
+    stays on the primary (its copies on the standbys were pgherd's, and go)."""
+    pub = labs.publisher
+    primary = primary_of(pub)
+    nodes = running(pub)
+    assert len(nodes) >= 2, nodes
+    query(pub.config, primary, "SELECT pg_create_physical_replication_slot('by_hand')")
+    physical = {"type": "physical"}
+    declare_slots(pub, {"cdc": CDC, "pgherd_made": physical, "by_hand": physical})
+    declared = {"cdc": "logical", "pgherd_made": "physical", "by_hand": "physical"}
+    for node in nodes:
+        wait_until(
+            lambda n=node: declared.items() <= slots(pub, n).items(),  # type: ignore[misc]
+            timeout=60,
+            what=f"the permanent slots and their copies on {node}",
+        )
+    declare_slots(pub, {})
+    for node in nodes:
+        left = {"by_hand"} if node == primary else set()
+        wait_until(
+            lambda n=node, k=left: set(declared) & set(slots(pub, n)) == k,  # type: ignore[misc]
+            timeout=30,
+            what=f"the removed slots pgherd made to be dropped on {node}, and no other",
+        )
+    query(pub.config, primary, "SELECT pg_drop_replication_slot('by_hand')")

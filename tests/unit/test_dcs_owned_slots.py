@@ -28,3 +28,12 @@ def test_the_record_survives_in_the_store_beside_the_rest_of_the_state() -> None
     found = dcs_state.parse(store.config())
     assert found.last_leader == "node1"
     assert found.slots_owned_by("node1") == {"cdc"}
+
+
+def test_a_state_without_owned_slots_does_not_name_them() -> None:
+    """An older agent (a rolling upgrade) refuses a state with a field it does not know."""
+    store = MemoryStore()
+    dcs_state.update(store, lambda s: s.model_copy(update={"last_leader": "node1"}))
+    found = store.config()
+    assert found is not None
+    assert "owned_slots" not in found.value

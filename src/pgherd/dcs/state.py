@@ -111,7 +111,10 @@ def update(
         after = change(before)
         if after == before:
             return before
-        if store.set_config(after.model_dump_json(), 0 if current is None else current.version):
+        # Fields at their defaults are left out: an agent of an older pgherd, during a
+        # rolling upgrade, still reads a state that uses nothing it does not know.
+        value = after.model_dump_json(exclude_defaults=True)
+        if store.set_config(value, 0 if current is None else current.version):
             return after
         time.sleep(0.01)
     raise StoreUnavailable(f"the store's config kept changing under {tries} attempts to update it")

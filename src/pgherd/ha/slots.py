@@ -12,8 +12,9 @@ primary drops it — and of each permanent physical one.
 With a coordination store (``ha:``), each agent records there the permanent slots it
 creates or copies (dcs/state.py ``owned_slots``) before it does, and drops them once
 ``slots:`` no longer declares them (not while a consumer is connected: it waits, says so
-once, and ``/metrics`` shows ``pgherd_slot_drop_waiting``). Without a store nothing records
-what pgherd made, and a removed permanent slot stays.
+once, and ``/metrics`` shows ``pgherd_slot_drop_waiting``). While the store does not
+answer, nothing is created or copied. Without a store nothing records what pgherd made,
+and a removed permanent slot stays.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import psycopg
 
 from pgherd.clients.ops import OpsClient
 from pgherd.dcs import state as dcs_state
-from pgherd.dcs.base import Store
+from pgherd.dcs.base import Store, StoreUnavailable
 from pgherd.errors import PgherdError
 from pgherd.ha import peers
 from pgherd.model.failover_slots import (
@@ -65,6 +66,13 @@ def seen(slot: Slot) -> SlotSeen:
     )
 
 
+def _needs_record(action: SlotAction) -> bool:
+    """A slot made here (created, or copied from the primary) waits for the store: a
+    permanent one is recorded there first, and a copy could be of a permanent slot removed
+    from ``slots:`` (which only the store's record tells)."""
+    return action.do in (SlotDo.CREATE, SlotDo.COPY)
+
+
 class SlotKeeper:
     def __init__(
         self,
@@ -87,6 +95,7 @@ class SlotKeeper:
         self.interval = interval
         self.store = store
         self.waiting: tuple[str, ...] = ()  # removed permanent slots whose consumer reads
+        self._store_down = False  # the store did not answer at the last look (said once)
         self._failing: str | None = None  # the last failure logged, not repeated
         self.unready: list[str] = []  # copies a failover could not use yet
         self.broken: set[str] = set()  # copies that could not be advanced: copied again
@@ -118,10 +127,17 @@ class SlotKeeper:
         ]
         owned: frozenset[str] = frozenset()
         retired: frozenset[str] = frozenset()
+        unrecorded = False  # the store does not answer: nothing is made that it must record
         if self.store is not None:
-            state = dcs_state.parse(self.store().config())
-            owned = state.slots_owned_by(self.local.node.name)
-            retired = frozenset(o.name for o in state.owned_slots) - set(config.slots)
+            try:
+                state = dcs_state.parse(self.store().config())
+            except StoreUnavailable as exc:
+                unrecorded = True
+                self._store_failed(exc)
+            else:
+                self._store_down = False
+                owned = state.slots_owned_by(self.local.node.name)
+                retired = frozenset(o.name for o in state.owned_slots) - set(config.slots)
         with self.local.instance.connect() as conn:
             row = conn.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
             found = row.fetchone()
@@ -143,6 +159,9 @@ class SlotKeeper:
             owned,
             retired,
         )
+        if unrecorded:
+            # The copies keep moving; nothing is made until the store answers.
+            actions = [a for a in actions if not _needs_record(a)]
         said = self._waiting([a for a in actions if a.do is SlotDo.WAIT])
         said += [self._act(a) for a in actions if a.do not in (SlotDo.COPY, SlotDo.WAIT)]
         if leader is None:
@@ -172,6 +191,12 @@ class SlotKeeper:
         """Each copy of the primary's logical slots here, and whether a failover could use
         it (``/metrics``: pgherd_slot_copy_ready)."""
         return tuple((name, name not in self.unready) for name in self.copies)
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        """Say once that permanent slots wait for the store (the copies keep moving)."""
+        if not self._store_down:
+            log.warning("the store did not answer (%s): permanent slots wait", exc.one_line())
+        self._store_down = True
 
     def _waiting(self, waits: list[SlotAction]) -> list[str]:
         """Say once that a removed permanent slot waits for its consumer to disconnect
