@@ -177,3 +177,16 @@ def test_sigterm_to_the_keeper_is_a_fast_shutdown(workdir: Path, node: LocalNode
         assert "received fast shutdown request" in node.instance.log_tail(20)
     finally:
         end(agent)
+
+
+def test_an_agent_that_got_sigterm_starts_no_postgresql(node: LocalNode) -> None:
+    """The HA loop runs on for a moment after SIGTERM (the API's graceful shutdown): a
+    start it decides then must not happen (a host going down waited 90 s for that
+    server, which never got its signal)."""
+    supervisor = Supervisor(node.instance, auto_restart=False)
+    supervisor.close()
+    assert supervisor.spawn_when_due(urgent=True) is False
+    with pytest.raises(Refused, match="the agent is stopping"):
+        supervisor.start(timeout=10)
+    assert supervisor.pid is None
+    assert not node.instance.is_running

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -308,6 +309,20 @@ def _rewrite_at_boot(reloader: Reloader, supervisor: Supervisor) -> None:
         reloader.reload_adopted(rewritten)
 
 
+class _AgentServer(uvicorn.Server):
+    """uvicorn, telling the agent the moment SIGTERM comes: its graceful shutdown (open
+    requests, then the lifespan's hand-over) takes a while, and the HA loop, still
+    running meanwhile, must not start PostgreSQL in it."""
+
+    def __init__(self, on_signal: Callable[[], None], config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_signal()
+        super().handle_exit(sig, frame)
+
+
 def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
     """The agent of ``node_name``, until SIGTERM. ``clock``: the time it reads (tests give
     an agent a clock of its own: ha/clock.py)."""
@@ -439,7 +454,8 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
         audit=trail,
         bind_peers=config.tls_on and config.tls_settings.client_certs,
     )
-    server = uvicorn.Server(
+    server = _AgentServer(
+        agent.supervisor.close,
         uvicorn.Config(
             app,
             host=local.node.api_host,
@@ -447,6 +463,6 @@ def run(config_path: Path, node_name: str, clock: Clock = SYSTEM) -> None:
             log_level="warning",
             access_log=False,
             **tls,
-        )
+        ),
     )
     server.run()

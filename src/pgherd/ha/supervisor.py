@@ -71,6 +71,7 @@ class Supervisor:
         self._down_since: float | None = None  # down while it should run (boot, fencing)
         self._delay = 0.0
         self._backoff = Backoff()
+        self._closed = False  # the agent got its stop signal: it starts nothing any more
         self._lock = threading.RLock()
         self.on_exit: Callable[[], None] | None = None  # told at once when the server exits
         # Until when PostgreSQL may take writes (monotonic), as the HA loop last published
@@ -200,11 +201,20 @@ class Supervisor:
             if self._down_since is None:
                 self._down_since = self.clock.monotonic()
 
+    def close(self) -> None:
+        """The agent got SIGTERM: from now on it starts no postmaster. Its shutdown (open
+        API requests, then the hand-over) takes a moment, and a start decided in it would
+        leave a server nobody asked for — to the next agent, or to a host going down,
+        whose shutdown then waits for a process that never got its signal."""
+        self._closed = True
+
     def spawn_when_due(self, urgent: bool = False) -> bool:
         """Start the postmaster now unless it runs or the crash backoff says wait (not when
         ``urgent``: a primary restarting in place, bounded by primary_start_timeout);
         returns whether it was started. Does not wait for it to accept connections."""
         with self._lock:
+            if self._closed:
+                return False
             if self.pid is not None or not self.instance.exists:
                 self.desired = Desired.RUNNING
                 return False
@@ -257,6 +267,8 @@ class Supervisor:
         self.last_error = None
 
     def _spawn(self) -> None:
+        if self._closed:
+            raise Refused("the agent is stopping: it starts no PostgreSQL", "start the agent")
         self._check_identity()
         self.instance.prepare_start()
         with self._fence_lock:
