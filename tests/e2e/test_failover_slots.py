@@ -9,7 +9,9 @@ copy too), and a slot made by hand is left."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import yaml
 from pgherd.clients.agent import AgentClient
 from pgherd.lab import agents
 from pgherd.pg import osuser, process
+from pgherd.pg.local_node import LocalNode
 from tests.e2e.conftest import Lab, start_lab, stop_lab
 from tests.e2e.ops_support import Writer, primary_of
 from tests.e2e.test_failover import kill_host, other_primary, tails
@@ -191,13 +194,52 @@ def test_a_subscription_and_a_permanent_slot_survive_a_failover_under_writes(
     assert slots(pub, new).get("cdc") == "logical"
 
 
+@contextlib.contextmanager
+def consumer(lab: Lab, node: str, slot: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A client that streams WAL through physical ``slot`` (pg_receivewal, as an archiver
+    would), as the OS user postgres over the local socket, until the block ends."""
+    local = LocalNode.open(lab.config, node)
+    into = lab.directory / f"receivewal-{slot}"
+    local.user.make_dir(into)
+    argv = [
+        str(local.pgbin["pg_receivewal"]),
+        "-h", str(local.node.socket_dir), "-p", str(local.node.port),
+        "-U", lab.config.superuser, "-S", slot, "-D", str(into), "--no-loop", "-n",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        user=local.user.uid,
+        group=local.user.gid,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def waiting(lab: Lab, node: str, slot: str) -> bool:
+    """The agent's /metrics says removed slot ``slot`` waits for its consumer."""
+    page = AgentClient(lab.config.node(node)).metrics()
+    return any(
+        line.startswith("pgherd_slot_drop_waiting{")
+        and f'slot="{slot}"' in line
+        and float(line.rsplit(" ", 1)[1]) == 1
+        for line in page.splitlines()
+    )
+
+
 def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_them(
     labs: Labs,
 ) -> None:
     """After the failover above (alone it works too, with one more copy): the new primary's
     ``cdc`` is the copy its agent made as a standby, recorded in the store as pgherd's, so
-    it is dropped like the physical slot pgherd made; a slot made by hand and then declared
-    stays on the primary (its copies on the standbys were pgherd's, and go)."""
+    it is dropped like the physical slot pgherd made — that one once its consumer
+    disconnects; a slot made by hand and then declared stays on the primary (its copies on
+    the standbys were pgherd's, and go)."""
     pub = labs.publisher
     primary = primary_of(pub)
     nodes = running(pub)
@@ -212,7 +254,22 @@ def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_t
             timeout=60,
             what=f"the permanent slots and their copies on {node}",
         )
-    declare_slots(pub, {})
+    with consumer(pub, primary, "pgherd_made") as reader:
+        active = "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgherd_made'"
+        try:
+            wait_until(lambda: query(pub.config, primary, active) == [(True,)], what="in use")
+        except AssertionError as exc:
+            reader.terminate()
+            raise AssertionError(f"{exc}: {reader.communicate(timeout=10)[1]!r}") from None
+        declare_slots(pub, {})
+        try:
+            wait_until(lambda: waiting(pub, primary, "pgherd_made"), what="a wait for the consumer")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{tails(pub, primary, 40)}") from None
+        assert "pgherd_made" in slots(pub, primary)
+        # nobody reads cdc: dropped at once
+        wait_until(lambda: "cdc" not in slots(pub, primary), what="cdc dropped on the primary")
+        assert "pgherd_made" in slots(pub, primary)
     for node in nodes:
         left = {"by_hand"} if node == primary else set()
         wait_until(
@@ -220,4 +277,5 @@ def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_t
             timeout=30,
             what=f"the removed slots pgherd made to be dropped on {node}, and no other",
         )
+    assert not waiting(pub, primary, "pgherd_made")
     query(pub.config, primary, "SELECT pg_drop_replication_slot('by_hand')")
