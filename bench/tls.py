@@ -3,7 +3,9 @@ store), one with TLS (the default: the agents' HTTPS API, PostgreSQL with ``ssl 
 and ``sslmode=verify-full`` everywhere) and one with ``--no-tls``, measured in
 alternation so that the machine's load falls on both alike.
 
-1. ``pgherd cluster show`` wall time (a fresh CLI each time: a TLS handshake per agent).
+1. ``pgherd cluster show`` wall time and the CLI's CPU time (a fresh CLI each time: a TLS
+   handshake per agent). The CPU time is the steadier figure on a shared machine, where
+   the wall time is mostly the other load.
 2. Write unavailability of a switchover, as a client committing every 10 ms through a
    multi-host URI with ``target_session_attrs=read-write`` sees it (``sslmode`` prefer:
    TLS when the server offers it, as a client of each cluster would connect).
@@ -20,6 +22,7 @@ Each figure is reported per mode and as the ratio TLS / plain (target: within 5 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import time
@@ -148,7 +151,8 @@ def ratio(tls: float, plain: float) -> float | None:
 def run(runs: int, show_runs: int, scale: int) -> dict[str, Any]:
     labs: dict[str, ModeLab] = {}
     results: dict[str, dict[str, list[float]]] = {
-        m: {"show": [], "switchover": [], "failover": [], "clone_mb_per_s": []} for m in MODES
+        m: {"show": [], "show_cpu": [], "switchover": [], "failover": [], "clone_mb_per_s": []}
+        for m in MODES
     }
     try:
         for mode in MODES:
@@ -161,9 +165,9 @@ def run(runs: int, show_runs: int, scale: int) -> dict[str, Any]:
         for i in range(show_runs):
             for mode in MODES if i % 2 == 0 else MODES[::-1]:
                 lab = labs[mode].lab
-                started = time.monotonic()
-                lab.cli("cluster", "show")
-                results[mode]["show"].append(time.monotonic() - started)
+                wall, cpu, _ = common.timed_cpu(functools.partial(lab.cli, "cluster", "show"))
+                results[mode]["show"].append(wall)
+                results[mode]["show_cpu"].append(cpu)
         writers = {m: common.Writer(multi_host(labs[m].config)) for m in MODES}
         for writer in writers.values():
             writer.start()
@@ -204,7 +208,7 @@ def summarize(
     results: dict[str, dict[str, list[float]]], runs: int, show_runs: int, scale: int
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for what in ("show", "switchover", "failover", "clone_mb_per_s"):
+    for what in ("show", "show_cpu", "switchover", "failover", "clone_mb_per_s"):
         tls = common.median(results["tls"][what])
         plain = common.median(results["plain"][what])
         figures[what] = {
@@ -225,6 +229,7 @@ def summarize(
 def report(result: dict[str, Any]) -> None:
     labels = {
         "show": "cluster show, wall (s)",
+        "show_cpu": "cluster show, CPU of the CLI (s)",
         "switchover": "switchover write unavailability (s)",
         "failover": "host-loss write unavailability (s)",
         "clone_mb_per_s": "clone throughput (MB/s)",

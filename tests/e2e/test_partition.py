@@ -366,3 +366,30 @@ def test_a_cut_off_primary_stops_before_another_one_starts(cluster: Cluster) -> 
         return bool(rows["node1"]["role"] == "standby" and rows["node1"]["upstream"] == new)
 
     wait_until(rejoined, 60, what="node1 to rejoin as a standby")
+
+
+def test_a_primary_cut_from_the_store_only_is_replaced(cluster: Cluster) -> None:
+    """Asynchronous mode, the primary cut from the store but not from its peers: it
+    demotes itself and runs on as a standby that every agent still reaches, exactly as
+    far as the others and the last leader (it wins ties). The others must not wait for
+    it: it cannot take the lease (found by bench/faults.py; docs/reliability.md)."""
+    old = cluster.show()["primary"]
+    assert old in {n.name for n in cluster.config.nodes}, cluster.show()
+    ns = cluster.node_ns(old)
+    rule = ("OUTPUT", "-d", f"{CLUSTER_NET}.254", "-p", "tcp", "--dport", "2379", "-j", "DROP")
+    subprocess.run(in_ns(ns, "iptables", "-A", *rule), check=True, timeout=20)
+    try:
+
+        def replaced() -> str:
+            name = cluster.show()["primary"]
+            return name if name not in (None, old) else ""
+
+        new = wait_until(replaced, 30, what=f"another primary than {old}")
+    finally:
+        subprocess.run(in_ns(ns, "iptables", "-D", *rule), check=True, timeout=20)
+
+    def rejoined() -> bool:
+        rows = {row["name"]: row for row in cluster.show()["nodes"]}
+        return bool(rows[old]["role"] == "standby" and rows[old]["upstream"] == new)
+
+    wait_until(rejoined, 60, what=f"{old} to stream from {new}")

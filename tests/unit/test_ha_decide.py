@@ -24,6 +24,7 @@ from pgherd.model.ha_settings import Mode, Settings
 from pgherd.model.lsn import Lsn
 from pgherd.model.observing import (
     DIVERGENCE_AFTER,
+    CheckinSilence,
     DivergenceCheck,
     DivergenceWatch,
     needs_fresh_peers,
@@ -630,6 +631,37 @@ def test_ties_go_to_the_last_leader_then_the_lowest_name(
     world = World(True, None, (peer(other, 5000),), last_leader=last_leader)
     verdict = candidate_verdict(S, replace(STANDBY, name=me), world)
     assert (verdict is None) is takes_over
+
+
+def test_a_peer_that_cannot_reach_the_store_is_no_rival() -> None:
+    """bench/faults.py, asynchronous mode: the primary, cut from the store, demoted itself
+    and runs on as a standby as far as every other one, and the last leader (it wins every
+    tie). Deferring to it, nobody took over for as long as the cut lasted."""
+    cut_off = peer("node3", 5000, in_store=False)
+    world = World(True, None, (cut_off, peer("node2", 5000)), last_leader="node3")
+    node1 = replace(STANDBY, name="node1", position=Lsn(5000))
+    assert candidate_verdict(S, node1, world) is None
+    assert dos(decide(S, node1, world)) == [Do.ACQUIRE_LEASE, Do.PROMOTE]
+    # node2 defers to node1 (equal, the lower name), not to node3: one takes over.
+    node2 = replace(STANDBY, name="node2", position=Lsn(5000))
+    world2 = replace(world, peers=(cut_off, peer("node1", 5000)))
+    assert "node1 is at" in (candidate_verdict(S, node2, world2) or "")
+    # Once it checks in again, it is a rival like any other.
+    back = replace(world, peers=(replace(cut_off, in_store=True), peer("node2", 5000)))
+    assert "node3 is at" in (candidate_verdict(S, node1, back) or "")
+
+
+def test_check_in_silence_is_measured_by_changes_on_the_readers_clock() -> None:
+    silence = CheckinSilence(started=100.0)
+    assert silence.silent_for("node2", 101.0) == 1.0  # never seen: since the watch began
+    silence = silence.note({"node2": 5e9, "node3": 7e9}, now=102.0)
+    silence = silence.note({"node2": 5e9 + 0.5, "node3": 7e9}, now=102.5)
+    # node3's check-in stood still: silent since the reader first saw it (its wall time,
+    # 7e9, skewed far from the reader's, plays no part).
+    assert silence.silent_for("node2", 104.0) == 1.5
+    assert silence.silent_for("node3", 104.0) == 2.0
+    silence = silence.note({"node2": 5e9 + 0.5}, now=105.0)  # node3's key is gone
+    assert silence.silent_for("node3", 105.0) == 5.0
 
 
 def test_failsafe_needs_every_member_and_none_of_them_a_primary() -> None:

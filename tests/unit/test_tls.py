@@ -174,6 +174,44 @@ def test_the_client_context_trusts_the_cluster_ca_only(
         bad.request("GET", "/")
 
 
+def test_threads_asking_at_once_share_one_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cluster show asks every agent at once, a thread each: they must not each build
+    their own context (each build of a process's first one pays OpenSSL's start-up)."""
+    from pgherd.tls import context as context_mod
+
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(certs.new_ca("c").cert_pem)
+    built: list[ssl.SSLContext] = []
+    create = ssl.create_default_context
+
+    def slow_create(*args: object, **kw: object) -> ssl.SSLContext:
+        made = create(*args, **kw)  # type: ignore[arg-type]
+        built.append(made)
+        threading.Event().wait(0.05)  # widen the window in which the others would miss
+        return made
+
+    monkeypatch.setattr(ssl, "create_default_context", slow_create)
+    context_mod._cached.cache_clear()
+    start = threading.Barrier(4)
+    got: list[ssl.SSLContext] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(client_context(ca))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    context_mod._cached.cache_clear()
+    assert len(built) == 1
+    assert len(got) == 4 and all(c is built[0] for c in got)
+    assert built[0].verify_mode == ssl.CERT_REQUIRED and built[0].check_hostname
+
+
 def test_a_certificate_lives_no_longer_than_its_ca() -> None:
     ca = certs.new_ca("c", days=10)
     made = certs.issue(ca, "n", ["127.0.0.1"], days=400)

@@ -44,7 +44,12 @@ from pgherd.model.fencing import after_acting
 from pgherd.model.ha import RECORDED, Action, Do, Local, Peer, World, decide
 from pgherd.model.ha_report import HaReport
 from pgherd.model.ha_settings import Mode, Settings
-from pgherd.model.observing import DivergenceWatch, needs_fresh_peers, watch_divergence
+from pgherd.model.observing import (
+    CheckinSilence,
+    DivergenceWatch,
+    needs_fresh_peers,
+    watch_divergence,
+)
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
 
@@ -134,6 +139,7 @@ class HaLoop:
         self._wake = threading.Event()
         self._events: StoreEventLog | None = None
         self._watch = DivergenceWatch()
+        self._silence = CheckinSilence(self.started_at)
         self.sentence = "starting"
         self.decided_at: float | None = None  # wall clock, for people
         self.decided_mono: float | None = None  # the same moment, for liveness
@@ -191,7 +197,16 @@ class HaLoop:
         diverged from it."""
         paused = view.state.paused() is not None
         fresh = needs_fresh_peers(view.ok, view.leader, local_state.pg, paused)
+        now = self.clock.monotonic()
+        if view.ok:
+            checked_in = {name: c.at for name, c in view.checkins.items()}
+            self._silence = self._silence.note(checked_in, now)
         peers = self.peers.read() if fresh else None
+        if peers is not None:
+            ttl = self.settings.ttl
+            peers = tuple(
+                replace(p, in_store=self._silence.silent_for(p.name, now) < ttl) for p in peers
+            )
         world = observe.world(
             self.config,
             self.me,
@@ -367,6 +382,7 @@ class HaLoop:
 
     def run(self) -> None:
         self.started_at = self.clock.monotonic()
+        self._silence = CheckinSilence(self.started_at)
         threading.Thread(target=self.fence.run, name="fence", daemon=True).start()
         log.info(
             "automatic failover: ttl %g s, loop_wait %g s, retry_timeout %g s%s%s",

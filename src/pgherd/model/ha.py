@@ -125,6 +125,9 @@ class Peer:
     # A primary by its files, down, whose agent is about to start it (not stopped on
     # purpose, not crashed): on a cold start it leads, holding every commit of its timeline.
     returning: bool = False
+    # Its agent checked in to the store within the last lease (model/observing.py,
+    # CheckinSilence): it could take the lease. A standby does not defer to one that cannot.
+    in_store: bool = True
 
 
 @dataclass(frozen=True)
@@ -563,6 +566,7 @@ def _wins_tie(peer: str, me: str, last_leader: str | None) -> bool:
 def _eligible(peer: Peer) -> bool:
     return (
         peer.reachable
+        and peer.in_store
         and peer.pg is PgState.RUNNING
         and peer.role is Role.STANDBY
         and not peer.nofailover

@@ -72,3 +72,32 @@ def needs_fresh_peers(
     if store_ok and paused:
         return False
     return not store_ok or leader is None or pg is not PgState.RUNNING
+
+
+@dataclass(frozen=True)
+class CheckinSilence:
+    """Since when (this agent's monotonic seconds) each member's check-in in the store has
+    not changed. An agent checks in every cycle it reaches the store; one whose check-in
+    stood still for a lease cannot take the lease either, so a standby must not wait for
+    it to lead (a primary cut from the store demotes itself and stays a reachable,
+    equally advanced standby: every other standby deferring to it left the cluster with
+    no primary for as long as the cut lasted). Measured on the reader's own clock, as
+    changes it saw, never by comparing the writer's wall time with its own (skew)."""
+
+    started: float  # when this agent began watching: a member never seen is silent since
+    seen: tuple[tuple[str, float, float], ...] = ()  # (name, the check-in's time, changed at)
+
+    def note(self, checked_in: dict[str, float], now: float) -> CheckinSilence:
+        """This cycle's check-ins (name → the time written in each)."""
+        before = {name: (at, changed) for name, at, changed in self.seen}
+        rows = []
+        for name, at in sorted(checked_in.items()):
+            old = before.get(name)
+            rows.append((name, at, old[1] if old is not None and old[0] == at else now))
+        return CheckinSilence(self.started, tuple(rows))
+
+    def silent_for(self, name: str, now: float) -> float:
+        for seen_name, _at, changed in self.seen:
+            if seen_name == name:
+                return now - changed
+        return now - self.started
