@@ -267,6 +267,8 @@ def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_t
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{tails(pub, primary, 40)}") from None
         assert "pgherd_made" in slots(pub, primary)
+        report = pgherd("doctor", "--json", config=pub.config_path, check=False)
+        assert '"removed-slot-in-use"' in report.stdout, report.stdout
         # nobody reads cdc: dropped at once
         wait_until(lambda: "cdc" not in slots(pub, primary), what="cdc dropped on the primary")
         assert "pgherd_made" in slots(pub, primary)

@@ -309,3 +309,22 @@ def test_without_a_single_primary_the_re_clone_fix_has_a_placeholder() -> None:
     assert fixes == [
         "re-clone it from the primary: pgherd standby clone --upstream PRIMARY --node node3 --force"
     ]
+
+
+def test_a_removed_permanent_slot_that_a_consumer_still_reads() -> None:
+    statuses = [
+        status("node1", Role.PRIMARY, slots=(slot("cdc", True, 1), slot("by_hand", True, 1))),
+        status("node2", slots=(slot("cdc", False, 1),)),
+    ]
+    owned = {"node1": {"cdc"}, "node2": {"cdc"}}
+    finding = only(slots.removed_in_use(statuses, owned, declared=()))
+    assert (finding.severity, finding.node, finding.check) == (
+        Severity.WARNING,
+        "node1",
+        "removed-slot-in-use",
+    )
+    assert finding.message == (
+        "permanent slot 'cdc' was removed from slots: and is dropped once its consumer disconnects"
+    )
+    assert slots.removed_in_use(statuses, owned, declared=("cdc",)) == []
+    assert slots.removed_in_use(statuses, {}, declared=()) == []

@@ -8,7 +8,7 @@ old one afterwards); ``doctor`` reports the ones left behind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pgherd.model.checks import upstream_of
 from pgherd.model.cluster import NodeAt
@@ -132,3 +132,32 @@ def _classify(
         f"start {slot.name} (pgherd node start {slot.name}); if it is gone for good, "
         + _drop_fix(node, slot.name).removeprefix("if nothing needs it, "),
     )
+
+
+def removed_in_use(
+    statuses: Sequence[NodeStatus],
+    owned: Mapping[str, Collection[str]],
+    declared: Collection[str],
+) -> list[Finding]:
+    """Permanent slots removed from ``slots:`` that pgherd made (``owned``: per node, the
+    store's record) and has not dropped because a consumer still reads them: the agent
+    drops each once its consumer disconnects (model/failover_slots.py)."""
+    found: list[Finding] = []
+    for status in statuses:
+        if status.state is not PgState.RUNNING:
+            continue
+        mine = owned.get(status.name, ())
+        for slot in status.slots:
+            if slot.active and slot.name in mine and slot.name not in declared:
+                found.append(
+                    Finding(
+                        Severity.WARNING,
+                        status.name,
+                        "removed-slot-in-use",
+                        f"permanent slot {slot.name!r} was removed from slots: and is dropped "
+                        "once its consumer disconnects",
+                        "stop its consumer to have it dropped, or declare it in slots: again "
+                        "to keep it",
+                    )
+                )
+    return found
