@@ -27,13 +27,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from pgherd.dcs.base import Store, StoreUnavailable, Versioned
 from pgherd.model.status import Frozen
 
 
-class Pause(Frozen):
+class _Stored(Frozen):
+    """A part of the state. Fields a newer pgherd added are skipped, not fatal: during a
+    rolling upgrade an older agent must still read the pause and the synchronous set
+    (reading the whole state as empty would forget who may be promoted). What it writes
+    back lacks them — for owned_slots that errs the safe way: a slot no entry names is
+    never dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+
+class Pause(_Stored):
     reason: str  # "switchover to node2 by root@host"
     # seconds since the epoch (wall clock: the store is shared by hosts); None: until
     # resumed (maintenance only: an operation's pause always ends)
@@ -45,20 +55,20 @@ class Pause(Frozen):
         return self.until is None or self.until > (time.time() if now is None else now)
 
 
-class SyncState(Frozen):
+class SyncState(_Stored):
     leader: str  # the primary whose commits the set acknowledged
     members: tuple[str, ...] = ()
     quorum: int = 0  # 0: nobody may be promoted (a set being rebuilt)
 
 
-class OwnedSlot(Frozen):
+class OwnedSlot(_Stored):
     """A permanent slot pgherd made on ``node`` (created there, or copied from the primary)."""
 
     name: str
     node: str
 
 
-class ClusterState(Frozen):
+class ClusterState(_Stored):
     pause: Pause | None = None
     sync: SyncState | None = None
     last_leader: str | None = None  # who took the lease last (ties in a failover go to it)
