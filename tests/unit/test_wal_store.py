@@ -139,6 +139,18 @@ def test_history_and_backup_files_are_kept(archive: WalArchive, tmp_path: Path) 
     assert (tmp_path / "h").read_bytes() == history
 
 
+def test_timeline_ones_history_is_never_archived_and_never_an_error(
+    archive: WalArchive, tmp_path: Path
+) -> None:
+    """A PITR from S3 that promoted ended with FATAL: PostgreSQL 15 asks restore_command
+    for 00000001.history after it selects timeline 2 (bench/archive.py found it; a local
+    archive's restore_command answers history files in the shell, S3's cannot)."""
+    assert archive.fetch("00000001.history", tmp_path / "RECOVERYHISTORY") is False
+    assert not (tmp_path / "RECOVERYHISTORY").exists()
+    with pytest.raises(ArchiveError, match="is not a WAL file name"):
+        archive.push(write(tmp_path, "00000001.history", b"1\t0/3000060\tx\n"))
+
+
 def test_a_name_postgresql_would_not_archive_is_refused(
     archive: WalArchive, tmp_path: Path
 ) -> None:
@@ -183,6 +195,11 @@ def test_walcmd_exit_codes_tell_postgresql_what_to_do(tmp_path: Path) -> None:
     assert walcmd.main(["fetch", name(3), str(tmp_path / "RECOVERYXLOG"), *where]) == 0
     assert (tmp_path / "RECOVERYXLOG").read_bytes() == segment.read_bytes()
     assert walcmd.main(["fetch", name(9), str(tmp_path / "RECOVERYXLOG"), *where]) == 1
+    # Asked at the end of every recovery that promotes off timeline 1 (PostgreSQL copies
+    # the parent's history): "not there", never the error that ends the recovery.
+    assert (
+        walcmd.main(["fetch", "00000001.history", str(tmp_path / "RECOVERYHISTORY"), *where]) == 1
+    )
     (stored,) = WalArchive.local(root).files()
     (root / stored.key).write_bytes(b"not zstd at all")
     assert walcmd.main(["fetch", name(3), str(tmp_path / "RECOVERYXLOG"), *where]) == 126

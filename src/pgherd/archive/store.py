@@ -33,6 +33,7 @@ from pgherd.model.wal import (
     WalKind,
     WalName,
     is_wal_name,
+    never_archived,
     parse_name,
     parse_segment_header,
 )
@@ -272,6 +273,8 @@ class WalArchive:
         Raises MissingWal when the segment is missing between archived ones (a gap: a
         restore must stop, not end early), CorruptWal when it fails its checksum.
         """
+        if never_archived(name):
+            return False
         if not is_wal_name(name):  # before the name becomes part of a path or a key
             raise ArchiveError(
                 f"{name[:80]!r} is not a WAL file name", "restore_command must pass %f"

@@ -100,6 +100,15 @@ def parse_name(name: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> WalName:
     raise ValueError(f"not a WAL file name: {name!r}")
 
 
+def never_archived(name: str) -> bool:
+    """A name PostgreSQL asks ``restore_command`` for that no archive ever holds: timeline
+    1's history file. At the end of an archive recovery that starts a new timeline,
+    PostgreSQL copies the parent timeline's history from the archive, timeline 1's
+    included; "not there" is the answer, not an error (which ends the recovery)."""
+    match = _HISTORY.match(name)
+    return match is not None and int(match.group(1), 16) == 1
+
+
 def is_wal_name(name: str) -> bool:
     try:
         parse_name(name)
