@@ -243,19 +243,26 @@ def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
     least = metric(c, primary, "pgherd_lease_left_min_seconds")
     counts = metric(c, primary, "pgherd_lease_left_at_renewal_seconds_count")
     tps = re.search(r"tps = ([0-9.]+)", bench.stdout)
-    found = {
+    least_left = round(least[0][1], 3) if least else None
+    found: dict[str, Any] = {
         "minutes": minutes,
         "what": "pgbench -c 8 -j 2 (2 cores) + 2 CPU hogs per core + the primary's disk at "
         "20 write IOPS + 5 % of its packets to and from etcd dropped",
         "leaders": leaders,
         "false_failovers": max(0, len(leaders) - 1),
-        "least_left": round(least[0][1], 3) if least else None,
+        "least_left": least_left,
+        "pgbench_errors": bench.stderr.strip().splitlines()[-5:] if bench.returncode else [],
         "renewals": int(counts[0][1]) if counts else None,
         "ttl": c.deployment.config.ha.ttl if c.deployment.config.ha else 3.0,
         "tps": round(float(tps.group(1)), 1) if tps else None,
         "pgbench_exit": bench.returncode,
     }
     (out / "load.json").write_text(json.dumps(found, indent=1))
+    if len(leaders) > 1 or (least_left is not None and least_left < 0):
+        # The agents' logs of a load phase that moved the lease or renewed it late (the
+        # nodes' disks, where they are written, go with the cluster).
+        runner.keep_logs(c, out)
+        found["kept"] = True
     return found
 
 
@@ -310,7 +317,9 @@ def run_mode(
             load = load_run(cluster, load_minutes, directory)
             common.console.print(f"  {load}")
     process.reap_zombie_children()
-    if any(r.errors or any(x.problems() for x in r.results) for r in rows):
+    if load is not None and load.get("kept"):
+        common.console.print(f"[yellow]the load phase's logs, kept for reading[/]: {directory}")
+    elif any(r.errors or any(x.problems() for x in r.results) for r in rows):
         # runs/NNN of a run that broke a rule: the clients' histories, the agents' logs
         common.console.print(f"[yellow]kept for reading[/]: {directory / 'runs'}")
     else:
