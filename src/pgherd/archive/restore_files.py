@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ from pathlib import Path
 from pgherd.archive.backup_engine import SKIP_CONTENTS, SourceFile, walk
 from pgherd.archive.bundles import ChunkReader, chunk_hash, runs
 from pgherd.archive.catalog import Archive
+from pgherd.model.backup import Backup
 from pgherd.model.backup_manifest import CHUNK_SIZE, Chunk, DeltaPlan, Manifest, delta_plan
+from pgherd.model.backup_trust import Recorded, Stat, known_hashes, restore_knows
 from pgherd.pg.osuser import OsUser
 
 
@@ -32,22 +34,33 @@ class LayoutResult:
     removed: int
 
 
-def local_hashes(into: Path, manifest: Manifest, workers: int) -> dict[str, list[str | None]]:
+def local_hashes(
+    into: Path,
+    manifest: Manifest,
+    workers: int,
+    recorded: Sequence[Sequence[Recorded]] | None = None,
+) -> dict[str, list[str | None]]:
     """Each present file's chunk hashes (files the backup does not list: an empty list).
 
-    A file with the size and modification time the backup recorded is taken as laid out
-    by a restore of it and not written since (a restore sets each file's time to the
-    recorded one; any write changes it), and is not read: pgBackRest's delta rule."""
+    ``recorded``: the entries of each of the manifest's files in the backup restored and
+    its ancestors (newest first), keyed like ``manifest.files``; None (``--checksum``)
+    reads every file. A file that shows the size and modification time one of them
+    recorded holds that backup's bytes and is not read (model/backup_trust.py says when
+    that is safe): only the chunks that differ between the two are fetched."""
     files, _dirs = walk(into)
     found: dict[str, list[str | None]] = {}
+    index = {entry.path: n for n, entry in enumerate(manifest.files)}
 
     def one(source: SourceFile) -> None:
         hashes: list[str | None] = []
         entry = manifest.file(source.path)
         if entry is not None:
-            if entry.mtime_ns and (source.size, source.mtime_ns) == (entry.size, entry.mtime_ns):
-                found[source.path] = [c.stored for c in entry.chunks]
-                return
+            if recorded is not None:
+                now = Stat(source.size, source.mtime_ns, source.ctime_ns)
+                known = restore_knows(now, recorded[index[source.path]])
+                if known is not None:
+                    found[source.path] = known_hashes(known, entry)
+                    return
             with (into / source.path).open("rb") as handle:
                 while data := handle.read(CHUNK_SIZE):
                     hashes.append(chunk_hash(data))
@@ -58,6 +71,22 @@ def local_hashes(into: Path, manifest: Manifest, workers: int) -> dict[str, list
     return found
 
 
+def recorded_entries(
+    manifest: Manifest, backup: Backup, ancestors: Sequence[tuple[Backup, Manifest]]
+) -> list[list[Recorded]]:
+    """For each of ``manifest``'s files, its entry in this backup and then in each
+    ancestor (newest first) that lists it: what a local file may be known to hold."""
+    rows: list[list[Recorded]] = []
+    for entry in manifest.files:
+        row = [Recorded(entry, backup.start_time, backup.stop_time)]
+        for older, older_manifest in ancestors:
+            found = older_manifest.file(entry.path)
+            if found is not None:
+                row.append(Recorded(found, older.start_time, older.stop_time))
+        rows.append(row)
+    return rows
+
+
 def lay_out(
     archive: Archive,
     manifest: Manifest,
@@ -66,10 +95,12 @@ def lay_out(
     workers: int,
     user: OsUser,
     step: Callable[[str], None],
+    recorded: Sequence[Sequence[Recorded]] | None = None,
 ) -> LayoutResult:
+    """``recorded`` (see :func:`local_hashes`): None reads every local file."""
     if delta:
         _clear_volatile(into)
-        plan = delta_plan(manifest, local_hashes(into, manifest, workers))
+        plan = delta_plan(manifest, local_hashes(into, manifest, workers, recorded))
         for path in plan.remove:
             (into / path).unlink(missing_ok=True)
     else:
