@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
 from pgherd.archive.repository import write_specs
-from pgherd.archive.restore_files import lay_out, recorded_entries
+from pgherd.archive.restore_files import Recorder, lay_out
 from pgherd.archive.restore_view import archive_view
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
@@ -42,7 +43,6 @@ from pgherd.errors import (
 from pgherd.model.backup import Backup, BackupFormat
 from pgherd.model.backup_chain import chain
 from pgherd.model.backup_manifest import Manifest
-from pgherd.model.backup_trust import Recorded
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
     Reached,
@@ -96,6 +96,7 @@ class RestoreResult:
     log: str
     fetched_bytes: int = 0  # a bundled backup's bytes fetched from the repository
     kept_bytes: int = 0  # --delta: bytes already in place, kept
+    unread_bytes: int = 0  # --delta: of files known by their size and time (not read)
 
 
 def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
@@ -191,11 +192,11 @@ def restore(
                 config.backup.workers,
                 user,
                 step,
-                _recorded(archive, manifest, needed, request),
+                _recorders(archive, manifest, needed, request),
             )
-            fetched, kept = laid.fetched_bytes, laid.kept_bytes
+            fetched, kept, unread = laid.fetched_bytes, laid.kept_bytes, laid.unread_bytes
         else:
-            fetched, kept = chosen.backup.size_bytes, 0
+            fetched, kept, unread = chosen.backup.size_bytes, 0, 0
             run(
                 ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
                 user,
@@ -233,20 +234,22 @@ def restore(
         log=str(instance.log_file),
         fetched_bytes=fetched,
         kept_bytes=kept,
+        unread_bytes=unread,
     )
 
 
-def _recorded(
+def _recorders(
     archive: Archive, manifest: Manifest, needed: list[Backup], request: RestoreRequest
-) -> list[list[Recorded]] | None:
+) -> list[Recorder] | None:
     """What a delta restore may take a local file to hold by its size and time: the
-    entries of the backup restored and of its ancestors (an earlier restore of the
-    parent left the parent's times). None with --checksum: every file is read."""
+    entries of the backup restored and of its ancestors, newest first (an earlier restore
+    of the parent left the parent's times). None with --checksum: every file is read."""
     if not request.delta or request.checksum:
         return None
     *older, backup = needed
-    ancestors = [(b, archive.manifest(b.label)) for b in reversed(older)]
-    return recorded_entries(manifest, backup, ancestors)
+    return [Recorder(backup, lambda: manifest)] + [
+        Recorder(b, partial(archive.manifest, b.label)) for b in reversed(older)
+    ]
 
 
 def _specs_first(config: ClusterConfig, archive: Archive) -> tuple[RepositorySpec, ...]:

@@ -32,59 +32,74 @@ class LayoutResult:
     fetched_bytes: int
     kept_bytes: int
     removed: int
+    unread_bytes: int = 0  # local files taken as known by their size and time, not read
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """What a delta restore found in the directory."""
+
+    hashes: dict[str, list[str | None]]  # per file, its chunks' hashes (known or read)
+    unread_bytes: int  # of files known by their size and time
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """A backup whose manifest may say what a local file holds, read only if needed."""
+
+    backup: Backup
+    manifest: Callable[[], Manifest]
 
 
 def local_hashes(
     into: Path,
     manifest: Manifest,
     workers: int,
-    recorded: Sequence[Sequence[Recorded]] | None = None,
-) -> dict[str, list[str | None]]:
+    recorders: Sequence[Recorder] | None = None,
+) -> LocalFiles:
     """Each present file's chunk hashes (files the backup does not list: an empty list).
 
-    ``recorded``: the entries of each of the manifest's files in the backup restored and
-    its ancestors (newest first), keyed like ``manifest.files``; None (``--checksum``)
-    reads every file. A file that shows the size and modification time one of them
-    recorded holds that backup's bytes and is not read (model/backup_trust.py says when
-    that is safe): only the chunks that differ between the two are fetched."""
+    ``recorders``: the backup restored, then its ancestors (newest first); None
+    (``--checksum``) reads every file. A file that shows the size and modification time
+    one of them recorded holds that backup's bytes and is not read (model/backup_trust.py
+    says when that is safe): only the chunks that differ are fetched. An ancestor's
+    manifest is read only for files no newer one knows (an earlier restore of the parent
+    is the common case: two manifests)."""
     files, _dirs = walk(into)
     found: dict[str, list[str | None]] = {}
-    index = {entry.path: n for n, entry in enumerate(manifest.files)}
+    unread = 0
+    pending = {f.path: f for f in files if manifest.file(f.path) is not None}
+    for recorder in recorders or ():
+        if not pending:
+            break
+        recorded = recorder.manifest()
+        for path, source in list(pending.items()):
+            entry = recorded.file(path)
+            if entry is None:
+                continue
+            now = Stat(source.size, source.mtime_ns, source.ctime_ns)
+            stamped = Recorded(entry, recorder.backup.start_time, recorder.backup.stop_time)
+            known = restore_knows(now, [stamped])
+            if known is not None:
+                target = manifest.file(path)
+                assert target is not None
+                found[path] = known_hashes(known, target)
+                unread += source.size
+                del pending[path]
+    for source in files:
+        if source.path not in pending and source.path not in found:
+            found[source.path] = []  # not in the backup: removed
 
     def one(source: SourceFile) -> None:
         hashes: list[str | None] = []
-        entry = manifest.file(source.path)
-        if entry is not None:
-            if recorded is not None:
-                now = Stat(source.size, source.mtime_ns, source.ctime_ns)
-                known = restore_knows(now, recorded[index[source.path]])
-                if known is not None:
-                    found[source.path] = known_hashes(known, entry)
-                    return
-            with (into / source.path).open("rb") as handle:
-                while data := handle.read(CHUNK_SIZE):
-                    hashes.append(chunk_hash(data))
+        with (into / source.path).open("rb") as handle:
+            while data := handle.read(CHUNK_SIZE):
+                hashes.append(chunk_hash(data))
         found[source.path] = hashes
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, files))
-    return found
-
-
-def recorded_entries(
-    manifest: Manifest, backup: Backup, ancestors: Sequence[tuple[Backup, Manifest]]
-) -> list[list[Recorded]]:
-    """For each of ``manifest``'s files, its entry in this backup and then in each
-    ancestor (newest first) that lists it: what a local file may be known to hold."""
-    rows: list[list[Recorded]] = []
-    for entry in manifest.files:
-        row = [Recorded(entry, backup.start_time, backup.stop_time)]
-        for older, older_manifest in ancestors:
-            found = older_manifest.file(entry.path)
-            if found is not None:
-                row.append(Recorded(found, older.start_time, older.stop_time))
-        rows.append(row)
-    return rows
+        list(pool.map(one, pending.values()))
+    return LocalFiles(found, unread)
 
 
 def lay_out(
@@ -95,12 +110,15 @@ def lay_out(
     workers: int,
     user: OsUser,
     step: Callable[[str], None],
-    recorded: Sequence[Sequence[Recorded]] | None = None,
+    recorders: Sequence[Recorder] | None = None,
 ) -> LayoutResult:
-    """``recorded`` (see :func:`local_hashes`): None reads every local file."""
+    """``recorders`` (see :func:`local_hashes`): None reads every local file."""
+    unread = 0
     if delta:
         _clear_volatile(into)
-        plan = delta_plan(manifest, local_hashes(into, manifest, workers, recorded))
+        local = local_hashes(into, manifest, workers, recorders)
+        plan = delta_plan(manifest, local.hashes)
+        unread = local.unread_bytes
         for path in plan.remove:
             (into / path).unlink(missing_ok=True)
     else:
@@ -114,10 +132,17 @@ def lay_out(
     user.write_file(into / "backup_label", manifest.backup_label)
     step(
         f"laid out backup {manifest.label}: fetched {plan.fetched_bytes / 1e6:.0f} MB"
-        + (f", kept {plan.kept_bytes / 1e6:.0f} MB already in place" if delta else "")
+        + (
+            f", kept {plan.kept_bytes / 1e6:.0f} MB already in place "
+            f"({unread / 1e6:.0f} MB of files known by their size and time, not read)"
+            if delta
+            else ""
+        )
         + (f", removed {len(plan.remove)} files" if plan.remove else "")
     )
-    return LayoutResult(len(manifest.files), plan.fetched_bytes, plan.kept_bytes, len(plan.remove))
+    return LayoutResult(
+        len(manifest.files), plan.fetched_bytes, plan.kept_bytes, len(plan.remove), unread
+    )
 
 
 def _clear_volatile(into: Path) -> None:
