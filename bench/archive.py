@@ -506,8 +506,8 @@ def backups(node: Node, work: Path, scale: int) -> dict[str, Any]:
     one_percent(node, scale, 0.3)
     node.sql("CHECKPOINT")
     inc_s, inc = timed_backup(node, "--type", "incremental")
-    # the same again with every file read and hashed (the behaviour before size and
-    # modification time were trusted): what the default saves, in the same run
+    # the same again with every file read and every chunk hashed (--checksum): what
+    # trusting size, time and page LSNs saves, in the same run
     one_percent(node, scale, 0.4)
     node.sql("CHECKPOINT")
     checked_s, checked = timed_backup(node, "--type", "incremental", "--checksum")
