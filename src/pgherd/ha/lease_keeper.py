@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterable
 
 from pgherd import metrics
-from pgherd.dcs.base import StoreUnavailable
 from pgherd.errors import PgherdError
 from pgherd.ha.execute import Executor
 from pgherd.model import lease_keeping
@@ -67,10 +66,10 @@ class LeaseKeeper:
                 )
             try:
                 ex.renew(arm=mandate.arm)
-            except StoreUnavailable as exc:
-                log.warning("renewing the lease for the HA cycle: %s", exc.message)
-                return False
-            except PgherdError as exc:  # another member holds it: nothing left to keep
+            except PgherdError as exc:
+                # Another member holds it, or the store does not answer: the loop's to
+                # judge (demote, or failsafe). One try per mandate, so the lease lock is
+                # not held a retry_timeout at a time while the loop wants to decide.
                 log.warning("renewing the lease for the HA cycle: %s", exc.message)
                 self.mandate = None
                 return False
