@@ -791,19 +791,25 @@ def run_all(
         subprocess.run(
             [*pgherd_program(), "lab", "down", "--dir", str(lab)], capture_output=True, check=False
         )
-    report(runs, recovery, startup, taken, [delta, delta_s3], duration, gigabytes, started)
+    report(Results(runs, recovery, startup, taken, [delta, delta_s3], duration, gigabytes, started))
 
 
-def report(
-    runs: list[dict[str, Any]],
-    recovery: dict[str, Any],
-    startup: dict[str, float],
-    taken: dict[str, Any],
-    deltas: list[dict[str, Any]],
-    duration: int,
-    gigabytes: float,
-    started: datetime,
-) -> None:
+@dataclass(frozen=True)
+class Results:
+    """One run's figures (``recovery`` and ``startup`` are empty with --only backups)."""
+
+    runs: list[dict[str, Any]]
+    recovery: dict[str, Any]
+    startup: dict[str, float]
+    taken: dict[str, Any]
+    deltas: list[dict[str, Any]]
+    duration: int
+    gigabytes: float
+    started: datetime
+
+
+def report(results: Results) -> None:
+    runs, duration = results.runs, results.duration
     table = Table(title=f"archiving under pgbench -c 4 -T {duration}", title_justify="left")
     columns = [
         "mode",
@@ -822,10 +828,10 @@ def report(
         table.add_row(*(str(r[c]) for c in columns))
     if runs:
         console.print(table)
-    if recovery:
-        report_pitr(recovery, startup)
-    report_backups(taken, deltas)
-    write_results(runs, recovery, startup, taken, deltas, duration, gigabytes, started)
+    if results.recovery:
+        report_pitr(results.recovery, results.startup)
+    report_backups(results.taken, results.deltas)
+    write_results(results)
 
 
 def report_pitr(recovery: dict[str, Any], startup: dict[str, float]) -> None:
@@ -893,16 +899,10 @@ def report_backups(taken: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
     console.print(backup_table)
 
 
-def write_results(
-    runs: list[dict[str, Any]],
-    recovery: dict[str, Any],
-    startup: dict[str, float],
-    taken: dict[str, Any],
-    deltas: list[dict[str, Any]],
-    duration: int,
-    gigabytes: float,
-    started: datetime,
-) -> None:
+def write_results(results: Results) -> None:
+    runs, recovery, taken, deltas = results.runs, results.recovery, results.taken, results.deltas
+    started = results.started
+
     def rate(mode: str) -> float | None:
         rates = [r["wal_mb_per_s"] for r in runs if r["mode"] == mode]
         return float(statistics.median(rates)) if rates else None
@@ -920,11 +920,11 @@ def write_results(
             "postgresql": PGBIN.version,
             "load_average": [round(v, 2) for v in os.getloadavg()],
         },
-        "duration_s": duration,
+        "duration_s": results.duration,
         "settings": SETTINGS,
-        "pitr_gb": gigabytes,
+        "pitr_gb": results.gigabytes,
         "archiving": runs,
-        "startup": startup,
+        "startup": results.startup,
         "pitr": recovery,
         "backups": taken,
         "delta_restore": deltas,
