@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +146,22 @@ def lay_out(
     )
 
 
+def _in_place(path: Path, size: int, mode: int, user: OsUser) -> os.stat_result | None:
+    """The local file's status if it already has the size, mode and owner a restore
+    gives it (and is a regular file); None otherwise."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    right = (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == size
+        and stat.S_IMODE(st.st_mode) == mode
+        and (st.st_uid, st.st_gid) == (user.uid, user.gid)
+    )
+    return st if right else None
+
+
 def _clear_volatile(into: Path) -> None:
     for name in SKIP_CONTENTS - {"pgherd_prefetch"}:  # the restore's own spool
         directory = into / name
@@ -165,11 +182,21 @@ def _fetch(
     archive: Archive, manifest: Manifest, into: Path, plan: DeltaPlan, workers: int, user: OsUser
 ) -> None:
     fds: dict[str, int] = {}
+    writing = {path for path, _chunk in plan.fetch}
 
     def create(item: tuple[str, int]) -> None:
         path, size = item
         entry = manifest.file(path)
         assert entry is not None
+        found = None if path in writing else _in_place(into / path, size, entry.mode or 0o600, user)
+        if found is not None:
+            # Every chunk kept, the size, mode and owner right: not opened, so its inode
+            # stays clean (PostgreSQL fsyncs every file before recovery; a thousand
+            # touched inodes cost a journal commit each). Only the recorded time is set,
+            # where it is not already.
+            if entry.mtime_ns and found.st_mtime_ns != entry.mtime_ns:
+                os.utime(into / path, ns=(entry.mtime_ns, entry.mtime_ns))
+            return
         fd = os.open(into / path, os.O_RDWR | os.O_CREAT, entry.mode or 0o600)
         os.ftruncate(fd, size)
         os.fchmod(fd, entry.mode or 0o600)
@@ -203,10 +230,10 @@ def _fetch(
             list(pool.map(one, runs(unique)))
         if failures:
             raise failures[0]
-        for path, _size in plan.truncate:  # the times read at backup: see local_hashes
+        for path, fd in fds.items():  # the times read at backup: see local_hashes
             entry = manifest.file(path)
             if entry is not None and entry.mtime_ns:
-                os.utime(fds[path], ns=(entry.mtime_ns, entry.mtime_ns))
+                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         # No fsync here: PostgreSQL syncs the whole data directory before it starts
         # recovering from a backup (backup_label, pg_control not shut down cleanly).
     finally:
