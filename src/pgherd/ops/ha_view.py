@@ -1,6 +1,6 @@
 """What ``cluster show`` tells about automatic failover: the leader and its lease, each
 member's last check-in, a pause, read straight from the store (one file read for sqlite,
-two HTTP requests for etcd), so the command stays quick.
+three HTTP requests on one connection for etcd), so the command stays quick.
 
 ``cluster show`` starts without pydantic (pgherd.cli.quick), so this module reads the
 two documents it needs from the store, the members' check-ins (dcs/checkin.py's
