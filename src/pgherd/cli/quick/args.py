@@ -22,6 +22,8 @@ Value = bool | str | int | float | Path | None
 
 @dataclass(frozen=True)
 class Option:
+    """One option of a quick command, as its Typer command declares it."""
+
     names: tuple[str, ...]  # as typed: ("-c", "--config")
     dest: str  # the run() parameter it fills
     kind: Kind
@@ -33,6 +35,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Command:
+    """A quick command: the words that name it, the module that runs it, its arguments."""
+
     words: tuple[str, ...]  # ("cluster", "show")
     module: str  # the module whose run(**values) does the work
     arguments: tuple[str, ...] = ()  # positional, all required, in order
@@ -101,6 +105,8 @@ COMMANDS: tuple[Command, ...] = (
 
 @dataclass(frozen=True)
 class Parsed:
+    """A command line the quick path takes: its command and the values for ``run()``."""
+
     command: Command
     values: dict[str, Value]
 
