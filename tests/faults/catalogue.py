@@ -26,7 +26,7 @@ from pgherd.pg import process
 from pgherd.pg.keeper import KEEPER_PROCESS_NAME
 from tests.faults.checker import Rule, Violation
 from tests.faults.cluster import NODES, FaultCluster
-from tests.hosts import storage
+from tests.hosts import network, storage
 from tests.hosts.etcd import CLIENT_PORT, PEER_PORT
 
 STORE_PORTS = (CLIENT_PORT, PEER_PORT)
@@ -174,28 +174,48 @@ class Flapping(Fault):
 
 @dataclass
 class LinkDelayed(Fault):
-    """``tc netem delay`` on the primary's link (kernels without netem: not run)."""
+    """Everything the primary's host sends leaves ``delay_ms`` later (one way, its link's
+    egress): ``tc netem delay`` where the kernel has netem, else an NFQUEUE queue that
+    tests/hosts/delay.py releases that much later (``Network.delay``). Which one made it
+    is in the fault's name (and so in docs/reliability.md's table)."""
 
     delay_ms: int = 200
     hold: float = 20.0
     expect = Expect.STAY
-    summary = "a slow network at the primary (tc netem)"
+    netem: bool = field(default_factory=network.netem_available)
+
+    @property
+    def how(self) -> str:
+        return "netem" if self.netem else "nfqueue"
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"primary's link delayed {self.delay_ms} ms"
+        return f"primary's link delayed {self.delay_ms} ms ({self.how})"
 
-    def prepare(self, c: FaultCluster, t: Targets) -> None:
-        if not c.hosts.network.netem_available(c.deployment.host_of(t.primary)):
-            raise NotHere("tc netem is not available in this kernel (no sch_netem)")
-
-    def inject(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.qdisc(
-            c.deployment.host_of(t.primary), "netem", "delay", f"{self.delay_ms}ms"
+    @property
+    def summary(self) -> str:  # type: ignore[override]
+        if self.netem:
+            return f"tc netem delay {self.delay_ms}ms on its link's egress"
+        return (
+            f"what enters the bridge from its cable goes to an NFQUEUE queue, each packet "
+            f"accepted {self.delay_ms} ms after it came (tests/hosts/delay.py)"
         )
 
+    def inject(self, c: FaultCluster, t: Targets) -> None:
+        host = c.deployment.host_of(t.primary)
+        if self.netem:
+            c.hosts.network.qdisc(host, "netem", "delay", f"{self.delay_ms}ms")
+        else:
+            c.hosts.network.delay(host, self.delay_ms)
+
     def heal(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.qdisc(c.deployment.host_of(t.primary))
+        host = c.deployment.host_of(t.primary)
+        if self.netem:
+            c.hosts.network.qdisc(host)
+            return
+        said = c.hosts.network.undelay(host)
+        if not said or not said.startswith("packets"):  # it died: the delay had ended
+            raise RuntimeError(f"the delay on {host.name} ended before its heal: {said}")
 
 
 @dataclass
