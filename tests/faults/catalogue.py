@@ -213,9 +213,9 @@ class LinkDelayed(Fault):
         if self.netem:
             c.hosts.network.qdisc(host)
             return
-        said = c.hosts.network.undelay(host)
-        if not said or not said.startswith("packets"):  # it died: the delay had ended
-            raise RuntimeError(f"the delay on {host.name} ended before its heal: {said}")
+        report = c.hosts.network.undelay(host)
+        if not report.ok:  # it died (the delay had ended), dropped or held nothing
+            raise RuntimeError(f"the delay on {host.name} was not what it should be: {report}")
 
 
 @dataclass

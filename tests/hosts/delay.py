@@ -17,7 +17,8 @@ so that a busy link is delayed, not dropped: a 200 ms delay at 100 MB/s holds ~2
 
 Prints ``ready`` once bound; on SIGTERM it still accepts what it holds, each at its time,
 and exits (the caller removes the iptables rule first); its last line of output counts
-the packets and how late the latest verdict was.
+the packets it delayed, the verdicts the kernel refused, the times the socket's buffer
+overflowed (the kernel dropped packets then), and says how late the latest verdict was.
 
     python tests/hosts/delay.py --delay-ms 200 [--queue 1]
 """
@@ -113,6 +114,8 @@ class Queue:
     def __init__(self, number: int) -> None:
         self.number = number
         self.seq = 0
+        self.refused = 0  # verdicts the kernel answered with an error
+        self.overruns = 0  # times the kernel could not hand us a packet (ENOBUFS)
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:  # as root, past net.core.rmem_max
             self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
@@ -159,14 +162,17 @@ class Queue:
             except BlockingIOError:
                 return ids
             except OSError as exc:
-                if exc.errno != errno.ENOBUFS:  # the kernel dropped some: go on
+                if exc.errno != errno.ENOBUFS:
                     raise
+                self.overruns += 1  # the socket's buffer overflowed: the kernel dropped some
                 continue
             for kind, payload in split(data):
                 if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
                     found = packet_id(payload)
                     if found is not None:
                         ids.append(found)
+                elif kind == NLMSG_ERROR and struct.unpack_from("=i", payload)[0]:
+                    self.refused += 1  # a verdict the kernel did not take: never sent
 
     def accept(self, ids: list[int]) -> None:
         """NF_ACCEPT for each id, in order, in one datagram."""
@@ -199,7 +205,10 @@ def serve(queue: Queue, delay: float) -> str:
         at = time.monotonic() + delay
         held.extend((at, found) for found in arrived)
         packets += len(arrived)
-    return f"packets {packets} latest verdict {latest * 1000:.1f} ms late"
+    return (
+        f"packets {packets} refused {queue.refused} overruns {queue.overruns} "
+        f"latest verdict {latest * 1000:.1f} ms late"
+    )
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import select
 import shutil
 import signal
@@ -90,6 +91,34 @@ def netem_available() -> bool:
         return done.returncode == 0
     finally:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+
+
+@dataclass(frozen=True)
+class DelayReport:
+    """What tests/hosts/delay.py did, from its last line: ``ok`` when it ran until asked
+    to stop, lost nothing and had every verdict taken."""
+
+    said: str
+    ran_to_the_end: bool = False
+    packets: int = 0
+    refused: int = 0
+    overruns: int = 0
+    latest_late_ms: float = 0.0
+
+    @classmethod
+    def parse(cls, said: str, ran_to_the_end: bool = False) -> DelayReport:
+        found = re.fullmatch(
+            r"packets (\d+) refused (\d+) overruns (\d+) latest verdict ([0-9.]+) ms late",
+            said.strip(),
+        )
+        if found is None:
+            return cls(said)
+        packets, refused, overruns = (int(found.group(i)) for i in (1, 2, 3))
+        return cls(said, ran_to_the_end, packets, refused, overruns, float(found.group(4)))
+
+    @property
+    def ok(self) -> bool:
+        return self.ran_to_the_end and self.packets > 0 and not self.refused and not self.overruns
 
 
 @dataclass(frozen=True)
@@ -276,15 +305,15 @@ class Network:
             timeout=20,
         )
 
-    def undelay(self, host: Host) -> str | None:
+    def undelay(self, host: Host) -> DelayReport:
         """The delay ends: the rule goes first, then the program lets what it holds go (at
-        its time: at most ``ms`` more) and exits. Its last words (how many packets, how
-        late the latest verdict was), or None if it was not running."""
+        its time: at most ``ms`` more) and exits, saying what it did."""
         queue = str(list(self.hosts).index(host.name) + 1)
         self._hub_iptables("-t", "mangle", "-D", *self._delay_rule(host, queue), check=False)
         proc = self._delays.pop(host.name, None)
         if proc is None:
-            return None
+            return DelayReport.parse("not delayed")
+        ran = proc.poll() is None
         proc.terminate()
         try:
             said, _ = proc.communicate(timeout=30)
@@ -292,7 +321,7 @@ class Network:
             proc.kill()
             said, _ = proc.communicate(timeout=10)
         lines = said.strip().splitlines()
-        return lines[-1] if lines else None
+        return DelayReport.parse(lines[-1] if lines else "", ran)
 
     def lose(self, host: Host, percent: float, ports: Iterable[int] = ()) -> None:
         """Drop ``percent`` % of the packets the host sends and receives, at random
