@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 
 from pgherd import metrics
+from pgherd.dcs.base import StoreUnavailable
 from pgherd.errors import PgherdError
 from pgherd.ha.execute import Executor
 from pgherd.model import lease_keeping
@@ -66,10 +67,14 @@ class LeaseKeeper:
                 )
             try:
                 ex.renew(arm=mandate.arm)
-            except PgherdError as exc:
-                # Another member holds it, or the store does not answer: the loop's to
-                # judge (demote, or failsafe). One try per mandate, so the lease lock is
-                # not held a retry_timeout at a time while the loop wants to decide.
+            except StoreUnavailable as exc:
+                # Tried again at the next tick while the lease lasts: a store that drops a
+                # packet now and then answers the next call. (A loop that decides to
+                # demote meanwhile waits for this call, at most retry_timeout; the fence
+                # never waits.)
+                log.warning("renewing the lease for the HA cycle: %s", exc.message)
+                return False
+            except PgherdError as exc:  # another member holds it: nothing left to keep
                 log.warning("renewing the lease for the HA cycle: %s", exc.message)
                 self.mandate = None
                 return False
