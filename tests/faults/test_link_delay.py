@@ -51,7 +51,8 @@ SERVER = textwrap.dedent(
     """
 )
 
-# On the other host: connect times (ms), then the echo's seconds and whether it matched.
+# On the other host: connect times (ms), then the echo's connect (ms), seconds and whether
+# all of it came back.
 CLIENT = textwrap.dedent(
     """
     import json, os, socket, sys, threading, time
@@ -64,6 +65,7 @@ CLIENT = textwrap.dedent(
     sent = os.urandom(size)
     began = time.monotonic()
     s = socket.create_connection((address, echo_port), timeout=30)
+    echo_connect = (time.monotonic() - began) * 1000
     def send():
         s.sendall(sent)
         s.shutdown(socket.SHUT_WR)
@@ -72,7 +74,8 @@ CLIENT = textwrap.dedent(
     while len(got) < size and (data := s.recv(65536)):
         got += data
     echo = time.monotonic() - began
-    print(json.dumps({"connect_ms": connects, "echo_s": echo, "intact": bytes(got) == sent}))
+    print(json.dumps({"connect_ms": connects, "echo_connect_ms": echo_connect,
+                      "echo_s": echo, "intact": bytes(got) == sent}))
     """
 )
 
@@ -109,7 +112,7 @@ def hosts() -> Iterator[tuple[Network, Host, Host]]:
         net.remove()
 
 
-def measure(other: Host, delayed: Host) -> dict[str, Any]:
+def measure(other: Host, delayed: Host, echo_bytes: int = ECHO_BYTES) -> dict[str, Any]:
     done = subprocess.run(
         other.argv(
             sys.executable,
@@ -118,7 +121,7 @@ def measure(other: Host, delayed: Host) -> dict[str, Any]:
             delayed.address,
             str(CONNECT_PORT),
             str(ECHO_PORT),
-            str(ECHO_BYTES),
+            str(echo_bytes),
         ),
         capture_output=True,
         text=True,
@@ -151,3 +154,19 @@ def test_a_delayed_link_adds_its_delay_loses_nothing_and_undelay_ends_it(
     assert before["intact"] and during["intact"] and after["intact"], report
     assert said.ok, said
     assert statistics.median(after["connect_ms"]) < base + 0.2 * DELAY_MS, report
+
+
+def test_a_delay_on_some_ports_leaves_the_others_alone(
+    hosts: tuple[Network, Host, Host],
+) -> None:
+    """As the store-only fault: TCP to or from the ports listed waits, the rest does not."""
+    net, delayed, other = hosts
+    net.delay(delayed, DELAY_MS, ports=[CONNECT_PORT])
+    try:
+        during = measure(other, delayed, echo_bytes=1 << 20)
+    finally:
+        said = net.undelay(delayed)
+    print(json.dumps({"during": during, "delay program": said.said}, indent=1))
+    assert min(during["connect_ms"]) >= 0.8 * DELAY_MS, during
+    assert during["echo_connect_ms"] < 0.5 * DELAY_MS and during["intact"], during
+    assert said.ok, said

@@ -94,6 +94,15 @@ def netem_available() -> bool:
 
 
 @dataclass(frozen=True)
+class Delaying:
+    """A delay in place: tests/hosts/delay.py running in the hub, and its iptables rule
+    (after ``-A``/``-D``)."""
+
+    proc: subprocess.Popen[str]
+    rule: list[str]
+
+
+@dataclass(frozen=True)
 class DelayReport:
     """What tests/hosts/delay.py did, from its last line: ``ok`` when it ran until asked
     to stop, lost nothing and had every verdict taken."""
@@ -152,7 +161,7 @@ class Network:
     prefix: str = field(default_factory=lambda: f"h{os.getpid() % 100000}")
     hosts: dict[str, Host] = field(default_factory=dict)
     _namespaces: list[str] = field(default_factory=list)
-    _delays: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    _delays: dict[str, Delaying] = field(default_factory=dict)
 
     @property
     def hub(self) -> str:
@@ -243,14 +252,14 @@ class Network:
                 host, "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms", inbound=inbound
             )
 
-    def delay(self, host: Host, ms: float) -> None:
-        """Every packet the host sends leaves ``ms`` later (one way: its link's egress),
-        without netem: the hub's iptables hand what comes in from the host's cable to an
-        NFQUEUE queue, and tests/hosts/delay.py, run in the hub, lets each go ``ms`` after
-        it came. In the hub, not on the host's OUTPUT: a packet queued on its own host
-        still counts against its TCP socket's small-queue budget (netem orphans it; an
-        NFQUEUE verdict cannot), and a 200 ms hold would throttle a stream to a few kB/s.
-        ``undelay`` ends it."""
+    def delay(self, host: Host, ms: float, ports: Iterable[int] = ()) -> None:
+        """Every packet the host sends leaves ``ms`` later (one way: its link's egress;
+        with ``ports``, only TCP to or from them), without netem: the hub's iptables hand
+        what comes in from the host's cable to an NFQUEUE queue, and tests/hosts/delay.py,
+        run in the hub, lets each go ``ms`` after it came. In the hub, not on the host's
+        OUTPUT: a packet queued on its own host still counts against its TCP socket's
+        small-queue budget (netem orphans it; an NFQUEUE verdict cannot), and a 200 ms
+        hold there throttled a stream to a few kB/s. ``undelay`` ends it."""
         if host.name in self._delays:
             raise RuntimeError(f"{host.name} is already delayed")
         queue = str(list(self.hosts).index(host.name) + 1)
@@ -271,35 +280,21 @@ class Network:
             proc.kill()
             said = line + proc.communicate(timeout=10)[0]
             raise RuntimeError(f"the delay on {host.name} did not start: {said.strip()[-600:]}")
-        self._delays[host.name] = proc
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.hub,
-                "sysctl",
-                "-qw",
-                "net.bridge.bridge-nf-call-iptables=1",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=20,
-        )
-        self._hub_iptables("-t", "mangle", "-A", *self._delay_rule(host, queue))
-
-    def _delay_rule(self, host: Host, queue: str) -> list[str]:
-        """What enters the bridge from the host's cable goes to NFQUEUE ``queue``
-        (bridged frames pass the hub's iptables: br_netfilter's bridge-nf-call-iptables);
-        with ``--queue-bypass``, on without delay when no program listens."""
-        return [
+        # What enters the bridge from the host's cable (bridged frames pass the hub's
+        # iptables: br_netfilter); --queue-bypass: on, undelayed, when nobody listens.
+        listed = ",".join(str(p) for p in ports)
+        rule = [
             *("PREROUTING", "-m", "physdev", "--physdev-in", host.link),
+            *(("-p", "tcp", "-m", "multiport", "--ports", listed) if listed else ()),
             *("-j", "NFQUEUE", "--queue-num", queue, "--queue-bypass"),
         ]
+        self._delays[host.name] = Delaying(proc, rule)
+        self._in_hub("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+        self._in_hub("iptables", "-t", "mangle", "-A", *rule)
 
-    def _hub_iptables(self, *rule: str, check: bool = True) -> None:
+    def _in_hub(self, *argv: str, check: bool = True) -> None:
         subprocess.run(
-            ["ip", "netns", "exec", self.hub, "iptables", *rule],
+            ["ip", "netns", "exec", self.hub, *argv],
             check=check,
             capture_output=True,
             timeout=20,
@@ -308,11 +303,11 @@ class Network:
     def undelay(self, host: Host) -> DelayReport:
         """The delay ends: the rule goes first, then the program lets what it holds go (at
         its time: at most ``ms`` more) and exits, saying what it did."""
-        queue = str(list(self.hosts).index(host.name) + 1)
-        self._hub_iptables("-t", "mangle", "-D", *self._delay_rule(host, queue), check=False)
-        proc = self._delays.pop(host.name, None)
-        if proc is None:
+        delaying = self._delays.pop(host.name, None)
+        if delaying is None:
             return DelayReport.parse("not delayed")
+        self._in_hub("iptables", "-t", "mangle", "-D", *delaying.rule, check=False)
+        proc = delaying.proc
         ran = proc.poll() is None
         proc.terminate()
         try:
@@ -457,10 +452,10 @@ class Network:
             time.sleep(0.1)
 
     def remove(self) -> None:
-        for proc in self._delays.values():  # killed with their hosts below; reaped here
-            proc.kill()
+        for delaying in self._delays.values():  # in the hub, which goes below
+            delaying.proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.communicate(timeout=10)
+                delaying.proc.communicate(timeout=10)
         self._delays.clear()
         for host in self.hosts.values():
             with contextlib.suppress(OSError, RuntimeError):
