@@ -259,7 +259,8 @@ class Network:
         run in the hub, lets each go ``ms`` after it came. In the hub, not on the host's
         OUTPUT: a packet queued on its own host still counts against its TCP socket's
         small-queue budget (netem orphans it; an NFQUEUE verdict cannot), and a 200 ms
-        hold there throttled a stream to a few kB/s. ``undelay`` ends it."""
+        hold there throttled a stream to a few kB/s. IPv4 only (the hosts speak nothing
+        else; ARP passes at once, where netem would hold it too). ``undelay`` ends it."""
         if host.name in self._delays:
             raise RuntimeError(f"{host.name} is already delayed")
         queue = str(list(self.hosts).index(host.name) + 1)
