@@ -496,7 +496,7 @@ def build(
     store = StoreHandle(config)
 
     def publish(at: float | None) -> None:  # the keeper holds it too, on the system's clock
-        supervisor.set_fence(None if at is None else system_monotonic(clock, at))
+        supervisor.post_fence(None if at is None else system_monotonic(clock, at))
 
     device = local.node.watchdog or (config.ha.watchdog if config.ha else None)
     watchdog = (

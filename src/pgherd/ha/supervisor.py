@@ -78,6 +78,13 @@ class Supervisor:
         # it; None: nothing to fence (a standby, manual failover).
         self._fence_at: float | None = None
         self._fence_lock = threading.Lock()
+        # What post_fence asked for, not yet written (a slow disk holds set_fence up).
+        self._posted: tuple[int, float | None] | None = None  # (sequence, value)
+        self._seq = 0  # every value set or posted, in order
+        self._written_seq = 0  # the newest one written
+        self._post_lock = threading.Lock()
+        self._post_wake = threading.Event()
+        self._poster: threading.Thread | None = None
 
     # ---- what is running ---------------------------------------------------------------
 
@@ -143,8 +150,45 @@ class Supervisor:
 
     def set_fence(self, at: float | None) -> None:
         """Publish until when PostgreSQL may take writes (monotonic seconds; None: no
-        limit) for the keeper, which stops it then if no agent renewed the lease."""
+        limit) for the keeper, which stops it then if no agent renewed the lease. Written
+        before it returns; a value posted earlier and not yet written is not written
+        after it."""
+        self._write_fence(self._next_seq(), at)
+
+    def post_fence(self, at: float | None) -> None:
+        """:meth:`set_fence` without waiting for the disk: the HA loop's lease renewals
+        and its fence thread call this, and a data disk stalled for seconds (20 writes a
+        second under load, the fault suite found) must not hold them up. A thread writes
+        the latest value posted; values posted meanwhile are skipped."""
+        seq = self._next_seq()
+        with self._post_lock:
+            self._posted = (seq, at)
+            if self._poster is None:
+                self._poster = threading.Thread(
+                    target=self._write_posted, name="fence-publisher", daemon=True
+                )
+                self._poster.start()
+        self._post_wake.set()
+
+    def _next_seq(self) -> int:
+        with self._post_lock:
+            self._seq += 1
+            return self._seq
+
+    def _write_posted(self) -> None:
+        while True:
+            self._post_wake.wait()
+            self._post_wake.clear()
+            with self._post_lock:
+                posted, self._posted = self._posted, None
+            if posted is not None:
+                self._write_fence(*posted)
+
+    def _write_fence(self, seq: int, at: float | None) -> None:
         with self._fence_lock:
+            if seq < self._written_seq:
+                return  # a newer value was written meanwhile
+            self._written_seq = seq
             self._fence_at = at
             if not self.instance.socket_dir.is_dir():
                 return
@@ -154,6 +198,12 @@ class Supervisor:
                 )
             except OSError:
                 log.exception("could not publish the fence deadline for the keeper")
+
+    def _fence_to_start_with(self) -> float | None:
+        """The fence for a keeper starting now: one posted and not yet written counts."""
+        with self._post_lock:
+            posted = self._posted
+        return posted[1] if posted is not None else self._fence_at
 
     def _check_identity(self) -> None:
         """Refuse a data directory whose cluster is not the one this agent started with."""
@@ -271,10 +321,9 @@ class Supervisor:
             raise Refused("the agent is stopping: it starts no PostgreSQL", "start the agent")
         self._check_identity()
         self.instance.prepare_start()
+        at = self._fence_to_start_with()
         with self._fence_lock:
-            keeper.write_fence(
-                self.fence_file, self._fence_at, self.instance.user.uid, self.instance.user.gid
-            )
+            keeper.write_fence(self.fence_file, at, self.instance.user.uid, self.instance.user.gid)
         child, postmaster = self._popen()
         self._child, self._postmaster = child, postmaster
         threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
