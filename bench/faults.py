@@ -258,9 +258,10 @@ def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
         "pgbench_exit": bench.returncode,
     }
     (out / "load.json").write_text(json.dumps(found, indent=1))
-    if len(leaders) > 1 or (least_left is not None and least_left < 0):
-        # The agents' logs of a load phase that moved the lease or renewed it late (the
-        # nodes' disks, where they are written, go with the cluster).
+    if len(leaders) > 1 or (least_left is not None and least_left < 0) or bench.returncode:
+        # The agents' logs of a load phase that moved the lease, renewed it late or cut
+        # pgbench's sessions (the nodes' disks, where they are written, go with the
+        # cluster).
         runner.keep_logs(c, out)
         found["kept"] = True
     return found

@@ -72,6 +72,13 @@ LEASE_LEFT_MIN = Gauge(
 )
 LEASE_LEFT_MIN.set(float("nan"))
 
+LEASE_KEPT_FOR_LOOP = Counter(
+    "pgherd_lease_renewed_for_loop_total",
+    "Renewals of its lease this agent made on its HA loop's behalf while a cycle was held "
+    "up in PostgreSQL work (a slow or stalled server): any increase is worth a look.",
+    registry=REGISTRY,
+)
+
 
 class Collector(Protocol):
     """What ``prometheus_client`` calls at scrape time: yields metric families."""

@@ -387,6 +387,44 @@ def test_a_primary_that_cannot_renew_its_lease_stops_taking_writes(lab: Lab) -> 
     assert not writer.missing_on(primary_of(lab))
 
 
+def metric(lab: Lab, node: str, name: str) -> float:
+    for family in text_string_to_metric_families(AgentClient(lab.config.node(node)).metrics()):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"{name} is not on {node}'s /metrics")
+
+
+def test_a_primary_whose_server_stalls_for_two_leases_keeps_its_lease(lab: Lab) -> None:
+    """Finding 11 of docs/reliability.md: a server alive but too slow to answer (a disk
+    allowed 20 writes a second) held the HA cycle longer than the lease, and a standby
+    took over from a primary that was still serving. Here the postmaster (so no new
+    connection is accepted) and the HA loop's own session are stopped for more than two
+    leases: the lease keeper renews for the held-up cycle, and nothing moves."""
+    if store_of(lab) != "etcd":
+        pytest.skip("once is enough: the etcd lab")
+    healthy(lab)
+    old = primary_of(lab)
+    kept_before = metric(lab, old, "pgherd_lease_renewed_for_loop_total")
+    failovers = len([e for e in events(lab) if e["operation"] == "failover"])
+    rows = query(
+        lab.config, old, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgherd_ha'"
+    )
+    assert len(rows) == 1, rows
+    stalled = (int(rows[0][0]), postmaster_pid(lab, old))
+    try:
+        for pid in stalled:
+            process.signal_pid(pid, signal.SIGSTOP)
+        time.sleep(2 * TTL + 1)
+    finally:
+        for pid in reversed(stalled):
+            process.signal_pid(pid, signal.SIGCONT)
+    healthy(lab)
+    assert primary_of(lab) == old
+    assert len([e for e in events(lab) if e["operation"] == "failover"]) == failovers
+    assert metric(lab, old, "pgherd_lease_renewed_for_loop_total") > kept_before
+
+
 def test_with_the_store_down_failsafe_keeps_a_primary_every_member_answers(lab: Lab) -> None:
     if store_of(lab) != "etcd":
         pytest.skip("failsafe is on in the etcd lab")

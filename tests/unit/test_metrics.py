@@ -277,7 +277,7 @@ def test_alert_rules_pass_promtool_and_fire_on_what_they_should() -> None:
         [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=30
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "8 rules found" in check.stdout
+    assert "9 rules found" in check.stdout
     run = subprocess.run(
         [promtool(), "test", "rules", RULES_TEST.name],
         cwd=RULES_TEST.parent,

@@ -73,8 +73,7 @@ class LeaseWhileWaiting:
         if now - self.last < self.every:
             return
         self.last = now
-        ex = self.executor
-        ex._lease_call(ex.store().renew_leader, "renew", True)
+        self.executor.renew(arm=True)
 
 
 @dataclass
@@ -90,6 +89,10 @@ class Executor:
     lease: Lease = field(init=False)
     lock_wait: float = 0.2
     least_left: float | None = None  # the least of its lease left at a renewal, seen so far
+    renewed_at: float | None = None  # monotonic: when the last lease call that worked was sent
+    # Lease calls from the loop and from the lease keeper's thread (ha/lease_keeper.py)
+    # take turns: reentrant, since the keeper holds it around its renewal.
+    lease_lock: threading.RLock = field(default_factory=threading.RLock)
     # Told the moment the server left recovery, before the slots are made: load balancers
     # may send writes from then on.
     on_promoted: Callable[[], None] | None = None
@@ -130,7 +133,7 @@ class Executor:
             self.fence.disarm()
             return None
         if do is Do.RENEW_LEASE:
-            return self._lease_call(self.store().renew_leader, "renew", primary_ahead)
+            return self.renew(arm=primary_ahead)
         if do is Do.ACQUIRE_LEASE:
             detail = self._lease_call(self.store().acquire_leader, "acquire", primary_ahead)
             with contextlib.suppress(StoreUnavailable):
@@ -171,17 +174,23 @@ class Executor:
             )
         raise ValueError(f"unknown action {do}")
 
+    def renew(self, arm: bool) -> str:
+        """Renew the lease (``arm``: and move the fence's deadline with it)."""
+        return self._lease_call(self.store().renew_leader, "renew", arm)
+
     def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
-        sent_at = self.clock.monotonic()
-        before = self.lease.valid_until
-        if not call(self.me, self.settings.ttl):
-            self.lease.valid_until = None
-            raise Refused(f"could not {what} the lease: another member holds it")
-        self.lease.valid_until = sent_at + self.settings.ttl
-        if before is not None:
-            self._note_left(before - sent_at)
-        if arm:
-            self.fence.allow_until(self.lease.valid_until)
+        with self.lease_lock:
+            sent_at = self.clock.monotonic()
+            before = self.lease.valid_until
+            if not call(self.me, self.settings.ttl):
+                self.lease.valid_until = None
+                raise Refused(f"could not {what} the lease: another member holds it")
+            self.lease.valid_until = sent_at + self.settings.ttl
+            self.renewed_at = sent_at
+            if before is not None:
+                self._note_left(before - sent_at)
+            if arm:
+                self.fence.allow_until(self.lease.valid_until)
         return f"lease valid for {self.settings.ttl:g} s"
 
     def _promote(self) -> str:

@@ -35,6 +35,7 @@ from pgherd.ha import observe
 from pgherd.ha.clock import SYSTEM, Clock, system_monotonic
 from pgherd.ha.execute import Executor, failed
 from pgherd.ha.fence import Fence
+from pgherd.ha.lease_keeper import LeaseKeeper
 from pgherd.ha.supervisor import Supervisor
 from pgherd.ha.watchdog import Watchdog
 from pgherd.model import failover_report
@@ -125,6 +126,7 @@ class HaLoop:
         self.me = local.node.name
         self.executor = executor
         self.fence = executor.fence
+        self.keeper = LeaseKeeper(executor)
         self.supervisor = executor.supervisor
         self.reader = reader
         self.peers = peers
@@ -174,6 +176,8 @@ class HaLoop:
         world, me = self._observe(local_state, view)
         actions = decide(self.settings, me, world)
         self.last_local, self.last_view = local_state, view
+        answered = local_state.pg is PgState.RUNNING
+        self.keeper.decided(actions, answered, arm=_primary_ahead(me, actions))
         store_lost = self._act(actions, me, world)
         if store_lost and view.ok:
             # The store stopped answering during this cycle (the renewal failed). The next
@@ -269,9 +273,7 @@ class HaLoop:
     def _act(self, actions: tuple[Action, ...], me: Local, world: World) -> bool:
         """Carry out ``actions`` in order, up to the first that fails; True when that one
         failed because the store did not answer."""
-        # It runs, or is about to run, as the primary: a lease it gets arms the fence, and
-        # a restart does not wait for the crash backoff.
-        primary_ahead = me.role is Role.PRIMARY or Do.PROMOTE in [a.do for a in actions]
+        primary_ahead = _primary_ahead(me, actions)
         sentence = " / ".join(a.reason for a in actions)
         for action in actions:
             # A standby coming back is routine; a primary's restart in place is a choice
@@ -384,6 +386,7 @@ class HaLoop:
         self.started_at = self.clock.monotonic()
         self._silence = CheckinSilence(self.started_at)
         threading.Thread(target=self.fence.run, name="fence", daemon=True).start()
+        threading.Thread(target=self.keeper.run, name="lease-keeper", daemon=True).start()
         log.info(
             "automatic failover: ttl %g s, loop_wait %g s, retry_timeout %g s%s%s",
             self.settings.ttl,
@@ -426,6 +429,7 @@ class HaLoop:
         agent is stopping, PostgreSQL runs on (ha/handover.py)."""
         self._stop.set()
         self._wake.set()
+        self.keeper.close()
         self.fence.close()
         return self._stopped.wait(wait)
 
@@ -471,6 +475,12 @@ class HaLoop:
         if watchdog.armed:
             return f"armed ({watchdog.path}, {watchdog.timeout} s)"
         return f"cannot be armed: {watchdog.problem}" if watchdog.problem else "disarmed"
+
+
+def _primary_ahead(me: Local, actions: tuple[Action, ...]) -> bool:
+    """It runs, or is about to run, as the primary: a lease it gets arms the fence, and a
+    restart does not wait for the crash backoff."""
+    return me.role is Role.PRIMARY or Do.PROMOTE in [a.do for a in actions]
 
 
 def build(
