@@ -132,17 +132,24 @@ HEAVY = (
     "cryptography",
 )
 
+# The program as installed (pgherd.cli.entry.program); the listing is written at exit, or
+# just before os._exit, which a quick look leaves by (it runs no atexit function).
 _LISTING_RUNNER = """
-import atexit, json, sys
+import atexit, json, os, sys
 out = sys.argv[1]
-def report():
+def report(way="exit"):
     loaded = sorted({name.split(".")[0] for name in sys.modules})
     with open(out, "w") as file:
-        json.dump(loaded, file)
+        json.dump({"modules": loaded, "way": way}, file)
 atexit.register(report)
+real_exit = os._exit
+def reported_exit(code):
+    report("os._exit")
+    real_exit(code)
+os._exit = reported_exit
 sys.argv = ["pgherd", *sys.argv[2:]]
-from pgherd.cli.entry import main
-main()
+from pgherd.cli.entry import program
+program()
 """
 
 
@@ -154,6 +161,7 @@ class ListedRun:
     stdout: str
     stderr: str
     modules: list[str]
+    way: str = "exit"  # or "os._exit": a read-only quick command's end (cli/entry.exit_now)
 
     @property
     def heavy(self) -> list[str]:
@@ -176,5 +184,7 @@ def pgherd_listing_imports(
         check=False,
         env=environment,
     )
-    modules = json.loads(listing.read_text()) if listing.exists() else []
-    return ListedRun(done.returncode, done.stdout, done.stderr, modules)
+    # Every way out writes the listing: none would make an empty list look clean.
+    assert listing.exists(), f"no import listing: pgherd {args} ended with {done.stderr}"
+    listed = json.loads(listing.read_text())
+    return ListedRun(done.returncode, done.stdout, done.stderr, listed["modules"], listed["way"])

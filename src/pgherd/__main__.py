@@ -1,3 +1,3 @@
-from pgherd.cli.entry import main
+from pgherd.cli.entry import program
 
-main()
+program()

@@ -333,6 +333,8 @@ class LiteWitness(AgentMember):
 
 @dataclass(frozen=True)
 class LiteSqliteDcs:
+    """:class:`pgherd.config.SqliteDcs`."""
+
     sqlite: Path
 
 

@@ -26,7 +26,7 @@ from pgherd.pg import process
 from pgherd.pg.keeper import KEEPER_PROCESS_NAME
 from tests.faults.checker import Rule, Violation
 from tests.faults.cluster import NODES, FaultCluster
-from tests.hosts import storage
+from tests.hosts import network, storage
 from tests.hosts.etcd import CLIENT_PORT, PEER_PORT
 
 STORE_PORTS = (CLIENT_PORT, PEER_PORT)
@@ -174,28 +174,54 @@ class Flapping(Fault):
 
 @dataclass
 class LinkDelayed(Fault):
-    """``tc netem delay`` on the primary's link (kernels without netem: not run)."""
+    """Everything the primary's host sends leaves ``delay_ms`` later (one way, its link's
+    egress; with ``store_only``, only its traffic with the store's ports): ``tc netem
+    delay`` where the kernel has netem, else an NFQUEUE queue that tests/hosts/delay.py
+    releases that much later (``Network.delay``, which also makes the store-only one: netem
+    would need classifiers for it). Which one made it is in the fault's name (and so in
+    docs/reliability.md's table)."""
 
     delay_ms: int = 200
+    store_only: bool = False
     hold: float = 20.0
     expect = Expect.STAY
-    summary = "a slow network at the primary (tc netem)"
+    netem: bool = field(default_factory=network.netem_available)
+
+    @property
+    def how(self) -> str:
+        return "netem" if self.netem and not self.store_only else "nfqueue"
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"primary's link delayed {self.delay_ms} ms"
+        where = "link to the store" if self.store_only else "link"
+        return f"primary's {where} delayed {self.delay_ms} ms ({self.how})"
 
-    def prepare(self, c: FaultCluster, t: Targets) -> None:
-        if not c.hosts.network.netem_available(c.deployment.host_of(t.primary)):
-            raise NotHere("tc netem is not available in this kernel (no sch_netem)")
-
-    def inject(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.qdisc(
-            c.deployment.host_of(t.primary), "netem", "delay", f"{self.delay_ms}ms"
+    @property
+    def summary(self) -> str:  # type: ignore[override]
+        if self.how == "netem":
+            return f"tc netem delay {self.delay_ms}ms on its link's egress"
+        return (
+            f"what enters the bridge from its cable{' to or from etcd' if self.store_only else ''}"
+            f" goes to an NFQUEUE queue, each packet accepted {self.delay_ms} ms after it came "
+            f"(tests/hosts/delay.py)"
         )
 
+    def inject(self, c: FaultCluster, t: Targets) -> None:
+        host = c.deployment.host_of(t.primary)
+        if self.how == "netem":
+            c.hosts.network.qdisc(host, "netem", "delay", f"{self.delay_ms}ms")
+        else:
+            ports = STORE_PORTS if self.store_only else ()
+            c.hosts.network.delay(host, self.delay_ms, ports)
+
     def heal(self, c: FaultCluster, t: Targets) -> None:
-        c.hosts.network.qdisc(c.deployment.host_of(t.primary))
+        host = c.deployment.host_of(t.primary)
+        if self.how == "netem":
+            c.hosts.network.qdisc(host)
+            return
+        report = c.hosts.network.undelay(host)
+        if not report.ok:  # it died (the delay had ended), dropped or held nothing
+            raise RuntimeError(f"the delay on {host.name} was not what it should be: {report}")
 
 
 @dataclass
@@ -628,6 +654,7 @@ FAULTS: dict[str, Callable[[], Fault]] = {
     "primary-deaf": PrimaryDeaf,
     "flapping": Flapping,
     "primary-delay": LinkDelayed,
+    "store-delay": lambda: LinkDelayed(store_only=True),
     "primary-slow-link": LinkSlow,
     "primary-loss": LinkLossy,
     "store-loss": lambda: LinkLossy(store_only=True),

@@ -8,8 +8,17 @@ a queueing discipline on its link (``tc``: a slow link), packet loss (``iptables
 statistic match), a port dropped (``iptables``), the host cut from some ports or some hosts
 only, or deaf (one way: nothing reaches it, what it sends leaves); a host shut down or
 powered off is the signalling of every process in its namespace (``ip netns pids``).
-Delays need the kernel's ``sch_netem``, which this machine lacks (``netem_available``); a
-slow link uses ``tbf``.
+
+A fixed delay on what a host sends (one way, its link's egress, as ``tc netem delay`` on
+its link's inner end): ``netem`` where the kernel has ``sch_netem`` (``netem_available``);
+where it has not (this machine), ``delay``: in the hub's namespace, an iptables rule hands
+what enters the bridge from the host's cable (br_netfilter, ``physdev``) to an NFQUEUE
+queue, and tests/hosts/delay.py, run in the hub, lets each packet go ``ms`` after it came,
+in order; with ``--queue-bypass`` packets flow undelayed if that program dies. In the
+hub, not on the host's own OUTPUT chain: there a held packet still counts against its TCP
+socket's small-queue budget, which netem lifts and a verdict cannot, and a 200 ms hold
+throttled a stream to a few kB/s. The host's own iptables rules (``clear_rules``) are not
+touched by it. A slow link (a rate, not a delay) uses ``tbf``.
 
 Where the machine has cgroup v1's freezer and blkio controllers, every process run on a
 host (``Host.argv``) also joins that host's control groups: a host can then be paused
@@ -20,10 +29,14 @@ silent), and its disk writes throttled (tests/hosts/storage.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +49,7 @@ CONTROLLERS = ("freezer", "blkio")
 # Joins the control groups named in the arguments, then runs the rest: sh -c JOIN sh
 # DIR1 DIR2 -- argv… (the shell's PID is the program's: exec keeps it).
 JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs"; shift; done; shift; exec "$@"'
+DELAY_PROGRAM = Path(__file__).with_name("delay.py")
 
 
 def ip(*args: str) -> None:
@@ -55,6 +69,65 @@ def unavailable() -> str | None:
     except (subprocess.CalledProcessError, OSError) as exc:
         return f"ip netns is not usable here: {exc}"
     return None
+
+
+@functools.cache
+def netem_available() -> bool:
+    """Whether this kernel has ``tc netem`` (some have no sch_netem, nor modules to load:
+    then ``Network.delay`` makes the delay): tried once, on the loopback of a namespace
+    of its own."""
+    probe = f"hnetem{os.getpid() % 100000}"
+    try:
+        ip("netns", "add", probe)
+    except (subprocess.CalledProcessError, OSError):
+        return False
+    try:
+        done = subprocess.run(
+            ["tc", "-n", probe, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            check=False,
+            timeout=20,
+        )
+        return done.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+
+
+@dataclass(frozen=True)
+class Delaying:
+    """A delay in place: tests/hosts/delay.py running in the hub, and its iptables rule
+    (after ``-A``/``-D``)."""
+
+    proc: subprocess.Popen[str]
+    rule: list[str]
+
+
+@dataclass(frozen=True)
+class DelayReport:
+    """What tests/hosts/delay.py did, from its last line: ``ok`` when it ran until asked
+    to stop, lost nothing and had every verdict taken."""
+
+    said: str
+    ran_to_the_end: bool = False
+    packets: int = 0
+    refused: int = 0
+    overruns: int = 0
+    latest_late_ms: float = 0.0
+
+    @classmethod
+    def parse(cls, said: str, ran_to_the_end: bool = False) -> DelayReport:
+        found = re.fullmatch(
+            r"packets (\d+) refused (\d+) overruns (\d+) latest verdict ([0-9.]+) ms late",
+            said.strip(),
+        )
+        if found is None:
+            return cls(said)
+        packets, refused, overruns = (int(found.group(i)) for i in (1, 2, 3))
+        return cls(said, ran_to_the_end, packets, refused, overruns, float(found.group(4)))
+
+    @property
+    def ok(self) -> bool:
+        return self.ran_to_the_end and self.packets > 0 and not self.refused and not self.overruns
 
 
 @dataclass(frozen=True)
@@ -88,6 +161,7 @@ class Network:
     prefix: str = field(default_factory=lambda: f"h{os.getpid() % 100000}")
     hosts: dict[str, Host] = field(default_factory=dict)
     _namespaces: list[str] = field(default_factory=list)
+    _delays: dict[str, Delaying] = field(default_factory=dict)
 
     @property
     def hub(self) -> str:
@@ -148,8 +222,9 @@ class Network:
     def qdisc(self, host: Host, *spec: str, inbound: bool = False) -> None:
         """A queueing discipline on the host's link: on what it sends, or with ``inbound``
         on what it receives (the bridge's end); no spec removes it. E.g. ``"tbf", "rate",
-        "8mbit", "burst", "32kbit", "latency", "400ms"`` (this machine's kernel has tbf but
-        not netem: ``"netem", "delay", "200ms"`` fails here with "qdisc kind is unknown")."""
+        "8mbit", "burst", "32kbit", "latency", "400ms"`` (a kernel without sch_netem, as this
+        machine's, fails ``"netem", "delay", "200ms"`` with "qdisc kind is unknown": there,
+        ``delay``)."""
         argv = (
             ["ip", "netns", "exec", self.hub, "tc", "qdisc"]
             if inbound
@@ -177,15 +252,72 @@ class Network:
                 host, "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms", inbound=inbound
             )
 
-    def netem_available(self, host: Host) -> bool:
-        """Whether this kernel has ``tc netem`` (some have no sch_netem: then there is no
-        honest way here to delay packets, and delay faults are not run)."""
+    def delay(self, host: Host, ms: float, ports: Iterable[int] = ()) -> None:
+        """Every packet the host sends leaves ``ms`` later (one way: its link's egress;
+        with ``ports``, only TCP to or from them), without netem: the hub's iptables hand
+        what comes in from the host's cable to an NFQUEUE queue, and tests/hosts/delay.py,
+        run in the hub, lets each go ``ms`` after it came. In the hub, not on the host's
+        OUTPUT: a packet queued on its own host still counts against its TCP socket's
+        small-queue budget (netem orphans it; an NFQUEUE verdict cannot), and a 200 ms
+        hold there throttled a stream to a few kB/s. IPv4 only (the hosts speak nothing
+        else; ARP passes at once, where netem would hold it too). ``undelay`` ends it."""
+        if host.name in self._delays:
+            raise RuntimeError(f"{host.name} is already delayed")
+        queue = str(list(self.hosts).index(host.name) + 1)
+        proc = subprocess.Popen(
+            [
+                *("ip", "netns", "exec", self.hub, sys.executable, str(DELAY_PROGRAM)),
+                *("--delay-ms", f"{ms:g}", "--queue", queue),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            proc.kill()
+            said = line + proc.communicate(timeout=10)[0]
+            raise RuntimeError(f"the delay on {host.name} did not start: {said.strip()[-600:]}")
+        # What enters the bridge from the host's cable (bridged frames pass the hub's
+        # iptables: br_netfilter); --queue-bypass: on, undelayed, when nobody listens.
+        listed = ",".join(str(p) for p in ports)
+        rule = [
+            *("PREROUTING", "-m", "physdev", "--physdev-in", host.link),
+            *(("-p", "tcp", "-m", "multiport", "--ports", listed) if listed else ()),
+            *("-j", "NFQUEUE", "--queue-num", queue, "--queue-bypass"),
+        ]
+        self._delays[host.name] = Delaying(proc, rule)
+        self._in_hub("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+        self._in_hub("iptables", "-t", "mangle", "-A", *rule)
+
+    def _in_hub(self, *argv: str, check: bool = True) -> None:
+        subprocess.run(
+            ["ip", "netns", "exec", self.hub, *argv],
+            check=check,
+            capture_output=True,
+            timeout=20,
+        )
+
+    def undelay(self, host: Host) -> DelayReport:
+        """The delay ends: the rule goes first, then the program lets what it holds go (at
+        its time: at most ``ms`` more) and exits, saying what it did."""
+        delaying = self._delays.pop(host.name, None)
+        if delaying is None:
+            return DelayReport.parse("not delayed")
+        self._in_hub("iptables", "-t", "mangle", "-D", *delaying.rule, check=False)
+        proc = delaying.proc
+        ran = proc.poll() is None
+        proc.terminate()
         try:
-            self.qdisc(host, "netem", "delay", "0ms")
-        except subprocess.CalledProcessError:
-            return False
-        self.qdisc(host)
-        return True
+            said, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            said, _ = proc.communicate(timeout=10)
+        lines = said.strip().splitlines()
+        return DelayReport.parse(lines[-1] if lines else "", ran)
 
     def lose(self, host: Host, percent: float, ports: Iterable[int] = ()) -> None:
         """Drop ``percent`` % of the packets the host sends and receives, at random
@@ -321,6 +453,11 @@ class Network:
             time.sleep(0.1)
 
     def remove(self) -> None:
+        for delaying in self._delays.values():  # in the hub, which goes below
+            delaying.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                delaying.proc.communicate(timeout=10)
+        self._delays.clear()
         for host in self.hosts.values():
             with contextlib.suppress(OSError, RuntimeError):
                 self._freeze(host, "THAWED")  # a frozen process cannot die

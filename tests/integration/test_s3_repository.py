@@ -244,8 +244,11 @@ def test_incremental_backup_through_s3_restores_whole_and_by_delta(
     (into / "base" / "5" / "99999").write_bytes(b"stray")
     (into / "pg_wal" / "000000020000000000000009").write_bytes(b"stale")
     seen = len(server.faults.seen)
+    untouched = (into / "PG_VERSION").stat()
     result = lay_out(archive, incremental, into, True, 2, user, lambda _t: None)
     assert result.fetched_bytes == CHUNK_SIZE
+    # a file kept whole is not opened: its inode is not even touched (ctime unchanged)
+    assert (into / "PG_VERSION").stat().st_ctime_ns == untouched.st_ctime_ns
     assert result.removed == 1
     assert (into / "base" / "5" / "16384").read_bytes() == restored
     assert not (into / "base" / "5" / "99999").exists()

@@ -18,9 +18,9 @@ from pgherd.clients.agent import (
     AgentClient,
     _error_from,
     fan_out,
+    fanned_out,
     lite_statuses,
     statuses,
-    together,
 )
 from pgherd.config import NodeConfig
 from pgherd.errors import AgentError, AgentUnreachable, Refused
@@ -204,22 +204,23 @@ def test_fan_out_raises_the_first_nodes_error_once_every_call_ended() -> None:
     assert sorted(ended) == [1, 2, 3, 4]
 
 
-def test_together_runs_both_at_once_and_raises_the_first_error() -> None:
-    def slow(value: str) -> str:
+def test_fanned_out_runs_while_the_caller_works() -> None:
+    def slow(n: int) -> int:
         time.sleep(0.3)
-        return value
+        return n
 
     started = time.monotonic()
-    assert together(lambda: slow("a"), lambda: slow("b")) == ("a", "b")
+    wait = fanned_out([1, 2], slow)
+    time.sleep(0.3)  # the caller's own work (cluster show reads the store), meanwhile
+    assert wait() == [1, 2]
     assert time.monotonic() - started < 0.55
 
-    def boom(text: str) -> str:
-        raise ValueError(text)
+    def boom(n: int) -> int:
+        raise ValueError(f"node {n}")
 
-    with pytest.raises(ValueError, match="first"):
-        together(lambda: boom("first"), lambda: boom("second"))
-    with pytest.raises(ValueError, match="second"):
-        together(lambda: "fine", lambda: boom("second"))
+    wait = fanned_out([1, 2], boom)
+    with pytest.raises(ValueError, match="node 1"):
+        wait()
 
 
 def test_client_facts(fresh: Served) -> None:

@@ -154,9 +154,11 @@ class FakeArchive:
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str | None]] = []
+        self.checksum: list[bool] = []
 
-    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
+    def take_backup(self, kind: str, repository: str | None, checksum: bool = False) -> BackupMade:
         self.asked.append((kind, repository))
+        self.checksum.append(checksum)
         if repository == "missing":
             raise Refused("no repository named 'missing'", "repositories: main")
         when = datetime(2026, 12, 6, 1, tzinfo=UTC)
@@ -203,6 +205,9 @@ def test_backups_are_taken_on_request_with_the_token_and_the_pusher_is_open(
         assert done.status_code == 200
         assert done.json()["kind"] == "incremental"
         assert archive.asked == [("incremental", None)]
+        checked = http.post("/backup", json={"type": "incremental", "checksum": True}, headers=AUTH)
+        assert checked.status_code == 200
+        assert archive.checksum == [False, True]
         assert http.post("/backup", json={"type": "weekly"}, headers=AUTH).status_code == 422
         refused = http.post("/backup", json={"repository": "missing"}, headers=AUTH)
         assert refused.status_code == 409

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,3 +254,75 @@ def test_a_primary_whose_server_stalls_for_two_leases_keeps_its_lease() -> None:
     assert not taken, "the lease lapsed while the loop was held up"
     assert not stopped, "the fence stopped a primary whose lease was kept"
     assert loop.keeper.renewals >= 5  # one every 0.2 s of the 2.5 s it was held
+
+
+class _StoreThatHolds(MemoryStore):
+    """Holds the first renewal until ``release`` is set (a store call a lossy link
+    slows down); then ``during`` runs, if any, before that call returns."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.release = threading.Event()
+        self.held = threading.Event()
+        self.calls = 0
+        self.during: Callable[[], None] | None = None
+
+    def renew_leader(self, name: str, ttl: float) -> bool:
+        self.calls += 1
+        if self.calls == 1:
+            self.held.set()
+            assert self.release.wait(10)
+            if self.during is not None:
+                self.during()
+        return super().renew_leader(name, ttl)
+
+
+def test_the_keeper_renews_while_a_renewal_of_the_loop_is_held_up_in_the_store() -> None:
+    """The async load run found it: the loop's own renewal, slowed by a lossy link to the
+    store, held the lease lock, the keeper waited behind it, and the fence fired."""
+    clock = _FakeClock(100.0)
+    store = _StoreThatHolds(clock=clock.monotonic)
+    executor, fence = _executor(clock, store)
+    keeper = LeaseKeeper(executor)
+    assert store.acquire_leader("node1", 3.0)
+    executor.lease.valid_until = 103.0
+    executor.renewed_at = 100.0
+    keeper.decided(RENEW, answered=True, arm=True)
+    clock.at = 100.5
+    loop = threading.Thread(target=executor.renew, kwargs={"arm": True})
+    loop.start()
+    assert store.held.wait(10)
+    clock.at = 101.5
+    assert keeper.tick()  # not behind the loop's call
+    assert executor.lease.valid_until == 104.5 and fence.until == 104.5
+    store.release.set()
+    loop.join(10)
+    assert executor.lease.valid_until == 104.5  # the earlier-sent renewal moves nothing back
+
+
+def lease_until(executor: Executor) -> float | None:
+    return executor.lease.valid_until
+
+
+def test_a_renewal_that_comes_back_after_the_lease_was_given_up_is_dropped() -> None:
+    """A demotion gives the lease up while the keeper's renewal is in the store: its
+    answer must not arm the fence again on a node that is becoming a standby."""
+    clock = _FakeClock(100.0)
+    store = _StoreThatHolds(clock=clock.monotonic)
+    executor, fence = _executor(clock, store)
+    keeper = LeaseKeeper(executor)
+    assert store.acquire_leader("node1", 3.0)
+    executor.lease.valid_until = 103.0
+    executor.renewed_at = 100.0
+    keeper.decided(RENEW, answered=True, arm=True)
+    clock.at = 101.2
+
+    def demote() -> None:
+        keeper.decided(DEMOTE, answered=True, arm=True)
+        executor.forget_lease()
+        fence.disarm()
+
+    store.during = demote
+    store.release.set()
+    keeper.tick()
+    assert lease_until(executor) is None and fence.until is None

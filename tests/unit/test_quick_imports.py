@@ -58,6 +58,7 @@ def test_cluster_show(tmp_path: Path) -> None:
     assert "pydantic" in first.modules  # the file was validated once…
     run = pgherd(tmp_path, "cluster", "show", "-c", path)
     assert run.heavy == []  # … and read from the cache after that
+    assert run.way == "os._exit"  # a read-only look, its output flushed first:
     assert run.code == 3  # no agent answers: degraded
     assert run.stdout.startswith("cluster lab (degraded)")
     assert "node1: agent unreachable" in run.stdout
@@ -132,7 +133,7 @@ def test_connstr(tmp_path: Path) -> None:
 def test_an_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
     path = lab_file(tmp_path)
     run = twice(tmp_path, "connstr", "node9", "-c", path)
-    assert (run.code, run.heavy, run.stdout) == (1, [], "")
+    assert (run.code, run.heavy, run.stdout, run.way) == (1, [], "", "os._exit")
     assert run.stderr == "error: unknown node 'node9' — known nodes: node1, node2, node3\n"
 
 
@@ -175,6 +176,7 @@ def test_standby_clone_refusals(tmp_path: Path) -> None:
         tmp_path, "standby", "clone", "--upstream", "node1", "--node", "node9", "-c", path
     )
     assert (unlisted.code, unlisted.heavy) == (1, [])
+    assert unlisted.way == "exit"  # a clone writes: the interpreter's own exit
     assert unlisted.stderr == (
         f"error: node9 is not in {path} — add it there, or pass --data-dir, --port and "
         "--api-port to add it\n"
@@ -200,4 +202,5 @@ def test_help_still_comes_from_the_full_cli(tmp_path: Path) -> None:
     run = pgherd(tmp_path, "cluster", "show", "--help")
     assert run.code == 0
     assert "typer" in run.modules
+    assert run.way == "exit"
     assert "--json" in run.stdout

@@ -310,11 +310,16 @@ def test_a_file_untouched_since_the_parent_read_it_is_not_read_again(tmp_path: P
     put_back.write_bytes(b"c" * 300_000)  # other bytes, put back with an old time
     os.utime(put_back, ns=(999_000_000_000_000_000, 999_000_000_000_000_000))
     files, _dirs = walk(source)
-    child = BackupEngine(repository, "I1", source, parent, workers=1, unchanged_before=time.time())
+    child = BackupEngine(repository, "I1", source, parent, workers=1, read_before_ns=time.time_ns())
     entries = {e.path: e for e in child.copy(files)}
     assert child.progress.read_bytes == 300_000  # only the file put back was read
     assert entries["base/5/1"].chunks == parent.files[0].chunks
     assert entries["base/5/2"].chunks[0].hash != parent.files[1].chunks[0].hash
+    checked = BackupEngine(
+        repository, "I2", source, parent, workers=1, read_before_ns=time.time_ns(), checksum=True
+    )
+    checked.copy(files)
+    assert checked.progress.read_bytes == 600_000  # --checksum: every file read
 
 
 def Manifest_of(entries: list[FileEntry]) -> Manifest:

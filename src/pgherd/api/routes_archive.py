@@ -33,12 +33,15 @@ class RestorePointRequest(Frozen):
 class BackupRequest(Frozen):
     type: Literal["full", "differential", "incremental"] = "full"
     repository: str | None = Field(default=None, min_length=1, max_length=63)
+    checksum: bool = False  # read and hash every file (trust no size and time)
 
 
 class ArchivePort(Protocol):
     """What the archive endpoints need from the agent beside its PostgreSQL."""
 
-    def take_backup(self, kind: str, repository: str | None) -> BackupMade: ...
+    def take_backup(
+        self, kind: str, repository: str | None, checksum: bool = False
+    ) -> BackupMade: ...
 
     def pusher_status(self) -> PusherState: ...
 
@@ -51,7 +54,7 @@ def router(instance: Callable[[], Instance], archive: ArchivePort | None = None)
     def backup(request: BackupRequest) -> BackupMade:
         if archive is None:
             raise Refused("this agent takes no backups", "ask the node's own agent (pgherd agent)")
-        return archive.take_backup(request.type, request.repository)
+        return archive.take_backup(request.type, request.repository, request.checksum)
 
     @api.get("/archive/pusher")
     def pusher() -> PusherState:

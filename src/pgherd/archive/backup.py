@@ -348,9 +348,11 @@ def create(
     repository: str | None,
     on_progress: Callable[[int, int], None],
     step: Callable[[str], None],
+    checksum: bool = False,
 ) -> Backup:
     """A backup of the primary, of ``node``, or of the furthest standby, into one
-    repository (the first unless named): bundled (default) or a pg_basebackup copy."""
+    repository (the first unless named): bundled (default) or a pg_basebackup copy.
+    ``checksum``: read and hash every file, trusting no size and modification time."""
     archive = archive_of(config, repository)
     if from_standby and node is None:
         source = backup_bundled.pick_standby(config)
@@ -368,7 +370,8 @@ def create(
         # The data directory is on another machine: its agent takes the backup there.
         step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
         client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
-        return backup_from_json(client.take_backup(str(kind), repository).model_dump(mode="json"))
+        made = client.take_backup(str(kind), repository, checksum=checksum)
+        return backup_from_json(made.model_dump(mode="json"))
     archives = archives_of(config)
     workers = config.backup.workers
     return backup_bundled.create(
@@ -381,4 +384,5 @@ def create(
         lambda p: on_progress(p.read_bytes, p.total_bytes),
         step,
         lambda lsn, tli, switched: wait_archived(config, archives, lsn, tli, switched),
+        checksum,
     )

@@ -23,6 +23,7 @@ from pgherd.errors import PgherdError, Refused
 from pgherd.model.backup import Backup, BackupFormat, BackupKind
 from pgherd.model.backup_chain import ParentChoice, choose_parent
 from pgherd.model.backup_manifest import Manifest
+from pgherd.model.backup_trust import backup_read_before
 from pgherd.model.lsn import Lsn
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath
@@ -71,6 +72,7 @@ def create(
     on_progress: Callable[[EngineProgress], None],
     step: Callable[[str], None],
     ensure_archived: Callable[[Lsn, int, bool], None],
+    checksum: bool = False,
 ) -> Backup:
     local = local_node(config, source.name)
     identity = archive.wal.identity()
@@ -92,7 +94,13 @@ def create(
         parent_manifest,
         workers,
         on_progress,
-        _unchanged_before(choice, source.name),
+        backup_read_before(
+            choice.parent.start_time if choice.parent else None,
+            choice.parent.node if choice.parent else None,
+            source.name,
+            checksum,
+        ),
+        checksum,
     )
     if resumed:
         count = engine.load_resume()
@@ -142,17 +150,6 @@ def create(
     )
     archive.add_backup(backup, manifest)
     return backup
-
-
-def _unchanged_before(choice: ParentChoice, node: str) -> float | None:
-    """Files of this data directory not written since before the parent started (a
-    second of margin: backup_label's START TIME is truncated to the second) hold what the
-    parent read. Only when the parent read this same node: a standby's or another node's
-    files of an older mtime may still differ from what the parent saw."""
-    parent = choice.parent
-    if parent is None or parent.node != node:
-        return None
-    return parent.start_time.timestamp() - 1.0
 
 
 def end_segment(stop_lsn: Lsn, timeline: int, segment_size: int) -> str:

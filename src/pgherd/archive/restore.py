@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
 from pgherd.archive.repository import write_specs
-from pgherd.archive.restore_files import lay_out
+from pgherd.archive.restore_files import Recorder, lay_out
 from pgherd.archive.restore_view import archive_view
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
@@ -39,8 +40,9 @@ from pgherd.errors import (
     TargetUnreachable,
     TimedOut,
 )
-from pgherd.model.backup import BackupFormat
+from pgherd.model.backup import Backup, BackupFormat
 from pgherd.model.backup_chain import chain
+from pgherd.model.backup_manifest import Manifest
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import (
     Reached,
@@ -77,6 +79,7 @@ class RestoreRequest:
     timeout: float = 1800
     delta: bool = False  # into a directory that holds a copy: fetch only what differs
     repository: str | None = None  # read backups from this one (default: the first)
+    checksum: bool = False  # --delta: read every local file, trust no size and time
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class RestoreResult:
     timeline: int | None
     seconds: float
     log: str
+    fetched_bytes: int = 0  # a bundled backup's bytes fetched from the repository
+    kept_bytes: int = 0  # --delta: bytes already in place, kept
+    unread_bytes: int = 0  # --delta: of files known by their size and time (not read)
 
 
 def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
@@ -149,6 +155,7 @@ def restore(
             f"--delta needs a bundled backup; {chosen.backup.label} is a pg_basebackup copy",
             "drop --delta and restore into an empty directory",
         )
+    needed = [chosen.backup]
     if chosen.backup.format is BackupFormat.BUNDLES:
         needed = chain(chosen.backup, archive.backups())
         if len(needed) > 1:
@@ -176,16 +183,20 @@ def restore(
     )
     try:
         if chosen.backup.format is BackupFormat.BUNDLES:
-            lay_out(
+            manifest = archive.manifest(chosen.backup.label)
+            laid = lay_out(
                 archive,
-                archive.manifest(chosen.backup.label),
+                manifest,
                 into,
                 request.delta,
                 config.backup.workers,
                 user,
                 step,
+                _recorders(archive, manifest, needed, request),
             )
+            fetched, kept, unread = laid.fetched_bytes, laid.kept_bytes, laid.unread_bytes
         else:
+            fetched, kept, unread = chosen.backup.size_bytes, 0, 0
             run(
                 ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
                 user,
@@ -221,7 +232,24 @@ def restore(
         timeline=timeline,
         seconds=time.monotonic() - started,
         log=str(instance.log_file),
+        fetched_bytes=fetched,
+        kept_bytes=kept,
+        unread_bytes=unread,
     )
+
+
+def _recorders(
+    archive: Archive, manifest: Manifest, needed: list[Backup], request: RestoreRequest
+) -> list[Recorder] | None:
+    """What a delta restore may take a local file to hold by its size and time: the
+    entries of the backup restored and of its ancestors, newest first (an earlier restore
+    of the parent left the parent's times). None with --checksum: every file is read."""
+    if not request.delta or request.checksum:
+        return None
+    *older, backup = needed
+    return [Recorder(backup, lambda: manifest)] + [
+        Recorder(b, partial(archive.manifest, b.label)) for b in reversed(older)
+    ]
 
 
 def _specs_first(config: ClusterConfig, archive: Archive) -> tuple[RepositorySpec, ...]:

@@ -44,6 +44,15 @@ def create(
         ),
     ] = "bundles",
     repo: RepoOpt = None,
+    checksum: Annotated[
+        bool,
+        typer.Option(
+            "--checksum",
+            help="read and hash every file; by default a differential or incremental "
+            "backup takes a file whose size and modification time are unchanged since "
+            "its parent as the parent's",
+        ),
+    ] = False,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -59,6 +68,11 @@ def create(
         raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
     if fmt not in ("bundles", "copy"):
         raise InvalidInput(f"--format {fmt!r} is not bundles or copy", "e.g. --format bundles")
+    if checksum and fmt == "copy":
+        raise InvalidInput(
+            "--checksum is for bundled backups (a copy reads every file anyway)",
+            "drop --checksum or --format copy",
+        )
     config = load_config(config_file)
     reporter = RichReporter()
     with reporter.progress("base backup") as on_progress:
@@ -71,6 +85,7 @@ def create(
             repo,
             lambda done, total: on_progress(CopyProgress(done, total)),
             (lambda _t: None) if as_json else reporter.step,
+            checksum,
         )
     if as_json:
         print_json(backup_to_json(made))

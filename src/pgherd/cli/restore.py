@@ -55,17 +55,33 @@ def restore(
     repo: Annotated[
         str | None, typer.Option("--repo", help="restore from this repository (default: first)")
     ] = None,
+    checksum: Annotated[
+        bool,
+        typer.Option(
+            "--checksum",
+            help="with --delta: read and hash every local file; by default a file whose "
+            "size and modification time are those the backup (or an ancestor) recorded is "
+            "taken as holding its bytes",
+        ),
+    ] = False,
     config_file: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point-in-time recovery: the newest backup before the target, its WAL from the
     archive, a server started as the OS user; reports the point reached."""
     from pgherd.archive import restore as restore_mod
+    from pgherd.errors import InvalidInput
     from pgherd.model.recovery_target import Reached, TargetAction
 
+    if checksum and not delta:
+        raise InvalidInput(
+            "--checksum checks the files of a --delta restore", "add --delta, or drop --checksum"
+        )
     target = parse_target(target_time, target_name, target_lsn, target_xid, latest)
     action = TargetAction.parse(target_action or ("promote" if latest else "pause"))
-    request = restore_mod.RestoreRequest(into, port, target, action, timeline, timeout, delta, repo)
+    request = restore_mod.RestoreRequest(
+        into, port, target, action, timeline, timeout, delta, repo, checksum
+    )
     reporter = RichReporter()
     result = restore_mod.restore(
         load_config(config_file), request, (lambda _t: None) if as_json else reporter.step

@@ -36,6 +36,8 @@ Part = str | Span
 
 @dataclass(frozen=True)
 class Column:
+    """A table column: its header and which side its cells align to."""
+
     header: str
     right: bool = False  # right-justified (numbers, durations)
     # On a terminal: a column that takes the window's spare width (and wraps), the others
@@ -45,6 +47,8 @@ class Column:
 
 @dataclass
 class Table:
+    """A titled table, printed plain to a pipe or by rich on a terminal."""
+
     title: str
     columns: Sequence[Column]
     rows: list[tuple[Span, ...]] = field(default_factory=list)

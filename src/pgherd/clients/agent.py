@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from pgherd.model.status import NodeStatus
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 
 ItemT = TypeVar("ItemT")
@@ -218,6 +217,13 @@ def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
 
     Plain threads, not concurrent.futures: its import (logging with it) costs ~10 ms of
     every quick command's start-up."""
+    return fanned_out(nodes, call)()
+
+
+def fanned_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> Callable[[], list[T]]:
+    """:func:`fan_out` begun: the threads start now, and the function returned waits for
+    them and gives what :func:`fan_out` gives, for a caller with work of its own to do
+    while the nodes answer."""
     results: dict[int, T] = {}
     errors: dict[int, BaseException] = {}
 
@@ -232,34 +238,15 @@ def fan_out(nodes: Sequence[ItemT], call: Callable[[ItemT], T]) -> list[T]:
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[min(errors)]
-    return [results[i] for i in range(len(nodes))]
 
+    def wait() -> list[T]:
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[min(errors)]
+        return [results[i] for i in range(len(nodes))]
 
-def together(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
-    """``first()`` here and ``second()`` in a thread, at once; both results, or the error
-    of the first that raised (in that order) once both ended."""
-    done: dict[str, U] = {}
-    failed: list[BaseException] = []
-
-    def run_second() -> None:
-        try:
-            done["value"] = second()
-        except BaseException as exc:  # raised again in the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=run_second, daemon=True)
-    thread.start()
-    try:
-        value = first()
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
-    return value, done["value"]
+    return wait
 
 
 def statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[NodeStatus]:
@@ -277,6 +264,14 @@ def statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[NodeSta
 
 def lite_statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[LiteStatus]:
     """:func:`statuses` for the quick commands: the same, read without pydantic."""
+    return asked_lite_statuses(nodes, timeout)()
+
+
+def asked_lite_statuses(
+    nodes: Sequence[AgentMember], timeout: float = 3.0
+) -> Callable[[], list[LiteStatus]]:
+    """:func:`lite_statuses` begun (:func:`fanned_out`): the function returned waits for
+    the answers."""
 
     def one(node: AgentMember) -> LiteStatus:
         try:
@@ -284,7 +279,7 @@ def lite_statuses(nodes: Sequence[AgentMember], timeout: float = 3.0) -> list[Li
         except (AgentUnreachable, AgentError) as exc:
             return lite_unreachable(node.name, exc.message)
 
-    return fan_out(nodes, one)
+    return fanned_out(nodes, one)
 
 
 def read_as_viewer(config: ClusterConfig | LiteConfig) -> None:

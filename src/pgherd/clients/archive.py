@@ -29,12 +29,17 @@ class ArchiveAgentClient(AgentClient):
         return ArchiverState.model_validate(self._request("GET", "/archiver"))
 
     def take_backup(
-        self, kind: str, repository: str | None, timeout: float = 24 * 3600
+        self,
+        kind: str,
+        repository: str | None,
+        timeout: float = 24 * 3600,
+        checksum: bool = False,
     ) -> BackupMade:
         """A bundled backup of this node taken by its agent (its catalog entry)."""
-        return BackupMade.model_validate(
-            self._request("POST", "/backup", timeout, body={"type": kind, "repository": repository})
-        )
+        body: dict[str, object] = {"type": kind, "repository": repository}
+        if checksum:  # only when asked: an older agent forbids fields it does not know
+            body["checksum"] = True
+        return BackupMade.model_validate(self._request("POST", "/backup", timeout, body=body))
 
     def pusher(self) -> PusherState:
         """The agent's WAL pusher: waiting, in flight, pushed, failures."""

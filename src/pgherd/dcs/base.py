@@ -36,6 +36,8 @@ class Leader:
 
 @dataclass(frozen=True)
 class Member:
+    """A member's check-in as the store holds it, and how long it has left."""
+
     name: str
     data: str  # JSON written by the member's agent
     ttl_left: float | None = None
@@ -43,6 +45,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Versioned:
+    """A value and its version, for a compare-and-set that fails if another wrote."""
+
     value: str
     version: int  # changes on every write; 0 means "absent"
 

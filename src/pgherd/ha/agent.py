@@ -270,7 +270,7 @@ class AgentArchive:
         self.node = node
         self.agent = agent
 
-    def take_backup(self, kind: str, repository: str | None) -> BackupMade:
+    def take_backup(self, kind: str, repository: str | None, checksum: bool = False) -> BackupMade:
         log.info("taking a %s backup (asked through the API)", kind)
         made = backup_mod.create(
             self.config,
@@ -281,6 +281,7 @@ class AgentArchive:
             repository,
             lambda _done, _total: None,
             lambda text: log.info("backup: %s", text),
+            checksum,
         )
         return BackupMade.model_validate(backup_to_json(made))
 

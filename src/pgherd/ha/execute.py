@@ -90,9 +90,10 @@ class Executor:
     lock_wait: float = 0.2
     least_left: float | None = None  # the least of its lease left at a renewal, seen so far
     renewed_at: float | None = None  # monotonic: when the last lease call that worked was sent
-    # Lease calls from the loop and from the lease keeper's thread (ha/lease_keeper.py)
-    # take turns: reentrant, since the keeper holds it around its renewal.
+    # Guards what this agent knows of its lease, changed by the loop and by the lease
+    # keeper's thread (ha/lease_keeper.py); never held across a store call.
     lease_lock: threading.RLock = field(default_factory=threading.RLock)
+    _lease_epoch: int = 0  # bumped whenever the lease is given up here (forget_lease)
     # Told the moment the server left recovery, before the slots are made: load balancers
     # may send writes from then on.
     on_promoted: Callable[[], None] | None = None
@@ -127,7 +128,7 @@ class Executor:
             self.fence.allow_until(action.until)
             return None
         if do is Do.FORGET_LEASE:
-            self.lease.valid_until = None
+            self.forget_lease()
             return None
         if do is Do.DISARM_FENCE:
             self.fence.disarm()
@@ -143,7 +144,7 @@ class Executor:
             return detail
         if do is Do.RELEASE_LEASE:
             self.store().release_leader(self.me)
-            self.lease.valid_until = None
+            self.forget_lease()
             self.fence.disarm()
             return "released"
         if do is Do.PROMOTE:
@@ -174,23 +175,48 @@ class Executor:
             )
         raise ValueError(f"unknown action {do}")
 
-    def renew(self, arm: bool) -> str:
-        """Renew the lease (``arm``: and move the fence's deadline with it)."""
-        return self._lease_call(self.store().renew_leader, "renew", arm)
+    def renew(self, arm: bool, wanted: Callable[[], bool] = lambda: True) -> str:
+        """Renew the lease (``arm``: and move the fence's deadline with it). ``wanted``
+        is asked, once the store has answered, whether the renewal still counts."""
+        return self._lease_call(self.store().renew_leader, "renew", arm, wanted)
 
-    def _lease_call(self, call: Callable[[str, float], bool], what: str, arm: bool) -> str:
+    def forget_lease(self) -> None:
+        """This node no longer holds the lease, by its own reckoning: and a renewal still
+        under way (the lease keeper's) must not bring it back."""
         with self.lease_lock:
-            sent_at = self.clock.monotonic()
-            before = self.lease.valid_until
-            if not call(self.me, self.settings.ttl):
-                self.lease.valid_until = None
+            self.lease.valid_until = None
+            self._lease_epoch += 1
+
+    def _lease_call(
+        self,
+        call: Callable[[str, float], bool],
+        what: str,
+        arm: bool,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> str:
+        """The store is called outside the lease lock: the loop and the lease keeper may
+        each have a renewal under way (a slow store answers one of them in time); each
+        result is applied under the lock, the later deadline winning, and one that
+        comes back after the lease was given up meanwhile is dropped."""
+        with self.lease_lock:
+            epoch = self._lease_epoch
+        sent_at = self.clock.monotonic()
+        got = call(self.me, self.settings.ttl)
+        with self.lease_lock:
+            if not got:
+                self.forget_lease()
                 raise Refused(f"could not {what} the lease: another member holds it")
-            self.lease.valid_until = sent_at + self.settings.ttl
-            self.renewed_at = sent_at
+            if epoch != self._lease_epoch or not wanted():
+                return "renewed in the store, but given up here meanwhile"
+            before = self.lease.valid_until
+            until = sent_at + self.settings.ttl
+            if before is None or until > before:
+                self.lease.valid_until = until
+                self.renewed_at = sent_at
             if before is not None:
                 self._note_left(before - sent_at)
             if arm:
-                self.fence.allow_until(self.lease.valid_until)
+                self.fence.allow_until(self.lease.valid_until or until)
         return f"lease valid for {self.settings.ttl:g} s"
 
     def _promote(self) -> str:
@@ -251,9 +277,9 @@ class Executor:
     def _demote(self, target: str | None) -> str:
         """Stop taking writes now (immediate shutdown), then come back as a standby."""
         with self._locked():
+            self.forget_lease()  # first: no renewal under way re-arms the fence
             self.fence.disarm()
             self.supervisor.stop("immediate", timeout=10)
-            self.lease.valid_until = None
             # Load balancers see /primary fail and drop it before it takes connections
             # again as a standby (model/haproxy.py), so no write gets "read-only".
             time.sleep(DRAIN_SECONDS)

@@ -4,9 +4,11 @@ to keep it is held up in PostgreSQL work (the rule, and why, in model/lease_keep
 A small thread, like the fence's, that makes no decision of its own: the loop hands it a
 mandate after each decision (:meth:`LeaseKeeper.decided`), and it renews only within
 that mandate, only when the loop is overdue, and only a lease this node still believes
-it holds. Renewals go through the executor's lease call, under the executor's lease
-lock, so the fence is moved exactly as a cycle's renewal moves it; and once
-:meth:`decided` has ended a mandate, no renewal of the keeper's is still under way.
+it holds. Renewals go through the executor's lease call, so the fence is moved exactly as
+a cycle's renewal moves it; the store is called outside the lease lock (a renewal of the
+loop's that a slow store holds up does not hold this one up), and a renewal that comes
+back after :meth:`decided` ended the mandate, or after the lease was given up, is
+dropped.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class LeaseKeeper:
                 log.info("the HA cycle is back: it renews its lease itself again")
 
     def tick(self) -> bool:
-        """Renew if a renewal is due on the loop's behalf; True when one was made."""
+        """Renew if a renewal is due on the loop's behalf; True when one was made. The
+        store call is not made under the lease lock: a renewal of the loop's that a slow
+        store holds up does not hold this one up."""
         ex = self.executor
         with ex.lease_lock:
             now = ex.clock.monotonic()
@@ -65,22 +69,21 @@ class LeaseKeeper:
                     now - (ex.renewed_at or now),
                     mandate.until - now,
                 )
-            try:
-                ex.renew(arm=mandate.arm)
-            except StoreUnavailable as exc:
-                # Tried again at the next tick while the lease lasts: a store that drops a
-                # packet now and then answers the next call. (A loop that decides to
-                # demote meanwhile waits for this call, at most retry_timeout; the fence
-                # never waits.)
-                log.warning("renewing the lease for the HA cycle: %s", exc.message)
-                return False
-            except PgherdError as exc:  # another member holds it: nothing left to keep
-                log.warning("renewing the lease for the HA cycle: %s", exc.message)
+        try:
+            ex.renew(arm=mandate.arm, wanted=lambda: self.mandate is not None)
+        except StoreUnavailable as exc:
+            # Tried again at the next tick while the lease lasts: a store that drops a
+            # packet now and then answers the next call.
+            log.warning("renewing the lease for the HA cycle: %s", exc.message)
+            return False
+        except PgherdError as exc:  # another member holds it: nothing left to keep
+            log.warning("renewing the lease for the HA cycle: %s", exc.message)
+            with ex.lease_lock:
                 self.mandate = None
-                return False
-            self.renewals += 1
-            metrics.LEASE_KEPT_FOR_LOOP.inc()
-            return True
+            return False
+        self.renewals += 1
+        metrics.LEASE_KEPT_FOR_LOOP.inc()
+        return True
 
     def run(self) -> None:
         every = lease_keeping.tick_every(self.settings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,20 +162,27 @@ def from_json(text: str) -> Manifest:
 
 
 _PD_LSN = struct.Struct("<II")  # pd_lsn: xlogid, xrecoff (little-endian, as written)
+_PAGE_WORDS = PAGE_SIZE // 4
+_NATIVE_LITTLE = sys.byteorder == "little"
 
 
-def page_lsns(data: bytes) -> list[int]:
-    """pd_lsn of every whole page in ``data``."""
+def page_lsns(data: bytes | memoryview) -> list[int]:
+    """pd_lsn of every whole page in ``data``. On a little-endian machine (where the
+    server wrote them) the two words of each header are picked out by a strided view:
+    no per-page call, and nothing but the headers is touched."""
+    whole = len(data) - len(data) % PAGE_SIZE
+    if _NATIVE_LITTLE:
+        words = memoryview(data)[:whole].cast("B").cast("I")
+        highs = words[0::_PAGE_WORDS].tolist()
+        lows = words[1::_PAGE_WORDS].tolist()
+        return [(high << 32) | low for high, low in zip(highs, lows, strict=True)]
     return [
         (high << 32) | low
-        for high, low in (
-            _PD_LSN.unpack_from(data, start)
-            for start in range(0, len(data) - PAGE_SIZE + 1, PAGE_SIZE)
-        )
+        for high, low in (_PD_LSN.unpack_from(data, start) for start in range(0, whole, PAGE_SIZE))
     ]
 
 
-def unchanged_since(data: bytes, threshold: Lsn) -> bool:
+def unchanged_since(data: bytes | memoryview, threshold: Lsn) -> bool:
     """Whether every page of a relation chunk was last changed through WAL before
     ``threshold`` (the parent backup's start). A page of zeros (extended, never
     initialised) does not count as unchanged: its bytes are taken as they are, since
@@ -182,7 +190,7 @@ def unchanged_since(data: bytes, threshold: Lsn) -> bool:
     if len(data) % PAGE_SIZE:
         return False
     lsns = page_lsns(data)
-    return bool(lsns) and all(0 < lsn < threshold.value for lsn in lsns)
+    return bool(lsns) and min(lsns) > 0 and max(lsns) < threshold.value
 
 
 def reuse(

@@ -101,6 +101,8 @@ class Health(StrEnum):
 
 @dataclass(frozen=True)
 class NodeRow:
+    """One node as ``cluster show`` lists it, from its agent's status."""
+
     name: str
     role: Role
     state: str  # PgState, or "streaming"/"not streaming" for a running standby
@@ -121,6 +123,8 @@ class NodeRow:
 
 @dataclass(frozen=True)
 class ClusterView:
+    """Every node's row, the primary and what is wrong with the cluster as a whole."""
+
     rows: tuple[NodeRow, ...]
     primary: str | None
     system_identifier: str | None

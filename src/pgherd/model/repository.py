@@ -18,6 +18,8 @@ class Retention:
 
 @dataclass(frozen=True)
 class RepositorySpec:
+    """Where one backup repository lives (a directory, or S3) and what it keeps."""
+
     name: str
     path: str | None = None  # a local or mounted directory
     repo: str | None = None  # s3://bucket/prefix

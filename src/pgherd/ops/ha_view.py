@@ -1,6 +1,6 @@
 """What ``cluster show`` tells about automatic failover: the leader and its lease, each
 member's last check-in, a pause, read straight from the store (one file read for sqlite,
-two HTTP requests for etcd), so the command stays quick.
+three HTTP requests on one connection for etcd), so the command stays quick.
 
 ``cluster show`` starts without pydantic (pgherd.cli.quick), so this module reads the
 two documents it needs from the store, the members' check-ins (dcs/checkin.py's
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MemberView:
+    """A member of the cluster as its last check-in in the store shows it."""
+
     name: str
     kind: str  # data, witness
     checked_in_ago: float | None  # None: no check-in in the store
@@ -38,6 +40,8 @@ class MemberView:
 
 @dataclass(frozen=True)
 class HaView:
+    """Failover as the store shows it: the leader and its lease, a pause, the members."""
+
     mode: str
     store: str  # "sqlite /path" or "etcd URL,URL"
     store_ok: bool

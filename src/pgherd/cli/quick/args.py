@@ -22,6 +22,8 @@ Value = bool | str | int | float | Path | None
 
 @dataclass(frozen=True)
 class Option:
+    """One option of a quick command, as its Typer command declares it."""
+
     names: tuple[str, ...]  # as typed: ("-c", "--config")
     dest: str  # the run() parameter it fills
     kind: Kind
@@ -33,20 +35,27 @@ class Option:
 
 @dataclass(frozen=True)
 class Command:
+    """A quick command: the words that name it, the module that runs it, its arguments."""
+
     words: tuple[str, ...]  # ("cluster", "show")
     module: str  # the module whose run(**values) does the work
     arguments: tuple[str, ...] = ()  # positional, all required, in order
     options: tuple[Option, ...] = ()
+    # A look that writes nothing (but the config cache, closed before it returns) and
+    # exits at once: pgherd.cli.entry.program runs it without the cyclic collector and
+    # the interpreter's teardown.
+    read_only: bool = False
 
 
 CONFIG = Option(("-c", "--config"), "config_file", "path")
 JSON = Option(("--json",), "as_json", "flag", default=False)
 
 COMMANDS: tuple[Command, ...] = (
-    Command(("cluster", "show"), "pgherd.cli.quick.show", options=(CONFIG, JSON)),
+    Command(("cluster", "show"), "pgherd.cli.quick.show", options=(CONFIG, JSON), read_only=True),
     Command(
         ("cluster", "events"),
         "pgherd.cli.quick.events",
+        read_only=True,
         options=(
             Option(("--limit",), "limit", "int", default=50, minimum=1, maximum=10_000),
             Option(("--audit",), "audit", "flag", default=False),
@@ -72,6 +81,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("node", "check"),
         "pgherd.cli.quick.check",
+        read_only=True,
         arguments=("node",),
         options=(
             Option(("--nagios",), "nagios", "flag", default=False),
@@ -86,6 +96,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("connstr",),
         "pgherd.cli.quick.connstr",
+        read_only=True,
         arguments=("node",),
         options=(Option(("--replication",), "replication", "flag", default=False), CONFIG),
     ),
@@ -94,6 +105,8 @@ COMMANDS: tuple[Command, ...] = (
 
 @dataclass(frozen=True)
 class Parsed:
+    """A command line the quick path takes: its command and the values for ``run()``."""
+
     command: Command
     values: dict[str, Value]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pgherd.cli.output import EXIT_DEGRADED, print_json
 from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Column, Printer, Span, Table
-from pgherd.clients.agent import lite_statuses, together
+from pgherd.clients.agent import asked_lite_statuses
 from pgherd.config_lite import LiteConfig
 from pgherd.model import cluster as cluster_model
 from pgherd.model.cluster import TLS_OFF, ClusterView
@@ -31,8 +31,18 @@ def run(config_file: Path | None, as_json: bool) -> int:
         node = config.node_at(host, port)
         return node.name if node else (f"{host}:{port}" if host else None)
 
-    # The agents and the store are asked at once: the command waits for the slower.
-    found, ha = together(lambda: lite_statuses(config.nodes), lambda: read_ha(config))
+    # The agents and the store are asked at once: the command waits for the slower. The
+    # agents' threads start first, then this thread reads the store: had the store's
+    # reader (which first imports its client, ~5 ms of work that holds the GIL) a thread
+    # of its own started before them, each of their starts could wait for it for up to
+    # Python's switch interval (5 ms).
+    answers = asked_lite_statuses(config.nodes)
+    try:
+        ha = read_ha(config)
+    except BaseException:
+        answers()  # an error of the agents' side first, and the threads ended
+        raise
+    found = answers()
     view = cluster_model.view(found, node_at, config.independent)
     workers = [w for status in found for w in status.mesh_workers]
     problems = list(view.problems) + (ha.problems() if ha else [])
