@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgherd.clients.agent import AgentClient
 from pgherd.lab import agents
@@ -119,15 +120,20 @@ def declare_slots(lab: Lab, slots: dict[str, dict[str, str]]) -> None:
 CDC = {"type": "logical", "database": "postgres", "plugin": "pgoutput"}
 
 
-def copy_ready(lab: Lab, node: str, slot: str) -> bool:
-    """The standby's /metrics says a failover there could use its copy of ``slot``."""
+def gauge_set(lab: Lab, node: str, metric: str, slot: str) -> bool:
+    """The agent's /metrics shows gauge ``metric`` at 1 for ``slot`` (the slot gauges'
+    "yes": ``pgherd_slot_copy_ready``, ``pgherd_slot_drop_waiting``)."""
     page = AgentClient(lab.config.node(node)).metrics()
     return any(
-        line.startswith("pgherd_slot_copy_ready{")
-        and f'slot="{slot}"' in line
-        and float(line.rsplit(" ", 1)[1]) == 1
-        for line in page.splitlines()
+        sample.name == metric and sample.labels.get("slot") == slot and sample.value == 1
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
     )
+
+
+def copy_ready(lab: Lab, node: str, slot: str) -> bool:
+    """The standby's /metrics says a failover there could use its copy of ``slot``."""
+    return gauge_set(lab, node, "pgherd_slot_copy_ready", slot)
 
 
 def rows(lab: Lab, node: str) -> set[int]:
@@ -223,13 +229,7 @@ def consumer(lab: Lab, node: str, slot: str) -> Iterator[subprocess.Popen[bytes]
 
 def waiting(lab: Lab, node: str, slot: str) -> bool:
     """The agent's /metrics says removed slot ``slot`` waits for its consumer."""
-    page = AgentClient(lab.config.node(node)).metrics()
-    return any(
-        line.startswith("pgherd_slot_drop_waiting{")
-        and f'slot="{slot}"' in line
-        and float(line.rsplit(" ", 1)[1]) == 1
-        for line in page.splitlines()
-    )
+    return gauge_set(lab, node, "pgherd_slot_drop_waiting", slot)
 
 
 def test_permanent_slots_removed_from_the_config_are_dropped_where_pgherd_made_them(

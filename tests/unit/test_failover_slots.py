@@ -197,6 +197,12 @@ def test_standbys_take_turns_to_restart_for_copies(
     assert copy_delay(node, primary, MEMBERS) == expected
 
 
+def made_then_removed(*names: str) -> tuple[set[str], set[str]]:
+    """The store's record for slots pgherd made on this node (``owned``) and that were then
+    removed from ``slots:`` (``retired``): the set-up most cases below share."""
+    return set(names), set(names)
+
+
 REMOVED = [
     # (case, primary?, mine, leader's, owned here, retired, expected actions)
     (
@@ -213,8 +219,7 @@ REMOVED = [
         True,
         [logical("old", 10, active=True)],
         None,
-        {"old"},
-        {"old"},
+        *made_then_removed("old"),
         [("wait", "old", None)],
     ),
     (
@@ -231,8 +236,7 @@ REMOVED = [
         True,
         [],
         None,
-        {"old"},
-        {"old"},
+        *made_then_removed("old"),
         [("forget", "old", None)],
     ),
     (
@@ -258,8 +262,7 @@ REMOVED = [
         False,
         [physical("old", 10)],
         [],
-        {"old"},
-        {"old"},
+        *made_then_removed("old"),
         [("drop", "old", None)],
     ),
     (
@@ -267,8 +270,7 @@ REMOVED = [
         False,
         [logical("old", 10)],
         [logical("old", 20, active=True)],
-        {"old"},
-        {"old"},
+        *made_then_removed("old"),
         [("drop", "old", None)],
     ),
     (
@@ -294,8 +296,7 @@ REMOVED = [
         False,
         [physical("old", 10, active=True)],
         [],
-        {"old"},
-        {"old"},
+        *made_then_removed("old"),
         [("wait", "old", None)],
     ),
 ]

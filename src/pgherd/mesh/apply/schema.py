@@ -83,8 +83,8 @@ class SchemaChanges:
         if isinstance(message, po.Insert):
             new = project(message.new)
             assert new is not None
-            if relid == self._ddl_relid:
-                self._run(table, new)
+            if relid == self._ddl_relid and not self._run(table, new):
+                return  # another mesh's change: its own workers bring the row and run it
             self.rows.apply(table, Change.INSERT, new, new, txn)
         elif isinstance(message, po.Update):
             new = project(message.new)
@@ -105,16 +105,19 @@ class SchemaChanges:
             if line.startswith(prefix)
         }
 
-    def _run(self, table: TargetTable, row: po.TupleData) -> None:
+    def _run(self, table: TargetTable, row: po.TupleData) -> bool:
         """Run a schema change the source logged for this mesh, with the search_path it ran
-        with there."""
+        with there; False for another mesh's row. Every mesh publishes the one log table,
+        so two meshes with members in common both stream each row: only the row's own
+        mesh may write it here, or its workers would meet it already written (a conflict)
+        and take a change that never ran here for one that did (``DdlWait``)."""
         values = {
             name: (value or b"").decode()
             for name, value in zip(table.columns, row.values, strict=True)
             if name in _DDL_TEXT
         }
         if values.get("mesh") != self.ctx.mesh:
-            return  # another mesh's change, which that mesh's workers run
+            return False
         waiting = DdlWait(parse_after(values.get("after", "")))
         if not waiting.ready(self.session.conn, self.ctx.mesh):
             raise waiting
@@ -129,3 +132,4 @@ class SchemaChanges:
         )
         self.ran_in_group = True
         self.counters.schema_changes += 1
+        return True
