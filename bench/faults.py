@@ -43,6 +43,7 @@ from tests.faults.catalogue import (
     Combined,
     CpuHogs,
     Expect,
+    LinkDelayed,
     LinkLossy,
     NotHere,
     SlowDisk,
@@ -218,7 +219,7 @@ def pgbench(
     )
 
 
-def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
+def load_run(c: FaultCluster, minutes: float, out: Path, store_delay_ms: int = 0) -> dict[str, Any]:
     """A healthy primary under pgbench (8 clients on 2 cores), CPU hogs, a slow disk and a
     lossy link to the store (5 % dropped: retransmitted after 200 ms or more), ``minutes``
     long: no failover allowed."""
@@ -229,7 +230,16 @@ def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
     targets = Targets(primary, c.standbys(primary)[0])
     hold = minutes * 60
     load = Combined(
-        CpuHogs(hold=hold), SlowDisk(hold=hold), LinkLossy(5, store_only=True, hold=hold)
+        CpuHogs(hold=hold),
+        SlowDisk(hold=hold),
+        LinkDelayed(store_delay_ms, store_only=True, hold=hold)
+        if store_delay_ms
+        else LinkLossy(5, store_only=True, hold=hold),
+    )
+    link = (
+        f"its link to etcd delayed {store_delay_ms} ms"
+        if store_delay_ms
+        else "5 % of its packets to and from etcd dropped"
     )
     began = time.time()
     load.inject(c, targets)
@@ -261,7 +271,7 @@ def load_run(c: FaultCluster, minutes: float, out: Path) -> dict[str, Any]:
     found: dict[str, Any] = {
         "minutes": minutes,
         "what": "pgbench -c 8 -j 2 (2 cores) + 2 CPU hogs per core + the primary's disk at "
-        "20 write IOPS + 5 % of its packets to and from etcd dropped",
+        f"20 write IOPS + {link}",
         "leaders": leaders,
         "false_failovers": max(0, len(leaders) - 1),
         "least_left": least_left,
@@ -289,6 +299,7 @@ def run_mode(
     names: list[str],
     runs: int,
     load_minutes: float,
+    store_delay_ms: int,
     watchdog: bool,
     user: osuser.OsUser,
 ) -> tuple[list[Row], dict[str, Any] | None]:
@@ -329,7 +340,7 @@ def run_mode(
                     common.console.print(f"    {problem}", soft_wrap=True)
         if load_minutes > 0:
             common.console.print(f"[bold]{mode}[/] {load_minutes:g} min under load")
-            load = load_run(cluster, load_minutes, directory)
+            load = load_run(cluster, load_minutes, directory, store_delay_ms)
             common.console.print(f"  {load}")
     process.reap_zombie_children()
     if load is not None and load.get("kept"):
@@ -348,6 +359,13 @@ def main() -> None:
     parser.add_argument("--modes", default="sync,async")
     parser.add_argument("--faults", default=",".join(FAULTS), help="names, comma-separated")
     parser.add_argument("--load-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--store-delay",
+        type=int,
+        default=0,
+        help="under load, delay the primary's link to etcd this many ms (default: drop 5 %% "
+        "of its packets instead)",
+    )
     parser.add_argument("--watchdog", action="store_true", help="a fake watchdog per node")
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
@@ -365,7 +383,9 @@ def main() -> None:
     loads: dict[str, Any] = {}
     for mode_name in args.modes.split(","):
         mode = Mode.SYNC if mode_name.startswith("sync") else Mode.ASYNC
-        found, load = run_mode(mode, names, args.runs, args.load_minutes, args.watchdog, user)
+        found, load = run_mode(
+            mode, names, args.runs, args.load_minutes, args.store_delay, args.watchdog, user
+        )
         rows += found
         if load is not None:
             loads[str(mode)] = load
