@@ -173,11 +173,14 @@ def run(
 
 
 def keep_logs(c: FaultCluster, directory: Path) -> None:
-    """The agents' logs beside a run that broke a rule: the nodes' disks, where they are
-    written, go with the cluster."""
+    """The agents' and the servers' logs beside a run that broke a rule: the nodes' disks,
+    where they are written, go with the cluster. (The server's log holds what the
+    postmaster's keeper did: a fence it fired is said there.)"""
     for node in NODES:
-        with contextlib.suppress(OSError):
-            shutil.copyfile(c.deployment.node(node).agent_log, directory / f"{node}.agent.log")
+        found = c.deployment.node(node)
+        for log, name in ((found.agent_log, "agent"), (found.server_log, "postgresql")):
+            with contextlib.suppress(OSError):
+                shutil.copyfile(log, directory / f"{node}.{name}.log")
 
 
 def assert_clean(result: RunResult) -> None:
