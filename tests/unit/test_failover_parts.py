@@ -36,6 +36,7 @@ from pgherd.model.lsn import Lsn
 from pgherd.model.status import PgState, Role
 from pgherd.ops import pause
 from pgherd.pg.local_node import LocalNode
+from tests.unit.fake_ha import FakeClock, executor_on
 
 LAB = Path("/var/tmp/pgherd-lab")
 
@@ -477,40 +478,16 @@ def test_how_many_standbys_a_commit_waits_for(names: str, quorum: int) -> None:
     assert server_quorum(names) == quorum
 
 
-class _FakeClock:
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def monotonic(self) -> float:
-        return self.at
-
-    def time(self) -> float:
-        return 1_800_000_000.0 + self.at
-
-
 def test_a_promotion_keeps_the_lease_renewed_while_it_waits() -> None:
     """A promotion on a loaded machine took longer than the lease (restore_command runs for
     every timeline history it looks for): the fence fired half-way and every member was
     left a standby (the fault suite found it). While the executor waits for PostgreSQL to
     leave recovery, the lease is renewed every loop_wait, as the cycles would have."""
-    cfg = layout.lab_config(
-        LAB, layout.LabShape(3, 25000, "postgres", None, failover="automatic", dcs="etcd")
-    )
-    local = LocalNode.open(cfg, "node1")
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = MemoryStore(clock=clock.monotonic)
     published: list[float | None] = []
     fence = Fence(lambda: None, clock=clock.monotonic, publish=published.append)
-    executor = Executor(
-        local,
-        Supervisor(local.instance, auto_restart=False, clock=clock),
-        settings_of(cfg),
-        "token",
-        fence,
-        threading.Lock(),
-        lambda: store,
-        clock,
-    )
+    executor = executor_on(clock, store, fence)
     assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
     assert executor.lease.valid_until == 103.0 and fence.until == 103.0
     waiting = LeaseWhileWaiting(executor, every=0.5)

@@ -18,7 +18,7 @@ from pgherd.ha import observe
 from pgherd.ha.execute import Executor
 from pgherd.ha.fence import Fence
 from pgherd.ha.lease_keeper import LeaseKeeper
-from pgherd.ha.loop import HaLoop, settings_of
+from pgherd.ha.loop import HaLoop
 from pgherd.ha.supervisor import Supervisor
 from pgherd.lab import layout
 from pgherd.model.ha import Action, Do, Peer
@@ -26,6 +26,7 @@ from pgherd.model.ha_settings import Settings
 from pgherd.model.lease_keeping import Mandate, after_deciding, overdue_after, renewal_due
 from pgherd.model.status import PgState, Role
 from pgherd.pg.local_node import LocalNode
+from tests.unit.fake_ha import FakeClock, executor_on
 
 LAB = Path("/var/tmp/pgherd-lab")
 S = Settings()  # ttl 3, loop_wait 0.5, retry_timeout 1, primary_start_timeout 10
@@ -86,35 +87,14 @@ def test_a_renewal_is_due_only_within_the_mandate_and_the_lease_believed_held(
 # ---- the keeper, on a fake clock ----------------------------------------------------
 
 
-class _FakeClock:
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def monotonic(self) -> float:
-        return self.at
-
-    def time(self) -> float:
-        return 1_800_000_000.0 + self.at
-
-
-def _executor(clock: _FakeClock, store: MemoryStore) -> tuple[Executor, Fence]:
-    cfg = layout.lab_config(
-        LAB, layout.LabShape(3, 25000, "postgres", None, failover="automatic", dcs="etcd")
-    )
-    local = LocalNode.open(cfg, "node1")
+def _keeping(clock: FakeClock, store: MemoryStore) -> tuple[Executor, Fence, LeaseKeeper]:
+    """node1 took the lease at the clock's time and its cycle decided to keep it."""
     fence = Fence(lambda: None, clock=clock.monotonic)
-    supervisor = Supervisor(local.instance, auto_restart=False, clock=clock)
-    executor = Executor(
-        local,
-        supervisor,
-        settings_of(cfg),
-        "token",
-        fence,
-        threading.Lock(),
-        lambda: store,
-        clock,
-    )
-    return executor, fence
+    executor = executor_on(clock, store, fence)
+    keeper = LeaseKeeper(executor)
+    assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
+    keeper.decided(RENEW, answered=True, arm=True)
+    return executor, fence, keeper
 
 
 class _StoreGoneAway(MemoryStore):
@@ -127,12 +107,9 @@ class _StoreGoneAway(MemoryStore):
 
 
 def test_the_keeper_renews_for_a_held_up_cycle_until_its_mandate_ends() -> None:
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = _StoreGoneAway(clock=clock.monotonic)
-    executor, fence = _executor(clock, store)
-    keeper = LeaseKeeper(executor)
-    assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
-    keeper.decided(RENEW, answered=True, arm=True)  # mandate until 110
+    executor, fence, keeper = _keeping(clock, store)  # a mandate until 110
     clock.at = 100.9
     assert not keeper.tick()  # the loop is not late yet
     clock.at = 101.0
@@ -156,12 +133,9 @@ def mandate_of(keeper: LeaseKeeper) -> Mandate | None:
 
 
 def test_the_keeper_tries_a_silent_store_again_and_gives_up_a_lost_lease() -> None:
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = _StoreGoneAway(clock=clock.monotonic)
-    executor, _fence = _executor(clock, store)
-    keeper = LeaseKeeper(executor)
-    assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
-    keeper.decided(RENEW, answered=True, arm=True)
+    executor, _fence, keeper = _keeping(clock, store)
     store.down = True
     clock.at = 101.0
     assert not keeper.tick()  # logged; tried again at the next tick
@@ -178,12 +152,9 @@ def test_the_keeper_tries_a_silent_store_again_and_gives_up_a_lost_lease() -> No
 
 
 def test_a_decision_to_demote_ends_the_mandate_before_it_is_carried_out() -> None:
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = MemoryStore(clock=clock.monotonic)
-    executor, _fence = _executor(clock, store)
-    keeper = LeaseKeeper(executor)
-    assert executor.perform(Action(Do.ACQUIRE_LEASE, "take it"), primary_ahead=True)
-    keeper.decided(RENEW, answered=True, arm=True)
+    executor, _fence, keeper = _keeping(clock, store)
     keeper.decided(DEMOTE, answered=True, arm=True)
     clock.at = 102.0
     assert not keeper.tick()
@@ -280,14 +251,9 @@ class _StoreThatHolds(MemoryStore):
 def test_the_keeper_renews_while_a_renewal_of_the_loop_is_held_up_in_the_store() -> None:
     """The async load run found it: the loop's own renewal, slowed by a lossy link to the
     store, held the lease lock, the keeper waited behind it, and the fence fired."""
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = _StoreThatHolds(clock=clock.monotonic)
-    executor, fence = _executor(clock, store)
-    keeper = LeaseKeeper(executor)
-    assert store.acquire_leader("node1", 3.0)
-    executor.lease.valid_until = 103.0
-    executor.renewed_at = 100.0
-    keeper.decided(RENEW, answered=True, arm=True)
+    executor, fence, keeper = _keeping(clock, store)
     clock.at = 100.5
     loop = threading.Thread(target=executor.renew, kwargs={"arm": True})
     loop.start()
@@ -307,14 +273,9 @@ def lease_until(executor: Executor) -> float | None:
 def test_a_renewal_that_comes_back_after_the_lease_was_given_up_is_dropped() -> None:
     """A demotion gives the lease up while the keeper's renewal is in the store: its
     answer must not arm the fence again on a node that is becoming a standby."""
-    clock = _FakeClock(100.0)
+    clock = FakeClock(100.0)
     store = _StoreThatHolds(clock=clock.monotonic)
-    executor, fence = _executor(clock, store)
-    keeper = LeaseKeeper(executor)
-    assert store.acquire_leader("node1", 3.0)
-    executor.lease.valid_until = 103.0
-    executor.renewed_at = 100.0
-    keeper.decided(RENEW, answered=True, arm=True)
+    executor, fence, keeper = _keeping(clock, store)
     clock.at = 101.2
 
     def demote() -> None:
