@@ -481,8 +481,13 @@ def test_in_maintenance_nothing_is_promoted_and_resume_recovers(lab: Lab) -> Non
         assert any("maintenance mode" in p for p in data["problems"])
         table = pgherd("cluster", "show", config=lab.config_path, check=False)
         assert table.returncode == 3 and "the agents take no automatic action" in table.stdout
-        page = AgentClient(lab.config.node(standbys[0])).metrics()
-        assert "pgherd_paused{" in page and re.search(r"pgherd_paused\{[^}]*\} 1\.0", page)
+        # the gauge follows the agent's next cycle, not the store: wait for it
+        client = AgentClient(lab.config.node(standbys[0]))
+        wait_until(
+            lambda: re.search(r"pgherd_paused\{[^}]*\} 1\.0", client.metrics()),
+            10,
+            what="the standby's agent to report the pause",
+        )
         kill_agent(lab, old)
         time.sleep(TTL + 3)  # the lease is long gone
         done = pgherd("node", "check", old, "--nagios", config=lab.config_path, check=False)
