@@ -21,8 +21,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from pgherd.archive.backup_bundled import end_segment
 from pgherd.archive.catalog import Archive
 from pgherd.errors import ArchiveMismatch
+from pgherd.model.lsn import Lsn
 from pgherd.pg import binaries, hba, osuser, process
 from pgherd.pg.archive_commands import pgherd_program, push_command
 from pgherd.pg.instance import Instance
@@ -49,6 +51,21 @@ def cli(lab: Lab, *args: str, check: bool = True) -> Any:
 
 def cli_json(lab: Lab, *args: str) -> Any:
     return json.loads(cli(lab, *args, "--json").stdout)
+
+
+def timed_json(lab: Lab, *args: str) -> tuple[float, Any]:
+    """(the wall time of the command, seen from here; what its --json printed)."""
+    started = time.monotonic()
+    done = cli(lab, *args, "--json")
+    return time.monotonic() - started, json.loads(done.stdout)
+
+
+def assert_phases(printed: Any, wall: float, expected: tuple[str, ...]) -> None:
+    """``phases`` names what ran, each timed, together within the command's wall time."""
+    phases = printed["phases"]
+    assert set(expected) <= set(phases), phases
+    assert all(isinstance(v, float) and v >= 0 for v in phases.values()), phases
+    assert 0 < sum(phases.values()) <= wall, (phases, wall)
 
 
 def archive_root(lab: Lab) -> Path:
@@ -91,12 +108,15 @@ def restored_rows(directory: Path, port: int) -> list[str]:
 def restore(lab: Lab, module_dir: Path, name: str, *target: str, check: bool = True) -> Any:
     into = module_dir / f"r-{name}"
     port = free_port_base(1)
+    started = time.monotonic()
     done = cli(
         lab, "restore", "--into", str(into), "--port", str(port), *target, "--json", check=check
     )
     if not check:
         return done
-    return into, port, json.loads(done.stdout)
+    result = json.loads(done.stdout)
+    assert_phases(result, time.monotonic() - started, ("cli_start", "plan", "settings"))
+    return into, port, result
 
 
 # ---- archiving as PostgreSQL does it ---------------------------------------------------
@@ -435,6 +455,30 @@ def test_a_stopped_standby_catches_up_from_the_archive(lab: Lab, history: Histor
 # ---- bundled backups: incremental, info, check, delta restore, drill -------------------
 
 
+BACKUP_PHASES = (
+    "cli_start",
+    "source",
+    "plan",
+    "start_checkpoint",
+    "scan",
+    "copy",
+    "stop",
+    "wal_wait",
+    "catalog",
+)
+RESTORE_PHASES = (
+    "cli_start",
+    "plan",
+    "local_scan",
+    "fetch",
+    "settings",
+    "server_start",
+    "replay",
+    "promotion",
+    "confirm",
+)
+
+
 def test_incremental_backup_then_info_check_delta_restore_and_drill(
     lab: Lab, module_dir: Path, history: History
 ) -> None:
@@ -446,9 +490,16 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
     )
     full = cli_json(lab, "backup", "create")
     query(config, "node1", "UPDATE bulk SET pad = 'y' WHERE g <= 500")  # 1 % of the rows
-    inc = cli_json(lab, "backup", "create", "--type", "incremental")
+    wall, inc = timed_json(lab, "backup", "create", "--type", "incremental")
     assert (inc["kind"], inc["parent"]) == ("incremental", full["label"])
     assert inc["stored_bytes"] < full["stored_bytes"] / 4
+    assert_phases(inc, wall, BACKUP_PHASES)
+    # listed only once the segment holding its end is in the repository
+    wal = archive_of(lab).wal
+    end = end_segment(
+        Lsn.parse(inc["stop_lsn"]), inc["stop_timeline"], wal.identity().wal_segment_size
+    )
+    assert wal.find(end)
     (main,) = cli_json(lab, "backup", "info")
     (row,) = [b for b in main["backups"] if b["label"] == inc["label"]]
     assert row["chain"] == [full["label"], inc["label"]]
@@ -465,11 +516,12 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
     stop_restored(into)
     query(config, "node1", "UPDATE bulk SET pad = 'z' WHERE g <= 500")
     switch_and_wait(lab)
-    done = cli(
-        lab, "restore", "--into", str(into), "--port", str(port), "--latest", "--delta", "--json"
+    wall, again = timed_json(
+        lab, "restore", "--into", str(into), "--port", str(port), "--latest", "--delta"
     )
-    again = json.loads(done.stdout)
     assert again["state"] == "promoted"
+    assert_phases(again, wall, RESTORE_PHASES)
+    assert not (into / "pgherd_prefetch").exists()
     with restored(into, port) as conn:
         assert conn.execute("SELECT count(*) FROM bulk WHERE pad = 'z'").fetchone() == (500,)
     stop_restored(into)

@@ -22,6 +22,7 @@ from pgherd import config as config_mod
 from pgherd.archive import backup_bundled
 from pgherd.archive.bundles import ChunkReader, runs
 from pgherd.archive.catalog import Archive, backup_from_json, backup_to_json
+from pgherd.archive.phases import Phases
 from pgherd.archive.repository import open_repository
 from pgherd.archive.storage import LocalStorage, fsync_dir
 from pgherd.clients.agent import statuses
@@ -104,9 +105,11 @@ def create_copy(
     archive: Archive,
     source: NodeStatus,
     on_progress: Callable[[Progress], None],
+    phases: Phases | None = None,
 ) -> Backup:
     """pgherd's first format: a pg_basebackup copy (over the replication protocol, so
     from any machine) into a local repository's directory."""
+    phases = phases if phases is not None else Phases()
     identity = archive.wal.identity()
     archive.wal.require_cluster(
         source.system_identifier or "?", (source.version_num or 0) // 10000, f" ({source.name})"
@@ -138,13 +141,17 @@ def create_copy(
         pgbin, source_info, data, None, False, ("--label", f"pgherd backup {label}")
     )
     try:
-        basebackup.run_basebackup(args, user, on_progress)
+        with phases.phase("copy"):  # pg_basebackup: its checkpoint, copy and stop
+            basebackup.run_basebackup(args, user, on_progress)
         stopped = datetime.now(UTC)
-        backup = _describe(data, label, source, stopped, identity.pg_major, pgbin, user)
-        wait_archived(config, archives_of(config), backup.stop_lsn, backup.stop_timeline)
-        user.write_file(partial / "backup.json", json.dumps(backup_to_json(backup), indent=2))
-        os.rename(partial, archive.backup_dir(label))
-        fsync_dir(archive.backups_dir)
+        with phases.phase("describe"):
+            backup = _describe(data, label, source, stopped, identity.pg_major, pgbin, user)
+        with phases.phase("wal_wait"):
+            wait_archived(config, archives_of(config), backup.stop_lsn, backup.stop_timeline)
+        with phases.phase("catalog"):
+            user.write_file(partial / "backup.json", json.dumps(backup_to_json(backup), indent=2))
+            os.rename(partial, archive.backup_dir(label))
+            fsync_dir(archive.backups_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -213,6 +220,7 @@ def wait_archived(
     name = Segment((stop_lsn.value - 1) // size, timeline).name(size)
     started = time.monotonic()
     switched_at: str | None = None
+    pause = 0.01  # the segment usually lands within a few tens of ms: look often, then less
     while time.monotonic() - started < timeout:
         if all(a.wal.find(name) for a in archives):
             return
@@ -220,7 +228,8 @@ def wait_archived(
             primary = config.node(primary_status(config).name)
             client = ArchiveAgentClient(primary, config_mod.read_token(config))
             switched_at = str(client.switch_wal().lsn)
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(0.2, pause * 1.5)
     raise PgherdError(
         f"the backup's last segment {name} was not archived within {timeout:.0f} s"
         + (f" (switched at {switched_at})" if switched_at else ""),
@@ -349,28 +358,33 @@ def create(
     on_progress: Callable[[int, int], None],
     step: Callable[[str], None],
     checksum: bool = False,
+    phases: Phases | None = None,
 ) -> Backup:
     """A backup of the primary, of ``node``, or of the furthest standby, into one
     repository (the first unless named): bundled (default) or a pg_basebackup copy.
-    ``checksum``: read and hash every file, trusting no size and modification time."""
-    archive = archive_of(config, repository)
-    if from_standby and node is None:
-        source = backup_bundled.pick_standby(config)
-    else:
-        source = source_status(config, node)
+    ``checksum``: read and hash every file, trusting no size and modification time.
+    ``phases``: filled with the seconds each phase took (archive/phases.py)."""
+    phases = phases if phases is not None else Phases()
+    with phases.phase("source"):  # the repository opened, the nodes asked their state
+        archive = archive_of(config, repository)
+        if from_standby and node is None:
+            source = backup_bundled.pick_standby(config)
+        else:
+            source = source_status(config, node)
     if copy:
         if kind is not BackupKind.FULL:
             raise InvalidInput(
                 "--format copy takes full backups only", "drop --type, or use bundles"
             )
         return create_copy(
-            config, archive, source, lambda p: on_progress(p.done_bytes, p.total_bytes)
+            config, archive, source, lambda p: on_progress(p.done_bytes, p.total_bytes), phases
         )
     if not backup_bundled.is_local(config, source.name):
         # The data directory is on another machine: its agent takes the backup there.
         step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
         client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
-        made = client.take_backup(str(kind), repository, checksum=checksum)
+        with phases.phase("agent"):
+            made = client.take_backup(str(kind), repository, checksum=checksum)
         return backup_from_json(made.model_dump(mode="json"))
     archives = archives_of(config)
     workers = config.backup.workers
@@ -385,4 +399,5 @@ def create(
         step,
         lambda lsn, tli, switched: wait_archived(config, archives, lsn, tli, switched),
         checksum,
+        phases,
     )

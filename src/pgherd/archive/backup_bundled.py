@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 from pgherd.archive.backup_engine import BackupEngine, EngineProgress, walk
 from pgherd.archive.catalog import Archive
+from pgherd.archive.phases import Phases
 from pgherd.archive.restore_view import archive_view
 from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
@@ -73,20 +75,15 @@ def create(
     step: Callable[[str], None],
     ensure_archived: Callable[[Lsn, int, bool], None],
     checksum: bool = False,
+    phases: Phases | None = None,
 ) -> Backup:
-    local = local_node(config, source.name)
-    identity = archive.wal.identity()
-    archive.wal.require_cluster(
-        source.system_identifier or "?", (source.version_num or 0) // 10000, f" ({source.name})"
-    )
-    backups = archive.backups()
-    view = archive_view(archive.wal)
-    timeline = source.timeline or 1
-    path = TimelinePath.of(timeline, view.histories.get(timeline, ()))
-    choice = choose_parent(asked, backups, path, identity.system_identifier, identity.pg_major)
+    """``phases``: the seconds of each phase (plan, connect, start_checkpoint, scan,
+    copy, stop, wal_wait, catalog), measured here."""
+    phases = phases if phases is not None else Phases()
+    with phases.phase("plan"):  # the catalog read, the parent chosen and its manifest
+        local = local_node(config, source.name)
+        choice, parent_manifest, label, resumed = _plan(archive, source, asked)
     step(choice.reason)
-    parent_manifest = archive.manifest(choice.parent.label) if choice.parent else None
-    label, resumed = _label(archive, choice, source.name, backups)
     engine = BackupEngine(
         archive.repository,
         label,
@@ -102,24 +99,32 @@ def create(
         ),
         checksum,
     )
-    if resumed:
-        count = engine.load_resume()
-        step(f"resuming the interrupted backup {label}: {count} chunks are stored already")
-    else:
-        archive.mark_partial(label, _partial_info(choice, source.name))
-    with local.instance.connect() as conn:
-        started = backup_sql.start(conn, f"pgherd backup {label}")
+    with phases.phase("plan"):
+        if resumed:
+            count = engine.load_resume()
+            step(f"resuming the interrupted backup {label}: {count} chunks are stored already")
+        else:
+            archive.mark_partial(label, _partial_info(choice, source.name))
+    with ExitStack() as session:
+        with phases.phase("connect"):
+            conn = session.enter_context(local.instance.connect())
+        with phases.phase("start_checkpoint"):
+            started = backup_sql.start(conn, f"pgherd backup {label}")
         step(f"backup {label} started at {started.lsn} on {source.name}")
-        files, directories = walk(local.node.data_dir)
-        entries = engine.copy(files)
-        stopped = backup_sql.stop(conn, started.version_num, wait_for_archive=False)
+        with phases.phase("scan"):
+            files, directories = walk(local.node.data_dir)
+        with phases.phase("copy"):
+            entries = engine.copy(files)
+        with phases.phase("stop"):
+            stopped = backup_sql.stop(conn, started.version_num, wait_for_archive=False)
     tli = _START_TLI.search(stopped.backup_label)
     start_time = _START_TIME.search(stopped.backup_label)
     if tli is None or start_time is None:
         raise PgherdError(f"cannot read pg_backup_stop's backup label: {stopped.backup_label!r}")
     start_tli = int(tli.group(1))
     # pg_backup_stop on a primary switched WAL itself; a standby's cannot
-    ensure_archived(stopped.lsn, start_tli, not started.in_recovery)
+    with phases.phase("wal_wait"):
+        ensure_archived(stopped.lsn, start_tli, not started.in_recovery)
     manifest = Manifest(
         label=label,
         start_lsn=started.lsn,
@@ -148,8 +153,27 @@ def create(
         stored_bytes=manifest.stored_bytes(f"backups/{label}/"),
         from_standby=started.in_recovery,
     )
-    archive.add_backup(backup, manifest)
+    with phases.phase("catalog"):
+        archive.add_backup(backup, manifest)
     return backup
+
+
+def _plan(
+    archive: Archive, source: NodeStatus, asked: BackupKind
+) -> tuple[ParentChoice, Manifest | None, str, bool]:
+    """(the parent choice, the parent's manifest, the label, whether it resumes one)."""
+    identity = archive.wal.identity()
+    archive.wal.require_cluster(
+        source.system_identifier or "?", (source.version_num or 0) // 10000, f" ({source.name})"
+    )
+    backups = archive.backups()
+    view = archive_view(archive.wal)
+    timeline = source.timeline or 1
+    path = TimelinePath.of(timeline, view.histories.get(timeline, ()))
+    choice = choose_parent(asked, backups, path, identity.system_identifier, identity.pg_major)
+    parent_manifest = archive.manifest(choice.parent.label) if choice.parent else None
+    label, resumed = _label(archive, choice, source.name, backups)
+    return choice, parent_manifest, label, resumed
 
 
 def end_segment(stop_lsn: Lsn, timeline: int, segment_size: int) -> str:

@@ -19,26 +19,25 @@ import os
 import shlex
 import shutil
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 from pgherd.archive.backup import archive_of
 from pgherd.archive.catalog import Archive
+from pgherd.archive.phases import Phases
 from pgherd.archive.repository import write_specs
 from pgherd.archive.restore_files import Recorder, lay_out
 from pgherd.archive.restore_view import archive_view
+from pgherd.archive.restore_wait import Waiting, log_size, wait
 from pgherd.archive.store import WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.errors import (
     DataDirNotEmpty,
     InvalidInput,
     PgherdError,
-    TargetUnreachable,
-    TimedOut,
 )
 from pgherd.model.backup import Backup, BackupFormat
 from pgherd.model.backup_chain import chain
@@ -54,14 +53,15 @@ from pgherd.model.recovery_target import (
 )
 from pgherd.model.repository import RepositorySpec
 from pgherd.model.sockets import socket_dir_fits
-from pgherd.model.wal import WalKind
-from pgherd.pg import archive_sql, binaries, conf, osuser, ports, process
+from pgherd.model.wal import Segment, WalKind
+from pgherd.pg import binaries, conf, osuser, ports, process
 from pgherd.pg.archive_commands import fetch_command, history_dir
 from pgherd.pg.instance import RECOVERY_SIGNAL, STANDBY_SIGNAL, Instance
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import run
 
 SPOOL = "pgherd_prefetch"
+AGAIN = ".again-"  # the spool's second copy of the last segment (see Prefetcher)
 LOG_NAME = "pgherd-restore.log"
 # restore_command's repositories, in the data directory: the server keeps using it after
 # the restore returns (a promotion probes for history files); backups leave it out
@@ -97,6 +97,7 @@ class RestoreResult:
     fetched_bytes: int = 0  # a bundled backup's bytes fetched from the repository
     kept_bytes: int = 0  # --delta: bytes already in place, kept
     unread_bytes: int = 0  # --delta: of files known by their size and time (not read)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds (archive/phases.py)
 
 
 def plan(archive: Archive, request: RestoreRequest) -> RestorePlan:
@@ -141,25 +142,33 @@ def check_request(request: RestoreRequest, user: OsUser) -> None:
 
 
 def restore(
-    config: ClusterConfig, request: RestoreRequest, step: Callable[[str], None]
+    config: ClusterConfig,
+    request: RestoreRequest,
+    step: Callable[[str], None],
+    phases: Phases | None = None,
 ) -> RestoreResult:
-    started = time.monotonic()
+    """``phases``: filled with the seconds of each phase (plan, local_scan, create_files,
+    fetch, settings, then the server's: see archive/restore_wait.py), also in the
+    result."""
+    phases = phases if phases is not None else Phases()
+    started = phases.now()
     user = osuser.resolve(config.os_user)
     request = replace(request, into=request.into.absolute())
-    check_request(request, user)
-    archive = archive_of(config, request.repository)
-    chosen = plan(archive, request)
+    with phases.phase("plan"):  # the request checked, the backup and its chain chosen
+        check_request(request, user)
+        archive = archive_of(config, request.repository)
+        chosen = plan(archive, request)
+        needed = [chosen.backup]
+        if chosen.backup.format is BackupFormat.BUNDLES:
+            needed = chain(chosen.backup, archive.backups())
     step(chosen.reason)
     if chosen.backup.format is BackupFormat.COPY and request.delta:
         raise InvalidInput(
             f"--delta needs a bundled backup; {chosen.backup.label} is a pg_basebackup copy",
             "drop --delta and restore into an empty directory",
         )
-    needed = [chosen.backup]
-    if chosen.backup.format is BackupFormat.BUNDLES:
-        needed = chain(chosen.backup, archive.backups())
-        if len(needed) > 1:
-            step("backup chain: " + " → ".join(f"{b.label} ({b.kind})" for b in needed))
+    if len(needed) > 1:
+        step("backup chain: " + " → ".join(f"{b.label} ({b.kind})" for b in needed))
     pgbin = binaries.find(config.pg_bin)
     into = request.into
     spool = into / SPOOL
@@ -170,7 +179,9 @@ def restore(
         for s in chosen.path.segments(chosen.backup.start_lsn, chosen.last_segment.end(size), size)
     ]
     # Decompressing starts now, beside the copy of the backup (two cores, two jobs).
-    prefetcher = Prefetcher(archive.wal, names, spool, user, chosen.path.target)
+    prefetcher = Prefetcher(
+        archive.wal, names, spool, user, chosen.path.target, _past_the_end(chosen, size)
+    )
     prefetcher.start()
     instance = Instance(
         data_dir=into,
@@ -182,42 +193,28 @@ def restore(
         superuser=config.superuser,
     )
     try:
-        if chosen.backup.format is BackupFormat.BUNDLES:
-            manifest = archive.manifest(chosen.backup.label)
-            laid = lay_out(
-                archive,
-                manifest,
-                into,
-                request.delta,
-                config.backup.workers,
-                user,
-                step,
-                _recorders(archive, manifest, needed, request),
-            )
-            fetched, kept, unread = laid.fetched_bytes, laid.kept_bytes, laid.unread_bytes
-        else:
-            fetched, kept, unread = chosen.backup.size_bytes, 0, 0
-            run(
-                ["cp", "-a", f"{archive.backup_dir(chosen.backup.label)}/data/.", str(into)],
-                user,
-                timeout=3600,
-            )
-            step(
-                f"copied backup {chosen.backup.label} ({chosen.backup.size_bytes / 1e6:.0f} MB) "
-                f"into {into}"
-            )
-        specs = _specs_first(config, archive)
-        user.write_file(into / REPOSITORIES_FILE, write_specs(specs))
-        _write_recovery_settings(into, request, spool, specs, user)
+        fetched, kept, unread = _lay_out(
+            config, archive, chosen.backup, needed, request, step, phases
+        )
+        with phases.phase("settings"):
+            specs = _specs_first(config, archive)
+            user.write_file(into / REPOSITORIES_FILE, write_specs(specs))
+            _write_recovery_settings(into, request, spool, specs, user)
+        log_offset = log_size(instance.log_file)
+        spawned = phases.now()
         child = instance.spawn_postmaster()
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
             f"{request.target.describe()}"
         )
-        arrival = _wait(instance, child, request, started)
+        waiting = Waiting(
+            request.target, request.action, started + request.timeout, request.timeout, into
+        )
+        arrival = wait(instance, child, waiting, phases, spawned, log_offset)
     finally:
-        prefetcher.stop()
-        shutil.rmtree(spool, ignore_errors=True)
+        with phases.phase("cleanup"):
+            prefetcher.stop()
+            shutil.rmtree(spool, ignore_errors=True)
     lsn, timeline = arrival.lsn, arrival.timeline
     if timeline is None and lsn is not None:
         timeline = chosen.path.timeline_at(Lsn.parse(lsn))
@@ -230,12 +227,49 @@ def restore(
         lsn=lsn,
         time=arrival.time,
         timeline=timeline,
-        seconds=time.monotonic() - started,
+        seconds=phases.now() - started,
         log=str(instance.log_file),
         fetched_bytes=fetched,
         kept_bytes=kept,
         unread_bytes=unread,
+        phases=phases.as_json(),
     )
+
+
+def _lay_out(
+    config: ClusterConfig,
+    archive: Archive,
+    backup: Backup,
+    needed: list[Backup],
+    request: RestoreRequest,
+    step: Callable[[str], None],
+    phases: Phases,
+) -> tuple[int, int, int]:
+    """The backup's files in place: (bytes fetched, bytes kept, bytes of files not read)."""
+    user = osuser.resolve(config.os_user)
+    if backup.format is BackupFormat.BUNDLES:
+        with phases.phase("plan"):
+            manifest = archive.manifest(backup.label)
+        laid = lay_out(
+            archive,
+            manifest,
+            request.into,
+            request.delta,
+            config.backup.workers,
+            user,
+            step,
+            _recorders(archive, manifest, needed, request),
+            phases,
+        )
+        return laid.fetched_bytes, laid.kept_bytes, laid.unread_bytes
+    with phases.phase("copy"):
+        run(
+            ["cp", "-a", f"{archive.backup_dir(backup.label)}/data/.", str(request.into)],
+            user,
+            timeout=3600,
+        )
+    step(f"copied backup {backup.label} ({backup.size_bytes / 1e6:.0f} MB) into {request.into}")
+    return backup.size_bytes, 0, 0
 
 
 def _recorders(
@@ -269,11 +303,13 @@ def _write_recovery_settings(
     for stale in (STANDBY_SIGNAL, RECOVERY_SIGNAL, "postmaster.pid", "postmaster.opts"):
         (into / stale).unlink(missing_ok=True)
     settings: dict[str, conf.Setting] = dict(conf.read_include(into))
-    # From the spool if prefetched (a rename); not at all for a history file the archive
-    # is known not to have (the timeline probes); else from the archive.
+    # From the spool if prefetched (a rename; the last segment's second copy for its
+    # second read); not at all for a name the archive is known not to have (the timeline
+    # probes, the segment after the end with --latest); else from the archive.
     spooled = shlex.quote(str(spool))
     restore_command = (
         f"mv -f {spooled}/%f %p 2>/dev/null || "
+        f"cp {spooled}/{AGAIN}%f %p 2>/dev/null || "
         f"{{ test ! -e {spooled}/.absent-%f && "
         f"{fetch_command(['--repos', str(into / REPOSITORIES_FILE)], history_dir(specs))}; }}"
     )
@@ -305,138 +341,40 @@ def _write_recovery_settings(
     user.write_file(into / RECOVERY_SIGNAL, "")
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """Where replay stopped and what the server did there."""
-
-    reached: Reached
-    lsn: str | None
-    time: datetime | None
-    timeline: int | None  # None: not said (the backup's timeline path tells)
-
-
-def _wait(
-    instance: Instance, child: process.Child, request: RestoreRequest, started: float
-) -> Arrival:
-    """Until the server paused, promoted or stopped at the target.
-
-    Watched from postmaster.pid and the server log, without connecting: a connection
-    every poll would fork a backend each time and take CPU from replay. One connection
-    at the end confirms the state and reads the position reached.
-    """
-    deadline = started + request.timeout
-    log = LogWatch(instance.log_file)
-    while time.monotonic() < deadline:
-        code = child.poll()
-        if code is not None:
-            return _after_exit(instance, request, code)
-        if _looks_reached(instance, request, log):
-            reached = _confirm(instance)
-            if reached is not None:
-                return reached
-        time.sleep(0.05)
-    raise TimedOut(
-        f"the restore did not reach {request.target.describe()} within "
-        f"{request.timeout:.0f} s (it is still replaying, pid {child.pid})",
-        f"see {instance.log_file}; watch it with `pgherd replay status {request.into}`",
-    )
-
-
-class LogWatch:
-    """Whether a log file has shown a line yet, reading only what it gained."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.tail = ""
-        self.found = False
-
-    def grew(self, text: str) -> bool:
-        if self.found:
-            return True
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except OSError:
-            chunk = b""
-        self.offset += len(chunk)
-        self.tail = (self.tail + chunk.decode(errors="replace"))[-8192:]
-        self.found = text in self.tail
-        return self.found
-
-
-def _looks_reached(instance: Instance, request: RestoreRequest, log: LogWatch) -> bool:
-    pm = process.read_postmaster_pid(instance.data_dir)
-    if pm is None or pm.status not in ("ready", "standby"):
-        return False
-    if request.action is TargetAction.PROMOTE or request.target.kind is TargetKind.LATEST:
-        # not "… accept read-only connections", which hot standby logs
-        return log.grew("database system is ready to accept connections")
-    return log.grew("pausing at the end of recovery")
-
-
-def _confirm(instance: Instance) -> Arrival | None:
-    try:
-        with instance.connect() as conn:
-            state = archive_sql.replay_state(conn)
-    except PgherdError:
-        return None
-    replayed = str(state.replay_lsn) if state.replay_lsn else None
-    if state.in_recovery and state.pause_state == "paused":
-        return Arrival(Reached.PAUSED, replayed, state.replay_time, None)
-    if not state.in_recovery:
-        return Arrival(Reached.PROMOTED, replayed, state.replay_time, state.timeline)
-    return None
-
-
-def _after_exit(instance: Instance, request: RestoreRequest, code: int) -> Arrival:
-    log = _read(instance.log_file)
-    if request.action is TargetAction.SHUTDOWN and code == 0:
-        control = instance.controldata()
-        if control.cluster_state == "shut down in recovery":
-            lsn = max(control.min_recovery_end_lsn, control.checkpoint_lsn)
-            timeline = control.min_recovery_end_timeline or None
-            return Arrival(Reached.SHUT_DOWN, str(lsn), None, timeline)
-    raise _failure(log, request)
-
-
-def _failure(log: str, request: RestoreRequest) -> PgherdError:
-    lines = log.splitlines()
-    ours = [line for line in lines if "pgherd wal fetch: error:" in line]
-    if ours:
-        text = ours[-1].split("pgherd wal fetch: error:", 1)[1].strip()
-        message, _, hint = text.partition(" — ")
-        return PgherdError(f"the restore stopped: {message}", hint)
-    for line in lines:
-        if "recovery ended before configured recovery target was reached" in line:
-            return TargetUnreachable(
-                f"replay reached the end of the archive before {request.target.describe()}",
-                "choose an earlier target, or archive more WAL first (pg_switch_wal())",
-            )
-        if "before consistent recovery point" in line:
-            return TargetUnreachable(
-                f"{request.target.describe()} is before the backup became consistent",
-                "choose a later target",
-            )
-    fatal = [line for line in lines if " FATAL: " in line or " PANIC: " in line]
-    detail = fatal[-1].split(":  ", 1)[-1] if fatal else (lines[-1] if lines else "no log")
-    return PgherdError(f"the restored server stopped: {detail}", "see its log")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
+def _past_the_end(chosen: RestorePlan, size: int) -> list[str]:
+    """--latest: the names replay asks for after the newest segment archived when the
+    restore began (the next segment, on each timeline it may look for it on), which
+    the archive did not hold then. Marked absent in the spool, restore_command answers
+    "not there" at once instead of starting ``pgherd wal fetch`` to learn it (up to a
+    second each, twice at the end of every such restore); a target, which may need a
+    segment after the last one planned, marks none."""
+    if chosen.target.kind is not TargetKind.LATEST:
+        return []
+    last = chosen.last_segment
+    return [
+        Segment(last.number + 1, timeline).name(size)
+        for timeline in chosen.path.timelines
+        if timeline >= last.timeline
+    ]
 
 
 class Prefetcher(threading.Thread):
     """Decompresses the segments replay will ask for next into the spool, in order,
-    at most PREFETCH_AHEAD at a time; restore_command moves them into pg_wal."""
+    at most PREFETCH_AHEAD at a time; restore_command moves them into pg_wal.
+
+    The last one is placed twice: a promotion reads the segment it ends in once more
+    (to start the new timeline's first segment), and restore_command copies it from
+    the second copy rather than fetch it again. ``absent``: names marked as not in the
+    archive (see :func:`_past_the_end`)."""
 
     def __init__(
-        self, wal: WalArchive, names: list[str], spool: Path, user: OsUser, timeline: int
+        self,
+        wal: WalArchive,
+        names: list[str],
+        spool: Path,
+        user: OsUser,
+        timeline: int,
+        absent: list[str] | None = None,
     ) -> None:
         super().__init__(name="prefetch", daemon=True)
         self.wal = wal
@@ -444,6 +382,7 @@ class Prefetcher(threading.Thread):
         self.spool = spool
         self.user = user
         self.timeline = timeline
+        self.absent = absent or []
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -475,9 +414,10 @@ class Prefetcher(threading.Thread):
             if found.wal.kind is WalKind.HISTORY:
                 self._place(found.name, self.wal.read(found))
                 newest = max(newest, found.wal.timeline)
-        marker = self.spool / f".absent-{newest + 1:08X}.history"
-        marker.touch()
-        self.user.chown(marker)
+        for name in [f"{newest + 1:08X}.history", *self.absent]:
+            marker = self.spool / f".absent-{name}"
+            marker.touch()
+            self.user.chown(marker)
 
     def run(self) -> None:
         with contextlib.suppress(PgherdError, OSError):
@@ -493,4 +433,7 @@ class Prefetcher(threading.Thread):
                     continue
                 # A corrupt one stops the prefetch: restore_command's own fetch then
                 # reports it and stops the restore.
-                self._place(name, self.wal.read(found[0]))
+                data = self.wal.read(found[0])
+                if name == self.names[-1]:
+                    self._place(f"{AGAIN}{name}", data)
+                self._place(name, data)

@@ -21,6 +21,7 @@ from pathlib import Path
 from pgherd.archive.backup_engine import SKIP_CONTENTS, SourceFile, walk
 from pgherd.archive.bundles import ChunkReader, chunk_hash, runs
 from pgherd.archive.catalog import Archive
+from pgherd.archive.phases import Phases
 from pgherd.model.backup import Backup
 from pgherd.model.backup_manifest import CHUNK_SIZE, Chunk, DeltaPlan, Manifest, delta_plan
 from pgherd.model.backup_trust import Recorded, Stat, known_hashes, restore_knows
@@ -112,24 +113,24 @@ def lay_out(
     user: OsUser,
     step: Callable[[str], None],
     recorders: Sequence[Recorder] | None = None,
+    phases: Phases | None = None,
 ) -> LayoutResult:
-    """``recorders`` (see :func:`local_hashes`): None reads every local file."""
+    """``recorders`` (see :func:`local_hashes`): None reads every local file.
+    ``phases``: gets local_scan (--delta: what the directory holds), create_files and
+    fetch (the chunks read from the repository and written, in parallel)."""
+    phases = phases if phases is not None else Phases()
     unread = 0
-    if delta:
-        _clear_volatile(into)
-        local = local_hashes(into, manifest, workers, recorders)
-        plan = delta_plan(manifest, local.hashes)
-        unread = local.unread_bytes
-        for path in plan.remove:
-            (into / path).unlink(missing_ok=True)
-    else:
-        plan = delta_plan(manifest, {})
-    for directory in manifest.directories:
-        target = into / directory
-        if not target.is_dir():
-            target.mkdir(mode=0o700)
-            user.chown(target)
-    _fetch(archive, manifest, into, plan, workers, user)
+    with phases.phase("local_scan"):
+        if delta:
+            _clear_volatile(into)
+            local = local_hashes(into, manifest, workers, recorders)
+            plan = delta_plan(manifest, local.hashes)
+            unread = local.unread_bytes
+            for path in plan.remove:
+                (into / path).unlink(missing_ok=True)
+        else:
+            plan = delta_plan(manifest, {})
+    _fetch(archive, manifest, into, plan, workers, user, phases)
     user.write_file(into / "backup_label", manifest.backup_label)
     step(
         f"laid out backup {manifest.label}: fetched {plan.fetched_bytes / 1e6:.0f} MB"
@@ -179,8 +180,40 @@ def _clear_volatile(into: Path) -> None:
 
 
 def _fetch(
-    archive: Archive, manifest: Manifest, into: Path, plan: DeltaPlan, workers: int, user: OsUser
+    archive: Archive,
+    manifest: Manifest,
+    into: Path,
+    plan: DeltaPlan,
+    workers: int,
+    user: OsUser,
+    phases: Phases,
 ) -> None:
+    with phases.phase("create_files"):
+        fds = _create(manifest, into, plan, workers, user)
+    try:
+        with phases.phase("fetch"):
+            _write_chunks(archive, plan, workers, fds)
+            for path, fd in fds.items():  # the times read at backup: see local_hashes
+                entry = manifest.file(path)
+                if entry is not None and entry.mtime_ns:
+                    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            # No fsync here: PostgreSQL syncs the whole data directory before it starts
+            # recovering from a backup (backup_label, pg_control not shut down cleanly).
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _create(
+    manifest: Manifest, into: Path, plan: DeltaPlan, workers: int, user: OsUser
+) -> dict[str, int]:
+    """The backup's directories, and its files that get chunks written (created or
+    truncated to their size, opened: path → fd); the others only get their time."""
+    for directory in manifest.directories:
+        target = into / directory
+        if not target.is_dir():
+            target.mkdir(mode=0o700)
+            user.chown(target)
     fds: dict[str, int] = {}
     writing = {path for path, _chunk in plan.fetch}
 
@@ -204,8 +237,17 @@ def _fetch(
         fds[path] = fd
 
     # Creating a thousand files is I/O-bound too: in parallel, like the fetch.
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(create, plan.truncate))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(create, plan.truncate))
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _write_chunks(archive: Archive, plan: DeltaPlan, workers: int, fds: dict[str, int]) -> None:
     targets: dict[tuple[str, int], list[tuple[str, Chunk]]] = {}
     for path, chunk in plan.fetch:
         targets.setdefault((chunk.bundle, chunk.offset), []).append((path, chunk))
@@ -225,17 +267,7 @@ def _fetch(
                 failures.append(exc)
 
     unique = list({(c.bundle, c.offset): c for _p, c in plan.fetch}.values())
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one, runs(unique)))
-        if failures:
-            raise failures[0]
-        for path, fd in fds.items():  # the times read at backup: see local_hashes
-            entry = manifest.file(path)
-            if entry is not None and entry.mtime_ns:
-                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-        # No fsync here: PostgreSQL syncs the whole data directory before it starts
-        # recovering from a backup (backup_label, pg_control not shut down cleanly).
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, runs(unique)))
+    if failures:
+        raise failures[0]

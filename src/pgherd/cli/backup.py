@@ -61,8 +61,13 @@ def create(
     repository is, resumed if an earlier run was interrupted."""
     from pgherd.archive import backup as backup_mod
     from pgherd.archive.catalog import backup_to_json
+    from pgherd.archive.phases import Phases
     from pgherd.errors import InvalidInput
     from pgherd.model.backup import BackupKind
+    from pgherd.pg.process import own_age
+
+    phases = Phases()
+    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
 
     if kind not in KINDS:
         raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
@@ -73,7 +78,8 @@ def create(
             "--checksum is for bundled backups (a copy reads every file anyway)",
             "drop --checksum or --format copy",
         )
-    config = load_config(config_file)
+    with phases.phase("config"):
+        config = load_config(config_file)
     reporter = RichReporter()
     with reporter.progress("base backup") as on_progress:
         made = backup_mod.create(
@@ -86,9 +92,10 @@ def create(
             lambda done, total: on_progress(CopyProgress(done, total)),
             (lambda _t: None) if as_json else reporter.step,
             checksum,
+            phases,
         )
     if as_json:
-        print_json(backup_to_json(made))
+        print_json(backup_to_json(made) | {"phases": phases.as_json()})
         return
     console.print(
         f"{made.kind} backup {made.label} of {made.node}: {human_bytes(made.size_bytes)} "

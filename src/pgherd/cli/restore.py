@@ -70,8 +70,13 @@ def restore(
     """Point-in-time recovery: the newest backup before the target, its WAL from the
     archive, a server started as the OS user; reports the point reached."""
     from pgherd.archive import restore as restore_mod
+    from pgherd.archive.phases import Phases
     from pgherd.errors import InvalidInput
     from pgherd.model.recovery_target import Reached, TargetAction
+    from pgherd.pg.process import own_age
+
+    phases = Phases()
+    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
 
     if checksum and not delta:
         raise InvalidInput(
@@ -83,8 +88,10 @@ def restore(
         into, port, target, action, timeline, timeout, delta, repo, checksum
     )
     reporter = RichReporter()
+    with phases.phase("config"):
+        config = load_config(config_file)
     result = restore_mod.restore(
-        load_config(config_file), request, (lambda _t: None) if as_json else reporter.step
+        config, request, (lambda _t: None) if as_json else reporter.step, phases
     )
     if as_json:
         print_json(result)

@@ -74,6 +74,19 @@ def parent_pid(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2 :].split(" ")[1])
 
 
+def own_age() -> float | None:
+    """Seconds since this process was started (exec'd), to the kernel's clock tick
+    (10 ms): what a command spent starting up before its first line ran. None where
+    /proc does not tell."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split(" ")[19])  # field 22: starttime
+        started = ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+
+
 def is_alive(pid: int) -> bool:
     state = proc_state(pid)
     return state is not None and state not in ("Z", "X")

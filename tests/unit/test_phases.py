@@ -1,0 +1,240 @@
+"""Where a backup's and a restore's time goes (archive/phases.py, archive/restore_wait.py),
+the restore's markers past the end of the archive, and a backup's wait for its WAL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pgherd import config as config_mod
+from pgherd.archive.backup import wait_archived
+from pgherd.archive.catalog import Archive
+from pgherd.archive.phases import Phases
+from pgherd.archive.repository import Repository
+from pgherd.archive.restore import _past_the_end
+from pgherd.archive.restore_wait import MARKS, LogWatch, _record
+from pgherd.archive.storage import MemoryStorage
+from pgherd.archive.store import Identity, WalArchive
+from pgherd.config import ClusterConfig
+from pgherd.errors import PgherdError
+from pgherd.model.backup import Backup, BackupFormat
+from pgherd.model.lsn import Lsn
+from pgherd.model.recovery_target import RestorePlan, Target, TargetKind
+from pgherd.model.repository import RepositorySpec
+from pgherd.model.wal import Segment, TimelinePath, TimelineSwitch
+from tests.unit.test_wal_store import SIZE, SYSID, name, segment_bytes
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_phases_keep_their_order_add_up_and_are_cut_to_the_millisecond() -> None:
+    clock = FakeClock()
+    phases = Phases(clock)
+    phases.add("cli_start", 0.4567)
+    with phases.phase("plan"):
+        clock.now += 0.25
+    with phases.phase("copy"):
+        clock.now += 1.0009
+    with phases.phase("plan"):  # a second span of the same phase adds to it
+        clock.now += 0.05
+    assert phases.as_json() == {"cli_start": 0.456, "plan": 0.3, "copy": 1.0}
+    assert sum(phases.as_json().values()) <= phases.total
+    assert list(phases.as_json()) == ["cli_start", "plan", "copy"]
+
+
+def test_a_phase_that_fails_is_still_timed() -> None:
+    clock = FakeClock()
+    phases = Phases(clock)
+
+    def fetch() -> None:
+        with phases.phase("fetch"):
+            clock.now += 2
+            raise OSError("the repository answered 500")
+
+    with pytest.raises(OSError, match="answered 500"):
+        fetch()
+    assert phases.as_json() == {"fetch": 2.0}
+
+
+def test_a_negative_span_counts_as_nothing() -> None:
+    phases = Phases(FakeClock())
+    phases.add("server", -0.5)
+    assert phases.as_json() == {"server": 0.0}
+
+
+def log_lines(*texts: str) -> str:
+    return "".join(f"2026-12-06 21:01:02.320 UTC [1] LOG:  {t}\n" for t in texts)
+
+
+def test_the_server_phases_follow_the_lines_it_logs(tmp_path: Path) -> None:
+    log = tmp_path / "restore.log"
+    log.write_text(log_lines("an earlier server's last line: redo done at 0/1"))
+    offset = log.stat().st_size  # an earlier run's lines are not this run's
+    clock = FakeClock()
+    phases = Phases(clock)
+    spawned = clock.now
+    watch = LogWatch(log, offset)
+    texts = tuple(t for _phase, marks in MARKS for t in marks)
+
+    def logged(seconds: float, text: str) -> None:
+        clock.now += seconds
+        with log.open("a") as handle:
+            handle.write(text)
+        watch.read(texts, clock.now)
+
+    logged(0.6, log_lines("database system was interrupted") + "LOG:  starting arch")
+    logged(0.1, "ive recovery\n")  # the line cut in two between reads: seen whole now
+    logged(0.1, log_lines("redo starts at 0/16000028", "restored log file"))
+    logged(0.3, log_lines("redo done at 0/16000100", "selected new timeline ID: 2"))
+    logged(0.2, log_lines("database system is ready to accept connections"))
+    clock.now += 0.05  # the connection that confirms
+    _record(phases, watch, spawned)
+    assert phases.as_json() == {
+        "server_start": 0.7,
+        "recovery_start": 0.1,
+        "replay": 0.3,
+        "promotion": 0.2,
+        "confirm": 0.05,
+    }
+    assert phases.total == pytest.approx(clock.now - spawned)
+
+
+def test_a_line_not_seen_merges_its_phase_into_the_next(tmp_path: Path) -> None:
+    log = tmp_path / "restore.log"
+    log.write_text("")
+    clock = FakeClock()
+    phases = Phases(clock)
+    spawned = clock.now
+    watch = LogWatch(log)
+    texts = tuple(t for _phase, marks in MARKS for t in marks)
+    clock.now += 1.5
+    log.write_text(log_lines("starting point-in-time recovery to 2026-12-06", "redo starts at"))
+    watch.read(texts, clock.now)
+    clock.now += 0.5
+    log.write_text(log.read_text() + log_lines("pausing at the end of recovery"))
+    watch.read(texts, clock.now)
+    _record(phases, watch, spawned)
+    # both first lines read at once: recovery_start took no time that can be told apart
+    assert phases.as_json() == {
+        "server_start": 1.5,
+        "recovery_start": 0.0,
+        "replay": 0.5,
+        "confirm": 0.0,
+    }
+
+
+def test_a_server_that_logged_nothing_is_one_phase(tmp_path: Path) -> None:
+    clock = FakeClock()
+    phases = Phases(clock)
+    spawned = clock.now
+    clock.now += 3
+    _record(phases, LogWatch(tmp_path / "absent.log"), spawned)
+    assert phases.as_json() == {"server": 3.0}
+
+
+def backup_at(start: str, stop: str, timeline: int = 1) -> Backup:
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    return Backup(
+        label="20261206T000000F",
+        node="node1",
+        timeline=timeline,
+        start_lsn=Lsn.parse(start),
+        stop_lsn=Lsn.parse(stop),
+        stop_timeline=timeline,
+        start_time=at,
+        stop_time=at,
+        size_bytes=1,
+        next_xid=1,
+        system_identifier=str(SYSID),
+        pg_major=15,
+        format=BackupFormat.BUNDLES,
+    )
+
+
+def plan_of(target: Target, last: Segment, path: TimelinePath) -> RestorePlan:
+    return RestorePlan(
+        backup=backup_at("0/3000028", "0/3000100"),
+        path=path,
+        target=target,
+        target_lsn=None,
+        first_segment=Segment(3, 1),
+        last_segment=last,
+        reason="",
+    )
+
+
+def test_latest_marks_the_segment_after_the_end_on_the_timelines_replay_may_ask() -> None:
+    path = TimelinePath.of(
+        3, (TimelineSwitch(1, Lsn(2 * SIZE), ""), TimelineSwitch(2, Lsn(5 * SIZE), ""))
+    )
+    latest = Target(TargetKind.LATEST)
+    assert _past_the_end(plan_of(latest, Segment(7, 3), path), SIZE) == [name(8, 3)]
+    # the newest archived is still on timeline 2: timeline 3's may come next
+    assert _past_the_end(plan_of(latest, Segment(4, 2), path), SIZE) == [name(5, 2), name(5, 3)]
+
+
+def test_a_target_marks_nothing_past_the_end() -> None:
+    path = TimelinePath.of(1, ())
+    target = Target(TargetKind.LSN, lsn=Lsn(7 * SIZE + 40))
+    assert _past_the_end(plan_of(target, Segment(7, 1), path), SIZE) == []
+
+
+# ---- a backup is complete only once the segment holding its end is archived ----------
+
+
+def archive() -> Archive:
+    storage = MemoryStorage()
+    assert WalArchive(storage).initialise(Identity(str(SYSID), 15, SIZE))
+    return Archive(Repository(RepositorySpec("main", path="/x"), storage, None))
+
+
+def config() -> ClusterConfig:
+    return config_mod.parse(
+        {
+            "cluster": "unit",
+            "passfile": "/nonexistent/pgpass",
+            "api_token_file": "/nonexistent/token",
+            "nodes": [{"name": "node1", "port": 6001, "data_dir": "/nonexistent/data"}],
+        }
+    )
+
+
+def test_the_wait_ends_when_every_repository_holds_the_end_segment(tmp_path: Path) -> None:
+    first, second = archive(), archive()
+    stop = Lsn(5 * SIZE + 0x100)  # in segment 5
+    segment = tmp_path / name(5)
+    segment.write_bytes(segment_bytes(5))
+    first.wal.push(segment)
+
+    def archived_later() -> None:
+        time.sleep(0.3)
+        second.wal.push(segment)
+
+    pushing = threading.Thread(target=archived_later)
+    pushing.start()
+    began = time.monotonic()
+    wait_archived(config(), [first, second], stop, 1, switched=True, timeout=10)
+    waited = time.monotonic() - began
+    pushing.join()
+    assert 0.3 <= waited < 1.5  # not before the second repository had it; soon after
+
+
+def test_a_backup_whose_end_segment_never_arrives_is_not_completed() -> None:
+    with pytest.raises(PgherdError, match=f"last segment {name(5)} was not archived within"):
+        wait_archived(config(), [archive()], Lsn(5 * SIZE + 0x100), 1, switched=True, timeout=0.5)
+
+
+def test_a_backup_ending_on_a_segment_boundary_needs_the_segment_before() -> None:
+    # stop_lsn at the very start of segment 6: its last byte is in segment 5
+    with pytest.raises(PgherdError, match=name(5)):
+        wait_archived(config(), [archive()], Lsn(6 * SIZE), 1, switched=True, timeout=0.2)
