@@ -439,6 +439,14 @@ def restore_pgherd(
     node: Node, into: Path, port: int, target: list[str], repo: str, *more: str
 ) -> tuple[float, int]:
     """(seconds, bytes fetched from the repository)."""
+    seconds, done = restore_pgherd_json(node, into, port, target, repo, *more)
+    return seconds, int(done.get("fetched_bytes", 0))
+
+
+def restore_pgherd_json(
+    node: Node, into: Path, port: int, target: list[str], repo: str, *more: str
+) -> tuple[float, dict[str, Any]]:
+    """(seconds, what ``restore --json`` printed: fetched_bytes, phases…)."""
     started = time.monotonic()
     done = pgherd(
         "restore",
@@ -455,7 +463,7 @@ def restore_pgherd(
         "--json",
         config=node.config,
     )
-    return time.monotonic() - started, int(json.loads(done).get("fetched_bytes", 0))
+    return time.monotonic() - started, dict(json.loads(done))
 
 
 def one_percent(node: Node, scale: int, where: float) -> None:
@@ -522,11 +530,13 @@ def backups(node: Node, work: Path, scale: int) -> dict[str, Any]:
             "seconds": round(full_s, 2),
             "size_bytes": full["size_bytes"],
             "stored_bytes": full["stored_bytes"],
+            "phases": full.get("phases", {}),
         },
         "incremental": {
             "seconds": round(inc_s, 2),
             "size_bytes": inc["size_bytes"],
             "stored_bytes": inc["stored_bytes"],
+            "phases": inc.get("phases", {}),
         },
         "incremental_checksum": {
             "seconds": round(checked_s, 2),
@@ -553,18 +563,19 @@ def delta_restore(node: Node, work: Path, scale: int, repo: str, where: float) -
     timed_backup(node, "--type", "incremental", "--repo", repo)
     results: dict[str, float] = {}
     fetched: dict[str, int] = {}
+    phases: dict[str, dict[str, float]] = {}
     fresh = work / "delta-full"
     for how in ("delta", "delta-checksum", "full"):
         if how.startswith("delta"):
             more = ["--delta", "--checksum"] if how == "delta-checksum" else ["--delta"]
-            results[how], fetched[how] = restore_pgherd(
-                node, first, port, ["--latest"], repo, *more
-            )
+            results[how], done = restore_pgherd_json(node, first, port, ["--latest"], repo, *more)
             remove_restore_keep(first)
         else:
             remove_restore(fresh)
-            results[how], fetched[how] = restore_pgherd(node, fresh, port, ["--latest"], repo)
+            results[how], done = restore_pgherd_json(node, fresh, port, ["--latest"], repo)
             remove_restore(fresh)
+        fetched[how] = int(done.get("fetched_bytes", 0))
+        phases[how] = done.get("phases", {})
     remove_restore(first)
     console.print(
         f"  restore from {repo} after 1 % changed: --delta {results['delta']:.1f} s "
@@ -579,6 +590,7 @@ def delta_restore(node: Node, work: Path, scale: int, repo: str, where: float) -
         "delta_checksum_seconds": round(results["delta-checksum"], 2),
         "full_seconds": round(results["full"], 2),
         "fetched_bytes": fetched,
+        "phases": phases,
         "delta_vs_full": round(results["delta"] / results["full"], 3),
     }
 
@@ -709,15 +721,23 @@ def main() -> None:
         default="all",
         help="backups: only the backups and restores of issue 20 (no archiving runs, no PITR)",
     )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT,
+        help=f"working directory, emptied first (default {ROOT}; give your own on a shared "
+        "machine)",
+    )
     args = parser.parse_args()
     duration = args.duration or (10 if args.quick else 60)
     gigabytes = args.pitr_gb or (0.2 if args.quick else 1.0)
     process.become_subreaper()
-    if ROOT.exists():
-        shutil.rmtree(ROOT)
-    ROOT.parent.mkdir(mode=0o755, exist_ok=True)
-    os.chmod(ROOT.parent, 0o755)  # noqa: S103 - postgres must traverse it
-    work = make_dir(ROOT)
+    root = args.work.absolute()
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(root.parent, 0o755)  # noqa: S103 - postgres must traverse it
+    work = make_dir(root)
     with s3_server() as server:
         server.make_bucket("pgherd-bench")
         run_all(args, work, duration, gigabytes, server)
@@ -897,6 +917,35 @@ def report_backups(taken: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
             f"{delta['delta_checksum_seconds'] / delta['full_seconds']:.2f} of a full restore",
         )
     console.print(backup_table)
+    report_phases(taken, deltas)
+
+
+def report_phases(taken: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
+    """Where each one's time went: the ``phases`` of its ``--json``, as measured by
+    pgherd itself (seconds), and the wall time this benchmark measured around it."""
+    table = Table(title="where the time goes (phases, seconds)", title_justify="left")
+    for column in ("what", "wall", "phases"):
+        table.add_column(column)
+    rows = [
+        ("backup full", taken["full"]["seconds"], taken["full"].get("phases", {})),
+        (
+            "backup incremental",
+            taken["incremental"]["seconds"],
+            taken["incremental"].get("phases", {}),
+        ),
+    ]
+    for delta in deltas:
+        for how, key in (("delta", "delta_seconds"), ("full", "full_seconds")):
+            rows.append(
+                (
+                    f"restore {how} from {delta['repository']}",
+                    delta[key],
+                    delta["phases"].get(how, {}),
+                )
+            )
+    for what, wall, phases in rows:
+        table.add_row(what, f"{wall:.2f}", ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+    console.print(table)
 
 
 def write_results(results: Results) -> None:
