@@ -1,5 +1,6 @@
 """Where a backup's and a restore's time goes (archive/phases.py, archive/restore_wait.py),
-the restore's markers past the end of the archive, and a backup's wait for its WAL."""
+and what was cut: the restore's markers past the end of the archive, a backup's wait for
+its WAL (never done before every repository holds it), one repository opened."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from pgherd import config as config_mod
-from pgherd.archive.backup import wait_archived
+from pgherd.archive.backup import archive_of, archives_of, wait_archived
 from pgherd.archive.catalog import Archive
 from pgherd.archive.phases import Phases
 from pgherd.archive.repository import Repository
 from pgherd.archive.restore import _past_the_end
 from pgherd.archive.restore_wait import MARKS, LogWatch, _record
-from pgherd.archive.storage import MemoryStorage
+from pgherd.archive.storage import LocalStorage, MemoryStorage
 from pgherd.archive.store import Identity, WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
@@ -238,3 +239,36 @@ def test_a_backup_ending_on_a_segment_boundary_needs_the_segment_before() -> Non
     # stop_lsn at the very start of segment 6: its last byte is in segment 5
     with pytest.raises(PgherdError, match=name(5)):
         wait_archived(config(), [archive()], Lsn(6 * SIZE), 1, switched=True, timeout=0.2)
+
+
+# ---- a restore from one repository opens only that one --------------------------------
+
+
+def test_one_repository_is_opened_without_the_others(tmp_path: Path) -> None:
+    local = tmp_path / "archive"
+    WalArchive(LocalStorage(local)).initialise(Identity(str(SYSID), 15, SIZE))
+    unreadable = tmp_path / "no-such-credentials"  # the S3 one could not even be opened
+    cluster = config_mod.parse(
+        {
+            "cluster": "unit",
+            "passfile": "/nonexistent/pgpass",
+            "api_token_file": "/nonexistent/token",
+            "nodes": [{"name": "node1", "port": 6001, "data_dir": "/nonexistent/data"}],
+            "archive": {
+                "path": str(local),
+                "repositories": [
+                    {
+                        "name": "s3",
+                        "repo": "s3://bucket/archive",
+                        "endpoint": "http://127.0.0.1:9",
+                        "credentials_file": str(unreadable),
+                    }
+                ],
+            },
+        }
+    )
+    assert archive_of(cluster).root == local
+    with pytest.raises(PgherdError):
+        archives_of(cluster)  # what a backup's wait for its WAL opens: every repository
+    with pytest.raises(PgherdError, match="no repository named 'other'"):
+        archive_of(cluster, "other")

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from pgherd.errors import ArchiveError, CorruptWal, InvalidInput, PgherdError, R
 from pgherd.model.backup import Backup, BackupFormat, BackupKind
 from pgherd.model.backup_chain import descendants
 from pgherd.model.lsn import Lsn
+from pgherd.model.repository import RepositorySpec
 from pgherd.model.status import NodeStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath, WalKind, gaps, parse_history
 from pgherd.pg import basebackup, binaries, conninfo, controldata, osuser
@@ -43,33 +44,44 @@ _START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
 _START_TIME = re.compile(r"^START TIME: (.+)$", re.M)
 
 
-def archives_of(config: ClusterConfig) -> list[Archive]:
-    """Every repository of the cluster, opened (the first is where restores look first)."""
+def _specs(config: ClusterConfig) -> tuple[RepositorySpec, ...]:
     if config.archive is None:
         raise Refused(
             "pgherd.yaml has no archive section",
             "add `archive: {path: /var/lib/pgherd/archive}` (see docs/archive.md), "
             "or create a lab with `pgherd lab up --archive`",
         )
+    return config.archive.specs()
+
+
+def _open(specs: Sequence[RepositorySpec]) -> list[Archive]:
     try:
-        return [Archive(open_repository(spec)) for spec in config.archive.specs()]
+        return [Archive(open_repository(spec)) for spec in specs]
     except OSError as exc:
         raise ArchiveError(str(exc.strerror or exc), "fix archive: in pgherd.yaml") from None
 
 
+def archives_of(config: ClusterConfig) -> list[Archive]:
+    """Every repository of the cluster, opened (the first is where restores look first)."""
+    return _open(_specs(config))
+
+
 def archive_of(config: ClusterConfig, name: str | None = None) -> Archive:
-    """One repository (the first, or the one named), checked to be set up."""
-    archives = archives_of(config)
+    """One repository (the first, or the one named), checked to be set up. Only that
+    one is opened: a restore or a listing from a local directory does not start an S3
+    client (its import alone is a few hundred ms) for another repository."""
+    specs = _specs(config)
     if name is None:
-        archive = archives[0]
+        spec = specs[0]
     else:
-        found = [a for a in archives if a.name == name]
+        found = [s for s in specs if s.name == name]
         if not found:
             raise InvalidInput(
                 f"no repository named {name!r}",
-                f"repositories: {', '.join(a.name for a in archives)}",
+                f"repositories: {', '.join(s.name for s in specs)}",
             )
-        archive = found[0]
+        spec = found[0]
+    (archive,) = _open([spec])
     archive.require()
     return archive
 
@@ -386,7 +398,8 @@ def create(
         with phases.phase("agent"):
             made = client.take_backup(str(kind), repository, checksum=checksum)
         return backup_from_json(made.model_dump(mode="json"))
-    archives = archives_of(config)
+    with phases.phase("source"):  # every repository: the end segment must be in each
+        archives = archives_of(config)
     workers = config.backup.workers
     return backup_bundled.create(
         config,
