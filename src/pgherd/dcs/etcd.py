@@ -117,6 +117,11 @@ class EtcdStore:
 
     # ---- transport ---------------------------------------------------------------------
 
+    @property
+    def transport(self) -> Transport:
+        """How requests reach etcd (the pooled one counts the connections it opens)."""
+        return self._transport
+
     @contextmanager
     def _deadline(self) -> Iterator[float]:
         outer: float | None = getattr(self._calls, "deadline", None)
