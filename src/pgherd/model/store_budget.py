@@ -6,10 +6,12 @@ So a call has one deadline, ``retry_timeout`` after it starts, and each attempt 
 endpoint may wait only a part of what is left of it:
 
 - **the preferred endpoint** (the one that answered last) gets **half** of the budget when
-  others remain to be tried. It is the one most likely to answer, and on a lossy or
-  delayed link the wait that saves the call is one TCP retransmission (Linux waits at
-  least 200 ms before resending, plus the round trip): an equal third of a 1 s budget
-  (0.33 s) left no room for it, half of it does at 200 ms of delay;
+  others remain to be tried. It is the one most likely to answer, and on a lossy link
+  the wait that saves the call is one TCP retransmission: Linux resends after the round
+  trip plus at least 200 ms, so a lost packet costs ~0.25 s on a short link and ~0.6 s
+  behind 200 ms of delay. An equal third of the default 1 s (0.33 s) barely covered the
+  first; half of it does, and half of the 2 s docs/failover.md recommends for delayed
+  links covers the second;
 - **the others** split what is left equally, each getting ``left / untried``; the last
   one tried gets all that is left;
 - an attempt that fails at once (a refused connection) spends nothing, so the ones after
