@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import math
 import ssl
 import threading
@@ -26,6 +27,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+log = logging.getLogger("pgherd.dcs")
 
 
 class TransportError(Exception):
@@ -183,18 +186,20 @@ class PooledTransport:
             for endpoint in self.due(time.monotonic()):
                 if self._stop.is_set():
                     return
+                if self._client.is_closed:
+                    return
                 try:
                     self._send("GET", f"{endpoint}/version", None, None, self.timeout)
                 except TransportError:
                     pass  # noted: tried again in ``rewarm`` seconds
-                except RuntimeError:
-                    return  # the client was closed meanwhile
+                except Exception as exc:  # a helper thread: never dies of one endpoint
+                    log.debug("keeping %s's connection open: %r", endpoint, exc)
             self._stop.wait(min(self._rewarm, self._idle_ping) / 2)
 
     def close(self) -> None:
+        """Closes every connection; the warming thread stops (not waited for: a request of
+        its own to a member that does not answer ends with the closed client)."""
         self._stop.set()
-        if self._warmer is not None:
-            self._warmer.join(self.timeout + 1)
         self._client.close()
 
 
