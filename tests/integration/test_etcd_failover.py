@@ -27,8 +27,11 @@ from tests.conftest import free_port_base
 
 pytestmark = pytest.mark.integration
 
-RETRY_TIMEOUT = 1.0  # the default ha.retry_timeout
-TTL = 3.0
+# docs/failover.md's setting for lossy or delayed links: the member in use gets 1 s, the
+# others 0.5 s each — room for etcd on a busy test machine, where the default's 0.25 s for
+# a linearizable read is not always enough.
+RETRY_TIMEOUT = 2.0
+TTL = 6.0
 
 
 def _tls(directory: Path) -> EtcdTls:
@@ -121,8 +124,8 @@ def test_a_frozen_preferred_member_costs_a_call_half_its_budget_and_no_new_conne
             snapshot = store.snapshot()
             took = time.monotonic() - started
             assert snapshot.leader is not None and snapshot.leader.name == "node1"
-            # The frozen member had its half (0.5 s); the next one answered at once on
-            # the connection opened at start: no handshake at that moment.
+            # The frozen member had its half (1 s); the next one answered at once on the
+            # connection opened at start: no handshake at that moment.
             assert RETRY_TIMEOUT / 2 <= took < RETRY_TIMEOUT
             answered = endpoints[1:]
             assert {e: transport.connects[e] for e in answered} == {e: before[e] for e in answered}
@@ -143,7 +146,7 @@ def test_a_call_no_member_can_answer_gives_up_at_its_budget(
     members: list[EtcdServer],
 ) -> None:
     """Two members of three frozen: the third has no quorum and cannot answer a
-    linearizable read either. Each member waits its share (0.5, 0.25, 0.25 s) and the call
+    linearizable read either. Each member waits its share (1, 0.5, 0.5 s) and the call
     gives up when its budget is spent, not later: the bound the timing rule stands on."""
     assert members[0].tls is not None
     endpoints = [m.url for m in members]
@@ -167,9 +170,9 @@ def test_a_call_no_member_can_answer_gives_up_at_its_budget(
             with pytest.raises(StoreUnavailable) as failed:
                 store.members()
             took = time.monotonic() - started
-            assert RETRY_TIMEOUT - 0.05 <= took <= RETRY_TIMEOUT + 0.05
-            assert "(after 0.50 s)" in failed.value.message
-            assert failed.value.message.count("(after 0.25 s)") == 2
+            assert RETRY_TIMEOUT - 0.05 <= took <= RETRY_TIMEOUT + 0.2  # (scheduling)
+            assert "(after 1.00 s)" in failed.value.message
+            assert failed.value.message.count("(after 0.50 s)") == 2
         finally:
             for proc in frozen:
                 assert proc is not None
