@@ -121,3 +121,17 @@ def test_which_fence_the_keeper_of_a_running_postmaster_reads() -> None:
         os.kill(child, signal.SIGKILL)
         parent.wait(5)
     assert keeper.keeper_of(child) == keeper.KeeperOf(None, known=False)  # gone
+
+
+def test_a_removed_data_directory_forgets_its_fence_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keeper, "FENCE_ROOT", tmp_path)
+    uid = os.geteuid()
+    directory = keeper.fence_dir(uid, os.getegid())
+    assert directory is not None
+    data = tmp_path / "node1" / "data"
+    keeper.write_fence(directory / keeper.fence_name(data), 5.0)
+    keeper.forget_fence(data, uid)
+    assert list(directory.iterdir()) == []
+    keeper.forget_fence(data, uid)  # gone already: nothing to say

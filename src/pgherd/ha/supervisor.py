@@ -69,6 +69,8 @@ class Supervisor:
         self._stopping = False
         self._crashed_at: float | None = None
         self._down_since: float | None = None  # down while it should run (boot, fencing)
+        # When it went down, while it starts again after a crash or a fence (not a boot).
+        self._back_since: float | None = None
         self._delay = 0.0
         self._backoff = Backoff()
         self._closed = False  # the agent got its stop signal: it starts nothing any more
@@ -292,6 +294,19 @@ class Supervisor:
                 since = self._down_since = self.clock.monotonic()
             return self.clock.monotonic() - since
 
+    def restarting_for(self) -> float | None:
+        """Seconds since PostgreSQL went down, while it starts again after a crash or a
+        fence; None once it runs (or is down, or stopped on purpose), and at a boot:
+        primary_start_timeout bounds a leader's restart in place (model/ha.py)."""
+        with self._lock:
+            since = self._back_since
+            if since is None or self.desired is not Desired.RUNNING or self.pid is None:
+                return None
+            if self.state() is PgState.RUNNING:
+                self._back_since = None
+                return None
+            return self.clock.monotonic() - since
+
     def _note_exit(self) -> None:
         """A postmaster we started has exited while it should run: a crash, with its
         backoff (whichever of the watch loop and the HA loop sees it first)."""
@@ -389,6 +404,8 @@ class Supervisor:
         self._child, self._postmaster = child, postmaster
         threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
         self._adopted = None
+        went_down = self._crashed_at if self._crashed_at is not None else self._down_since
+        self._back_since = went_down if self.ran else None  # a boot is not bounded
         self._crashed_at = None
         self._down_since = None
         self.ran = True

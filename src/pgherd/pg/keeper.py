@@ -127,6 +127,12 @@ def fence_name(data_dir: Path) -> str:
     return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16] + ".fence"
 
 
+def forget_fence(data_dir: Path, uid: int) -> None:
+    """Remove the tmpfs fence file of a data directory that is being removed (lab down
+    --purge): tmpfs keeps it until the next boot otherwise."""
+    (FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)).unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class KeeperOf:
     """What keeps a running postmaster: a keeper reading ``fence`` (``known``), no keeper
