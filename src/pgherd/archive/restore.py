@@ -61,7 +61,8 @@ from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import run
 
 SPOOL = "pgherd_prefetch"
-AGAIN = ".again-"  # the spool's second copy of the last segment (see Prefetcher)
+AGAIN = ".again-"  # the spool's second copies (see Prefetcher)
+TIMELINE_ONE_HISTORY = "00000001.history"  # PostgreSQL never writes one
 LOG_NAME = "pgherd-restore.log"
 # restore_command's repositories, in the data directory: the server keeps using it after
 # the restore returns (a promotion probes for history files); backups leave it out
@@ -364,8 +365,8 @@ class Prefetcher(threading.Thread):
 
     The last one is placed twice: a promotion reads the segment it ends in once more
     (to start the new timeline's first segment), and restore_command copies it from
-    the second copy rather than fetch it again. ``absent``: names marked as not in the
-    archive (see :func:`_past_the_end`)."""
+    the second copy rather than fetch it again (history files likewise). ``absent``:
+    names marked as not in the archive (see :func:`_past_the_end`)."""
 
     def __init__(
         self,
@@ -407,14 +408,20 @@ class Prefetcher(threading.Thread):
         os.rename(tmp, self.spool / name)
 
     def _stage_histories(self) -> None:
-        """History files first (PostgreSQL reads them before any segment), and a marker
-        for the next timeline's, which recovery probes for at its start and its end."""
+        """History files first (PostgreSQL reads them before any segment), each twice: at
+        promotion it reads the parent timeline's once more, to copy it into the new
+        timeline's. Markers for the next timeline's, which recovery probes for at its
+        start and its end, and for timeline 1's, which never exists but which a
+        promotion from timeline 1 asks for (each ask a ``pgherd wal fetch`` otherwise:
+        0.3 s from S3, measured)."""
         newest = self.timeline
         for found in self.wal.files():
             if found.wal.kind is WalKind.HISTORY:
-                self._place(found.name, self.wal.read(found))
+                data = self.wal.read(found)
+                self._place(f"{AGAIN}{found.name}", data)
+                self._place(found.name, data)
                 newest = max(newest, found.wal.timeline)
-        for name in [f"{newest + 1:08X}.history", *self.absent]:
+        for name in [f"{newest + 1:08X}.history", TIMELINE_ONE_HISTORY, *self.absent]:
             marker = self.spool / f".absent-{name}"
             marker.touch()
             self.user.chown(marker)
