@@ -231,7 +231,7 @@ def test_the_wait_ends_when_every_repository_holds_the_end_segment(tmp_path: Pat
 
 
 def test_a_backup_whose_end_segment_never_arrives_is_not_completed() -> None:
-    with pytest.raises(PgherdError, match=f"last segment {name(5)} was not archived within"):
+    with pytest.raises(PgherdError, match=f"segment {name(5)} was not archived within"):
         wait_archived(config(), [archive()], Lsn(5 * SIZE + 0x100), 1, switched=True, timeout=0.5)
 
 
@@ -272,3 +272,19 @@ def test_one_repository_is_opened_without_the_others(tmp_path: Path) -> None:
         archives_of(cluster)  # what a backup's wait for its WAL opens: every repository
     with pytest.raises(PgherdError, match="no repository named 'other'"):
         archive_of(cluster, "other")
+
+
+def test_the_end_segment_archived_before_an_earlier_one_is_not_enough(tmp_path: Path) -> None:
+    # the pusher stores segments in parallel: 7 (the end) can land while 6 still fails
+    repository = archive()
+    for number in (5, 7):
+        segment = tmp_path / name(number)
+        segment.write_bytes(segment_bytes(number))
+        repository.wal.push(segment)
+    start, stop = Lsn(5 * SIZE + 0x28), Lsn(7 * SIZE + 0x100)
+    with pytest.raises(PgherdError, match=f"segment {name(6)} was not archived within"):
+        wait_archived(config(), [repository], stop, 1, True, timeout=0.3, start_lsn=start)
+    late = tmp_path / name(6)
+    late.write_bytes(segment_bytes(6))
+    repository.wal.push(late)
+    wait_archived(config(), [repository], stop, 1, True, timeout=5, start_lsn=start)

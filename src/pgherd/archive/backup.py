@@ -159,7 +159,14 @@ def create_copy(
         with phases.phase("describe"):
             backup = _describe(data, label, source, stopped, identity.pg_major, pgbin, user)
         with phases.phase("wal_wait"):
-            wait_archived(config, archives_of(config), backup.stop_lsn, backup.stop_timeline)
+            same = backup.timeline == backup.stop_timeline  # else: the end only
+            wait_archived(
+                config,
+                archives_of(config),
+                backup.stop_lsn,
+                backup.stop_timeline,
+                start_lsn=backup.start_lsn if same else None,
+            )
         with phases.phase("catalog"):
             user.write_file(partial / "backup.json", json.dumps(backup_to_json(backup), indent=2))
             os.rename(partial, archive.backup_dir(label))
@@ -222,19 +229,26 @@ def wait_archived(
     timeline: int,
     switched: bool = False,
     timeout: float = 120,
+    start_lsn: Lsn | None = None,
 ) -> None:
-    """Wait until every repository holds the segment with a backup's end, so a restore
-    from it finds every segment it needs. ``switched``: the backup's stop closed that
-    segment already (pg_backup_stop on a primary does); otherwise (a standby's backup, a
-    copy) the primary is made to switch WAL — and so is it when the segment has not come
+    """Wait until every repository holds every segment of a backup's WAL, from the one
+    holding ``start_lsn`` (None: only the last) to the one holding its end, so a restore
+    from it finds every segment it needs. Each is checked, not only the last: the
+    agent's pusher stores segments in parallel, so the last can land before one before
+    it (which may be failing). ``switched``: the backup's stop closed the last segment
+    already (pg_backup_stop on a primary does); otherwise (a standby's backup, a copy)
+    the primary is made to switch WAL — and so is it when the segments have not come
     after a few seconds."""
     size = archives[0].wal.identity().wal_segment_size
-    name = Segment((stop_lsn.value - 1) // size, timeline).name(size)
+    last = (stop_lsn.value - 1) // size
+    first = start_lsn.segment_number(size) if start_lsn is not None else last
+    missing = [Segment(n, timeline).name(size) for n in range(min(first, last), last + 1)]
     started = time.monotonic()
     switched_at: str | None = None
     pause = 0.01  # the segment usually lands within a few tens of ms: look often, then less
     while time.monotonic() - started < timeout:
-        if all(a.wal.find(name) for a in archives):
+        missing = [name for name in missing if not all(a.wal.find(name) for a in archives)]
+        if not missing:
             return
         if switched_at is None and (not switched or time.monotonic() - started > 5):
             primary = config.node(primary_status(config).name)
@@ -243,7 +257,8 @@ def wait_archived(
         time.sleep(pause)
         pause = min(0.2, pause * 1.5)
     raise PgherdError(
-        f"the backup's last segment {name} was not archived within {timeout:.0f} s"
+        f"the backup's WAL segment {missing[0]} was not archived within {timeout:.0f} s"
+        + (f" ({len(missing)} segments missing)" if len(missing) > 1 else "")
         + (f" (switched at {switched_at})" if switched_at else ""),
         "check archive_command: `pgherd archive status`",
     )
@@ -410,7 +425,9 @@ def create(
         workers,
         lambda p: on_progress(p.read_bytes, p.total_bytes),
         step,
-        lambda lsn, tli, switched: wait_archived(config, archives, lsn, tli, switched),
+        lambda start, stop, tli, switched: wait_archived(
+            config, archives, stop, tli, switched, start_lsn=start
+        ),
         checksum,
         phases,
     )

@@ -73,7 +73,7 @@ def create(
     workers: int,
     on_progress: Callable[[EngineProgress], None],
     step: Callable[[str], None],
-    ensure_archived: Callable[[Lsn, int, bool], None],
+    ensure_archived: Callable[[Lsn, Lsn, int, bool], None],
     checksum: bool = False,
     phases: Phases | None = None,
 ) -> Backup:
@@ -124,7 +124,7 @@ def create(
     start_tli = int(tli.group(1))
     # pg_backup_stop on a primary switched WAL itself; a standby's cannot
     with phases.phase("wal_wait"):
-        ensure_archived(stopped.lsn, start_tli, not started.in_recovery)
+        ensure_archived(started.lsn, stopped.lsn, start_tli, not started.in_recovery)
     manifest = Manifest(
         label=label,
         start_lsn=started.lsn,
