@@ -5,6 +5,7 @@ the member node T serves when it is a node of cluster member C (model/mesh_membe
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s apply {args.source}->{args.target} %(levelname)s %(message)s",
     )
     process.set_process_name(PROCESS_NAME)
+    # `kill -USR1 PID` writes where every thread of the worker is into its log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # If the agent dies (kill -9), its workers stop too, rather than go on applying beside
     # the workers of the agent that replaces it.
     process.stop_with_parent()
