@@ -26,6 +26,7 @@ counters, the last conflict and its state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -163,43 +164,58 @@ class Worker:
         return EXIT_OK
 
     def _session(self) -> None:
-        """One pair of connections: target (psycopg 3) and source stream (psycopg2)."""
-        with self._connect_target() as conn:
-            ctx = self._context(conn)
-            self._setup_origin(conn, ctx.origin)
-            applier = self._applier = Applier(conn, ctx, self.counters, self.careful_until)
-            start = applier.start()
-            # Every node of the source member, the writable one chosen by libpq: after a
-            # failover of the source, the worker's next session reads the new primary's
-            # copy of the slot (model/failover_slots.py), from this target's origin.
-            source = self.source.config
-            dsn = conninfo.read_write(
-                members.source_hosts(self.source),
-                source.replication_user,
-                source.passfile,
-                dbname=self.spec.dbname,
-                application_name=mesh_model.slot_name(self.spec.name, self.target),
-                sslrootcert=source.ca_file,
-            )
-            slot = mesh_model.slot_name(self.spec.name, self.target)
-            publication = mesh_model.publication_name(self.spec.name)
-            with Stream(dsn, slot, publication, start) as stream:
-                self.state, self.error = WorkerState.RUNNING, None
-                log.info("applying %s → %s from %s", self.source.name, self.target, Lsn(start))
-                try:
-                    self._loop(stream, applier)
-                except ConflictStop as exc:
-                    applier.stop_on_conflict(exc.record)
-                    raise
-                except Replay:
-                    # Every transaction of the failed group, up to the one being read,
-                    # is replayed carefully.
-                    self.careful_until = max(self.position.received, applier.replay_until)
-                    applier.abandon()
-                    raise
-                except Wait:
-                    applier.abandon()  # the session closes: the group is rolled back
-                    raise
+        """One pair of connections: target (psycopg 3) and source stream (psycopg2).
+
+        However the session ends (the source gone, as in its failover; a stop; an error),
+        the open group is not committed: the target connection is closed, which rolls it
+        back, and the next session applies it again from the origin. A commit there would
+        keep rows without moving the origin past them (they would be applied twice), and
+        would wait forever for the connection's lock, which psycopg holds for as long as
+        a COPY run is open: the applier lets go of the run first."""
+        with contextlib.closing(self._connect_target()) as conn:
+            try:
+                self._session_on(conn)
+            finally:
+                if self._applier is not None and self._applier.session.conn is conn:
+                    self._applier.abandon()
+
+    def _session_on(self, conn: psycopg.Connection[Any]) -> None:
+        """The session's work on an open target connection: the origin, then the stream."""
+        ctx = self._context(conn)
+        self._setup_origin(conn, ctx.origin)
+        applier = self._applier = Applier(conn, ctx, self.counters, self.careful_until)
+        start = applier.start()
+        # Every node of the source member, the writable one chosen by libpq: after a
+        # failover of the source, the worker's next session reads the new primary's
+        # copy of the slot (model/failover_slots.py), from this target's origin.
+        source = self.source.config
+        dsn = conninfo.read_write(
+            members.source_hosts(self.source),
+            source.replication_user,
+            source.passfile,
+            dbname=self.spec.dbname,
+            application_name=mesh_model.slot_name(self.spec.name, self.target),
+            sslrootcert=source.ca_file,
+        )
+        slot = mesh_model.slot_name(self.spec.name, self.target)
+        publication = mesh_model.publication_name(self.spec.name)
+        with Stream(dsn, slot, publication, start) as stream:
+            self.state, self.error = WorkerState.RUNNING, None
+            log.info("applying %s → %s from %s", self.source.name, self.target, Lsn(start))
+            try:
+                self._loop(stream, applier)
+            except ConflictStop as exc:
+                applier.stop_on_conflict(exc.record)
+                raise
+            except Replay:
+                # Every transaction of the failed group, up to the one being read,
+                # is replayed carefully.
+                self.careful_until = max(self.position.received, applier.replay_until)
+                applier.abandon()
+                raise
+            except Wait:
+                applier.abandon()  # the session closes: the group is rolled back
+                raise
 
     def _wait_for(self, wait: Wait) -> None:
         """The stream needs something that comes in another member's stream (a column a
