@@ -91,7 +91,8 @@ CONFIGS = {
 DERIVED = {"fingerprint", "repository_specs", "api_ca"}
 # Fields of the validated config the quick commands do not read (and so do not mirror).
 NOT_MIRRORED = {
-    "ClusterConfig": {"history", "console", "backup"},
+    # peers: read by the mesh commands and the apply workers, not by the quick commands
+    "ClusterConfig": {"history", "console", "backup", "peers"},
     # held as the repositories ArchiveConfig.specs() makes of them (repository_specs)
     "ArchiveConfig": {"retention", "repositories"},
 }

@@ -42,7 +42,10 @@ LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
 LIVE_HA_FIELDS = ("agent_restart_grace",)
 API_TLS = "the agent's API serves as it started (HTTPS or plain HTTP) until the agent restarts"
 LIVE_KEYS = ("slots",)  # cluster-wide keys the agent takes as they are
-IGNORED = {"console": "console: read by pgherd console, not by the agents"}
+IGNORED = {
+    "console": "console: read by pgherd console, not by the agents",
+    "peers": "peers: read by mesh commands and each apply worker as it starts, not by the agents",
+}
 
 
 @dataclass(frozen=True)
