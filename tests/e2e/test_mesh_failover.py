@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MESH = "shop"
 TABLE = "items"
+PROGRESS = "SELECT pg_replication_origin_progress(%s, false)::text"
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,10 @@ def test_a_cluster_member_fails_over_under_writes_and_the_mesh_loses_and_repeats
     ):
         on_lab.wait_for(50)
         on_solo.wait_for(50)
+        # The origin's position reaches the standbys with the commits that move it.
+        for node in standbys(east):
+            seen = query(east.config, node, PROGRESS, f"pgherd_{MESH}_solo")
+            assert seen[0][0] not in (None, "0/0"), (node, seen)
         kill_host(east, primary)
         new = other_primary(east, primary)
         # writes go on, on both members, after the failover
@@ -197,12 +202,12 @@ def test_a_cluster_member_fails_over_under_writes_and_the_mesh_loses_and_repeats
         assert not missing, (writer.origin, sorted(missing)[:5])
     # Nothing applied twice: a transaction applied again would have met its own rows.
     assert conflicts(lab, MESH) == []
-    # The new primary applied solo's changes from where the old one's commits had moved
-    # the origin (WAL-logged with each commit, replayed on the standby).
-    progress = query(
-        east.config, new, "SELECT pg_replication_origin_progress(%s, false)", f"pgherd_{MESH}_solo"
-    )
-    assert progress[0][0] is not None
+    # The new primary's worker started where the old primary's commits had moved the
+    # origin (WAL-logged with each commit, replayed on the standby), not from the start.
+    log = east.config.node(new).home_dir / "mesh" / f"{MESH}.from-solo.log"
+    started = [line for line in log.read_text().splitlines() if "applying solo → lab" in line]
+    assert started, log.read_text()
+    assert not started[0].endswith("from 0/0"), started
     # The old primary's host is still down: the drop says so, and drops the rest.
     dropped = lab.cli("mesh", "drop", MESH)
     assert f"{primary}: not reached" in dropped.stdout, dropped.stdout
