@@ -279,6 +279,8 @@ def load_run(c: FaultCluster, minutes: float, out: Path, store_delay_ms: int = 0
         "pgbench_errors": cut[0].stderr.strip().splitlines()[-5:] if cut else [],
         "renewals": int(counts[0][1]) if counts else None,
         "ttl": c.deployment.config.ha.ttl if c.deployment.config.ha else 3.0,
+        "loop_wait": c.deployment.config.ha.loop_wait if c.deployment.config.ha else None,
+        "retry_timeout": c.deployment.config.ha.retry_timeout if c.deployment.config.ha else None,
         "tps": round(done / hold, 1),
     }
     (out / "load.json").write_text(json.dumps(found, indent=1))
@@ -302,11 +304,12 @@ def run_mode(
     store_delay_ms: int,
     watchdog: bool,
     user: osuser.OsUser,
+    timing: dict[str, float] | None = None,
 ) -> tuple[list[Row], dict[str, Any] | None]:
     directory = ROOT / f"{mode.value[:5]}-{os.getpid()}"
     rows = []
     load = None
-    with deploy(directory / "c", user, mode, watchdog=watchdog) as cluster:
+    with deploy(directory / "c", user, mode, watchdog=watchdog, **(timing or {})) as cluster:
         index = 0
         for name in names:
             fault = FAULTS[name]()
@@ -367,8 +370,23 @@ def main() -> None:
         "of its packets instead)",
     )
     parser.add_argument("--watchdog", action="store_true", help="a fake watchdog per node")
+    for option, what in (
+        ("--ttl", "ha.ttl"),
+        ("--loop-wait", "ha.loop_wait"),
+        ("--retry-timeout", "ha.retry_timeout"),
+    ):
+        parser.add_argument(option, type=float, help=f"{what} (default: the harness's)")
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
+    timing = {
+        key: value
+        for key, value in (
+            ("ttl", args.ttl),
+            ("loop_wait", args.loop_wait),
+            ("retry_timeout", args.retry_timeout),
+        )
+        if value is not None
+    }
     names = [n for n in args.faults.split(",") if n]
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
@@ -384,7 +402,14 @@ def main() -> None:
     for mode_name in args.modes.split(","):
         mode = Mode.SYNC if mode_name.startswith("sync") else Mode.ASYNC
         found, load = run_mode(
-            mode, names, args.runs, args.load_minutes, args.store_delay, args.watchdog, user
+            mode,
+            names,
+            args.runs,
+            args.load_minutes,
+            args.store_delay,
+            args.watchdog,
+            user,
+            timing,
         )
         rows += found
         if load is not None:

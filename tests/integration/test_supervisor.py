@@ -190,3 +190,34 @@ def test_an_agent_that_got_sigterm_starts_no_postgresql(node: LocalNode) -> None
         supervisor.start(timeout=10)
     assert supervisor.pid is None
     assert not node.instance.is_running
+
+
+def test_a_server_coming_back_from_a_crash_is_timed_until_it_runs(node: LocalNode) -> None:
+    """primary_start_timeout bounds a leader's restart in place (model/ha.py): the
+    supervisor says how long since the server went down while it starts again — not at
+    a boot, and no longer once it runs."""
+    supervisor = Supervisor(node.instance, auto_restart=False)
+    try:
+        supervisor.start(timeout=60)
+        assert supervisor.restarting_for() is None  # a boot is not bounded
+        first = supervisor.pid
+        assert first is not None
+        process.signal_pid(first, signal.SIGKILL)
+        wait_until(lambda: not process.is_alive(first), 10, what="the crash")
+        process.reap_zombie_children()
+        assert supervisor.down_for() is not None  # noted as down (a crash)
+        time.sleep(0.5)
+        assert supervisor.spawn_when_due(urgent=True)
+        again = supervisor.pid
+        assert again is not None
+        process.signal_pid(again, signal.SIGSTOP)  # held on its way up
+        try:
+            assert supervisor.state() is PgState.STARTING
+            back = supervisor.restarting_for()
+            assert back is not None and back >= 0.5  # counted from the crash
+        finally:
+            process.signal_pid(again, signal.SIGCONT)
+        wait_until(lambda: supervisor.state() is PgState.RUNNING, 60, what="the restart")
+        assert supervisor.restarting_for() is None
+    finally:
+        supervisor.stop("immediate")

@@ -4,6 +4,10 @@ and the fence thread's lock in a fault run, and the fence fired late."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +41,9 @@ class _StalledDisk:
 
 
 @pytest.fixture
-def supervisor(tmp_path: Path) -> Supervisor:
+def supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
+    monkeypatch.setattr(keeper, "FENCE_ROOT", tmp_path / "shm")  # the test's own tmpfs
+    (tmp_path / "shm").mkdir()
     cfg = layout.lab_config(
         tmp_path, layout.LabShape(3, 25000, "postgres", None, failover="automatic", dcs="etcd")
     )
@@ -88,3 +94,41 @@ def test_a_value_set_at_once_is_not_overwritten_by_an_older_posted_one(
     time.sleep(0.2)  # the publisher thread had its chance
     assert keeper.read_fence(supervisor.fence_file) == 50.0
     assert 11.0 not in disk.written[disk.written.index(50.0) :]
+
+
+def test_the_fence_is_published_on_tmpfs_not_on_the_data_disk(supervisor: Supervisor) -> None:
+    supervisor.set_fence(21.0)
+    shm = keeper.FENCE_ROOT / f"pgherd-{supervisor.instance.user.uid}"
+    assert supervisor.fence_file.parent == shm
+    assert keeper.read_fence(supervisor.fence_file) == 21.0
+    assert not (supervisor.instance.socket_dir / keeper.FENCE_FILE).exists()
+
+
+def test_an_adopted_postmaster_kept_by_an_earlier_pgherd_is_fenced_through_its_file(
+    supervisor: Supervisor,
+) -> None:
+    """An earlier pgherd's keeper reads the socket directory's file: the agent that
+    adopts its postmaster must publish there, or a renewed lease would not reach it and
+    its stale deadline would stop a healthy primary (or none would stop a stale one)."""
+    old_file = supervisor.instance.socket_dir / keeper.FENCE_FILE
+    keeper.write_fence(old_file, None)
+    report_r, report_w = os.pipe()
+    kept = subprocess.Popen(
+        keeper.command(sys.executable, old_file, report_w, ["sleep", "30"]),
+        pass_fds=(report_w,),
+    )
+    os.close(report_w)
+    try:
+        postmaster = int(os.read(report_r, 64).decode())
+        supervisor.publish_for_keeper_of(postmaster)
+        supervisor.set_fence(time.monotonic() + 60)
+        assert keeper.read_fence(old_file) is not None
+        time.sleep(0.3)
+        assert kept.poll() is None  # the deadline is a minute away
+        supervisor.post_fence(time.monotonic() + 0.2)  # the lease is no longer renewed
+        assert kept.wait(5) == -signal.SIGQUIT  # the keeper stopped it, as it must
+    finally:
+        os.close(report_r)
+        if kept.poll() is None:
+            kept.kill()
+            kept.wait(5)

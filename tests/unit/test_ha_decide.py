@@ -442,6 +442,82 @@ def test_a_primary_on_its_way_up_keeps_its_lease_or_is_fenced(
     assert dos(decide(S, me, world)) == expected
 
 
+RESTARTING = replace(PRIMARY, pg=PgState.STARTING, restarting_for=11.0)  # past the 10 s
+ABLE = peer("node2", 5000)
+
+
+@pytest.mark.parametrize(
+    ("case", "settings", "me", "world", "expected"),
+    [
+        (
+            "coming back past primary_start_timeout, a standby able: stop, hand over",
+            S,
+            RESTARTING,
+            World(True, "node1", (ABLE,), last_primary_position=Lsn(5000)),
+            [Do.DEMOTE, Do.RELEASE_LEASE],
+        ),
+        (
+            "within primary_start_timeout: keep waiting for it",
+            S,
+            replace(RESTARTING, restarting_for=9.0),
+            World(True, "node1", (ABLE,)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "starting at boot (not after a crash): never bounded",
+            S,
+            replace(RESTARTING, restarting_for=None),
+            World(True, "node1", (ABLE,)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "no standby could take over: waiting is the only way back",
+            S,
+            RESTARTING,
+            World(True, "node1", (peer("node2", 5000, reachable=False),)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "the only standby is too far behind (maximum_lag)",
+            S,
+            RESTARTING,
+            World(True, "node1", (ABLE,), last_primary_position=Lsn(5000 + S.maximum_lag + 1)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "the only standby is tagged nofailover",
+            S,
+            RESTARTING,
+            World(True, "node1", (peer("node2", 5000, nofailover=True),)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "synchronous mode: a standby outside the synchronous set cannot take over",
+            replace(S, synchronous=True),
+            RESTARTING,
+            World(True, "node1", (ABLE,), sync_set=("node3",)),
+            [Do.RENEW_LEASE],
+        ),
+        (
+            "synchronous mode: a synchronous standby can",
+            replace(S, synchronous=True),
+            RESTARTING,
+            World(True, "node1", (ABLE,), sync_set=("node2",)),
+            [Do.DEMOTE, Do.RELEASE_LEASE],
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_primary_start_timeout_bounds_a_restart_in_place_when_a_standby_can_take_over(
+    case: str, settings: Settings, me: Local, world: World, expected: list[Do]
+) -> None:
+    actions = decide(settings, me, world)
+    assert dos(actions) == expected, case
+    if expected[0] is Do.DEMOTE:
+        assert actions[0].target is None, case  # a standby of nobody until one leads
+        assert "primary_start_timeout" in actions[0].reason and "node2" in actions[0].reason
+
+
 def test_no_standby_takes_over_while_a_member_still_runs_as_the_primary() -> None:
     world = World(True, None, (peer("node1", 4000, role=Role.PRIMARY),))
     actions = decide(S, STANDBY, world)

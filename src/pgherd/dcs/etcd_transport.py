@@ -19,10 +19,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import math
 import ssl
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+log = logging.getLogger("pgherd.dcs")
 
 
 class TransportError(Exception):
@@ -32,32 +38,168 @@ class TransportError(Exception):
 
 class Transport(Protocol):
     def post(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> tuple[int, bytes]:
         """POST ``body`` as JSON (with ``headers``: etcd's auth token); the HTTP status and
-        the answer. Raises :class:`TransportError` when the endpoint did not answer."""
+        the answer, within ``timeout`` seconds (default: the transport's). Raises
+        :class:`TransportError` when the endpoint did not answer."""
         ...
 
     def close(self) -> None: ...
 
 
+def _endpoint(url: str) -> str:
+    """The endpoint (scheme, host and port) a request's URL goes to."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class PooledTransport:
-    def __init__(self, timeout: float, verify: ssl.SSLContext | bool = True) -> None:
+    """httpx, kept-alive connections: for a store used for long.
+
+    **Warm connections.** Given ``endpoints``, a thread keeps a connection open to each of
+    them, so that a call moving to another endpoint when its preferred one does not
+    answer pays no TCP and TLS handshake inside its share of ``retry_timeout``
+    (model/store_budget.py): a lost SYN alone costs a second, longer than that share. It
+    opens them at once with ``GET /version`` (answered by the member itself: no Raft, no
+    read of the key space), then:
+
+    - a connection is never closed for being idle (etcd does not close idle ones either);
+    - an endpoint whose request failed has lost its connection (httpx closes it): the
+      thread opens a new one ``rewarm`` seconds later, and again every ``rewarm`` seconds
+      until it answers;
+    - an endpoint no request used for ``idle_ping`` seconds gets a ``GET /version``, which
+      proves its connection still works (a path cut silently leaves it looking open) or
+      replaces it off the calls' path.
+
+    So a healthy store sees no extra request while its endpoints are used, and otherwise
+    at most one ``GET /version`` per idle endpoint every ``idle_ping`` seconds (10 s: with
+    three endpoints and ``loop_wait`` 0.5 s, 0.1 per HA cycle, independent of the
+    cluster's size), none of them through Raft.
+
+    **One deadline per request.** httpx limits each phase of a request (connect, TLS,
+    write, read) separately; a hook on httpcore's ``trace`` extension sets every phase's
+    limit to what is left of the request's ``timeout`` as the phase starts, so a new
+    connection's handshake and the answer's wait share one limit instead of getting one
+    each. (It relies on httpcore 1.0 reading a phase's limit after announcing the phase;
+    were that to change, each phase would again get the whole ``timeout``. Within the
+    answer's phase, each read may wait what was left when the phase started: etcd's
+    answers come in one or two segments.)
+
+    ``connects`` counts the TCP connections opened, by endpoint (tests, and what an
+    operator reads in a debugger)."""
+
+    def __init__(
+        self,
+        timeout: float,
+        verify: ssl.SSLContext | bool = True,
+        endpoints: Sequence[str] = (),
+        rewarm: float = 1.0,
+        idle_ping: float = 10.0,
+    ) -> None:
         import httpx  # only the agents' long-lived stores need it (~0.15 s to import)
 
         self._httpx = httpx
-        self._client = httpx.Client(timeout=timeout, verify=verify)
+        self.timeout = timeout
+        self._client = httpx.Client(
+            timeout=timeout, verify=verify, limits=httpx.Limits(keepalive_expiry=None)
+        )
+        self.connects: dict[str, int] = {}
+        self._lock = threading.Lock()
+        # endpoint → (monotonic time of its last request, whether it answered)
+        self._last: dict[str, tuple[float, bool]] = {
+            _endpoint(e): (-math.inf, False) for e in endpoints
+        }
+        self._rewarm = rewarm
+        self._idle_ping = idle_ping
+        self._stop = threading.Event()
+        self._warmer: threading.Thread | None = None
+        if self._last:
+            self._warmer = threading.Thread(
+                target=self._keep_warm, name="pgherd-etcd-warm", daemon=True
+            )
+            self._warmer.start()
 
     def post(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> tuple[int, bytes]:
+        return self._send("POST", url, body, headers, self.timeout if timeout is None else timeout)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        endpoint = _endpoint(url)
+        deadline = time.monotonic() + timeout
+        phases = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete":
+                with self._lock:
+                    self.connects[endpoint] = self.connects.get(endpoint, 0) + 1
+            if event.endswith(".started"):
+                left = max(deadline - time.monotonic(), 0.001)
+                for phase in phases:  # read by the next phases of the request
+                    phases[phase] = left
+                if "timeout" in info:  # the TLS handshake's limit, read after this hook
+                    info["timeout"] = left
+
+        request = self._client.build_request(
+            method, url, json=body, headers=headers, extensions={"timeout": phases, "trace": trace}
+        )
         try:
-            response = self._client.post(url, json=body, headers=headers)
+            response = self._client.send(request)
         except self._httpx.HTTPError as exc:
+            self._note(endpoint, answered=False)
             raise TransportError(type(exc).__name__) from None
+        self._note(endpoint, answered=True)
         return response.status_code, response.content
 
+    def _note(self, endpoint: str, answered: bool) -> None:
+        with self._lock:
+            if endpoint in self._last:
+                self._last[endpoint] = (time.monotonic(), answered)
+
+    def due(self, now: float) -> list[str]:
+        """The endpoints whose connection the warming thread opens or checks now."""
+        with self._lock:
+            return [
+                endpoint
+                for endpoint, (at, answered) in self._last.items()
+                if now - at >= (self._idle_ping if answered else self._rewarm)
+            ]
+
+    def _keep_warm(self) -> None:
+        while not self._stop.is_set():
+            for endpoint in self.due(time.monotonic()):
+                if self._stop.is_set():
+                    return
+                if self._client.is_closed:
+                    return
+                try:
+                    self._send("GET", f"{endpoint}/version", None, None, self.timeout)
+                except TransportError:
+                    pass  # noted: tried again in ``rewarm`` seconds
+                except Exception as exc:  # a helper thread: never dies of one endpoint
+                    log.debug("keeping %s's connection open: %r", endpoint, exc)
+            self._stop.wait(min(self._rewarm, self._idle_ping) / 2)
+
     def close(self) -> None:
+        """Closes every connection; the warming thread stops (not waited for: a request of
+        its own to a member that does not answer ends with the closed client)."""
+        self._stop.set()
         self._client.close()
 
 
@@ -84,8 +226,13 @@ class OneShotTransport:
         self._kept: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
 
     def post(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        body: dict[str, Any],
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> tuple[int, bytes]:
+        limit = self.timeout if timeout is None else timeout
         parts = urlsplit(url)
         if parts.hostname is None:
             raise TransportError(f"no host in {url}")
@@ -97,6 +244,8 @@ class OneShotTransport:
         )
         conn = self._kept.pop(endpoint, None)
         if conn is not None:
+            if conn.sock is not None:
+                conn.sock.settimeout(limit)
             try:
                 return self._exchange(endpoint, conn, *request)
             except (ConnectionResetError, BrokenPipeError):  # RemoteDisconnected is one
@@ -104,17 +253,17 @@ class OneShotTransport:
             except (OSError, http.client.HTTPException) as exc:
                 raise TransportError(type(exc).__name__) from None
         try:
-            return self._exchange(endpoint, self._connect(endpoint), *request)
+            return self._exchange(endpoint, self._connect(endpoint, limit), *request)
         except (OSError, http.client.HTTPException) as exc:
             raise TransportError(type(exc).__name__) from None
 
-    def _connect(self, endpoint: tuple[str, str, int | None]) -> http.client.HTTPConnection:
+    def _connect(
+        self, endpoint: tuple[str, str, int | None], timeout: float
+    ) -> http.client.HTTPConnection:
         scheme, host, port = endpoint
         if scheme == "https":
-            return http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=self._context
-            )
-        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def _exchange(
         self,

@@ -43,9 +43,15 @@ def open_store(
     config: ClusterConfig | LiteConfig, timeout: float | None = None, quick: bool = False
 ) -> Store:
     """``timeout``: the longest one call may wait for the store (default: the config's
-    ``retry_timeout``). Each etcd endpoint gets its share, so that trying them all still
-    fits in it. ``quick``: for a command that makes a few calls and exits (no connection
-    pool, and no httpx to import); it speaks TLS to etcd exactly as the agents do."""
+    ``retry_timeout``). The etcd endpoints share it (model/store_budget.py), so that
+    trying them all still fits in it. ``quick``: for a command that makes a few calls and
+    exits (no connection pool, and no httpx to import); it speaks TLS to etcd exactly as
+    the agents do.
+
+    A store held to ``retry_timeout`` (the HA loop's, the witness's: calls the timing rule
+    bounds) keeps a connection open to every etcd endpoint, so that moving to another one
+    costs no handshake inside that budget; one given a longer ``timeout`` (operations,
+    the event log) does not need to."""
     config = as_lite(config)  # pydantic-free: cluster show reads the store
     if config.ha is None:
         raise ConfigError(
@@ -61,10 +67,11 @@ def open_store(
         return EtcdStore(
             endpoints,
             config.cluster,
-            timeout=max(limit / len(endpoints), 0.1),
+            timeout=limit,
             verify=etcd_verify(config, dcs),
             auth=etcd_auth(dcs),
             one_shot=quick,
+            keep_warm=timeout is None,
         )
     from pgherd.dcs.sqlite import SqliteStore  # lazy, as etcd above
 

@@ -257,6 +257,7 @@ class HaLoop:
             streaming_standbys=state.streaming_standbys,
             replicate_from=self.local.node.replicate_from,
             never_ran=state.never_ran,
+            restarting_for=state.restarting_for,
             watchdog_problem=self.fence.watchdog.unfit() if self.fence.watchdog else None,
             booting_for=self._booting_for(state, world, now),
         )

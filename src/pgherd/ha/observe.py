@@ -49,6 +49,7 @@ class LocalState:
     streaming_standbys: tuple[str, ...] = ()
     down_for: float | None = None
     never_ran: bool = False  # not since this agent started: a boot, not a crash
+    restarting_for: float | None = None  # down, then starting again since (Supervisor)
 
 
 def standby_position(receive: Lsn | None, replay: Lsn | None) -> Lsn | None:
@@ -94,7 +95,11 @@ class LocalReader:
                 return self._running(server)
         self.close()
         offline = self._offline(pg, down_for)
-        return replace(offline, never_ran=not self.supervisor.ran)
+        return replace(
+            offline,
+            never_ran=not self.supervisor.ran,
+            restarting_for=self.supervisor.restarting_for(),
+        )
 
     def _running(self, server: queries.ServerState) -> LocalState:
         if not server.in_recovery:

@@ -69,6 +69,8 @@ class Supervisor:
         self._stopping = False
         self._crashed_at: float | None = None
         self._down_since: float | None = None  # down while it should run (boot, fencing)
+        # When it went down, while it starts again after a crash or a fence (not a boot).
+        self._back_since: float | None = None
         self._delay = 0.0
         self._backoff = Backoff()
         self._closed = False  # the agent got its stop signal: it starts nothing any more
@@ -85,12 +87,69 @@ class Supervisor:
         self._post_lock = threading.Lock()
         self._post_wake = threading.Event()
         self._poster: threading.Thread | None = None
+        # Where the fence goes: the file the keeper of the running postmaster reads (on
+        # tmpfs for one this agent started; both places when that is not known).
+        self._fence_files: tuple[Path, ...] | None = None
 
     # ---- what is running ---------------------------------------------------------------
 
     @property
     def fence_file(self) -> Path:
+        """The fence file a keeper this agent starts reads."""
+        return self._fence_written()[0]
+
+    def _fence_written(self) -> tuple[Path, ...]:
+        if self._fence_files is None:
+            self._fence_files = (self._own_fence_file(),)
+        return self._fence_files
+
+    def _own_fence_file(self) -> Path:
+        """On tmpfs (pg/keeper.py's fence_dir says why); in the socket directory, on the
+        data disk, only when tmpfs cannot be trusted."""
+        user = self.instance.user
+        directory = keeper.fence_dir(user.uid, user.gid)
+        if directory is None:
+            log.warning(
+                "the fence deadline goes to %s on the data disk: %s/pgherd-%d is not a "
+                "directory of uid %d closed to others; a stalled disk can then make the "
+                "keeper stop a primary whose lease was renewed (remove or fix that path)",
+                self._home_fence_file(),
+                keeper.FENCE_ROOT,
+                user.uid,
+                user.uid,
+            )
+            return self._home_fence_file()
+        return directory / keeper.fence_name(self.instance.data_dir)
+
+    def _home_fence_file(self) -> Path:
         return self.instance.socket_dir / keeper.FENCE_FILE
+
+    def publish_for_keeper_of(self, postmaster: int) -> None:
+        """Write the fence where the keeper of an adopted ``postmaster`` reads it: a keeper
+        an earlier pgherd started reads the socket directory's file."""
+        own = self._own_fence_file()
+        found = keeper.keeper_of(postmaster)
+        if found.fence is not None:
+            files: tuple[Path, ...] = (found.fence,)
+            if found.fence != own:
+                log.info(
+                    "the keeper of the running postmaster reads its fence at %s (an "
+                    "earlier pgherd started it): published there until PostgreSQL restarts",
+                    found.fence,
+                )
+        elif found.known:
+            files = (own,)  # no keeper (started by hand): nothing reads it
+        else:
+            files = (own, self._home_fence_file())
+            log.warning(
+                "cannot tell which fence file the keeper of postmaster %d reads: "
+                "publishing it in both %s and %s",
+                postmaster,
+                own,
+                files[1],
+            )
+        with self._fence_lock:
+            self._fence_files = files
 
     @property
     def pid(self) -> int | None:
@@ -120,6 +179,7 @@ class Supervisor:
         if pm is None:
             return False
         self._check_identity()
+        self.publish_for_keeper_of(pm.pid)
         with self._lock:
             self._adopted = pm.pid
             self.ran = True
@@ -190,14 +250,13 @@ class Supervisor:
                 return  # a newer value was written meanwhile
             self._written_seq = seq
             self._fence_at = at
-            if not self.instance.socket_dir.is_dir():
-                return
-            try:
-                keeper.write_fence(
-                    self.fence_file, at, self.instance.user.uid, self.instance.user.gid
-                )
-            except OSError:
-                log.exception("could not publish the fence deadline for the keeper")
+            for path in self._fence_written():
+                if not path.parent.is_dir():
+                    continue  # the node's home is not made yet: no keeper reads it
+                try:
+                    keeper.write_fence(path, at, self.instance.user.uid, self.instance.user.gid)
+                except OSError:
+                    log.exception("could not publish the fence deadline for the keeper")
 
     def _fence_to_start_with(self) -> float | None:
         """The fence for a keeper starting now: one posted and not yet written counts."""
@@ -233,6 +292,19 @@ class Supervisor:
             since = self._crashed_at if self._crashed_at is not None else self._down_since
             if since is None:
                 since = self._down_since = self.clock.monotonic()
+            return self.clock.monotonic() - since
+
+    def restarting_for(self) -> float | None:
+        """Seconds since PostgreSQL went down, while it starts again after a crash or a
+        fence; None once it runs (or is down, or stopped on purpose), and at a boot:
+        primary_start_timeout bounds a leader's restart in place (model/ha.py)."""
+        with self._lock:
+            since = self._back_since
+            if since is None or self.desired is not Desired.RUNNING or self.pid is None:
+                return None
+            if self.state() is PgState.RUNNING:
+                self._back_since = None
+                return None
             return self.clock.monotonic() - since
 
     def _note_exit(self) -> None:
@@ -322,12 +394,18 @@ class Supervisor:
         self._check_identity()
         self.instance.prepare_start()
         at = self._fence_to_start_with()
+        own = self._own_fence_file()
         with self._fence_lock:
-            keeper.write_fence(self.fence_file, at, self.instance.user.uid, self.instance.user.gid)
+            self._fence_files = (own,)
+            keeper.write_fence(own, at, self.instance.user.uid, self.instance.user.gid)
+        if own != self._home_fence_file():  # left by a keeper an earlier pgherd started
+            self._home_fence_file().unlink(missing_ok=True)
         child, postmaster = self._popen()
         self._child, self._postmaster = child, postmaster
         threading.Thread(target=self._watch_child, args=(child,), daemon=True).start()
         self._adopted = None
+        went_down = self._crashed_at if self._crashed_at is not None else self._down_since
+        self._back_since = went_down if self.ran else None  # a boot is not bounded
         self._crashed_at = None
         self._down_since = None
         self.ran = True

@@ -19,7 +19,7 @@ from pgherd.config import ClusterConfig, NodeConfig, WitnessConfig
 from pgherd.errors import PgherdError, Refused, TimedOut
 from pgherd.lab import agents, lab_store, layout
 from pgherd.model.status import PgState, Role
-from pgherd.pg import binaries, osuser, ports, process, tlsfiles
+from pgherd.pg import binaries, keeper, osuser, ports, process, tlsfiles
 from pgherd.pg.basebackup import Progress
 from pgherd.pg.local_node import LocalNode
 from pgherd.physical import bootstrap, clone
@@ -265,6 +265,8 @@ def down(directory: Path, purge: bool, reporter: Reporter) -> None:
     if left:
         raise PgherdError(f"still running after lab down: {', '.join(left)}", "see their logs")
     if purge:
+        for node in config.nodes:
+            keeper.forget_fence(node.data_dir, LocalNode.open(config, node.name).instance.user.uid)
         shutil.rmtree(directory)
         reporter.step(f"removed {directory}")
 

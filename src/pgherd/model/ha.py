@@ -25,7 +25,8 @@ The rules that keep one writable primary:
   files whose agent starts it again leads (it holds every commit of its timeline), unless
   it was not the last leader and cannot see that one; a standby takes the lease only when
   it has every member's word (in synchronous mode, the synchronous set's rule suffices);
-  ``primary_start_timeout`` bounds restarts after a crash, never a start at boot;
+  ``primary_start_timeout`` bounds restarts after a crash (down, then starting again,
+  while a standby could take over), never a start at boot;
 - while an operator's operation runs (``World.paused``: a switchover, a promotion) nobody
   promotes, demotes or re-points anything; the holder only keeps its lease; in
   maintenance (``World.maintenance``: ``cluster pause``) nothing is restarted either;
@@ -104,6 +105,9 @@ class Local:
     # PostgreSQL has not run since this agent started (a boot, not a crash): the restart
     # of a crashed primary is bounded by primary_start_timeout, its start at boot is not.
     never_ran: bool = False
+    # Seconds since PostgreSQL died, while it starts again after that crash (or fence);
+    # None once it runs, or at a boot. primary_start_timeout bounds it for a leader.
+    restarting_for: float | None = None
     # ha.watchdog is set and this node's device cannot be armed now: why (model/watchdog.py)
     watchdog_problem: str | None = None
     # Seconds since this agent's HA loop started (the store answered), as long as it has seen
@@ -206,6 +210,12 @@ def _starting_primary(settings: Settings, me: Local, world: World) -> tuple[Acti
     if not world.store_ok:
         return _primary_without_store(settings, me, world)
     if world.leader == me.name:
+        late = _restart_too_long(settings, me, world)
+        if late is not None:
+            return (
+                Action(Do.DEMOTE, late),
+                Action(Do.RELEASE_LEASE, "giving up the lease so a standby can take over"),
+            )
         return (Action(Do.RENEW_LEASE, "keeping the lease while PostgreSQL starts"),)
     if world.leader is None:
         return (Action(Do.ACQUIRE_LEASE, "PostgreSQL starts as the primary: taking the lease"),)
@@ -215,6 +225,35 @@ def _starting_primary(settings: Settings, me: Local, world: World) -> tuple[Acti
             f"demoting myself: {world.leader} holds the lease, so I must not start as a primary",
             target=world.leader,
         ),
+    )
+
+
+def _restart_too_long(settings: Settings, me: Local, world: World) -> str | None:
+    """Why a leader whose server is coming back from a crash should stop waiting for it,
+    or None. ``primary_start_timeout`` bounds the restart in place, as it bounds a server
+    that stays down (Patroni does the same): a crash recovery that takes minutes on a
+    stalled disk (the fault suite saw 3.5) is an outage a standby ends in seconds. Only
+    when a standby can take over — running, streaming, within ``maximum_lag`` of the last
+    primary position, and in the synchronous set in synchronous mode; otherwise waiting
+    for the server is the only way back."""
+    back = me.restarting_for
+    if back is None or back < settings.primary_start_timeout:
+        return None
+    known = world.last_primary_position
+    able = [
+        p.name
+        for p in world.peers
+        if p.name != me.name
+        and _eligible(p)
+        and (not settings.synchronous or p.name in world.sync_set)
+        and (known is None or p.position is None or known - p.position <= settings.maximum_lag)
+    ]
+    if not able:
+        return None
+    return (
+        f"PostgreSQL has been coming back for {back:.0f} s since it went down "
+        f"(primary_start_timeout {settings.primary_start_timeout:g} s) and "
+        f"{', '.join(able)} can take over: stopping it, to start again as a standby"
     )
 
 

@@ -33,9 +33,11 @@ import contextlib
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -43,7 +45,14 @@ from pgherd.pg import process
 
 POLL = 0.05  # seconds between two looks at the fence file
 KEEPER_PROCESS_NAME = b"pgherd-keeper"
-FENCE_FILE = "pgherd.fence"  # in the node's socket directory (<home>/run)
+# Where the fence was published before it moved to tmpfs, and where it still goes when
+# tmpfs cannot be used: the node's socket directory (<home>/run), on the data disk.
+FENCE_FILE = "pgherd.fence"
+# The fence on tmpfs: /dev/shm/pgherd-<uid of the PostgreSQL OS user>/<digest>.fence.
+# /dev/shm is the host's even under the agent's unit (PrivateDevices= binds it in, and
+# PostgreSQL keeps its dynamic shared memory there), so an agent started again writes
+# where the keeper left running by the previous one reads.
+FENCE_ROOT = Path("/dev/shm")  # noqa: S108 (a 0700 directory, checked: fence_dir)
 
 # What the keeper sends the postmaster for each signal it receives.
 PASSED_ON = {
@@ -76,6 +85,81 @@ def write_fence(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fence_dir(uid: int, gid: int, root: Path | None = None) -> Path | None:
+    """The tmpfs directory for the fence files of the OS user ``uid``, made if missing;
+    None when it cannot be trusted or made.
+
+    Why tmpfs: the agent rewrites the fence at every lease renewal. On the data disk a
+    write stalled for seconds under load (the fault suite throttled it to 20 writes a
+    second), so the keeper read a deadline that had been renewed already and stopped a
+    healthy primary (docs/reliability.md, finding 12). /dev/shm is shared by every
+    user: the directory is used only if it is a real directory (not a link) owned by
+    ``uid`` and closed to everybody else, so nobody else can plant or change a fence."""
+    directory = (FENCE_ROOT if root is None else root) / f"pgherd-{uid}"
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    else:
+        if os.geteuid() == 0 and uid != 0:
+            try:
+                os.chown(directory, uid, gid)
+            except OSError:
+                return None
+    try:
+        found = os.lstat(directory)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != uid or found.st_mode & 0o077:
+        return None
+    return directory
+
+
+def fence_name(data_dir: Path) -> str:
+    """The fence file's name for the server of ``data_dir``: one per data directory, so
+    that the nodes of one host (a lab) never share one."""
+    import hashlib  # the keeper itself never needs it
+
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16] + ".fence"
+
+
+def forget_fence(data_dir: Path, uid: int) -> None:
+    """Remove the tmpfs fence file of a data directory that is being removed (lab down
+    --purge): tmpfs keeps it until the next boot otherwise."""
+    (FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class KeeperOf:
+    """What keeps a running postmaster: a keeper reading ``fence`` (``known``), no keeper
+    (started by hand or pg_ctl: ``fence`` None, ``known``), or not known (``/proc``
+    unreadable)."""
+
+    fence: Path | None
+    known: bool
+
+
+def keeper_of(postmaster: int) -> KeeperOf:
+    """Which fence file the keeper of ``postmaster`` reads, from its command line: an
+    agent that adopts a running server writes where its keeper reads, which is the
+    socket directory for a keeper an earlier pgherd started."""
+    parent = process.parent_pid(postmaster)
+    if parent is None:
+        return KeeperOf(None, known=False)
+    try:
+        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return KeeperOf(None, known=False)
+    if b"pgherd.pg.keeper" not in argv:
+        return KeeperOf(None, known=True)
+    try:
+        return KeeperOf(Path(os.fsdecode(argv[argv.index(b"--fence") + 1])), known=True)
+    except (ValueError, IndexError):
+        return KeeperOf(None, known=False)
 
 
 def read_fence(path: Path) -> float | None:
