@@ -91,8 +91,7 @@ CONFIGS = {
 DERIVED = {"fingerprint", "repository_specs", "api_ca"}
 # Fields of the validated config the quick commands do not read (and so do not mirror).
 NOT_MIRRORED = {
-    # peers: read by the mesh commands and the apply workers, not by the quick commands
-    "ClusterConfig": {"history", "console", "backup", "peers"},
+    "ClusterConfig": {"history", "console", "backup"},
     # held as the repositories ArchiveConfig.specs() makes of them (repository_specs)
     "ArchiveConfig": {"retention", "repositories"},
 }
