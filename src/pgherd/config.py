@@ -471,6 +471,9 @@ class ClusterConfig(ClusterFiles, _Strict):
     slots: dict[SlotName, SlotConfig] = Field(default_factory=dict)
     nodes: tuple[NodeConfig, ...] = Field(min_length=1)
     witnesses: tuple[WitnessConfig, ...] = ()
+    # Other pgherd clusters (their pgherd.yaml, copied here) that meshes name as members
+    # (model/mesh_members.py): read when a mesh command or an apply worker needs them.
+    peers: tuple[AbsPath, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

@@ -429,6 +429,7 @@ class LiteConfig(ClusterFiles):
     witnesses: tuple[LiteWitness, ...] = ()
     settings: Mapping[str, SettingValue] = field(default_factory=dict)
     slots: Mapping[str, LiteSlot] = field(default_factory=dict)
+    peers: tuple[Path, ...] = ()  # other clusters' pgherd.yaml (meshes)
     # config.fingerprint of the validated file (computed from it, not a field of it)
     fingerprint: str = ""
 
@@ -511,6 +512,7 @@ def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteC
         witnesses=tuple(_witness(w, ca) for w in data["witnesses"]),
         settings=dict(_settings(data["settings"])),
         slots={text(k): _slot(v) for k, v in data["slots"].items()},
+        peers=tuple(_path(p) for p in data.get("peers", ())),
         fingerprint=fingerprint_of(data),
     )
 

@@ -51,7 +51,15 @@ class Nodes:
 def three_primaries(directory: Path, os_user: osuser.OsUser) -> Iterator[Nodes]:
     """Three independent primaries (node1..3) under ``directory``, each with its own agent
     (started as a service manager starts it); all stopped when the block ends."""
-    config = cluster_config(directory, os_user, 3, free_port_base(3, (0, 1000)))
+    with primaries(directory, os_user, 3) as nodes:
+        yield nodes
+
+
+@contextlib.contextmanager
+def primaries(directory: Path, os_user: osuser.OsUser, count: int, **extra: Any) -> Iterator[Nodes]:
+    """``count`` primaries (node1…) under ``directory``, each with its own agent; ``extra``:
+    pgherd.yaml's fields to set (``cluster``, ``peers``)."""
+    config = cluster_config(directory, os_user, count, free_port_base(count, (0, 1000)), **extra)
     path = directory / "pgherd.yaml"
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -373,6 +373,61 @@ def test_a_worker_killed_mid_group_resumes_at_its_origin_exactly(
     assert worker.stop() == 0
 
 
+def test_a_worker_stopped_mid_group_keeps_nothing_of_it_and_exits(
+    pair: ClusterConfig, worker_of: Any
+) -> None:
+    """SIGTERM while a group is open with a COPY run (the agent stops a worker when its
+    node turns standby or is fenced; the workers of a killed agent get it too): the worker
+    exits at once, the open group is rolled back (the target keeps exactly the
+    transactions its origin says), and the next worker applies the rest once. Before, the
+    session's end committed the group without moving the origin, under the connection's
+    lock, which psycopg holds while a COPY is open: the worker hung there for good.
+
+    Transaction 1000 also writes to a table the test holds locked: the worker waits there
+    with the group's earlier rows written, and gets the signal while it waits."""
+    mesh = make_mesh(pair, others=1)
+    transactions, stop = 2000, 1000
+    write(
+        mesh,
+        f"DO $$ BEGIN FOR i IN 0..{transactions - 1} LOOP "  # noqa: S608 - integers only
+        "INSERT INTO {t} SELECT i * 10 + g, 'txn ' || i, i FROM generate_series(1, 10) g; "
+        f"IF i = {stop} THEN INSERT INTO {{t1}} VALUES (i, 'stop', i); END IF; "
+        "COMMIT; END LOOP; END $$",
+    )
+    ends = mesh.commit_ends()
+    worker = worker_of(mesh)
+    with connect(pair, "node2") as lock:
+        lock.execute("BEGIN")
+        lock.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(f"{mesh.table}_1")
+            )
+        )
+        worker.start()
+        pid = wait_until(lambda: waiting_on_a_lock(mesh), 60, "the worker at the lock")
+        assert pid is not None
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        lock.execute("ROLLBACK")  # the COPY into the locked table starts: a run is open
+    try:
+        code = worker.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the stopped worker hangs\n{worker.log()}") from None
+    assert code == 0, worker.log()
+    wait_until(functools.partial(backend_gone, mesh, pid), 30, "the backend gone")
+    at = mesh.progress()
+    applied = ends.index(at) + 1 if at else 0
+    assert applied <= stop, f"origin at {Lsn(at)}: past the transaction it waited in"
+    rows = mesh.rows("node2")
+    assert len(rows) == applied * 10, f"origin at {Lsn(at)}, not at a transaction's end"
+    worker.start()
+    wait_until(mesh.caught_up, 60, "the worker to catch up")
+    assert mesh.rows("node2") == mesh.rows("node1")
+    assert mesh.conflicts() == []
+    assert worker.stop() == 0
+
+
 def test_an_insert_meeting_an_existing_key_is_replayed_carefully_and_counted_once(
     pair: ClusterConfig, worker_of: Any
 ) -> None:

@@ -109,3 +109,29 @@ def test_uri_is_parsed_back_by_libpq_unchanged(
         "passfile": passfile,
         "dbname": dbname,
     }
+
+
+def test_read_write_names_every_node_and_keeps_the_writable_one() -> None:
+    """A mesh worker's connection to a member that is an HA cluster: libpq tries each node
+    and keeps the one that takes writes (its primary, whichever it is now)."""
+    text = conninfo.read_write(
+        [("10.0.0.1", 5432), ("10.0.0.2", 5433)],
+        "replicator",
+        Path("/etc/pgherd/east pgpass"),
+        dbname="shop",
+        application_name="pgherd_shop_west",
+        sslrootcert=Path("/etc/pgherd/east/ca.crt"),
+    )
+    assert conninfo_to_dict(text) == {
+        "host": "10.0.0.1,10.0.0.2",
+        "port": "5432,5433",
+        "user": "replicator",
+        "passfile": "/etc/pgherd/east pgpass",
+        "target_session_attrs": "read-write",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/pgherd/east/ca.crt",
+        "dbname": "shop",
+        "application_name": "pgherd_shop_west",
+    }
+    with pytest.raises(ValueError, match="no hosts"):
+        conninfo.read_write([], "u", Path("/p"))

@@ -192,6 +192,16 @@ def test_console_logins_are_not_the_agents() -> None:
     assert plan.needs_restart == ()
 
 
+def test_mesh_peers_are_taken_at_once() -> None:
+    """Other clusters a mesh names: their hosts go into pg_hba.conf at the reload (the
+    mesh commands and each apply worker read the files anew)."""
+    peers = ["/etc/pgherd/peers/east.yaml"]
+    plan = reload_model.plan(lab(), lab(peers=peers), "node1")
+    assert plan.needs_restart == ()
+    assert plan.ignored == ()
+    assert plan.effective["peers"] == peers
+
+
 def test_a_file_without_this_node_is_refused() -> None:
     old = lab()
     new = copy.deepcopy(old)

@@ -130,6 +130,23 @@ def test_postgresql_gets_the_nodes_certificate(lab: config_mod.ClusterConfig) ->
     assert {r.kind for r in plain.access_rules()[0]} == {"local", "host"}
 
 
+def test_the_hosts_of_mesh_peers_may_connect(lab: config_mod.ClusterConfig, tmp_path: Path) -> None:
+    """A cluster a mesh names (``peers:``) reads this cluster's slots from its own hosts:
+    they are in pgherd's block like the nodes'; a peer file that cannot be read is left
+    out (and said), not a reason to refuse the node its access rules."""
+    east = layout.lab_config(tmp_path / "east", layout.LabShape(1, 6440, me().name, None))
+    raw = east.model_dump(mode="json")
+    raw["cluster"] = "east"
+    raw["nodes"][0]["host"] = "10.9.8.7"
+    peer = tmp_path / "east.yaml"
+    peer.write_text(config_mod.dump(config_mod.parse(raw)))
+    missing = tmp_path / "gone.yaml"
+    config = config_mod.parse(lab.model_dump(mode="json") | {"peers": [str(peer), str(missing)]})
+    rules, _ = LocalNode.open(config, "node2").access_rules()
+    lines = [r.line().split() for r in rules]
+    assert ["hostssl", "replication", "replicator", "10.9.8.7/32", "scram-sha-256"] in lines
+
+
 class _Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200)

@@ -253,7 +253,7 @@ def mesh_page(
         page.pairs = mesh.status(name)
         page.conflicts = mesh.conflicts(name, which)
         first = mesh.members(page.spec)[0]
-        page.ddl = MeshClient(first, token, timeout=READ_TIMEOUT).ddl_log(name, 20)
+        page.ddl = MeshClient(first.agent, first.token, timeout=READ_TIMEOUT).ddl_log(name, 20)
     except PgherdError as exc:
         page.error = exc.one_line()
     return page

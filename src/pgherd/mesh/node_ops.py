@@ -34,6 +34,7 @@ from pgherd.model.mesh import (
     TableDef,
 )
 from pgherd.model.mesh_copy import JoinPlan, SlotStart
+from pgherd.model.mesh_members import local_member
 from pgherd.model.names import QualifiedName
 from pgherd.pg import conninfo, replication
 from pgherd.pg.local_node import LocalNode
@@ -144,6 +145,12 @@ def inspect(
     )
 
 
+def member_of(local: LocalNode, spec: MeshSpec) -> str:
+    """The member this node is in ``spec``: itself, or its cluster (an HA cluster member,
+    whose primary holds the slots and origins named for the cluster)."""
+    return local_member(spec.nodes, local.node.name, local.config.cluster) or local.node.name
+
+
 def table_def(conn: Conn, table: str) -> TableDef | None:
     schema, name = table.split(".", 1)
     rel = conn.execute(
@@ -185,7 +192,7 @@ def prepare(local: LocalNode, spec: MeshSpec, plan: JoinPlan | None = None) -> l
     newcomer is a copy of the slot that feeds the reference, or is left to the newcomer's
     copy (model/mesh_copy.py). The replication role may read the tables (a newcomer's copy
     reads them) and the positions. Idempotent; returns what it created."""
-    me = local.node.name
+    me = member_of(local, spec)
     created: list[str] = []
     with connect(local, spec.dbname) as conn:
         conn.execute(SCHEMA_SQL)
@@ -293,7 +300,7 @@ def drop(
     pgherd.conflicts. ``only``: just what serves the pairs with these nodes (a join that
     failed), everything when this node is one of them."""
     dropped: list[str] = []
-    me = local.node.name
+    me = member_of(local, spec)
     whole = not only or me in only
     deadline = time.monotonic() + timeout
     with connect(local, spec.dbname) as conn:
@@ -397,7 +404,8 @@ def ddl_log(local: LocalNode, spec: MeshSpec, limit: int = 100) -> list[MeshDdl]
 
 def outgoing_slots(local: LocalNode, spec: MeshSpec) -> list[dict[str, Any]]:
     """The slots on this node that feed the other members: active, how much WAL they keep."""
-    names = [mesh_model.slot_name(spec.name, n) for n in spec.nodes if n != local.node.name]
+    me = member_of(local, spec)
+    names = [mesh_model.slot_name(spec.name, n) for n in spec.nodes if n != me]
     with connect(local, spec.dbname) as conn:
         cur = conn.cursor(row_factory=dict_row)
         rows = cur.execute(

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pgherd.clients.agent import fan_out
+from pgherd.clients.agent import fan_out, statuses
 from pgherd.clients.mesh import MeshClient
-from pgherd.config import ClusterConfig, NodeConfig, describe
+from pgherd.config import ClusterConfig, NodeConfig, describe, read_token
 from pgherd.errors import AgentError, AgentUnreachable, InvalidInput, PgherdError, Refused
+from pgherd.mesh import members as mesh_members
 from pgherd.model import mesh as mesh_model
 from pgherd.model import mesh_copy, mesh_sequences
 from pgherd.model.conflict import TIME_RESOLUTION_US, Policy
@@ -34,7 +35,9 @@ from pgherd.model.mesh import (
     Topology,
 )
 from pgherd.model.mesh_copy import CopyRequest, CopyState, CopyStatus, JoinPlan
+from pgherd.model.mesh_members import NoPrimary, member_primary
 from pgherd.model.mesh_sequences import DEFAULT_STEP, Collision, SequencePlan
+from pgherd.model.status_lite import PgState, Role
 
 WHOLE_TABLE = 2**31 - 1  # a chunk size that gives one chunk: the whole table
 COPY_POLL = 0.5  # seconds between looks at the newcomers' copies
@@ -79,31 +82,70 @@ def build_spec(
 
 
 @dataclass(frozen=True)
+class Reached:
+    """A member as the CLI reaches it: the agent that answers for it (the node itself, or
+    a cluster member's primary), with its cluster's token, and every node that keeps the
+    mesh's spec (a cluster member's standbys too)."""
+
+    name: str
+    agent: NodeConfig
+    token: str
+    nodes: tuple[NodeConfig, ...]
+    cluster: bool
+
+
+@dataclass(frozen=True)
 class Mesh:
     """A config, the token and a mesh's members: what every operation needs."""
 
     config: ClusterConfig
     token: str
 
-    def client(self, node: NodeConfig | str) -> MeshClient:
-        target = self.config.node(node) if isinstance(node, str) else node
-        return MeshClient(target, self.token)
+    def client(self, node: Reached | NodeConfig | str) -> MeshClient:
+        if isinstance(node, Reached):
+            return MeshClient(node.agent, node.token)
+        if isinstance(node, str):
+            return self.client(self.member(node))
+        return MeshClient(node, self.token)
 
-    def members(self, spec: MeshSpec) -> list[NodeConfig]:
-        return [self.config.node(n) for n in spec.nodes]
+    def member(self, name: str, found: list[ClusterConfig] | None = None) -> Reached:
+        """A member by its name in ``--nodes``: a node, or a cluster (this config's, or a
+        peer's) answered for by its running primary."""
+        member = mesh_members.resolve(self.config, name, found)
+        token = self.token if member.config is self.config else read_token(member.config)
+        if not member.cluster or len(member.nodes) == 1:
+            agent = member.nodes[0]
+        else:
+            seen = statuses(member.nodes)
+            primaries = [
+                s.name for s in seen if s.role is Role.PRIMARY and s.state is PgState.RUNNING
+            ]
+            unreachable = [s.name for s in seen if s.state is PgState.UNREACHABLE]
+            try:
+                agent = member.config.node(member_primary(name, primaries, unreachable))
+            except NoPrimary as exc:
+                raise Refused(f"mesh member {exc}", "see pgherd cluster show") from None
+        return Reached(name, agent, token, member.nodes, member.cluster)
+
+    def members(self, spec: MeshSpec) -> list[Reached]:
+        found = mesh_members.configs(self.config)
+        return [self.member(n, found) for n in spec.nodes]
 
     def find(self, name: str) -> MeshSpec:
-        """The mesh's spec, from the first node whose agent knows it."""
+        """The mesh's spec, from the first node whose agent knows it (this config's nodes,
+        then the peers')."""
         unreachable: list[str] = []
-        for node in self.config.nodes:
-            try:
-                specs = self.client(node).specs()
-            except (AgentUnreachable, AgentError):
-                unreachable.append(node.name)
-                continue
-            for spec in specs:
-                if spec.name == name:
-                    return spec
+        for config in mesh_members.configs(self.config):
+            token = self.token if config is self.config else read_token(config)
+            for node in config.nodes:
+                try:
+                    specs = MeshClient(node, token).specs()
+                except (AgentUnreachable, AgentError):
+                    unreachable.append(node.name)
+                    continue
+                for spec in specs:
+                    if spec.name == name:
+                        return spec
         hint = "create it with `pgherd mesh create`"
         if unreachable:
             hint += f" (no answer from {', '.join(unreachable)})"
@@ -131,6 +173,8 @@ class Mesh:
                 f"--initial-copy-from {copy_from} is not one of --nodes",
                 f"choose one of {', '.join(spec.nodes)}",
             )
+        if copy_from is not None or merge:
+            self._nodes_only(spec, "an initial copy (--initial-copy-from, --merge)")
         members = self.members(spec)
         plan = None
         if copy_from is not None:
@@ -161,6 +205,7 @@ class Mesh:
         spec = self.find(name)
         if node in spec.nodes:
             raise Refused(f"{node} is already a member of mesh {name}", "nothing to do")
+        self._nodes_only(spec.model_copy(update={"nodes": (*spec.nodes, node)}), "add-node")
         if copy_from is not None and copy_from not in spec.nodes:
             raise InvalidInput(
                 f"--initial-copy-from {copy_from} is not a member of mesh {name}",
@@ -168,7 +213,7 @@ class Mesh:
             )
         new = spec.model_copy(update={"nodes": (*spec.nodes, node)})
         new = MeshSpec.model_validate(new.model_dump())
-        newcomer = self.config.node(node)
+        newcomer = self.member(node)
         # In a star or a chain the newcomer streams from one member only (the hub, the
         # last node): it copies from that one.
         neighbours = new.sources_of(node)
@@ -178,7 +223,7 @@ class Mesh:
                 f"streams from {', '.join(neighbours)} only",
                 f"copy from {neighbours[0]}",
             )
-        reference = self.config.node(copy_from or neighbours[0])
+        reference = self.member(copy_from or neighbours[0])
         all_facts = self._inspect(new, self.members(new))
         facts = [next(f for f in all_facts if f.node == reference.name), all_facts[-1]]
         if name in facts[1].meshes:
@@ -227,7 +272,7 @@ class Mesh:
             with contextlib.suppress(PgherdError):
                 fan_out(members, lambda n: self.client(n).abandon(spec, undo))
             raise
-        fan_out(members, lambda n: self.client(n).start(spec))
+        self._start(spec, members)
         say(f"apply workers started on {', '.join(n.name for n in members)}")
 
     def _copy(self, spec: MeshSpec, plan: JoinPlan, say: Say) -> dict[str, CopyStatus]:
@@ -276,26 +321,48 @@ class Mesh:
                 f"unknown policy {policy!r}", f"use one of {', '.join(p.value for p in Policy)}"
             ) from None
         members = self.members(new)
-        fan_out(members, lambda n: self.client(n).start(new))
+        self._start(new, members)
         say(f"policy {new.policy} on {', '.join(n.name for n in members)}; workers restarted")
         return new
 
-    def _inspect(self, spec: MeshSpec, members: list[NodeConfig]) -> list[NodeFacts]:
-        return fan_out(members, lambda n: self.client(n).inspect(spec.dbname, list(spec.tables)))
+    def _nodes_only(self, spec: MeshSpec, what: str) -> None:
+        """Refuse ``what`` (the initial copy's paths) for members that are not nodes of
+        this pgherd.yaml: not done for clusters yet."""
+        found = mesh_members.configs(self.config)
+        for name in spec.nodes:
+            member = mesh_members.resolve(self.config, name, found)
+            if member.cluster or member.config is not self.config:
+                raise Refused(
+                    f"{what} works between nodes of one pgherd.yaml; {name} is "
+                    f"{'a cluster' if member.cluster else 'a node of a peer'}",
+                    "make the members' tables hold the same rows (or empty them all) and "
+                    "create the mesh with every member at once",
+                )
+
+    def _start(self, spec: MeshSpec, members: list[Reached]) -> None:
+        """Every node of every member keeps ``spec`` (a cluster member's standbys too: the
+        one that becomes its primary runs the workers); the primaries' workers start."""
+        every = [(m, n) for m in members for n in m.nodes]
+        fan_out(every, lambda mn: MeshClient(mn[1], mn[0].token).start(spec))
+
+    def _inspect(self, spec: MeshSpec, members: list[Reached]) -> list[NodeFacts]:
+        found = fan_out(members, lambda n: self.client(n).inspect(spec.dbname, list(spec.tables)))
+        # The agent names its node; the mesh knows the member (a cluster's name).
+        return [f.model_copy(update={"node": m.name}) for m, f in zip(members, found, strict=True)]
 
     def _prepare_and_start(
-        self, spec: MeshSpec, members: list[NodeConfig], sequences: SequencePlan, say: Say
+        self, spec: MeshSpec, members: list[Reached], sequences: SequencePlan, say: Say
     ) -> None:
         created = fan_out(members, lambda n: self.client(n).prepare(spec))
         for member, what in zip(members, created, strict=True):
             if what:
                 say(f"{member.name}: created {', '.join(what)}")
         self._set_sequences(spec, members, sequences, say)
-        fan_out(members, lambda n: self.client(n).start(spec))
+        self._start(spec, members)
         say(f"apply workers started on {', '.join(n.name for n in members)}")
 
     def _set_sequences(
-        self, spec: MeshSpec, members: list[NodeConfig], sequences: SequencePlan, say: Say
+        self, spec: MeshSpec, members: list[Reached], sequences: SequencePlan, say: Say
     ) -> None:
         """Each member's own sequence values (model/mesh_sequences.py), before any worker
         runs."""
@@ -306,7 +373,7 @@ class Mesh:
         for member, what in zip(todo, done, strict=True):
             say(f"{member.name}: {'; '.join(what)}")
 
-    def _require_same_rows(self, spec: MeshSpec, members: list[NodeConfig]) -> None:
+    def _require_same_rows(self, spec: MeshSpec, members: list[Reached]) -> None:
         """Refuse, naming the first keys that differ, unless every member's tables hold the
         same rows."""
         for table in spec.tables:
@@ -325,7 +392,7 @@ class Mesh:
                     "equal (empty them), then retry",
                 )
 
-    def _require_empty(self, spec: MeshSpec, node: NodeConfig, tables: list[str]) -> None:
+    def _require_empty(self, spec: MeshSpec, node: Reached, tables: list[str]) -> None:
         for table in tables:
             found = self._whole_table(node, spec, table)
             if found.rows:
@@ -336,7 +403,7 @@ class Mesh:
                 )
 
     def _first_differences(
-        self, spec: MeshSpec, members: list[NodeConfig], table: str
+        self, spec: MeshSpec, members: list[Reached], table: str
     ) -> list[mesh_model.KeyDifference]:
         """The first keys whose rows differ: the first key range whose checksums differ,
         then the keys in it."""
@@ -361,7 +428,7 @@ class Mesh:
             return mesh_model.differing_keys(table, named, DIFFERING_KEYS)
         return []
 
-    def _whole_table(self, node: NodeConfig, spec: MeshSpec, table: str) -> Chunk:
+    def _whole_table(self, node: Reached, spec: MeshSpec, table: str) -> Chunk:
         return self.client(node).table_checksum(spec.dbname, table)
 
     # ---- status, verify, conflicts, drop --------------------------------------------------
@@ -371,7 +438,7 @@ class Mesh:
         spec = self.find(name)
         members = self.members(spec)
 
-        def one(node: NodeConfig) -> MeshNodeReport | str:
+        def one(node: Reached) -> MeshNodeReport | str:
             try:
                 return self.client(node).mesh_status(name)
             except (AgentUnreachable, AgentError, Refused) as exc:
@@ -433,9 +500,32 @@ class Mesh:
     def drop(self, name: str, say: Say = _quiet) -> None:
         spec = self.find(name)
         members = self.members(spec)
-        dropped = fan_out(members, lambda n: self.client(n).drop(name))
-        for member, what in zip(members, dropped, strict=True):
-            say(f"{member.name}: dropped {', '.join(what)}")
+
+        def drop_on(member: Reached) -> str:
+            try:
+                what = self.client(member).drop(name)
+            except Refused:  # a drop run again: this member had forgotten it already
+                return f"{member.name}: nothing left to drop"
+            return f"{member.name}: dropped {', '.join(what)}"
+
+        for said in fan_out(members, drop_on):
+            say(said)
+        # A cluster member's standbys forget the spec (the WAL and the slot keeper take
+        # the rest there).
+        standbys = [(m, n) for m in members for n in m.nodes if n.name != m.agent.name]
+
+        def forget(member: Reached, node: NodeConfig) -> str:
+            try:
+                MeshClient(node, member.token).drop(name)
+            except AgentUnreachable:
+                return (
+                    f"{node.name}: not reached; it keeps the spec (a standby runs no "
+                    f"worker): run `pgherd mesh drop {name}` again once it is back"
+                )
+            return f"{node.name}: forgot the mesh (a standby of {member.name})"
+
+        for said in fan_out(standbys, lambda mn: forget(*mn)):
+            say(said)
 
 
 def _require_copy_pairs(spec: MeshSpec, plan: JoinPlan) -> None:

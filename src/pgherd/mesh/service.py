@@ -21,6 +21,7 @@ from pgherd.model.mesh import (
     OutgoingSlot,
 )
 from pgherd.model.mesh_copy import CopyRequest, CopyStatus, JoinPlan
+from pgherd.model.mesh_members import local_member
 from pgherd.model.mesh_sequences import SequenceSetting
 from pgherd.pg.local_node import LocalNode
 
@@ -73,7 +74,7 @@ class MeshService:
         """Undo a join that failed: what serves the pairs with ``nodes`` (everything when
         this node is one of them); the spec is kept only if this node still runs it."""
         self._require_member(spec)
-        if self.local.node.name in nodes:
+        if node_ops.member_of(self.local, spec) in nodes:
             self.workers.stop_mesh(spec.name)
             store.remove_spec(self.local.node, spec.name)
         return node_ops.drop(self.local, spec, only=nodes)
@@ -94,6 +95,11 @@ class MeshService:
         spec = self.spec(name)
         store.remove_spec(self.local.node, name)
         self.workers.stop_mesh(name)
+        if self.local.instance.standby_configured:
+            # A standby of a cluster member: its primary drops the slots, origins and
+            # publication (the WAL brings the last two here; the slot keeper drops the
+            # copies of the slots).
+            return []
         return node_ops.drop(self.local, spec)
 
     def status(self, name: str) -> MeshNodeReport:
@@ -142,9 +148,11 @@ class MeshService:
         return node_ops.key_digests(self.local, dbname, table, start, end, limit)
 
     def _require_member(self, spec: MeshSpec) -> None:
-        if self.local.node.name not in spec.nodes:
+        config = self.local.config
+        if local_member(spec.nodes, self.local.node.name, config.cluster) is None:
             raise Refused(
-                f"{self.local.node.name} is not a member of mesh {spec.name}",
+                f"{self.local.node.name} (of cluster {config.cluster}) is not a member of "
+                f"mesh {spec.name}",
                 f"its members are {', '.join(spec.nodes)}",
             )
 

@@ -9,6 +9,10 @@ core of its own. The agent reaps them and restarts them with a backoff (at once,
 wal_retrieve_retry_interval, 5 s by default, and a member back from an outage should be
 applied from as soon); a worker stopped by the ``error`` policy (exit 3) is retried
 every 30 s only, so that fixing the row (or changing the policy) lets it go on by itself.
+
+A member that is an HA cluster keeps the spec on every node; only the agent whose node is a
+running primary runs the workers (model/mesh_members.py): after a failover the new
+primary's agent starts them, and an agent whose node turned standby or stopped stops them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pgherd.mesh import store
 from pgherd.mesh.apply.worker import EXIT_CONFLICT
 from pgherd.model.backoff import Backoff
 from pgherd.model.mesh import ConflictCount, MeshSpec, MeshWorkerRow, WorkerState
+from pgherd.model.mesh_members import local_member, workers_here
 from pgherd.pg import process
 from pgherd.pg.local_node import LocalNode
 
@@ -40,6 +45,7 @@ STATUS_FRESH = 5.0  # seconds: an older status file says nothing about a running
 class _Worker:
     mesh: str
     source: str
+    member: str  # the member this node serves: itself, or its cluster
     spec_json: str
     proc: process.Child | None = None
     backoff: Backoff = field(default_factory=lambda: Backoff(limit=RESTART_LIMIT))
@@ -59,36 +65,45 @@ class MeshWorkers:
     def me(self) -> str:
         return self.local.node.name
 
+    def member(self, spec: MeshSpec) -> str | None:
+        """The member this node serves in ``spec``: itself, or its cluster."""
+        return local_member(spec.nodes, self.me, self.local.config.cluster)
+
     def wanted(self) -> dict[tuple[str, str], MeshSpec]:
-        return {
-            (spec.name, source): spec
-            for spec in store.load_specs(self.local.node)
-            if self.me in spec.nodes
-            for source in spec.sources_of(self.me)
-        }
+        found: dict[tuple[str, str], MeshSpec] = {}
+        for spec in store.load_specs(self.local.node):
+            member = self.member(spec)
+            if member is not None:
+                found |= {(spec.name, source): spec for source in spec.sources_of(member)}
+        return found
 
     def tick(self, postgres_running: bool) -> list[str]:
-        """Start, restart and stop workers to match the spec files; sentences for the log."""
+        """Start, restart and stop workers to match the spec files, on a running primary
+        only (a cluster member's standbys keep the spec for when they lead); sentences for
+        the log."""
         said: list[str] = []
         now = time.monotonic()
+        here = workers_here(postgres_running, self.local.instance.standby_configured)
         with self._lock:
-            wanted = self.wanted()
+            wanted = self.wanted() if here.run else {}
             for key in list(self._workers):
                 if key not in wanted:
                     self._stop(self._workers.pop(key))
-                    said.append(f"stopped the apply worker {key[1]} → {self.me} ({key[0]})")
+                    why = "" if here.run else f": {here.reason}"
+                    said.append(f"stopped the apply worker {key[1]} → {self.me} ({key[0]}){why}")
             for key, spec in wanted.items():
                 spec_json = spec.model_dump_json()
                 worker = self._workers.get(key)
                 if worker is None:
-                    worker = self._workers[key] = _Worker(key[0], key[1], spec_json)
+                    member = self.member(spec) or self.me
+                    worker = self._workers[key] = _Worker(key[0], key[1], member, spec_json)
                 elif worker.spec_json != spec_json:
                     self._stop(worker)  # the mesh changed (a node joined): start afresh
                     worker.spec_json, worker.start_after = spec_json, now
-                said += self._watch(worker, now, postgres_running)
+                said += self._watch(worker, now)
         return said
 
-    def _watch(self, worker: _Worker, now: float, postgres_running: bool) -> list[str]:
+    def _watch(self, worker: _Worker, now: float) -> list[str]:
         proc = worker.proc
         if proc is not None:
             code = proc.poll()
@@ -107,7 +122,7 @@ class MeshWorkers:
                 f"the apply worker {worker.source} → {self.me} exited (code {code}); "
                 f"restarting in {delay:.0f} s"
             ]
-        if not postgres_running or now < worker.start_after:
+        if now < worker.start_after:
             return []
         self._spawn(worker)
         worker.backoff.last_start = now
@@ -131,6 +146,8 @@ class MeshWorkers:
             worker.source,
             "--target",
             self.me,
+            "--member",
+            worker.member,
         ]
         worker.proc = process.spawn_logged(argv, log_file)
 
@@ -179,7 +196,7 @@ class MeshWorkers:
         return MeshWorkerRow(
             mesh=worker.mesh,
             source=worker.source,
-            target=self.me,
+            target=worker.member,
             state=state,
             pid=worker.proc.pid if alive and worker.proc is not None else None,
             restarts=worker.restarts,

@@ -41,7 +41,9 @@ from pgherd.model.status import Frozen
 LIVE_NODE_FIELDS = ("nofailover", "replicate_from")
 LIVE_HA_FIELDS = ("agent_restart_grace",)
 API_TLS = "the agent's API serves as it started (HTTPS or plain HTTP) until the agent restarts"
-LIVE_KEYS = ("slots",)  # cluster-wide keys the agent takes as they are
+# Cluster-wide keys the agent takes as they are: slots (the slot keeper), peers (their
+# hosts in pg_hba.conf's pgherd block; mesh commands and workers read the files anew).
+LIVE_KEYS = ("slots", "peers")
 IGNORED = {"console": "console: read by pgherd console, not by the agents"}
 
 

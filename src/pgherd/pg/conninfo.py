@@ -8,6 +8,7 @@ cluster's CA signed for that address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,6 +45,35 @@ def keyword(
         params["application_name"] = application_name
     if options:
         params["options"] = options
+    return " ".join(f"{key}={quote_value(str(value))}" for key, value in params.items())
+
+
+def read_write(
+    hosts: Sequence[tuple[str, int]],
+    user: str,
+    passfile: Path,
+    dbname: str | None = None,
+    application_name: str | None = None,
+    sslrootcert: Path | None = None,
+) -> str:
+    """:func:`keyword` for every node of a cluster (``host=a,b port=1,2``) with
+    ``target_session_attrs=read-write``: libpq tries the nodes in turn and keeps the one
+    that takes writes, so a client (a mesh worker reading a member's slot) follows the
+    cluster's primary through a failover by reconnecting."""
+    if not hosts:
+        raise ValueError("no hosts to connect to")
+    params: dict[str, object] = {
+        "host": ",".join(h for h, _ in hosts),
+        "port": ",".join(str(p) for _, p in hosts),
+        "user": user,
+        "passfile": passfile,
+        "target_session_attrs": "read-write",
+    }
+    params.update(ssl_params(sslrootcert))
+    if dbname:
+        params["dbname"] = dbname
+    if application_name:
+        params["application_name"] = application_name
     return " ".join(f"{key}={quote_value(str(value))}" for key, value in params.items())
 
 

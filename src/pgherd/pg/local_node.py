@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgherd.config_lite import DataNode, LiteConfig, LiteNode, Validated, as_lite
-from pgherd.errors import ConfigError
+from pgherd.errors import ConfigError, PgherdError
 from pgherd.pg import adopted, binaries, conf, conninfo, hba, osuser
 from pgherd.pg.archive_commands import archive_settings, spool_of, write_spool
 from pgherd.pg.binaries import PgBin
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 # with room for standbys, archivers and subscriptions, commit timestamps for conflict
 # resolution, and WAL kept for a standby or rewind that falls behind.
 ARCHIVED_WAL_KEEP_SIZE = "64MB"
+
+log = logging.getLogger(__name__)
 
 BASE_SETTINGS: dict[str, Setting] = {
     "password_encryption": "scram-sha-256",
@@ -198,7 +201,7 @@ class LocalNode:
         """pgherd's pg_hba and pg_ident lines. For adopted data (``only_own``; by default:
         the data directory says so), TCP rules for pgherd's superuser alone, so that the
         operator's rules for their users, below pgherd's block, stay in force."""
-        hosts = [n.host for n in self.config.nodes]
+        hosts = [n.host for n in self.config.nodes] + self.peer_hosts()
         if only_own is None:
             only_own = adopted.read(self.node.data_dir) is not None
         rules = hba.rules(
@@ -210,6 +213,21 @@ class LocalNode:
         )
         ident = hba.ident_lines(["root", self.user.name], self.config.superuser)
         return rules, ident
+
+    def peer_hosts(self) -> list[str]:
+        """The hosts of the clusters that meshes name (``peers:``): their apply workers read
+        this node's slots as this cluster's replication role. A peer file that cannot be
+        read is left out, and said."""
+        # Lazy: the quick commands never write access rules (start-up speed, cli/main.py).
+        from pgherd import config as config_mod
+
+        found: list[str] = []
+        for path in self.config.peers:
+            try:
+                found += [n.host for n in config_mod.load(path).nodes]
+            except PgherdError as exc:
+                log.warning("peer %s left out of pg_hba.conf: %s", path, exc.one_line())
+        return found
 
     @property
     def spool(self) -> Path:

@@ -13,7 +13,12 @@ to the source as the replication role, and applies the source's changes:
   Begin and drops the transaction;
 - confirming to the source only what is durable on the target: the origin's progress read
   with ``flush`` (which flushes the target's WAL that far), since the apply session
-  commits with ``synchronous_commit = off`` as native apply does.
+  commits with ``synchronous_commit = off`` as native apply does — ``on`` while the target
+  has synchronous standbys, so that what the source is told survives a failover of the
+  target (model/mesh_members.py).
+
+A member may be an HA cluster: the worker reads it through every node of it (libpq keeps
+the writable one), and runs on whichever node is its target member's primary.
 
 The worker writes a small status file (JSON) every second for its agent: position, lag,
 counters, the last conflict and its state.
@@ -21,10 +26,12 @@ counters, the last conflict and its state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ import psycopg2
 
 from pgherd.config import ClusterConfig
 from pgherd.errors import PgherdError
+from pgherd.mesh import members
 from pgherd.mesh.apply import pgoutput as po
 from pgherd.mesh.apply.applier import Applier
 from pgherd.mesh.apply.conflicts import ApplyContext, ConflictStop, Counters
@@ -45,6 +53,7 @@ from pgherd.mesh.apply.waits import Wait
 from pgherd.model import mesh as mesh_model
 from pgherd.model.lsn import Lsn
 from pgherd.model.mesh import MeshSpec, WorkerState
+from pgherd.model.mesh_members import apply_commit_mode
 from pgherd.pg import conninfo
 from pgherd.pg.local_node import LocalNode
 
@@ -97,12 +106,16 @@ class Worker:
         source: str,
         target: str,
         status_path: Path | None = None,
+        member: str | None = None,
     ) -> None:
+        """``source``: the member applied from (a node, or a cluster read through its
+        primary); ``target``: this node; ``member``: the member it serves (itself, or its
+        cluster: mesh/members.py)."""
         self.spec = spec
         self.config = config
-        self.source = config.node(source)
+        self.source = members.resolve(config, source)
         self.local = LocalNode.open(config, target)
-        self.target = target
+        self.target = member or target
         self.status_path = status_path
         self.stopping = False
         self.careful_until = 0  # replays apply transactions up to here carefully
@@ -114,6 +127,7 @@ class Worker:
         self._applier: Applier | None = None
         self._last_tick = 0.0
         self._backlog = False  # the transactions being read arrived long after their commit
+        self._commit_mode = ""  # the target session's synchronous_commit
 
     # ---- the whole run ------------------------------------------------------------------
 
@@ -150,40 +164,58 @@ class Worker:
         return EXIT_OK
 
     def _session(self) -> None:
-        """One pair of connections: target (psycopg 3) and source stream (psycopg2)."""
-        with self._connect_target() as conn:
-            ctx = self._context(conn)
-            self._setup_origin(conn, ctx.origin)
-            applier = self._applier = Applier(conn, ctx, self.counters, self.careful_until)
-            start = applier.start()
-            dsn = conninfo.keyword(
-                self.source.host,
-                self.source.port,
-                self.config.replication_user,
-                self.config.passfile,
-                dbname=self.spec.dbname,
-                application_name=mesh_model.slot_name(self.spec.name, self.target),
-                sslrootcert=self.config.ca_file,
-            )
-            slot = mesh_model.slot_name(self.spec.name, self.target)
-            publication = mesh_model.publication_name(self.spec.name)
-            with Stream(dsn, slot, publication, start) as stream:
-                self.state, self.error = WorkerState.RUNNING, None
-                log.info("applying %s → %s from %s", self.source.name, self.target, Lsn(start))
-                try:
-                    self._loop(stream, applier)
-                except ConflictStop as exc:
-                    applier.stop_on_conflict(exc.record)
-                    raise
-                except Replay:
-                    # Every transaction of the failed group, up to the one being read,
-                    # is replayed carefully.
-                    self.careful_until = max(self.position.received, applier.replay_until)
-                    applier.abandon()
-                    raise
-                except Wait:
-                    applier.abandon()  # the session closes: the group is rolled back
-                    raise
+        """One pair of connections: target (psycopg 3) and source stream (psycopg2).
+
+        However the session ends (the source gone, as in its failover; a stop; an error),
+        the open group is not committed: the target connection is closed, which rolls it
+        back, and the next session applies it again from the origin. A commit there would
+        keep rows without moving the origin past them (they would be applied twice), and
+        would wait forever for the connection's lock, which psycopg holds for as long as
+        a COPY run is open: the applier lets go of the run first."""
+        with contextlib.closing(self._connect_target()) as conn:
+            try:
+                self._session_on(conn)
+            finally:
+                if self._applier is not None and self._applier.session.conn is conn:
+                    self._applier.abandon()
+
+    def _session_on(self, conn: psycopg.Connection[Any]) -> None:
+        """The session's work on an open target connection: the origin, then the stream."""
+        ctx = self._context(conn)
+        self._setup_origin(conn, ctx.origin)
+        applier = self._applier = Applier(conn, ctx, self.counters, self.careful_until)
+        start = applier.start()
+        # Every node of the source member, the writable one chosen by libpq: after a
+        # failover of the source, the worker's next session reads the new primary's
+        # copy of the slot (model/failover_slots.py), from this target's origin.
+        source = self.source.config
+        dsn = conninfo.read_write(
+            members.source_hosts(self.source),
+            source.replication_user,
+            source.passfile,
+            dbname=self.spec.dbname,
+            application_name=mesh_model.slot_name(self.spec.name, self.target),
+            sslrootcert=source.ca_file,
+        )
+        slot = mesh_model.slot_name(self.spec.name, self.target)
+        publication = mesh_model.publication_name(self.spec.name)
+        with Stream(dsn, slot, publication, start) as stream:
+            self.state, self.error = WorkerState.RUNNING, None
+            log.info("applying %s → %s from %s", self.source.name, self.target, Lsn(start))
+            try:
+                self._loop(stream, applier)
+            except ConflictStop as exc:
+                applier.stop_on_conflict(exc.record)
+                raise
+            except Replay:
+                # Every transaction of the failed group, up to the one being read,
+                # is replayed carefully.
+                self.careful_until = max(self.position.received, applier.replay_until)
+                applier.abandon()
+                raise
+            except Wait:
+                applier.abandon()  # the session closes: the group is rolled back
+                raise
 
     def _wait_for(self, wait: Wait) -> None:
         """The stream needs something that comes in another member's stream (a column a
@@ -207,10 +239,21 @@ class Worker:
         )
         register_wire(conn)
         # As native apply does: no user triggers or FK checks for replicated rows, and no
-        # wait for each commit's flush (what is durable is read from the origin instead).
+        # wait for each commit's flush (what is durable is read from the origin instead),
+        # unless the target has synchronous standbys to wait for (model/mesh_members.py).
         conn.execute("SET session_replication_role = replica")
-        conn.execute("SET synchronous_commit = off")
+        self._commit_mode = ""
+        self._follow_commit_mode(conn.execute)
         return conn
+
+    def _follow_commit_mode(self, execute: Callable[[str], psycopg.Cursor[Any]]) -> None:
+        """``synchronous_commit`` as the target's synchronous standbys require, read again
+        once a second (pgherd's synchronous mode changes them as standbys come and go)."""
+        row = execute("SHOW synchronous_standby_names").fetchone()
+        mode = apply_commit_mode(str(row[0]) if row else "")
+        if mode != self._commit_mode:
+            execute(f"SET synchronous_commit = {mode}")
+            self._commit_mode = mode
 
     def _context(self, conn: psycopg.Connection[Any]) -> ApplyContext:
         names = {mesh_model.origin_name(self.spec.name, n): n for n in self.spec.nodes}
@@ -335,6 +378,7 @@ class Worker:
             self._write_status()
             return
         applier.advance_past_skipped()
+        self._follow_commit_mode(applier.session.execute)
         durable = applier.durable_lsn()
         if durable > 0:
             pos.durable = durable
