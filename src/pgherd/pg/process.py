@@ -99,6 +99,40 @@ def command_name(pid: int) -> str | None:
         return None
 
 
+def title_segment(title: str) -> str | None:
+    """The WAL segment named in a startup process's title ("postgres: [CLUSTER: ]startup
+    recovering 000000010000000A000000F3[ waiting]"), or None for any other title."""
+    words = title.split()
+    try:
+        at = words.index("recovering")
+    except ValueError:
+        return None
+    if "startup" not in words[:at] or at + 1 >= len(words):
+        return None
+    segment = words[at + 1]
+    return segment if len(segment) == 24 else None
+
+
+def recovering_segment(postmaster: int) -> str | None:
+    """The WAL segment the startup process of ``postmaster`` is replaying, from its process
+    title (PostgreSQL updates it at each segment); None when no child of it replays.
+    Progress of a recovery that does not take connections yet: a standby rewound or
+    cloned from a busy primary replays for minutes before it is consistent."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        if parent_pid(int(entry.name)) != postmaster:
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        segment = title_segment(title)
+        if segment is not None:
+            return segment
+    return None
+
+
 def working_in(directory: Path, programs: tuple[str, ...], uid: int) -> list[int]:
     """Live processes of ``uid`` running one of ``programs`` with ``directory`` on their
     command line: what still writes into a data directory (an initdb, a pg_basebackup and
