@@ -26,6 +26,11 @@ from pgherd.ops.events import record_refusal
 from pgherd.ops.follow import divergence
 from pgherd.ops.pause import paused
 
+# How long the rejoined standby's agent may take to answer that its server started: the
+# agent waits while recovery advances (pg/instance.py wait_ready), and a standby rewound
+# or cloned from a busy 20 GB primary replays for minutes before it takes connections.
+CATCH_UP_TIMEOUT = 3600.0
+
 
 @dataclass
 class RejoinOutcome:
@@ -124,7 +129,7 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
         with op.step(f"create slot {node} on {primary}") as step:
             step.detail = op.client(primary).create_slot(node).detail
         with op.step(f"configure {node} as a standby of {primary} and start it"):
-            client.follow(primary, start=True)
+            client.follow(primary, start=True, timeout=CATCH_UP_TIMEOUT)
         return
     if running:
         with op.step(f"stop {node}"):
@@ -148,14 +153,14 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
             with op.step(f"create slot {node} on {primary}") as step:
                 step.detail = op.client(primary).create_slot(node).detail
             with op.step(f"configure {node} as a standby of {primary} and start it"):
-                client.follow(primary, start=True)
+                client.follow(primary, start=True, timeout=CATCH_UP_TIMEOUT)
             return
     with op.step(f"clone {node} anew from {primary}") as step:
         fresh = op.client(primary).status()
         copied = op.client(node, timeout=7200).clone(fresh)
         step.detail = f"{copied.bytes_copied / 1e6:.0f} MB in {copied.seconds:.1f} s"
     with op.step(f"start {node}"):
-        client.start_postgres()
+        client.start_postgres(timeout=CATCH_UP_TIMEOUT)
 
 
 def _tidy_slots(op: Operation, node: str, previous: str | None) -> None:
