@@ -459,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threading.Thread(target=_reaper, args=(stop,), daemon=True).start()
     started = common.now()
     result = common.result_header("scale", started, {k: str(v) for k, v in vars(args).items()})
+    failed: BaseException | None = None
     try:
         if "look" in parts:
             result["look"] = []
@@ -473,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "rejoin" in parts:
             common.console.print(f"[bold]rejoin at scale {args.rejoin_scale}[/]")
             result["rejoin"] = rejoin_at(args.root, args.rejoin_scale)
+    except Exception as exc:  # the parts that finished are still worth their JSON
+        failed = exc
+        result["failed"] = f"{type(exc).__name__}: {exc}"
     finally:
         stop.set()
     result["load_average_end"] = common.load_average()
@@ -484,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.console.print(f"load average at start {start}, at end {end}")
     path = common.write_json("scale", result, started)
     common.console.print(f"results: {path}")
+    if failed is not None:
+        raise failed
     return 0
 
 
