@@ -83,3 +83,15 @@ def test_a_server_not_replaying_times_out_at_the_timeout(
     _starting(monkeypatch, ready_after=10**6, segments=[])
     with pytest.raises(TimedOut, match=r"was not ready within 0 s$"):
         instance.wait_ready(timeout=0.2)
+
+
+def test_a_server_that_logs_its_progress_is_waited_for_past_the_timeout(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before redo, PostgreSQL syncs the data directory, saying so in its log every
+    log_startup_progress_interval; its startup process names no segment yet."""
+    _starting(monkeypatch, ready_after=30, segments=[])
+    instance.log_file.parent.mkdir(parents=True, exist_ok=True)
+    sizes = iter(range(0, 10**6, 100))
+    monkeypatch.setattr(Instance, "_log_size", lambda self: next(sizes))
+    instance.wait_ready(timeout=0.2)

@@ -190,10 +190,14 @@ class Instance:
         ``timeout`` bounds a wait without progress, not a recovery: a standby rewound or
         cloned from a busy primary of 20 GB replays WAL for minutes before it is
         consistent and takes connections (a rejoin's 60 s ran out in bench/scale.py). So
-        each time the deadline comes while the startup process replays another segment
-        than at the last deadline, the wait goes on for ``timeout`` more."""
+        each time the deadline comes while the server shows progress since the last one,
+        the wait goes on for ``timeout`` more. Progress is the startup process replaying
+        another segment (its title), or the server's log growing: before redo, PostgreSQL
+        15 syncs the data directory and says so every ``log_startup_progress_interval``
+        (10 s), and a rewound 20 GB standby spent more than 60 s there."""
         deadline = time.monotonic() + timeout
         replaying: str | None = None
+        logged = self._log_size()
         while True:
             pm = process.read_postmaster_pid(self.data_dir)
             if pm is not None and pm.status in ("ready", "standby") and process.is_alive(pm.pid):
@@ -202,9 +206,11 @@ class Instance:
                 raise CommandFailed("postgres", 1, self.log_tail(), "see the server log")
             if time.monotonic() >= deadline:
                 segment = process.recovering_segment(pm.pid) if pm is not None else None
-                if segment is None or segment == replaying:
+                size = self._log_size()
+                advanced = segment is not None and segment != replaying
+                if pm is None or not (advanced or size > logged):
                     break
-                replaying = segment
+                replaying, logged = segment or replaying, size
                 deadline = time.monotonic() + timeout
             time.sleep(0.05)
         stuck = f", its recovery still at {replaying}" if replaying else ""
@@ -212,6 +218,12 @@ class Instance:
             f"PostgreSQL in {self.data_dir} was not ready within {timeout:.0f} s{stuck}",
             f"see {self.log_file}",
         )
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_file.stat().st_size
+        except OSError:
+            return 0
 
     def _clear_stale_pid_file(self) -> None:
         """Remove postmaster.pid left by a dead (or zombie) postmaster.
