@@ -365,7 +365,15 @@ def rejoin_at(root: Path, scale: int) -> dict[str, Any]:
         with lab:
             osuser.resolve(common.OS_USER).make_dir(directory, mode=0o755)
             lab.up()
-            result = rejoin_scenario(lab, scale)
+            try:
+                result = rejoin_scenario(lab, scale)
+            except Exception:
+                keep = root / f"pgherd-bench-scale-rejoin-logs-{int(time.time())}"
+                keep.mkdir()
+                for log in directory.glob("*/*.log"):  # the servers' and agents' logs
+                    shutil.copy(log, keep / f"{log.parent.name}.{log.name}")
+                common.console.print(f"[yellow]logs kept for reading[/]: {keep}")
+                raise
             lab.down()
     return result
 
