@@ -91,7 +91,43 @@ def test_a_server_that_logs_its_progress_is_waited_for_past_the_timeout(
     """Before redo, PostgreSQL syncs the data directory, saying so in its log every
     log_startup_progress_interval; its startup process names no segment yet."""
     _starting(monkeypatch, ready_after=30, segments=[])
-    instance.log_file.parent.mkdir(parents=True, exist_ok=True)
-    sizes = iter(range(0, 10**6, 100))
-    monkeypatch.setattr(Instance, "_log_size", lambda self: next(sizes))
+    log = instance.log_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("LOG:  starting PostgreSQL 15\n")
+    reports = iter(range(1000))
+    real = Instance._progress_logged
+
+    def progress(self: Instance, since: int) -> tuple[bool, int]:
+        with log.open("a") as out:  # a report every look, as a busy sync would
+            out.write(f"LOG:  syncing data directory (fsync), elapsed time: {next(reports)} s\n")
+        return real(self, since)
+
+    monkeypatch.setattr(Instance, "_progress_logged", progress)
     instance.wait_ready(timeout=0.2)
+
+
+def test_errors_in_the_log_are_not_progress(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rewound standby whose WAL its primary already removed logs a FATAL a second,
+    forever: waiting on that would never end."""
+    _starting(monkeypatch, ready_after=10**6, segments=[])
+    log = instance.log_file
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    monkeypatch.setattr(
+        Instance,
+        "_log_size",
+        lambda self: log.stat().st_size,
+    )
+    real = Instance._progress_logged
+    lines = "FATAL:  requested WAL segment 000000020000000400000036 has already been removed\n"
+
+    def spam(self: Instance, since: int) -> tuple[bool, int]:
+        with log.open("a") as out:
+            out.write(lines)
+        return real(self, since)
+
+    monkeypatch.setattr(Instance, "_progress_logged", spam)
+    with pytest.raises(TimedOut, match=r"was not ready within 0 s$"):
+        instance.wait_ready(timeout=0.2)

@@ -192,9 +192,11 @@ class Instance:
         consistent and takes connections (a rejoin's 60 s ran out in bench/scale.py). So
         each time the deadline comes while the server shows progress since the last one,
         the wait goes on for ``timeout`` more. Progress is the startup process replaying
-        another segment (its title), or the server's log growing: before redo, PostgreSQL
-        15 syncs the data directory and says so every ``log_startup_progress_interval``
-        (10 s), and a rewound 20 GB standby spent more than 60 s there."""
+        another segment (its title), or PostgreSQL's own startup progress report in its
+        log since (``… elapsed time: …``, every ``log_startup_progress_interval``, 10 s:
+        the data directory's sync before redo, redo itself). Other lines are not
+        progress: a standby whose WAL is gone from its primary logs an error a second,
+        forever."""
         deadline = time.monotonic() + timeout
         replaying: str | None = None
         logged = self._log_size()
@@ -206,11 +208,11 @@ class Instance:
                 raise CommandFailed("postgres", 1, self.log_tail(), "see the server log")
             if time.monotonic() >= deadline:
                 segment = process.recovering_segment(pm.pid) if pm is not None else None
-                size = self._log_size()
+                reported, logged = self._progress_logged(logged)
                 advanced = segment is not None and segment != replaying
-                if pm is None or not (advanced or size > logged):
+                if pm is None or not (advanced or reported):
                     break
-                replaying, logged = segment or replaying, size
+                replaying = segment or replaying
                 deadline = time.monotonic() + timeout
             time.sleep(0.05)
         stuck = f", its recovery still at {replaying}" if replaying else ""
@@ -224,6 +226,19 @@ class Instance:
             return self.log_file.stat().st_size
         except OSError:
             return 0
+
+    def _progress_logged(self, since: int) -> tuple[bool, int]:
+        """Whether the server logged a startup progress report after offset ``since``
+        (its last 64 kB are read), and the log's size now."""
+        size = self._log_size()
+        if size <= since:
+            return False, size
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(max(since, size - 65536))
+                return b"elapsed time:" in log.read(), size
+        except OSError:
+            return False, size
 
     def _clear_stale_pid_file(self) -> None:
         """Remove postmaster.pid left by a dead (or zombie) postmaster.
