@@ -164,6 +164,8 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     # timeline, and the WAL it no longer keeps is gone before pg_rewind copies pg_wal).
     names = [s["step"] for s in third["steps"]]
     assert names.index("pg_rewind node3 from node2") == names.index("CHECKPOINT on node2") + 1
+    # Its slot before both: the primary keeps the WAL the rewound node replays after.
+    assert names.index("create slot node3 on node2") < names.index("CHECKPOINT on node2")
     assert roles(lab3) == {
         "node1": ("standby", "node2"),
         "node2": ("primary", None),

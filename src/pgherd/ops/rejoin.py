@@ -135,6 +135,12 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
         with op.step(f"stop {node}"):
             client.stop_postgres("fast")
     if outcome.method is RejoinMethod.REWIND:
+        # The slot first: it holds the primary's WAL from its last checkpoint on, so that
+        # the segments the rewound node replays after pg_rewind's copy are still there
+        # when it connects. Made after pg_rewind, at 20 GB the primary had recycled them
+        # meanwhile (bench/scale.py: "requested WAL segment … has already been removed").
+        with op.step(f"create slot {node} on {primary}") as step:
+            step.detail = op.client(primary).create_slot(node).detail
         with op.step(f"CHECKPOINT on {primary}") as step:
             # pg_rewind reads the primary's timeline from its control file, which a new
             # primary updates only at its first checkpoint; the checkpoint also removes the
@@ -150,8 +156,6 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
             outcome.fallback = f"pg_rewind failed ({exc.message}); cloned instead"
             outcome.method = RejoinMethod.CLONE
         else:
-            with op.step(f"create slot {node} on {primary}") as step:
-                step.detail = op.client(primary).create_slot(node).detail
             with op.step(f"configure {node} as a standby of {primary} and start it"):
                 client.follow(primary, start=True, timeout=CATCH_UP_TIMEOUT)
             return
