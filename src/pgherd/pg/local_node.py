@@ -218,8 +218,9 @@ class LocalNode:
         """The hosts of the clusters that meshes name (``peers:``): their apply workers read
         this node's slots as this cluster's replication role. A peer file that cannot be
         read is left out, and said."""
-        # Lazy: the quick commands never write access rules (start-up speed, cli/main.py).
-        from pgherd import config as config_mod
+        if not self.config.peers:
+            return []  # without peers, no pydantic: the quick clone writes access rules too
+        from pgherd import config as config_mod  # lazy: start-up speed (cli/main.py)
 
         found: list[str] = []
         for path in self.config.peers:
