@@ -90,6 +90,7 @@ class Supervisor:
         # Where the fence goes: the file the keeper of the running postmaster reads (on
         # tmpfs for one this agent started; both places when that is not known).
         self._fence_files: tuple[Path, ...] | None = None
+        self._own_fence: Path | None = None  # the file a keeper this agent starts reads
 
     # ---- what is running ---------------------------------------------------------------
 
@@ -105,7 +106,13 @@ class Supervisor:
 
     def _own_fence_file(self) -> Path:
         """On tmpfs (pg/keeper.py's fence_dir says why); in the socket directory, on the
-        data disk, only when tmpfs cannot be trusted."""
+        data disk, only when tmpfs cannot be trusted. Chosen once per agent (and said
+        once): every start and adoption uses the same file."""
+        if self._own_fence is None:
+            self._own_fence = self._choose_fence_file()
+        return self._own_fence
+
+    def _choose_fence_file(self) -> Path:
         user = self.instance.user
         directory = keeper.fence_dir(user.uid, user.gid)
         if directory is None:
