@@ -409,6 +409,15 @@ class LiteArchive:
 
 
 @dataclass(frozen=True)
+class LiteBackup:
+    """:class:`pgherd.config.BackupConfig` as ``backup create`` and ``restore`` read it
+    (the schedule is the agents' business: not mirrored)."""
+
+    from_standby: bool
+    workers: int
+
+
+@dataclass(frozen=True)
 class LiteConfig(ClusterFiles):
     """:class:`pgherd.config.ClusterConfig`, for the quick commands."""
 
@@ -426,6 +435,7 @@ class LiteConfig(ClusterFiles):
     nodes: tuple[LiteNode, ...]
     api: LiteApi
     tls: LiteTls | bool
+    backup: LiteBackup
     witnesses: tuple[LiteWitness, ...] = ()
     settings: Mapping[str, SettingValue] = field(default_factory=dict)
     slots: Mapping[str, LiteSlot] = field(default_factory=dict)
@@ -509,6 +519,10 @@ def from_validated(data: Mapping[str, Any], derived: Mapping[str, Any]) -> LiteC
         nodes=tuple(_node(n, ca) for n in data["nodes"]),
         api=LiteApi(auth_reads=boolean(data["api"]["auth_reads"])),
         tls=tls,
+        backup=LiteBackup(
+            from_standby=boolean(data["backup"]["from_standby"]),
+            workers=integer(data["backup"]["workers"]),
+        ),
         witnesses=tuple(_witness(w, ca) for w in data["witnesses"]),
         settings=dict(_settings(data["settings"])),
         slots={text(k): _slot(v) for k, v in data["slots"].items()},

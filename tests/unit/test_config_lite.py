@@ -67,6 +67,7 @@ def full_raw() -> dict[str, Any]:
         ],
         "api": {"auth_reads": True},
         "tls": {"dir": "/etc/pgherd/tls", "client_certs": True},
+        "backup": {"from_standby": True, "workers": 4},
     }  # fmt: skip
 
 
@@ -91,7 +92,8 @@ CONFIGS = {
 DERIVED = {"fingerprint", "repository_specs", "api_ca"}
 # Fields of the validated config the quick commands do not read (and so do not mirror).
 NOT_MIRRORED = {
-    "ClusterConfig": {"history", "console", "backup"},
+    "ClusterConfig": {"history", "console"},
+    "BackupConfig": {"schedule"},  # the agents run it; backup create reads workers
     # held as the repositories ArchiveConfig.specs() makes of them (repository_specs)
     "ArchiveConfig": {"retention", "repositories"},
 }
@@ -151,6 +153,7 @@ def test_the_lite_config_holds_what_the_validated_one_holds(name: str) -> None:
         (config_lite.LiteEtcdDcs, config.EtcdDcs),
         (config_lite.LiteTls, config.TlsConfig),
         (config_lite.LiteApi, config.ApiConfig),
+        (config_lite.LiteBackup, config.BackupConfig),
     ],
 )
 def test_every_field_is_mirrored_or_left_out_on_purpose(lite_class: type, model: Any) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from pgherd import config
+from pgherd.cli.main import main
 from pgherd.dcs.sqlite import SqliteStore
 from pgherd.dcs.store_events import StoreEventLog
 from pgherd.lab import layout
@@ -204,3 +206,59 @@ def test_help_still_comes_from_the_full_cli(tmp_path: Path) -> None:
     assert "typer" in run.modules
     assert run.way == "exit"
     assert "--json" in run.stdout
+
+
+def full_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str | Path
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``pgherd ARGS`` through the full Typer CLI (what
+    the quick path leaves to it), in this process."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "argv", ["pgherd", *map(str, args)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+def test_backup_create_and_restore_refuse_bad_input_as_the_full_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same one-line error and exit code either way, with nothing imported that the
+    quick path avoids; nothing is created."""
+    path = lab_file(tmp_path, archive=True)  # its archive was never initialised
+    into = tmp_path / "restored"
+    restore = ("restore", "--into", into, "--port", "5999")
+    cases: list[tuple[str | Path, ...]] = [
+        ("backup", "create", "--type", "weekly"),
+        ("backup", "create", "--format", "copy", "--checksum"),
+        ("backup", "create", "--repo", "nowhere"),
+        ("backup", "create"),  # no archive there
+        (*restore,),  # no target
+        (*restore, "--latest", "--target-lsn", "0/1"),
+        (*restore, "--target-time", "yesterday"),
+        (*restore, "--target-xid", "2"),
+        (*restore, "--latest", "--checksum"),
+        (*restore, "--latest", "--target-action", "explode"),
+        (*restore, "--latest"),  # no archive there
+    ]
+    pgherd(tmp_path, "connstr", "node1", "-c", path)  # the config validated, once
+    for args in cases:
+        quick = pgherd(tmp_path, *args, "-c", path)
+        assert (quick.code, quick.heavy, quick.stdout) == (1, [], ""), (args, quick.stderr)
+        assert quick.stderr.startswith("error: ") and quick.stderr.count("\n") == 1, args
+        assert full_cli(capsys, monkeypatch, *args, "-c", path) == (1, "", quick.stderr), args
+    assert not into.exists()
+
+
+def test_backup_create_and_restore_typos_go_to_the_full_cli(tmp_path: Path) -> None:
+    path = lab_file(tmp_path, archive=True)
+    typo = pgherd(tmp_path, "restore", "--into", tmp_path / "r", "--prot", "5999", "-c", path)
+    assert typo.code == 2 and "typer" in typo.modules
+    assert "No such option: --prot" in typo.stderr
+    missing = pgherd(tmp_path, "backup", "create", "--type", "-c", path)
+    assert missing.code == 2 and "typer" in missing.modules
+    helped = pgherd(tmp_path, "backup", "create", "--help")
+    assert helped.code == 0 and "--from-standby" in helped.stdout

@@ -18,22 +18,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgherd import config as config_mod
 from pgherd.archive import backup_bundled
 from pgherd.archive.bundles import ChunkReader, runs
 from pgherd.archive.catalog import Archive, backup_from_json, backup_to_json
 from pgherd.archive.phases import Phases
 from pgherd.archive.repository import open_repository
 from pgherd.archive.storage import LocalStorage, fsync_dir
-from pgherd.clients.agent import statuses
+from pgherd.clients.agent import lite_statuses
 from pgherd.clients.archive import ArchiveAgentClient
-from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig, Validated, as_lite
 from pgherd.errors import ArchiveError, CorruptWal, InvalidInput, PgherdError, Refused
 from pgherd.model.backup import Backup, BackupFormat, BackupKind
 from pgherd.model.backup_chain import descendants
 from pgherd.model.lsn import Lsn
 from pgherd.model.repository import RepositorySpec
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status_lite import LiteStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath, WalKind, gaps, parse_history
 from pgherd.pg import basebackup, binaries, conninfo, controldata, osuser
 from pgherd.pg.basebackup import Progress
@@ -44,7 +43,7 @@ _START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
 _START_TIME = re.compile(r"^START TIME: (.+)$", re.M)
 
 
-def _specs(config: ClusterConfig) -> tuple[RepositorySpec, ...]:
+def _specs(config: LiteConfig) -> tuple[RepositorySpec, ...]:
     if config.archive is None:
         raise Refused(
             "pgherd.yaml has no archive section",
@@ -61,16 +60,16 @@ def _open(specs: Sequence[RepositorySpec]) -> list[Archive]:
         raise ArchiveError(str(exc.strerror or exc), "fix archive: in pgherd.yaml") from None
 
 
-def archives_of(config: ClusterConfig) -> list[Archive]:
+def archives_of(config: Validated | LiteConfig) -> list[Archive]:
     """Every repository of the cluster, opened (the first is where restores look first)."""
-    return _open(_specs(config))
+    return _open(_specs(as_lite(config)))
 
 
-def archive_of(config: ClusterConfig, name: str | None = None) -> Archive:
+def archive_of(config: Validated | LiteConfig, name: str | None = None) -> Archive:
     """One repository (the first, or the one named), checked to be set up. Only that
     one is opened: a restore or a listing from a local directory does not start an S3
     client (its import alone is a few hundred ms) for another repository."""
-    specs = _specs(config)
+    specs = _specs(as_lite(config))
     if name is None:
         spec = specs[0]
     else:
@@ -86,18 +85,19 @@ def archive_of(config: ClusterConfig, name: str | None = None) -> Archive:
     return archive
 
 
-def primary_status(config: ClusterConfig) -> NodeStatus:
-    for status in statuses(config.nodes):
+def primary_status(config: Validated | LiteConfig) -> LiteStatus:
+    for status in lite_statuses(as_lite(config).nodes):
         if status.role is Role.PRIMARY and status.state is PgState.RUNNING:
             return status
     raise Refused("no running primary found", "start it: pgherd node start NODE")
 
 
-def source_status(config: ClusterConfig, node: str | None) -> NodeStatus:
+def source_status(config: Validated | LiteConfig, node: str | None) -> LiteStatus:
+    config = as_lite(config)
     if node is None:
         return primary_status(config)
     config.node(node)
-    (status,) = statuses([config.node(node)])
+    (status,) = lite_statuses([config.node(node)])
     if status.state is not PgState.RUNNING:
         raise Refused(f"{node} is {status.state}", f"start it: pgherd node start {node}")
     return status
@@ -113,9 +113,9 @@ def new_label(archive: Archive) -> str:
 
 
 def create_copy(
-    config: ClusterConfig,
+    config: LiteConfig,
     archive: Archive,
-    source: NodeStatus,
+    source: LiteStatus,
     on_progress: Callable[[Progress], None],
     phases: Phases | None = None,
 ) -> Backup:
@@ -180,7 +180,7 @@ def create_copy(
 def _describe(
     data: Path,
     label: str,
-    source: NodeStatus,
+    source: LiteStatus,
     stopped: datetime,
     pg_major: int,
     pgbin: binaries.PgBin,
@@ -223,7 +223,7 @@ def _parse_label_time(text: str) -> datetime:
 
 
 def wait_archived(
-    config: ClusterConfig,
+    config: Validated | LiteConfig,
     archives: list[Archive],
     stop_lsn: Lsn,
     timeline: int,
@@ -239,6 +239,7 @@ def wait_archived(
     already (pg_backup_stop on a primary does); otherwise (a standby's backup, a copy)
     the primary is made to switch WAL — and so is it when the segments have not come
     after a few seconds."""
+    config = as_lite(config)
     size = archives[0].wal.identity().wal_segment_size
     last = (stop_lsn.value - 1) // size
     first = start_lsn.segment_number(size) if start_lsn is not None else last
@@ -252,7 +253,7 @@ def wait_archived(
             return
         if switched_at is None and (not switched or time.monotonic() - started > 5):
             primary = config.node(primary_status(config).name)
-            client = ArchiveAgentClient(primary, config_mod.read_token(config))
+            client = ArchiveAgentClient(primary, config.read_token())
             switched_at = str(client.switch_wal().lsn)
         time.sleep(pause)
         pause = min(0.2, pause * 1.5)
@@ -283,11 +284,15 @@ class VerifyReport:
 
 
 def verify(
-    config: ClusterConfig, label: str, checksums: bool = True, repository: str | None = None
+    config: Validated | LiteConfig,
+    label: str,
+    checksums: bool = True,
+    repository: str | None = None,
 ) -> VerifyReport:
     """The backup's own files (pg_verifybackup on a copy; every stored chunk against its
     checksum for a bundled backup), then the WAL from its start to the archive's end:
     every segment present (no gap) and, with ``checksums``, matching its sha256."""
+    config = as_lite(config)
     archive = archive_of(config, repository)
     backup = archive.backup(label)
     if backup.format is BackupFormat.BUNDLES:
@@ -360,7 +365,7 @@ def _verify_bundles(archive: Archive, label: str) -> tuple[bool, list[str]]:
     return True, [f"{len(manifest.files)} files, {len(chunks)} chunks match their checksums"]
 
 
-def delete(config: ClusterConfig, label: str, repository: str | None = None) -> Backup:
+def delete(config: Validated | LiteConfig, label: str, repository: str | None = None) -> Backup:
     """Refused while another backup builds on this one (delete that one first)."""
     archive = archive_of(config, repository)
     backups = archive.backups()
@@ -376,7 +381,7 @@ def delete(config: ClusterConfig, label: str, repository: str | None = None) -> 
 
 
 def create(
-    config: ClusterConfig,
+    config: Validated | LiteConfig,
     node: str | None,
     kind: BackupKind,
     copy: bool,
@@ -390,7 +395,10 @@ def create(
     """A backup of the primary, of ``node``, or of the furthest standby, into one
     repository (the first unless named): bundled (default) or a pg_basebackup copy.
     ``checksum``: read and hash every file, trusting no size and modification time.
-    ``phases``: filled with the seconds each phase took (archive/phases.py)."""
+    ``phases``: filled with the seconds each phase took (archive/phases.py). ``config``
+    in either form: the agents' scheduler passes the validated one, ``backup create`` the
+    one read through the config cache (no pydantic on its path: docs/architecture.md)."""
+    config = as_lite(config)
     phases = phases if phases is not None else Phases()
     with phases.phase("source"):  # the repository opened, the nodes asked their state
         archive = archive_of(config, repository)
@@ -409,7 +417,7 @@ def create(
     if not backup_bundled.is_local(config, source.name):
         # The data directory is on another machine: its agent takes the backup there.
         step(f"{source.name}'s data directory is not on this machine: its agent takes the backup")
-        client = ArchiveAgentClient(config.node(source.name), config_mod.read_token(config))
+        client = ArchiveAgentClient(config.node(source.name), config.read_token())
         with phases.phase("agent"):
             made = client.take_backup(str(kind), repository, checksum=checksum)
         return backup_from_json(made.model_dump(mode="json"))

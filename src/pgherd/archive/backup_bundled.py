@@ -19,15 +19,15 @@ from pgherd.archive.backup_engine import BackupEngine, EngineProgress, walk
 from pgherd.archive.catalog import Archive
 from pgherd.archive.phases import Phases
 from pgherd.archive.restore_view import archive_view
-from pgherd.clients.agent import statuses
-from pgherd.config import ClusterConfig
+from pgherd.clients.agent import lite_statuses
+from pgherd.config_lite import LiteConfig
 from pgherd.errors import PgherdError, Refused
 from pgherd.model.backup import Backup, BackupFormat, BackupKind
 from pgherd.model.backup_chain import ParentChoice, choose_parent
 from pgherd.model.backup_manifest import Manifest
 from pgherd.model.backup_trust import backup_read_before
 from pgherd.model.lsn import Lsn
-from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.model.status_lite import LiteStatus, PgState, Role
 from pgherd.model.wal import Segment, TimelinePath
 from pgherd.pg import backup_sql
 from pgherd.pg.local_node import LocalNode
@@ -36,11 +36,11 @@ _START_TLI = re.compile(r"^START TIMELINE: (\d+)", re.M)
 _START_TIME = re.compile(r"^START TIME: (.+)$", re.M)
 
 
-def pick_standby(config: ClusterConfig) -> NodeStatus:
+def pick_standby(config: LiteConfig) -> LiteStatus:
     """The running standby that has replayed furthest (the least behind)."""
     running = [
         s
-        for s in statuses(config.nodes)
+        for s in lite_statuses(config.nodes)
         if s.role is not Role.PRIMARY and s.state is PgState.RUNNING and s.replay_lsn
     ]
     if not running:
@@ -48,12 +48,12 @@ def pick_standby(config: ClusterConfig) -> NodeStatus:
     return max(running, key=lambda s: (s.replay_lsn or Lsn(0), s.name))
 
 
-def is_local(config: ClusterConfig, name: str) -> bool:
+def is_local(config: LiteConfig, name: str) -> bool:
     """Whether the node's data directory is on this machine (and readable here)."""
     return (config.node(name).data_dir / "PG_VERSION").is_file()
 
 
-def local_node(config: ClusterConfig, name: str) -> LocalNode:
+def local_node(config: LiteConfig, name: str) -> LocalNode:
     if not is_local(config, name):
         raise Refused(
             f"{name}'s data directory {config.node(name).data_dir} is not on this machine "
@@ -65,10 +65,10 @@ def local_node(config: ClusterConfig, name: str) -> LocalNode:
 
 
 def create(
-    config: ClusterConfig,
+    config: LiteConfig,
     archive: Archive,
     archives: list[Archive],
-    source: NodeStatus,
+    source: LiteStatus,
     asked: BackupKind,
     workers: int,
     on_progress: Callable[[EngineProgress], None],
@@ -159,7 +159,7 @@ def create(
 
 
 def _plan(
-    archive: Archive, source: NodeStatus, asked: BackupKind
+    archive: Archive, source: LiteStatus, asked: BackupKind
 ) -> tuple[ParentChoice, Manifest | None, str, bool]:
     """(the parent choice, the parent's manifest, the label, whether it resumes one)."""
     identity = archive.wal.identity()

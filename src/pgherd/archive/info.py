@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pgherd import config as config_mod
 from pgherd.archive.backup import archives_of, primary_status
 from pgherd.archive.catalog import Archive
 from pgherd.archive.restore_view import archive_view
 from pgherd.clients.archive import ArchiveAgentClient
-from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig, Validated, as_lite
 from pgherd.errors import PgherdError
 from pgherd.model.backup import Backup
 from pgherd.model.backup_chain import BrokenChain, chain
@@ -52,7 +51,7 @@ class RepositoryInfo:
     problems: list[str] = field(default_factory=list)
 
 
-def info(config: ClusterConfig) -> list[RepositoryInfo]:
+def info(config: Validated | LiteConfig) -> list[RepositoryInfo]:
     return [_one(archive) for archive in archives_of(config)]
 
 
@@ -151,14 +150,15 @@ class ArchiveCheck:
         return all(r.fetched for r in self.repositories)
 
 
-def check(config: ClusterConfig, timeout: float = 60) -> ArchiveCheck:
+def check(config: Validated | LiteConfig, timeout: float = 60) -> ArchiveCheck:
     """Switch the primary's WAL, wait for the closed segment in every repository, fetch it
     back from each and match it to its checksum."""
+    config = as_lite(config)
     archives = archives_of(config)
     for archive in archives:
         archive.require()
     primary = config.node(primary_status(config).name)
-    switched = ArchiveAgentClient(primary, config_mod.read_token(config)).switch_wal()
+    switched = ArchiveAgentClient(primary, config.read_token()).switch_wal()
     started = time.monotonic()
     results = []
     for archive in archives:

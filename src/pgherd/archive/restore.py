@@ -33,7 +33,7 @@ from pgherd.archive.restore_files import Recorder, lay_out
 from pgherd.archive.restore_view import archive_view
 from pgherd.archive.restore_wait import Waiting, log_size, wait
 from pgherd.archive.store import WalArchive
-from pgherd.config import ClusterConfig
+from pgherd.config_lite import LiteConfig, Validated, as_lite
 from pgherd.errors import (
     DataDirNotEmpty,
     InvalidInput,
@@ -143,14 +143,16 @@ def check_request(request: RestoreRequest, user: OsUser) -> None:
 
 
 def restore(
-    config: ClusterConfig,
+    config: Validated | LiteConfig,
     request: RestoreRequest,
     step: Callable[[str], None],
     phases: Phases | None = None,
 ) -> RestoreResult:
     """``phases``: filled with the seconds of each phase (plan, local_scan, create_files,
     fetch, settings, then the server's: see archive/restore_wait.py), also in the
-    result."""
+    result. ``config`` in either form: ``pgherd restore`` reads it through the config
+    cache, without pydantic (docs/architecture.md); a drill passes the validated one."""
+    config = as_lite(config)
     phases = phases if phases is not None else Phases()
     started = phases.now()
     user = osuser.resolve(config.os_user)
@@ -238,7 +240,7 @@ def restore(
 
 
 def _lay_out(
-    config: ClusterConfig,
+    config: LiteConfig,
     archive: Archive,
     backup: Backup,
     needed: list[Backup],
@@ -287,7 +289,7 @@ def _recorders(
     ]
 
 
-def _specs_first(config: ClusterConfig, archive: Archive) -> tuple[RepositorySpec, ...]:
+def _specs_first(config: LiteConfig, archive: Archive) -> tuple[RepositorySpec, ...]:
     """Every repository, the one the backup came from first (restore_command's order)."""
     assert config.archive is not None
     specs = config.archive.specs()

@@ -23,7 +23,7 @@ from pathlib import Path
 from pgherd.archive.phases import Phases
 from pgherd.errors import PgherdError, TargetUnreachable, TimedOut
 from pgherd.model.recovery_target import Reached, Target, TargetAction, TargetKind
-from pgherd.pg import archive_sql, process
+from pgherd.pg import process, replay_sql
 from pgherd.pg.instance import Instance
 
 POLL = 0.05
@@ -154,7 +154,7 @@ def _looks_reached(instance: Instance, waiting: Waiting, log: LogWatch) -> bool:
 def _confirm(instance: Instance) -> Arrival | None:
     try:
         with instance.connect() as conn:
-            state = archive_sql.replay_state(conn)
+            state = replay_sql.replay(conn)
     except PgherdError:
         return None
     replayed = str(state.replay_lsn) if state.replay_lsn else None

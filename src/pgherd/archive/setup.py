@@ -9,7 +9,7 @@ from pgherd.archive.store import Identity, WalArchive
 from pgherd.config import ClusterConfig
 from pgherd.config_lite import LiteConfig, as_lite
 from pgherd.errors import ArchiveError, Refused
-from pgherd.model.status import NodeStatus
+from pgherd.model.status_lite import LiteStatus
 from pgherd.pg import osuser
 
 
@@ -47,7 +47,7 @@ def init(
     return created
 
 
-def init_from_status(config: ClusterConfig | LiteConfig, status: NodeStatus) -> tuple[bool, str]:
+def init_from_status(config: ClusterConfig | LiteConfig, status: LiteStatus) -> tuple[bool, str]:
     if not status.system_identifier or not status.version_num:
         raise Refused(f"{status.name} did not report its identity", "is PostgreSQL running?")
     created = init(config, status.system_identifier, status.version_num // 10000, 16 * 1024**2)

@@ -12,7 +12,6 @@ from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, RichReporter, console, print_json
 from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
-from pgherd.pg.basebackup import Progress as CopyProgress
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
 
@@ -22,7 +21,6 @@ LabelArg = Annotated[str, typer.Argument(help="the backup's label (see backup li
 RepoOpt = Annotated[
     str | None, typer.Option("--repo", help="the repository's name (default: the first)")
 ]
-KINDS = ("full", "differential", "incremental")
 
 
 @app.command()
@@ -59,49 +57,10 @@ def create(
     """A base backup into a repository: full, differential (changes since the last full)
     or incremental (changes since the last backup), compressed, encrypted where the
     repository is, resumed if an earlier run was interrupted."""
-    from pgherd.archive import backup as backup_mod
-    from pgherd.archive.catalog import backup_to_json
-    from pgherd.archive.phases import Phases
-    from pgherd.errors import InvalidInput
-    from pgherd.model.backup import BackupKind
-    from pgherd.pg.process import own_age
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import backup_create
 
-    phases = Phases()
-    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
-
-    if kind not in KINDS:
-        raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
-    if fmt not in ("bundles", "copy"):
-        raise InvalidInput(f"--format {fmt!r} is not bundles or copy", "e.g. --format bundles")
-    if checksum and fmt == "copy":
-        raise InvalidInput(
-            "--checksum is for bundled backups (a copy reads every file anyway)",
-            "drop --checksum or --format copy",
-        )
-    with phases.phase("config"):
-        config = load_config(config_file)
-    reporter = RichReporter()
-    with reporter.progress("base backup") as on_progress:
-        made = backup_mod.create(
-            config,
-            node,
-            BackupKind(kind),
-            fmt == "copy",
-            from_standby,
-            repo,
-            lambda done, total: on_progress(CopyProgress(done, total)),
-            (lambda _t: None) if as_json else reporter.step,
-            checksum,
-            phases,
-        )
-    if as_json:
-        print_json(backup_to_json(made) | {"phases": phases.as_json()})
-        return
-    console.print(
-        f"{made.kind} backup {made.label} of {made.node}: {human_bytes(made.size_bytes)} "
-        f"({human_bytes(made.stored_bytes)} stored), timeline {made.timeline}, WAL "
-        f"{made.start_lsn} to {made.stop_lsn}" + (f", on {made.parent}" if made.parent else "")
-    )
+    backup_create.run(node, kind, from_standby, fmt, repo, checksum, config_file, as_json)
 
 
 @app.command(name="list")

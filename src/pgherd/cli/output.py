@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pgherd.cli.text import is_terminal
+from pgherd.cli.text import Printer, Span, is_terminal
 from pgherd.model.jsonable import jsonable
 
 if TYPE_CHECKING:
@@ -87,7 +87,10 @@ class RichReporter:
     """Steps as check-marked lines; copies as progress bars with size, rate and ETA."""
 
     def step(self, text: str) -> None:
-        _console("console").print(f"[green]✓[/] {text}", soft_wrap=True)
+        """``✓ text``: rich (and the tick in green) on a terminal only, so a quick
+        command's steps (``backup create``, ``restore``) print without it; the text is
+        never read as markup (it may hold an IPv6 address in brackets)."""
+        Printer().line(Span("✓", "green"), " ", text)
 
     @contextlib.contextmanager
     def progress(self, label: str) -> Iterator[Callable[[CopyProgress], None]]:

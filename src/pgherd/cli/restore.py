@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,11 +9,9 @@ import typer
 
 from pgherd import config as config_mod
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
-from pgherd.cli.output import RichReporter, console, print_json
-from pgherd.errors import InvalidInput
+from pgherd.cli.output import console, print_json
 
 if TYPE_CHECKING:
-    from pgherd.model.recovery_target import Target
     from pgherd.pg.archive_sql import ReplayState
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -69,92 +66,26 @@ def restore(
 ) -> None:
     """Point-in-time recovery: the newest backup before the target, its WAL from the
     archive, a server started as the OS user; reports the point reached."""
-    from pgherd.archive import restore as restore_mod
-    from pgherd.archive.phases import Phases
-    from pgherd.errors import InvalidInput
-    from pgherd.model.recovery_target import Reached, TargetAction
-    from pgherd.pg.process import own_age
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import restore as quick_restore
 
-    phases = Phases()
-    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
-
-    if checksum and not delta:
-        raise InvalidInput(
-            "--checksum checks the files of a --delta restore", "add --delta, or drop --checksum"
-        )
-    target = parse_target(target_time, target_name, target_lsn, target_xid, latest)
-    action = TargetAction.parse(target_action or ("promote" if latest else "pause"))
-    request = restore_mod.RestoreRequest(
-        into, port, target, action, timeline, timeout, delta, repo, checksum
+    quick_restore.run(
+        into,
+        port,
+        target_time,
+        target_name,
+        target_lsn,
+        target_xid,
+        latest,
+        target_action,
+        timeline,
+        timeout,
+        delta,
+        repo,
+        checksum,
+        config_file,
+        as_json,
     )
-    reporter = RichReporter()
-    with phases.phase("config"):
-        config = load_config(config_file)
-    result = restore_mod.restore(
-        config, request, (lambda _t: None) if as_json else reporter.step, phases
-    )
-    if as_json:
-        print_json(result)
-        return
-    at = result.time.isoformat(sep=" ", timespec="seconds") if result.time else "-"
-    console.print(
-        f"restored {result.into} from backup {result.backup}: {result.state} at LSN "
-        f"{result.lsn}, last commit {at}, timeline {result.timeline} "
-        f"({result.seconds:.1f} s); PostgreSQL runs on port {result.port}"
-        if result.state is not Reached.SHUT_DOWN
-        else f"restored {result.into} from backup {result.backup}: shut down at LSN "
-        f"{result.lsn} ({result.seconds:.1f} s)",
-        soft_wrap=True,
-    )
-
-
-def parse_target(
-    time: str | None, name: str | None, lsn: str | None, xid: int | None, latest: bool
-) -> Target:
-    from pgherd.model.lsn import Lsn
-    from pgherd.model.recovery_target import Target, TargetKind
-
-    given = [
-        flag
-        for flag, value in (
-            ("--target-time", time),
-            ("--target-name", name),
-            ("--target-lsn", lsn),
-            ("--target-xid", xid),
-            ("--latest", latest or None),
-        )
-        if value is not None
-    ]
-    if len(given) != 1:
-        raise InvalidInput(
-            f"give exactly one recovery target (got {', '.join(given) or 'none'})",
-            "use one of --target-time, --target-name, --target-lsn, --target-xid, --latest",
-        )
-    if time is not None:
-        try:
-            when = datetime.fromisoformat(time)
-        except ValueError:
-            raise InvalidInput(
-                f"--target-time {time!r} is not a time",
-                "use ISO 8601 with a zone, e.g. '2026-11-25 23:40:00+00:00'",
-            ) from None
-        if when.tzinfo is None:
-            raise InvalidInput(
-                f"--target-time {time!r} has no time zone", "add one, e.g. +00:00 for UTC"
-            )
-        return Target(TargetKind.TIME, time=when)
-    if name is not None:
-        return Target(TargetKind.NAME, name=name)
-    if lsn is not None:
-        try:
-            return Target(TargetKind.LSN, lsn=Lsn.parse(lsn))
-        except ValueError as exc:
-            raise InvalidInput(f"--target-lsn: {exc}", "e.g. --target-lsn 0/5000060") from None
-    if xid is not None:
-        if xid < 3:
-            raise InvalidInput(f"--target-xid {xid} is not a normal transaction ID", "use ≥ 3")
-        return Target(TargetKind.XID, xid=xid)
-    return Target(TargetKind.LATEST)
 
 
 restore_point_app = typer.Typer(help="Named points to restore to.")

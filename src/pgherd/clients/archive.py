@@ -1,31 +1,52 @@
-"""The CLI's side of the agent's archive endpoints (api/routes_archive.py)."""
+"""The CLI's side of the agent's archive endpoints (api/routes_archive.py).
+
+The answers' models (pydantic) are imported by the call that reads one: ``backup
+create`` and ``restore`` import this module and start without pydantic
+(docs/architecture.md), and most of their runs ask no agent anything here.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pgherd.clients.agent import AgentClient
-from pgherd.model.archive_api import BackupMade, PusherState
-from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
+
+if TYPE_CHECKING:
+    from pgherd.model.archive_api import BackupMade, PusherState
+    from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
 
 
 class ArchiveAgentClient(AgentClient):
     def replay(self) -> ReplayState:
+        from pgherd.pg.archive_sql import ReplayState
+
         return ReplayState.model_validate(self._request("GET", "/replay"))
 
     def pause_replay(self) -> ReplayState:
+        from pgherd.pg.archive_sql import ReplayState
+
         return ReplayState.model_validate(self._request("POST", "/replay/pause"))
 
     def resume_replay(self) -> ReplayState:
+        from pgherd.pg.archive_sql import ReplayState
+
         return ReplayState.model_validate(self._request("POST", "/replay/resume"))
 
     def switch_wal(self) -> WalSwitch:
+        from pgherd.pg.archive_sql import WalSwitch
+
         return WalSwitch.model_validate(self._request("POST", "/wal/switch"))
 
     def restore_point(self, name: str) -> RestorePointMade:
+        from pgherd.pg.archive_sql import RestorePointMade
+
         return RestorePointMade.model_validate(
             self._request("POST", "/restore-point", body={"name": name})
         )
 
     def archiver(self) -> ArchiverState:
+        from pgherd.pg.archive_sql import ArchiverState
+
         return ArchiverState.model_validate(self._request("GET", "/archiver"))
 
     def take_backup(
@@ -36,6 +57,8 @@ class ArchiveAgentClient(AgentClient):
         checksum: bool = False,
     ) -> BackupMade:
         """A bundled backup of this node taken by its agent (its catalog entry)."""
+        from pgherd.model.archive_api import BackupMade
+
         body: dict[str, object] = {"type": kind, "repository": repository}
         if checksum:  # only when asked: an older agent forbids fields it does not know
             body["checksum"] = True
@@ -43,4 +66,6 @@ class ArchiveAgentClient(AgentClient):
 
     def pusher(self) -> PusherState:
         """The agent's WAL pusher: waiting, in flight, pushed, failures."""
+        from pgherd.model.archive_api import PusherState
+
         return PusherState.model_validate(self._request("GET", "/archive/pusher"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pgherd.errors import QueryFailed, Refused
 from pgherd.model.status import LsnField
+from pgherd.pg import replay_sql
 
 
 class _Frozen(BaseModel):
@@ -52,10 +54,7 @@ class ArchiverState(_Frozen):
     ready_count: int  # segments waiting for archive_command
 
 
-def _one(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return tuple(row)
+_one = replay_sql.one_row
 
 
 def _in_recovery(conn: psycopg.Connection[Any]) -> bool:
@@ -93,31 +92,7 @@ def create_restore_point(conn: psycopg.Connection[Any], name: str) -> RestorePoi
 
 
 def replay_state(conn: psycopg.Connection[Any]) -> ReplayState:
-    row = _one(
-        conn,
-        """
-        SELECT pg_is_in_recovery(),
-               CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state()
-                    ELSE 'not paused' END,
-               pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
-               pg_last_xact_replay_timestamp(),
-               (SELECT timeline_id FROM pg_control_checkpoint())
-        """,
-    )
-    in_recovery, state, receive, replay, at, timeline = row
-    if not in_recovery:
-        timeline = _one(
-            conn,
-            "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int",
-        )[0]
-    return ReplayState(
-        in_recovery=in_recovery,
-        pause_state=state,
-        receive_lsn=receive,
-        replay_lsn=replay,
-        replay_time=at,
-        timeline=timeline,
-    )
+    return ReplayState.model_validate(asdict(replay_sql.replay(conn)))
 
 
 def _require_recovery(conn: psycopg.Connection[Any], verb: str) -> None:

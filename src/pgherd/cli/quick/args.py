@@ -49,6 +49,7 @@ class Command:
 
 CONFIG = Option(("-c", "--config"), "config_file", "path")
 JSON = Option(("--json",), "as_json", "flag", default=False)
+REPO = Option(("--repo",), "repo", "text")
 
 COMMANDS: tuple[Command, ...] = (
     Command(("cluster", "show"), "pgherd.cli.quick.show", options=(CONFIG, JSON), read_only=True),
@@ -89,6 +90,41 @@ COMMANDS: tuple[Command, ...] = (
             Option(("--critical-lag",), "critical_lag", "text", default="256MB"),
             Option(("--warning-slot",), "warning_slot", "text", default="1GB"),
             Option(("--critical-slot",), "critical_slot", "text", default="8GB"),
+            CONFIG,
+            JSON,
+        ),
+    ),
+    Command(
+        ("backup", "create"),
+        "pgherd.cli.quick.backup_create",
+        options=(
+            Option(("--node",), "node", "text"),
+            Option(("--type",), "kind", "text", default="full"),
+            Option(("--from-standby",), "from_standby", "flag", default=False),
+            Option(("--format",), "fmt", "text", default="bundles"),
+            REPO,
+            Option(("--checksum",), "checksum", "flag", default=False),
+            CONFIG,
+            JSON,
+        ),
+    ),
+    Command(
+        ("restore",),
+        "pgherd.cli.quick.restore",
+        options=(
+            Option(("--into",), "into", "path", required=True),
+            Option(("--port",), "port", "int", required=True),
+            Option(("--target-time",), "target_time", "text"),
+            Option(("--target-name",), "target_name", "text"),
+            Option(("--target-lsn",), "target_lsn", "text"),
+            Option(("--target-xid",), "target_xid", "int"),
+            Option(("--latest",), "latest", "flag", default=False),
+            Option(("--target-action",), "target_action", "text"),
+            Option(("--timeline",), "timeline", "int"),
+            Option(("--timeout",), "timeout", "float", default=1800),
+            Option(("--delta",), "delta", "flag", default=False),
+            REPO,
+            Option(("--checksum",), "checksum", "flag", default=False),
             CONFIG,
             JSON,
         ),
