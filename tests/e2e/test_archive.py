@@ -509,12 +509,12 @@ def test_incremental_backup_then_info_check_delta_restore_and_drill(
         Lsn.parse(inc["stop_lsn"]), inc["stop_timeline"], wal.identity().wal_segment_size
     )
     assert wal.find(end)
-    (main,) = cli_json(lab, "backup", "info")
+    (main,) = quick_json(lab, module_dir, "backup", "info")[1]
     (row,) = [b for b in main["backups"] if b["label"] == inc["label"]]
     assert row["chain"] == [full["label"], inc["label"]]
     assert main["latest_restorable_lsn"] is not None
     assert main["problems"] == []
-    checked = cli_json(lab, "archive", "check")
+    checked = quick_json(lab, module_dir, "archive", "check")[1]
     assert checked["ok"], checked
     assert checked["repositories"][0]["fetched"]
 

@@ -179,9 +179,11 @@ QUICK_LINES = [
     pytest.param(("standby", "clone", "--upstream", "node1", "--node", "node2"), id="clone"),
     pytest.param(("backup", "create", "--type", "incremental"), id="backup-create"),
     pytest.param(("restore", "--into", "r", "--port", "5999", "--latest"), id="restore"),
+    pytest.param(("backup", "info"), id="backup-info"),
+    pytest.param(("archive", "check"), id="archive-check"),
 ]
 # Open the archive before they ask an agent anything (a config without one: refused first).
-ARCHIVE_LINES = ("backup-create", "restore")
+ARCHIVE_LINES = ("backup-create", "restore", "backup-info", "archive-check")
 
 
 def failed(line: tuple[str, ...]) -> int:

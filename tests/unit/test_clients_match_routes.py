@@ -32,6 +32,7 @@ from pgherd.model.ha_settings import Mode
 from pgherd.model.reload import ReloadReport
 from pgherd.model.serving import Serving
 from pgherd.model.status import NodeStatus, PgState, Role
+from pgherd.pg.archive_sql import WalSwitch
 from pgherd.pg.local_node import LocalNode
 from tests.unit.fake_agent import FakeAgent
 from tests.unit.test_ops_api import FakeOperations
@@ -49,8 +50,8 @@ class _Reloader:
 
 CALLS = {"_request", "request", "call"}
 # Readers of an answer without pydantic (the quick commands'), each standing for the model
-# whose fields it reads (held equal by tests/unit/test_status_lite.py).
-LITE_READERS: dict[str, type[BaseModel]] = {"read_status": NodeStatus}
+# whose fields it reads (held equal by tests/unit/test_status_lite.py, test_wal_switch.py).
+LITE_READERS: dict[str, type[BaseModel]] = {"read_status": NodeStatus, "read_wal_switch": WalSwitch}
 # Called by load balancers (docs/haproxy.md), not by pgherd.
 FOR_OTHER_TOOLS = {
     ("GET", "/primary"),

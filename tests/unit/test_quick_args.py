@@ -124,6 +124,8 @@ SHOW = ("cluster", "show")
                 "target_time": None,
             },
         ),
+        (["backup", "info", "--json"], {"config_file": None, "as_json": True}),
+        (["archive", "check", "--timeout=5"], {"timeout": 5.0, "as_json": False}),
     ],
 )
 def test_what_the_quick_path_takes(argv: list[str], values: dict[str, Any]) -> None:
@@ -167,6 +169,8 @@ def test_what_the_quick_path_takes(argv: list[str], values: dict[str, Any]) -> N
         ["restore", "--into", "/x", "--port", "5999", "--latest=yes"],
         ["restore", "/x", "--port", "5999"],  # no positional argument
         ["restore-point", "create", "p1"],
+        ["backup", "info", "--help"],
+        ["archive", "check", "--timeout", "x"],
         ["lab", "up", "--dir", "x"],
         [],
         ["--help"],

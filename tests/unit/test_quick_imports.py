@@ -223,6 +223,22 @@ def full_cli(
     return int(exited.value.code or 0), out, err
 
 
+def test_backup_info_of_a_repository_not_set_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = lab_file(tmp_path, archive=True)  # its archive was never initialised
+    for shape in ((), ("--json",)):
+        run = twice(tmp_path, "backup", "info", *shape, "-c", path)
+        assert (run.code, run.heavy, run.stderr) == (3, [], "")
+        assert full_cli(capsys, monkeypatch, "backup", "info", *shape, "-c", path) == (
+            3,
+            run.stdout,
+            "",
+        )
+    (main,) = json.loads(run.stdout)
+    assert main["problems"][0].startswith("there is no archive at ")
+
+
 def test_backup_create_and_restore_refuse_bad_input_as_the_full_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,6 +259,7 @@ def test_backup_create_and_restore_refuse_bad_input_as_the_full_cli(
         (*restore, "--latest", "--checksum"),
         (*restore, "--latest", "--target-action", "explode"),
         (*restore, "--latest"),  # no archive there
+        ("archive", "check", "--timeout", "5"),  # no archive there
     ]
     pgherd(tmp_path, "connstr", "node1", "-c", path)  # the config validated, once
     for args in cases:

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from pgherd.cli.options import ConfigOpt, JsonOpt, load_config
 from pgherd.cli.output import EXIT_DEGRADED, console, print_json
-from pgherd.model.jsonable import jsonable
 from pgherd.model.readable import human_bytes
 
 # What a command runs is imported inside it, when it runs: start-up speed (cli/main.py).
@@ -175,16 +174,9 @@ def check(
     """Prove the archive works end to end: switch the primary's WAL, wait until the
     segment is in every repository, fetch it back from each and check it. Exits 3 when
     a repository fails."""
-    from pgherd.archive import info as info_mod
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import archive_check
 
-    result = info_mod.check(load_config(config_file), timeout)
-    if as_json:
-        print_json(jsonable(result) | {"ok": result.ok})
-    else:
-        console.print(f"switched WAL at {result.lsn}: {result.segment}")
-        for r in result.repositories:
-            mark = "[green]✓[/]" if r.fetched else "[red]✗[/]"
-            after = f"archived after {r.archived_after:.2f} s, " if r.archived_after else ""
-            console.print(f"{mark} {r.name} ({r.where}): {after}{r.detail}", soft_wrap=True)
-    if not result.ok:
-        raise typer.Exit(EXIT_DEGRADED)
+    code = archive_check.run(timeout, config_file, as_json)
+    if code:
+        raise typer.Exit(code)

@@ -138,39 +138,12 @@ def delete(label: LabelArg, repo: RepoOpt = None, config_file: ConfigOpt = None)
 def info(config_file: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per repository: backups with their chains, sizes and WAL ranges, and the earliest
     and latest points a restore can reach. Exits 3 when a repository has a problem."""
-    from dataclasses import asdict
+    # The work is the quick command's (it runs without Typer when called directly).
+    from pgherd.cli.quick import backup_info
 
-    from pgherd.archive import info as info_mod
-
-    repositories = info_mod.info(load_config(config_file))
-    if as_json:
-        print_json([asdict(r) for r in repositories])
-    else:
-        for r in repositories:
-            lock = ", encrypted" if r.encrypted else ""
-            console.print(f"[bold]{r.name}[/] ({r.where}{lock})", soft_wrap=True)
-            console.print(
-                f"  restorable from {r.earliest_restorable or '-'} to "
-                f"{r.latest_restorable or '-'} (LSN {r.latest_restorable_lsn or '-'}); "
-                f"WAL: {r.wal_segments} segments, {human_bytes(r.wal_bytes)}",
-                soft_wrap=True,
-            )
-            table = Table("Label", "Kind", "Chain", "WAL start", "WAL stop", "Size", "Stored")
-            for b in r.backups:
-                table.add_row(
-                    b.label,
-                    b.kind,
-                    " → ".join(b.chain[:-1]) or "-",
-                    b.wal_start,
-                    b.wal_stop,
-                    human_bytes(b.size_bytes),
-                    human_bytes(b.stored_bytes),
-                )
-            console.print(table)
-            for problem in r.problems:
-                console.print(f"  [red]✗[/] {problem}", soft_wrap=True)
-    if any(r.problems for r in repositories):
-        raise typer.Exit(EXIT_DEGRADED)
+    code = backup_info.run(config_file, as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgherd.clients.agent import AgentClient
+from pgherd.errors import AgentError
+from pgherd.model.wal_switch import SwitchedWal, read_wal_switch
 
 if TYPE_CHECKING:
     from pgherd.model.archive_api import BackupMade, PusherState
-    from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade, WalSwitch
+    from pgherd.pg.archive_sql import ArchiverState, ReplayState, RestorePointMade
 
 
 class ArchiveAgentClient(AgentClient):
@@ -32,10 +34,15 @@ class ArchiveAgentClient(AgentClient):
 
         return ReplayState.model_validate(self._request("POST", "/replay/resume"))
 
-    def switch_wal(self) -> WalSwitch:
-        from pgherd.pg.archive_sql import WalSwitch
-
-        return WalSwitch.model_validate(self._request("POST", "/wal/switch"))
+    def switch_wal(self) -> SwitchedWal:
+        """pg_switch_wal on the node, read without pydantic (``archive check`` is quick)."""
+        try:
+            return read_wal_switch(self._request("POST", "/wal/switch"))
+        except ValueError as exc:
+            raise AgentError(
+                f"{self.node.name}: the agent's answer could not be read ({exc})",
+                "is the agent a different pgherd version? upgrade both to the same one",
+            ) from None
 
     def restore_point(self, name: str) -> RestorePointMade:
         from pgherd.pg.archive_sql import RestorePointMade

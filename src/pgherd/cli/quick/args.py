@@ -109,6 +109,16 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        ("backup", "info"),
+        "pgherd.cli.quick.backup_info",
+        options=(CONFIG, JSON),
+    ),
+    Command(
+        ("archive", "check"),
+        "pgherd.cli.quick.archive_check",
+        options=(Option(("--timeout",), "timeout", "float", default=60), CONFIG, JSON),
+    ),
+    Command(
         ("restore",),
         "pgherd.cli.quick.restore",
         options=(
