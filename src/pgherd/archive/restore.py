@@ -206,6 +206,7 @@ def restore(
         log_offset = log_size(instance.log_file)
         spawned = phases.now()
         child = instance.spawn_postmaster()
+        instance.import_driver_meanwhile()  # for the one connection at the end
         step(
             f"started PostgreSQL {pgbin.version} on port {request.port}, replaying to "
             f"{request.target.describe()}"
