@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -92,7 +92,9 @@ def create_restore_point(conn: psycopg.Connection[Any], name: str) -> RestorePoi
 
 
 def replay_state(conn: psycopg.Connection[Any]) -> ReplayState:
-    return ReplayState.model_validate(asdict(replay_sql.replay(conn)))
+    row = replay_sql.replay(conn)
+    # fields one level deep (dataclasses.asdict would take the Lsn values apart too)
+    return ReplayState.model_validate({f.name: getattr(row, f.name) for f in fields(row)})
 
 
 def _require_recovery(conn: psycopg.Connection[Any], verb: str) -> None:
