@@ -150,9 +150,8 @@ def keeper_of(postmaster: int) -> KeeperOf:
     parent = process.parent_pid(postmaster)
     if parent is None:
         return KeeperOf(None, known=False)
-    try:
-        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+    argv = process.command_line(parent)
+    if argv is None:
         return KeeperOf(None, known=False)
     if b"pgherd.pg.keeper" not in argv:
         return KeeperOf(None, known=True)
