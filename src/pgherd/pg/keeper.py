@@ -127,10 +127,16 @@ def fence_name(data_dir: Path) -> str:
     return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16] + ".fence"
 
 
+def tmpfs_fence_file(data_dir: Path, uid: int) -> Path:
+    """Where the fence of the server of ``data_dir`` is published on tmpfs, when
+    ``fence_dir`` trusts the directory of ``uid`` (the PostgreSQL OS user)."""
+    return FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)
+
+
 def forget_fence(data_dir: Path, uid: int) -> None:
     """Remove the tmpfs fence file of a data directory that is being removed (lab down
     --purge): tmpfs keeps it until the next boot otherwise."""
-    (FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)).unlink(missing_ok=True)
+    tmpfs_fence_file(data_dir, uid).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
