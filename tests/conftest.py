@@ -1,5 +1,6 @@
 """Fixtures shared by every test: the PostgreSQL OS user, directories it can reach, free
-ports, and the reaping of what tests start.
+ports, and the reaping of what tests start (processes, and the tmpfs fence files of their
+data directories: tests/fences.py).
 
 Servers run as the OS user ``postgres`` (as they do in production when pgherd runs as
 root); their directories live under /var/tmp, because a checkout or pytest's own tmp_path
@@ -13,12 +14,13 @@ import random
 import shutil
 import socket
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from pgherd.pg import osuser, process
+from pgherd.pg import keeper, osuser, process
+from tests.fences import FenceWatch, forget_fences_under
 
 TEST_ROOT = Path(os.environ.get("PGHERD_TEST_ROOT", "/var/tmp/pgherd-tests"))
 
@@ -30,6 +32,38 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _MODULE_SECONDS: defaultdict[str, float] = defaultdict(float)
+_FENCES = FenceWatch()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Note the data directories under the test's own directories as its body ends,
+    before any teardown removes them (see _no_fence_file_left_behind)."""
+    try:
+        return (yield)
+    finally:
+        values = getattr(item, "funcargs", {})
+        user = values.get("os_user")
+        if isinstance(user, osuser.OsUser):
+            for name in ("workdir", "module_dir"):
+                directory = values.get(name)
+                if isinstance(directory, Path):
+                    _FENCES.note(directory, user.uid, item.nodeid)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_fence_file_left_behind() -> Iterator[None]:
+    """Fail the run when a data directory that a test had was removed and its tmpfs fence
+    file was not (pg/keeper.py's forget_fence, or tests/fences.py's forget_fences_under,
+    belongs in that teardown); the files are removed here, being this run's own. Torn
+    down last: after session_root, which removes every directory the tests made."""
+    yield
+    left = _FENCES.left_behind()
+    for seen in left:
+        keeper.forget_fence(seen.data_dir, seen.uid)
+    assert not left, "fence files left behind on tmpfs (now removed): " + "; ".join(
+        f"{seen.fence_file} of {seen.data_dir}, first had by {seen.test}" for seen in left
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -60,6 +94,7 @@ def session_root(os_user: osuser.OsUser) -> Iterator[Path]:
     os_user.make_dir(root)
     yield root
     if not os.environ.get("PGHERD_KEEP_TEST_DIRS"):  # set it to read logs after a failure
+        forget_fences_under(root, os_user.uid)
         shutil.rmtree(root, ignore_errors=True)
     process.reap_zombie_children()
 

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
 
 import psycopg
 
@@ -58,6 +60,51 @@ def query(
     with connect(config, node) as conn:
         cur = conn.execute(sql, params or None)
         return cur.fetchall() if cur.description is not None else []
+
+
+class InBackground:
+    """Work done in a thread for the length of a ``with`` block (a writer, a scraper):
+    ``work(stop)`` runs from the block's start until ``stop`` is set; the block's end sets
+    it, joins the thread (at most ``join_timeout`` seconds) and raises what the work died
+    of. A worker that died silently would leave the test waiting for writes that never
+    come, or judging the cluster on too few of them. When the block itself raised, that
+    error is the one raised, with the worker's error in a note."""
+
+    join_timeout: ClassVar[float] = 30.0
+    _stop: threading.Event
+    _thread: threading.Thread
+    _error: Exception | None
+
+    def work(self, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._stop = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._guarded, name=type(self).__name__)
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(self.join_timeout)
+        if self._error is None:
+            return
+        if exc is None:
+            raise self._error
+        exc.add_note(f"and {type(self).__name__} had died of {self._error!r}")
+
+    def _guarded(self) -> None:
+        try:
+            self.work(self._stop)
+        except Exception as error:  # raised in the test's thread, at the block's end
+            self._error = error
 
 
 def wait_until(check: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:

@@ -112,6 +112,10 @@ class TimedOut(PgherdError):
     pass
 
 
+class WalGone(PgherdError):
+    """A starting standby needs WAL its upstream has removed and no archive holds."""
+
+
 def last_lines(text: str, count: int = 3) -> str:
     """The last non-empty lines of a program's output, joined: where the reason usually is."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg import sql
@@ -15,7 +15,7 @@ from pgherd.clients.agent import statuses
 from pgherd.config import ClusterConfig
 from pgherd.model import cluster as cluster_model
 from tests.e2e.conftest import Lab
-from tests.support import connect, query, wait_until
+from tests.support import InBackground, connect, query, wait_until
 
 
 def show(lab: Lab) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def multi_host_conninfo(config: ClusterConfig) -> str:
 
 
 @dataclass
-class Writer:
+class Writer(InBackground):
     """Inserts one row every ``interval`` seconds through a multi-host URI with
     ``target_session_attrs=read-write``; remembers the ids whose commit was acknowledged
     and the longest time between a failed commit and the next successful one."""
@@ -88,31 +88,22 @@ class Writer:
     acked_at: dict[int, float] = field(default_factory=dict)  # id → monotonic time of its ack
     failures: int = 0
     longest_gap: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         with psycopg.connect(multi_host_conninfo(self.config), autocommit=True) as conn:
             conn.execute(
                 sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY)").format(
                     sql.Identifier(self.table)
                 )
             )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
+        return super().__enter__()
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
-
-    def _run(self) -> None:
+    def work(self, stop: threading.Event) -> None:
         next_id = int(time.time() * 1000) * 1000
         insert = sql.SQL("INSERT INTO {} VALUES (%s)").format(sql.Identifier(self.table))
         conn: psycopg.Connection[Any] | None = None
         failed_at: float | None = None
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 if conn is None:
                     conn = psycopg.connect(multi_host_conninfo(self.config), autocommit=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,7 +27,7 @@ from pgherd.lab import agents
 from pgherd.pg import process
 from tests.e2e.conftest import Lab, start_lab, stop_lab
 from tests.e2e.ops_support import Writer, primary_of, roles, wait_healthy
-from tests.support import pgherd, query, wait_until
+from tests.support import InBackground, pgherd, query, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -161,27 +161,16 @@ def lb(lab: Lab, node: str, path: str) -> int:
 
 
 @dataclass
-class Scraper:
+class Scraper(InBackground):
     """Scrapes every agent's /metrics every 0.2 s in a thread, as Prometheus would (a
     little more often), and keeps the pages."""
 
     lab: Lab
     pages: list[tuple[str, str]] = field(default_factory=list)  # (node, text)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    join_timeout: ClassVar[float] = 10.0
 
-    def __enter__(self) -> Scraper:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
+    def work(self, stop: threading.Event) -> None:
+        while not stop.wait(0.2):
             for node in self.lab.config.nodes:
                 try:
                     self.pages.append((node.name, AgentClient(node, timeout=1).metrics()))

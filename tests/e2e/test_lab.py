@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from pgherd.lab import agents
-from pgherd.pg import process
+from pgherd.pg import osuser, process
 from tests.conftest import free_port_base
 from tests.e2e.conftest import Lab, start_lab, stop_lab
+from tests.fences import forget_fences_under
 from tests.support import pgherd, pgherd_listing_imports, postgres_processes, query, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -112,7 +113,7 @@ def test_connstr_gives_a_working_uri_without_a_password(lab3: Lab) -> None:
 
 
 def test_standby_clone_adds_a_node_and_clones_again_without_heavy_imports(
-    lab3: Lab, tmp_path: Path
+    lab3: Lab, tmp_path: Path, os_user: osuser.OsUser
 ) -> None:
     """``pgherd standby clone`` is a quick command: adding a node validates the new config
     (pydantic), a clone of a listed node imports neither Typer, pydantic nor rich."""
@@ -153,6 +154,7 @@ def test_standby_clone_adds_a_node_and_clones_again_without_heavy_imports(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
             "WHERE slot_name = 'clone4' AND NOT active",
         )
+        forget_fences_under(home, os_user.uid)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -39,7 +39,7 @@ from tests.e2e.mesh_support import (
 from tests.e2e.ops_support import multi_host_conninfo, primary_of
 from tests.e2e.test_failover import kill_host, other_primary, tails
 from tests.e2e.test_failover_slots import copy_ready, standbys
-from tests.support import query, wait_until
+from tests.support import InBackground, query, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -75,7 +75,7 @@ def members(module_dir: Path, os_user: osuser.OsUser) -> Iterator[Members]:
 
 
 @dataclass
-class KeyWriter:
+class KeyWriter(InBackground):
     """Inserts rows with keys of its own into one member, one every 10 ms, through every
     node of it (``target_session_attrs=read-write``: after a failover, the new primary);
     remembers the keys whose commit was acknowledged."""
@@ -84,24 +84,12 @@ class KeyWriter:
     origin: str
     base: int
     acknowledged: list[int] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> KeyWriter:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
-
-    def _run(self) -> None:
+    def work(self, stop: threading.Event) -> None:
         key = self.base
         conn: psycopg.Connection[Any] | None = None
         insert = f"INSERT INTO {TABLE} (id, n, origin) VALUES (%s, 0, %s)"  # noqa: S608
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 if conn is None:
                     conn = psycopg.connect(multi_host_conninfo(self.config), autocommit=True)

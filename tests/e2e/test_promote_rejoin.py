@@ -105,6 +105,21 @@ def test_promote_refused_then_forced_then_rejoin_by_rewind(lab3: Lab) -> None:
     rows = cluster(lab3)
     assert rows["node2"]["role"] == "primary"
     assert rows["node2"]["timeline"] == promoted["timeline_after"]
+    # The new primary made a slot for each other node at once, from the segment its new
+    # timeline starts in: node1's keeps every segment node1 replays after pg_rewind,
+    # however much node2 writes before node1 comes back.
+    assert {"node1", "node3"} <= set(slots_on(config, "node2"))
+    history = f"pg_wal/{promoted['timeline_after']:08X}.history"
+    text = query(config, "node2", "SELECT pg_read_file(%s)", history)[0][0]
+    switch = text.strip().splitlines()[-1].split("\t")[1]  # "1<TAB>0/3000060<TAB>reason"
+    kept = query(  # the segment numbers: a slot keeps whole segments
+        config,
+        "node2",
+        "SELECT substr(pg_walfile_name(restart_lsn), 9) <= substr(pg_walfile_name(%s::pg_lsn), 9) "
+        "FROM pg_replication_slots WHERE slot_name = 'node1'",
+        switch,
+    )
+    assert kept == [(True,)], (switch, slots_on(config, "node2"))
     query(config, "node2", "INSERT INTO t VALUES (1000, 'written on node2')")
 
     # node1's agent comes back (its host rebooted, say): it does not start a second primary.
@@ -206,3 +221,64 @@ def test_rejoin_with_force_clone_copies_the_node_anew(lab3: Lab) -> None:
     assert again["reason"] == f"{standby} already streams from {primary}"
     assert again["steps"] == []
     assert again["seconds"] > 0
+
+
+def wal_segments(config: ClusterConfig, node: str) -> list[str]:
+    rows = query(
+        config,
+        node,
+        "SELECT name FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' ORDER BY name",
+    )
+    return [r[0] for r in rows]
+
+
+def test_rejoin_clones_when_the_primary_recycled_the_wal_a_rewound_node_needs(lab3: Lab) -> None:
+    """A new primary that made no slot for the old one (a promotion by an older pgherd,
+    the slot dropped) and wrote past wal_keep_size before the old primary came back:
+    pg_rewind succeeds, but the rewound node can never become consistent. The rejoin
+    sees that within seconds and clones the node instead (at 20 GB it used to fail)."""
+    config = lab3.config
+    wait_healthy(lab3)
+    old = next(n for n, (role, _) in roles(lab3).items() if role == "primary")
+    new, other = sorted(n for n in ("node1", "node2", "node3") if n != old)
+    query(config, old, "CREATE TABLE IF NOT EXISTS gone (id int PRIMARY KEY)")
+    wait_until(lambda: query(config, new, "SELECT to_regclass('gone') IS NOT NULL") == [(True,)])
+    # `new` misses what `old` writes next (`other` gets it); then `old` goes away.
+    pgherd("node", "stop", new, config=lab3.config_path)
+    query(config, old, "INSERT INTO gone SELECT generate_series(1, 100)")
+    pgherd("node", "stop", old, config=lab3.config_path)
+    pgherd("node", "start", new, config=lab3.config_path)
+    promoted = cli(lab3, "standby", "promote", new, "--force")
+    try:
+        # No slot holds the new timeline's first segments, nor does wal_keep_size.
+        for slot in (old, other):
+            query(config, new, "SELECT pg_drop_replication_slot(%s)", slot)
+        query(config, new, "ALTER SYSTEM SET wal_keep_size = 0")
+        query(config, new, "SELECT pg_reload_conf()")
+        first = f"{promoted['timeline_after']:08X}"
+        start = min(s for s in wal_segments(config, new) if s.startswith(first))
+        for _ in range(4):
+            query(config, new, "INSERT INTO gone SELECT generate_series(1000, 1100)")
+            query(config, new, "DELETE FROM gone WHERE id >= 1000")
+            query(config, new, "SELECT pg_switch_wal()")
+            query(config, new, "CHECKPOINT")
+        assert min(wal_segments(config, new)) > start
+
+        rejoined = cli(lab3, "node", "rejoin", old)
+        assert rejoined["method"] == "clone", json.dumps(rejoined)
+        names = [s["step"] for s in rejoined["steps"]]
+        assert f"pg_rewind {old} from {new}" in names
+        assert rejoined["fallback"].startswith(f"{old} did not start after pg_rewind (")
+        assert "no longer has WAL segment" in rejoined["fallback"]
+        assert rejoined["fallback"].endswith("; cloned instead")
+        assert roles(lab3)[old] == ("standby", new)
+        # `other` has the rows `new` never had: it rejoins the same way.
+        assert cli(lab3, "node", "rejoin", other)["method"] == "clone"
+        wait_until(lambda: query(config, old, "SELECT count(*) FROM gone") == [(0,)])
+        wait_until(lambda: query(config, other, "SELECT count(*) FROM gone") == [(0,)])
+    finally:
+        query(config, new, "ALTER SYSTEM RESET wal_keep_size")
+        query(config, new, "SELECT pg_reload_conf()")
+    # The lab as the module's other tests expect it: `old` the primary again.
+    pgherd("standby", "switchover", "--to", old, "--siblings-follow", config=lab3.config_path)
+    assert roles(lab3)[old] == ("primary", None)

@@ -10,6 +10,7 @@ is learned from the source itself: a probe slot created before the writes is pee
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -314,6 +315,55 @@ def backend_gone(mesh: Mesh, pid: int) -> bool:
     return now is None or now[0] != pid
 
 
+def write_transactions(mesh: Mesh, transactions: int, stops: tuple[int, ...]) -> list[int]:
+    """``transactions`` transactions of 10 rows each on the source (n = the transaction's
+    number); transaction ``stops[k]`` also writes to the mesh's other table ``k + 1``, which
+    locked_tables can hold on the target. The commit ends, one per transaction."""
+    also = "".join(
+        f"IF i = {stop} THEN INSERT INTO {{t{k}}} VALUES (i, 'stop', i); END IF; "  # noqa: S608
+        for k, stop in enumerate(stops, 1)
+    )
+    write(
+        mesh,
+        f"DO $$ BEGIN FOR i IN 0..{transactions - 1} LOOP "  # noqa: S608 - integers only
+        "INSERT INTO {t} SELECT i * 10 + g, 'txn ' || i, i FROM generate_series(1, 10) g; "
+        f"{also}COMMIT; END LOOP; END $$",
+    )
+    ends = mesh.commit_ends()
+    assert len(ends) == transactions
+    return ends
+
+
+@contextlib.contextmanager
+def locked_tables(mesh: Mesh, count: int) -> Iterator[list[psycopg.Connection[Any]]]:
+    """One connection to the target per other table of the mesh (``<table>_1``…), each in
+    a transaction that holds its table ACCESS EXCLUSIVE: the worker waits at the first
+    write there, with the group's earlier rows written."""
+    with contextlib.ExitStack() as stack:
+        locks = []
+        for n in range(1, count + 1):
+            lock = stack.enter_context(connect(mesh.config, "node2"))
+            lock.execute("BEGIN")
+            lock.execute(
+                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    sql.Identifier(f"{mesh.table}_{n}")
+                )
+            )
+            locks.append(lock)
+        yield locks
+
+
+def whole_transactions_kept(mesh: Mesh, ends: list[int], stop: int) -> dict[int, tuple[str, int]]:
+    """The target's rows, once checked to be exactly the transactions its origin says were
+    applied, none past ``stop`` (where the worker was stopped)."""
+    at = mesh.progress()
+    applied = ends.index(at) + 1 if at else 0
+    assert applied <= stop, f"origin at {Lsn(at)}: past the transaction it waited in"
+    rows = mesh.rows("node2")
+    assert len(rows) == applied * 10, f"origin at {Lsn(at)}, not at a transaction's end"
+    return rows
+
+
 # ---- replay after a crash ---------------------------------------------------------------
 
 
@@ -329,38 +379,18 @@ def test_a_worker_killed_mid_group_resumes_at_its_origin_exactly(
     group's earlier rows written and uncommitted."""
     mesh = make_mesh(pair, others=2)
     transactions, stops = 4000, (1500, 3000)
-    write(
-        mesh,
-        f"DO $$ BEGIN FOR i IN 0..{transactions - 1} LOOP "  # noqa: S608 - integers only
-        "INSERT INTO {t} SELECT i * 10 + g, 'txn ' || i, i FROM generate_series(1, 10) g; "
-        f"IF i = {stops[0]} THEN INSERT INTO {{t1}} VALUES (i, 'stop', i); END IF; "
-        f"IF i = {stops[1]} THEN INSERT INTO {{t2}} VALUES (i, 'stop', i); END IF; "
-        "COMMIT; END LOOP; END $$",
-    )
-    ends = mesh.commit_ends()
-    assert len(ends) == transactions
+    ends = write_transactions(mesh, transactions, stops)
     worker = worker_of(mesh)
-    with connect(pair, "node2") as lock1, connect(pair, "node2") as lock2:
-        for n, lock in ((1, lock1), (2, lock2)):
-            lock.execute("BEGIN")
-            lock.execute(
-                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                    sql.Identifier(f"{mesh.table}_{n}")
-                )
-            )
-        for stop, lock in zip(stops, (lock1, lock2), strict=True):
+    with locked_tables(mesh, len(stops)) as locks:
+        for stop, lock in zip(stops, locks, strict=True):
             worker.start()
             pid = wait_until(lambda: waiting_on_a_lock(mesh), 60, "the worker at the lock")
             assert pid is not None
             worker.kill()
             lock.execute("ROLLBACK")  # the backend goes on, finds its client gone, rolls back
             wait_until(functools.partial(backend_gone, mesh, pid), 30, "the backend gone")
-            at = mesh.progress()
-            applied = ends.index(at) + 1 if at else 0
-            assert applied <= stop, f"origin at {Lsn(at)}: past the transaction it waited in"
-            rows = mesh.rows("node2")
-            assert len(rows) == applied * 10, f"origin at {Lsn(at)}, not at a transaction's end"
-            assert {n for _v, n in rows.values()} == set(range(applied))
+            rows = whole_transactions_kept(mesh, ends, stop)
+            assert {n for _v, n in rows.values()} == set(range(len(rows) // 10))
     worker.start()
     wait_until(mesh.caught_up, 60, "the worker to catch up")
     rows = mesh.rows("node2")
@@ -386,23 +416,10 @@ def test_a_worker_stopped_mid_group_keeps_nothing_of_it_and_exits(
     Transaction 1000 also writes to a table the test holds locked: the worker waits there
     with the group's earlier rows written, and gets the signal while it waits."""
     mesh = make_mesh(pair, others=1)
-    transactions, stop = 2000, 1000
-    write(
-        mesh,
-        f"DO $$ BEGIN FOR i IN 0..{transactions - 1} LOOP "  # noqa: S608 - integers only
-        "INSERT INTO {t} SELECT i * 10 + g, 'txn ' || i, i FROM generate_series(1, 10) g; "
-        f"IF i = {stop} THEN INSERT INTO {{t1}} VALUES (i, 'stop', i); END IF; "
-        "COMMIT; END LOOP; END $$",
-    )
-    ends = mesh.commit_ends()
+    stop = 1000
+    ends = write_transactions(mesh, 2000, (stop,))
     worker = worker_of(mesh)
-    with connect(pair, "node2") as lock:
-        lock.execute("BEGIN")
-        lock.execute(
-            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                sql.Identifier(f"{mesh.table}_1")
-            )
-        )
+    with locked_tables(mesh, 1) as (lock,):
         worker.start()
         pid = wait_until(lambda: waiting_on_a_lock(mesh), 60, "the worker at the lock")
         assert pid is not None
@@ -416,11 +433,7 @@ def test_a_worker_stopped_mid_group_keeps_nothing_of_it_and_exits(
         raise AssertionError(f"the stopped worker hangs\n{worker.log()}") from None
     assert code == 0, worker.log()
     wait_until(functools.partial(backend_gone, mesh, pid), 30, "the backend gone")
-    at = mesh.progress()
-    applied = ends.index(at) + 1 if at else 0
-    assert applied <= stop, f"origin at {Lsn(at)}: past the transaction it waited in"
-    rows = mesh.rows("node2")
-    assert len(rows) == applied * 10, f"origin at {Lsn(at)}, not at a transaction's end"
+    whole_transactions_kept(mesh, ends, stop)
     worker.start()
     wait_until(mesh.caught_up, 60, "the worker to catch up")
     assert mesh.rows("node2") == mesh.rows("node1")

@@ -195,6 +195,13 @@ def dos(actions: tuple[object, ...]) -> list[Do]:
             "maximum_lag",
         ),
         (
+            "exactly maximum_lag behind: still a candidate",
+            STANDBY,
+            World(True, None, last_primary_position=Lsn(5000 + S.maximum_lag)),
+            [Do.ACQUIRE_LEASE, Do.PROMOTE],
+            "healthiest candidate",
+        ),
+        (
             "standby holding the lease finishes its promotion",
             STANDBY,
             World(True, "node2"),
@@ -483,6 +490,13 @@ ABLE = peer("node2", 5000)
             RESTARTING,
             World(True, "node1", (ABLE,), last_primary_position=Lsn(5000 + S.maximum_lag + 1)),
             [Do.RENEW_LEASE],
+        ),
+        (
+            "the only standby is exactly maximum_lag behind: it can take over",
+            S,
+            RESTARTING,
+            World(True, "node1", (ABLE,), last_primary_position=Lsn(5000 + S.maximum_lag)),
+            [Do.DEMOTE, Do.RELEASE_LEASE],
         ),
         (
             "the only standby is tagged nofailover",

@@ -77,56 +77,60 @@ def log_lines(*texts: str) -> str:
     return "".join(f"2026-12-06 21:01:02.320 UTC [1] LOG:  {t}\n" for t in texts)
 
 
+TEXTS = tuple(t for _phase, marks in MARKS for t in marks)
+
+
+class ServerRun:
+    """A restore's server as the restore watches it: spawned now on a fake clock, its log
+    read from where it ends now (an earlier run's lines are not this run's)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.clock = FakeClock()
+        self.phases = Phases(self.clock)
+        self.spawned = self.clock.now
+        self.watch = LogWatch(log, log.stat().st_size if log.exists() else 0)
+
+    def logged(self, seconds: float, text: str) -> None:
+        """``seconds`` later the server appends ``text`` and the restore reads the log."""
+        self.clock.now += seconds
+        with self.log.open("a") as handle:
+            handle.write(text)
+        self.watch.read(TEXTS, self.clock.now)
+
+    def record(self) -> dict[str, float]:
+        _record(self.phases, self.watch, self.spawned)
+        return self.phases.as_json()
+
+
 def test_the_server_phases_follow_the_lines_it_logs(tmp_path: Path) -> None:
     log = tmp_path / "restore.log"
     log.write_text(log_lines("an earlier server's last line: redo done at 0/1"))
-    offset = log.stat().st_size  # an earlier run's lines are not this run's
-    clock = FakeClock()
-    phases = Phases(clock)
-    spawned = clock.now
-    watch = LogWatch(log, offset)
-    texts = tuple(t for _phase, marks in MARKS for t in marks)
-
-    def logged(seconds: float, text: str) -> None:
-        clock.now += seconds
-        with log.open("a") as handle:
-            handle.write(text)
-        watch.read(texts, clock.now)
-
-    logged(0.6, log_lines("database system was interrupted") + "LOG:  starting arch")
-    logged(0.1, "ive recovery\n")  # the line cut in two between reads: seen whole now
-    logged(0.1, log_lines("redo starts at 0/16000028", "restored log file"))
-    logged(0.3, log_lines("redo done at 0/16000100", "selected new timeline ID: 2"))
-    logged(0.2, log_lines("database system is ready to accept connections"))
-    clock.now += 0.05  # the connection that confirms
-    _record(phases, watch, spawned)
-    assert phases.as_json() == {
+    run = ServerRun(log)
+    run.logged(0.6, log_lines("database system was interrupted") + "LOG:  starting arch")
+    run.logged(0.1, "ive recovery\n")  # the line cut in two between reads: seen whole now
+    run.logged(0.1, log_lines("redo starts at 0/16000028", "restored log file"))
+    run.logged(0.3, log_lines("redo done at 0/16000100", "selected new timeline ID: 2"))
+    run.logged(0.2, log_lines("database system is ready to accept connections"))
+    run.clock.now += 0.05  # the connection that confirms
+    assert run.record() == {
         "server_start": 0.7,
         "recovery_start": 0.1,
         "replay": 0.3,
         "promotion": 0.2,
         "confirm": 0.05,
     }
-    assert phases.total == pytest.approx(clock.now - spawned)
+    assert run.phases.total == pytest.approx(run.clock.now - run.spawned)
 
 
 def test_a_line_not_seen_merges_its_phase_into_the_next(tmp_path: Path) -> None:
     log = tmp_path / "restore.log"
     log.write_text("")
-    clock = FakeClock()
-    phases = Phases(clock)
-    spawned = clock.now
-    watch = LogWatch(log)
-    texts = tuple(t for _phase, marks in MARKS for t in marks)
-    clock.now += 1.5
-    log.write_text(log_lines("starting point-in-time recovery to 2026-12-06", "redo starts at"))
-    watch.read(texts, clock.now)
-    clock.now += 0.5
-    log.write_text(log.read_text() + log_lines("pausing at the end of recovery"))
-    watch.read(texts, clock.now)
-    _record(phases, watch, spawned)
+    run = ServerRun(log)
+    run.logged(1.5, log_lines("starting point-in-time recovery to 2026-12-06", "redo starts at"))
+    run.logged(0.5, log_lines("pausing at the end of recovery"))
     # both first lines read at once: recovery_start took no time that can be told apart
-    assert phases.as_json() == {
+    assert run.record() == {
         "server_start": 1.5,
         "recovery_start": 0.0,
         "replay": 0.5,
@@ -135,12 +139,9 @@ def test_a_line_not_seen_merges_its_phase_into_the_next(tmp_path: Path) -> None:
 
 
 def test_a_server_that_logged_nothing_is_one_phase(tmp_path: Path) -> None:
-    clock = FakeClock()
-    phases = Phases(clock)
-    spawned = clock.now
-    clock.now += 3
-    _record(phases, LogWatch(tmp_path / "absent.log"), spawned)
-    assert phases.as_json() == {"server": 3.0}
+    run = ServerRun(tmp_path / "absent.log")
+    run.clock.now += 3
+    assert run.record() == {"server": 3.0}
 
 
 def backup_at(start: str, stop: str, timeline: int = 1) -> Backup:
@@ -199,23 +200,31 @@ def archive() -> Archive:
     return Archive(Repository(RepositorySpec("main", path="/x"), storage, None))
 
 
-def config() -> ClusterConfig:
+def config(**more: object) -> ClusterConfig:
+    """A one-node cluster's configuration, with ``more`` keys (its archive, say)."""
     return config_mod.parse(
         {
             "cluster": "unit",
             "passfile": "/nonexistent/pgpass",
             "api_token_file": "/nonexistent/token",
             "nodes": [{"name": "node1", "port": 6001, "data_dir": "/nonexistent/data"}],
+            **more,
         }
     )
+
+
+def push(repository: Archive, directory: Path, number: int) -> Path:
+    """Segment ``number`` of timeline 1, written in ``directory`` and pushed."""
+    segment = directory / name(number)
+    segment.write_bytes(segment_bytes(number))
+    repository.wal.push(segment)
+    return segment
 
 
 def test_the_wait_ends_when_every_repository_holds_the_end_segment(tmp_path: Path) -> None:
     first, second = archive(), archive()
     stop = Lsn(5 * SIZE + 0x100)  # in segment 5
-    segment = tmp_path / name(5)
-    segment.write_bytes(segment_bytes(5))
-    first.wal.push(segment)
+    segment = push(first, tmp_path, 5)
 
     def archived_later() -> None:
         time.sleep(0.3)
@@ -248,23 +257,17 @@ def test_one_repository_is_opened_without_the_others(tmp_path: Path) -> None:
     local = tmp_path / "archive"
     WalArchive(LocalStorage(local)).initialise(Identity(str(SYSID), 15, SIZE))
     unreadable = tmp_path / "no-such-credentials"  # the S3 one could not even be opened
-    cluster = config_mod.parse(
-        {
-            "cluster": "unit",
-            "passfile": "/nonexistent/pgpass",
-            "api_token_file": "/nonexistent/token",
-            "nodes": [{"name": "node1", "port": 6001, "data_dir": "/nonexistent/data"}],
-            "archive": {
-                "path": str(local),
-                "repositories": [
-                    {
-                        "name": "s3",
-                        "repo": "s3://bucket/archive",
-                        "endpoint": "http://127.0.0.1:9",
-                        "credentials_file": str(unreadable),
-                    }
-                ],
-            },
+    cluster = config(
+        archive={
+            "path": str(local),
+            "repositories": [
+                {
+                    "name": "s3",
+                    "repo": "s3://bucket/archive",
+                    "endpoint": "http://127.0.0.1:9",
+                    "credentials_file": str(unreadable),
+                }
+            ],
         }
     )
     assert archive_of(cluster).root == local
@@ -278,13 +281,9 @@ def test_the_end_segment_archived_before_an_earlier_one_is_not_enough(tmp_path: 
     # the pusher stores segments in parallel: 7 (the end) can land while 6 still fails
     repository = archive()
     for number in (5, 7):
-        segment = tmp_path / name(number)
-        segment.write_bytes(segment_bytes(number))
-        repository.wal.push(segment)
+        push(repository, tmp_path, number)
     start, stop = Lsn(5 * SIZE + 0x28), Lsn(7 * SIZE + 0x100)
     with pytest.raises(PgherdError, match=f"segment {name(6)} was not archived within"):
         wait_archived(config(), [repository], stop, 1, True, timeout=0.3, start_lsn=start)
-    late = tmp_path / name(6)
-    late.write_bytes(segment_bytes(6))
-    repository.wal.push(late)
+    push(repository, tmp_path, 6)
     wait_archived(config(), [repository], stop, 1, True, timeout=5, start_lsn=start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -105,3 +106,38 @@ def test_a_zombie_counts_as_dead_until_reaped() -> None:
         assert process.proc_state(pid) is None
     finally:
         child.wait()  # already reaped above; this only settles Popen's own bookkeeping
+
+
+def test_the_children_of_a_process_and_their_command_lines() -> None:
+    # A grandchild is not a child: recovering_segment reads only the postmaster's own.
+    child = subprocess.Popen(
+        ["sh", "-c", "sleep 30 & wait"], stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert child.pid in process.children_of(os.getpid())
+        assert process.command_line(child.pid) == [b"sh", b"-c", b"sleep 30 & wait", b""]
+        grandchildren = wait_until(
+            lambda: process.children_of(child.pid), timeout=10, what="the shell's child"
+        )
+        assert len(grandchildren) == 1
+        assert grandchildren[0] not in process.children_of(os.getpid())
+        assert process.children_of(grandchildren[0]) == []
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert process.command_line(pid_max + 1) is None
+    assert process.children_of(pid_max + 1) == []
+
+
+def test_working_in_finds_a_program_by_the_directory_on_its_command_line(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sh", "-c", "sleep 30; :", str(tmp_path)], stdin=subprocess.DEVNULL)
+    try:
+        uid = os.geteuid()
+        assert process.working_in(tmp_path, ("sh",), uid) == [child.pid]
+        assert process.working_in(tmp_path, ("initdb",), uid) == []
+        assert process.working_in(tmp_path / "other", ("sh",), uid) == []
+        assert process.working_in(tmp_path, ("sh",), uid + 1) == []
+    finally:
+        child.kill()
+        child.wait()

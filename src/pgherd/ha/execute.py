@@ -231,7 +231,7 @@ class Executor:
             result = promote.promote(self.local, timeout=30, while_waiting=renewing.tick)
             if self.on_promoted is not None:
                 self.on_promoted()
-            self._prepare_slots()
+            slots.for_other_nodes(self.local)  # before they come to stream from us
             if not self.settings.synchronous:
                 self._clear_sync_names()
         return (
@@ -255,16 +255,6 @@ class Executor:
                 f"{watchdog.problem or 'the lease was too close to its end to arm it'}",
                 "the next cycle tries again",
             )
-
-    def _prepare_slots(self) -> None:
-        """A slot for every other data node, before they come to stream from us."""
-        for node in self.local.config.nodes:
-            if node.name == self.me:
-                continue
-            try:
-                slots.create(self.local, node.name)
-            except PgherdError as exc:
-                log.warning("slot %s: %s", node.name, exc.message)
 
     def _clear_sync_names(self) -> None:
         try:

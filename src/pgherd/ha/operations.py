@@ -98,6 +98,7 @@ class NodeOperations:
             log.info("promoting (asked through the API)")
             result = promote.promote(self.local, timeout)
             log.info("promoted: timeline %d → %d", result.timeline_before, result.timeline_after)
+            slots.for_other_nodes(self.local)
         if self.on_promoted is not None:
             self.on_promoted()
         return result

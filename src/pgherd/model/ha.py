@@ -239,14 +239,13 @@ def _restart_too_long(settings: Settings, me: Local, world: World) -> str | None
     back = me.restarting_for
     if back is None or back < settings.primary_start_timeout:
         return None
-    known = world.last_primary_position
     able = [
         p.name
         for p in world.peers
         if p.name != me.name
         and _eligible(p)
         and (not settings.synchronous or p.name in world.sync_set)
-        and (known is None or p.position is None or known - p.position <= settings.maximum_lag)
+        and (p.position is None or _lag_verdict(settings, p.position, world) is None)
     ]
     if not able:
         return None
@@ -528,13 +527,10 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
         return _unfit(me)
     if me.position is None:
         return "my WAL position is unknown"
-    known = world.last_primary_position
-    if known is not None and known - me.position > settings.maximum_lag:
-        return (
-            f"I am {known - me.position} bytes behind the last primary position {known} "
-            f"(maximum_lag {settings.maximum_lag})"
-        )
-    if known is None and not settings.synchronous:
+    lag = _lag_verdict(settings, me.position, world)
+    if lag is not None:
+        return f"I am {lag}"
+    if world.last_primary_position is None and not settings.synchronous:
         problem = _cold_start_verdict(me, world)
         if problem is not None:
             return problem
@@ -551,6 +547,20 @@ def candidate_verdict(settings: Settings, me: Local, world: World) -> str | None
         ):
             return f"{peer.name} is at {peer.position}, at least as far as my {me.position}"
     return None
+
+
+def _lag_verdict(settings: Settings, position: Lsn, world: World) -> str | None:
+    """How far ``position`` is behind the last primary position, when that is more than
+    ``maximum_lag``; None when within it, or when no primary position is known. Whoever
+    takes over (by failover, or in place of a primary slow to restart) may lose at most
+    that much."""
+    known = world.last_primary_position
+    if known is None or known - position <= settings.maximum_lag:
+        return None
+    return (
+        f"{known - position} bytes behind the last primary position {known} "
+        f"(maximum_lag {settings.maximum_lag})"
+    )
 
 
 def _boot_grace(settings: Settings, me: Local, world: World) -> str | None:

@@ -156,9 +156,22 @@ def _carry_out(op: Operation, outcome: RejoinOutcome, running: bool) -> None:
             outcome.fallback = f"pg_rewind failed ({exc.message}); cloned instead"
             outcome.method = RejoinMethod.CLONE
         else:
-            with op.step(f"configure {node} as a standby of {primary} and start it"):
-                client.follow(primary, start=True, timeout=CATCH_UP_TIMEOUT)
-            return
+            try:
+                with op.step(f"configure {node} as a standby of {primary} and start it"):
+                    client.follow(primary, start=True, timeout=CATCH_UP_TIMEOUT)
+            except AgentError as exc:
+                # Rewound, but it cannot become consistent: most often the primary recycled
+                # WAL of its new timeline before pg_rewind copied it (no slot held it, no
+                # archive has it). The data directory is rewound already, nothing of the
+                # node's own is left to keep: a new clone is the way back.
+                outcome.fallback = (
+                    f"{node} did not start after pg_rewind ({exc.message}); cloned instead"
+                )
+                outcome.method = RejoinMethod.CLONE
+                with op.step(f"stop {node}"):
+                    client.stop_postgres("immediate")
+            else:
+                return
     with op.step(f"clone {node} anew from {primary}") as step:
         fresh = op.client(primary).status()
         copied = op.client(node, timeout=7200).clone(fresh)

@@ -20,12 +20,14 @@ from pgherd.errors import (
     QueryFailed,
     Refused,
     TimedOut,
+    WalGone,
     last_lines,
 )
 from pgherd.pg import conf, controldata, hba, keeper, process
 from pgherd.pg.binaries import PgBin
 from pgherd.pg.osuser import OsUser
 from pgherd.pg.run import popen_kwargs, program_env, run
+from pgherd.pg.wal_gone import GoneWatch
 
 if TYPE_CHECKING:
     import psycopg
@@ -198,16 +200,29 @@ class Instance:
         log since (``… elapsed time: …``, every ``log_startup_progress_interval``, 10 s:
         the data directory's sync before redo, redo itself). Other lines are not
         progress: a standby whose WAL is gone from its primary logs an error a second,
-        forever."""
+        forever — and when that error ("requested WAL segment … has already been
+        removed") keeps coming for :data:`WAL_GONE_SECONDS` while the server is still not
+        consistent, :class:`WalGone` is raised at once: no wait makes that WAL come back
+        (a rejoin then clones instead, ops/rejoin.py)."""
         deadline = time.monotonic() + timeout
         replaying: str | None = None
         logged = self._log_size()
+        gone = GoneWatch(self._log_size())
         while True:
             pm = process.read_postmaster_pid(self.data_dir)
             if pm is not None and pm.status in ("ready", "standby") and process.is_alive(pm.pid):
                 return
             if check_alive is not None and not process.is_alive(check_alive):
                 raise CommandFailed("postgres", 1, self.log_tail(), "see the server log")
+            segment = gone.check(self.log_file, time.monotonic())
+            if segment is not None:
+                raise WalGone(
+                    f"PostgreSQL in {self.data_dir} cannot become consistent: its upstream no "
+                    f"longer has WAL segment {segment} (removed before this node streamed "
+                    "it, and no archive gave it)",
+                    "clone it anew (pgherd node rejoin NODE --force-clone), or keep more WAL "
+                    "on the primary (a slot for this node, wal_keep_size, an archive)",
+                )
             if time.monotonic() >= deadline:
                 segment = process.recovering_segment(pm.pid) if pm is not None else None
                 reported, logged = self._progress_logged(logged)

@@ -127,10 +127,16 @@ def fence_name(data_dir: Path) -> str:
     return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16] + ".fence"
 
 
+def tmpfs_fence_file(data_dir: Path, uid: int) -> Path:
+    """Where the fence of the server of ``data_dir`` is published on tmpfs, when
+    ``fence_dir`` trusts the directory of ``uid`` (the PostgreSQL OS user)."""
+    return FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)
+
+
 def forget_fence(data_dir: Path, uid: int) -> None:
     """Remove the tmpfs fence file of a data directory that is being removed (lab down
     --purge): tmpfs keeps it until the next boot otherwise."""
-    (FENCE_ROOT / f"pgherd-{uid}" / fence_name(data_dir)).unlink(missing_ok=True)
+    tmpfs_fence_file(data_dir, uid).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,8 @@ def keeper_of(postmaster: int) -> KeeperOf:
     parent = process.parent_pid(postmaster)
     if parent is None:
         return KeeperOf(None, known=False)
-    try:
-        argv = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+    argv = process.command_line(parent)
+    if argv is None:
         return KeeperOf(None, known=False)
     if b"pgherd.pg.keeper" not in argv:
         return KeeperOf(None, known=True)

@@ -113,21 +113,35 @@ def title_segment(title: str) -> str | None:
     return segment if len(segment) == 24 else None
 
 
+def running_pids() -> list[int]:
+    """The PIDs /proc lists now (some may be gone by the time they are read)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def children_of(pid: int) -> list[int]:
+    """The PIDs whose parent is ``pid`` now, zombies included."""
+    return [child for child in running_pids() if parent_pid(child) == pid]
+
+
+def command_line(pid: int) -> list[bytes] | None:
+    """The arguments of ``pid`` from /proc/PID/cmdline (a process that set its title,
+    as PostgreSQL's do, shows the title there); None when it is gone or unreadable."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+
+
 def recovering_segment(postmaster: int) -> str | None:
     """The WAL segment the startup process of ``postmaster`` is replaying, from its process
     title (PostgreSQL updates it at each segment); None when no child of it replays.
     Progress of a recovery that does not take connections yet: a standby rewound or
     cloned from a busy primary replays for minutes before it is consistent."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for child in children_of(postmaster):
+        argv = command_line(child)
+        if argv is None:
             continue
-        if parent_pid(int(entry.name)) != postmaster:
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        segment = title_segment(title)
+        segment = title_segment(b" ".join(argv).decode(errors="replace"))
         if segment is not None:
             return segment
     return None
@@ -139,22 +153,20 @@ def working_in(directory: Path, programs: tuple[str, ...], uid: int) -> list[int
     its WAL-streaming child, which shares its command line) after its parent died."""
     found = []
     target = str(directory)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in running_pids():
         try:
-            if entry.stat().st_uid != uid:
+            if Path(f"/proc/{pid}").stat().st_uid != uid:
                 continue
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
+            continue
+        argv = command_line(pid)
+        if argv is None:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
         if not words or Path(words[0]).name not in programs:
             continue
-        if any(w == target or w.endswith("=" + target) for w in words) and is_alive(
-            int(entry.name)
-        ):
-            found.append(int(entry.name))
+        if any(w == target or w.endswith("=" + target) for w in words) and is_alive(pid):
+            found.append(pid)
     return found
 
 
@@ -200,13 +212,9 @@ def become_subreaper() -> bool:
 
 def reap_zombie_children() -> list[int]:
     """Collect every zombie child of ours; returns their PIDs."""
-    me = os.getpid()
     reaped = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        if proc_state(pid) == "Z" and parent_pid(pid) == me:
+    for pid in children_of(os.getpid()):
+        if proc_state(pid) == "Z":
             reap(pid)
             reaped.append(pid)
     return reaped
