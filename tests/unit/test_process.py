@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,11 @@ def test_the_children_of_a_process_and_their_command_lines() -> None:
 def test_working_in_finds_a_program_by_the_directory_on_its_command_line(tmp_path: Path) -> None:
     child = subprocess.Popen(["sh", "-c", "sleep 30; :", str(tmp_path)], stdin=subprocess.DEVNULL)
     try:
+        # Until the child has exec'd, /proc shows this interpreter's command line.
+        deadline = time.monotonic() + 10
+        while (process.command_line(child.pid) or [])[:1] != [b"sh"]:
+            assert time.monotonic() < deadline, process.command_line(child.pid)
+            time.sleep(0.01)
         uid = os.geteuid()
         assert process.working_in(tmp_path, ("sh",), uid) == [child.pid]
         assert process.working_in(tmp_path, ("initdb",), uid) == []
