@@ -745,7 +745,9 @@ def main() -> None:
 
 def add_s3_repository(node: Node, work: Path, server: S3Server) -> RepositorySpec:
     """The lab's pgherd.yaml gains an S3 repository (read by the CLI; the node's agent
-    keeps archiving into the local one)."""
+    keeps archiving into the local one). It is moto itself (``server.direct``), not the
+    fault-injecting proxy the tests put in front of it: that proxy buffers every body in
+    Python and would be timed as part of S3."""
     import yaml
 
     credentials = work / "s3.credentials"
@@ -755,14 +757,14 @@ def add_s3_repository(node: Node, work: Path, server: S3Server) -> RepositorySpe
     repository = {
         "name": "s3",
         "repo": "s3://pgherd-bench/archive",
-        "endpoint": server.endpoint,
+        "endpoint": server.direct,
         "credentials_file": str(credentials),
     }
     raw["archive"]["repositories"] = [repository]
     node.config.write_text(yaml.safe_dump(raw, sort_keys=False))
     pgherd("archive", "init", config=node.config)
     return RepositorySpec(
-        "s3", repo=repository["repo"], endpoint=server.endpoint, credentials_file=str(credentials)
+        "s3", repo=repository["repo"], endpoint=server.direct, credentials_file=str(credentials)
     )
 
 
