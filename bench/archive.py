@@ -549,13 +549,16 @@ def backups(node: Node, work: Path, scale: int) -> dict[str, Any]:
 
 
 def delta_restore(node: Node, work: Path, scale: int, repo: str, where: float) -> dict[str, Any]:
-    """A restore into an empty directory, then after 1 % changed (and an incremental
-    backup) a --delta restore into that directory against a full one into a new one,
-    both from ``repo`` (the local directory, or S3: where a delta restore saves the
-    transfer too)."""
+    """A restore into an empty directory of an up-to-date backup, then after 1 % changed
+    (and an incremental backup) a --delta restore into that directory against a full one
+    into a new one, both from ``repo`` (the local directory, or S3: where a delta restore
+    saves the transfer too)."""
     first = work / "delta-target"
     remove_restore(first)
     port = free_port_base()
+    # The repository's newest backup up to date first: S3's last one was taken before
+    # the earlier parts changed 3 % more, and the delta would carry those too.
+    timed_backup(node, "--type", "incremental", "--repo", repo)
     initial, _fetched = restore_pgherd(node, first, port, ["--latest"], repo)
     remove_restore_keep(first)
     one_percent(node, scale, where)
