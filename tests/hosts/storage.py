@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgherd.pg import osuser
+from tests.fences import forget_fences_under
 from tests.hosts.network import Host
 
 BALLAST = ".faults-ballast"
@@ -88,6 +89,7 @@ class LoopDisk:
 
     def remove(self) -> None:
         if self.device:
+            _forget_fences(self.mountpoint)
             for _ in range(50):  # a process that just died may still hold a file open
                 done = subprocess.run(["umount", str(self.mountpoint)], capture_output=True)
                 if done.returncode == 0 or not os.path.ismount(self.mountpoint):
@@ -121,8 +123,16 @@ class Tmpfs:
         return cls(mountpoint)
 
     def remove(self) -> None:
+        _forget_fences(self.mountpoint)
         with contextlib.suppress(RuntimeError):
             _run("umount", str(self.mountpoint))
+
+
+def _forget_fences(mountpoint: Path) -> None:
+    """The data directories on a file system about to go lose their fence files (on the
+    host's tmpfs: pg/keeper.py) with it; the mount point belongs to their OS user."""
+    with contextlib.suppress(OSError):
+        forget_fences_under(mountpoint, mountpoint.stat().st_uid)
 
 
 def fill(mountpoint: Path, leave_mb: float) -> int:
