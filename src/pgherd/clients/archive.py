@@ -27,7 +27,8 @@ class ArchiveAgentClient(AgentClient):
     def pause_replay(self) -> ReplayState:
         from pgherd.pg.archive_sql import ReplayState
 
-        return ReplayState.model_validate(self._request("POST", "/replay/pause"))
+        # The agent answers once the pause is taken, or after archive_sql's 5 s wait.
+        return ReplayState.model_validate(self._request("POST", "/replay/pause", timeout=15))
 
     def resume_replay(self) -> ReplayState:
         from pgherd.pg.archive_sql import ReplayState

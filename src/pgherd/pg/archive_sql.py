@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -105,10 +106,23 @@ def _require_recovery(conn: psycopg.Connection[Any], verb: str) -> None:
         )
 
 
+PAUSE_CONFIRM_SECONDS = 5.0
+
+
 def pause_replay(conn: psycopg.Connection[Any]) -> ReplayState:
+    """Request the pause and wait until the startup process has taken it (``paused``),
+    for at most :data:`PAUSE_CONFIRM_SECONDS`: until then it may still replay WAL that
+    arrives, and a standby with no new WAL takes the request only when it next looks (a
+    loaded machine showed ``pause requested`` right after the call). The state seen
+    last is returned, ``pause requested`` if the wait ran out."""
     _require_recovery(conn, "pause")
     conn.execute("SELECT pg_wal_replay_pause()")
-    return replay_state(conn)
+    deadline = time.monotonic() + PAUSE_CONFIRM_SECONDS
+    state = replay_state(conn)
+    while state.pause_state == "pause requested" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = replay_state(conn)
+    return state
 
 
 def resume_replay(conn: psycopg.Connection[Any]) -> ReplayState:
