@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pgherd.pg.process import own_age
+
 
 class Phases:
     """Named, consecutive spans of one operation, in the order they ran."""
@@ -46,3 +48,11 @@ class Phases:
     @property
     def total(self) -> float:
         return sum(self._seconds.values())
+
+
+def from_process_start() -> Phases:
+    """The phases of a command, opened by ``cli_start``: from the process's start (the
+    interpreter, the CLI's imports) to now."""
+    phases = Phases()
+    phases.add("cli_start", own_age() or 0.0)
+    return phases

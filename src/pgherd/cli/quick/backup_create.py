@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pgherd.archive import backup as backup_mod
 from pgherd.archive.catalog import backup_to_json
-from pgherd.archive.phases import Phases
+from pgherd.archive.phases import from_process_start
 from pgherd.cli.output import RichReporter, print_json
 from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Printer
@@ -21,7 +21,6 @@ from pgherd.errors import InvalidInput
 from pgherd.model.backup import BackupKind
 from pgherd.model.readable import human_bytes
 from pgherd.pg.basebackup import Progress as CopyProgress
-from pgherd.pg.process import own_age
 
 KINDS = ("full", "differential", "incremental")
 FORMATS = ("bundles", "copy")
@@ -37,8 +36,7 @@ def run(
     config_file: Path | None,
     as_json: bool,
 ) -> int:
-    phases = Phases()
-    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
+    phases = from_process_start()
     if kind not in KINDS:
         raise InvalidInput(f"--type {kind!r} is not one of {', '.join(KINDS)}", "e.g. --type full")
     if fmt not in FORMATS:

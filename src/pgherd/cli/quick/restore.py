@@ -13,14 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 from pgherd.archive import restore as restore_mod
-from pgherd.archive.phases import Phases
+from pgherd.archive.phases import from_process_start
 from pgherd.cli.output import RichReporter, print_json
 from pgherd.cli.quick.config import load_config
 from pgherd.cli.text import Printer
 from pgherd.errors import InvalidInput
 from pgherd.model.lsn import Lsn
 from pgherd.model.recovery_target import Reached, Target, TargetAction, TargetKind
-from pgherd.pg.process import own_age
 
 
 def run(
@@ -40,8 +39,7 @@ def run(
     config_file: Path | None,
     as_json: bool,
 ) -> int:
-    phases = Phases()
-    phases.add("cli_start", own_age() or 0.0)  # the interpreter and the CLI's imports
+    phases = from_process_start()
 
     if checksum and not delta:
         raise InvalidInput(
